@@ -1,0 +1,53 @@
+#include "adam.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "error.h"
+
+AdamHyper adam_default_hyper(void) {
+    return (AdamHyper){.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                       .weight_decay = 0.0f};
+}
+
+static int check_hyper(const AdamHyper *h) {
+    if (!(h->lr >= 0.0f) || !isfinite(h->lr)) return net_fail("adam: invalid learning rate %g", h->lr);
+    if (!(h->beta1 >= 0.0f && h->beta1 < 1.0f) || !(h->beta2 >= 0.0f && h->beta2 < 1.0f))
+        return net_fail("adam: betas must be in [0, 1), got %g and %g", h->beta1, h->beta2);
+    if (!(h->eps >= 0.0f)) return net_fail("adam: invalid eps %g", h->eps);
+    if (!(h->weight_decay >= 0.0f))
+        return net_fail("adam: invalid weight decay %g", h->weight_decay);
+    return 0;
+}
+
+int adam_create(Adam *a, NetOps *ops, size_t n, AdamHyper hyper) {
+    if (!a || !ops) return net_fail("adam_create: NULL argument");
+    memset(a, 0, sizeof *a);
+    if (n == 0) return net_fail("adam_create: no parameters to optimise");
+    if (check_hyper(&hyper)) return -1;
+    a->ops = ops;
+    a->n = n;
+    a->hyper = hyper;
+    a->m = ops->alloc(ops->ctx, n * sizeof(float));
+    a->v = ops->alloc(ops->ctx, n * sizeof(float));
+    if (!a->m || !a->v) {
+        adam_free(a);
+        return net_fail("adam_create: the %s backend could not allocate %zu moments", ops->name, n);
+    }
+    return 0;
+}
+
+void adam_free(Adam *a) {
+    if (!a || !a->ops) return;
+    if (a->m) a->ops->release(a->ops->ctx, a->m);
+    if (a->v) a->ops->release(a->ops->ctx, a->v);
+    a->m = a->v = NULL;
+}
+
+int adam_step(Adam *a, float *params, const float *grads) {
+    if (!a || !a->m || !params || !grads) return net_fail("adam_step: NULL argument");
+    if (check_hyper(&a->hyper)) return -1;
+    a->step++;
+    a->ops->adam_update(a->ops->ctx, a->n, params, grads, a->m, a->v, &a->hyper, a->step);
+    return 0;
+}

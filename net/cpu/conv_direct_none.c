@@ -1,0 +1,16 @@
+/* Non-x86 builds: no direct kernels; the GEMM path does every convolution. */
+#include "cpu_internal.h"
+
+int conv_direct_forward(CpuCtx *c, const ConvShape *s, Layout lay, const float *x,
+                        const float *w, const float *b, const float *residual, int relu,
+                        float *y) {
+    return -1;
+}
+int conv_direct_backward_data(CpuCtx *c, const ConvShape *s, const float *dy, const float *w,
+                              const float *mask, float *dx) {
+    return -1;
+}
+int conv_direct_backward_filter(CpuCtx *c, const ConvShape *s, Layout lay, const float *x,
+                                const float *dy, float *dw, float *db) {
+    return -1;
+}

@@ -1,0 +1,80 @@
+/* Shared state of the CPU backend's files. */
+#ifndef E2E_NET_CPU_INTERNAL_H
+#define E2E_NET_CPU_INTERNAL_H
+
+#include <stddef.h>
+
+#include "../ops.h"
+
+#define CPU_MAX_THREADS 256
+
+typedef struct {
+    int threads;
+    int direct;                          /* AVX2+FMA direct convolutions in use */
+    float *scratch[CPU_MAX_THREADS];     /* per-thread work space */
+    size_t scratch_floats[CPU_MAX_THREADS];
+    float *shared;                       /* one buffer for repacked weights and partial sums */
+    size_t shared_floats;
+} CpuCtx;
+
+/* Per-thread scratch of at least n floats (grown on demand; called by thread tid only). */
+float *cpu_scratch(CpuCtx *c, int tid, size_t n);
+/* The shared buffer of at least n floats (called outside parallel regions). */
+float *cpu_shared(CpuCtx *c, size_t n);
+/* Inside a parallel region (an orphaned omp for): out[j] = sum over samples of
+ * part[n * per + j], added in sample order, for j < per; j >= split goes to tail[j -
+ * split] instead (the bias). Results do not depend on the number of threads. */
+void cpu_sum_partials(const float *part, int samples, size_t per, size_t split, float *out,
+                      float *tail);
+/* Aborts with the file and line: host allocation failure inside an op. */
+void cpu_die(const char *file, int line, const char *what);
+
+/* Convolutions through im2col + OpenBLAS SGEMM: any shape, any x86-64 or other CPU. */
+void conv_gemm_forward(CpuCtx *c, const ConvShape *s, Layout lay, const float *x, const float *w,
+                       const float *b, const float *residual, int relu, float *y);
+void conv_gemm_backward_data(CpuCtx *c, const ConvShape *s, const float *dy, const float *w,
+                             const float *mask, float *dx);
+void conv_gemm_backward_filter(CpuCtx *c, const ConvShape *s, Layout lay, const float *x,
+                               const float *dy, float *dw, float *db);
+
+/* Direct convolutions for AVX2+FMA (conv_direct.c); each returns 0 when it has done the
+ * work and -1 when the shape is not one it handles (the caller then uses GEMM). */
+int conv_direct_supported(void);
+int conv_direct_forward(CpuCtx *c, const ConvShape *s, Layout lay, const float *x,
+                        const float *w, const float *b, const float *residual, int relu,
+                        float *y);
+int conv_direct_backward_data(CpuCtx *c, const ConvShape *s, const float *dy, const float *w,
+                              const float *mask, float *dx);
+int conv_direct_backward_filter(CpuCtx *c, const ConvShape *s, Layout lay, const float *x,
+                                const float *dy, float *dw, float *db);
+
+/* The other ops (eltwise.c), in NetOps' signatures. */
+void cpu_relu_backward(void *ctx, size_t n, const float *y, const float *dy, const float *addend,
+                       float *dx);
+void cpu_maxpool2x2_forward(void *ctx, int n, int c, int h, int w, const float *x, float *y,
+                            int32_t *idx);
+void cpu_maxpool2x2_backward(void *ctx, int n, int c, int h, int w, const float *dy,
+                             const int32_t *idx, float *dx);
+void cpu_global_maxpool_forward(void *ctx, int n, int c, int h, int w, const float *x, float *y,
+                                int ldy, int32_t *idx);
+void cpu_global_maxpool_backward(void *ctx, int n, int c, int h, int w, const float *dy, int ldy,
+                                 const int32_t *idx, float *dx);
+void cpu_linear_forward(void *ctx, int n, int in, int out, const float *x, const float *w,
+                        const float *b, float *y);
+void cpu_linear_backward(void *ctx, int n, int in, int out, const float *x, const float *w,
+                         const float *dy, float *dx, float *dw, float *db);
+void cpu_l1_loss(void *ctx, int n, const float *pred, const float *target, const float *weight,
+                 float *loss, float *dpred);
+void cpu_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
+                     const AdamHyper *h, long step);
+void cpu_nonfinite_check(void *ctx, size_t n, const float *x, float *out);
+void cpu_copy2d(void *ctx, float *dst, size_t ld_dst, const float *src, size_t ld_src,
+                size_t rows, size_t cols);
+
+/* Reads x[n][ch][h][w] of either layout (one sample's base pointer). */
+static inline float conv_input_at(const float *x, Layout lay, int ch, int h, int w, int C, int H,
+                                  int W) {
+    return lay == LAYOUT_NHWC ? x[((size_t)h * W + w) * C + ch] : x[((size_t)ch * H + h) * W + w];
+}
+
+#endif

@@ -1,0 +1,88 @@
+/* ResNet-15 of the E2E group (DESIGN.md, "The model"): the API the training loop calls.
+ *
+ * All parameters live in one flat buffer (the arena) and all gradients in another of
+ * the same length, both in the backend's memory, so one all-reduce covers every
+ * gradient and one Adam update covers every parameter. Tensors inside the arena keep
+ * PyTorch's names, shapes (OIHW) and state_dict order; each starts on a 64-float
+ * boundary, and the padding between them is zero in both buffers.
+ *
+ * A step:  model_forward -> model_loss -> model_backward -> (all-reduce grads) ->
+ *          adam_step (net/adam.h).
+ * Every function returns 0 on success or -1 with a message in net_error(). */
+#ifndef E2E_NET_MODEL_H
+#define E2E_NET_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops.h"
+
+typedef struct {
+    int in_channels;      /* C: 3 in the E2E code, 8 in the "Top Gun" open data */
+    int height, width;    /* 125 x 125 */
+    int n_scalars;        /* per-jet scalars joined to the pooled features (2: iphi, ieta) */
+    int blocks;           /* residual blocks in layer1 and in layer3 (3) */
+    int fmaps0, fmaps1;   /* feature maps of conv0/layer1 and of layer2/layer3 (16, 32) */
+    int max_batch;        /* activation buffers hold this many samples */
+} ModelConfig;
+
+#define MODEL_MAX_TENSORS 64
+#define MODEL_ARENA_ALIGN 64  /* floats */
+
+typedef struct {
+    char name[40];        /* PyTorch's state_dict key, e.g. "layer2.0.shortcut.weight" */
+    int ndim;
+    int shape[4];
+    size_t offset;        /* in floats, from the arena's start */
+    size_t numel;
+    int fan_in;           /* for PyTorch's default initialisation */
+} ParamTensor;
+
+typedef struct Model Model;
+
+/* The E2E configuration: 8 channels, 125 x 125, 2 scalars, 3 blocks, 16/32 maps. */
+ModelConfig model_default_config(int max_batch);
+/* Checks that every size is positive and that the image survives conv0, the
+ * max-pool and the stride-2 block. */
+int model_check_config(const ModelConfig *cfg);
+/* Parameter count of a configuration (without arena padding): 90163 by default. */
+size_t model_count_params(const ModelConfig *cfg);
+
+/* Builds the graph on a backend (the model does not own ops). Parameters start at 0. */
+int model_create(Model **out, const ModelConfig *cfg, NetOps *ops);
+void model_free(Model *m);
+
+const ModelConfig *model_config(const Model *m);
+NetOps *model_ops(const Model *m);
+size_t model_arena_size(const Model *m);      /* floats in each flat buffer */
+int model_num_tensors(const Model *m);
+const ParamTensor *model_tensor(const Model *m, int i);
+const ParamTensor *model_find_tensor(const Model *m, const char *name);
+float *model_params(Model *m);                /* flat parameters, backend memory */
+float *model_grads(Model *m);                 /* flat gradients, backend memory */
+
+/* PyTorch's default initialisation (kaiming_uniform(a=sqrt(5)) for weights, which is
+ * U(-1/sqrt(fan_in), +1/sqrt(fan_in)), and the same bound for biases), drawn from the
+ * project's RNG in state_dict order. */
+int model_init(Model *m, uint64_t seed);
+/* Copy the whole arena to or from host memory (model_arena_size floats). */
+int model_get_params(Model *m, float *host);
+int model_set_params(Model *m, const float *host);
+int model_get_grads(Model *m, float *host);
+
+/* Forward pass of n samples: x is (n, C, H, W) float32 NCHW and scalars is (n, S),
+ * both in backend memory, and both must stay untouched until model_backward returns.
+ * scalars may be NULL only when n_scalars is 0. */
+int model_forward(Model *m, int n, const float *x, const float *scalars);
+/* Predictions of the last forward pass: n floats in backend memory. */
+const float *model_predictions(const Model *m);
+/* L1 loss of the last forward pass against target (n floats; optional per-sample
+ * weight, NULL for none), both in backend memory: mean_i w_i |pred_i - target_i|.
+ * The loss stays in backend memory until model_loss_value is asked for it. */
+int model_loss(Model *m, const float *target, const float *weight);
+/* Reads the last loss back to the host (a synchronisation point on a GPU). */
+int model_loss_value(Model *m, float *loss);
+/* Gradients of the last loss into model_grads (overwritten, not accumulated). */
+int model_backward(Model *m);
+
+#endif

@@ -1,0 +1,108 @@
+/* The op interface: everything the model graph (net/resnet15.c) and the optimizer
+ * (net/adam.c) ask of a backend. net/cpu/ and net/cuda/ each fill one NetOps.
+ *
+ * Conventions shared by every backend (the GPU tests compare backends op by op):
+ *  - every pointer passed to an op lives in the backend's memory (host memory for
+ *    the CPU backend, device memory for CUDA), allocated with ops->alloc;
+ *  - activations and their gradients are NHWC, float32;
+ *  - weights are PyTorch's OIHW (out, in, kh, kw) as stored in the parameter arena;
+ *    a backend repacks them internally if its kernels want another order;
+ *  - gradient-producing ops overwrite their outputs (no accumulation): every
+ *    parameter is used once in ResNet-15, so the arena needs no zeroing per step;
+ *  - ops run in stream order; results are visible to the host after ops->sync
+ *    (download syncs by itself).
+ * Argument checking happens once, at the model API (net/model.h); ops trust it. */
+#ifndef E2E_NET_OPS_H
+#define E2E_NET_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { LAYOUT_NHWC = 0, LAYOUT_NCHW = 1 } Layout;
+
+/* Geometry of one 2-D convolution with bias. */
+typedef struct {
+    int n;                    /* batch */
+    int in_c, in_h, in_w;
+    int out_c, out_h, out_w;  /* out = (in + 2 pad - k) / stride + 1 */
+    int k_h, k_w, stride, pad;
+} ConvShape;
+
+/* Adam hyper-parameters with PyTorch's semantics (torch.optim.Adam). */
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+} AdamHyper;
+
+typedef struct NetOps NetOps;
+struct NetOps {
+    const char *name;   /* "cpu" or "cuda" */
+    void *ctx;          /* backend state: threads, handles, workspaces, streams */
+
+    /* memory (bytes; alloc returns zeroed memory aligned to 256 bytes, or NULL) */
+    void *(*alloc)(void *ctx, size_t bytes);
+    void (*release)(void *ctx, void *p);
+    void (*upload)(void *ctx, void *dst, const void *host_src, size_t bytes);
+    void (*download)(void *ctx, void *host_dst, const void *src, size_t bytes);
+    void (*fill_zero)(void *ctx, void *p, size_t bytes);
+    void (*sync)(void *ctx);
+    /* dst[r * ld_dst + c] = src[r * ld_src + c] for r < rows, c < cols */
+    void (*copy2d)(void *ctx, float *dst, size_t ld_dst, const float *src, size_t ld_src,
+                   size_t rows, size_t cols);
+
+    /* y = act(conv(x, w) + b [+ residual]); act = ReLU when relu != 0; residual
+     * (NULL for none) has y's shape. x is NHWC or, for the network's input, NCHW. */
+    void (*conv2d_forward)(void *ctx, const ConvShape *s, Layout x_layout, const float *x,
+                           const float *w, const float *b, const float *residual, int relu,
+                           float *y);
+    /* dx = d(loss)/dx from dy (both NHWC); when mask is not NULL (an earlier ReLU's
+     * output, shaped like dx), dx is zeroed where mask <= 0: the ReLU's backward fused. */
+    void (*conv2d_backward_data)(void *ctx, const ConvShape *s, const float *dy,
+                                 const float *w, const float *mask, float *dx);
+    /* dw (OIHW) and db, summed over the batch */
+    void (*conv2d_backward_filter)(void *ctx, const ConvShape *s, Layout x_layout,
+                                   const float *x, const float *dy, float *dw, float *db);
+
+    /* dx = y > 0 ? dy + addend : 0, with y the ReLU's output (PyTorch's threshold
+     * backward: a NaN in y lets the gradient through); addend may be NULL (none); dx may
+     * alias dy or addend. The residual blocks' add and ReLU backward in one pass. */
+    void (*relu_backward)(void *ctx, size_t n, const float *y, const float *dy,
+                          const float *addend, float *dx);
+
+    /* 2x2 stride-2 max pool (floor), NHWC. idx[j] is the offset of output j's winner in
+     * x (first maximum in row-major window order, as PyTorch). backward writes all of dx. */
+    void (*maxpool2x2_forward)(void *ctx, int n, int c, int h, int w, const float *x,
+                               float *y, int32_t *idx);
+    void (*maxpool2x2_backward)(void *ctx, int n, int c, int h, int w, const float *dy,
+                                const int32_t *idx, float *dx);
+    /* y[i * ldy + ch] = max over (h, w) of x[i, :, :, ch]; idx[i * c + ch] = winning
+     * row-major (h, w) offset (first maximum, as PyTorch's AdaptiveMaxPool2d);
+     * backward writes all of dx (zero but at the winners). */
+    void (*global_maxpool_forward)(void *ctx, int n, int c, int h, int w, const float *x,
+                                   float *y, int ldy, int32_t *idx);
+    void (*global_maxpool_backward)(void *ctx, int n, int c, int h, int w, const float *dy,
+                                    int ldy, const int32_t *idx, float *dx);
+
+    /* y[n, out] = x[n, in] w^T + b, w is (out, in) as nn.Linear */
+    void (*linear_forward)(void *ctx, int n, int in, int out, const float *x, const float *w,
+                           const float *b, float *y);
+    /* dx (may be NULL), dw, db from dy */
+    void (*linear_backward)(void *ctx, int n, int in, int out, const float *x, const float *w,
+                            const float *dy, float *dx, float *dw, float *db);
+
+    /* *loss = sum_i w_i |pred_i - target_i| / n (w_i = 1 when weight is NULL) and
+     * dpred_i = w_i sign(pred_i - target_i) / n, sign(0) = 0 as PyTorch. loss is one
+     * float in backend memory. */
+    void (*l1_loss)(void *ctx, int n, const float *pred, const float *target,
+                    const float *weight, float *loss, float *dpred);
+
+    /* One Adam update of n parameters (PyTorch semantics, bias-corrected, step >= 1). */
+    void (*adam_update)(void *ctx, size_t n, float *param, const float *grad, float *m,
+                        float *v, const AdamHyper *h, long step);
+
+    /* Fills out[0] with 1 when any of x[0..n) is NaN or Inf, else 0 (out in backend memory). */
+    void (*nonfinite_check)(void *ctx, size_t n, const float *x, float *out);
+
+    void (*destroy)(NetOps *self);
+};
+
+#endif

@@ -1,0 +1,109 @@
+/* Bad input at the model API: invalid shapes, zero or oversized batches, NULL
+ * buffers, misuse of the call order, and backends that are not there. Each must return
+ * -1 with a message that names the problem, never crash. */
+#include <string.h>
+
+#include "adam.h"
+#include "backend.h"
+#include "check.h"
+#include "error.h"
+#include "model.h"
+
+#define EXPECT_FAIL(call, needle)                                                        \
+    do {                                                                                 \
+        net_clear_error();                                                               \
+        int rc_ = (call);                                                                \
+        CHECK(rc_ == -1, "%s returned %d", #call, rc_);                                  \
+        CHECK(strstr(net_error(), needle) != NULL, "%s: message '%s' lacks '%s'", #call, \
+              net_error(), needle);                                                      \
+    } while (0)
+
+int main(void) {
+    ModelConfig good = model_default_config(4);
+    CHECK(model_check_config(&good) == 0, "default config refused: %s", net_error());
+    CHECK(model_count_params(&good) == 90163, "default model has %zu parameters, want 90163",
+          model_count_params(&good));
+    ModelConfig c3 = good;
+    c3.in_channels = 3;
+    CHECK(model_count_params(&c3) == 90163 - 5 * 16 * 49, "3-channel count %zu",
+          model_count_params(&c3));
+
+    ModelConfig bad = good;
+    bad.in_channels = 0;
+    EXPECT_FAIL(model_check_config(&bad), "C=0");
+    bad = good;
+    bad.height = 5;
+    EXPECT_FAIL(model_check_config(&bad), "too small");
+    bad = good;
+    bad.n_scalars = -1;
+    EXPECT_FAIL(model_check_config(&bad), "n_scalars");
+    bad = good;
+    bad.max_batch = 0;
+    EXPECT_FAIL(model_check_config(&bad), "max_batch");
+    bad = good;
+    bad.blocks = 1000;
+    EXPECT_FAIL(model_check_config(&bad), "blocks");
+    bad = good;
+    bad.fmaps1 = -2;
+    EXPECT_FAIL(model_check_config(&bad), "feature maps");
+    EXPECT_FAIL(model_check_config(NULL), "NULL");
+    CHECK(model_count_params(&bad) == 0, "a bad config has no parameter count");
+
+    /* the smallest image that survives conv0 and the pooling */
+    ModelConfig tiny = good;
+    tiny.height = tiny.width = 6;
+    CHECK(model_check_config(&tiny) == 0, "6x6 refused: %s", net_error());
+
+    NetOps *ops = net_backend_create("cpu", 1, 0);
+    CHECK(ops != NULL, "cpu backend: %s", net_error());
+    Model *m = (Model *)1;
+    EXPECT_FAIL(model_create(&m, &good, NULL), "no backend");
+    CHECK(m == NULL, "failed model_create must leave NULL");
+    EXPECT_FAIL(model_create(&m, &bad, ops), "feature maps");
+    EXPECT_FAIL(model_create(NULL, &good, ops), "NULL");
+
+    CHECK(model_create(&m, &tiny, ops) == 0, "model_create: %s", net_error());
+    float x[4 * 8 * 6 * 6] = {0}, sc[8] = {0}, t[4] = {0};
+    EXPECT_FAIL(model_loss(m, t, NULL), "no forward pass");
+    EXPECT_FAIL(model_backward(m), "no forward pass");
+    EXPECT_FAIL(model_forward(m, 0, x, sc), "batch of 0");
+    EXPECT_FAIL(model_forward(m, 5, x, sc), "1 to 4");
+    EXPECT_FAIL(model_forward(m, -3, x, sc), "batch of -3");
+    EXPECT_FAIL(model_forward(m, 2, NULL, sc), "images are NULL");
+    EXPECT_FAIL(model_forward(m, 2, x, NULL), "scalars");
+    EXPECT_FAIL(model_forward(NULL, 2, x, sc), "model is NULL");
+    CHECK(model_forward(m, 4, x, sc) == 0, "forward on 6x6: %s", net_error());
+    EXPECT_FAIL(model_loss(m, NULL, NULL), "target is NULL");
+    CHECK(model_loss(m, t, NULL) == 0 && model_backward(m) == 0, "backward on 6x6: %s", net_error());
+    EXPECT_FAIL(model_set_params(m, NULL), "NULL");
+    EXPECT_FAIL(model_init(NULL, 1), "NULL");
+    CHECK(model_find_tensor(m, "layer2.0.shortcut.weight") != NULL, "shortcut tensor missing");
+    CHECK(model_find_tensor(m, "layer1.0.shortcut.weight") == NULL,
+          "identity blocks must not carry the unused shortcut");
+    CHECK(model_tensor(m, -1) == NULL && model_tensor(m, 1000) == NULL, "tensor index bounds");
+
+    Adam a;
+    EXPECT_FAIL(adam_create(&a, ops, 0, adam_default_hyper()), "no parameters");
+    AdamHyper h = adam_default_hyper();
+    h.beta1 = 1.0f;
+    EXPECT_FAIL(adam_create(&a, ops, 10, h), "betas");
+    h = adam_default_hyper();
+    h.lr = NAN;
+    EXPECT_FAIL(adam_create(&a, ops, 10, h), "learning rate");
+    CHECK(adam_create(&a, ops, model_arena_size(m), adam_default_hyper()) == 0, "adam: %s",
+          net_error());
+    EXPECT_FAIL(adam_step(&a, NULL, model_grads(m)), "NULL");
+    a.hyper.lr = -1.0f;
+    EXPECT_FAIL(adam_step(&a, model_params(m), model_grads(m)), "learning rate");
+    adam_free(&a);
+    model_free(m);
+    ops->destroy(ops);
+
+    if (!net_has_cuda()) {
+        CHECK(net_backend_create("cuda", 0, 0) == NULL, "cuda backend in a CPU-only build");
+        CHECK(strstr(net_error(), "USE_CUDA") != NULL, "message: %s", net_error());
+    }
+    CHECK(net_backend_create("tpu", 0, 0) == NULL, "unknown backend accepted");
+    CHECK(strstr(net_error(), "tpu") != NULL, "message: %s", net_error());
+    return check_main_result("test_model_errors");
+}
