@@ -65,7 +65,8 @@ int main(int argc, char **argv) {
     ModelConfig cfg = model_default_config(batch);
     cfg.in_channels = channels;
     cfg.height = cfg.width = size;
-    NetOps *ops = net_backend_create("cpu", threads, 0);
+    BackendOptions bo = {.device = "cpu", .threads = threads};
+    NetOps *ops = net_backend_create(&bo);
     Model *m = NULL;
     Adam adam;
     if (!ops || model_create(&m, &cfg, ops) || model_init(m, 1) ||

@@ -17,17 +17,26 @@ int net_has_cuda(void) {
 #endif
 }
 
-NetOps *net_backend_create(const char *name, int threads, int device) {
-    if (!name) name = "cpu";
-    if (strcmp(name, "cpu") == 0) return net_cpu_create(threads);
-    if (strcmp(name, "cuda") == 0) {
+NetOps *net_backend_create(const BackendOptions *opt) {
+    BackendOptions o = opt ? *opt : (BackendOptions){0};
+    if (!o.device) o.device = "cpu";
+    if (!o.precision) o.precision = "fp32";
+    if (strcmp(o.device, "cpu") == 0) {
+        if (strcmp(o.precision, "fp32") != 0) {
+            net_fail("device cpu: precision '%s' is not available (the CPU computes in fp32)",
+                     o.precision);
+            return NULL;
+        }
+        return net_cpu_create(o.threads);
+    }
+    if (strcmp(o.device, "cuda") == 0) {
 #ifdef E2E_HAVE_CUDA
-        return net_cuda_create(device);
+        return net_cuda_create(o.gpu, o.precision);
 #else
         net_fail("device 'cuda': this build has no CUDA backend (configure with -DUSE_CUDA=ON)");
         return NULL;
 #endif
     }
-    net_fail("unknown device '%s' (expected cpu or cuda)", name);
+    net_fail("unknown device '%s' (expected cpu or cuda)", o.device);
     return NULL;
 }

@@ -5,10 +5,17 @@
 
 #include "ops.h"
 
-/* "cpu" (threads: 0 = OpenMP's default) or "cuda" (device: the GPU index on this
- * node). Returns NULL with a message in net_error() when the backend cannot start
- * (e.g. "cuda" in a build without CUDA, or no GPU). Free with ops->destroy(ops). */
-NetOps *net_backend_create(const char *name, int threads, int device);
+typedef struct {
+    const char *device;     /* "cpu" (default) or "cuda" */
+    int threads;            /* cpu: OpenMP threads, 0 = OpenMP's default */
+    int gpu;                /* cuda: device index on this node (the local rank's GPU) */
+    const char *precision;  /* "fp32" (default); cuda also "tf32" and "bf16" */
+} BackendOptions;
+
+/* Returns NULL with a message in net_error() when the backend cannot start (e.g.
+ * "cuda" in a build without CUDA, no GPU, a precision the backend lacks). Free with
+ * ops->destroy(ops). opt may be NULL (CPU, defaults). */
+NetOps *net_backend_create(const BackendOptions *opt);
 /* 1 when this build contains the CUDA backend. */
 int net_has_cuda(void);
 

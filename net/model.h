@@ -80,6 +80,23 @@ const float *model_predictions(const Model *m);
  * weight, NULL for none), both in backend memory: mean_i w_i |pred_i - target_i|.
  * The loss stays in backend memory until model_loss_value is asked for it. */
 int model_loss(Model *m, const float *target, const float *weight);
+/* A batch in host memory, as the data reader yields it. */
+typedef struct {
+    int n;
+    const float *x;        /* (n, C, H, W) float32 NCHW, preprocessed */
+    const float *scalars;  /* (n, S), or NULL when S = 0 */
+    const float *target;   /* (n) scaled target */
+    const float *weight;   /* (n) per-sample loss weights, or NULL */
+} HostBatch;
+
+/* The training loop's calls. They take host memory and move it to the backend as the
+ * backend sees fit (the CPU backend reads it in place; a GPU backend copies it, and
+ * may replay a captured graph). model_train_pass = forward, loss and backward: the
+ * gradients are then in model_grads, the loss in model_loss_value. */
+int model_train_pass(Model *m, const HostBatch *b);
+/* Forward only; writes n predictions to host memory. */
+int model_predict(Model *m, const HostBatch *b, float *pred);
+
 /* Reads the last loss back to the host (a synchronisation point on a GPU). */
 int model_loss_value(Model *m, float *loss);
 /* Gradients of the last loss into model_grads (overwritten, not accumulated). */

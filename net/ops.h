@@ -37,6 +37,7 @@ typedef struct NetOps NetOps;
 struct NetOps {
     const char *name;   /* "cpu" or "cuda" */
     void *ctx;          /* backend state: threads, handles, workspaces, streams */
+    int host_memory;    /* 1 when backend memory is host memory (ops read host batches in place) */
 
     /* memory (bytes; alloc returns zeroed memory aligned to 256 bytes, or NULL) */
     void *(*alloc)(void *ctx, size_t bytes);

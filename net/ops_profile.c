@@ -103,7 +103,7 @@ NetOps *ops_profile_wrap(NetOps *inner, OpsProfile *prof) {
     }
     w->inner = inner;
     w->prof = prof;
-    *o = (NetOps){.name = inner->name, .ctx = w, .alloc = p_alloc, .release = p_release,
+    *o = (NetOps){.name = inner->name, .ctx = w, .host_memory = inner->host_memory, .alloc = p_alloc, .release = p_release,
                   .upload = p_upload, .download = p_download, .fill_zero = p_fill_zero,
                   .sync = p_sync, .copy2d = p_copy2d, .conv2d_forward = p_conv_fwd,
                   .conv2d_backward_data = p_conv_bd, .conv2d_backward_filter = p_conv_bf,

@@ -53,6 +53,9 @@ struct Model {
     /* the last forward pass */
     int n;
     const float *x;
+
+    /* a host batch's copy in backend memory, for backends without host memory */
+    float *in_x, *in_scalars, *in_target, *in_weight;
 };
 
 static size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
@@ -242,7 +245,8 @@ void model_free(Model *m) {
     if (!m) return;
     NetOps *o = m->ops;
     void *bufs[] = {m->params, m->grads, m->a0, m->p0, m->pool_idx, m->gpool_idx, m->feat,
-                    m->dfeat, m->pred, m->dpred, m->loss, m->g[0], m->g[1], m->g[2]};
+                    m->dfeat, m->pred, m->dpred, m->loss, m->g[0], m->g[1], m->g[2],
+                    m->in_x, m->in_scalars, m->in_target, m->in_weight};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) o->release(o->ctx, bufs[i]);
     for (int i = 0; i < m->n_blocks; i++) {
@@ -421,5 +425,66 @@ int model_backward(Model *m) {
     /* dpre holds d(p0), already masked by conv0's ReLU */
     o->maxpool2x2_backward(o->ctx, n, c->fmaps0, m->h0, m->w0, dpre, m->pool_idx, dh);
     conv_bwd(m, &m->conv0, LAYOUT_NCHW, m->x, dh, NULL, NULL);
+    return 0;
+}
+
+/* ---- host batches ---- */
+
+/* Checks a host batch and returns the pointers the ops will read: the host memory
+ * itself on a host-memory backend, else copies in the model's input buffers. */
+static int stage(Model *m, const HostBatch *b, int with_target, HostBatch *out) {
+    const ModelConfig *c = &m->cfg;
+    if (!b) return net_fail("batch is NULL");
+    if (b->n <= 0 || b->n > c->max_batch)
+        return net_fail("batch of %d samples, the model holds 1 to %d", b->n, c->max_batch);
+    if (!b->x) return net_fail("batch images are NULL");
+    if (!b->scalars && c->n_scalars > 0)
+        return net_fail("the model takes %d per-jet scalars, the batch has none", c->n_scalars);
+    if (with_target && !b->target) return net_fail("batch target is NULL");
+    *out = *b;
+    NetOps *o = m->ops;
+    if (o->host_memory) return 0;
+    size_t nx = (size_t)b->n * c->in_channels * c->height * c->width;
+    size_t mb = (size_t)c->max_batch;
+    if (!m->in_x) {
+        m->in_x = alloc_floats(m, mb * c->in_channels * c->height * c->width);
+        m->in_scalars = alloc_floats(m, mb * (c->n_scalars ? c->n_scalars : 1));
+        m->in_target = alloc_floats(m, mb);
+        m->in_weight = alloc_floats(m, mb);
+        if (!m->in_x || !m->in_scalars || !m->in_target || !m->in_weight)
+            return net_fail("the %s backend could not allocate input buffers for batch %d",
+                            o->name, c->max_batch);
+    }
+    o->upload(o->ctx, m->in_x, b->x, nx * sizeof(float));
+    out->x = m->in_x;
+    if (c->n_scalars) {
+        o->upload(o->ctx, m->in_scalars, b->scalars, (size_t)b->n * c->n_scalars * sizeof(float));
+        out->scalars = m->in_scalars;
+    }
+    if (with_target) {
+        o->upload(o->ctx, m->in_target, b->target, (size_t)b->n * sizeof(float));
+        out->target = m->in_target;
+        if (b->weight) {
+            o->upload(o->ctx, m->in_weight, b->weight, (size_t)b->n * sizeof(float));
+            out->weight = m->in_weight;
+        }
+    }
+    return 0;
+}
+
+int model_train_pass(Model *m, const HostBatch *b) {
+    if (!m) return net_fail("model_train_pass: model is NULL");
+    HostBatch d = {0};
+    if (stage(m, b, 1, &d)) return -1;
+    if (model_forward(m, d.n, d.x, d.scalars) || model_loss(m, d.target, d.weight)) return -1;
+    return model_backward(m);
+}
+
+int model_predict(Model *m, const HostBatch *b, float *pred) {
+    if (!m) return net_fail("model_predict: model is NULL");
+    if (!pred) return net_fail("model_predict: prediction buffer is NULL");
+    HostBatch d = {0};
+    if (stage(m, b, 0, &d) || model_forward(m, d.n, d.x, d.scalars)) return -1;
+    m->ops->download(m->ops->ctx, pred, m->pred, (size_t)d.n * sizeof(float));
     return 0;
 }

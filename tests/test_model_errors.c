@@ -54,7 +54,8 @@ int main(void) {
     tiny.height = tiny.width = 6;
     CHECK(model_check_config(&tiny) == 0, "6x6 refused: %s", net_error());
 
-    NetOps *ops = net_backend_create("cpu", 1, 0);
+    BackendOptions cpu1 = {.device = "cpu", .threads = 1};
+    NetOps *ops = net_backend_create(&cpu1);
     CHECK(ops != NULL, "cpu backend: %s", net_error());
     Model *m = (Model *)1;
     EXPECT_FAIL(model_create(&m, &good, NULL), "no backend");
@@ -75,6 +76,20 @@ int main(void) {
     CHECK(model_forward(m, 4, x, sc) == 0, "forward on 6x6: %s", net_error());
     EXPECT_FAIL(model_loss(m, NULL, NULL), "target is NULL");
     CHECK(model_loss(m, t, NULL) == 0 && model_backward(m) == 0, "backward on 6x6: %s", net_error());
+    HostBatch hb = {.n = 4, .x = x, .scalars = sc, .target = t};
+    float pred[4];
+    CHECK(model_train_pass(m, &hb) == 0, "train pass: %s", net_error());
+    CHECK(model_predict(m, &hb, pred) == 0, "predict: %s", net_error());
+    hb.n = 9;
+    EXPECT_FAIL(model_train_pass(m, &hb), "1 to 4");
+    hb.n = 2;
+    hb.target = NULL;
+    EXPECT_FAIL(model_train_pass(m, &hb), "target is NULL");
+    CHECK(model_predict(m, &hb, pred) == 0, "predict needs no target: %s", net_error());
+    hb.x = NULL;
+    EXPECT_FAIL(model_predict(m, &hb, pred), "images are NULL");
+    EXPECT_FAIL(model_train_pass(m, NULL), "batch is NULL");
+    EXPECT_FAIL(model_predict(m, &hb, NULL), "prediction buffer is NULL");
     EXPECT_FAIL(model_set_params(m, NULL), "NULL");
     EXPECT_FAIL(model_init(NULL, 1), "NULL");
     CHECK(model_find_tensor(m, "layer2.0.shortcut.weight") != NULL, "shortcut tensor missing");
@@ -100,10 +115,17 @@ int main(void) {
     ops->destroy(ops);
 
     if (!net_has_cuda()) {
-        CHECK(net_backend_create("cuda", 0, 0) == NULL, "cuda backend in a CPU-only build");
+        BackendOptions cuda = {.device = "cuda"};
+        CHECK(net_backend_create(&cuda) == NULL, "cuda backend in a CPU-only build");
         CHECK(strstr(net_error(), "USE_CUDA") != NULL, "message: %s", net_error());
     }
-    CHECK(net_backend_create("tpu", 0, 0) == NULL, "unknown backend accepted");
+    BackendOptions tpu = {.device = "tpu"}, bf16 = {.device = "cpu", .precision = "bf16"};
+    CHECK(net_backend_create(&tpu) == NULL, "unknown backend accepted");
     CHECK(strstr(net_error(), "tpu") != NULL, "message: %s", net_error());
+    CHECK(net_backend_create(&bf16) == NULL, "bf16 on the CPU accepted");
+    CHECK(strstr(net_error(), "bf16") != NULL, "message: %s", net_error());
+    NetOps *dflt = net_backend_create(NULL);
+    CHECK(dflt && strcmp(dflt->name, "cpu") == 0, "default backend is not the CPU");
+    if (dflt) dflt->destroy(dflt);
     return check_main_result("test_model_errors");
 }

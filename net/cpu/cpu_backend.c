@@ -114,6 +114,7 @@ NetOps *net_cpu_create(int threads) {
     *o = (NetOps){
         .name = "cpu",
         .ctx = c,
+        .host_memory = 1,
         .alloc = cpu_alloc,
         .release = cpu_release,
         .upload = cpu_copy,
