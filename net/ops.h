@@ -103,6 +103,10 @@ struct NetOps {
     /* Fills out[0] with 1 when any of x[0..n) is NaN or Inf, else 0 (out in backend memory). */
     void (*nonfinite_check)(void *ctx, size_t n, const float *x, float *out);
 
+    /* The stream the ops run on (a cudaStream_t), for a collective that must join it
+     * (NCCL in dist/); NULL on backends without streams (the member may be NULL too). */
+    void *(*stream)(void *ctx);
+
     void (*destroy)(NetOps *self);
 };
 
