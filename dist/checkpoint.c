@@ -1,0 +1,454 @@
+#include "checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+
+/* ---- small HDF5 helpers: attributes on an object, float datasets ---- */
+
+static int attr_write(hid_t obj, const char *name, hid_t type, const void *value) {
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, type, value);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(space);
+    return rc < 0 ? -1 : 0;
+}
+
+static int attr_str_write(hid_t obj, const char *name, const char *s) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(s) + 1);
+    int rc = attr_write(obj, name, t, s);
+    H5Tclose(t);
+    return rc;
+}
+
+static int attr_read(hid_t obj, const char *name, hid_t type, void *value) {
+    if (H5Aexists(obj, name) <= 0) return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Aread(a, type, value);
+    if (a >= 0) H5Aclose(a);
+    return rc < 0 ? -1 : 0;
+}
+
+static int attr_str_read(hid_t obj, const char *name, char *out, size_t size) {
+    if (H5Aexists(obj, name) <= 0) return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t ft = H5Aget_type(a);
+    size_t n = H5Tget_size(ft);
+    int rc = -1;
+    if (H5Tget_class(ft) == H5T_STRING && n < size) {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, n);
+        rc = H5Aread(a, t, out) < 0 ? -1 : 0;
+        out[n] = '\0';
+        H5Tclose(t);
+    }
+    H5Tclose(ft);
+    H5Aclose(a);
+    return rc;
+}
+
+static int write_floats(hid_t group, const char *name, int ndim, const int *shape,
+                        const float *data) {
+    hsize_t dims[4];
+    for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
+    hid_t space = H5Screate_simple(ndim, dims, NULL);
+    hid_t d = H5Dcreate2(group, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(space);
+    return rc < 0 ? -1 : 0;
+}
+
+/* ---- what is stored as attributes on / ---- */
+
+#define LONG_ATTRS(X)                                                                   \
+    X("in_channels", model.in_channels) X("height", model.height) X("width", model.width) \
+    X("n_scalars", model.n_scalars) X("blocks", model.blocks) X("fmaps0", model.fmaps0)   \
+    X("fmaps1", model.fmaps1) X("epoch", epoch) X("step_in_epoch", step_in_epoch)        \
+    X("global_step", global_step) X("world_size", world_size) X("batch", batch)          \
+    X("best_epoch", best_epoch) X("adam_step", adam_step)                                \
+    X("plateau_mode_max", plateau.cfg.mode_max) X("plateau_patience", plateau.cfg.patience) \
+    X("plateau_threshold_abs", plateau.cfg.threshold_abs)                                \
+    X("plateau_cooldown", plateau.cfg.cooldown)                                          \
+    X("plateau_num_bad_epochs", plateau.num_bad_epochs)                                  \
+    X("plateau_cooldown_counter", plateau.cooldown_counter)                              \
+    X("plateau_last_epoch", plateau.last_epoch)
+
+#define DOUBLE_ATTRS(X)                                                                 \
+    X("epoch_loss_sum", epoch_loss_sum) X("epoch_samples", epoch_samples)                \
+    X("best_metric", best_metric) X("elapsed_s", elapsed_s)                              \
+    X("plateau_factor", plateau.cfg.factor) X("plateau_threshold", plateau.cfg.threshold) \
+    X("plateau_min_lr", plateau.cfg.min_lr) X("plateau_eps", plateau.cfg.eps)            \
+    X("plateau_best", plateau.best) X("lr", plateau.lr)
+
+#define FLOAT_ATTRS(X)                                                                  \
+    X("adam_lr", adam.lr) X("adam_beta1", adam.beta1) X("adam_beta2", adam.beta2)        \
+    X("adam_eps", adam.eps) X("adam_weight_decay", adam.weight_decay)
+
+#define FNV_BASIS 0xcbf29ce484222325ull
+
+static uint64_t fnv_more(uint64_t h, const void *p, size_t bytes) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < bytes; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* the stored hash: every tensor of the three arenas, in table order, no padding */
+static uint64_t arenas_hash(const Model *model, const float *const arenas[3]) {
+    uint64_t h = FNV_BASIS;
+    for (int a = 0; a < 3; a++)
+        for (int i = 0; i < model_num_tensors(model); i++) {
+            const ParamTensor *t = model_tensor(model, i);
+            h = fnv_more(h, arenas[a] + t->offset, t->numel * sizeof(float));
+        }
+    return h;
+}
+
+static int write_attrs(hid_t f, const CheckpointState *st, uint64_t hash) {
+    int rc = 0;
+    rc |= attr_str_write(f, "format", CHECKPOINT_FORMAT);
+    int version = CHECKPOINT_VERSION;
+    rc |= attr_write(f, "version", H5T_NATIVE_INT, &version);
+#define W_LONG(name, field) { long long v_ = (long long)st->field; rc |= attr_write(f, name, H5T_NATIVE_LLONG, &v_); }
+#define W_DOUBLE(name, field) rc |= attr_write(f, name, H5T_NATIVE_DOUBLE, &st->field);
+#define W_FLOAT(name, field) rc |= attr_write(f, name, H5T_NATIVE_FLOAT, &st->field);
+    LONG_ATTRS(W_LONG)
+    DOUBLE_ATTRS(W_DOUBLE)
+    FLOAT_ATTRS(W_FLOAT)
+    unsigned long long seed = st->seed, h = hash;
+    rc |= attr_write(f, "seed", H5T_NATIVE_ULLONG, &seed);
+    rc |= attr_write(f, "tensors_fnv1a", H5T_NATIVE_ULLONG, &h);
+    rc |= attr_str_write(f, "config", st->config_json);
+    return rc;
+}
+
+static int read_attrs(hid_t f, CheckpointState *st, uint64_t *hash, const char *path) {
+    int rc = 0;
+#define R_LONG(name, field) { long long v_ = 0; if (attr_read(f, name, H5T_NATIVE_LLONG, &v_)) rc = net_fail("%s: checkpoint lacks attribute '%s'", path, name); st->field = v_; }
+#define R_DOUBLE(name, field) if (attr_read(f, name, H5T_NATIVE_DOUBLE, &st->field)) rc = net_fail("%s: checkpoint lacks attribute '%s'", path, name);
+#define R_FLOAT(name, field) if (attr_read(f, name, H5T_NATIVE_FLOAT, &st->field)) rc = net_fail("%s: checkpoint lacks attribute '%s'", path, name);
+    LONG_ATTRS(R_LONG)
+    DOUBLE_ATTRS(R_DOUBLE)
+    FLOAT_ATTRS(R_FLOAT)
+    unsigned long long seed = 0, h = 0;
+    if (attr_read(f, "seed", H5T_NATIVE_ULLONG, &seed) ||
+        attr_read(f, "tensors_fnv1a", H5T_NATIVE_ULLONG, &h))
+        rc = net_fail("%s: checkpoint lacks its seed or parameter hash", path);
+    st->seed = seed;
+    *hash = h;
+    if (attr_str_read(f, "config", st->config_json, sizeof st->config_json)) st->config_json[0] = 0;
+    return rc;
+}
+
+/* ---- writing ---- */
+
+static int fsync_path(const char *path, int directory) {
+    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static int write_group(hid_t f, const char *group, const Model *model, const float *arena) {
+    hid_t g = H5Gcreate2(f, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return -1;
+    int rc = 0;
+    for (int i = 0; i < model_num_tensors(model) && !rc; i++) {
+        const ParamTensor *t = model_tensor(model, i);
+        rc = write_floats(g, t->name, t->ndim, t->shape, arena + t->offset);
+    }
+    H5Gclose(g);
+    return rc;
+}
+
+int checkpoint_write(const char *path, const CheckpointState *st, const Model *model,
+                     const float *params, const float *m, const float *v) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) return net_fail("%s: cannot create the checkpoint (%s)", tmp, strerror(errno));
+    const float *arenas[3] = {params, m, v};
+    int rc = write_attrs(f, st, arenas_hash(model, arenas));
+    /* the tensor order, for validating without a model: names joined by '\n' */
+    size_t len = 1;
+    for (int i = 0; i < model_num_tensors(model); i++) len += strlen(model_tensor(model, i)->name) + 1;
+    char *names = calloc(len, 1);
+    for (int i = 0; names && i < model_num_tensors(model); i++) {
+        strcat(names, model_tensor(model, i)->name);
+        strcat(names, "\n");
+    }
+    rc |= !names || attr_str_write(f, "tensor_order", names);
+    free(names);
+    rc |= write_group(f, "model", model, params);
+    hid_t opt = H5Gcreate2(f, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    rc |= opt < 0;
+    if (opt >= 0) {
+        rc |= write_group(opt, "exp_avg", model, m);
+        rc |= write_group(opt, "exp_avg_sq", model, v);
+        H5Gclose(opt);
+    }
+    hid_t data = H5Gcreate2(f, "data", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    rc |= data < 0;
+    if (data >= 0) {
+        int n = st->n_scales;
+        rc |= write_floats(data, "scales", 1, &n, st->scales);
+        H5Gclose(data);
+    }
+    rc |= H5Fflush(f, H5F_SCOPE_GLOBAL) < 0;
+    rc |= H5Fclose(f) < 0;
+    if (rc) {
+        unlink(tmp);
+        return net_fail("%s: writing the checkpoint failed (disk full?); the previous one is kept", tmp);
+    }
+    if (fsync_path(tmp, 0) || rename(tmp, path)) {
+        int e = errno;
+        unlink(tmp);
+        return net_fail("%s: cannot sync or rename the checkpoint into place (%s)", path, strerror(e));
+    }
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    fsync_path(dir, 1);
+    return 0;
+}
+
+/* ---- reading ---- */
+
+/* The names of the tensor_order attribute (split in place); returns the count. */
+static int tensor_names(hid_t f, char **buf, char ***names) {
+    *buf = NULL;
+    *names = NULL;
+    if (H5Aexists(f, "tensor_order") <= 0) return -1;
+    hid_t a = H5Aopen(f, "tensor_order", H5P_DEFAULT);
+    hid_t t = H5Aget_type(a);
+    size_t n = H5Tget_size(t);
+    H5Tclose(t);
+    H5Aclose(a);
+    *buf = calloc(n + 1, 1);
+    if (!*buf || attr_str_read(f, "tensor_order", *buf, n + 1)) return -1;
+    int count = 0;
+    for (char *p = *buf; *p; p++) count += *p == '\n';
+    *names = calloc((size_t)count + 1, sizeof(char *));
+    int i = 0;
+    for (char *tok = strtok(*buf, "\n"); tok && i < count; tok = strtok(NULL, "\n")) (*names)[i++] = tok;
+    return i;
+}
+
+/* Reads every tensor of one group in the stored order, hashing as it goes; with a
+ * model, also places them in the arena (shape checked against the model). */
+static int read_group(hid_t f, const char *group, char **names, int count, const Model *model,
+                      float *arena, uint64_t *hash, const char *path) {
+    if (H5Lexists(f, group, H5P_DEFAULT) <= 0) {
+        /* "optimizer/exp_avg": check the parent first, H5Lexists needs it */
+        return net_fail("%s: checkpoint has no group '%s' (truncated or foreign file)", path, group);
+    }
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    if (g < 0) return net_fail("%s: cannot open group '%s'", path, group);
+    if (arena) memset(arena, 0, sizeof(float) * model_arena_size(model));
+    int rc = 0;
+    float *tmp = NULL;
+    size_t tmp_n = 0;
+    for (int i = 0; i < count && !rc; i++) {
+        const ParamTensor *t = model ? model_find_tensor(model, names[i]) : NULL;
+        if (model && (!t || model_tensor(model, i) != t)) {
+            rc = net_fail("%s: tensor '%s' is not this model's tensor %d (checkpoint of another "
+                          "model)", path, names[i], i);
+            break;
+        }
+        if (H5Lexists(g, names[i], H5P_DEFAULT) <= 0) {
+            rc = net_fail("%s: checkpoint has no %s '%s'", path, group, names[i]);
+            break;
+        }
+        hid_t d = H5Dopen2(g, names[i], H5P_DEFAULT);
+        hid_t space = H5Dget_space(d);
+        hssize_t n = H5Sget_simple_extent_npoints(space);
+        int nd = H5Sget_simple_extent_ndims(space);
+        hsize_t dims[8] = {0};
+        if (nd > 0 && nd <= 8) H5Sget_simple_extent_dims(space, dims, NULL);
+        H5Sclose(space);
+        int shape_ok = n > 0 && nd > 0 && nd <= 8;
+        if (t) {
+            shape_ok = shape_ok && nd == t->ndim && (size_t)n == t->numel;
+            for (int k = 0; shape_ok && k < nd; k++) shape_ok = (int)dims[k] == t->shape[k];
+        }
+        if (!shape_ok) {
+            H5Dclose(d);
+            rc = net_fail("%s: %s '%s' has the wrong shape for this model", path, group, names[i]);
+            break;
+        }
+        float *dst = t ? arena + t->offset : NULL;
+        if (!dst) {
+            if (tmp_n < (size_t)n) {
+                free(tmp);
+                tmp = malloc(sizeof(float) * (size_t)n);
+                tmp_n = tmp ? (size_t)n : 0;
+            }
+            dst = tmp;
+        }
+        herr_t r = dst ? H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) : -1;
+        H5Dclose(d);
+        if (r < 0) {
+            rc = net_fail("%s: %s '%s' cannot be read (truncated or corrupt file)", path, group, names[i]);
+            break;
+        }
+        *hash = fnv_more(*hash, dst, (size_t)n * sizeof(float));
+    }
+    free(tmp);
+    H5Gclose(g);
+    return rc;
+}
+
+/* peek (model NULL) or read (model and arenas given) */
+static int load(const char *path, CheckpointState *st, const Model *model, float *arenas[3]) {
+    memset(st, 0, sizeof *st);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (access(path, R_OK) != 0)
+        return net_fail("%s: cannot read the checkpoint (%s)", path, strerror(errno));
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return net_fail("%s: not an HDF5 file, or truncated: not a usable checkpoint", path);
+    int rc = 0;
+    char format[64] = "";
+    int version = 0;
+    if (attr_str_read(f, "format", format, sizeof format) || strcmp(format, CHECKPOINT_FORMAT)) {
+        rc = net_fail("%s: not an e2e-ddp checkpoint (no '%s' format attribute)", path, CHECKPOINT_FORMAT);
+    } else if (attr_read(f, "version", H5T_NATIVE_INT, &version) || version != CHECKPOINT_VERSION) {
+        rc = net_fail("%s: checkpoint version %d, this build reads version %d", path, version,
+                      CHECKPOINT_VERSION);
+    }
+    uint64_t stored = 0, hash = FNV_BASIS;
+    if (!rc) rc = read_attrs(f, st, &stored, path);
+    if (!rc && model) {
+        const ModelConfig *c = model_config(model), *s = &st->model;
+        if (s->in_channels != c->in_channels || s->height != c->height || s->width != c->width ||
+            s->n_scalars != c->n_scalars || s->blocks != c->blocks || s->fmaps0 != c->fmaps0 ||
+            s->fmaps1 != c->fmaps1)
+            rc = net_fail("%s: checkpoint of another model shape (C=%d %dx%d, %d scalars, %d blocks, "
+                          "maps %d/%d); this run's model is C=%d %dx%d, %d scalars, %d blocks, "
+                          "maps %d/%d", path, s->in_channels, s->height, s->width, s->n_scalars,
+                          s->blocks, s->fmaps0, s->fmaps1, c->in_channels, c->height, c->width,
+                          c->n_scalars, c->blocks, c->fmaps0, c->fmaps1);
+    }
+    char *buf = NULL, **names = NULL;
+    int count = rc ? 0 : tensor_names(f, &buf, &names);
+    if (!rc && count <= 0) rc = net_fail("%s: checkpoint lacks its tensor list", path);
+    if (!rc && model && count != model_num_tensors(model))
+        rc = net_fail("%s: checkpoint holds %d tensors, this model has %d", path, count,
+                      model_num_tensors(model));
+    static const char *groups[3] = {"model", "optimizer/exp_avg", "optimizer/exp_avg_sq"};
+    if (!rc && H5Lexists(f, "optimizer", H5P_DEFAULT) <= 0)
+        rc = net_fail("%s: checkpoint has no optimizer state", path);
+    for (int a = 0; a < 3 && !rc; a++)
+        rc = read_group(f, groups[a], names, count, model, model ? arenas[a] : NULL, &hash, path);
+    free(names);
+    free(buf);
+    if (!rc && (H5Lexists(f, "data", H5P_DEFAULT) <= 0 || H5Lexists(f, "data/scales", H5P_DEFAULT) <= 0))
+        rc = net_fail("%s: checkpoint has no data/scales", path);
+    if (!rc) {
+        hid_t d = H5Dopen2(f, "data/scales", H5P_DEFAULT);
+        hid_t space = H5Dget_space(d);
+        hssize_t n = H5Sget_simple_extent_npoints(space);
+        H5Sclose(space);
+        if (n < 0 || n > CHECKPOINT_MAX_SCALES)
+            rc = net_fail("%s: checkpoint holds %lld scales, at most %d", path, (long long)n,
+                          CHECKPOINT_MAX_SCALES);
+        else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, st->scales) < 0)
+            rc = net_fail("%s: data/scales cannot be read", path);
+        st->n_scales = (int)n;
+        H5Dclose(d);
+    }
+    H5Fclose(f);
+    if (!rc && hash != stored)
+        rc = net_fail("%s: the tensors do not match their stored hash (corrupt checkpoint)", path);
+    return rc;
+}
+
+int checkpoint_peek(const char *path, CheckpointState *st) { return load(path, st, NULL, NULL); }
+
+int checkpoint_read(const char *path, CheckpointState *st, const Model *model, float *params,
+                    float *m, float *v) {
+    if (!model || !params || !m || !v) return net_fail("checkpoint_read: NULL argument");
+    float *arenas[3] = {params, m, v};
+    return load(path, st, model, arenas);
+}
+
+/* ---- the run folder's checkpoints ---- */
+
+void checkpoint_name(char *out, size_t size, const char *dir, long global_step) {
+    snprintf(out, size, "%s/ckpt-%010ld.h5", dir, global_step);
+}
+
+/* global steps of dir's ckpt-*.h5, sorted newest first; returns the count */
+static int list_steps(const char *dir, long **steps) {
+    *steps = NULL;
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : -1;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long s;
+        char tail[8];
+        if (sscanf(e->d_name, "ckpt-%ld.%7s", &s, tail) == 2 && strcmp(tail, "h5") == 0 &&
+            strlen(e->d_name) == 18) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                *steps = realloc(*steps, sizeof(long) * cap);
+            }
+            (*steps)[n++] = s;
+        }
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++)  /* insertion sort, descending */
+        for (int j = i; j > 0 && (*steps)[j] > (*steps)[j - 1]; j--) {
+            long t = (*steps)[j];
+            (*steps)[j] = (*steps)[j - 1];
+            (*steps)[j - 1] = t;
+        }
+    return n;
+}
+
+int checkpoint_find_latest(const char *dir, char *out, size_t out_size) {
+    long *steps;
+    int n = list_steps(dir, &steps);
+    if (n < 0) return net_fail("%s: cannot list checkpoints (%s)", dir, strerror(errno));
+    CheckpointState *st = malloc(sizeof *st);
+    int found = 0;
+    for (int i = 0; i < n && !found && st; i++) {
+        checkpoint_name(out, out_size, dir, steps[i]);
+        if (checkpoint_peek(out, st) == 0)
+            found = 1;
+        else
+            fprintf(stderr, "e2e-ddp: warning: skipping %s\n", net_error());
+    }
+    free(st);
+    free(steps);
+    return found;
+}
+
+int checkpoint_prune(const char *dir, int keep) {
+    long *steps;
+    int n = list_steps(dir, &steps);
+    if (n < 0) return net_fail("%s: cannot list checkpoints (%s)", dir, strerror(errno));
+    char path[4200];
+    for (int i = keep; i < n; i++) {
+        checkpoint_name(path, sizeof path, dir, steps[i]);
+        unlink(path);
+    }
+    free(steps);
+    return 0;
+}

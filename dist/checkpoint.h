@@ -1,0 +1,75 @@
+/* Checkpoints: one HDF5 file holding everything a run needs to continue exactly where
+ * it stopped. Written by rank 0 alone, atomically: a temporary file in the same
+ * folder, flushed and fsync'ed, then renamed over the final name (and the folder
+ * fsync'ed), so a crash leaves either the old file or the new one, never half of one.
+ *
+ * Layout (PyTorch's names and shapes, so h5py + torch load it with load_state_dict):
+ *   /model/<name>                  parameters, e.g. /model/layer2.0.conv1.weight
+ *   /optimizer/exp_avg/<name>      Adam's first moments
+ *   /optimizer/exp_avg_sq/<name>   Adam's second moments
+ *   /data/scales                   the per-channel preprocessing scales
+ *   attributes on /                format, version, model shape, position, scheduler,
+ *                                  optimizer, RNG seed, the run's configuration (JSON),
+ *                                  the tensor names in arena order, and an FNV-1a hash
+ *                                  of all tensors (parameters, then both moments) in
+ *                                  that order, so a checkpoint can be validated
+ *                                  without building a model */
+#ifndef E2E_DIST_CHECKPOINT_H
+#define E2E_DIST_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "lr_schedule.h"
+#include "model.h"
+#include "ops.h"
+
+#define CHECKPOINT_FORMAT "e2e-ddp checkpoint"
+#define CHECKPOINT_VERSION 1
+#define CHECKPOINT_MAX_SCALES 64
+
+typedef struct {
+    ModelConfig model;          /* max_batch is not compared */
+    /* position: the next optimizer step is step_in_epoch of epoch (both 0-based) */
+    long epoch, step_in_epoch, global_step;
+    int world_size;             /* ranks when saved */
+    int batch;                  /* per-rank batch when saved */
+    uint64_t seed;
+    double epoch_loss_sum, epoch_samples;  /* the running epoch's training loss so far */
+    double best_metric;         /* best validation MAE so far (GeV), and its epoch */
+    long best_epoch;
+    double elapsed_s;           /* training time before this checkpoint */
+    Plateau plateau;
+    long adam_step;
+    AdamHyper adam;
+    int n_scales;
+    float scales[CHECKPOINT_MAX_SCALES];
+    char config_json[8192];     /* the run's resolved configuration */
+} CheckpointState;
+
+/* Writes path atomically. params, m, v: host copies of the model's arena and Adam's
+ * moments (model_arena_size floats each); the tensor table comes from model. */
+int checkpoint_write(const char *path, const CheckpointState *st, const Model *model,
+                     const float *params, const float *m, const float *v);
+
+/* Validates path and reads its state (no tensors into any model): refuses, with a
+ * message naming the file, anything that is not a complete e2e-ddp checkpoint: not
+ * HDF5 or truncated, another format or version, a missing attribute, a missing or
+ * unreadable tensor, data whose hash does not match. */
+int checkpoint_peek(const char *path, CheckpointState *st);
+
+/* checkpoint_peek, then refuses a checkpoint of another model shape, and loads the
+ * parameters and moments into the three host arenas (model_arena_size floats each). */
+int checkpoint_read(const char *path, CheckpointState *st, const Model *model, float *params,
+                    float *m, float *v);
+
+/* The newest checkpoint in dir (by global step, from the file names ckpt-*.h5) that
+ * checkpoint_peek accepts; writes its path into out. Returns 1 when found, 0 when the
+ * folder holds none valid (each refusal is printed as a warning), -1 on error. */
+int checkpoint_find_latest(const char *dir, char *out, size_t out_size);
+
+/* "DIR/ckpt-<global step, 10 digits>.h5" */
+void checkpoint_name(char *out, size_t size, const char *dir, long global_step);
+/* Deletes all but the newest `keep` ckpt-*.h5 in dir (best.h5 is never touched). */
+int checkpoint_prune(const char *dir, int keep);
+
+#endif

@@ -1,0 +1,130 @@
+#include "comm.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+int comm_init(Comm *c, int *argc, char ***argv) {
+    memset(c, 0, sizeof *c);
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &c->thread_level);
+    else MPI_Query_thread(&c->thread_level);
+    MPI_Comm_dup(MPI_COMM_WORLD, &c->world);
+    MPI_Comm_rank(c->world, &c->rank);
+    MPI_Comm_size(c->world, &c->size);
+    /* the node-local rank from MPI itself: Slurm's variables are wrong under mpirun */
+    MPI_Comm node;
+    MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &c->local_rank);
+    MPI_Comm_size(node, &c->local_size);
+    MPI_Comm_free(&node);
+    return 0;
+}
+
+void comm_finalize(Comm *c) {
+    comm_nccl_free(c);
+    free(c->host);
+    c->host = NULL;
+    if (c->world != MPI_COMM_NULL && c->world) MPI_Comm_free(&c->world);
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Finalize();
+}
+
+int comm_attach(Comm *c, NetOps *ops) {
+    c->ops = ops;
+    if (ops->stream && ops->stream(ops->ctx) && comm_nccl_available()) return comm_nccl_init(c);
+    return 0;
+}
+
+/* host memory holding n floats of a backend buffer (the buffer itself on the CPU) */
+static float *host_view(Comm *c, float *buf, size_t n) {
+    if (c->ops->host_memory) return buf;
+    if (c->host_n < n) {
+        free(c->host);
+        c->host = malloc(n * sizeof(float));
+        c->host_n = c->host ? n : 0;
+        if (!c->host) return NULL;
+    }
+    c->ops->download(c->ops->ctx, c->host, buf, n * sizeof(float));
+    return c->host;
+}
+
+static void host_done(Comm *c, float *buf, float *host, size_t n) {
+    if (host != buf) c->ops->upload(c->ops->ctx, buf, host, n * sizeof(float));
+}
+
+int comm_allreduce_mean(Comm *c, float *buf, size_t n) {
+    if (c->size == 1) return 0;
+    if (c->nccl) return comm_nccl_allreduce_mean(c, buf, n);
+    float *h = host_view(c, buf, n);
+    if (!h) return net_fail("all-reduce: out of host memory for %zu floats", n);
+    for (size_t off = 0; off < n; off += INT_MAX) {
+        int count = (int)(n - off < INT_MAX ? n - off : INT_MAX);
+        MPI_Allreduce(MPI_IN_PLACE, h + off, count, MPI_FLOAT, MPI_SUM, c->world);
+    }
+    const float inv = 1.0f / (float)c->size;
+    for (size_t i = 0; i < n; i++) h[i] *= inv;
+    host_done(c, buf, h, n);
+    return 0;
+}
+
+int comm_broadcast(Comm *c, float *buf, size_t n) {
+    if (c->size == 1) return 0;
+    if (c->nccl) return comm_nccl_broadcast(c, buf, n);
+    float *h = host_view(c, buf, n);
+    if (!h) return net_fail("broadcast: out of host memory for %zu floats", n);
+    for (size_t off = 0; off < n; off += INT_MAX) {
+        int count = (int)(n - off < INT_MAX ? n - off : INT_MAX);
+        MPI_Bcast(h + off, count, MPI_FLOAT, 0, c->world);
+    }
+    host_done(c, buf, h, n);
+    return 0;
+}
+
+int comm_agree(Comm *c, int flags, const char *message, const double *values, int n_values,
+               Agreement *out) {
+    memset(out, 0, sizeof *out);
+    if (n_values < 0 || n_values > 8) return net_fail("comm_agree: %d values, at most 8", n_values);
+    /* each flag as its own int under MPI_MAX (= OR), and -rank of a failing rank so
+     * that the max is minus the lowest failing rank */
+    int v[4] = {!!(flags & AGREE_ERROR), !!(flags & AGREE_STOP), !!(flags & AGREE_NONFINITE),
+                (flags & AGREE_ERROR) ? -c->rank : INT_MIN};
+    MPI_Allreduce(MPI_IN_PLACE, v, 4, MPI_INT, MPI_MAX, c->world);
+    out->flags = (v[0] ? AGREE_ERROR : 0) | (v[1] ? AGREE_STOP : 0) | (v[2] ? AGREE_NONFINITE : 0);
+    out->error_rank = v[0] ? -v[3] : -1;
+    if (n_values > 0) {
+        memcpy(out->sum, values, sizeof(double) * n_values);
+        MPI_Allreduce(MPI_IN_PLACE, out->sum, n_values, MPI_DOUBLE, MPI_SUM, c->world);
+    }
+    if (v[0]) {
+        if (c->rank == out->error_rank)
+            snprintf(out->message, sizeof out->message, "%s", message ? message : "unknown error");
+        MPI_Bcast(out->message, sizeof out->message, MPI_CHAR, out->error_rank, c->world);
+    }
+    return 0;
+}
+
+uint64_t comm_hash(const void *p, size_t bytes) {
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < bytes; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+int comm_replicas_identical(Comm *c, const float *buf, size_t n, int *identical) {
+    float *h = host_view(c, (float *)buf, n);
+    if (!h) return net_fail("replica check: out of host memory for %zu floats", n);
+    uint64_t mine = comm_hash(h, n * sizeof(float)), lo = mine, hi = mine;
+    MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, c->world);
+    MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, c->world);
+    *identical = lo == hi;
+    return 0;
+}

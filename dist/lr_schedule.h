@@ -1,0 +1,42 @@
+/* The learning rate: ReduceLROnPlateau with PyTorch's semantics (stepped once per
+ * epoch on the validation MAE by rank 0), on top of an optional linear scaling by the
+ * number of ranks with a linear warm-up (Goyal et al., "Accurate, Large Minibatch
+ * SGD"): lr(step) = plateau_factor * warm(step), where warm ramps from base_lr to
+ * base_lr * ranks over warmup_steps optimizer steps. */
+#ifndef E2E_DIST_LR_SCHEDULE_H
+#define E2E_DIST_LR_SCHEDULE_H
+
+typedef struct {
+    /* torch.optim.lr_scheduler.ReduceLROnPlateau's arguments */
+    int mode_max;           /* 0: 'min' (a lower metric is better), 1: 'max' */
+    double factor;          /* 0.5 */
+    int patience;           /* 2 */
+    double threshold;       /* 1e-4 */
+    int threshold_abs;      /* 0: 'rel', 1: 'abs' */
+    int cooldown;           /* 0 */
+    double min_lr;          /* 0 */
+    double eps;             /* 1e-8: a reduction smaller than this is skipped */
+} PlateauConfig;
+
+typedef struct {
+    PlateauConfig cfg;
+    double best;
+    int num_bad_epochs;
+    int cooldown_counter;
+    long last_epoch;
+    double lr;              /* the plateau-controlled rate (the warm-up target) */
+} Plateau;
+
+/* The recipe's values: min, 0.5, 2, 1e-4 rel, 0, 0, 1e-8. */
+PlateauConfig plateau_default_config(void);
+int plateau_check_config(const PlateauConfig *c);
+void plateau_init(Plateau *p, const PlateauConfig *c, double lr);
+/* One epoch's metric; returns 1 when the rate was reduced. */
+int plateau_step(Plateau *p, double metric);
+
+/* Linear scaling with warm-up: the rate at optimizer step `step` (0-based) given the
+ * plateau's rate, the base rate and the scaled target (base * ranks, or base when
+ * scaling is off). */
+double warmup_lr(double plateau_lr, double base_lr, double scaled_lr, long step, long warmup_steps);
+
+#endif

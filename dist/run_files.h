@@ -1,0 +1,36 @@
+/* The run folder's files, written by rank 0: config.json (the resolved options),
+ * metrics.csv and metrics.jsonl (one row per epoch), results.json (the final test
+ * metrics of the best checkpoint), checkpoints/. */
+#ifndef E2E_DIST_RUN_FILES_H
+#define E2E_DIST_RUN_FILES_H
+
+#include <stddef.h>
+
+/* One epoch's row. */
+typedef struct {
+    long epoch;              /* 1-based, as printed */
+    double lr;
+    double train_loss;       /* mean L1 loss of the epoch's training steps (scaled target) */
+    double val_loss;         /* mean L1 loss on the validation split (scaled target) */
+    double val_mae;          /* GeV */
+    double val_mre;          /* over jets above the MRE mass cut */
+    double epoch_s;          /* wall time of the epoch (training and validation) */
+    double samples_per_s;    /* training samples over training time, all ranks */
+    double data_wait_frac;   /* fractions of rank 0's training-step time */
+    double allreduce_frac;
+    long skipped_steps;      /* steps skipped for a non-finite loss */
+} EpochMetrics;
+
+/* mkdir -p for dir and dir/checkpoints. */
+int run_prepare(const char *dir);
+int run_write_text(const char *dir, const char *name, const char *text);
+/* Appends a row (writing the CSV header first when the file is new). */
+int run_append_metrics(const char *dir, const EpochMetrics *e);
+/* Drops rows of epochs >= first_epoch (a resumed run redoes them). */
+int run_truncate_metrics(const char *dir, long first_epoch);
+/* "hh:mm:ss" */
+void run_format_duration(double seconds, char *out, size_t size);
+/* Quotes and escapes s as a JSON string into out. */
+void run_json_string(const char *s, char *out, size_t size);
+
+#endif

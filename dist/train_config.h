@@ -1,0 +1,46 @@
+/* Everything that configures a training run: e2e-train's options resolved. */
+#ifndef E2E_DIST_TRAIN_CONFIG_H
+#define E2E_DIST_TRAIN_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lr_schedule.h"
+
+typedef struct {
+    const char *data;         /* dataset: HDF5 file or a list of files */
+    const char *out;          /* run folder */
+    const char *resume;       /* NULL or "none": fresh; "auto": newest valid checkpoint in
+                                 out/checkpoints, else fresh; otherwise a checkpoint path */
+    const char *device;       /* cpu | cuda */
+    const char *precision;    /* fp32 | tf32 | bf16 */
+    int threads;              /* CPU threads per rank (0: OpenMP default) */
+    int epochs;
+    int batch;                /* per rank; the global batch is ranks x batch */
+    double lr;                /* base learning rate (Adam) */
+    double weight_decay;
+    uint64_t seed;            /* model initialisation, data split and order */
+    int lr_scaling;           /* 1: scale lr by the number of ranks (with warm-up) */
+    long warmup_steps;        /* optimizer steps of linear warm-up (with lr_scaling) */
+    PlateauConfig plateau;
+    int nan_skip;             /* 0: a non-finite loss stops the run; 1: the step is skipped */
+    double mre_min_mass;      /* MRE over jets with m above this (GeV); 85 */
+    float zero_suppress;      /* preprocessing threshold; 1e-5 */
+    int unbias;               /* data/'s unbiasing mode */
+    int prefetch;             /* batches the reader's thread reads ahead */
+    int keep;                 /* newest checkpoints kept besides best.h5 */
+    int check_replicas;       /* every N steps, check that all ranks hold the same
+                                 parameters (0: never) */
+    int log_every;            /* progress line every N steps (0: about 10 per epoch) */
+    long stop_after_steps;    /* behave as if SIGUSR1 arrived after this many optimizer
+                                 steps in this process (0: never); for tests and drills */
+    int blocks;               /* residual blocks in layer1 and layer3 (3) */
+} TrainConfig;
+
+void train_config_defaults(TrainConfig *c);
+/* Checks values that no later stage would catch with a better message. */
+int train_config_check(const TrainConfig *c);
+/* The configuration as one JSON object (for config.json and checkpoints). */
+int train_config_json(const TrainConfig *c, int ranks, char *out, size_t size);
+
+#endif

@@ -1,0 +1,234 @@
+/* Checkpoints: a bitwise roundtrip of parameters, moments and state; the newest valid
+ * one is found; truncated, foreign, non-HDF5, corrupt and other-shape files are refused
+ * with a message naming the file; a process killed (SIGKILL) while writing never
+ * leaves a half-written checkpoint under the final name; pruning keeps the newest. */
+#include <errno.h>
+#include <hdf5.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "checkpoint.h"
+#include "cpu/cpu_backend.h"
+#include "error.h"
+#include "model.h"
+
+static char dir[256];
+
+static Model *small_model(NetOps *ops, int channels) {
+    ModelConfig cfg = model_default_config(2);
+    cfg.in_channels = channels;
+    cfg.height = cfg.width = 16;
+    Model *m = NULL;
+    if (model_create(&m, &cfg, ops)) CHECK(0, "model_create: %s", net_error());
+    return m;
+}
+
+static void fill(float *a, size_t n, float base) {
+    for (size_t i = 0; i < n; i++) a[i] = base + 0.001f * (float)(i % 997);
+}
+
+static CheckpointState state_of(const Model *m, long step) {
+    CheckpointState st;
+    memset(&st, 0, sizeof st);
+    st.model = *model_config(m);
+    st.epoch = 3;
+    st.step_in_epoch = 17;
+    st.global_step = step;
+    st.world_size = 2;
+    st.batch = 8;
+    st.seed = 0xfeedbeefcafe1234ull;
+    st.epoch_loss_sum = 1.25;
+    st.epoch_samples = 272;
+    st.best_metric = 61.5;
+    st.best_epoch = 2;
+    st.elapsed_s = 99.5;
+    plateau_init(&st.plateau, &(PlateauConfig){.factor = 0.5, .patience = 2, .threshold = 1e-4, .eps = 1e-8}, 5e-4);
+    st.plateau.best = 0.25;
+    st.plateau.num_bad_epochs = 1;
+    st.adam_step = step;
+    st.adam = (AdamHyper){.lr = 5e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    st.n_scales = 8;
+    for (int i = 0; i < 8; i++) st.scales[i] = 0.5f + i;
+    snprintf(st.config_json, sizeof st.config_json, "{\"epochs\": 25}");
+    return st;
+}
+
+/* offset of the first occurrence of 4 bytes in a file, or -1 */
+static long find_bytes(const char *path, const void *pat) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    unsigned char *buf = malloc(n);
+    fseek(f, 0, SEEK_SET);
+    long got = (long)fread(buf, 1, n, f), at = -1;
+    fclose(f);
+    for (long i = 0; i + 4 <= got && at < 0; i++)
+        if (memcmp(buf + i, pat, 4) == 0) at = i;
+    free(buf);
+    return at;
+}
+
+static void copy_file(const char *from, const char *to, long limit) {
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    char buf[4096];
+    long done = 0;
+    size_t k;
+    while (a && b && (limit < 0 || done < limit) &&
+           (k = fread(buf, 1, limit < 0 || limit - done > 4096 ? 4096 : (size_t)(limit - done), a)) > 0) {
+        fwrite(buf, 1, k, b);
+        done += (long)k;
+    }
+    if (a) fclose(a);
+    if (b) fclose(b);
+}
+
+#define EXPECT_REFUSED(call, needle)                                                             \
+    do {                                                                                         \
+        int rc_ = (call);                                                                        \
+        CHECK(rc_ == -1 && strstr(net_error(), needle) != NULL, "%s: rc %d, message '%s' lacks '%s'", \
+              #call, rc_, net_error(), needle);                                                  \
+    } while (0)
+
+int main(void) {
+    snprintf(dir, sizeof dir, "/tmp/e2e-ckpt-test-%ld", (long)getpid());
+    mkdir(dir, 0777);
+    NetOps *ops = net_cpu_create(1);
+    Model *m = small_model(ops, 8);
+    size_t na = model_arena_size(m);
+    float *p = calloc(na, 4), *mo = calloc(na, 4), *v = calloc(na, 4);
+    float *p2 = calloc(na, 4), *mo2 = calloc(na, 4), *v2 = calloc(na, 4);
+    fill(p, na, 1.0f);
+    fill(mo, na, 2.0f);
+    fill(v, na, 3.0f);
+    const ParamTensor *fcb = model_find_tensor(m, "fc.bias");
+    const float marker = 12345.678f;
+    p[fcb->offset] = marker;
+    /* padding stays zero, as in the model */
+    for (int i = 0; i + 1 < model_num_tensors(m); i++) {
+        const ParamTensor *t = model_tensor(m, i), *u = model_tensor(m, i + 1);
+        for (size_t j = t->offset + t->numel; j < u->offset; j++) p[j] = mo[j] = v[j] = 0.0f;
+    }
+    const ParamTensor *last = model_tensor(m, model_num_tensors(m) - 1);
+    for (size_t j = last->offset + last->numel; j < na; j++) p[j] = mo[j] = v[j] = 0.0f;
+
+    char path[512], path2[512], found[512];
+    checkpoint_name(path, sizeof path, dir, 120);
+    CheckpointState st = state_of(m, 120), got;
+    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0, "write: %s", net_error());
+    CHECK(checkpoint_read(path, &got, m, p2, mo2, v2) == 0, "read: %s", net_error());
+    CHECK(memcmp(p, p2, na * 4) == 0 && memcmp(mo, mo2, na * 4) == 0 && memcmp(v, v2, na * 4) == 0,
+          "arenas differ after the roundtrip");
+    CHECK(got.epoch == 3 && got.step_in_epoch == 17 && got.global_step == 120 && got.world_size == 2 &&
+          got.batch == 8 && got.seed == st.seed && got.best_epoch == 2 && got.adam_step == 120,
+          "integer state differs");
+    CHECK(got.epoch_loss_sum == 1.25 && got.epoch_samples == 272 && got.best_metric == 61.5 &&
+          got.elapsed_s == 99.5, "double state differs");
+    CHECK(got.plateau.lr == 5e-4 && got.plateau.best == 0.25 && got.plateau.num_bad_epochs == 1 &&
+          got.plateau.cfg.factor == 0.5 && got.plateau.cfg.patience == 2, "scheduler state differs");
+    CHECK(got.adam.lr == 5e-4f && got.adam.beta2 == 0.999f, "optimizer hyper-parameters differ");
+    CHECK(got.n_scales == 8 && got.scales[7] == 7.5f, "scales differ");
+    CHECK(strcmp(got.config_json, "{\"epochs\": 25}") == 0, "config differs: %s", got.config_json);
+    got.model.max_batch = model_config(m)->max_batch;  /* not stored: a resumed run picks its own */
+    CHECK(memcmp(&got.model, model_config(m), sizeof(ModelConfig)) == 0, "model config differs");
+
+    /* newest valid wins; a corrupt newest is skipped */
+    checkpoint_name(path2, sizeof path2, dir, 240);
+    st = state_of(m, 240);
+    CHECK(checkpoint_write(path2, &st, m, p, mo, v) == 0, "second write: %s", net_error());
+    CHECK(checkpoint_find_latest(dir, found, sizeof found) == 1 && strcmp(found, path2) == 0,
+          "latest: %s", found);
+
+    /* corrupt data: flip the marker's bytes in a copy */
+    char bad[600];
+    snprintf(bad, sizeof bad, "%s/ckpt-0000000360.h5", dir);
+    copy_file(path2, bad, -1);
+    long at = find_bytes(bad, &marker);
+    CHECK(at > 0, "marker not found in the file");
+    FILE *f = fopen(bad, "r+b");
+    fseek(f, at, SEEK_SET);
+    float other = 54321.0f;
+    fwrite(&other, 4, 1, f);
+    fclose(f);
+    EXPECT_REFUSED(checkpoint_peek(bad, &got), "corrupt");
+    EXPECT_REFUSED(checkpoint_read(bad, &got, m, p2, mo2, v2), bad);
+    CHECK(checkpoint_find_latest(dir, found, sizeof found) == 1 && strcmp(found, path2) == 0,
+          "a corrupt newest checkpoint must be skipped, got %s", found);
+    unlink(bad);
+
+    /* truncated */
+    struct stat sb;
+    stat(path2, &sb);
+    snprintf(bad, sizeof bad, "%s/truncated.h5", dir);
+    copy_file(path2, bad, sb.st_size / 2);
+    EXPECT_REFUSED(checkpoint_peek(bad, &got), "truncated");
+    /* not HDF5 */
+    snprintf(bad, sizeof bad, "%s/text.h5", dir);
+    f = fopen(bad, "w");
+    fputs("not a checkpoint\n", f);
+    fclose(f);
+    EXPECT_REFUSED(checkpoint_peek(bad, &got), "not an HDF5 file");
+    /* missing */
+    EXPECT_REFUSED(checkpoint_peek("/nonexistent/ckpt.h5", &got), "/nonexistent/ckpt.h5");
+    /* foreign HDF5 */
+    snprintf(bad, sizeof bad, "%s/foreign.h5", dir);
+    hid_t h = H5Fcreate(bad, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[1] = {4};
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t ds = H5Dcreate2(h, "weights", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, p);
+    H5Dclose(ds), H5Sclose(sp), H5Fclose(h);
+    EXPECT_REFUSED(checkpoint_peek(bad, &got), "not an e2e-ddp checkpoint");
+    /* another model shape */
+    Model *m3 = small_model(ops, 3);
+    float *q = calloc(model_arena_size(m3), 4), *q2 = calloc(model_arena_size(m3), 4),
+          *q3 = calloc(model_arena_size(m3), 4);
+    EXPECT_REFUSED(checkpoint_read(path2, &got, m3, q, q2, q3), "another model shape");
+
+    /* SIGKILL while writing: the final name always holds a whole checkpoint */
+    int intact = 0, kills = 0;
+    for (int trial = 0; trial < 12; trial++) {
+        pid_t child = fork();
+        if (child == 0) {
+            CheckpointState cs = state_of(m, 1000);
+            for (long k = 0;; k++) {
+                p[0] = (float)k;
+                checkpoint_write(path, &cs, m, p, mo, v);
+            }
+        }
+        struct timespec ts = {0, 3000000L + 2500000L * trial};
+        nanosleep(&ts, NULL);
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        kills++;
+        intact += checkpoint_peek(path, &got) == 0;
+    }
+    CHECK(intact == kills, "%d of %d kills left a broken checkpoint: %s", kills - intact, kills, net_error());
+
+    /* pruning keeps the newest */
+    for (long s = 1; s <= 5; s++) {
+        checkpoint_name(path, sizeof path, dir, 1000 + s);
+        st = state_of(m, 1000 + s);
+        checkpoint_write(path, &st, m, p, mo, v);
+    }
+    checkpoint_prune(dir, 2);
+    checkpoint_name(path, sizeof path, dir, 1005);
+    checkpoint_name(path2, sizeof path2, dir, 1003);
+    CHECK(access(path, F_OK) == 0 && access(path2, F_OK) != 0, "prune kept the wrong files");
+    checkpoint_name(path2, sizeof path2, dir, 1004);
+    CHECK(access(path2, F_OK) == 0, "prune removed the second newest");
+
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+    model_free(m), model_free(m3);
+    ops->destroy(ops);
+    free(p), free(mo), free(v), free(p2), free(mo2), free(v2), free(q), free(q2), free(q3);
+    return check_main_result("test_checkpoint");
+}
