@@ -1,0 +1,38 @@
+/* Evaluation of a split, sharded over the ranks: each rank predicts its own share and
+ * the sums meet at an agreement point (so a rank that failed is known to all, and no
+ * collective waits for it). Used for validation every epoch, the final test, and
+ * e2e-eval. */
+#ifndef E2E_DIST_EVALUATE_H
+#define E2E_DIST_EVALUATE_H
+
+#include "comm.h"
+#include "dataset.h"
+#include "model.h"
+
+/* The E2E target: mass / 500 GeV (DESIGN.md). */
+#define MASS_SCALE_GEV 500.0
+
+typedef struct {
+    double loss;        /* mean |pred - target| on the scaled target (unweighted) */
+    double mae;         /* mean |m_pred - m_true|, GeV */
+    double mre;         /* mean |m_pred - m_true| / m_true over jets with m_true > cut */
+    long long count, mre_count;
+} EvalResult;
+
+/* Per-rank predictions kept for a prediction file (e2e-eval). */
+typedef struct {
+    long long n, cap;
+    long long *index;
+    float *m_true, *m_pred;
+} Predictions;
+
+/* Runs split s of d on this rank's share; all ranks get the result. preds may be NULL.
+ * Returns 0, or -1 on every rank with the failing rank's message in net_error(). */
+int evaluate_split(Comm *c, Model *m, Dataset *d, Split s, double mre_min_mass, EvalResult *out,
+                   Predictions *preds);
+/* Gathers every rank's predictions on rank 0 and writes them there as HDF5 datasets
+ * index (int64), m_true, m_pred (float32, GeV), sorted by index. Collective. */
+int predictions_write(Comm *c, const Predictions *p, const char *path);
+void predictions_free(Predictions *p);
+
+#endif

@@ -1,0 +1,89 @@
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+int session_agree(Session *s, int failed, const char *msg) {
+    Agreement a;
+    comm_agree(s->comm, failed ? AGREE_ERROR : 0, msg, NULL, 0, &a);
+    return (a.flags & AGREE_ERROR) ? net_fail("%s", a.message) : 0;
+}
+
+int session_open_data(Session *s, const DatasetOptions *o) {
+    /* dataset_open agrees over the ranks by itself */
+    return dataset_open(&s->data, o) ? net_fail("%s", data_error()) : 0;
+}
+
+int session_build_model(Session *s, int blocks, int batch, const BackendOptions *bo) {
+    const DatasetInfo *info = dataset_info(s->data);
+    ModelConfig mc = model_default_config(batch);
+    mc.in_channels = info->channels;
+    mc.height = info->height;
+    mc.width = info->width;
+    mc.n_scalars = info->n_scalars;
+    mc.blocks = blocks;
+    BackendOptions o = *bo;
+    o.gpu = s->comm->local_rank;
+    int failed = 0;
+    s->ops = net_backend_create(&o);
+    if (!s->ops || model_create(&s->model, &mc, s->ops)) failed = 1;
+    size_t n = failed ? 0 : model_arena_size(s->model);
+    for (int a = 0; a < 3 && !failed; a++)
+        if (!(s->host[a] = calloc(n, sizeof(float)))) {
+            net_fail("out of host memory for %zu parameters", n);
+            failed = 1;
+        }
+    char msg[512] = "";
+    if (failed) snprintf(msg, sizeof msg, "rank %d: %s", s->comm->rank, net_error());
+    if (session_agree(s, failed, msg)) return -1;
+    return comm_attach(s->comm, s->ops);
+}
+
+int session_peek(Session *s, const char *path, CheckpointState *st) {
+    int failed = 0;
+    char msg[512] = "";
+    if (s->comm->rank == 0 && checkpoint_peek(path, st)) {
+        failed = 1;
+        snprintf(msg, sizeof msg, "%s", net_error());
+    }
+    if (session_agree(s, failed, msg)) return -1;
+    MPI_Bcast(st, sizeof *st, MPI_BYTE, 0, s->comm->world);
+    return 0;
+}
+
+int session_load(Session *s, const char *path, CheckpointState *st) {
+    size_t n = model_arena_size(s->model);
+    int failed = 0;
+    char msg[512] = "";
+    CheckpointState *tmp = malloc(sizeof *tmp);
+    if (!tmp) {
+        failed = 1;
+        snprintf(msg, sizeof msg, "rank %d: out of host memory", s->comm->rank);
+    } else if (s->comm->rank == 0 &&
+               checkpoint_read(path, tmp, s->model, s->host[0], s->host[1], s->host[2])) {
+        failed = 1;
+        snprintf(msg, sizeof msg, "%s", net_error());
+    }
+    int rc = session_agree(s, failed, msg);
+    if (!rc) {
+        for (int a = 0; a < 3; a++) MPI_Bcast(s->host[a], (int)n, MPI_FLOAT, 0, s->comm->world);
+        if (st) {
+            MPI_Bcast(tmp, sizeof *tmp, MPI_BYTE, 0, s->comm->world);
+            *st = *tmp;
+        }
+        model_set_params(s->model, s->host[0]);
+    }
+    free(tmp);
+    return rc;
+}
+
+void session_close(Session *s) {
+    if (s->data) dataset_close(s->data);
+    if (s->model) model_free(s->model);
+    if (s->ops) s->ops->destroy(s->ops);
+    for (int a = 0; a < 3; a++) free(s->host[a]);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,34 @@
+/* What e2e-train and e2e-eval share: the dataset, the backend and the model built to
+ * the dataset's shape, and checkpoints read by rank 0 and broadcast to every rank.
+ * Every function is collective and fails on all ranks together (with the first failing
+ * rank's message in net_error()). */
+#ifndef E2E_DIST_SESSION_H
+#define E2E_DIST_SESSION_H
+
+#include "backend.h"
+#include "checkpoint.h"
+#include "comm.h"
+#include "dataset.h"
+#include "model.h"
+
+typedef struct {
+    Comm *comm;
+    Dataset *data;
+    NetOps *ops;
+    Model *model;
+    float *host[3];   /* host arenas: parameters, Adam's two moments (checkpoint I/O) */
+} Session;
+
+/* 0 on every rank, or -1 on every rank with the failing rank's message. */
+int session_agree(Session *s, int failed, const char *msg);
+int session_open_data(Session *s, const DatasetOptions *o);
+/* The model for the open dataset's shape (the backend's GPU = the node-local rank). */
+int session_build_model(Session *s, int blocks, int batch, const BackendOptions *bo);
+/* Rank 0 validates path (checkpoint_peek); every rank gets the state. */
+int session_peek(Session *s, const char *path, CheckpointState *st);
+/* Rank 0 reads the tensors; every rank gets them in s->host and the parameters in the
+ * model. The state is written to st when st is not NULL. */
+int session_load(Session *s, const char *path, CheckpointState *st);
+void session_close(Session *s);
+
+#endif

@@ -1,0 +1,433 @@
+#include "trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "adam.h"
+#include "error.h"
+#include "evaluate.h"
+#include "run_files.h"
+#include "session.h"
+#include "stop_signal.h"
+
+typedef struct {
+    const TrainConfig *cfg;
+    Comm *comm;
+    Session s;                   /* dataset, backend, model, host arenas */
+    NetOps *ops;                 /* = s.ops */
+    Dataset *data;               /* = s.data */
+    Model *model;                /* = s.model */
+    float **host;                /* = s.host */
+    Adam adam;
+    int adam_ready;
+    CheckpointState st;          /* the live position and schedule: what a checkpoint saves */
+    float *flag;                 /* one float of backend memory: non-finite gradients */
+    char ckpt_dir[4096];
+    double base_lr, scaled_lr;
+    double t_start;
+} Trainer;
+
+static double now(void) { return MPI_Wtime(); }
+
+static int agree(Trainer *t, int failed, const char *msg) { return session_agree(&t->s, failed, msg); }
+
+static int say(const Trainer *t) { return t->comm->rank == 0; }
+
+/* ---- checkpoints ---- */
+
+static int save(Trainer *t, const char *path) {
+    CheckpointState *st = &t->st;
+    st->model = *model_config(t->model);
+    st->world_size = t->comm->size;
+    st->batch = t->cfg->batch;
+    st->adam_step = t->adam.step;
+    st->adam = t->adam.hyper;
+    st->elapsed_s += now() - t->t_start;
+    t->t_start = now();
+    const DatasetInfo *info = dataset_info(t->data);
+    st->n_scales = info->channels;
+    memcpy(st->scales, dataset_scales(t->data), sizeof(float) * info->channels);
+    train_config_json(t->cfg, t->comm->size, st->config_json, sizeof st->config_json);
+    size_t n = model_arena_size(t->model);
+    model_get_params(t->model, t->host[0]);
+    t->ops->download(t->ops->ctx, t->host[1], t->adam.m, n * sizeof(float));
+    t->ops->download(t->ops->ctx, t->host[2], t->adam.v, n * sizeof(float));
+    return checkpoint_write(path, st, t->model, t->host[0], t->host[1], t->host[2]);
+}
+
+/* Rank 0 writes the position's checkpoint (and prunes); every rank learns the outcome. */
+static int save_position(Trainer *t) {
+    char path[4200], msg[512] = "";
+    int failed = 0;
+    if (say(t)) {
+        checkpoint_name(path, sizeof path, t->ckpt_dir, t->st.global_step);
+        failed = save(t, path) || checkpoint_prune(t->ckpt_dir, t->cfg->keep);
+        if (failed) snprintf(msg, sizeof msg, "%s", net_error());
+    }
+    return agree(t, failed, msg);
+}
+
+/* Which checkpoint to resume from (rank 0 decides; all ranks get its state). Returns 1
+ * with the path in `path` when resuming, 0 for a fresh run, -1 on error. */
+static int find_resume(Trainer *t, char *path, size_t size) {
+    const char *r = t->cfg->resume;
+    int have = 0, failed = 0;
+    char msg[512] = "";
+    path[0] = '\0';
+    if (say(t) && r && strcmp(r, "none") != 0) {
+        if (strcmp(r, "auto") == 0) {
+            have = checkpoint_find_latest(t->ckpt_dir, path, size);
+            failed = have < 0;
+        } else {
+            snprintf(path, size, "%s", r);
+            have = 1;
+        }
+        if (have == 1) failed = checkpoint_peek(path, &t->st) != 0;
+        if (failed) snprintf(msg, sizeof msg, "%s", net_error());
+    }
+    if (agree(t, failed, msg)) return -1;
+    MPI_Bcast(&have, 1, MPI_INT, 0, t->comm->world);
+    MPI_Bcast(path, (int)size, MPI_CHAR, 0, t->comm->world);
+    MPI_Bcast(&t->st, sizeof t->st, MPI_BYTE, 0, t->comm->world);
+    return have;
+}
+
+/* The checkpoint's parameters into the model and its moments into Adam. */
+static int load_checkpoint(Trainer *t, const char *path) {
+    if (session_load(&t->s, path, NULL)) return -1;
+    size_t n = model_arena_size(t->model);
+    t->ops->upload(t->ops->ctx, t->adam.m, t->host[1], n * sizeof(float));
+    t->ops->upload(t->ops->ctx, t->adam.v, t->host[2], n * sizeof(float));
+    return 0;
+}
+
+/* ---- setup ---- */
+
+static int setup(Trainer *t, char *resume_path, int *resumed) {
+    const TrainConfig *cfg = t->cfg;
+    Comm *c = t->comm;
+    snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", cfg->out);
+    int failed = 0;
+    char msg[512] = "";
+    if (say(t) && run_prepare(cfg->out)) {
+        failed = 1;
+        snprintf(msg, sizeof msg, "%s", net_error());
+    }
+    if (agree(t, failed, msg)) return -1;
+    *resumed = find_resume(t, resume_path, 4096);
+    if (*resumed < 0) return -1;
+
+    DatasetOptions dopt;
+    dataset_default_options(&dopt);
+    dopt.path = cfg->data;
+    dopt.comm = c->world;
+    dopt.seed = *resumed ? t->st.seed : cfg->seed;
+    dopt.batch = cfg->batch;
+    dopt.zero_suppress = cfg->zero_suppress;
+    dopt.prefetch = cfg->prefetch;
+    if (cfg->unbias >= 0) dopt.unbias = cfg->unbias;
+    if (*resumed) dopt.scales = t->st.scales;
+    BackendOptions bo = {.device = cfg->device, .threads = cfg->threads, .precision = cfg->precision};
+    if (session_open_data(&t->s, &dopt)) return -1;
+    t->data = t->s.data;
+    const DatasetInfo *info = dataset_info(t->data);
+    if (*resumed && t->st.n_scales != info->channels)
+        return net_fail("%s: checkpoint holds %d preprocessing scales, %s has %d channels",
+                        resume_path, t->st.n_scales, cfg->data, info->channels);
+    if (session_build_model(&t->s, cfg->blocks, cfg->batch, &bo)) return -1;
+    t->ops = t->s.ops;
+    t->model = t->s.model;
+    t->host = t->s.host;
+    AdamHyper h = adam_default_hyper();
+    h.lr = (float)cfg->lr;
+    h.weight_decay = (float)cfg->weight_decay;
+    failed = adam_create(&t->adam, t->ops, model_arena_size(t->model), h) != 0;
+    t->adam_ready = !failed;
+    if (!failed && !(t->flag = t->ops->alloc(t->ops->ctx, sizeof(float))))
+        failed = net_fail("cannot allocate a flag in backend memory") != 0;
+    if (failed) snprintf(msg, sizeof msg, "rank %d: %s", c->rank, net_error());
+    if (agree(t, failed, msg)) return -1;
+
+    t->base_lr = cfg->lr;
+    t->scaled_lr = cfg->lr_scaling ? cfg->lr * c->size : cfg->lr;
+    if (*resumed) {
+        if (load_checkpoint(t, resume_path)) return -1;
+        t->adam.step = t->st.adam_step;
+        t->adam.hyper = t->st.adam;
+        t->adam.hyper.weight_decay = (float)cfg->weight_decay;
+    } else {
+        memset(&t->st, 0, sizeof t->st);
+        t->st.seed = cfg->seed;
+        t->st.best_metric = INFINITY;
+        t->st.best_epoch = -1;
+        plateau_init(&t->st.plateau, &cfg->plateau, t->scaled_lr);
+        model_init(t->model, cfg->seed);
+        comm_broadcast(c, model_params(t->model), model_arena_size(t->model));
+    }
+    return 0;
+}
+
+/* Where a run checkpointed with other ranks or batch continues: at the same fraction
+ * of the epoch's samples (the data order differs anyway; docs say so). */
+static void rescale_position(Trainer *t, long steps) {
+    CheckpointState *st = &t->st;
+    long per_now = (long)t->cfg->batch * t->comm->size, per_then = (long)st->batch * st->world_size;
+    if (per_then == per_now || st->step_in_epoch == 0) return;
+    long at = (long)((double)st->step_in_epoch * per_then / per_now);
+    if (say(t))
+        printf("e2e-train: checkpoint written by %d ranks x batch %d, now %d x %d: the epoch "
+               "continues at step %ld of %ld (same fraction of samples; the data order differs)\n",
+               st->world_size, st->batch, t->comm->size, t->cfg->batch, at, steps);
+    st->step_in_epoch = at < steps ? at : steps;
+}
+
+/* ---- the loop ---- */
+
+typedef struct {
+    double data, compute, comm;  /* seconds this epoch, this rank */
+    long steps, skipped;
+} StepTimes;
+
+static void progress(const Trainer *t, long epoch, long step, long steps, double loss,
+                     double samples_per_s, double eta) {
+    char e[32];
+    run_format_duration(eta, e, sizeof e);
+    printf("epoch %ld/%d  step %ld/%ld  loss %.5f  lr %.3g  %.1f samples/s  ETA %s\n", epoch + 1,
+           t->cfg->epochs, step, steps, loss, t->adam.hyper.lr, samples_per_s, e);
+    fflush(stdout);
+}
+
+/* One optimizer step. Returns 0 (go on), 1 (a stop was agreed: the step was taken and
+ * the caller checkpoints), -1 (error on every rank). */
+static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *process_steps) {
+    const TrainConfig *cfg = t->cfg;
+    Comm *c = t->comm;
+    int flags = 0;
+    char msg[512] = "";
+    double t0 = now();
+    DataBatch b;
+    int rc = dataset_next(t->data, &b);
+    double t1 = now();
+    float loss = 0.0f, bad_grads = 0.0f;
+    if (rc != 1) {
+        flags |= AGREE_ERROR;
+        snprintf(msg, sizeof msg, "%s", rc < 0 ? data_error() : "training split ended before the epoch's steps");
+    } else {
+        HostBatch hb = {.n = b.n, .x = b.x, .scalars = b.scalars, .target = b.target, .weight = b.weight};
+        if (model_train_pass(t->model, &hb) || model_loss_value(t->model, &loss)) {
+            flags |= AGREE_ERROR;
+            snprintf(msg, sizeof msg, "rank %d: %s", c->rank, net_error());
+        } else {
+            t->ops->nonfinite_check(t->ops->ctx, model_arena_size(t->model), model_grads(t->model), t->flag);
+            t->ops->download(t->ops->ctx, &bad_grads, t->flag, sizeof(float));
+            if (!isfinite(loss) || bad_grads != 0.0f) flags |= AGREE_NONFINITE;
+        }
+    }
+    (*process_steps)++;
+    if (stop_signal_received() || (cfg->stop_after_steps && *process_steps >= cfg->stop_after_steps))
+        flags |= AGREE_STOP;
+    double t2 = now();
+    double sums[2] = {isfinite(loss) ? (double)loss * cfg->batch : 0.0, (double)cfg->batch};
+    Agreement a;
+    comm_agree(c, flags, msg, sums, 2, &a);
+    if (a.flags & AGREE_ERROR) return net_fail("%s", a.message);
+    int stop = (a.flags & AGREE_STOP) != 0;
+    if (a.flags & AGREE_NONFINITE) {
+        if (!cfg->nan_skip)
+            return net_fail("non-finite loss or gradients at epoch %ld, step %ld: stopping "
+                            "(--nan-policy skip skips such steps instead)", epoch + 1, step + 1);
+        tm->skipped++;
+        if (say(t))
+            printf("e2e-train: skipped step %ld of epoch %ld: non-finite loss or gradients\n",
+                   step + 1, epoch + 1);
+    } else {
+        if (comm_allreduce_mean(c, model_grads(t->model), model_arena_size(t->model))) return -1;
+        double t3 = now();
+        t->adam.hyper.lr = (float)warmup_lr(t->st.plateau.lr, t->base_lr, t->scaled_lr,
+                                            t->st.global_step, cfg->warmup_steps);
+        if (adam_step(&t->adam, model_params(t->model), model_grads(t->model))) return -1;
+        t->st.epoch_loss_sum += a.sum[0];
+        t->st.epoch_samples += a.sum[1];
+        tm->comm += t3 - t2;
+        tm->compute += now() - t3;
+    }
+    tm->data += t1 - t0;
+    tm->compute += t2 - t1;
+    tm->steps++;
+    t->st.global_step++;
+    t->st.step_in_epoch = step + 1;
+    if (cfg->check_replicas && t->st.global_step % cfg->check_replicas == 0) {
+        int same = 0;
+        if (comm_replicas_identical(c, model_params(t->model), model_arena_size(t->model), &same))
+            return -1;
+        if (!same)
+            return net_fail("replicas diverged: ranks hold different parameters after step %ld",
+                            t->st.global_step);
+    }
+    return stop;
+}
+
+/* Validation, scheduler, best and epoch checkpoints, metrics row. */
+static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *tm) {
+    EvalResult v;
+    if (evaluate_split(t->comm, t->model, t->data, SPLIT_VAL, t->cfg->mre_min_mass, &v, NULL)) return -1;
+    EpochMetrics e = {.epoch = epoch + 1, .lr = t->adam.hyper.lr, .val_loss = v.loss,
+                      .val_mae = v.mae, .val_mre = v.mre, .epoch_s = now() - epoch_t0,
+                      .skipped_steps = tm->skipped};
+    e.train_loss = t->st.epoch_samples > 0 ? t->st.epoch_loss_sum / t->st.epoch_samples : NAN;
+    double step_time = tm->data + tm->compute + tm->comm;
+    e.samples_per_s = step_time > 0 ? tm->steps * (double)t->cfg->batch * t->comm->size / step_time : 0;
+    e.data_wait_frac = step_time > 0 ? tm->data / step_time : 0;
+    e.allreduce_frac = step_time > 0 ? tm->comm / step_time : 0;
+
+    /* the epoch is done: the next position is the next epoch's first step */
+    t->st.epoch = epoch + 1;
+    t->st.step_in_epoch = 0;
+    t->st.epoch_loss_sum = t->st.epoch_samples = 0;
+    int failed = 0, best = 0;
+    char msg[512] = "";
+    if (say(t)) {
+        plateau_step(&t->st.plateau, v.mae);
+        best = v.mae < t->st.best_metric;
+        if (best) {
+            t->st.best_metric = v.mae;
+            t->st.best_epoch = epoch + 1;
+        }
+        printf("epoch %ld/%d done: train loss %.5f  val loss %.5f  val MAE %.2f GeV  val MRE %.4f"
+               "%s  (%.1f s, %.1f samples/s, data wait %.1f%%, all-reduce %.1f%%)\n",
+               epoch + 1, t->cfg->epochs, e.train_loss, v.loss, v.mae, v.mre, best ? "  (best)" : "",
+               e.epoch_s, e.samples_per_s, 100 * e.data_wait_frac, 100 * e.allreduce_frac);
+        fflush(stdout);
+        char path[4200];
+        snprintf(path, sizeof path, "%s/best.h5", t->ckpt_dir);
+        failed = run_append_metrics(t->cfg->out, &e) || (best && save(t, path));
+        if (failed) snprintf(msg, sizeof msg, "%s", net_error());
+    }
+    if (agree(t, failed, msg)) return -1;
+    MPI_Bcast(&t->st, sizeof t->st, MPI_BYTE, 0, t->comm->world);  /* scheduler, best */
+    return save_position(t);
+}
+
+static int final_test(Trainer *t) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/best.h5", t->ckpt_dir);
+    int have = access(path, R_OK) == 0;
+    MPI_Bcast(&have, 1, MPI_INT, 0, t->comm->world);
+    if (!have) return net_fail("%s: no best checkpoint to test", path);
+    if (session_load(&t->s, path, NULL)) return -1;
+    EvalResult r;
+    if (evaluate_split(t->comm, t->model, t->data, SPLIT_TEST, t->cfg->mre_min_mass, &r, NULL)) return -1;
+    int failed = 0;
+    char msg[512] = "";
+    if (say(t)) {
+        char json[2048];
+        double train_s = t->st.elapsed_s + now() - t->t_start;
+        snprintf(json, sizeof json,
+                 "{\"best_epoch\": %ld, \"best_val_mae_gev\": %.4f, \"test_loss\": %.6f, "
+                 "\"test_mae_gev\": %.4f, \"test_mre\": %.6f, \"test_jets\": %lld, "
+                 "\"mre_jets\": %lld, \"epochs\": %ld, \"global_steps\": %ld, \"ranks\": %d, "
+                 "\"train_time_s\": %.2f}\n",
+                 t->st.best_epoch, t->st.best_metric, r.loss, r.mae, r.mre, r.count, r.mre_count,
+                 t->st.epoch, t->st.global_step, t->comm->size, train_s);
+        failed = run_write_text(t->cfg->out, "results.json", json);
+        if (failed) snprintf(msg, sizeof msg, "%s", net_error());
+        printf("test (best checkpoint, epoch %ld): loss %.5f  MAE %.2f GeV  MRE %.4f  on %lld jets\n",
+               t->st.best_epoch, r.loss, r.mae, r.mre, r.count);
+    }
+    return agree(t, failed, msg);
+}
+
+static int run(Trainer *t) {
+    const TrainConfig *cfg = t->cfg;
+    char resume_path[4096];
+    int resumed = 0;
+    if (setup(t, resume_path, &resumed)) return -1;
+    long steps = dataset_steps_per_epoch(t->data, SPLIT_TRAIN);
+    if (steps <= 0) return net_fail("%s: the training split gives no full batch of %d per rank", cfg->data, cfg->batch);
+    if (resumed) rescale_position(t, steps);
+    int failed = 0;
+    char msg[512] = "", json[8192];
+    if (say(t)) {
+        train_config_json(cfg, t->comm->size, json, sizeof json);
+        strcat(json, "\n");
+        failed = run_write_text(cfg->out, "config.json", json) ||
+                 (resumed && run_truncate_metrics(cfg->out, t->st.epoch + 1));
+        if (failed) snprintf(msg, sizeof msg, "%s", net_error());
+        const DatasetInfo *info = dataset_info(t->data);
+        printf("e2e-train: %d rank%s on %s, model %zu parameters, %dx%dx%d images, train %lld / "
+               "val %lld / test %lld jets, %ld steps per epoch of %d x %d\n",
+               t->comm->size, t->comm->size > 1 ? "s" : "", t->ops->name,
+               model_count_params(model_config(t->model)), info->channels, info->height, info->width,
+               dataset_split_total(t->data, SPLIT_TRAIN), dataset_split_total(t->data, SPLIT_VAL),
+               dataset_split_total(t->data, SPLIT_TEST), steps, t->comm->size, cfg->batch);
+        if (resumed)
+            printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", resume_path,
+                   t->st.epoch + 1, t->st.step_in_epoch);
+        fflush(stdout);
+    }
+    if (agree(t, failed, msg)) return -1;
+
+    t->t_start = now();
+    long process_steps = 0, total_steps = steps * cfg->epochs;
+    int every = cfg->log_every > 0 ? cfg->log_every : (int)(steps >= 10 ? steps / 10 : 1);
+    double run_t0 = now();
+    long done_at_start = t->st.global_step;
+    for (long epoch = t->st.epoch; epoch < cfg->epochs; epoch++) {
+        StepTimes tm = {0};
+        double epoch_t0 = now();
+        long first = t->st.step_in_epoch;
+        if (dataset_begin_epoch(t->data, SPLIT_TRAIN, epoch, first)) {
+            failed = 1;
+            snprintf(msg, sizeof msg, "%s", data_error());
+        }
+        if (agree(t, failed, msg)) return -1;
+        for (long step = first; step < steps; step++) {
+            int rc = train_step(t, epoch, step, &tm, &process_steps);
+            if (rc < 0) return -1;
+            if (say(t) && ((step + 1) % every == 0 || step + 1 == steps)) {
+                double el = now() - run_t0;
+                long done = t->st.global_step - done_at_start;
+                double rate = el > 0 ? done * (double)cfg->batch * t->comm->size / el : 0;
+                double eta = done > 0 ? el / done * (total_steps - t->st.global_step) : -1;
+                progress(t, epoch, step + 1, steps, t->st.epoch_loss_sum / fmax(t->st.epoch_samples, 1), rate, eta);
+            }
+            if (rc == 1) {
+                if (save_position(t)) return -1;
+                if (say(t))
+                    printf("e2e-train: stop requested: checkpoint written at epoch %ld, step %ld; "
+                           "exiting with %d (requeue)\n", epoch + 1, step + 1, EXIT_REQUEUE);
+                return EXIT_REQUEUE;
+            }
+        }
+        if (end_epoch(t, epoch, epoch_t0, &tm)) return -1;
+        Agreement a;
+        comm_agree(t->comm, stop_signal_received() ? AGREE_STOP : 0, NULL, NULL, 0, &a);
+        if ((a.flags & AGREE_STOP) && epoch + 1 < cfg->epochs) {
+            if (say(t))
+                printf("e2e-train: stop requested: checkpoint written after epoch %ld; exiting "
+                       "with %d (requeue)\n", epoch + 1, EXIT_REQUEUE);
+            return EXIT_REQUEUE;
+        }
+    }
+    return final_test(t);
+}
+
+int trainer_run(const TrainConfig *cfg, Comm *comm) {
+    stop_signal_install();
+    Trainer t;
+    memset(&t, 0, sizeof t);
+    t.cfg = cfg;
+    t.comm = comm;
+    t.s.comm = comm;
+    int rc = train_config_check(cfg) ? -1 : run(&t);
+    if (rc < 0 && comm->rank == 0) fprintf(stderr, "e2e-train: error: %s\n", net_error());
+    if (t.adam_ready) adam_free(&t.adam);
+    if (t.flag) t.ops->release(t.ops->ctx, t.flag);
+    session_close(&t.s);
+    fflush(stdout);
+    return rc < 0 ? 1 : rc;
+}

@@ -1,0 +1,199 @@
+/* e2e-train: data-parallel training of the E2E ResNet-15. Run it under mpirun or srun;
+ * one process per GPU (or per CPU socket/node with --device cpu). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm.h"
+#include "dataset.h"
+#include "stop_signal.h"
+#include "train_config.h"
+#include "trainer.h"
+
+static const char *usage =
+    "usage: mpirun -np N e2e-train --data FILE --out RUNDIR [options]\n"
+    "\n"
+    "Trains the E2E ResNet-15 (jet mass regression) data-parallel over the MPI ranks.\n"
+    "\n"
+    "  --data FILE              dataset (HDF5, or a text file listing HDF5 files)\n"
+    "  --out RUNDIR             run folder: config.json, metrics.csv/.jsonl, results.json,\n"
+    "                           checkpoints/ (created if missing)\n"
+    "  --epochs N               epochs (25)\n"
+    "  --batch B                samples per rank and step (32); global batch = ranks x B\n"
+    "  --lr X                   Adam learning rate (1e-3)\n"
+    "  --weight-decay X         Adam (L2) weight decay (0)\n"
+    "  --seed S                 model initialisation, data split and order (1)\n"
+    "  --device cpu|cuda        where each rank computes (cpu); cuda: GPU = local rank\n"
+    "  --precision P            fp32 | tf32 | bf16 (cuda only) (fp32)\n"
+    "  --threads T              CPU threads per rank (OpenMP default)\n"
+    "  --resume auto|PATH|none  auto: newest valid checkpoint in RUNDIR/checkpoints, else a\n"
+    "                           fresh start; PATH: that checkpoint (none)\n"
+    "  --lr-scaling none|linear linear: lr x ranks, reached by a linear warm-up (none)\n"
+    "  --warmup-steps N         optimizer steps of warm-up with --lr-scaling linear (0)\n"
+    "  --plateau-mode min|max   ReduceLROnPlateau on the validation MAE (min)\n"
+    "  --plateau-factor F       (0.5)        --plateau-patience N   (2)\n"
+    "  --plateau-threshold X    (1e-4)       --plateau-threshold-mode rel|abs (rel)\n"
+    "  --plateau-cooldown N     (0)          --min-lr X             (0)\n"
+    "  --nan-policy stop|skip   a non-finite loss stops the run, or skips the step (stop)\n"
+    "  --mre-min-mass GEV       MRE over jets above this mass (85)\n"
+    "  --zero-suppress X        preprocessing: scaled pixels below X become 0 (1e-5)\n"
+    "  --unbias MODE            target unbiasing, as the data reader names it\n"
+    "  --prefetch N             batches the reader thread reads ahead (2)\n"
+    "  --keep K                 newest checkpoints kept, besides best.h5 (3)\n"
+    "  --check-replicas N       every N steps, verify that all ranks hold identical\n"
+    "                           parameters (0: never)\n"
+    "  --log-every N            progress line every N steps (about 10 per epoch)\n"
+    "  --stop-after-steps N     act as if SIGUSR1 arrived after N steps (drills, tests)\n"
+    "  --blocks N               residual blocks in layer1 and layer3 (3)\n"
+    "  --help                   this text\n"
+    "\n"
+    "Exit codes: 0 finished; 1 error (the first failing rank's message is printed once);\n"
+    "2 bad command line; 75 stopped on SIGUSR1/SIGTERM after writing a checkpoint:\n"
+    "requeue the job and run the same command with --resume auto.\n";
+
+enum {
+    O_DATA = 256, O_OUT, O_EPOCHS, O_BATCH, O_LR, O_WD, O_SEED, O_DEVICE, O_PRECISION, O_THREADS,
+    O_RESUME, O_LR_SCALING, O_WARMUP, O_PMODE, O_PFACTOR, O_PPATIENCE, O_PTHRESH, O_PTMODE,
+    O_PCOOLDOWN, O_MINLR, O_NAN, O_MRE, O_ZERO, O_UNBIAS, O_PREFETCH, O_KEEP, O_CHECK, O_LOG,
+    O_STOP_AFTER, O_BLOCKS, O_HELP
+};
+
+static const struct option options[] = {
+    {"data", 1, 0, O_DATA}, {"out", 1, 0, O_OUT}, {"epochs", 1, 0, O_EPOCHS},
+    {"batch", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR}, {"weight-decay", 1, 0, O_WD},
+    {"seed", 1, 0, O_SEED}, {"device", 1, 0, O_DEVICE}, {"precision", 1, 0, O_PRECISION},
+    {"threads", 1, 0, O_THREADS}, {"resume", 1, 0, O_RESUME}, {"lr-scaling", 1, 0, O_LR_SCALING},
+    {"warmup-steps", 1, 0, O_WARMUP}, {"plateau-mode", 1, 0, O_PMODE},
+    {"plateau-factor", 1, 0, O_PFACTOR}, {"plateau-patience", 1, 0, O_PPATIENCE},
+    {"plateau-threshold", 1, 0, O_PTHRESH}, {"plateau-threshold-mode", 1, 0, O_PTMODE},
+    {"plateau-cooldown", 1, 0, O_PCOOLDOWN}, {"min-lr", 1, 0, O_MINLR},
+    {"nan-policy", 1, 0, O_NAN}, {"mre-min-mass", 1, 0, O_MRE}, {"zero-suppress", 1, 0, O_ZERO},
+    {"unbias", 1, 0, O_UNBIAS}, {"prefetch", 1, 0, O_PREFETCH}, {"keep", 1, 0, O_KEEP},
+    {"check-replicas", 1, 0, O_CHECK}, {"log-every", 1, 0, O_LOG},
+    {"stop-after-steps", 1, 0, O_STOP_AFTER}, {"blocks", 1, 0, O_BLOCKS}, {"help", 0, 0, O_HELP},
+    {0, 0, 0, 0}};
+
+static int quiet;  /* ranks other than 0 parse silently */
+
+static const char *opt_name(int code) {
+    for (const struct option *o = options; o->name; o++)
+        if (o->val == code) return o->name;
+    return "?";
+}
+
+/* strict number parsing: the whole argument must be a number */
+static int num_long(int code, const char *s, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end) {
+        if (!quiet) fprintf(stderr, "e2e-train: --%s expects an integer, got '%s'\n", opt_name(code), s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int num_double(int code, const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end) {
+        if (!quiet) fprintf(stderr, "e2e-train: --%s expects a number, got '%s'\n", opt_name(code), s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int one_of(int code, const char *s, const char *a, const char *b, int *out) {
+    if (strcmp(s, a) == 0) *out = 0;
+    else if (strcmp(s, b) == 0) *out = 1;
+    else {
+        if (!quiet) fprintf(stderr, "e2e-train: --%s expects %s or %s, got '%s'\n", opt_name(code), a, b, s);
+        return -1;
+    }
+    return 0;
+}
+
+/* 0 parsed, 1 --help, -1 bad command line (message printed) */
+static int parse(int argc, char **argv, TrainConfig *c) {
+    opterr = !quiet;
+    int o;
+    long l;
+    double d;
+    int k;
+    while ((o = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        int rc = 0;
+        switch (o) {
+        case O_DATA: c->data = optarg; break;
+        case O_OUT: c->out = optarg; break;
+        case O_EPOCHS: rc = num_long(o, optarg, &l); c->epochs = (int)l; break;
+        case O_BATCH: rc = num_long(o, optarg, &l); c->batch = (int)l; break;
+        case O_LR: rc = num_double(o, optarg, &c->lr); break;
+        case O_WD: rc = num_double(o, optarg, &c->weight_decay); break;
+        case O_SEED: rc = num_long(o, optarg, &l); c->seed = (uint64_t)l; break;
+        case O_DEVICE: c->device = optarg; break;
+        case O_PRECISION: c->precision = optarg; break;
+        case O_THREADS: rc = num_long(o, optarg, &l); c->threads = (int)l; break;
+        case O_RESUME: c->resume = optarg; break;
+        case O_LR_SCALING: rc = one_of(o, optarg, "none", "linear", &c->lr_scaling); break;
+        case O_WARMUP: rc = num_long(o, optarg, &c->warmup_steps); break;
+        case O_PMODE: rc = one_of(o, optarg, "min", "max", &c->plateau.mode_max); break;
+        case O_PFACTOR: rc = num_double(o, optarg, &c->plateau.factor); break;
+        case O_PPATIENCE: rc = num_long(o, optarg, &l); c->plateau.patience = (int)l; break;
+        case O_PTHRESH: rc = num_double(o, optarg, &c->plateau.threshold); break;
+        case O_PTMODE: rc = one_of(o, optarg, "rel", "abs", &c->plateau.threshold_abs); break;
+        case O_PCOOLDOWN: rc = num_long(o, optarg, &l); c->plateau.cooldown = (int)l; break;
+        case O_MINLR: rc = num_double(o, optarg, &c->plateau.min_lr); break;
+        case O_NAN: rc = one_of(o, optarg, "stop", "skip", &c->nan_skip); break;
+        case O_MRE: rc = num_double(o, optarg, &c->mre_min_mass); break;
+        case O_ZERO: rc = num_double(o, optarg, &d); c->zero_suppress = (float)d; break;
+        case O_UNBIAS:
+            k = dataset_unbias_from_name(optarg);
+            if (k < 0) {
+                if (!quiet) fprintf(stderr, "e2e-train: --unbias: %s\n", data_error());
+                rc = -1;
+            }
+            c->unbias = k;
+            break;
+        case O_PREFETCH: rc = num_long(o, optarg, &l); c->prefetch = (int)l; break;
+        case O_KEEP: rc = num_long(o, optarg, &l); c->keep = (int)l; break;
+        case O_CHECK: rc = num_long(o, optarg, &l); c->check_replicas = (int)l; break;
+        case O_LOG: rc = num_long(o, optarg, &l); c->log_every = (int)l; break;
+        case O_STOP_AFTER: rc = num_long(o, optarg, &c->stop_after_steps); break;
+        case O_BLOCKS: rc = num_long(o, optarg, &l); c->blocks = (int)l; break;
+        case O_HELP: return 1;
+        default: return -1;  /* getopt printed the problem */
+        }
+        if (rc) return -1;
+    }
+    if (optind < argc) {
+        if (!quiet) fprintf(stderr, "e2e-train: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    Comm comm;
+    comm_init(&comm, &argc, &argv);
+    TrainConfig cfg;
+    train_config_defaults(&cfg);
+    quiet = comm.rank != 0;
+    int p = parse(argc, argv, &cfg);
+    int code;
+    if (p == 1) {
+        if (comm.rank == 0) fputs(usage, stdout);
+        code = 0;
+    } else if (p < 0) {
+        if (comm.rank == 0) fputs("e2e-train: see e2e-train --help\n", stderr);
+        code = 2;
+    } else {
+        code = trainer_run(&cfg, &comm);
+    }
+    comm_finalize(&comm);
+    return code;
+}
