@@ -39,7 +39,8 @@ static const char *usage =
     "  --nan-policy stop|skip   a non-finite loss stops the run, or skips the step (stop)\n"
     "  --mre-min-mass GEV       MRE over jets above this mass (85)\n"
     "  --zero-suppress X        preprocessing: scaled pixels below X become 0 (1e-5)\n"
-    "  --unbias MODE            target unbiasing, as the data reader names it\n"
+    "  --unbias none|weights    flatten the mass distribution with per-sample loss\n"
+    "                           weights from the training split's histogram (weights)\n"
     "  --prefetch N             batches the reader thread reads ahead (2)\n"
     "  --keep K                 newest checkpoints kept, besides best.h5 (3)\n"
     "  --check-replicas N       every N steps, verify that all ranks hold identical\n"
@@ -152,12 +153,8 @@ static int parse(int argc, char **argv, TrainConfig *c) {
         case O_MRE: rc = num_double(o, optarg, &c->mre_min_mass); break;
         case O_ZERO: rc = num_double(o, optarg, &d); c->zero_suppress = (float)d; break;
         case O_UNBIAS:
-            k = dataset_unbias_from_name(optarg);
-            if (k < 0) {
-                if (!quiet) fprintf(stderr, "e2e-train: --unbias: %s\n", data_error());
-                rc = -1;
-            }
-            c->unbias = k;
+            rc = one_of(o, optarg, "none", "weights", &k);
+            c->unbias = k ? DATA_UNBIAS_WEIGHTS : DATA_UNBIAS_NONE;
             break;
         case O_PREFETCH: rc = num_long(o, optarg, &l); c->prefetch = (int)l; break;
         case O_KEEP: rc = num_long(o, optarg, &l); c->keep = (int)l; break;
