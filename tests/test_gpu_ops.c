@@ -523,8 +523,9 @@ static void test_model(void) {
           s1.graphs_recorded - s0.graphs_recorded);
     CHECK(s1.graphs_replayed - s0.graphs_replayed == 2, "[%s] %ld graph launches, want 2", prec,
           s1.graphs_replayed - s0.graphs_replayed);
-    printf("[%s] convolution plans %ld (non-deterministic %ld), cuDNN workspace %.1f MiB\n", prec,
-           s1.conv_plans, s1.nondeterministic, s1.workspace_bytes / 1048576.0);
+    printf("[%s] convolution plans %ld (non-deterministic %ld, float instead of bf16 %ld), cuDNN "
+           "workspace %.1f MiB\n", prec, s1.conv_plans, s1.nondeterministic, s1.fp32_fallbacks,
+           s1.workspace_bytes / 1048576.0);
 
     /* model_predict, and a smaller batch (new plans, a new graph key) */
     float pc[8], pg[8];

@@ -398,6 +398,7 @@ extern "C" int net_cuda_stats(const NetOps *ops, CudaStats *out) {
     out->graphs_replayed = c->graphs_replayed;
     out->conv_plans = c->n_plans;
     out->nondeterministic = c->nondeterministic;
+    out->fp32_fallbacks = c->fp32_fallbacks;
     out->workspace_bytes = c->workspace.bytes;
     return 0;
 }

@@ -28,6 +28,7 @@ typedef struct {
     long graphs_replayed;    /* launches of a recorded graph (the recording run included) */
     long conv_plans;         /* convolution shapes whose algorithm was chosen */
     long nondeterministic;   /* of those, plans that had to take a non-deterministic algorithm */
+    long fp32_fallbacks;     /* bf16 mode: plans run on float operands (no bf16 kernel) */
     size_t workspace_bytes;  /* cuDNN workspace now allocated */
 } CudaStats;
 

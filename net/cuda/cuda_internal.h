@@ -37,6 +37,8 @@ typedef struct {
     cudnnTensorDescriptor_t x, y;      /* NHWC */
     cudnnFilterDescriptor_t w;         /* KRSC ("NHWC" filter) */
     cudnnConvolutionDescriptor_t conv;
+    int bf16;                          /* bf16 operands (bf16 mode, when cuDNN has a kernel) */
+    int chosen;                        /* algo, ws_bytes and deterministic are set */
     int algo;                          /* a cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t */
     size_t ws_bytes;
     int deterministic;
@@ -81,7 +83,8 @@ typedef struct {
 
     ConvPlan plans[CUDA_MAX_PLANS];
     int n_plans;
-    long nondeterministic;
+    long nondeterministic;      /* plans that had to take a non-deterministic algorithm */
+    long fp32_fallbacks;        /* bf16 mode: plans cuDNN had no bf16 kernel for */
 
     Scratch workspace;   /* cuDNN */
     Scratch xs;          /* x as the convolution reads it: NHWC, and bf16 in bf16 mode */
