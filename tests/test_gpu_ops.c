@@ -3,7 +3,7 @@
  * the staging and CUDA-graph paths run), in each precision. Every GPU output is
  * poisoned with NaN before the op, so an element the op fails to write fails the
  * comparison; NaN never passes (rel_err). Tolerances, max |gpu - cpu| / max |cpu|:
- *   op level:    fp32 1e-5, tf32 1e-3, bf16 1e-2 (convolutions; the other ops are
+ *   op level:    fp32 1e-5, tf32 2e-3, bf16 1e-2 (convolutions; the other ops are
  *                precision-independent and held to 1e-5 or exact);
  *   model level: fp32 1e-4 (as tests/test_parity_torch.c between two fp32 models),
  *                tf32 1e-2, bf16 5e-2 (errors of 15 convolutions compound).
@@ -611,20 +611,27 @@ static void test_model(void) {
 }
 
 int main(void) {
-    int devices = net_cuda_device_count();
-    if (devices == 0) {
-        printf("test_gpu_ops: SKIPPED: cudaGetDeviceCount reports no GPU\n");
-        return CHECK_SKIP;
-    }
+    /* what needs no GPU: refusals */
     cpu = net_cpu_create(2);
     CHECK(cpu != NULL, "cpu backend: %s", net_error());
     if (!cpu) return check_main_result("test_gpu_ops");
+    CudaStats st;
+    CHECK(net_cuda_stats(cpu, &st) == -1, "net_cuda_stats must refuse a CPU backend");
+    CHECK(net_cuda_set_graphs(cpu, 1) == -1, "net_cuda_set_graphs must refuse a CPU backend");
     CHECK(net_cuda_create(0, "fp16") == NULL && strstr(net_error(), "precision"),
           "an unknown precision must be refused: %s", net_error());
+    int devices = net_cuda_device_count();
+    if (devices == 0) {
+        if (check_failed) return check_main_result("test_gpu_ops");
+        printf("test_gpu_ops: SKIPPED: cudaGetDeviceCount reports no GPU (%d checks without a "
+               "GPU passed)\n", check_passed);
+        cpu->destroy(cpu);
+        return CHECK_SKIP;
+    }
     CHECK(net_cuda_create(devices, "fp32") == NULL && strstr(net_error(), "GPU"),
           "a GPU index past the last must be refused: %s", net_error());
     const char *precs[3] = {"fp32", "tf32", "bf16"};
-    const double ctol[3] = {1e-5, 1e-3, 1e-2}, mtol[3] = {1e-4, 1e-2, 5e-2};
+    const double ctol[3] = {1e-5, 2e-3, 1e-2}, mtol[3] = {1e-4, 1e-2, 5e-2};
     for (int k = 0; k < 3; k++) {
         rng_seed(&rng, 1234 + k);
         prec = precs[k];

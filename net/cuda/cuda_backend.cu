@@ -53,6 +53,8 @@ static void cu_release(void *ctx, void *p) {
     CudaCtx *c = (CudaCtx *)ctx;
     cudaCheck(cudaStreamSynchronize(c->stream));
     cudaCheck(cudaFree(p));
+    /* a later allocation may reuse the address: no graph may outlive the memory it names */
+    c->generation++;
 }
 
 static void *cu_alloc_host(void *ctx, size_t bytes) {
