@@ -80,19 +80,36 @@ const float *model_predictions(const Model *m);
  * weight, NULL for none), both in backend memory: mean_i w_i |pred_i - target_i|.
  * The loss stays in backend memory until model_loss_value is asked for it. */
 int model_loss(Model *m, const float *target, const float *weight);
-/* A batch in host memory, as the data reader yields it. */
+/* Preprocessing done on the device (DESIGN.md, "Data"): per pixel of channel ch,
+ * v = scale[ch] * raw, then v = 0 where v < threshold, then v = 1 where v > 1. */
+typedef struct {
+    const float *scale;    /* C per-channel factors, host memory */
+    float threshold;       /* zero suppression, applied after scaling */
+} InputPrep;
+
+/* A batch in host memory, as the data reader yields it. The fields after weight are
+ * optional: their zero value keeps the plain meaning above them. */
 typedef struct {
     int n;
     const float *x;        /* (n, C, H, W) float32 NCHW, preprocessed */
     const float *scalars;  /* (n, S), or NULL when S = 0 */
     const float *target;   /* (n) scaled target */
     const float *weight;   /* (n) per-sample loss weights, or NULL */
+    /* GPU backends only (the CPU backend refuses them): */
+    const uint16_t *x_half;  /* instead of x (which is then NULL): IEEE binary16 pixels,
+                              * half the bytes to copy */
+    const InputPrep *prep;   /* preprocess x or x_half on the device (NULL: already done) */
+    int on_device;           /* 1: every pointer above is already in backend memory (no
+                              * copy), e.g. a batch kept resident on the GPU */
 } HostBatch;
 
 /* The training loop's calls. They take host memory and move it to the backend as the
  * backend sees fit (the CPU backend reads it in place; a GPU backend copies it, and
  * may replay a captured graph). model_train_pass = forward, loss and backward: the
- * gradients are then in model_grads, the loss in model_loss_value. */
+ * gradients are then in model_grads, the loss in model_loss_value. The batch's host
+ * memory may be reused as soon as the call returns. On a GPU backend the copy of a
+ * batch overlaps the ops of the batch before it; the first pass of each batch size
+ * runs directly, the second is recorded as a CUDA graph, later ones replay it. */
 int model_train_pass(Model *m, const HostBatch *b);
 /* Forward only; writes n predictions to host memory. */
 int model_predict(Model *m, const HostBatch *b, float *pred);

@@ -33,6 +33,9 @@ typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
 } AdamHyper;
 
+enum { OPS_GRAPH_DIRECT = 0, OPS_GRAPH_RECORDING = 1, OPS_GRAPH_REPLAYED = 2 };
+#define OPS_PREP_MAX_CHANNELS 64
+
 typedef struct NetOps NetOps;
 struct NetOps {
     const char *name;   /* "cpu" or "cuda" */
@@ -106,6 +109,39 @@ struct NetOps {
     /* The stream the ops run on (a cudaStream_t), for a collective that must join it
      * (NCCL in dist/); NULL on backends without streams (the member may be NULL too). */
     void *(*stream)(void *ctx);
+
+    /* ---- Optional members: NULL on backends that have no use for them (the CPU). ---- */
+
+    /* Page-locked host memory (uploads from it need no bounce copy), e.g. for the data
+     * reader's batch buffers. NULL on failure; free with release_host. */
+    void *(*alloc_host)(void *ctx, size_t bytes);
+    void (*release_host)(void *ctx, void *p);
+
+    /* Input copies that overlap the ops already enqueued. mark records "every op enqueued
+     * so far"; upload_async copies host_src into dst on a separate copy stream once the
+     * ops before the last mark are done (at once if there was none), and ops enqueued
+     * after it wait for the copy. It returns when host_src may be reused. So dst must be
+     * a buffer that only ops before the last mark read (a staging buffer). */
+    void (*mark)(void *ctx);
+    void (*upload_async)(void *ctx, void *dst, const void *host_src, size_t bytes);
+
+    /* The network's input from raw pixels: x[i] = raw[i] as float (raw is IEEE binary16
+     * when raw_half, else float32), then, when scale is not NULL, v = scale[ch] * v,
+     * v = 0 where v < threshold, v = 1 where v > 1 (NaN stays NaN). raw and x are
+     * (n, c, hw) NCHW in backend memory; scale is c floats in HOST memory, read during
+     * the call (c <= OPS_PREP_MAX_CHANNELS). */
+    void (*prep_input)(void *ctx, int n, int c, size_t hw, const void *raw, int raw_half,
+                       const float *scale, float threshold, float *x);
+
+    /* Recording a sequence of ops once and replaying it (CUDA graphs). graph_begin(ctx,
+     * key) answers OPS_GRAPH_DIRECT (run the ops; graph_end does nothing),
+     * OPS_GRAPH_RECORDING (run the ops: they are recorded, not executed, until graph_end,
+     * which then enqueues the recording) or OPS_GRAPH_REPLAYED (the recording for key is
+     * enqueued: do not run the ops). The same key must mean the same ops on the same
+     * buffers. graph_end returns 0, or -1 with net_error() when recording failed (the
+     * ops did not run). */
+    int (*graph_begin)(void *ctx, uint64_t key);
+    int (*graph_end)(void *ctx);
 
     void (*destroy)(NetOps *self);
 };

@@ -56,6 +56,10 @@ struct Model {
 
     /* a host batch's copy in backend memory, for backends without host memory */
     float *in_x, *in_scalars, *in_target, *in_weight;
+    /* where upload_async lands a batch (raw images, scalars, target, weight) before the
+     * ops copy it into in_*: the next batch's copy then overlaps this batch's pass */
+    char *staging;
+    size_t st_scalars, st_target, st_weight;   /* byte offsets in staging */
 };
 
 static size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
@@ -246,7 +250,7 @@ void model_free(Model *m) {
     NetOps *o = m->ops;
     void *bufs[] = {m->params, m->grads, m->a0, m->p0, m->pool_idx, m->gpool_idx, m->feat,
                     m->dfeat, m->pred, m->dpred, m->loss, m->g[0], m->g[1], m->g[2],
-                    m->in_x, m->in_scalars, m->in_target, m->in_weight};
+                    m->in_x, m->in_scalars, m->in_target, m->in_weight, m->staging};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) o->release(o->ctx, bufs[i]);
     for (int i = 0; i < m->n_blocks; i++) {
@@ -430,35 +434,109 @@ int model_backward(Model *m) {
 
 /* ---- host batches ---- */
 
+static int alloc_inputs(Model *m) {
+    const ModelConfig *c = &m->cfg;
+    NetOps *o = m->ops;
+    if (m->in_x) return 0;
+    size_t mb = (size_t)c->max_batch, nx = mb * c->in_channels * c->height * c->width;
+    m->in_x = alloc_floats(m, nx);
+    m->in_scalars = alloc_floats(m, mb * (c->n_scalars ? c->n_scalars : 1));
+    m->in_target = alloc_floats(m, mb);
+    m->in_weight = alloc_floats(m, mb);
+    if (!m->in_x || !m->in_scalars || !m->in_target || !m->in_weight)
+        return net_fail("the %s backend could not allocate input buffers for batch %d", o->name,
+                        c->max_batch);
+    if (o->upload_async && o->mark) {
+        /* images (float32 or binary16), then scalars, target, weight, each 256-aligned */
+        m->st_scalars = round_up(nx * sizeof(float), 256);
+        m->st_target = m->st_scalars + round_up(mb * (c->n_scalars ? c->n_scalars : 1) * sizeof(float), 256);
+        m->st_weight = m->st_target + round_up(mb * sizeof(float), 256);
+        size_t bytes = m->st_weight + round_up(mb * sizeof(float), 256);
+        m->staging = o->alloc(o->ctx, bytes);
+        if (!m->staging)
+            return net_fail("the %s backend could not allocate a staging buffer for batch %d",
+                            o->name, c->max_batch);
+    }
+    return 0;
+}
+
+/* Copies a small device array with copy2d (one row). */
+static void copy_floats(NetOps *o, float *dst, const void *src, size_t count) {
+    o->copy2d(o->ctx, dst, count, (const float *)src, count, 1, count);
+}
+
 /* Checks a host batch and returns the pointers the ops will read: the host memory
  * itself on a host-memory backend, else copies in the model's input buffers. */
 static int stage(Model *m, const HostBatch *b, int with_target, HostBatch *out) {
     const ModelConfig *c = &m->cfg;
+    NetOps *o = m->ops;
     if (!b) return net_fail("batch is NULL");
     if (b->n <= 0 || b->n > c->max_batch)
         return net_fail("batch of %d samples, the model holds 1 to %d", b->n, c->max_batch);
-    if (!b->x) return net_fail("batch images are NULL");
+    if (!b->x && !b->x_half) return net_fail("batch images are NULL");
+    if (b->x && b->x_half) return net_fail("batch has both x and x_half: give one of them");
+    if ((b->x_half || b->prep) && !o->prep_input)
+        return net_fail("the %s backend takes preprocessed float32 images (x); x_half and "
+                        "prep need a GPU backend", o->name);
+    if (b->prep && (!b->prep->scale || c->in_channels > OPS_PREP_MAX_CHANNELS))
+        return net_fail("batch prep needs %d channel scales (at most %d channels)",
+                        c->in_channels, OPS_PREP_MAX_CHANNELS);
     if (!b->scalars && c->n_scalars > 0)
         return net_fail("the model takes %d per-jet scalars, the batch has none", c->n_scalars);
     if (with_target && !b->target) return net_fail("batch target is NULL");
     *out = *b;
-    NetOps *o = m->ops;
     if (o->host_memory) return 0;
+    if (alloc_inputs(m)) return -1;
     size_t nx = (size_t)b->n * c->in_channels * c->height * c->width;
-    size_t mb = (size_t)c->max_batch;
-    if (!m->in_x) {
-        m->in_x = alloc_floats(m, mb * c->in_channels * c->height * c->width);
-        m->in_scalars = alloc_floats(m, mb * (c->n_scalars ? c->n_scalars : 1));
-        m->in_target = alloc_floats(m, mb);
-        m->in_weight = alloc_floats(m, mb);
-        if (!m->in_x || !m->in_scalars || !m->in_target || !m->in_weight)
-            return net_fail("the %s backend could not allocate input buffers for batch %d",
-                            o->name, c->max_batch);
+    size_t hw = (size_t)c->height * c->width, ns = (size_t)b->n * c->n_scalars;
+    const void *raw = b->x ? (const void *)b->x : (const void *)b->x_half;
+    int half = b->x_half != NULL;
+    const float *scale = b->prep ? b->prep->scale : NULL;
+    float threshold = b->prep ? b->prep->threshold : 0.0f;
+    out->x_half = NULL;
+    out->prep = NULL;
+    out->on_device = 1;
+    if (b->on_device) {  /* already in backend memory: only the raw images need work */
+        if (half || scale) {
+            o->prep_input(o->ctx, b->n, c->in_channels, hw, raw, half, scale, threshold, m->in_x);
+            out->x = m->in_x;
+        }
+        return 0;
     }
+    if (m->staging) {
+        /* host -> staging on the copy stream, overlapping the previous pass; staging ->
+         * inputs in op order; then mark: the next batch may overwrite the staging */
+        o->upload_async(o->ctx, m->staging, raw, nx * (half ? 2 : sizeof(float)));
+        if (ns) o->upload_async(o->ctx, m->staging + m->st_scalars, b->scalars, ns * sizeof(float));
+        if (with_target) {
+            o->upload_async(o->ctx, m->staging + m->st_target, b->target, (size_t)b->n * sizeof(float));
+            if (b->weight)
+                o->upload_async(o->ctx, m->staging + m->st_weight, b->weight,
+                                (size_t)b->n * sizeof(float));
+        }
+        o->prep_input(o->ctx, b->n, c->in_channels, hw, m->staging, half, scale, threshold, m->in_x);
+        out->x = m->in_x;
+        if (ns) {
+            copy_floats(o, m->in_scalars, m->staging + m->st_scalars, ns);
+            out->scalars = m->in_scalars;
+        }
+        if (with_target) {
+            copy_floats(o, m->in_target, m->staging + m->st_target, (size_t)b->n);
+            out->target = m->in_target;
+            if (b->weight) {
+                copy_floats(o, m->in_weight, m->staging + m->st_weight, (size_t)b->n);
+                out->weight = m->in_weight;
+            }
+        }
+        o->mark(o->ctx);
+        return 0;
+    }
+    if (half || scale)
+        return net_fail("the %s backend cannot stage raw (x_half or prep) batches", o->name);
     o->upload(o->ctx, m->in_x, b->x, nx * sizeof(float));
     out->x = m->in_x;
     if (c->n_scalars) {
-        o->upload(o->ctx, m->in_scalars, b->scalars, (size_t)b->n * c->n_scalars * sizeof(float));
+        o->upload(o->ctx, m->in_scalars, b->scalars, ns * sizeof(float));
         out->scalars = m->in_scalars;
     }
     if (with_target) {
@@ -472,12 +550,36 @@ static int stage(Model *m, const HostBatch *b, int with_target, HostBatch *out) 
     return 0;
 }
 
+static int train_ops(Model *m, const HostBatch *d) {
+    if (model_forward(m, d->n, d->x, d->scalars) || model_loss(m, d->target, d->weight)) return -1;
+    return model_backward(m);
+}
+
+/* Names a training pass for graph replay: the batch size and every buffer it reads
+ * (FNV-1a over their values). Staged batches always land in the same buffers. */
+static uint64_t graph_key(const HostBatch *d) {
+    uintptr_t v[5] = {(uintptr_t)d->n, (uintptr_t)d->x, (uintptr_t)d->scalars,
+                      (uintptr_t)d->target, (uintptr_t)d->weight};
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *p = (const unsigned char *)v;
+    for (size_t i = 0; i < sizeof v; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
 int model_train_pass(Model *m, const HostBatch *b) {
     if (!m) return net_fail("model_train_pass: model is NULL");
     HostBatch d = {0};
     if (stage(m, b, 1, &d)) return -1;
-    if (model_forward(m, d.n, d.x, d.scalars) || model_loss(m, d.target, d.weight)) return -1;
-    return model_backward(m);
+    NetOps *o = m->ops;
+    int mode = o->graph_begin ? o->graph_begin(o->ctx, graph_key(&d)) : OPS_GRAPH_DIRECT;
+    if (mode == OPS_GRAPH_REPLAYED) {
+        m->n = d.n;  /* what the pass would have left: later calls read these */
+        m->x = d.x;
+        return 0;
+    }
+    int rc = train_ops(m, &d);
+    if (mode == OPS_GRAPH_RECORDING && o->graph_end(o->ctx)) return -1;
+    return rc;
 }
 
 int model_predict(Model *m, const HostBatch *b, float *pred) {

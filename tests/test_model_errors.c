@@ -86,6 +86,19 @@ int main(void) {
     hb.target = NULL;
     EXPECT_FAIL(model_train_pass(m, &hb), "target is NULL");
     CHECK(model_predict(m, &hb, pred) == 0, "predict needs no target: %s", net_error());
+    /* raw binary16 input and device preprocessing are for GPU backends */
+    static uint16_t half[4 * 8 * 6 * 6];
+    float scale[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    InputPrep prep = {.scale = scale, .threshold = 0.0f};
+    hb.x_half = half;
+    EXPECT_FAIL(model_predict(m, &hb, pred), "both x and x_half");
+    hb.x = NULL;
+    EXPECT_FAIL(model_predict(m, &hb, pred), "x_half and prep need a GPU backend");
+    hb.x = x;
+    hb.x_half = NULL;
+    hb.prep = &prep;
+    EXPECT_FAIL(model_predict(m, &hb, pred), "x_half and prep need a GPU backend");
+    hb.prep = NULL;
     hb.x = NULL;
     EXPECT_FAIL(model_predict(m, &hb, pred), "images are NULL");
     EXPECT_FAIL(model_train_pass(m, NULL), "batch is NULL");
@@ -118,6 +131,16 @@ int main(void) {
         BackendOptions cuda = {.device = "cuda"};
         CHECK(net_backend_create(&cuda) == NULL, "cuda backend in a CPU-only build");
         CHECK(strstr(net_error(), "USE_CUDA") != NULL, "message: %s", net_error());
+    } else {  /* a CUDA build: a backend when there is a GPU, else a message saying so */
+        BackendOptions cuda = {.device = "cuda", .precision = "fp32"};
+        NetOps *g = net_backend_create(&cuda);
+        if (g)
+            g->destroy(g);
+        else
+            CHECK(strstr(net_error(), "no GPU") != NULL, "message: %s", net_error());
+        BackendOptions bad_prec = {.device = "cuda", .precision = "fp8"};
+        CHECK(net_backend_create(&bad_prec) == NULL && strstr(net_error(), "fp8") != NULL,
+              "an unknown cuda precision must be refused by name: %s", net_error());
     }
     BackendOptions tpu = {.device = "tpu"}, bf16 = {.device = "cpu", .precision = "bf16"};
     CHECK(net_backend_create(&tpu) == NULL, "unknown backend accepted");

@@ -1,0 +1,152 @@
+/* Shared state of the CUDA backend's files: the context, checked-call macros, and the
+ * functions each file gives the others. */
+#ifndef E2E_NET_CUDA_INTERNAL_H
+#define E2E_NET_CUDA_INTERNAL_H
+
+#include <cuda_runtime.h>
+#include <cudnn.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../ops.h"
+
+/* A failed CUDA or cuDNN call inside an op: the ops return nothing, so the process
+ * stops with the call, file and line (as llm.c does); MPI then ends the other ranks. */
+void cuda_die(const char *file, int line, const char *what, const char *msg);
+#define cudaCheck(call)                                                              \
+    do {                                                                             \
+        cudaError_t e_ = (call);                                                     \
+        if (e_ != cudaSuccess) cuda_die(__FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+    } while (0)
+#define cudnnCheck(call)                                                             \
+    do {                                                                             \
+        cudnnStatus_t s_ = (call);                                                   \
+        if (s_ != CUDNN_STATUS_SUCCESS) cuda_die(__FILE__, __LINE__, #call, cudnnGetErrorString(s_)); \
+    } while (0)
+/* after every kernel launch */
+#define cudaCheckLaunch() cudaCheck(cudaGetLastError())
+
+typedef enum { PREC_FP32 = 0, PREC_TF32 = 1, PREC_BF16 = 2 } Precision;
+
+/* One convolution pass of one shape: its cuDNN descriptors and the algorithm chosen
+ * for it (once, on first use, outside graph capture). */
+enum { PASS_FWD = 0, PASS_BWD_DATA = 1, PASS_BWD_FILTER = 2 };
+typedef struct {
+    int pass;
+    ConvShape s;                       /* the layout of x plays no part: x is NHWC here */
+    cudnnTensorDescriptor_t x, y;      /* NHWC */
+    cudnnFilterDescriptor_t w;         /* KRSC ("NHWC" filter) */
+    cudnnConvolutionDescriptor_t conv;
+    int bf16;                          /* bf16 operands (bf16 mode, when cuDNN has a kernel) */
+    int chosen;                        /* algo, ws_bytes and deterministic are set */
+    int algo;                          /* a cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t */
+    size_t ws_bytes;
+    int deterministic;
+} ConvPlan;
+
+#define CUDA_MAX_PLANS 128
+#define CUDA_MAX_GRAPHS 16
+#define CUDA_BOUNCE_SLOTS 4
+
+typedef struct {
+    uint64_t key;
+    cudaGraphExec_t exec;     /* NULL until recorded */
+    unsigned generation;      /* c->generation at recording; stale when it moved on */
+    int seen;                 /* passes run for this key so far (the first runs directly) */
+    long last_use;
+} GraphEntry;
+
+/* A device buffer that only grows (between passes: never while a graph records). */
+typedef struct {
+    void *p;
+    size_t bytes;
+} Scratch;
+
+/* A pinned host buffer that uploads copy pageable memory through. */
+typedef struct {
+    void *p;
+    size_t bytes;
+    cudaEvent_t done;   /* the copy out of it finished */
+} Bounce;
+
+typedef struct {
+    int device;
+    Precision prec;
+    int cc_major, cc_minor;
+    cudaStream_t stream;        /* every op */
+    cudaStream_t copy_stream;   /* upload_async */
+    cudaEvent_t mark_ev;        /* mark(): the point upload_async waits for */
+    cudaEvent_t copy_ev;        /* the last upload_async finished */
+    cudnnHandle_t cudnn;
+    int heuristic_algos;        /* E2E_CUDNN_ALGO=heuristic */
+    size_t ws_limit;            /* largest cuDNN workspace an algorithm may ask for */
+
+    ConvPlan plans[CUDA_MAX_PLANS];
+    int n_plans;
+    long nondeterministic;      /* plans that had to take a non-deterministic algorithm */
+    long fp32_fallbacks;        /* bf16 mode: plans cuDNN had no bf16 kernel for */
+
+    Scratch workspace;   /* cuDNN */
+    Scratch xs;          /* x as the convolution reads it: NHWC, and bf16 in bf16 mode */
+    Scratch ys;          /* bf16 mode: the convolution's bf16 output (y, dx) or bf16 dy */
+    Scratch ws;          /* weights repacked to KRSC (bf16 in bf16 mode) */
+    Scratch dws;         /* weight gradient in KRSC, before unpacking into the arena */
+    Scratch partial;     /* per-block partial sums of the bias gradient */
+    unsigned generation; /* bumped whenever a scratch buffer moves: graphs must re-record */
+
+    Bounce bounce[CUDA_BOUNCE_SLOTS];
+    int next_bounce;
+
+    int graphs_on;
+    GraphEntry graphs[CUDA_MAX_GRAPHS];
+    GraphEntry *recording;      /* the entry being captured, or NULL */
+    int capture_error;          /* an op could not run inside the capture (see grow()) */
+    long uses;
+    long graphs_recorded, graphs_replayed;
+} CudaCtx;
+
+/* Makes s at least `bytes` (contents are lost). Outside capture it reallocates and bumps
+ * the generation; during capture it cannot, and returns -1 after flagging the capture
+ * as failed (the caller then skips its op). */
+int cuda_grow(CudaCtx *c, Scratch *s, size_t bytes);
+
+/* conv.cu */
+void cuda_conv_forward(void *ctx, const ConvShape *s, Layout lay, const float *x, const float *w,
+                       const float *b, const float *residual, int relu, float *y);
+void cuda_conv_backward_data(void *ctx, const ConvShape *s, const float *dy, const float *w,
+                             const float *mask, float *dx);
+void cuda_conv_backward_filter(void *ctx, const ConvShape *s, Layout lay, const float *x,
+                               const float *dy, float *dw, float *db);
+void cuda_plans_destroy(CudaCtx *c);
+
+/* kernels.cu: the other ops, in NetOps' signatures */
+void cuda_relu_backward(void *ctx, size_t n, const float *y, const float *dy, const float *addend,
+                        float *dx);
+void cuda_maxpool2x2_forward(void *ctx, int n, int c, int h, int w, const float *x, float *y,
+                             int32_t *idx);
+void cuda_maxpool2x2_backward(void *ctx, int n, int c, int h, int w, const float *dy,
+                              const int32_t *idx, float *dx);
+void cuda_global_maxpool_forward(void *ctx, int n, int c, int h, int w, const float *x, float *y,
+                                 int ldy, int32_t *idx);
+void cuda_global_maxpool_backward(void *ctx, int n, int c, int h, int w, const float *dy,
+                                  int ldy, const int32_t *idx, float *dx);
+void cuda_linear_forward(void *ctx, int n, int in, int out, const float *x, const float *w,
+                         const float *b, float *y);
+void cuda_linear_backward(void *ctx, int n, int in, int out, const float *x, const float *w,
+                          const float *dy, float *dx, float *dw, float *db);
+void cuda_l1_loss(void *ctx, int n, const float *pred, const float *target, const float *weight,
+                  float *loss, float *dpred);
+void cuda_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
+                      const AdamHyper *h, long step);
+void cuda_nonfinite_check(void *ctx, size_t n, const float *x, float *out);
+void cuda_prep_input(void *ctx, int n, int c, size_t hw, const void *raw, int raw_half,
+                     const float *scale, float threshold, float *x);
+
+/* Blocks for a grid-stride loop over n elements. */
+static inline unsigned cuda_blocks(size_t n, unsigned threads) {
+    size_t b = (n + threads - 1) / threads;
+    if (b > 65535u * 8u) b = 65535u * 8u;
+    return b ? (unsigned)b : 1u;
+}
+
+#endif
