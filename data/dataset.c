@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "data_error.h"
 #include "format.h"
 #include "h5util.h"
 #include "jetfile.h"

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "error.h"
+#include "data_error.h"
 
 void h5_quiet_begin(H5Quiet *q) {
     H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "error.h"
+#include "data_error.h"
 #include "format.h"
 #include "h5util.h"
 #include "jetfile.h"
@@ -86,8 +86,10 @@ static void print_mass_histogram(FILE *out, const float *m, long long n) {
     fprintf(out, "mass histogram (GeV, %g GeV bins; # = %.3g jets):\n", MASS_BIN_GEV, (double)peak / 50.0);
     for (int k = 0; k <= MASS_BINS; k++) {
         int bar = (int)(50.0 * (double)h[k] / (double)peak + 0.5);
-        if (k < MASS_BINS) fprintf(out, "  %3.0f-%3.0f %8lld |", k * MASS_BIN_GEV, (k + 1) * MASS_BIN_GEV, h[k]);
-        else fprintf(out, "  >= %3.0f  %8lld |", MASS_BINS * MASS_BIN_GEV, h[k]);
+        char label[32];
+        if (k < MASS_BINS) snprintf(label, sizeof label, "%.0f-%.0f", k * MASS_BIN_GEV, (k + 1) * MASS_BIN_GEV);
+        else snprintf(label, sizeof label, ">=%.0f", MASS_BINS * MASS_BIN_GEV);
+        fprintf(out, "  %-8s %8lld |", label, h[k]);
         for (int b = 0; b < bar; b++) fputc('#', out);
         fputc('\n', out);
     }

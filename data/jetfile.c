@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "error.h"
+#include "data_error.h"
 #include "format.h"
 #include "h5util.h"
 #include "half.h"
@@ -21,12 +21,9 @@ const char *h5_type_name(hid_t t, char *buf, size_t len) {
     case H5T_INTEGER:
         snprintf(buf, len, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", bits);
         break;
-    case H5T_FLOAT: {
-        int little, k = h5_float_kind(t, &little);
-        if (k) snprintf(buf, len, "float%d%s", 8 * k, little ? "" : " (big-endian)");
-        else snprintf(buf, len, "float%zu (non-IEEE layout)", bits);
+    case H5T_FLOAT:
+        snprintf(buf, len, "float%zu%s", bits, H5Tget_order(t) == H5T_ORDER_BE ? " (big-endian)" : "");
         break;
-    }
     case H5T_STRING: snprintf(buf, len, "string"); break;
     case H5T_COMPOUND: snprintf(buf, len, "compound"); break;
     default: snprintf(buf, len, "a non-numeric type"); break;
@@ -297,6 +294,12 @@ int jet_list_resolve(const char *path, char ***out, int *count) {
     }
     FILE *fp = fopen(path, "rb");
     if (!fp) return data_fail("%s: cannot open: %s", path, strerror(errno));
+    char sig[4] = {0};
+    if (fread(sig, 1, 4, fp) >= 1 && (unsigned char)sig[0] == 0x89 && (st.st_size < 4 || !memcmp(sig + 1, "HDF", 3))) {
+        fclose(fp);
+        return data_fail("%s: truncated or damaged HDF5 file (its signature is incomplete)", path);
+    }
+    rewind(fp);
     char *dir_copy = strdup(path), *dir = dir_copy ? dirname(dir_copy) : ".";
     char line[4096];
     char **list = NULL;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "data_error.h"
 
 long long preprocess_images(float *x, long long n, int channels, long long hw,
                             const float *scales, float zero_suppress) {

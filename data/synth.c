@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "data_error.h"
 #include "rng.h"
 
 enum { CH_TRACK_PT, CH_DZ, CH_D0, CH_ECAL, CH_HCAL, CH_BPIX1, CH_BPIX2, CH_BPIX3, CH_KINDS };

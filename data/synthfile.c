@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "data_error.h"
 #include "format.h"
 #include "h5util.h"
 #include "half.h"

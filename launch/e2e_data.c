@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "error.h"
+#include "data_error.h"
 #include "inspect.h"
 
 static const char USAGE[] =
@@ -26,13 +26,17 @@ int main(int argc, char **argv) {
     static const struct option opts[] = {{"rows", 1, 0, 'r'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     long long rows = 0;
     int c, rc = 0;
+    opterr = 0;
     while (!rc && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'r') rc = cli_ll("e2e-data", "--rows", optarg, 1, 1LL << 40, &rows, 1) ? 2 : 0;
         else if (c == 'h') {
             fputs(USAGE, stdout);
             MPI_Finalize();
             return 0;
-        } else rc = 2;
+        } else {
+            fprintf(stderr, "e2e-data: unknown option or missing value: '%s' (try --help)\n", argv[optind - 1]);
+            rc = 2;
+        }
     }
     if (!rc && (argc - optind != 2 || strcmp(argv[optind], "info"))) {
         fprintf(stderr, "e2e-data: expected: info FILE (try --help)\n");

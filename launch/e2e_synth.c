@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "error.h"
+#include "data_error.h"
 #include "synth.h"
 #include "synthfile.h"
 
@@ -37,7 +37,7 @@ static int parse(int argc, char **argv, SynthFileOptions *o, int say) {
     const char *P = "e2e-synth";
     long long v;
     int c;
-    opterr = say;
+    opterr = 0; /* our own messages, on rank 0 only */
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'o': o->out = optarg; break;
@@ -59,7 +59,9 @@ static int parse(int argc, char **argv, SynthFileOptions *o, int say) {
         case 'k': if (cli_ll(P, "--chunk", optarg, 1, 1LL << 40, &o->chunk, say)) return 2; break;
         case 'p': if (cli_double(P, "--pixel-size", optarg, 1e-6, 1.0, &o->pixel_size, say)) return 2; break;
         case 'h': if (say) fputs(USAGE, stdout); return 1;
-        default: if (say) fprintf(stderr, "%s: try --help\n", P); return 2;
+        default:
+            if (say) fprintf(stderr, "%s: unknown option or missing value: '%s' (try --help)\n", P, argv[optind - 1]);
+            return 2;
         }
     }
     if (optind < argc) {

@@ -1,8 +1,8 @@
 /* Error reporting for data/: a failing call returns -1 and leaves one message, naming
  * the file and the problem, for data_error() (thread-local: the prefetch thread's
  * messages are handed to the caller by the reader). */
-#ifndef E2E_DATA_ERROR_H
-#define E2E_DATA_ERROR_H
+#ifndef E2E_DATA_DATA_ERROR_H
+#define E2E_DATA_DATA_ERROR_H
 
 #if defined(__GNUC__)
 #define DATA_PRINTF(a, b) __attribute__((format(printf, a, b)))

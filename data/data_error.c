@@ -1,4 +1,4 @@
-#include "error.h"
+#include "data_error.h"
 
 #include <stdarg.h>
 #include <stdio.h>
