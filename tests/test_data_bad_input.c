@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "check_mpi.h"
 #include "dataset.h"
 #include "data_error.h"
 #include "synthfile.h"
@@ -348,26 +348,10 @@ int main(int argc, char **argv) {
         return CHECK_SKIP;
     }
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the test's own serial writes */
-    if (rank == 0) {
-        snprintf(dir, sizeof dir, "/tmp/e2e_data_bad_XXXXXX");
-        if (!mkdtemp(dir)) MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    check_mpi_tmpdir(dir, sizeof dir, "e2e_data_bad");
     test_files();
     test_splits();
     test_nan();
     test_api();
-    MPI_Barrier(MPI_COMM_WORLD);
-    if (rank == 0) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
-    }
-    int failed = check_failed, any;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    char name[64];
-    snprintf(name, sizeof name, "test_data_bad_input (rank %d of %d)", rank, nranks);
-    int rc = check_main_result(name);
-    MPI_Finalize();
-    return any ? 1 : rc;
+    return check_mpi_finish("test_data_bad_input", dir);
 }

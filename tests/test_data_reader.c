@@ -9,9 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "check.h"
+#include "check_mpi.h"
 #include "dataset.h"
 #include "half.h"
 #include "preprocess.h"
@@ -473,11 +472,7 @@ int main(int argc, char **argv) {
     MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
-    if (rank == 0) {
-        snprintf(dir, sizeof dir, "/tmp/e2e_data_reader_XXXXXX");
-        if (!mkdtemp(dir)) MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    check_mpi_tmpdir(dir, sizeof dir, "e2e_data_reader");
     char p32[512], p16[512], pother[512], pbig[512];
     const long long N = 1200, CHUNK = 10;
     make_file("f32.h5", N, 16, 3, 4, CHUNK, 5, p32);
@@ -491,21 +486,5 @@ int main(int argc, char **argv) {
     test_unbias(pbig);
     test_list(p32, pother, N);
 
-    MPI_Barrier(MPI_COMM_WORLD);
-    if (rank == 0) {
-        const char *names[] = {"f32.h5", "f16.h5", "other.h5", "big.h5", "files.txt"};
-        for (int i = 0; i < 5; i++) {
-            char p[600];
-            snprintf(p, sizeof p, "%s/%s", dir, names[i]);
-            unlink(p);
-        }
-        rmdir(dir);
-    }
-    int failed = check_failed, any;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    char name[64];
-    snprintf(name, sizeof name, "test_data_reader (rank %d of %d)", rank, nranks);
-    int rc = check_main_result(name);
-    MPI_Finalize();
-    return any ? 1 : rc;
+    return check_mpi_finish("test_data_reader", dir);
 }
