@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "simd.h"
+
 static inline uint32_t f2u(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
@@ -14,19 +16,20 @@ static inline float u2f(uint32_t u) {
     return f;
 }
 
-/* Branch-free, so the loop in half_to_float_n vectorises: the exponent is rebiased
- * by one add; subnormals are renormalised by a float subtraction (the "magic number"
- * method); infinities and NaNs get the all-ones exponent. */
-float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t em = (uint32_t)(h & 0x7fff) << 13;           /* exponent+mantissa, aligned */
-    uint32_t exp = em & 0x0f800000;
-    float normal = u2f(em + ((127 - 15) << 23));
-    float sub = u2f(em + (113u << 23)) - u2f(113u << 23); /* em * 2^-24 exactly */
-    float infnan = u2f(em | 0x7f800000);
-    float mag = exp == 0x0f800000 ? infnan : (exp == 0 ? sub : normal);
-    return u2f(f2u(mag) | sign);
+/* Branch-free and in integer lanes, so half_to_float_n vectorises: the exponent is
+ * rebiased by one add; subnormals (mantissa * 2^-24) go through an int-to-float
+ * conversion; infinities and NaNs get the all-ones exponent. */
+static inline uint32_t half_bits_to_float_bits(uint32_t h) {
+    uint32_t sign = (h & 0x8000u) << 16;
+    uint32_t em = (h & 0x7fffu) << 13; /* exponent and mantissa, aligned */
+    uint32_t exp = em & 0x0f800000u;
+    float sub = (float)(int32_t)(h & 0x3ffu) * 0x1p-24f;
+    uint32_t normal = em + ((127u - 15u) << 23), infnan = em | 0x7f800000u, subbits = f2u(sub);
+    uint32_t is_infnan = 0u - (uint32_t)(exp == 0x0f800000u), is_sub = 0u - (uint32_t)(exp == 0); /* masks */
+    return (infnan & is_infnan) | (subbits & is_sub) | (normal & ~(is_infnan | is_sub)) | sign;
 }
+
+float half_to_float(uint16_t h) { return u2f(half_bits_to_float_bits(h)); }
 
 uint16_t float_to_half(float f) {
     uint32_t u = f2u(f);
@@ -50,8 +53,10 @@ uint16_t float_to_half(float f) {
     return sign | (uint16_t)q;
 }
 
+AVX2_CLONES
 void half_to_float_n(const uint16_t *in, float *out, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = half_to_float(in[i]);
+    uint32_t *o = (uint32_t *)(void *)out; /* float and uint32_t: same size, bits copied */
+    for (size_t i = 0; i < n; i++) o[i] = half_bits_to_float_bits(in[i]);
 }
 
 void float_to_half_n(const float *in, uint16_t *out, size_t n) {

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "data_error.h"
+#include "simd.h"
 
+AVX2_CLONES /* about 2x over SSE2 here */
 long long preprocess_images(float *x, long long n, int channels, long long hw,
                             const float *scales, float zero_suppress) {
     long long bad = 0;
@@ -28,6 +30,7 @@ long long preprocess_images(float *x, long long n, int channels, long long hw,
     return bad;
 }
 
+AVX2_CLONES
 long long count_nonfinite(const float *x, long long n, long long *first) {
     long long bad = 0;
     for (long long k = 0; k < n; k++) bad += !(fabsf(x[k]) <= FLT_MAX);
@@ -60,6 +63,7 @@ void pixel_hist_free(PixelHist *h) {
     h->count = h->nonpos = NULL;
 }
 
+AVX2_CLONES
 void pixel_hist_add(PixelHist *h, const float *x, long long n, long long hw) {
     for (long long i = 0; i < n; i++) {
         for (int c = 0; c < h->channels; c++) {
