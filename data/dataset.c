@@ -308,7 +308,7 @@ static int read_rows(Dataset *d, const long long *rows, long long n, float *x, v
         for (; j < n && rows[j] >= d->start[fi] && rows[j] < d->start[fi + 1]; j++) lrows[j - i] = rows[j] - d->start[fi];
         float *dst = x + i * d->row_floats;
         if (use_raw(d, f) ? jetfile_read_rows_raw(f, lrows, j - i, dst, stage)
-                          : jetfile_read_rows_hdf5(f, lrows, j - i, dst, dxpl))
+                          : jetfile_read_rows_hdf5(f, lrows, j - i, dst, stage, dxpl))
             return -1;
         i = j;
     }
@@ -366,7 +366,7 @@ static int compute_scales(Dataset *d) {
         for (long long it = 0, lo = from; !rc && it < iters; it++) {
             long long n = lo < at ? run_length(rows + lo, at - lo, W) : 0;
             if (n > 0) rc = read_rows(d, rows + lo, n, x, stage, lrows, dxpl);
-            else if (!use_raw(d, &d->files[fi])) rc = jetfile_read_rows_hdf5(&d->files[fi], NULL, 0, x, dxpl);
+            else if (!use_raw(d, &d->files[fi])) rc = jetfile_read_rows_hdf5(&d->files[fi], NULL, 0, x, stage, dxpl);
             for (long long i = 0; !rc && i < n; i++) {
                 long long bad = count_nonfinite(x + i * d->row_floats, d->row_floats, NULL);
                 if (bad) rc = reject_nonfinite(d, rows[lo + i], bad);
@@ -421,7 +421,7 @@ static int set_weights(Dataset *d, const long long *train_rows) {
 static int make_slots(Dataset *d) {
     const int B = d->opt.batch;
     int need_stage = 0;
-    for (int i = 0; i < d->nfiles; i++) need_stage |= use_raw(d, &d->files[i]) && d->files[i].dtype_bytes == 2;
+    for (int i = 0; i < d->nfiles; i++) need_stage |= d->files[i].dtype_bytes == 2;
     d->nslots = d->info.prefetch > 0 ? d->info.prefetch + 1 : 1;
     d->slots = calloc((size_t)d->nslots, sizeof *d->slots);
     d->order = malloc((size_t)(d->nlocal[SPLIT_TRAIN] + d->nlocal[SPLIT_VAL] + d->nlocal[SPLIT_TEST] + 1) *

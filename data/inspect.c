@@ -166,7 +166,7 @@ int data_inspect(const char *path, FILE *out, long long max_rows) {
             int fi = 0;
             while (r >= files[fi].n) r -= files[fi++].n;
             rc = files[fi].raw ? jetfile_read_rows_raw(&files[fi], &r, 1, x, stage)
-                               : jetfile_read_rows_hdf5(&files[fi], &r, 1, x, H5P_DEFAULT);
+                               : jetfile_read_rows_hdf5(&files[fi], &r, 1, x, stage, H5P_DEFAULT);
             for (int c = 0; !rc && c < f0->c; c++)
                 for (long long k = 0; k < hw; k++) {
                     float v = x[c * hw + k];

@@ -11,6 +11,7 @@
 typedef struct {
     char *path;
     hid_t file, x;          /* open HDF5 file and X_jet */
+    hid_t half;             /* float16 files: the little-endian half type to read into */
     long long n;            /* rows */
     int c, h, w;
     int dtype_bytes;        /* 4: float32, 2: float16, as stored */
@@ -41,14 +42,14 @@ int jetfile_read_column(JetFile *f, const char *name, float *out, hid_t dxpl);
 
 /* X_jet rows rows[0..n) (file-local, any order) into out as float32 [n][c][h][w].
  * Raw: pread, one per run of rows that lie back to back in the file; thread-safe, no
- * MPI, no HDF5; `stage` holds n * row_bytes when the file is float16.
+ * MPI, no HDF5. For float16 files, `stage` holds n * row_bytes (both functions).
  * HDF5: one H5Dread of a regular hyperslab per run of consecutive rows (HDF5 1.10's
  * MPI-IO path walks irregular selections element by element, ten times slower), so a
  * collective caller passes one run, or n == 0 to join with an empty read. */
 int jetfile_read_rows_raw(const JetFile *f, const long long *rows, long long n, float *out,
                           void *stage);
 int jetfile_read_rows_hdf5(const JetFile *f, const long long *rows, long long n, float *out,
-                           hid_t dxpl);
+                           void *stage, hid_t dxpl);
 
 /* Where row r lies in the file (raw files only) */
 long long jetfile_row_addr(const JetFile *f, long long r);

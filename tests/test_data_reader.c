@@ -375,6 +375,12 @@ static void test_scales_and_half(const char *p32, const char *p16) {
         wrong += e16.x[i] != half_to_float(float_to_half(e32.x[i]));
     CHECK(e16.n == e32.n && !memcmp(e16.index, e32.index, e16.n * sizeof(long long)) && wrong == 0,
           "float16 batches: %d values differ from the float32 data rounded", wrong);
+    dataset_close(d);
+    o.io = DATA_IO_HDF5; /* float16 through HDF5: read unconverted, decoded by the reader */
+    CHECK(dataset_open(&d, &o) == 0, "open float16 through HDF5: %s", data_error());
+    Epoch h16 = run_epoch(d, SPLIT_VAL, 0, 0);
+    CHECK(h16.n == e16.n && !memcmp(h16.x, e16.x, e16.n * rowf * sizeof(float)), "float16: HDF5 and raw reads differ");
+    free_epoch(&h16);
     free_epoch(&e32);
     free_epoch(&e16);
     free(x);
