@@ -13,12 +13,14 @@
  * HDF5 to be read (compressed, big-endian, partial-row chunks) are read in the caller. */
 #include "dataset.h"
 
+#include <errno.h>
 #include <hdf5.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "data_error.h"
 #include "format.h"
@@ -132,6 +134,17 @@ static int open_files(Dataset *d) {
     int n = 0;
     int rc = agree(d->comm, jet_list_resolve(d->path, &list, &n));
     if (rc) return -1;
+    /* every rank sees every file before any collective open (a file missing on one
+     * node must not leave the others inside MPI_File_open) */
+    for (int i = 0; !rc && i < n; i++) {
+        struct stat st;
+        if (stat(list[i], &st) != 0)
+            rc = data_fail("%s: %s", list[i], errno == ENOENT ? "no such file" : strerror(errno));
+    }
+    if (agree(d->comm, rc)) {
+        jet_list_free(list, n);
+        return -1;
+    }
     d->files = calloc((size_t)n, sizeof *d->files);
     d->start = calloc((size_t)n + 1, sizeof *d->start);
     rc = agree(d->comm, d->files && d->start ? 0 : data_fail("out of memory"));

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check_mpi.h"
@@ -230,6 +231,24 @@ static void test_files(void) {
     expect_open_fails("list, other image size", options(list, 4), q, "X_jet images are 1 x 12 x 12");
 }
 
+/* a file that only some ranks see (as on a node without the filesystem): each rank
+ * works in its own folder holding list.txt; only rank 0's holds the listed file */
+static void test_visible_on_one_rank(void) {
+    char a[512], here[512], p[600];
+    snprintf(a, sizeof a, "%s/rank%d", dir, rank);
+    CHECK(mkdir(a, 0700) == 0, "mkdir %s", a);
+    snprintf(p, sizeof p, "%s/list.txt", a);
+    FILE *f = fopen(p, "w");
+    fprintf(f, "only_rank0.h5\n");
+    fclose(f);
+    MPI_Barrier(MPI_COMM_WORLD);
+    path_in(p, "rank0/only_rank0.h5");
+    write_file(p, good());
+    CHECK(getcwd(here, sizeof here) && chdir(a) == 0, "chdir %s", a);
+    expect_open_fails("file seen by rank 0 only", options("list.txt", 4), "./only_rank0.h5", "no such file");
+    CHECK(chdir(here) == 0, "chdir back");
+}
+
 static void test_splits(void) {
     char p[512];
     Spec s = good();
@@ -350,6 +369,7 @@ int main(int argc, char **argv) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the test's own serial writes */
     check_mpi_tmpdir(dir, sizeof dir, "e2e_data_bad");
     test_files();
+    test_visible_on_one_rank();
     test_splits();
     test_nan();
     test_api();
