@@ -11,7 +11,7 @@ pkgs=(build-essential cmake pkg-config git
       libopenblas-openmp-dev
       openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       python3 python3-numpy python3-torch python3-h5py
-      gnuplot-nox)
+      gnuplot-nox procps)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

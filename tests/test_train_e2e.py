@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""End-to-end tests of e2e-train and e2e-eval under real mpirun (2 ranks, CPU), on a small
+dataset made by e2e-synth. One test per subcommand (ctest runs each separately):
+
+  learns          validation MAE falls well below the constant (median) predictor's
+  resume          stop after N steps (exit 75) + --resume auto == an uninterrupted run, bitwise
+  sigusr1         SIGUSR1 to one rank mid-epoch -> checkpoint, exit 75 -> resume -> same weights
+  killed          SIGKILL of one rank: mpirun and the other rank end non-zero within 60 s
+  bad_checkpoint  corrupt, truncated, foreign checkpoints refused with one clear message
+  bad_data        missing file, NaN pixels in a validation row: one message, all ranks exit 1
+  nan_loss        a diverging run stops with a non-finite loss message (or skips steps)
+  other_ranks     a 2-rank checkpoint resumes on 1 rank and finishes
+  torch_load      the documented h5py + torch snippet loads best.h5 into the PyTorch model and
+                  reproduces e2e-eval's predictions
+  cli             --help, bad options, plot
+
+usage: test_train_e2e.py TEST BUILD_DIR
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")
+MPIRUN = ["mpirun", "--oversubscribe", "--bind-to", "none"]
+EPOCH_STEPS = 28  # 1800 training jets / (2 ranks x batch 32)
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+    print("ok:", msg)
+
+
+def run(cmd, timeout=240, expect=None):
+    p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    if expect is not None and p.returncode != expect:
+        print(p.stdout[-4000:], p.stderr[-4000:], sep="\n")
+        raise Failure("%s exited %d, expected %d" % (" ".join(cmd[:6]), p.returncode, expect))
+    return p
+
+
+class Env:
+    def __init__(self, build):
+        self.build = os.path.abspath(build)
+        self.tmp = tempfile.mkdtemp(prefix="e2e-train-test-")
+        self.data = os.path.join(self.tmp, "jets.h5")
+        run(MPIRUN + ["-np", "2", self.exe("e2e-synth"), "--out", self.data, "--samples", "2000",
+                      "--size", "32", "--channels", "3", "--seed", "11"], expect=0)
+
+    def exe(self, name):
+        return os.path.join(self.build, "launch", name)
+
+    def train(self, out, *extra, np_=2, expect=0, epochs=2, timeout=240):
+        cmd = MPIRUN + ["-np", str(np_), self.exe("e2e-train"), "--data", self.data, "--out", out,
+                        "--epochs", str(epochs), "--batch", "32", "--seed", "5"] + list(extra)
+        return run(cmd, timeout=timeout, expect=expect)
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+
+def err_line(p):
+    """our message (mpirun adds its own banner around it)"""
+    lines = [l for l in p.stderr.splitlines() if "error:" in l]
+    return lines[-1] if lines else "(no message)"
+
+
+def final_ckpt(run_dir):
+    d = os.path.join(run_dir, "checkpoints")
+    names = sorted(n for n in os.listdir(d) if n.startswith("ckpt-"))
+    return os.path.join(d, names[-1])
+
+
+def tensors(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and (name.startswith("model/") or name.startswith("optimizer/")):
+                out[name] = obj[()]
+        f.visititems(visit)
+        attrs = {k: f.attrs[k] for k in ("global_step", "epoch", "adam_step")}
+    return out, attrs
+
+
+def same_weights(a, b):
+    ta, aa = tensors(a)
+    tb, ab = tensors(b)
+    check(sorted(ta) == sorted(tb) and len(ta) > 60, "checkpoints hold the same %d tensors" % len(ta))
+    check(aa == ab, "same position: %s" % aa)
+    diff = [k for k in ta if ta[k].tobytes() != tb[k].tobytes()]
+    check(not diff, "parameters and moments bitwise equal (differing: %s)" % diff[:3])
+
+
+def metric_rows(run_dir):
+    rows = open(os.path.join(run_dir, "metrics.csv")).read().splitlines()
+    # drop the timing columns: epoch,lr,train_loss,val_loss,val_mae,val_mre are compared
+    return [",".join(r.split(",")[:6]) for r in rows]
+
+
+# ---- tests ----
+
+def t_learns(e):
+    out = e.path("learns")
+    p = e.train(out, "--log-every", "7", epochs=8)
+    check("samples/s" in p.stdout and "ETA" in p.stdout, "rank 0 prints progress with samples/s and ETA")
+    check(p.stdout.count("epoch 1/8 done") == 1, "one progress report per epoch (rank 0 only)")
+    for f in ("config.json", "metrics.csv", "metrics.jsonl", "results.json", "checkpoints/best.h5"):
+        check(os.path.exists(os.path.join(out, f)), "run folder has %s" % f)
+    rows = open(os.path.join(out, "metrics.csv")).read().splitlines()
+    check(len(rows) == 9, "metrics.csv has a header and 8 epochs")
+    mae = [float(r.split(",")[4]) for r in rows[1:]]
+    # the constant predictor with the lowest MAE is the median: take the median of the whole
+    # file's masses and its MAE on the validation jets (from e2e-eval's predictions)
+    pred = e.path("val_pred.h5")
+    run(MPIRUN + ["-np", "2", e.exe("e2e-eval"), "--checkpoint", os.path.join(out, "checkpoints/best.h5"),
+                  "--data", e.data, "--split", "val", "--predictions", pred], expect=0)
+    with h5py.File(e.data, "r") as f:
+        median = float(np.median(f["m"][()]))
+    with h5py.File(pred, "r") as f:
+        m_true, m_pred = f["m_true"][()], f["m_pred"][()]
+    baseline = float(np.mean(np.abs(m_true - median)))
+    best = min(mae)
+    print("validation MAE per epoch:", mae, "constant-median baseline: %.2f GeV" % baseline)
+    check(best < 0.6 * baseline, "best validation MAE %.2f GeV < 0.6 x the median predictor's %.2f GeV"
+          % (best, baseline))
+    check(abs(float(np.mean(np.abs(m_pred - m_true))) - best) < 0.05,
+          "e2e-eval on best.h5 reproduces the best validation MAE (%.3f)" % best)
+
+
+def t_resume(e):
+    a, b = e.path("uninterrupted"), e.path("stopped")
+    e.train(a)
+    p = e.train(b, "--stop-after-steps", "17", expect=75)
+    check("exiting with 75" in p.stdout, "stop announced with the requeue code")
+    check(os.path.exists(os.path.join(b, "checkpoints", "ckpt-0000000017.h5")), "checkpoint at step 17")
+    p = e.train(b, "--resume", "auto")
+    check("resumed from" in p.stdout and "step 17" in p.stdout, "resumed at epoch 1, step 17")
+    same_weights(final_ckpt(a), final_ckpt(b))
+    check(metric_rows(a) == metric_rows(b), "the same losses and metrics per epoch")
+    # a second stop in the second epoch, then resume again
+    c = e.path("stopped_twice")
+    e.train(c, "--stop-after-steps", "5", expect=75)
+    e.train(c, "--resume", "auto", "--stop-after-steps", "30", expect=75)
+    e.train(c, "--resume", "auto")
+    same_weights(final_ckpt(a), final_ckpt(c))
+
+
+def state(pid):
+    try:
+        return open("/proc/%d/stat" % pid).read().split(")")[-1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def alive(pid):
+    return state(pid) not in ("gone", "Z", "X")
+
+
+def rank_pids(mpirun_pid):
+    out = subprocess.run(["pgrep", "-P", str(mpirun_pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def start_training(e, out, log, *extra, epochs=2):
+    cmd = MPIRUN + ["-np", "2", e.exe("e2e-train"), "--data", e.data, "--out", out, "--epochs",
+                    str(epochs), "--batch", "32", "--seed", "5", "--log-every", "1"] + list(extra)
+    f = open(log, "w")
+    return subprocess.Popen(cmd, env=ENV, stdout=f, stderr=subprocess.STDOUT), f
+
+
+def wait_for_step(log, step, proc, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout and proc.poll() is None:
+        m = re.findall(r"epoch (\d+)/\d+  step (\d+)/", open(log).read())
+        if m and (int(m[-1][0]) - 1) * EPOCH_STEPS + int(m[-1][1]) >= step:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def t_sigusr1(e):
+    a, b = e.path("uninterrupted"), e.path("signalled")
+    if not os.path.exists(os.path.join(a, "results.json")):
+        e.train(a)
+    log = e.path("signalled.log")
+    proc, f = start_training(e, b, log)
+    check(wait_for_step(log, 8, proc), "training reached step 8")
+    pids = rank_pids(proc.pid)
+    check(len(pids) == 2, "two rank processes under mpirun: %s" % pids)
+    os.kill(pids[1], signal.SIGUSR1)  # one rank only: the other learns it at the agreement point
+    code = proc.wait(timeout=120)
+    f.close()
+    text = open(log).read()
+    check(code == 75, "mpirun exits 75 after SIGUSR1 to one rank (got %d)" % code)
+    m = re.search(r"checkpoint written at epoch (\d+), step (\d+)", text)
+    check(m is not None, "the stop wrote a checkpoint mid-epoch: %s" % (m.group(0) if m else text[-500:]))
+    e.train(b, "--resume", "auto")
+    same_weights(final_ckpt(a), final_ckpt(b))
+
+
+def t_killed(e):
+    out, log = e.path("killed"), e.path("killed.log")
+    proc, f = start_training(e, out, log, epochs=50)
+    check(wait_for_step(log, 5, proc), "training started")
+    pids = rank_pids(proc.pid)
+    os.kill(pids[1], signal.SIGKILL)
+    t0 = time.time()
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise Failure("mpirun still running 60 s after a rank was killed")
+    f.close()
+    dt = time.time() - t0
+    check(code != 0, "mpirun exits non-zero (%d) %.1f s after one rank's SIGKILL" % (code, dt))
+    left = []
+    for _ in range(50):  # mpirun may take a moment to reap its children
+        left = [p for p in pids if alive(p)]
+        if not left:
+            break
+        time.sleep(0.1)
+    check(not left, "no rank process is left behind (%s)" % [(p, state(p)) for p in left])
+
+
+def t_bad_checkpoint(e):
+    good = e.path("uninterrupted")
+    if not os.path.exists(os.path.join(good, "results.json")):
+        e.train(good)
+    ck = final_ckpt(good)
+    size = os.path.getsize(ck)
+    cases = {}
+    cases["truncated"] = e.path("truncated.h5")
+    with open(ck, "rb") as src, open(cases["truncated"], "wb") as dst:
+        dst.write(src.read(size // 2))
+    cases["corrupt"] = e.path("corrupt.h5")
+    shutil.copy(ck, cases["corrupt"])
+    with h5py.File(cases["corrupt"], "r+") as f:
+        w = f["model/fc.weight"]
+        v = w[()]
+        v[0, 0] += 1.0
+        w[...] = v
+    cases["foreign"] = e.path("foreign.h5")
+    with h5py.File(cases["foreign"], "w") as f:
+        f["model/fc.weight"] = np.zeros((1, 34), np.float32)
+    cases["missing"] = e.path("nonexistent.h5")
+    expect = {"truncated": "truncated", "corrupt": "corrupt", "foreign": "not an e2e-ddp checkpoint",
+              "missing": "cannot read"}
+    for kind, path in cases.items():
+        t0 = time.time()
+        p = e.train(e.path("resume_" + kind), "--resume", path, expect=1, timeout=60)
+        err = p.stderr
+        check(path in err and expect[kind] in err, "%s checkpoint refused naming the file: %s"
+              % (kind, err_line(p)))
+        check(err.count("e2e-train: error:") == 1, "%s: the message is printed once" % kind)
+        check(time.time() - t0 < 60, "%s: no hang" % kind)
+    # another model shape: an 8-channel dataset resumed from the 3-channel checkpoint
+    other = e.path("jets8.h5")
+    run(MPIRUN + ["-np", "2", e.exe("e2e-synth"), "--out", other, "--samples", "500", "--size", "32",
+                  "--channels", "8", "--seed", "1"], expect=0)
+    p = run(MPIRUN + ["-np", "2", e.exe("e2e-train"), "--data", other, "--out", e.path("shape"),
+                      "--resume", ck, "--epochs", "1"], expect=1, timeout=60)
+    check("scales" in p.stderr or "another model shape" in p.stderr,
+          "a checkpoint of another model shape is refused: %s" % err_line(p))
+
+
+def t_bad_data(e):
+    p = run(MPIRUN + ["-np", "2", e.exe("e2e-train"), "--data", e.path("absent.h5"), "--out",
+                      e.path("absent_run"), "--epochs", "1"], expect=1, timeout=60)
+    check("absent.h5" in p.stderr and p.stderr.count("error") == 1,
+          "a missing dataset: one message naming it: %s" % err_line(p))
+    # NaN pixels in one validation row: only the rank that reads it during validation sees
+    # it, and every rank must leave together with its message
+    good = e.path("uninterrupted")
+    if not os.path.exists(os.path.join(good, "results.json")):
+        e.train(good)
+    pred = e.path("val_rows.h5")
+    run(MPIRUN + ["-np", "2", e.exe("e2e-eval"), "--checkpoint", os.path.join(good, "checkpoints/best.h5"),
+                  "--data", e.data, "--split", "val", "--predictions", pred], expect=0)
+    with h5py.File(pred, "r") as f:
+        rows = f["index"][()]
+    bad = e.path("nan_val.h5")
+    shutil.copy(e.data, bad)
+    row = int(rows[-1])  # the last validation row: read by the last rank
+    with h5py.File(bad, "r+") as f:
+        x = f["X_jet"]
+        img = x[row]
+        img[0, 5, 5] = np.nan
+        x[row] = img
+    t0 = time.time()
+    p = run(MPIRUN + ["-np", "2", e.exe("e2e-train"), "--data", bad, "--out", e.path("nan_run"),
+                      "--epochs", "1", "--batch", "32"], expect=1, timeout=90)
+    check("nan_val.h5" in p.stderr and ("NaN" in p.stderr or "non-finite" in p.stderr),
+          "NaN in a validation row: %s" % err_line(p))
+    check(p.stderr.count("e2e-train: error:") == 1, "the message is printed once")
+    check(time.time() - t0 < 90, "no hang")
+
+
+def t_nan_loss(e):
+    p = e.train(e.path("diverge"), "--lr", "1e30", expect=1, epochs=1, timeout=90)
+    check("non-finite loss" in p.stderr, "a diverging run stops: %s" % err_line(p))
+    p = e.train(e.path("diverge_skip"), "--lr", "1e30", "--nan-policy", "skip", expect=1, epochs=1,
+                timeout=90)
+    check("skipped step" in p.stdout, "--nan-policy skip skips the non-finite steps and says so")
+
+
+def t_other_ranks(e):
+    out = e.path("two_then_one")
+    e.train(out, "--stop-after-steps", "10", expect=75)
+    p = e.train(out, "--resume", "auto", np_=1)
+    check("now 1 x 32" in p.stdout, "the rank change is reported: %s" %
+          [l for l in p.stdout.splitlines() if "ranks x batch" in l])
+    check(os.path.exists(os.path.join(out, "results.json")), "the resumed 1-rank run finished")
+    rows = open(os.path.join(out, "metrics.csv")).read().splitlines()
+    check(len(rows) == 3, "two epochs in metrics.csv")
+
+
+def t_torch_load(e):
+    import torch
+    sys.path.insert(0, os.path.join(HERE, "reference"))
+    from resnet15 import ResNet15
+    good = e.path("uninterrupted")
+    if not os.path.exists(os.path.join(good, "results.json")):
+        e.train(good)
+    best = os.path.join(good, "checkpoints", "best.h5")
+    pred = e.path("test_pred.h5")
+    run(MPIRUN + ["-np", "2", e.exe("e2e-eval"), "--checkpoint", best, "--data", e.data,
+                  "--split", "test", "--predictions", pred], expect=0)
+    # the snippet of dist/README.md ("Loading a checkpoint into PyTorch")
+    with h5py.File(best, "r") as f:
+        state = {k: torch.from_numpy(f["model"][k][()]) for k in f["model"]}
+        channels = int(f.attrs["in_channels"])
+        scales = f["data/scales"][()]
+    model = ResNet15(in_channels=channels)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    check(not unexpected and all(".shortcut." in k and not k.startswith("layer2") for k in missing),
+          "load_state_dict(strict=False) leaves only the unused identity shortcuts out")
+    with h5py.File(pred, "r") as f:
+        index, m_pred = f["index"][()], f["m_pred"][()]
+    with h5py.File(e.data, "r") as f:
+        x = f["X_jet"][()][index].astype(np.float32)
+        iphi, ieta = f["iphi"][()][index], f["ieta"][()][index]
+    # the reader's preprocessing: x / scale, below 1e-5 -> 0, above 1 -> 1
+    x = x / scales[None, :, None, None]
+    x[x < 1e-5] = 0.0
+    x[x > 1] = 1.0
+    sc = np.stack([iphi / 360.0, ieta / 170.0], 1).astype(np.float32)
+    with torch.no_grad():
+        out = model(torch.from_numpy(x), torch.from_numpy(sc))[:, 0].numpy() * 500.0
+    err = np.max(np.abs(out - m_pred)) / np.max(np.abs(m_pred))
+    check(err < 1e-4, "PyTorch reproduces e2e-eval's %d test predictions (max rel diff %.2g)" % (len(index), err))
+
+
+def t_cli(e):
+    p = run([e.exe("e2e-train"), "--help"], expect=0)
+    check("--resume auto|PATH|none" in p.stdout and "75" in p.stdout, "--help lists options and exit codes")
+    p = run(MPIRUN + ["-np", "2", e.exe("e2e-train"), "--epochs", "two"], expect=2)
+    check("--epochs expects an integer" in p.stderr and p.stderr.count("expects") == 1,
+          "a bad number is named once: %s" % p.stderr.strip())
+    p = run([e.exe("e2e-train"), "--data", e.data], expect=1)
+    check("--out" in p.stderr, "a missing run folder is named: %s" % p.stderr.strip())
+    good = e.path("uninterrupted")
+    if not os.path.exists(os.path.join(good, "results.json")):
+        e.train(good)
+    run([os.path.join(TOP, "launch", "plot"), good], expect=0)
+    for png in ("loss.png", "val_metrics.png"):
+        with open(os.path.join(good, png), "rb") as f:
+            check(f.read(8) == b"\x89PNG\r\n\x1a\n", "launch/plot wrote %s" % png)
+
+
+TESTS = {"learns": t_learns, "resume": t_resume, "sigusr1": t_sigusr1, "killed": t_killed,
+         "bad_checkpoint": t_bad_checkpoint, "bad_data": t_bad_data, "nan_loss": t_nan_loss,
+         "other_ranks": t_other_ranks, "torch_load": t_torch_load, "cli": t_cli}
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in TESTS:
+        print(__doc__)
+        return 2
+    e = Env(sys.argv[2])
+    try:
+        TESTS[sys.argv[1]](e)
+    except Failure as f:
+        print("FAILED:", f)
+        return 1
+    finally:
+        shutil.rmtree(e.tmp, ignore_errors=True)
+    print("%s: passed" % sys.argv[1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
