@@ -116,7 +116,7 @@ def metric_rows(run_dir):
 
 def t_learns(e):
     out = e.path("learns")
-    p = e.train(out, "--log-every", "7", epochs=8)
+    p = e.train(out, "--log-every", "7", "--check-replicas", "10", epochs=8)
     check("samples/s" in p.stdout and "ETA" in p.stdout, "rank 0 prints progress with samples/s and ETA")
     check(p.stdout.count("epoch 1/8 done") == 1, "one progress report per epoch (rank 0 only)")
     for f in ("config.json", "metrics.csv", "metrics.jsonl", "results.json", "checkpoints/best.h5"):
