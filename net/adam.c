@@ -5,6 +5,15 @@
 
 #include "error.h"
 
+AdamScalars adam_scalars(const AdamHyper *h, long step) {
+    double bc1 = 1.0 - pow((double)h->beta1, (double)step);
+    double bc2 = 1.0 - pow((double)h->beta2, (double)step);
+    return (AdamScalars){.one_minus_beta1 = (float)(1.0 - (double)h->beta1),
+                         .one_minus_beta2 = (float)(1.0 - (double)h->beta2),
+                         .step_size = (float)((double)h->lr / bc1),
+                         .bias2_sqrt = (float)sqrt(bc2)};
+}
+
 AdamHyper adam_default_hyper(void) {
     return (AdamHyper){.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
                        .weight_decay = 0.0f};

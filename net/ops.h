@@ -36,6 +36,20 @@ typedef struct {
 enum { OPS_GRAPH_DIRECT = 0, OPS_GRAPH_RECORDING = 1, OPS_GRAPH_REPLAYED = 2 };
 #define OPS_PREP_MAX_CHANNELS 64
 
+/* The scalar factors of one Adam step, computed as PyTorch does (Python floats, i.e.
+ * double, rounded to float when they meet the tensors); every backend's update uses
+ * them so the backends round alike. */
+typedef struct {
+    float one_minus_beta1, one_minus_beta2, step_size, bias2_sqrt;
+} AdamScalars;
+#ifdef __cplusplus
+extern "C" {  /* net/cuda includes this from CUDA C++ */
+#endif
+AdamScalars adam_scalars(const AdamHyper *h, long step);
+#ifdef __cplusplus
+}
+#endif
+
 typedef struct NetOps NetOps;
 struct NetOps {
     const char *name;   /* "cpu" or "cuda" */

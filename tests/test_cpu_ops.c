@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "conv_shape.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/cpu_internal.h"
 #include "error.h"
@@ -102,14 +103,6 @@ static double dot(const float *a, const float *b, size_t n) {
     return acc;
 }
 
-static ConvShape shape(int n, int ic, int h, int w, int oc, int k, int stride, int pad) {
-    ConvShape s = {.n = n, .in_c = ic, .in_h = h, .in_w = w, .out_c = oc, .k_h = k, .k_w = k,
-                   .stride = stride, .pad = pad};
-    s.out_h = (h + 2 * pad - k) / stride + 1;
-    s.out_w = (w + 2 * pad - k) / stride + 1;
-    return s;
-}
-
 /* Forward (with and without the fused residual and ReLU), backward data and filter
  * against the reference, then finite differences of L = sum(conv(x, w) * r). */
 static void test_conv(NetOps *ops, const char *path, ConvShape s, Layout lay) {
@@ -189,15 +182,15 @@ static void test_conv(NetOps *ops, const char *path, ConvShape s, Layout lay) {
 }
 
 static void test_convs(NetOps *ops, const char *path) {
-    test_conv(ops, path, shape(3, 3, 13, 11, 16, 7, 1, 1), LAYOUT_NCHW);   /* conv0, 3 channels */
-    test_conv(ops, path, shape(2, 8, 12, 12, 16, 7, 1, 1), LAYOUT_NCHW);   /* conv0, 8 channels */
-    test_conv(ops, path, shape(3, 16, 9, 10, 16, 3, 1, 1), LAYOUT_NHWC);   /* layer1 */
-    test_conv(ops, path, shape(2, 16, 9, 9, 32, 3, 2, 1), LAYOUT_NHWC);    /* layer2 conv1, odd */
-    test_conv(ops, path, shape(2, 16, 10, 8, 32, 3, 2, 1), LAYOUT_NHWC);   /* layer2 conv1, even */
-    test_conv(ops, path, shape(2, 16, 9, 9, 32, 1, 2, 0), LAYOUT_NHWC);    /* shortcut */
-    test_conv(ops, path, shape(2, 32, 7, 7, 32, 3, 1, 1), LAYOUT_NHWC);    /* layer3 */
-    test_conv(ops, path, shape(2, 5, 9, 8, 8, 5, 3, 2), LAYOUT_NHWC);      /* odd sizes */
-    test_conv(ops, path, shape(1, 32, 6, 5, 48, 3, 1, 1), LAYOUT_NHWC);    /* 3 channel tiles */
+    test_conv(ops, path, conv_shape(3, 3, 13, 11, 16, 7, 1, 1), LAYOUT_NCHW);   /* conv0, 3 channels */
+    test_conv(ops, path, conv_shape(2, 8, 12, 12, 16, 7, 1, 1), LAYOUT_NCHW);   /* conv0, 8 channels */
+    test_conv(ops, path, conv_shape(3, 16, 9, 10, 16, 3, 1, 1), LAYOUT_NHWC);   /* layer1 */
+    test_conv(ops, path, conv_shape(2, 16, 9, 9, 32, 3, 2, 1), LAYOUT_NHWC);    /* layer2 conv1, odd */
+    test_conv(ops, path, conv_shape(2, 16, 10, 8, 32, 3, 2, 1), LAYOUT_NHWC);   /* layer2 conv1, even */
+    test_conv(ops, path, conv_shape(2, 16, 9, 9, 32, 1, 2, 0), LAYOUT_NHWC);    /* shortcut */
+    test_conv(ops, path, conv_shape(2, 32, 7, 7, 32, 3, 1, 1), LAYOUT_NHWC);    /* layer3 */
+    test_conv(ops, path, conv_shape(2, 5, 9, 8, 8, 5, 3, 2), LAYOUT_NHWC);      /* odd sizes */
+    test_conv(ops, path, conv_shape(1, 32, 6, 5, 48, 3, 1, 1), LAYOUT_NHWC);    /* 3 channel tiles */
 }
 
 /* ---- the other ops ---- */

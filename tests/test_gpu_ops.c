@@ -14,6 +14,7 @@
 
 #include "adam.h"
 #include "check.h"
+#include "conv_shape.h"
 #include "cpu/cpu_backend.h"
 #include "cuda/cuda_backend.h"
 #include "error.h"
@@ -91,14 +92,6 @@ static int exact(const void *d, const void *ref, size_t bytes) {
 
 /* ---- convolutions ---- */
 
-static ConvShape shape(int n, int ic, int h, int w, int oc, int k, int stride, int pad) {
-    ConvShape s = {.n = n, .in_c = ic, .in_h = h, .in_w = w, .out_c = oc, .k_h = k, .k_w = k,
-                   .stride = stride, .pad = pad};
-    s.out_h = (h + 2 * pad - k) / stride + 1;
-    s.out_w = (w + 2 * pad - k) / stride + 1;
-    return s;
-}
-
 static void test_conv(ConvShape s, Layout lay) {
     char label[160];
     snprintf(label, sizeof label, "conv n%d %dx%dx%d -> %d k%d s%d p%d %s", s.n, s.in_c, s.in_h,
@@ -144,15 +137,15 @@ static void test_conv(ConvShape s, Layout lay) {
 }
 
 static void test_convs(void) {
-    test_conv(shape(3, 3, 13, 11, 16, 7, 1, 1), LAYOUT_NCHW);   /* conv0, 3 channels */
-    test_conv(shape(4, 8, 30, 30, 16, 7, 1, 1), LAYOUT_NCHW);   /* conv0, 8 channels */
-    test_conv(shape(4, 16, 15, 15, 16, 3, 1, 1), LAYOUT_NHWC);  /* layer1 */
-    test_conv(shape(2, 16, 9, 9, 32, 3, 2, 1), LAYOUT_NHWC);    /* layer2 conv1, odd */
-    test_conv(shape(2, 16, 10, 8, 32, 3, 2, 1), LAYOUT_NHWC);   /* layer2 conv1, even */
-    test_conv(shape(2, 16, 9, 9, 32, 1, 2, 0), LAYOUT_NHWC);    /* shortcut */
-    test_conv(shape(3, 32, 8, 8, 32, 3, 1, 1), LAYOUT_NHWC);    /* layer3 */
-    test_conv(shape(2, 8, 9, 8, 8, 5, 3, 2), LAYOUT_NHWC);      /* odd sizes */
-    test_conv(shape(64, 16, 30, 30, 16, 3, 1, 1), LAYOUT_NHWC); /* a batch the size of training */
+    test_conv(conv_shape(3, 3, 13, 11, 16, 7, 1, 1), LAYOUT_NCHW);   /* conv0, 3 channels */
+    test_conv(conv_shape(4, 8, 30, 30, 16, 7, 1, 1), LAYOUT_NCHW);   /* conv0, 8 channels */
+    test_conv(conv_shape(4, 16, 15, 15, 16, 3, 1, 1), LAYOUT_NHWC);  /* layer1 */
+    test_conv(conv_shape(2, 16, 9, 9, 32, 3, 2, 1), LAYOUT_NHWC);    /* layer2 conv1, odd */
+    test_conv(conv_shape(2, 16, 10, 8, 32, 3, 2, 1), LAYOUT_NHWC);   /* layer2 conv1, even */
+    test_conv(conv_shape(2, 16, 9, 9, 32, 1, 2, 0), LAYOUT_NHWC);    /* shortcut */
+    test_conv(conv_shape(3, 32, 8, 8, 32, 3, 1, 1), LAYOUT_NHWC);    /* layer3 */
+    test_conv(conv_shape(2, 8, 9, 8, 8, 5, 3, 2), LAYOUT_NHWC);      /* odd sizes */
+    test_conv(conv_shape(64, 16, 30, 30, 16, 3, 1, 1), LAYOUT_NHWC); /* a batch the size of training */
 }
 
 /* ---- pools ---- */

@@ -146,18 +146,14 @@ void cpu_l1_loss(void *ctx, int n, const float *pred, const float *target, const
     *loss = (float)(acc / n);
 }
 
-/* torch.optim.Adam's single-tensor update; the scalar factors are computed in double
- * and rounded to float as PyTorch does with Python scalars. */
+/* torch.optim.Adam's single-tensor update (scalar factors from adam_scalars). */
 void cpu_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
                      const AdamHyper *h, long step) {
     CpuCtx *c = ctx;
     const float b1 = h->beta1, b2 = h->beta2, eps = h->eps, wd = h->weight_decay;
-    const float one_m_b1 = (float)(1.0 - (double)h->beta1);
-    const float one_m_b2 = (float)(1.0 - (double)h->beta2);
-    const double bc1 = 1.0 - pow((double)h->beta1, (double)step);
-    const double bc2 = 1.0 - pow((double)h->beta2, (double)step);
-    const float step_size = (float)((double)h->lr / bc1);
-    const float bc2_sqrt = (float)sqrt(bc2);
+    const AdamScalars k = adam_scalars(h, step);
+    const float one_m_b1 = k.one_minus_beta1, one_m_b2 = k.one_minus_beta2;
+    const float step_size = k.step_size, bc2_sqrt = k.bias2_sqrt;
 #pragma omp parallel for simd schedule(static) num_threads(c->threads) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float gi = wd != 0.0f ? g[i] + wd * p[i] : g[i];

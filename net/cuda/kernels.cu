@@ -276,12 +276,9 @@ void cuda_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, f
                       const AdamHyper *h, long step) {
     CudaCtx *c = (CudaCtx *)ctx;
     if (!n) return;
-    const float one_m_b1 = (float)(1.0 - (double)h->beta1);
-    const float one_m_b2 = (float)(1.0 - (double)h->beta2);
-    const double bc1 = 1.0 - pow((double)h->beta1, (double)step);
-    const double bc2 = 1.0 - pow((double)h->beta2, (double)step);
-    const float step_size = (float)((double)h->lr / bc1);
-    const float bc2_sqrt = (float)sqrt(bc2);
+    const AdamScalars k = adam_scalars(h, step);
+    const float one_m_b1 = k.one_minus_beta1, one_m_b2 = k.one_minus_beta2;
+    const float step_size = k.step_size, bc2_sqrt = k.bias2_sqrt;
     k_adam<<<blocks_for(n), THREADS, 0, c->stream>>>(n, p, g, m, v, h->beta1, h->beta2, one_m_b1,
                                                      one_m_b2, h->eps, h->weight_decay, step_size,
                                                      bc2_sqrt);
