@@ -91,3 +91,34 @@ job_state() { timeout 10 squeue -h -j "$1" -o %T 2>/dev/null; }
 job_gone() { [ -z "$(job_state "$1")" ]; }
 # the job's final state from slurmctld's log ("done" with its exit status)
 job_exit() { grep -o "_job_complete: JobId=$1 WEXITSTATUS [0-9]*" "$cluster/log/slurmctld.log" | tail -n 1 | awk '{print $NF}'; }
+
+# make_jets SAMPLES SEED SIZE: $work/jets.h5 from e2e-synth ($synth), 8 channels; a
+# failure ends the test
+make_jets() {
+  timeout 120 mpirun -np 2 "$synth" --out "$work/jets.h5" --samples "$1" --seed "$2" --size "$3" --channels 8 ||
+    { check "e2e-synth wrote the dataset" false; finish; }
+}
+
+# check_same_training REF RUN: the newest checkpoint of run folder RUN holds bitwise the
+# model and optimizer state of REF's, and both wrote the same metrics (epoch, lr, losses,
+# MAE, MRE; times differ), each epoch once
+check_same_training() {
+  local ref=$1 run=$2 final
+  final=$(ls "$ref/checkpoints" | grep '^ckpt-' | sort | tail -n 1)
+  check "the same final checkpoint name (${final:-none})" test -n "$final" -a -f "$run/checkpoints/$final"
+  if [ -n "$final" ] && [ -f "$run/checkpoints/$final" ]; then
+    check "final model and optimizer bitwise equal to the uninterrupted run's" \
+      $PY "$E2E_SOURCE/tests/launch/compare_ckpt.py" "$ref/checkpoints/$final" "$run/checkpoints/$final"
+  fi
+  check "the same metrics per epoch, once each" \
+    test "$(cut -d, -f1-6 "$ref/metrics.csv")" = "$(cut -d, -f1-6 "$run/metrics.csv")"
+}
+
+# train_and_synth "$@": the arguments of the training tests (E2E_TRAIN E2E_SYNTH ...)
+# into $train and $synth
+train_and_synth() {
+  [ $# -ge 2 ] || { echo "usage: $test_name.sh E2E_TRAIN E2E_SYNTH${usage_more:-}" >&2; exit 2; }
+  train=$1
+  synth=$2
+  need mpirun
+}
