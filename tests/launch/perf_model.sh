@@ -39,7 +39,7 @@ j = json.load(open(sys.argv[1]))
 rows = list(csv.DictReader(open(sys.argv[2])))
 p = [int(float(r["ranks"])) for r in rows]
 eff = [float(r["efficiency"]) for r in rows]
-a, b, n = j["alpha_s"], j["beta_bytes_per_s"], 4 * 90880
+a, b, n = j["allreduce_alpha_s"], j["allreduce_beta_bytes_per_s"], 4 * 90880
 t2 = float(rows[1]["allreduce_s"])
 expect = 2 * a + n / b + 2 * a
 ok = p == [2 ** k for k in range(11)] and abs(eff[0] - 1) < 1e-9 \
