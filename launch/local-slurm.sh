@@ -2,7 +2,7 @@
 # A one-node Slurm cluster on 127.0.0.1, for tests and for trying the sbatch template on a
 # laptop: its own munged (own key and socket), slurmctld and slurmd from Debian's
 # slurm-wlm 22.05, and a minimal slurm.conf, everything under one directory. Nothing in
-# /etc is read or written; no systemd. Works as root (CI) and as a normal user.
+# /etc is read or written; no systemd. Tested as root (as CI runs it).
 #
 #   eval "$(launch/local-slurm.sh start [DIR])"   start; prints the exports clients need
 #                                                 (SLURM_CONF, E2E_SLURM_DIR)
@@ -23,8 +23,8 @@ set -euo pipefail
 
 me=local-slurm
 die() { echo "$me: $*" >&2; exit 1; }
-usage() {
-  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+usage() {  # the comment block at the top of this file
+  awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"
 }
 
 resolve_dir() {
