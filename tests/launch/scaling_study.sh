@@ -2,7 +2,8 @@
 # launch/scaling-study on 1 and 2 ranks: weak and strong scaling through mpirun, then
 # weak scaling through sbatch on a one-node Slurm. Each writes scaling.csv (time split,
 # samples/s, efficiency, the model's prediction beside) and the PNG plots, and prints
-# the performance model's 2-rank prediction beside the 2-rank measurement.
+# the performance model's 2-rank prediction beside the 2-rank measurement. Speed itself
+# is not asserted (the numbers are printed; a loaded machine must not fail the test).
 # Usage: scaling_study.sh E2E_TRAIN E2E_SYNTH E2E_ALLREDUCE_BENCH
 . "$(dirname "$0")/lib.sh"
 usage_more=" E2E_ALLREDUCE_BENCH"
@@ -38,8 +39,6 @@ for r in rows:
 one, two = rows
 ok &= abs(float(one["efficiency"]) - 1) < 1e-9
 ok &= abs(float(two["efficiency"]) - float(two["samples_per_s"]) / (2 * float(one["samples_per_s"]))) < 1e-4
-# two ranks on two cores are faster than one; the 1-rank run has no all-reduce
-ok &= float(two["samples_per_s"]) > float(one["samples_per_s"]) and float(one["allreduce_s"]) < 1e-3 * float(one["step_s"])
 print(f"{sys.argv[2]}: 2-rank efficiency {float(two['efficiency']):.3f} measured, {float(two['pred_efficiency']):.3f} predicted")
 sys.exit(0 if ok else 1)
 PY
