@@ -1,0 +1,730 @@
+/* The parallel per-rank reader (dataset.h; data/README.md explains the choices).
+ *
+ * dataset_open (collective): the file list, every file opened with the MPI-IO driver
+ * and checked, the per-jet columns read whole on every rank, the split computed from
+ * the seed, the per-channel scales from a statistics pass over the training split,
+ * the unbiasing weights. Every step that can fail on one rank ends in agree(), so all
+ * ranks fail together with one message.
+ *
+ * dataset_next (rank-local): batches come from a ring of prefetch + 1 slots that a
+ * thread fills ahead of the caller. The thread reads with pread at chunk addresses
+ * resolved at open (no HDF5: the library is not thread-safe in this build, and the
+ * trainer's main thread calls HDF5 for checkpoints; no MPI either). Files that need
+ * HDF5 to be read (compressed, big-endian, partial-row chunks) are read in the caller. */
+#include "dataset.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "data_error.h"
+#include "format.h"
+#include "h5util.h"
+#include "jetfile.h"
+#include "preprocess.h"
+#include "rng.h"
+
+#define TAG_SPLIT 0x53504c4954ULL   /* "SPLIT" */
+#define TAG_SHUFFLE 0x5348554646ULL /* "SHUFF" */
+#define STATS_WINDOW_BYTES (16LL << 20)
+#define CONTIGUOUS_BLOCK 64
+
+static const char *const SPLIT_NAME[DATA_SPLITS] = {"training", "validation", "test"};
+
+enum { SLOT_FREE, SLOT_FILLING, SLOT_READY };
+
+typedef struct {
+    float *x, *scalars, *target, *weight, *mass;
+    long long *index, *lrows;
+    void *stage;
+    int n, state, rc;
+    char err[DATA_ERROR_LEN];
+} Slot;
+
+struct Dataset {
+    MPI_Comm comm;
+    int rank, nranks;
+    DatasetOptions opt;
+    char *path;
+    DatasetInfo info;
+    const char **names;
+    int nfiles;
+    JetFile *files;
+    long long *start; /* [nfiles + 1]: first dataset row of each file */
+    float *m, *pt, *ieta, *iphi;
+    long long total[DATA_SPLITS], nlocal[DATA_SPLITS];
+    long long *local[DATA_SPLITS];
+    long steps[DATA_SPLITS];
+    float *scales, *bin_weight;
+    long long row_floats;
+    hid_t dxpl_ind;
+    /* the epoch */
+    int split;
+    long long *order;
+    long cur_steps, next_step;
+    int failed;
+    char fail_msg[DATA_ERROR_LEN];
+    /* the slots and the prefetch thread */
+    Slot *slots;
+    int nslots;
+    Slot *held;
+    pthread_t thread;
+    int running, cancel;
+    long produce_from;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+void dataset_default_options(DatasetOptions *o) {
+    memset(o, 0, sizeof *o);
+    o->comm = MPI_COMM_WORLD;
+    o->seed = 1;
+    o->batch = 32;
+    o->zero_suppress = 1e-5f;
+    o->unbias = DATA_UNBIAS_WEIGHTS;
+    o->prefetch = 2;
+    o->fractions[SPLIT_TRAIN] = 0.90;
+    o->fractions[SPLIT_VAL] = 0.05;
+    o->fractions[SPLIT_TEST] = 0.05;
+    o->mass_scale = MASS_SCALE_GEV;
+    o->preprocess = 1;
+    o->scale_quantile = 0.999;
+    o->unbias_bins = 50;
+    o->unbias_min = 0.0f;
+    o->unbias_max = MASS_SCALE_GEV;
+    o->unbias_max_weight = 20.0f;
+    o->io = DATA_IO_AUTO;
+}
+
+static int check_options(const DatasetOptions *o) {
+    if (!o->path || !o->path[0]) return data_fail("dataset: no path given");
+    const char *p = o->path;
+    if (o->batch < 1) return data_fail("%s: batch must be at least 1 (got %d)", p, o->batch);
+    if (!(o->zero_suppress >= 0.0f && o->zero_suppress < 1.0f))
+        return data_fail("%s: zero_suppress must be in [0, 1) (got %g)", p, o->zero_suppress);
+    double sum = 0.0;
+    for (int s = 0; s < DATA_SPLITS; s++) {
+        if (!(o->fractions[s] >= 0.0 && o->fractions[s] <= 1.0))
+            return data_fail("%s: the %s fraction must be in [0, 1] (got %g)", p, SPLIT_NAME[s], o->fractions[s]);
+        sum += o->fractions[s];
+    }
+    if (sum > 1.0 + 1e-9) return data_fail("%s: the split fractions add up to %g > 1", p, sum);
+    if (!(o->mass_scale > 0.0f)) return data_fail("%s: mass_scale must be positive", p);
+    if (!(o->scale_quantile > 0.0 && o->scale_quantile <= 1.0))
+        return data_fail("%s: scale_quantile must be in (0, 1] (got %g)", p, o->scale_quantile);
+    if (o->unbias != DATA_UNBIAS_NONE && o->unbias != DATA_UNBIAS_WEIGHTS)
+        return data_fail("%s: unknown unbias method %d", p, o->unbias);
+    if (o->unbias && (o->unbias_bins < 1 || !(o->unbias_max > o->unbias_min) || o->unbias_max_weight < 0))
+        return data_fail("%s: unbiasing needs bins >= 1, max > min and max_weight >= 0", p);
+    if (o->prefetch < 0 || o->prefetch > 64) return data_fail("%s: prefetch must be 0 to 64 (got %d)", p, o->prefetch);
+    if (o->io < DATA_IO_AUTO || o->io > DATA_IO_HDF5_COLLECTIVE) return data_fail("%s: unknown io mode %d", p, o->io);
+    if (o->split_block < 0 || o->scale_rows < 0) return data_fail("%s: split_block and scale_rows must be >= 0", p);
+    return 0;
+}
+
+/* ---- opening ---- */
+
+static int open_files(Dataset *d) {
+    char **list = NULL;
+    int n = 0;
+    int rc = agree(d->comm, jet_list_resolve(d->path, &list, &n));
+    if (rc) return -1;
+    /* every rank sees every file before any collective open (a file missing on one
+     * node must not leave the others inside MPI_File_open) */
+    for (int i = 0; !rc && i < n; i++) {
+        struct stat st;
+        if (stat(list[i], &st) != 0)
+            rc = data_fail("%s: %s", list[i], errno == ENOENT ? "no such file" : strerror(errno));
+    }
+    if (agree(d->comm, rc)) {
+        jet_list_free(list, n);
+        return -1;
+    }
+    d->files = calloc((size_t)n, sizeof *d->files);
+    d->start = calloc((size_t)n + 1, sizeof *d->start);
+    rc = agree(d->comm, d->files && d->start ? 0 : data_fail("out of memory"));
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_mpio(fapl, d->comm, MPI_INFO_NULL);
+    for (int i = 0; !rc && i < n; i++) {
+        JetFile *f = &d->files[i];
+        rc = agree(d->comm, jetfile_open(f, list[i], fapl));
+        if (rc) break;
+        d->nfiles = i + 1;
+        const JetFile *f0 = &d->files[0];
+        int bad = 0;
+        if (f->c != f0->c || f->h != f0->h || f->w != f0->w)
+            bad = data_fail("%s: X_jet images are %d x %d x %d but %s has %d x %d x %d", f->path, f->c, f->h,
+                            f->w, f0->path, f0->c, f0->h, f0->w);
+        for (int k = 0; !bad && f->n_names && f0->n_names && k < f->c; k++)
+            if (strcmp(f->names[k], f0->names[k]))
+                bad = data_fail("%s: channel %d is '%s' but in %s it is '%s'", f->path, k, f->names[k],
+                                f0->path, f0->names[k]);
+        d->start[i + 1] = d->start[i] + f->n;
+        rc = agree(d->comm, bad);
+    }
+    H5Pclose(fapl);
+    jet_list_free(list, n);
+    return rc;
+}
+
+static int read_columns(Dataset *d) {
+    long long N = d->start[d->nfiles];
+    d->m = malloc((size_t)N * sizeof *d->m);
+    d->pt = malloc((size_t)N * sizeof *d->pt);
+    d->ieta = malloc((size_t)N * sizeof *d->ieta);
+    d->iphi = malloc((size_t)N * sizeof *d->iphi);
+    int rc = d->m && d->pt && d->ieta && d->iphi ? 0 : data_fail("%s: out of memory for %lld rows", d->path, N);
+    if (agree(d->comm, rc)) return -1;
+    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+    H5Pset_dxpl_mpio(dxpl, d->opt.io == DATA_IO_HDF5_COLLECTIVE ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT);
+    const char *name[4] = {DSET_M, DSET_PT, DSET_IETA, DSET_IPHI};
+    float *col[4] = {d->m, d->pt, d->ieta, d->iphi};
+    for (int i = 0; !rc && i < d->nfiles; i++) {
+        JetFile *f = &d->files[i];
+        for (int k = 0; !rc && k < 4; k++) {
+            float *v = col[k] + d->start[i];
+            rc = jetfile_read_column(f, name[k], v, dxpl);
+            long long first;
+            if (!rc && count_nonfinite(v, f->n, &first))
+                rc = data_fail("%s: %s row %lld is %s: non-finite %s are rejected", f->path, name[k], first,
+                               isnan(v[first]) ? "NaN" : "infinite", k == 0 ? "targets" : "values");
+            rc = agree(d->comm, rc); /* the same on every rank, but the reads may be collective */
+        }
+    }
+    H5Pclose(dxpl);
+    return rc;
+}
+
+/* ---- the split ---- */
+
+typedef struct { long long start, len; } Block;
+
+/* rows at positions [lo, hi) of the virtual order (blocks in permuted order) */
+static long long collect_rows(const Block *b, const long long *perm, long long nb, long long lo, long long hi,
+                              long long *out) {
+    long long v = 0, n = 0;
+    for (long long k = 0; k < nb && v < hi; k++) {
+        const Block *bl = &b[perm[k]];
+        long long a = lo > v ? lo - v : 0, e = hi - v < bl->len ? hi - v : bl->len;
+        for (long long i = a; i < e; i++) out[n++] = bl->start + i;
+        v += bl->len;
+    }
+    return n;
+}
+
+static void shuffle(long long *a, long long n, const uint64_t *key, int nkey) {
+    DRng r;
+    drng_key(&r, key, nkey);
+    for (long long i = n - 1; i > 0; i--) {
+        long long j = (long long)drng_below(&r, (uint64_t)i + 1), t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+static int make_split(Dataset *d, long long **train_rows) {
+    const long long N = d->start[d->nfiles];
+    long long nb = 0;
+    for (int i = 0; i < d->nfiles; i++) {
+        const JetFile *f = &d->files[i];
+        long long bs = d->opt.split_block ? d->opt.split_block : (f->chunk_rows ? f->chunk_rows : CONTIGUOUS_BLOCK);
+        nb += (f->n + bs - 1) / bs;
+    }
+    Block *b = malloc((size_t)nb * sizeof *b);
+    long long *perm = malloc((size_t)nb * sizeof *perm);
+    *train_rows = NULL;
+    if (!b || !perm) {
+        free(b);
+        free(perm);
+        return data_fail("%s: out of memory for %lld blocks", d->path, nb);
+    }
+    long long k = 0;
+    for (int i = 0; i < d->nfiles; i++) {
+        const JetFile *f = &d->files[i];
+        long long bs = d->opt.split_block ? d->opt.split_block : (f->chunk_rows ? f->chunk_rows : CONTIGUOUS_BLOCK);
+        for (long long r = 0; r < f->n; r += bs) b[k++] = (Block){d->start[i] + r, r + bs <= f->n ? bs : f->n - r};
+    }
+    for (k = 0; k < nb; k++) perm[k] = k;
+    shuffle(perm, nb, (uint64_t[]){d->opt.seed, TAG_SPLIT}, 2);
+
+    long long cut[DATA_SPLITS + 1] = {0};
+    double acc = 0.0;
+    for (int s = 0; s < DATA_SPLITS; s++) {
+        acc += d->opt.fractions[s];
+        cut[s + 1] = (long long)floor(acc * (double)N + 0.5);
+        if (cut[s + 1] > N) cut[s + 1] = N;
+        if (cut[s + 1] < cut[s]) cut[s + 1] = cut[s];
+    }
+    int rc = 0;
+    for (int s = 0; !rc && s < DATA_SPLITS; s++) {
+        long long tot = cut[s + 1] - cut[s];
+        long long lo = cut[s] + tot * d->rank / d->nranks, hi = cut[s] + tot * (d->rank + 1) / d->nranks;
+        d->total[s] = tot;
+        d->nlocal[s] = hi - lo;
+        d->local[s] = malloc((size_t)(hi > lo ? hi - lo : 1) * sizeof **d->local);
+        if (!d->local[s]) rc = data_fail("%s: out of memory for the split", d->path);
+        else collect_rows(b, perm, nb, lo, hi, d->local[s]);
+    }
+    if (!rc && d->opt.unbias) { /* every rank needs the whole training split's masses */
+        *train_rows = malloc((size_t)(d->total[SPLIT_TRAIN] ? d->total[SPLIT_TRAIN] : 1) * sizeof **train_rows);
+        if (!*train_rows) rc = data_fail("%s: out of memory for the split", d->path);
+        else collect_rows(b, perm, nb, cut[0], cut[1], *train_rows);
+    }
+    free(b);
+    free(perm);
+    if (rc) return rc;
+
+    for (int s = 0; s < DATA_SPLITS; s++) {
+        if (d->opt.fractions[s] <= 0.0) continue;
+        if (d->total[s] == 0)
+            return data_fail("%s: the %s split is empty (%lld rows x %g rounds to 0 rows); use more rows or "
+                             "change the split fractions", d->path, SPLIT_NAME[s], N, d->opt.fractions[s]);
+        if (d->total[s] < d->nranks)
+            return data_fail("%s: more ranks than samples: the %s split has %lld row%s for %d ranks", d->path,
+                             SPLIT_NAME[s], d->total[s], d->total[s] == 1 ? "" : "s", d->nranks);
+    }
+    for (int s = 0; s < DATA_SPLITS; s++)
+        d->steps[s] = s == SPLIT_TRAIN ? (long)(d->total[s] / d->nranks / d->opt.batch)
+                                       : (long)((d->nlocal[s] + d->opt.batch - 1) / d->opt.batch);
+    if (d->opt.fractions[SPLIT_TRAIN] > 0.0 && d->steps[SPLIT_TRAIN] == 0)
+        return data_fail("%s: the training split gives each of the %d ranks %lld rows, fewer than the batch of %d",
+                         d->path, d->nranks, d->total[SPLIT_TRAIN] / d->nranks, d->opt.batch);
+    return 0;
+}
+
+/* ---- reading rows ---- */
+
+static int file_of(const Dataset *d, long long row) {
+    int lo = 0, hi = d->nfiles - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (d->start[mid] <= row) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+static int use_raw(const Dataset *d, const JetFile *f) { return f->raw && d->opt.io == DATA_IO_AUTO; }
+
+/* dataset rows rows[0..n) into x, in order; lrows is scratch for n file rows */
+static int read_rows(Dataset *d, const long long *rows, long long n, float *x, void *stage, long long *lrows,
+                     hid_t dxpl) {
+    for (long long i = 0; i < n;) {
+        int fi = file_of(d, rows[i]);
+        const JetFile *f = &d->files[fi];
+        long long j = i;
+        for (; j < n && rows[j] >= d->start[fi] && rows[j] < d->start[fi + 1]; j++) lrows[j - i] = rows[j] - d->start[fi];
+        float *dst = x + i * d->row_floats;
+        if (use_raw(d, f) ? jetfile_read_rows_raw(f, lrows, j - i, dst, stage)
+                          : jetfile_read_rows_hdf5(f, lrows, j - i, dst, stage, dxpl))
+            return -1;
+        i = j;
+    }
+    return 0;
+}
+
+static int reject_nonfinite(const Dataset *d, long long row, long long bad) {
+    int fi = file_of(d, row);
+    return data_fail("%s: X_jet row %lld holds %lld non-finite value%s (NaN or Inf); rows with non-finite "
+                     "pixels are rejected", d->files[fi].path, row - d->start[fi], bad, bad == 1 ? "" : "s");
+}
+
+/* ---- the scales: a statistics pass over the training split ---- */
+
+static int cmp_ll(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* the length of the run of consecutive rows at rows[0], at most max */
+static long long run_length(const long long *rows, long long n, long long max) {
+    long long k = 1;
+    while (k < n && k < max && rows[k] == rows[k - 1] + 1) k++;
+    return k;
+}
+
+static int compute_scales(Dataset *d) {
+    const int C = d->info.channels;
+    const long long hw = (long long)d->info.height * d->info.width, W0 = STATS_WINDOW_BYTES / (d->row_floats * 4);
+    const long long W = W0 > 0 ? W0 : 1;
+    long long nl = d->nlocal[SPLIT_TRAIN];
+    long long use = nl;
+    if (d->opt.scale_rows > 0 && d->total[SPLIT_TRAIN] > d->opt.scale_rows)
+        use = (d->opt.scale_rows * nl + d->total[SPLIT_TRAIN] - 1) / d->total[SPLIT_TRAIN];
+    long long *rows = malloc((size_t)(nl ? nl : 1) * sizeof *rows), *lrows = malloc((size_t)W * sizeof *lrows);
+    float *x = malloc((size_t)(W * d->row_floats) * sizeof *x);
+    void *stage = malloc((size_t)(W * d->row_floats * 2));
+    PixelHist h = {0};
+    int rc = rows && lrows && x && stage ? pixel_hist_init(&h, C) : data_fail("%s: out of memory for statistics", d->path);
+    if (!rc) {
+        for (long long i = 0; i < use; i++) rows[i] = d->local[SPLIT_TRAIN][use == nl ? i : i * nl / use];
+        qsort(rows, (size_t)use, sizeof *rows, cmp_ll); /* file order: sequential reads */
+    }
+    if (agree(d->comm, rc)) goto out;
+    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+    H5Pset_dxpl_mpio(dxpl, d->opt.io == DATA_IO_HDF5_COLLECTIVE ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT);
+    /* File by file, one piece (a run of consecutive rows, at most W) per read, the same
+     * number of reads on every rank: collective reads see every rank in every call. */
+    long long at = 0;
+    for (int fi = 0; !rc && fi < d->nfiles; fi++) {
+        long long from = at, pieces = 0, iters;
+        while (at < use && rows[at] < d->start[fi + 1]) at++;
+        for (long long i = from; i < at; pieces++) i += run_length(rows + i, at - i, W);
+        MPI_Allreduce(&pieces, &iters, 1, MPI_LONG_LONG, MPI_MAX, d->comm);
+        for (long long it = 0, lo = from; !rc && it < iters; it++) {
+            long long n = lo < at ? run_length(rows + lo, at - lo, W) : 0;
+            if (n > 0) rc = read_rows(d, rows + lo, n, x, stage, lrows, dxpl);
+            else if (!use_raw(d, &d->files[fi])) rc = jetfile_read_rows_hdf5(&d->files[fi], NULL, 0, x, stage, dxpl);
+            for (long long i = 0; !rc && i < n; i++) {
+                long long bad = count_nonfinite(x + i * d->row_floats, d->row_floats, NULL);
+                if (bad) rc = reject_nonfinite(d, rows[lo + i], bad);
+            }
+            if (!rc) pixel_hist_add(&h, x, n, hw);
+            rc = agree(d->comm, rc);
+            lo += n;
+        }
+    }
+    H5Pclose(dxpl);
+    if (!rc) {
+        MPI_Allreduce(MPI_IN_PLACE, h.count, C * PIXEL_HIST_BINS, MPI_UINT64_T, MPI_SUM, d->comm);
+        for (int c = 0; c < C; c++) {
+            float q = pixel_hist_quantile(&h, c, d->opt.scale_quantile);
+            d->scales[c] = q > 0.0f ? q : 1.0f; /* a channel with no positive pixel keeps scale 1 */
+        }
+    }
+out:
+    pixel_hist_free(&h);
+    free(rows);
+    free(lrows);
+    free(x);
+    free(stage);
+    return rc;
+}
+
+static int set_weights(Dataset *d, const long long *train_rows) {
+    long long n = d->total[SPLIT_TRAIN];
+    const int K = d->opt.unbias_bins;
+    float *mass = malloc((size_t)(n ? n : 1) * sizeof *mass);
+    d->bin_weight = malloc((size_t)K * sizeof *d->bin_weight);
+    if (!mass || !d->bin_weight) {
+        free(mass);
+        return data_fail("%s: out of memory for the unbiasing weights", d->path);
+    }
+    for (long long i = 0; i < n; i++) mass[i] = d->m[train_rows[i]];
+    int capped = unbias_bin_weights(mass, n, K, d->opt.unbias_min, d->opt.unbias_max, d->opt.unbias_max_weight,
+                                    d->bin_weight);
+    free(mass);
+    if (capped < 0) return -1;
+    d->info.weight_capped_bins = capped;
+    d->info.weight_min = INFINITY;
+    d->info.weight_max = 0.0f;
+    for (int k = 0; k < K; k++)
+        if (d->bin_weight[k] > 0) {
+            d->info.weight_min = fminf(d->info.weight_min, d->bin_weight[k]);
+            d->info.weight_max = fmaxf(d->info.weight_max, d->bin_weight[k]);
+        }
+    return 0;
+}
+
+static int make_slots(Dataset *d) {
+    const int B = d->opt.batch;
+    int need_stage = 0;
+    for (int i = 0; i < d->nfiles; i++) need_stage |= d->files[i].dtype_bytes == 2;
+    d->nslots = d->info.prefetch > 0 ? d->info.prefetch + 1 : 1;
+    d->slots = calloc((size_t)d->nslots, sizeof *d->slots);
+    d->order = malloc((size_t)(d->nlocal[SPLIT_TRAIN] + d->nlocal[SPLIT_VAL] + d->nlocal[SPLIT_TEST] + 1) *
+                      sizeof *d->order);
+    if (!d->slots || !d->order) return data_fail("%s: out of memory for batches", d->path);
+    for (int i = 0; i < d->nslots; i++) {
+        Slot *s = &d->slots[i];
+        s->x = malloc((size_t)(B * d->row_floats) * sizeof *s->x);
+        s->scalars = malloc((size_t)B * 2 * sizeof *s->scalars);
+        s->target = malloc((size_t)B * sizeof *s->target);
+        s->weight = malloc((size_t)B * sizeof *s->weight);
+        s->mass = malloc((size_t)B * sizeof *s->mass);
+        s->index = malloc((size_t)B * sizeof *s->index);
+        s->lrows = malloc((size_t)B * sizeof *s->lrows);
+        s->stage = need_stage ? malloc((size_t)(B * d->row_floats * 2)) : NULL;
+        if (!s->x || !s->scalars || !s->target || !s->weight || !s->mass || !s->index || !s->lrows ||
+            (need_stage && !s->stage))
+            return data_fail("%s: out of memory for a batch of %d rows", d->path, B);
+    }
+    return 0;
+}
+
+static void free_slots(Dataset *d) {
+    for (int i = 0; d->slots && i < d->nslots; i++) {
+        Slot *s = &d->slots[i];
+        free(s->x);
+        free(s->scalars);
+        free(s->target);
+        free(s->weight);
+        free(s->mass);
+        free(s->index);
+        free(s->lrows);
+        free(s->stage);
+    }
+    free(d->slots);
+    d->slots = NULL;
+}
+
+static void stop_thread(Dataset *d);
+
+static void destroy(Dataset *d) {
+    stop_thread(d);
+    for (int i = 0; i < d->nfiles; i++) jetfile_close(&d->files[i]);
+    free(d->files);
+    free(d->start);
+    free(d->m);
+    free(d->pt);
+    free(d->ieta);
+    free(d->iphi);
+    for (int s = 0; s < DATA_SPLITS; s++) free(d->local[s]);
+    free(d->scales);
+    free(d->bin_weight);
+    free(d->order);
+    free(d->names);
+    free_slots(d);
+    if (d->dxpl_ind >= 0) H5Pclose(d->dxpl_ind);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+    MPI_Comm_free(&d->comm);
+    free(d->path);
+    free(d);
+}
+
+int dataset_open(Dataset **out, const DatasetOptions *o) {
+    *out = NULL;
+    Dataset *d = calloc(1, sizeof *d);
+    if (!d) return data_fail("out of memory");
+    MPI_Comm_dup(o->comm, &d->comm);
+    MPI_Comm_rank(d->comm, &d->rank);
+    MPI_Comm_size(d->comm, &d->nranks);
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
+    d->opt = *o;
+    d->split = -1;
+    d->dxpl_ind = H5Pcreate(H5P_DATASET_XFER);
+    H5Pset_dxpl_mpio(d->dxpl_ind, H5FD_MPIO_INDEPENDENT);
+    H5Quiet quiet;
+    h5_quiet_begin(&quiet);
+    long long *train_rows = NULL;
+    int rc = agree(d->comm, check_options(o));
+    if (!rc) {
+        d->path = strdup(o->path);
+        d->opt.path = d->path;
+        d->opt.scales = NULL;
+        rc = agree(d->comm, d->path ? 0 : data_fail("out of memory"));
+    }
+    if (!rc) rc = open_files(d);
+    if (!rc) rc = read_columns(d);
+    if (!rc) {
+        const JetFile *f0 = &d->files[0];
+        DatasetInfo *in = &d->info;
+        in->n_total = d->start[d->nfiles];
+        in->channels = f0->c;
+        in->height = f0->h;
+        in->width = f0->w;
+        in->n_scalars = 2;
+        in->dtype_bytes = f0->dtype_bytes;
+        in->n_files = d->nfiles;
+        in->pixel_size = f0->pixel_size;
+        in->raw_io = 1;
+        for (int i = 0; i < d->nfiles; i++) in->raw_io &= use_raw(d, &d->files[i]);
+        in->prefetch = in->raw_io ? o->prefetch : 0;
+        in->weight_min = in->weight_max = 1.0f;
+        d->row_floats = (long long)f0->c * f0->h * f0->w;
+        d->names = calloc((size_t)f0->c, sizeof *d->names);
+        d->scales = malloc((size_t)f0->c * sizeof *d->scales);
+        rc = d->names && d->scales ? 0 : data_fail("out of memory");
+        for (int c = 0; !rc && c < f0->c; c++) d->names[c] = f0->n_names ? f0->names[c] : "";
+        in->channel_names = d->names;
+        if (!rc) rc = make_split(d, &train_rows);
+        rc = agree(d->comm, rc);
+    }
+    if (!rc && o->scales) {
+        for (int c = 0; !rc && c < d->info.channels; c++)
+            if (!(o->scales[c] > 0.0f) || !isfinite(o->scales[c]))
+                rc = data_fail("%s: given scale %d is %g; scales must be positive and finite", d->path, c, o->scales[c]);
+            else d->scales[c] = o->scales[c];
+        rc = agree(d->comm, rc);
+    } else if (!rc) {
+        rc = d->total[SPLIT_TRAIN] ? compute_scales(d)
+                                   : agree(d->comm, data_fail("%s: no training split to compute the scales "
+                                                              "from: give the scales", d->path));
+    }
+    /* weights come from the training split's masses; without one there are none */
+    if (!rc && o->unbias && d->total[SPLIT_TRAIN]) rc = agree(d->comm, set_weights(d, train_rows));
+    if (!rc) rc = agree(d->comm, make_slots(d));
+    free(train_rows);
+    h5_quiet_end(&quiet);
+    if (rc) {
+        char msg[DATA_ERROR_LEN];
+        snprintf(msg, sizeof msg, "%s", data_error());
+        destroy(d);
+        return data_fail("%s", msg);
+    }
+    *out = d;
+    return 0;
+}
+
+const DatasetInfo *dataset_info(const Dataset *d) { return &d->info; }
+long long dataset_split_total(const Dataset *d, Split s) { return s >= 0 && s < DATA_SPLITS ? d->total[s] : 0; }
+long long dataset_split_local(const Dataset *d, Split s) { return s >= 0 && s < DATA_SPLITS ? d->nlocal[s] : 0; }
+long dataset_steps_per_epoch(const Dataset *d, Split s) { return s >= 0 && s < DATA_SPLITS ? d->steps[s] : 0; }
+const float *dataset_scales(const Dataset *d) { return d->scales; }
+
+const long long *dataset_split_rows(const Dataset *d, Split s, long long *n) {
+    *n = dataset_split_local(d, s);
+    return s >= 0 && s < DATA_SPLITS ? d->local[s] : NULL;
+}
+
+/* ---- batches ---- */
+
+static int fill_step(Dataset *d, Slot *s, long step) {
+    const long long B = d->opt.batch, first = step * B;
+    long long n = d->split == SPLIT_TRAIN ? B : (d->nlocal[d->split] - first < B ? d->nlocal[d->split] - first : B);
+    const long long *rows = d->order + first;
+    const int C = d->info.channels;
+    const long long hw = (long long)d->info.height * d->info.width;
+    s->n = (int)n;
+    /* read a run of adjacent rows (up to ~2 MB), then preprocess it while it is still
+     * in cache: one pass over memory instead of two */
+    const long long run_max = ((2LL << 20) / (d->row_floats * 4)) + 1;
+    for (long long i = 0; i < n;) {
+        long long k = run_length(rows + i, n - i, run_max);
+        if (read_rows(d, rows + i, k, s->x + i * d->row_floats, s->stage, s->lrows, d->dxpl_ind)) return -1;
+        for (long long j = i; j < i + k; j++) {
+            float *xj = s->x + j * d->row_floats;
+            long long bad = d->opt.preprocess ? preprocess_images(xj, 1, C, hw, d->scales, d->opt.zero_suppress)
+                                              : count_nonfinite(xj, d->row_floats, NULL);
+            if (bad) return reject_nonfinite(d, rows[j], bad);
+        }
+        i += k;
+    }
+    for (long long i = 0; i < n; i++) {
+        long long g = rows[i];
+        s->scalars[2 * i] = d->iphi[g] / IPHI_SCALE;
+        s->scalars[2 * i + 1] = d->ieta[g] / IETA_SCALE;
+        s->mass[i] = d->m[g];
+        s->target[i] = d->m[g] / d->opt.mass_scale;
+        s->index[i] = g;
+        if (d->bin_weight)
+            s->weight[i] = d->bin_weight[unbias_bin(d->m[g], d->opt.unbias_bins, d->opt.unbias_min, d->opt.unbias_max)];
+    }
+    return 0;
+}
+
+static void finish_slot(Dataset *d, Slot *s, int rc) {
+    s->rc = rc;
+    if (rc) snprintf(s->err, sizeof s->err, "%s", data_error());
+    pthread_mutex_lock(&d->mu);
+    s->state = SLOT_READY;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void *producer(void *arg) {
+    Dataset *d = arg;
+    for (long step = d->produce_from; step < d->cur_steps; step++) {
+        Slot *s = &d->slots[step % d->nslots];
+        pthread_mutex_lock(&d->mu);
+        while (s->state != SLOT_FREE && !d->cancel) pthread_cond_wait(&d->cv, &d->mu);
+        int stop = d->cancel;
+        if (!stop) s->state = SLOT_FILLING;
+        pthread_mutex_unlock(&d->mu);
+        if (stop) break;
+        int rc = fill_step(d, s, step);
+        finish_slot(d, s, rc);
+        if (rc) break;
+    }
+    return NULL;
+}
+
+static void stop_thread(Dataset *d) {
+    if (d->running) {
+        pthread_mutex_lock(&d->mu);
+        d->cancel = 1;
+        pthread_cond_broadcast(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->thread, NULL);
+        d->running = d->cancel = 0;
+    }
+    for (int i = 0; d->slots && i < d->nslots; i++) d->slots[i].state = SLOT_FREE;
+    d->held = NULL;
+}
+
+int dataset_begin_epoch(Dataset *d, Split s, long epoch, long first_step) {
+    if (s < 0 || s >= DATA_SPLITS) return data_fail("%s: unknown split %d", d->path, (int)s);
+    if (d->total[s] == 0) return data_fail("%s: the %s split is empty (its fraction is 0)", d->path, SPLIT_NAME[s]);
+    if (epoch < 0) return data_fail("%s: epoch must be >= 0 (got %ld)", d->path, epoch);
+    if (first_step < 0 || first_step > d->steps[s])
+        return data_fail("%s: first_step %ld is outside the %ld steps of a %s epoch", d->path, first_step,
+                         d->steps[s], SPLIT_NAME[s]);
+    stop_thread(d);
+    memcpy(d->order, d->local[s], (size_t)d->nlocal[s] * sizeof *d->order);
+    if (s == SPLIT_TRAIN)
+        shuffle(d->order, d->nlocal[s],
+                (uint64_t[]){d->opt.seed, TAG_SHUFFLE, (uint64_t)epoch, (uint64_t)d->nranks, (uint64_t)d->rank}, 5);
+    d->split = s;
+    d->cur_steps = d->steps[s];
+    d->next_step = first_step;
+    d->failed = 0;
+    if (d->info.prefetch > 0 && first_step < d->cur_steps) {
+        d->produce_from = first_step;
+        d->running = pthread_create(&d->thread, NULL, producer, d) == 0; /* else: read in the caller */
+    }
+    return 0;
+}
+
+int dataset_next(Dataset *d, DataBatch *b) {
+    if (d->split < 0) return data_fail("%s: dataset_next before dataset_begin_epoch", d->path);
+    if (d->failed) return data_fail("%s", d->fail_msg);
+    if (d->held) {
+        pthread_mutex_lock(&d->mu);
+        d->held->state = SLOT_FREE;
+        pthread_cond_broadcast(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+        d->held = NULL;
+    }
+    if (d->next_step >= d->cur_steps) return 0;
+    Slot *s = &d->slots[d->next_step % d->nslots];
+    if (d->running) {
+        pthread_mutex_lock(&d->mu);
+        while (s->state != SLOT_READY) pthread_cond_wait(&d->cv, &d->mu);
+        pthread_mutex_unlock(&d->mu);
+    } else {
+        H5Quiet quiet; /* the HDF5 path runs here, in the caller */
+        h5_quiet_begin(&quiet);
+        finish_slot(d, s, fill_step(d, s, d->next_step));
+        h5_quiet_end(&quiet);
+    }
+    if (s->rc) {
+        d->failed = 1;
+        snprintf(d->fail_msg, sizeof d->fail_msg, "%s", s->err);
+        return data_fail("%s", s->err);
+    }
+    d->held = s;
+    d->next_step++;
+    b->n = s->n;
+    b->x = s->x;
+    b->scalars = s->scalars;
+    b->target = s->target;
+    b->weight = d->bin_weight ? s->weight : NULL;
+    b->mass = s->mass;
+    b->index = s->index;
+    return 1;
+}
+
+void dataset_close(Dataset *d) {
+    if (!d) return;
+    H5Quiet quiet;
+    h5_quiet_begin(&quiet);
+    destroy(d);
+    h5_quiet_end(&quiet);
+}

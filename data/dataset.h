@@ -1,0 +1,109 @@
+/* The parallel per-rank reader of jet-image datasets (data/FORMAT.md): a deterministic
+ * train/validation/test split, each rank's own slice of each split, a per-epoch
+ * shuffle, preprocessed batches, and a prefetch thread. data/README.md explains the
+ * choices (split by chunks, scale statistic, unbiasing weights, NaN policy, I/O). */
+#ifndef E2E_DATA_DATASET_H
+#define E2E_DATA_DATASET_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+typedef enum { SPLIT_TRAIN = 0, SPLIT_VAL = 1, SPLIT_TEST = 2 } Split;
+#define DATA_SPLITS 3
+
+typedef enum {
+    DATA_UNBIAS_NONE = 0,
+    DATA_UNBIAS_WEIGHTS = 1, /* per-sample weights that flatten the mass histogram */
+} DataUnbias;
+
+typedef enum {
+    DATA_IO_AUTO = 0,            /* raw reads where the file allows (unfiltered, whole-row
+                                    chunks), else HDF5 independent reads */
+    DATA_IO_HDF5 = 1,            /* H5Dread, independent, everywhere */
+    DATA_IO_HDF5_COLLECTIVE = 2, /* H5Dread; collective in dataset_open's statistics pass
+                                    (the only place every rank reads in step), independent
+                                    in dataset_next */
+} DataIo;
+
+typedef struct {
+    const char *path;      /* HDF5 file, or a text file listing HDF5 files */
+    MPI_Comm comm;         /* the reader dups it for its own use */
+    uint64_t seed;         /* split + shuffling */
+    int batch;             /* per-rank batch size */
+    float zero_suppress;   /* after scaling, values below it become 0 (default 1e-5) */
+    const float *scales;   /* per-channel scales to use (a resumed run passes its stored
+                              ones), or NULL: computed over the training split */
+    int unbias;            /* DataUnbias (default DATA_UNBIAS_WEIGHTS) */
+    int prefetch;          /* batches read ahead by the prefetch thread (0 = read in the
+                              caller); default 2 */
+    double fractions[DATA_SPLITS]; /* train / validation / test: 0.90, 0.05, 0.05 */
+    float mass_scale;      /* target = m / mass_scale (500 GeV) */
+    int preprocess;        /* 1: scale, zero-suppress, clip (default); 0: x as stored (a GPU
+                              path preprocesses itself with dataset_scales()) */
+    double scale_quantile; /* the scale statistic: this quantile of the channel's positive
+                              pixels over the training split (0.999) */
+    long long scale_rows;  /* 0: the whole training split; else about this many rows */
+    int unbias_bins;       /* mass histogram for the weights: 50 bins over */
+    float unbias_min, unbias_max; /* [0, 500) GeV */
+    float unbias_max_weight; /* cap before renormalising (20); 0 = none */
+    long long split_block; /* rows assigned to a split together; 0: the file's X_jet chunk
+                              length (64 for contiguous files) */
+    int io;                /* DataIo (default DATA_IO_AUTO) */
+} DatasetOptions;
+
+void dataset_default_options(DatasetOptions *o);
+
+typedef struct {
+    long long n_total;
+    int channels, height, width;
+    int n_scalars;            /* 2: iphi/360, ieta/170 */
+    int dtype_bytes;          /* as stored: 4 float32, 2 float16 (the first file's) */
+    int n_files;
+    const char *const *channel_names; /* channels entries ("" where the file has none) */
+    double pixel_size;        /* from the first file, 0 if absent */
+    int raw_io;               /* 1: every file is read with raw reads (no HDF5 per batch) */
+    int prefetch;             /* prefetch in effect (0 when reads go through HDF5, which
+                                 is not thread-safe here: see data/README.md) */
+    float weight_min, weight_max; /* unbiasing weights over non-empty bins (1, 1 if none) */
+    int weight_capped_bins;   /* bins whose weight hit unbias_max_weight */
+} DatasetInfo;
+
+typedef struct {
+    int n;                     /* samples in this batch (train: always == batch) */
+    const float *x;            /* n*C*H*W float32 NCHW, preprocessed (scaled,
+                                  zero-suppressed, clipped to [0,1]) unless preprocess = 0 */
+    const float *scalars;      /* n*2: iphi/360, ieta/170 (the E2E model's order) */
+    const float *target;       /* n: m / mass_scale */
+    const float *weight;       /* n unbiasing weights (mean 1 over the training split), or
+                                  NULL when unbias = none */
+    const float *mass;         /* n: true m in GeV (for MAE/MRE) */
+    const long long *index;    /* n: row in the dataset (files concatenated in list order) */
+} DataBatch;
+
+typedef struct Dataset Dataset;
+
+/* Collective: if any rank fails, ALL ranks return -1 with the lowest failing rank's
+ * message (naming the file and the problem); never a hang. */
+int dataset_open(Dataset **out, const DatasetOptions *o);
+const DatasetInfo *dataset_info(const Dataset *d);
+long long dataset_split_total(const Dataset *d, Split s);  /* global size of the split */
+long long dataset_split_local(const Dataset *d, Split s);  /* this rank's share */
+/* this rank's rows of the split (dataset rows, in split order; the epoch order is a
+ * permutation of them); *n gets dataset_split_local */
+const long long *dataset_split_rows(const Dataset *d, Split s, long long *n);
+/* TRAIN: identical on every rank (floor(min share / batch), the rest of each share is
+ * left out of that epoch); VAL/TEST: this rank's ceil(local / batch), may differ */
+long dataset_steps_per_epoch(const Dataset *d, Split s);
+const float *dataset_scales(const Dataset *d);             /* the C scales in use */
+/* Rank-local. TRAIN order is a pure function of (seed, epoch, rank count, rank);
+ * VAL/TEST keep the split order (no shuffle). first_step > 0 starts where an
+ * uninterrupted epoch would be at that step. Starts the prefetch thread. */
+int dataset_begin_epoch(Dataset *d, Split s, long epoch, long first_step);
+/* Rank-local, never collective: 1 = a batch (valid until the next call), 0 = end of
+ * epoch, -1 = error (message in data_error(), naming the file and the problem) */
+int dataset_next(Dataset *d, DataBatch *b);
+void dataset_close(Dataset *d); /* collective */
+
+const char *data_error(void);
+
+#endif

@@ -1,0 +1,29 @@
+/* The names of the jet-image format (data/FORMAT.md is the specification). */
+#ifndef E2E_DATA_FORMAT_H
+#define E2E_DATA_FORMAT_H
+
+#define FORMAT_NAME "e2e-jet-images"
+#define FORMAT_VERSION 1
+
+#define DSET_X "X_jet" /* (N, C, H, W) float32 | float16, chunked along N */
+#define DSET_M "m"     /* (N,) jet mass, GeV: the target */
+#define DSET_PT "pt"   /* (N,) jet pT, GeV */
+#define DSET_IETA "ieta"
+#define DSET_IPHI "iphi"
+
+/* attributes of the root group */
+#define ATTR_FORMAT "format"                 /* string FORMAT_NAME */
+#define ATTR_FORMAT_VERSION "format_version" /* int */
+#define ATTR_CHANNELS "channels"             /* C strings: the channel names */
+#define ATTR_PIXEL_SIZE "pixel_size"         /* double: eta-phi units per pixel */
+#define ATTR_SOURCE "source"                 /* string: "synthetic" or where it came from */
+#define ATTR_GENERATOR "generator"           /* string: program and version */
+#define ATTR_SEED "seed"                     /* uint64 */
+#define ATTR_COMMAND "command"               /* string: the options it ran with */
+
+/* the model's fixed normalisations (DESIGN.md) */
+#define MASS_SCALE_GEV 500.0f
+#define IPHI_SCALE 360.0f
+#define IETA_SCALE 170.0f
+
+#endif

@@ -1,0 +1,348 @@
+#include "jetfile.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libgen.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "data_error.h"
+#include "format.h"
+#include "h5util.h"
+#include "half.h"
+
+const char *h5_type_name(hid_t t, char *buf, size_t len) {
+    size_t bits = 8 * H5Tget_size(t);
+    switch (H5Tget_class(t)) {
+    case H5T_INTEGER:
+        snprintf(buf, len, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", bits);
+        break;
+    case H5T_FLOAT:
+        snprintf(buf, len, "float%zu%s", bits, H5Tget_order(t) == H5T_ORDER_BE ? " (big-endian)" : "");
+        break;
+    case H5T_STRING: snprintf(buf, len, "string"); break;
+    case H5T_COMPOUND: snprintf(buf, len, "compound"); break;
+    default: snprintf(buf, len, "a non-numeric type"); break;
+    }
+    return buf;
+}
+
+void jetfile_close(JetFile *f) {
+    if (f->half >= 0) H5Tclose(f->half);
+    if (f->x >= 0) H5Dclose(f->x);
+    if (f->file >= 0) H5Fclose(f->file);
+    if (f->fd >= 0) close(f->fd);
+    for (int i = 0; i < f->n_names; i++) free(f->names[i]);
+    free(f->chunk_addr);
+    free(f->path);
+    memset(f, 0, sizeof *f);
+    f->file = f->x = f->half = -1;
+    f->fd = -1;
+}
+
+static int read_names(JetFile *f) {
+    if (H5Aexists(f->file, ATTR_CHANNELS) <= 0) return 0; /* optional */
+    hid_t a = H5Aopen(f->file, ATTR_CHANNELS, H5P_DEFAULT), t = H5Aget_type(a), s = H5Aget_space(a);
+    int rc = 0;
+    hssize_t n = H5Sget_simple_extent_npoints(s);
+    if (H5Tget_class(t) != H5T_STRING || H5Sget_simple_extent_ndims(s) > 1)
+        rc = data_fail("%s: attribute '%s' must be a list of strings", f->path, ATTR_CHANNELS);
+    else if (n != f->c)
+        rc = data_fail("%s: attribute '%s' names %lld channels but X_jet has %d", f->path,
+                       ATTR_CHANNELS, (long long)n, f->c);
+    else if (H5Tis_variable_str(t) > 0) {
+        char **v = calloc((size_t)n, sizeof *v);
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(t));
+        if (!v || H5Aread(a, mt, v) < 0) rc = h5_fail(f->path, "cannot read the channel names");
+        for (hssize_t i = 0; !rc && i < n; i++) f->names[f->n_names++] = strdup(v[i] ? v[i] : "");
+        if (v && !rc) H5Dvlen_reclaim(mt, s, H5P_DEFAULT, v);
+        H5Tclose(mt);
+        free(v);
+    } else {
+        size_t len = H5Tget_size(t);
+        char *v = calloc((size_t)n, len + 1);
+        hid_t mt = H5Tcopy(t);
+        if (!v || H5Aread(a, mt, v) < 0) rc = h5_fail(f->path, "cannot read the channel names");
+        for (hssize_t i = 0; !rc && i < n; i++) f->names[f->n_names++] = strndup(v + i * len, len);
+        H5Tclose(mt);
+        free(v);
+    }
+    H5Sclose(s);
+    H5Tclose(t);
+    H5Aclose(a);
+    return rc;
+}
+
+/* the file offsets of X_jet's chunks (raw reads) */
+static int map_chunks(JetFile *f, hid_t dcpl, struct stat *st) {
+    long long end = 0;
+    if (H5Pget_layout(dcpl) == H5D_CONTIGUOUS) {
+        haddr_t a = H5Dget_offset(f->x);
+        if (a == HADDR_UNDEF)
+            return data_fail("%s: X_jet was never written (no storage allocated): incomplete file", f->path);
+        f->contig_addr = (long long)a;
+        end = f->contig_addr + f->n * f->row_bytes;
+    } else {
+        long long nch = (f->n + f->chunk_rows - 1) / f->chunk_rows;
+        f->chunk_addr = malloc((size_t)nch * sizeof *f->chunk_addr);
+        if (!f->chunk_addr) return data_fail("%s: out of memory for %lld chunk addresses", f->path, nch);
+        for (long long k = 0; k < nch; k++) {
+            hsize_t off[4] = {(hsize_t)(k * f->chunk_rows), 0, 0, 0}, size = 0;
+            haddr_t a = HADDR_UNDEF;
+            unsigned mask = 0;
+            if (H5Dget_chunk_info_by_coord(f->x, off, &mask, &a, &size) < 0)
+                return h5_fail(f->path, "cannot locate the chunks of X_jet");
+            long long last = (k + 1) * f->chunk_rows < f->n ? (k + 1) * f->chunk_rows : f->n;
+            if (a == HADDR_UNDEF)
+                return data_fail("%s: X_jet rows %lld to %lld were never written: incomplete file",
+                                 f->path, k * f->chunk_rows, last - 1);
+            f->chunk_addr[k] = (long long)a;
+            long long e = (long long)a + (long long)size;
+            if (e > end) end = e;
+        }
+    }
+    if (end > (long long)st->st_size)
+        return data_fail("%s: truncated file: X_jet needs %lld bytes but the file has %lld", f->path,
+                         end, (long long)st->st_size);
+    return 0;
+}
+
+int jetfile_open(JetFile *f, const char *path, hid_t fapl) {
+    memset(f, 0, sizeof *f);
+    f->file = f->x = f->half = -1;
+    f->fd = -1;
+    f->path = strdup(path);
+    if (!f->path) return data_fail("out of memory");
+    struct stat st;
+    int rc = 0;
+    if (stat(path, &st) != 0) {
+        rc = data_fail("%s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
+        goto out;
+    }
+    f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (f->file < 0) {
+        char cause[256];
+        h5_cause(cause, sizeof cause);
+        rc = strstr(cause, "truncated") ? data_fail("%s: truncated file (HDF5: %s)", path, cause)
+                                        : data_fail("%s: not a readable HDF5 file (HDF5: %s)", path, cause);
+        goto out;
+    }
+    if (H5Lexists(f->file, DSET_X, H5P_DEFAULT) <= 0) {
+        rc = data_fail("%s: no dataset '%s' (a jet file holds X_jet, m, pt, ieta, iphi: data/FORMAT.md)",
+                       path, DSET_X);
+        goto out;
+    }
+    f->x = H5Dopen2(f->file, DSET_X, H5P_DEFAULT);
+    if (f->x < 0) {
+        rc = h5_fail(path, "cannot open X_jet");
+        goto out;
+    }
+    hid_t sp = H5Dget_space(f->x), t = H5Dget_type(f->x), dcpl = H5Dget_create_plist(f->x);
+    hsize_t d[H5S_MAX_RANK];
+    int nd = H5Sget_simple_extent_dims(sp, d, NULL), little = 0;
+    char tn[64];
+    f->dtype_bytes = h5_float_kind(t, &little);
+    if (nd != 4) {
+        char shape[128] = "";
+        for (int i = 0; i < nd && i < 8; i++)
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", i ? " x " : "",
+                     (unsigned long long)d[i]);
+        rc = data_fail("%s: X_jet has %d dimension%s (%s); expected 4: (N, C, H, W)", path, nd,
+                       nd == 1 ? "" : "s", nd > 0 ? shape : "scalar");
+    } else if (!f->dtype_bytes)
+        rc = data_fail("%s: X_jet has dtype %s; expected float32 or float16", path, h5_type_name(t, tn, sizeof tn));
+    else if (d[0] == 0)
+        rc = data_fail("%s: X_jet holds no rows", path);
+    else if (d[1] == 0 || d[2] == 0 || d[3] == 0 || d[1] > JET_MAX_CHANNELS)
+        rc = data_fail("%s: X_jet has shape %llu x %llu x %llu x %llu; expected 1 to %d channels and "
+                       "non-empty images", path, (unsigned long long)d[0], (unsigned long long)d[1],
+                       (unsigned long long)d[2], (unsigned long long)d[3], JET_MAX_CHANNELS);
+    if (!rc) {
+        f->n = (long long)d[0];
+        f->c = (int)d[1];
+        f->h = (int)d[2];
+        f->w = (int)d[3];
+        f->row_bytes = (long long)f->c * f->h * f->w * f->dtype_bytes;
+        f->filters = H5Pget_nfilters(dcpl);
+        hsize_t cd[4] = {0, 0, 0, 0};
+        if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
+            H5Pget_chunk(dcpl, 4, cd);
+            f->chunk_rows = (long long)cd[0];
+        }
+        int whole_rows = f->chunk_rows == 0 || (cd[1] == d[1] && cd[2] == d[2] && cd[3] == d[3]);
+        f->raw = f->filters == 0 && little && whole_rows && H5Pget_layout(dcpl) != H5D_COMPACT;
+        if (f->dtype_bytes == 2 && (f->half = h5_half_type()) < 0) rc = h5_fail(path, "cannot make the float16 type");
+        if (!rc && f->raw) rc = map_chunks(f, dcpl, &st);
+    }
+    H5Pclose(dcpl);
+    H5Tclose(t);
+    H5Sclose(sp);
+    if (!rc) rc = read_names(f);
+    if (!rc && H5Aexists(f->file, ATTR_PIXEL_SIZE) > 0) {
+        hid_t a = H5Aopen(f->file, ATTR_PIXEL_SIZE, H5P_DEFAULT);
+        if (H5Aread(a, H5T_NATIVE_DOUBLE, &f->pixel_size) < 0) f->pixel_size = 0;
+        H5Aclose(a);
+    }
+    if (!rc && f->raw) {
+        f->fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (f->fd < 0) rc = data_fail("%s: cannot open for reading: %s", path, strerror(errno));
+    }
+out:
+    if (rc) jetfile_close(f);
+    return rc;
+}
+
+int jetfile_read_column(JetFile *f, const char *name, float *out, hid_t dxpl) {
+    if (H5Lexists(f->file, name, H5P_DEFAULT) <= 0)
+        return data_fail("%s: no dataset '%s' (a jet file holds X_jet, m, pt, ieta, iphi: data/FORMAT.md)",
+                         f->path, name);
+    hid_t d = H5Dopen2(f->file, name, H5P_DEFAULT);
+    if (d < 0) return h5_fail(f->path, "cannot open a column");
+    hid_t sp = H5Dget_space(d), t = H5Dget_type(d);
+    hsize_t dims[H5S_MAX_RANK];
+    int nd = H5Sget_simple_extent_dims(sp, dims, NULL), rc = 0;
+    char tn[64];
+    if (nd != 1)
+        rc = data_fail("%s: %s has %d dimensions; expected 1: (N,)", f->path, name, nd);
+    else if ((long long)dims[0] != f->n)
+        rc = data_fail("%s: %s has %llu rows but X_jet has %lld", f->path, name,
+                       (unsigned long long)dims[0], f->n);
+    else if (H5Tget_class(t) != H5T_FLOAT)
+        rc = data_fail("%s: %s has dtype %s; expected float32", f->path, name, h5_type_name(t, tn, sizeof tn));
+    else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, dxpl, out) < 0)
+        rc = h5_fail(f->path, "cannot read a column (truncated or damaged file?)");
+    H5Tclose(t);
+    H5Sclose(sp);
+    H5Dclose(d);
+    return rc;
+}
+
+long long jetfile_row_addr(const JetFile *f, long long r) {
+    if (!f->chunk_rows) return f->contig_addr + r * f->row_bytes;
+    return f->chunk_addr[r / f->chunk_rows] + (r % f->chunk_rows) * f->row_bytes;
+}
+
+static int pread_all(const JetFile *f, void *buf, long long len, long long off) {
+    char *p = buf;
+    while (len > 0) {
+        ssize_t got = pread(f->fd, p, (size_t)len, (off_t)off);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return data_fail("%s: read error at byte %lld: %s", f->path, off, strerror(errno));
+        if (got == 0) return data_fail("%s: truncated file: no data at byte %lld", f->path, off);
+        p += got;
+        len -= got;
+        off += got;
+    }
+    return 0;
+}
+
+int jetfile_read_rows_raw(const JetFile *f, const long long *rows, long long n, float *out, void *stage) {
+    char *dst = f->dtype_bytes == 4 ? (char *)out : (char *)stage;
+    for (long long i = 0; i < n;) {
+        /* one read for each run of rows that lie back to back in the file */
+        long long a = jetfile_row_addr(f, rows[i]), j = i + 1;
+        while (j < n && jetfile_row_addr(f, rows[j]) == a + (j - i) * f->row_bytes) j++;
+        if (pread_all(f, dst + i * f->row_bytes, (j - i) * f->row_bytes, a)) return -1;
+        i = j;
+    }
+    if (f->dtype_bytes == 2) half_to_float_n(stage, out, (size_t)(n * (f->row_bytes / 2)));
+    return 0;
+}
+
+/* one H5Dread of rows [row, row + n) into out (n == 0: an empty read, to join a
+ * collective call); float16 rows come unconverted (HDF5's own half-to-float
+ * conversion runs at about 50 MB/s) */
+static int read_run(const JetFile *f, long long row, long long n, void *out, hid_t dxpl) {
+    if (h5_rows_io(f->x, f->dtype_bytes == 2 ? f->half : H5T_NATIVE_FLOAT, dxpl, row, n, out, 0) < 0)
+        return h5_fail(f->path, "cannot read X_jet rows (truncated or damaged file?)");
+    return 0;
+}
+
+int jetfile_read_rows_hdf5(const JetFile *f, const long long *rows, long long n, float *out, void *stage,
+                           hid_t dxpl) {
+    const long long rowf = (long long)f->c * f->h * f->w, esize = f->dtype_bytes;
+    char *dst = esize == 4 ? (char *)out : (char *)stage;
+    if (n == 0) return read_run(f, 0, 0, dst, dxpl);
+    for (long long i = 0; i < n;) {
+        long long j = i + 1;
+        while (j < n && rows[j] == rows[j - 1] + 1) j++;
+        if (read_run(f, rows[i], j - i, dst + i * rowf * esize, dxpl)) return -1;
+        i = j;
+    }
+    if (esize == 2) half_to_float_n(stage, out, (size_t)(n * rowf));
+    return 0;
+}
+
+void jet_list_free(char **list, int n) {
+    for (int i = 0; i < n; i++) free(list[i]);
+    free(list);
+}
+
+int jet_list_resolve(const char *path, char ***out, int *count) {
+    struct stat st;
+    *out = NULL;
+    *count = 0;
+    if (stat(path, &st) != 0) return data_fail("%s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
+    if (S_ISDIR(st.st_mode)) return data_fail("%s: is a folder, not an HDF5 file or a file list", path);
+    if (st.st_size == 0) return data_fail("%s: empty file (neither HDF5 nor a file list)", path);
+    if (H5Fis_hdf5(path) > 0) {
+        char **l = malloc(sizeof *l);
+        if (!l || !(l[0] = strdup(path))) return free(l), data_fail("out of memory");
+        *out = l;
+        *count = 1;
+        return 0;
+    }
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return data_fail("%s: cannot open: %s", path, strerror(errno));
+    char sig[4] = {0};
+    if (fread(sig, 1, 4, fp) >= 1 && (unsigned char)sig[0] == 0x89 && (st.st_size < 4 || !memcmp(sig + 1, "HDF", 3))) {
+        fclose(fp);
+        return data_fail("%s: truncated or damaged HDF5 file (its signature is incomplete)", path);
+    }
+    rewind(fp);
+    char *dir_copy = strdup(path), *dir = dir_copy ? dirname(dir_copy) : ".";
+    char line[4096];
+    char **list = NULL;
+    int n = 0, rc = 0, lineno = 0;
+    while (!rc && fgets(line, sizeof line, fp)) {
+        lineno++;
+        for (char *c = line; *c; c++)
+            if ((unsigned char)*c < 0x20 && !isspace((unsigned char)*c)) {
+                rc = data_fail("%s: not an HDF5 file (no HDF5 signature) and not a text list of files", path);
+                break;
+            }
+        char *s = line, *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        while (isspace((unsigned char)*s)) s++;
+        char *e = s + strlen(s);
+        while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+        if (rc || !*s) continue;
+        char full[8192];
+        if (s[0] == '/') snprintf(full, sizeof full, "%s", s);
+        else snprintf(full, sizeof full, "%s/%s", dir, s);
+        char **grown = realloc(list, (size_t)(n + 1) * sizeof *list);
+        if (!grown || !(grown[n] = strdup(full))) {
+            list = grown ? grown : list;
+            rc = data_fail("out of memory");
+            break;
+        }
+        list = grown;
+        n++;
+    }
+    if (!rc && n == 0) rc = data_fail("%s: the file list names no files", path);
+    fclose(fp);
+    free(dir_copy);
+    if (rc) {
+        jet_list_free(list, n);
+        return -1;
+    }
+    *out = list;
+    *count = n;
+    return 0;
+}

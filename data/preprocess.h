@@ -1,0 +1,51 @@
+/* Preprocessing of jet images and targets, as pure functions: no MPI, no HDF5, no
+ * threads, so a GPU path can link this alone (or replace preprocess_images with a
+ * kernel and keep the statistics). See data/README.md for the choices. */
+#ifndef E2E_DATA_PREPROCESS_H
+#define E2E_DATA_PREPROCESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* In place over x[n][channels][hw]: y = x / scales[c]; y < zero_suppress -> 0;
+ * y > 1 -> 1; so every value lands in [0, 1]. Non-finite inputs become 0 (NaN) or
+ * 1 (+Inf); the return value counts them, so the caller can reject the batch. */
+long long preprocess_images(float *x, long long n, int channels, long long hw,
+                            const float *scales, float zero_suppress);
+
+/* The count of non-finite values in x[0..n), and the index of the first (or -1). */
+long long count_nonfinite(const float *x, long long n, long long *first);
+
+/* The scale statistic: the q-quantile of a channel's positive pixel values, from a
+ * histogram whose bins are the float32 bit patterns with the low 16 bits dropped
+ * (128 bins per octave, < 0.55% wide), so statistics from any number of ranks add up
+ * exactly and the quantile does not depend on how the data was divided. */
+#define PIXEL_HIST_BINS 32768
+typedef struct {
+    int channels;
+    uint64_t *count;      /* [channels][PIXEL_HIST_BINS], positive finite values */
+    uint64_t *nonpos;     /* [channels]: values <= 0 */
+    uint64_t nonfinite;   /* NaN / Inf seen */
+} PixelHist;
+
+int pixel_hist_init(PixelHist *h, int channels); /* 0, or -1 when out of memory */
+void pixel_hist_free(PixelHist *h);
+/* adds x[n][channels][hw] */
+void pixel_hist_add(PixelHist *h, const float *x, long long n, long long hw);
+/* the q-quantile (0 < q <= 1) of channel c's positive values, interpolated inside the
+ * bin; 0 when the channel has no positive value */
+float pixel_hist_quantile(const PixelHist *h, int c, double q);
+
+/* Unbiasing by per-sample weights (data/README.md says why weights, not resampling).
+ * Masses are binned in [lo, hi) with `bins` equal bins (masses outside go to the edge
+ * bins). Bin k with n_k > 0 samples gets w_k = N / (K' n_k), K' the non-empty bins,
+ * so every non-empty bin carries the same total weight and the mean weight is 1.
+ * With max_weight > 0, weights are first capped at max_weight and then all scaled so
+ * the mean over the samples stays exactly 1. Writes bin_weight[bins] (0 for empty
+ * bins); returns the number of capped bins, or -1 (with a message) on bad arguments
+ * or no samples. */
+int unbias_bin_weights(const float *mass, long long n, int bins, float lo, float hi,
+                       float max_weight, float *bin_weight);
+int unbias_bin(float mass, int bins, float lo, float hi);
+
+#endif

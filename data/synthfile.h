@@ -1,0 +1,29 @@
+/* e2e-synth's engine: writes a synthetic jet file in the format of data/FORMAT.md,
+ * every rank generating and writing its own slice of ONE file with collective
+ * parallel-HDF5 writes. Jet i depends only on (seed, i): the data is the same whatever
+ * the number of ranks. */
+#ifndef E2E_DATA_SYNTHFILE_H
+#define E2E_DATA_SYNTHFILE_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *out;
+    long long samples;
+    uint64_t seed;
+    int size, channels;
+    int dtype_bytes;    /* 4: float32, 2: float16 */
+    long long chunk;    /* X_jet rows per chunk; 0: synth_default_chunk */
+    double pixel_size;
+    const char *command; /* the options, recorded in the file (may be NULL) */
+} SynthFileOptions;
+
+void synth_file_defaults(SynthFileOptions *o);
+/* rows per chunk: about 4 MiB, and at least 64 chunks in the file (the reader splits
+ * train/validation/test by chunks) */
+long long synth_default_chunk(long long samples, long long row_bytes);
+/* Collective over comm. 0, or -1 on every rank with one message (data_error()). */
+int synth_write_file(const SynthFileOptions *o, MPI_Comm comm);
+
+#endif

@@ -1,0 +1,174 @@
+/* data/preprocess.h and data/half.h on known inputs: scaling, zero suppression,
+ * clipping, non-finite counting; float16 conversions against independent definitions;
+ * the scale statistic's histogram quantile against an exact sort; unbiasing weights. */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "half.h"
+#include "preprocess.h"
+#include "rng.h"
+
+static void test_preprocess_known(void) {
+    /* 2 samples x 2 channels x 4 pixels; scales 4 and 0.5 */
+    const float scales[2] = {4.0f, 0.5f};
+    float x[16] = {0.0f, 4e-6f, 2.0f, 8.0f,        /* sample 0, channel 0 */
+                   -1.0f, 0.25f, NAN, 0.5f,         /* sample 0, channel 1 */
+                   4e-4f, 4.0f, INFINITY, 3.99f,    /* sample 1, channel 0 */
+                   -INFINITY, 1e-6f, 0.125f, 1e9f}; /* sample 1, channel 1 */
+    const float want[16] = {0.0f, 0.0f, 0.5f, 1.0f, 0.0f, 0.5f, 0.0f, 1.0f,
+                            1e-4f, 1.0f, 1.0f, 0.9975f, 0.0f, 0.0f, 0.25f, 1.0f};
+    long long bad = preprocess_images(x, 2, 2, 4, scales, 1e-5f);
+    CHECK(bad == 3, "non-finite count %lld, want 3 (NaN, +Inf, -Inf)", bad);
+    for (int i = 0; i < 16; i++)
+        CHECK(fabsf(x[i] - want[i]) <= 1e-6f * fmaxf(1.0f, want[i]), "x[%d] = %g, want %g", i, x[i], want[i]);
+    /* 4e-6 / 4 = 1e-6 is below the threshold; 4e-4 / 4 = 1e-4 is above it */
+    float y[2] = {4.1e-5f, 3.9e-5f};
+    preprocess_images(y, 1, 1, 2, scales, 1e-5f);
+    CHECK(y[0] > 0.0f && y[1] == 0.0f, "threshold applies after scaling: %g %g", y[0], y[1]);
+    for (int i = 0; i < 16; i++) CHECK(x[i] >= 0.0f && x[i] <= 1.0f, "x[%d] = %g outside [0, 1]", i, x[i]);
+
+    float z[5] = {1.0f, NAN, 2.0f, INFINITY, 3.0f};
+    long long first;
+    CHECK(count_nonfinite(z, 5, &first) == 2 && first == 1, "count_nonfinite: first %lld", first);
+    CHECK(count_nonfinite(z, 1, &first) == 0 && first == -1, "count_nonfinite on clean data: first %lld", first);
+}
+
+/* the binary16 definition, written independently of half.c */
+static double half_value(uint16_t h) {
+    int e = (h >> 10) & 31, m = h & 1023;
+    double s = (h & 0x8000) ? -1.0 : 1.0;
+    if (e == 31) return m ? NAN : s * INFINITY;
+    return e ? s * ldexp(1024 + m, e - 25) : s * ldexp(m, -24);
+}
+
+static void test_half(void) {
+    int wrong = 0, nan_wrong = 0, roundtrip = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = half_to_float((uint16_t)h);
+        double want = half_value((uint16_t)h);
+        if (isnan(want)) nan_wrong += !isnan(f);
+        else wrong += (double)f != want || !!signbit(f) != ((h & 0x8000) != 0);
+        if (!isnan(want)) roundtrip += float_to_half(f) != h;
+    }
+    CHECK(wrong == 0, "%d half values decode wrongly", wrong);
+    CHECK(nan_wrong == 0, "%d half NaNs decode to non-NaN", nan_wrong);
+    CHECK(roundtrip == 0, "%d half values do not survive float and back", roundtrip);
+    /* the batch conversion (F16C on AVX2 CPUs, a tail of 3 values after the last 8) */
+    uint16_t *all = malloc(65539 * sizeof *all);
+    float *batch = malloc(65539 * sizeof *batch);
+    for (uint32_t h = 0; h < 65539; h++) all[h] = (uint16_t)(h * 40503u); /* every value, in another order */
+    half_to_float_n(all, batch, 65539);
+    int batch_wrong = 0;
+    for (uint32_t i = 0; i < 65539; i++) {
+        float one = half_to_float(all[i]);
+        batch_wrong += isnan(one) ? !isnan(batch[i]) : memcmp(&one, &batch[i], 4) != 0;
+    }
+    CHECK(batch_wrong == 0, "%d values differ between half_to_float_n and half_to_float", batch_wrong);
+    free(all);
+    free(batch);
+
+    struct { float f; uint16_t h; } known[] = {
+        {1.0f, 0x3c00}, {-2.0f, 0xc000}, {65504.0f, 0x7bff}, {65519.0f, 0x7bff}, {65520.0f, 0x7c00},
+        {1e9f, 0x7c00}, {0x1p-24f, 0x0001}, {0x1p-25f, 0x0000}, {0x1.8p-25f, 0x0001}, {0x1p-14f, 0x0400},
+        {1.0f + 0x1p-11f, 0x3c00}, /* tie: to even */ {1.0f + 0x3p-11f, 0x3c02}, /* tie: up to even */
+        {0.1f, 0x2e66}, {-0.0f, 0x8000}, {INFINITY, 0x7c00}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        CHECK(float_to_half(known[i].f) == known[i].h, "float_to_half(%a) = 0x%04x, want 0x%04x", known[i].f,
+              float_to_half(known[i].f), known[i].h);
+    CHECK(isnan(half_to_float(float_to_half(NAN))), "NaN stays NaN");
+
+    /* nearest, ties to even, for random floats in the half range */
+    DRng r;
+    drng_key(&r, (uint64_t[]){42}, 1);
+    int not_nearest = 0;
+    for (int i = 0; i < 200000; i++) {
+        float f = (float)((drng_uniform(&r) * 2 - 1) * ldexp(1.0, (int)drng_below(&r, 40) - 26));
+        uint16_t h = float_to_half(f);
+        double got = half_value(h), err = fabs(got - f);
+        for (int d = -1; d <= 1; d += 2) {
+            uint16_t n = (uint16_t)(h + d);
+            if ((n & 0x7c00) == 0x7c00 || ((n ^ h) & 0x8000)) continue; /* left the finite same-sign range */
+            double e2 = fabs(half_value(n) - f);
+            if (e2 < err || (e2 == err && (h & 1))) not_nearest++;
+        }
+    }
+    CHECK(not_nearest == 0, "%d conversions are not round-to-nearest-even", not_nearest);
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_quantile(void) {
+    /* 1 channel, 20000 pixels: a quarter zero or negative, the rest exponential */
+    const long long n = 20000;
+    float *x = malloc(n * sizeof *x), *pos = malloc(n * sizeof *pos);
+    DRng r;
+    drng_key(&r, (uint64_t[]){7}, 1);
+    long long np = 0;
+    for (long long i = 0; i < n; i++) {
+        double u = drng_uniform(&r);
+        x[i] = u < 0.2 ? 0.0f : (u < 0.25 ? -1.0f : (float)drng_exp(&r, 3.0));
+        if (x[i] > 0) pos[np++] = x[i];
+    }
+    qsort(pos, (size_t)np, sizeof *pos, cmp_float);
+    PixelHist h, a, b;
+    CHECK(pixel_hist_init(&h, 1) == 0 && pixel_hist_init(&a, 1) == 0 && pixel_hist_init(&b, 1) == 0, "init");
+    pixel_hist_add(&h, x, 1, n);
+    CHECK(h.nonpos[0] == (uint64_t)(n - np), "non-positive count %llu, want %lld", (unsigned long long)h.nonpos[0], n - np);
+    const double qs[] = {0.5, 0.9, 0.999, 1.0};
+    for (int i = 0; i < 4; i++) {
+        float want = pos[(long long)ceil(qs[i] * np) - 1], got = pixel_hist_quantile(&h, 0, qs[i]);
+        CHECK(fabsf(got - want) <= 0.0055f * want, "q%g = %g, exact %g (bins are < 0.55%% wide)", qs[i], got, want);
+    }
+    /* two halves added separately sum to the whole (what the MPI reduction relies on) */
+    pixel_hist_add(&a, x, 1, n / 2);
+    pixel_hist_add(&b, x + n / 2, 1, n - n / 2);
+    int differ = 0;
+    for (int k = 0; k < PIXEL_HIST_BINS; k++) differ += a.count[k] + b.count[k] != h.count[k];
+    CHECK(differ == 0, "%d bins differ between the sum of halves and the whole", differ);
+    float nanpix[3] = {NAN, INFINITY, 1.0f};
+    pixel_hist_add(&h, nanpix, 1, 3);
+    CHECK(h.nonfinite == 2, "non-finite pixels counted: %llu", (unsigned long long)h.nonfinite);
+    PixelHist empty;
+    pixel_hist_init(&empty, 1);
+    CHECK(pixel_hist_quantile(&empty, 0, 0.999) == 0.0f, "an empty channel has quantile 0");
+    pixel_hist_free(&empty);
+    pixel_hist_free(&h);
+    pixel_hist_free(&a);
+    pixel_hist_free(&b);
+    free(x);
+    free(pos);
+}
+
+static void test_unbias(void) {
+    /* 4 bins of 10 over [0, 40): counts 1, 2, 0, 5 (-3 and 45 land in the edge bins) */
+    const float m[8] = {-3.0f, 12.0f, 15.0f, 31.0f, 33.0f, 35.0f, 39.0f, 45.0f};
+    float w[4];
+    CHECK(unbias_bin_weights(m, 8, 4, 0.0f, 40.0f, 0.0f, w) == 0, "no cap, no capped bins");
+    const float want[4] = {8.0f / 3.0f, 8.0f / 6.0f, 0.0f, 8.0f / 15.0f};
+    for (int k = 0; k < 4; k++) CHECK(fabsf(w[k] - want[k]) < 1e-6f, "w[%d] = %g, want %g", k, w[k], want[k]);
+    double mean = 0;
+    for (int i = 0; i < 8; i++) mean += w[unbias_bin(m[i], 4, 0.0f, 40.0f)] / 8.0;
+    CHECK(fabs(mean - 1.0) < 1e-6, "mean weight %g, want 1", mean);
+    /* cap at 2: bin 0 capped, then all scaled by 8 / (2 + 8/3 + 8/3) */
+    CHECK(unbias_bin_weights(m, 8, 4, 0.0f, 40.0f, 2.0f, w) == 1, "one capped bin");
+    const double f = 8.0 / (2.0 + 16.0 / 3.0);
+    CHECK(fabsf(w[0] - (float)(2.0 * f)) < 1e-6f && fabsf(w[3] - (float)(8.0 / 15.0 * f)) < 1e-6f,
+          "capped weights %g %g", w[0], w[3]);
+    CHECK(unbias_bin_weights(m, 0, 4, 0.0f, 40.0f, 0.0f, w) < 0, "no samples is an error");
+    CHECK(unbias_bin_weights(m, 8, 4, 40.0f, 0.0f, 0.0f, w) < 0, "max <= min is an error");
+}
+
+int main(void) {
+    test_preprocess_known();
+    test_half();
+    test_quantile();
+    test_unbias();
+    return check_main_result("test_data_preprocess");
+}
