@@ -134,8 +134,8 @@ SlurmdUser=$user
 AuthType=auth/munge
 CredType=cred/munge
 # cred_expire also sets how long a requeued job waits before it may start again
-# (default 120 s; 10 s here so that the requeue tests stay short)
-AuthInfo=socket=$d/munge/munge.socket.2,cred_expire=10
+# (default 120 s; 5 s here so that the requeue tests stay short)
+AuthInfo=socket=$d/munge/munge.socket.2,cred_expire=5
 StateSaveLocation=$d/state
 SlurmdSpoolDir=$d/spool
 SlurmctldPidFile=$d/slurmctld.pid
