@@ -42,7 +42,7 @@ int run_write_text(const char *dir, const char *name, const char *text) {
 
 #define CSV_HEADER                                                                          \
     "epoch,lr,train_loss,val_loss,val_mae_gev,val_mre,epoch_s,samples_per_s,data_wait_frac," \
-    "allreduce_frac,skipped_steps\n"
+    "allreduce_frac,skipped_steps,sync_wait_frac\n"
 
 int run_append_metrics(const char *dir, const EpochMetrics *e) {
     char path[4200];
@@ -50,9 +50,9 @@ int run_append_metrics(const char *dir, const EpochMetrics *e) {
     FILE *f = fopen(path, "a");
     if (!f) return net_fail("%s: cannot append (%s)", path, strerror(errno));
     if (ftell(f) == 0) fputs(CSV_HEADER, f);
-    fprintf(f, "%ld,%.6g,%.6f,%.6f,%.4f,%.6f,%.3f,%.2f,%.4f,%.4f,%ld\n", e->epoch, e->lr,
+    fprintf(f, "%ld,%.6g,%.6f,%.6f,%.4f,%.6f,%.3f,%.2f,%.4f,%.4f,%ld,%.4f\n", e->epoch, e->lr,
             e->train_loss, e->val_loss, e->val_mae, e->val_mre, e->epoch_s, e->samples_per_s,
-            e->data_wait_frac, e->allreduce_frac, e->skipped_steps);
+            e->data_wait_frac, e->allreduce_frac, e->skipped_steps, e->sync_wait_frac);
     int bad = fclose(f) != 0;
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
     f = fopen(path, "a");
@@ -60,9 +60,11 @@ int run_append_metrics(const char *dir, const EpochMetrics *e) {
     fprintf(f,
             "{\"epoch\": %ld, \"lr\": %.6g, \"train_loss\": %.6f, \"val_loss\": %.6f, "
             "\"val_mae_gev\": %.4f, \"val_mre\": %.6f, \"epoch_s\": %.3f, \"samples_per_s\": %.2f, "
-            "\"data_wait_frac\": %.4f, \"allreduce_frac\": %.4f, \"skipped_steps\": %ld}\n",
+            "\"data_wait_frac\": %.4f, \"allreduce_frac\": %.4f, \"skipped_steps\": %ld, "
+            "\"sync_wait_frac\": %.4f}\n",
             e->epoch, e->lr, e->train_loss, e->val_loss, e->val_mae, e->val_mre, e->epoch_s,
-            e->samples_per_s, e->data_wait_frac, e->allreduce_frac, e->skipped_steps);
+            e->samples_per_s, e->data_wait_frac, e->allreduce_frac, e->skipped_steps,
+            e->sync_wait_frac);
     bad |= fclose(f) != 0;
     return bad ? net_fail("%s: write failed", path) : 0;
 }

@@ -16,9 +16,11 @@ typedef struct {
     double val_mre;          /* over jets above the MRE mass cut */
     double epoch_s;          /* wall time of the epoch (training and validation) */
     double samples_per_s;    /* training samples over training time, all ranks */
-    double data_wait_frac;   /* fractions of rank 0's training-step time */
-    double allreduce_frac;
+    double data_wait_frac;   /* fractions of rank 0's training-step time: reading data, */
+    double allreduce_frac;   /* the gradient all-reduce, */
     long skipped_steps;      /* steps skipped for a non-finite loss */
+    double sync_wait_frac;   /* and the per-step agreement point (its latency plus waiting
+                                for the slowest rank: load imbalance shows here) */
 } EpochMetrics;
 
 /* mkdir -p for dir and dir/checkpoints. */

@@ -188,7 +188,10 @@ static void rescale_position(Trainer *t, long steps) {
 /* ---- the loop ---- */
 
 typedef struct {
-    double data, compute, comm;  /* seconds this epoch, this rank */
+    double data, compute, comm;  /* seconds this epoch, this rank: reading, computing, the
+                                    gradient all-reduce */
+    double sync;                 /* the agreement point: latency, plus waiting for the
+                                    slowest rank to get there */
     long steps, skipped;
 } StepTimes;
 
@@ -234,6 +237,8 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
     double sums[2] = {isfinite(loss) ? (double)loss * cfg->batch : 0.0, (double)cfg->batch};
     Agreement a;
     comm_agree(c, flags, msg, sums, 2, &a);
+    double t_agreed = now();
+    tm->sync += t_agreed - t2;
     if (a.flags & AGREE_ERROR) return net_fail("%s", a.message);
     int stop = (a.flags & AGREE_STOP) != 0;
     if (a.flags & AGREE_NONFINITE) {
@@ -252,7 +257,7 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
         if (adam_step(&t->adam, model_params(t->model), model_grads(t->model))) return -1;
         t->st.epoch_loss_sum += a.sum[0];
         t->st.epoch_samples += a.sum[1];
-        tm->comm += t3 - t2;
+        tm->comm += t3 - t_agreed;
         tm->compute += now() - t3;
     }
     tm->data += t1 - t0;
@@ -279,10 +284,11 @@ static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *t
                       .val_mae = v.mae, .val_mre = v.mre, .epoch_s = now() - epoch_t0,
                       .skipped_steps = tm->skipped};
     e.train_loss = t->st.epoch_samples > 0 ? t->st.epoch_loss_sum / t->st.epoch_samples : NAN;
-    double step_time = tm->data + tm->compute + tm->comm;
+    double step_time = tm->data + tm->compute + tm->comm + tm->sync;
     e.samples_per_s = step_time > 0 ? tm->steps * (double)t->cfg->batch * t->comm->size / step_time : 0;
     e.data_wait_frac = step_time > 0 ? tm->data / step_time : 0;
     e.allreduce_frac = step_time > 0 ? tm->comm / step_time : 0;
+    e.sync_wait_frac = step_time > 0 ? tm->sync / step_time : 0;
 
     /* the epoch is done: the next position is the next epoch's first step */
     t->st.epoch = epoch + 1;
@@ -298,9 +304,10 @@ static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *t
             t->st.best_epoch = epoch + 1;
         }
         printf("epoch %ld/%d done: train loss %.5f  val loss %.5f  val MAE %.2f GeV  val MRE %.4f"
-               "%s  (%.1f s, %.1f samples/s, data wait %.1f%%, all-reduce %.1f%%)\n",
+               "%s  (%.1f s, %.1f samples/s, data wait %.1f%%, all-reduce %.1f%%, sync %.1f%%)\n",
                epoch + 1, t->cfg->epochs, e.train_loss, v.loss, v.mae, v.mre, best ? "  (best)" : "",
-               e.epoch_s, e.samples_per_s, 100 * e.data_wait_frac, 100 * e.allreduce_frac);
+               e.epoch_s, e.samples_per_s, 100 * e.data_wait_frac, 100 * e.allreduce_frac,
+               100 * e.sync_wait_frac);
         fflush(stdout);
         char path[4200];
         snprintf(path, sizeof path, "%s/best.h5", t->ckpt_dir);

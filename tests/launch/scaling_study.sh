@@ -32,7 +32,7 @@ rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["mode"] == sys.argv[2]
 ok = [int(r["ranks"]) for r in rows] == [1, 2]
 for r in rows:
     f = {k: float(v) for k, v in r.items() if k != "mode"}
-    step = f["compute_s"] + f["allreduce_s"] + f["data_s"]
+    step = f["compute_s"] + f["allreduce_s"] + f["data_s"] + f["sync_s"]
     ok &= abs(step - f["step_s"]) <= 1e-4 * f["step_s"] and f["compute_s"] > 0
     ok &= abs(f["samples_per_s"] - f["global_batch"] / f["step_s"]) <= 1e-3 * f["samples_per_s"]
     ok &= f["pred_step_s"] > 0 and 0 < f["pred_efficiency"] <= 1
