@@ -2,12 +2,14 @@
  * and writes the predictions (HDF5: index, m_true, m_pred in GeV) and the metrics
  * (JSON: loss, MAE, MRE). The split and the preprocessing come from the checkpoint
  * (its seed and scales), so "test" is the same test split the run held out. */
-#include <errno.h>
+#include <float.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "comm.h"
 #include "error.h"
 #include "evaluate.h"
@@ -46,9 +48,8 @@ static int parse(int argc, char **argv, EvalArgs *a, int quiet) {
         {"mre-min-mass", 1, 0, 'M'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     opterr = !quiet;
     int o;
-    char *end;
+    long long v;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        errno = 0;
         switch (o) {
         case 'c': a->checkpoint = optarg; break;
         case 'd': a->data = optarg; break;
@@ -67,18 +68,14 @@ static int parse(int argc, char **argv, EvalArgs *a, int quiet) {
             break;
         case 'b':
         case 't':
-            (o == 'b' ? &a->batch : &a->threads)[0] = (int)strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg) {
-                if (!quiet) fprintf(stderr, "e2e-eval: expected an integer, got '%s'\n", optarg);
+            if (cli_ll("e2e-eval", o == 'b' ? "--batch" : "--threads", optarg, o == 'b' ? 1 : 0,
+                       INT_MAX, &v, !quiet))
                 return -1;
-            }
+            (o == 'b' ? &a->batch : &a->threads)[0] = (int)v;
             break;
         case 'M':
-            a->mre_min_mass = strtod(optarg, &end);
-            if (errno || *end || end == optarg) {
-                if (!quiet) fprintf(stderr, "e2e-eval: --mre-min-mass expects a number, got '%s'\n", optarg);
+            if (cli_double("e2e-eval", "--mre-min-mass", optarg, 0, DBL_MAX, &a->mre_min_mass, !quiet))
                 return -1;
-            }
             break;
         case 'h': return 1;
         default: return -1;

@@ -1,11 +1,13 @@
 /* e2e-train: data-parallel training of the E2E ResNet-15. Run it under mpirun or srun;
  * one process per GPU (or per CPU socket/node with --device cpu). */
-#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "comm.h"
 #include "dataset.h"
 #include "stop_signal.h"
@@ -84,29 +86,22 @@ static const char *opt_name(int code) {
     return "?";
 }
 
-/* strict number parsing: the whole argument must be a number */
+/* strict number parsing (launch/cli.c), named by option: every numeric option is
+ * non-negative; finer ranges are checked by train_config_check with messages about
+ * their meaning */
 static int num_long(int code, const char *s, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end) {
-        if (!quiet) fprintf(stderr, "e2e-train: --%s expects an integer, got '%s'\n", opt_name(code), s);
-        return -1;
-    }
-    *out = v;
+    char opt[64];
+    long long v;
+    snprintf(opt, sizeof opt, "--%s", opt_name(code));
+    if (cli_ll("e2e-train", opt, s, 0, INT_MAX, &v, !quiet)) return -1;
+    *out = (long)v;
     return 0;
 }
 
 static int num_double(int code, const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end) {
-        if (!quiet) fprintf(stderr, "e2e-train: --%s expects a number, got '%s'\n", opt_name(code), s);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    char opt[64];
+    snprintf(opt, sizeof opt, "--%s", opt_name(code));
+    return cli_double("e2e-train", opt, s, 0.0, HUGE_VAL, out, !quiet);
 }
 
 static int one_of(int code, const char *s, const char *a, const char *b, int *out) {
