@@ -459,10 +459,12 @@ class Decoders:
                 self.procs.append(p)
                 self.free_qs.append(free_q)
                 self.out_qs.append(out_q)
-        except OSError as e:
+        except BaseException as e:  # a signal, too: no process or buffer file stays behind
             self.close()
-            raise Bad("cannot start %d decoding processes with %d batches of %d jets each (%s); lower --jobs "
-                      "or --batch" % (jobs, SLOTS, batch_rows, e))
+            if isinstance(e, OSError):
+                raise Bad("cannot start %d decoding processes with %d batches of %d jets each (%s); lower "
+                          "--jobs or --batch" % (jobs, SLOTS, batch_rows, e))
+            raise
 
     def batches(self):
         """(file index, first file row, X, columns) in file order; X and columns stay
@@ -677,7 +679,7 @@ class Progress:
 # ---------------------------------------------------------------- main
 
 HELP_EPILOG = """\
-layouts (--layout auto decides from the first jet):
+layouts (--layout auto decides from the first jet of each file):
   chw  X_jet is C lists of H lists of W numbers (channel-first, as the Top Gun files)
   hwc  X_jet is H lists of W lists of C numbers (channel-last)
   auto: chw when the last two lengths are equal and the first differs, hwc when the
@@ -685,7 +687,7 @@ layouts (--layout auto decides from the first jet):
 
 Every row is checked: nested lengths (no ragged or missing lists), finite pixels and
 finite m, pt, ieta, iphi. A failure names the file, the row group and the row, exits 1,
-and leaves no output file (with --append: OUT exactly as it was).
+and leaves no output file (with --append or --force: FILE exactly as it was).
 
 examples:
   data/convert-parquet -o topgun.h5 top_gun_opendata_0.parquet top_gun_opendata_1.parquet
@@ -697,8 +699,9 @@ examples:
 def parse_args(argv):
     p = argparse.ArgumentParser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=HELP_EPILOG,
-        description="Convert E2E parquet files (columns X_jet, m, pt, ieta, iphi) into one HDF5 file of "
-                    "the e2e jet-image format (data/FORMAT.md), which e2e-train reads unchanged.")
+        description="Converts E2E parquet files (columns X_jet, m, pt, ieta, iphi) into one HDF5 file\n"
+                    "of the e2e jet-image format (data/FORMAT.md), which e2e-train reads unchanged.\n"
+                    "The files are read row group by row group; see data/CONVERT.md.")
     p.add_argument("inputs", nargs="+", metavar="INPUT.parquet", help="parquet files, converted in this order")
     p.add_argument("-o", "--out", required=True, metavar="FILE", help="the HDF5 file to write")
     p.add_argument("-a", "--append", action="store_true",
