@@ -239,6 +239,8 @@ def t_append(e):
     check(list(attrs["source_files"]) == ["topgun_a.parquet", "topgun_b.parquet"]
           and list(attrs["source_rows"]) == [170, 130], "source_files and source_rows extended")
     check(attrs["command"].count("\n") == 1, "command keeps both runs")
+    p = run([e.exe("e2e-data"), "info", out], expect=0)
+    check("300 jets in 1 file" in p.stdout and "raw reads" in p.stdout, "e2e-data info reads the grown file")
     digest = sha(out)
     before = e.listing()
 
