@@ -857,6 +857,7 @@ def convert(a, argv):
         t0 = time.monotonic()
         if old:
             shutil.copyfile(out, tmp)  # the original stays untouched until the rename
+            os.chmod(tmp, os.stat(out).st_mode & 0o7777)
         tm["copy of the original"] = time.monotonic() - t0
         f = open_output(tmp, "r+" if old else "w-", chunk_rows * row_bytes)
         with f:
