@@ -3,8 +3,10 @@
 # (OpenMP build), Open MPI, parallel HDF5, PyTorch (the numerical reference and the
 # baseline of the benchmarks), h5py, gnuplot; Slurm and munge for the Slurm tests and the
 # local one-node cluster (launch/local-slurm.sh; libpmix-dev holds the libpmix.so that
-# Slurm's mpi/pmix plugin loads for `srun --mpi=pmix`). The CUDA toolkit is not installed here:
-# the CUDA backend is built when /usr/local/cuda is present.
+# Slurm's mpi/pmix plugin loads for `srun --mpi=pmix`); and the Python environment of
+# data/convert-parquet (pyarrow, h5py, numpy from PyPI, pinned in data/requirements.txt)
+# in .venv, or the folder E2E_VENV names. The CUDA toolkit is not installed here: the
+# CUDA backend is built when /usr/local/cuda is present.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -12,7 +14,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(build-essential cmake pkg-config git
       libopenblas-openmp-dev
       openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-      python3 python3-numpy python3-torch python3-h5py
+      python3 python3-numpy python3-torch python3-h5py python3-venv
       gnuplot-nox procps
       slurmctld slurmd slurm-client munge libpmix-dev)
 missing=()
@@ -23,4 +25,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The converter's environment: a virtual environment of Debian's Python 3 (Debian 12's
+# own pip refuses to install into the system, PEP 668, and Debian has no pyarrow). It is
+# (re)made only when data/requirements.txt differs from the copy kept in it, or when its
+# packages do not import; otherwise this step takes well under a second.
+top=$(cd "$(dirname "$0")/.." && pwd)
+venv=${E2E_VENV:-$top/.venv}
+req=$top/data/requirements.txt
+if ! cmp -s "$req" "$venv/e2e-requirements.txt" 2>/dev/null ||
+   ! "$venv/bin/python" -c "import numpy, pyarrow, h5py" 2>/dev/null; then
+  echo "install-deps: Python environment $venv: $(grep -v '^#' "$req" | tr '\n' ' ')"
+  rm -f "$venv/e2e-requirements.txt"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: -r "$req"
+  cp "$req" "$venv/e2e-requirements.txt"
 fi
