@@ -95,6 +95,7 @@ def main():
     p.add_argument("--keep", action="store_true", help="keep the parquet file for the next run")
     a = p.parse_args()
     a.build = os.path.abspath(a.build)
+    os.makedirs(a.dir, exist_ok=True)
     pqf = os.path.join(a.dir, "bench_%d_%dx%dx%d_rg%d_%s.parquet" % (a.jets, a.channels, a.size, a.size,
                                                                      a.row_group, a.values))
     if not os.path.exists(pqf):
