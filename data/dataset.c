@@ -26,6 +26,7 @@
 #include "format.h"
 #include "h5util.h"
 #include "jetfile.h"
+#include "half.h"
 #include "preprocess.h"
 #include "rng.h"
 
@@ -60,7 +61,7 @@ struct Dataset {
     long long total[DATA_SPLITS], nlocal[DATA_SPLITS];
     long long *local[DATA_SPLITS];
     long steps[DATA_SPLITS];
-    float *scales, *bin_weight;
+    float *scales, *factors, *bin_weight;
     long long row_floats;
     hid_t dxpl_ind;
     /* the epoch */
@@ -314,14 +315,17 @@ static int use_raw(const Dataset *d, const JetFile *f) { return f->raw && d->opt
 /* dataset rows rows[0..n) into x, in order; lrows is scratch for n file rows */
 static int read_rows(Dataset *d, const long long *rows, long long n, float *x, void *stage, long long *lrows,
                      hid_t dxpl) {
+    /* x == NULL: float16 rows stay undecoded in stage, row i at stage + i rows */
+    const size_t half_row = x ? 0 : (size_t)d->row_floats * 2;
     for (long long i = 0; i < n;) {
         int fi = file_of(d, rows[i]);
         const JetFile *f = &d->files[fi];
         long long j = i;
         for (; j < n && rows[j] >= d->start[fi] && rows[j] < d->start[fi + 1]; j++) lrows[j - i] = rows[j] - d->start[fi];
-        float *dst = x + i * d->row_floats;
-        if (use_raw(d, f) ? jetfile_read_rows_raw(f, lrows, j - i, dst, stage)
-                          : jetfile_read_rows_hdf5(f, lrows, j - i, dst, stage, dxpl))
+        float *dst = x ? x + i * d->row_floats : NULL;
+        void *st = (char *)stage + (size_t)i * half_row;
+        if (use_raw(d, f) ? jetfile_read_rows_raw(f, lrows, j - i, dst, st)
+                          : jetfile_read_rows_hdf5(f, lrows, j - i, dst, st, dxpl))
             return -1;
         i = j;
     }
@@ -442,7 +446,8 @@ static int make_slots(Dataset *d) {
     if (!d->slots || !d->order) return data_fail("%s: out of memory for batches", d->path);
     for (int i = 0; i < d->nslots; i++) {
         Slot *s = &d->slots[i];
-        s->x = malloc((size_t)(B * d->row_floats) * sizeof *s->x);
+        /* with x_half the batch is the stage buffer itself */
+        s->x = d->info.x_half ? NULL : malloc((size_t)(B * d->row_floats) * sizeof *s->x);
         s->scalars = malloc((size_t)B * 2 * sizeof *s->scalars);
         s->target = malloc((size_t)B * sizeof *s->target);
         s->weight = malloc((size_t)B * sizeof *s->weight);
@@ -450,7 +455,7 @@ static int make_slots(Dataset *d) {
         s->index = malloc((size_t)B * sizeof *s->index);
         s->lrows = malloc((size_t)B * sizeof *s->lrows);
         s->stage = need_stage ? malloc((size_t)(B * d->row_floats * 2)) : NULL;
-        if (!s->x || !s->scalars || !s->target || !s->weight || !s->mass || !s->index || !s->lrows ||
+        if ((!s->x && !d->info.x_half) || !s->scalars || !s->target || !s->weight || !s->mass || !s->index || !s->lrows ||
             (need_stage && !s->stage))
             return data_fail("%s: out of memory for a batch of %d rows", d->path, B);
     }
@@ -486,6 +491,7 @@ static void destroy(Dataset *d) {
     free(d->iphi);
     for (int s = 0; s < DATA_SPLITS; s++) free(d->local[s]);
     free(d->scales);
+    free(d->factors);
     free(d->bin_weight);
     free(d->order);
     free(d->names);
@@ -538,10 +544,14 @@ int dataset_open(Dataset **out, const DatasetOptions *o) {
         for (int i = 0; i < d->nfiles; i++) in->raw_io &= use_raw(d, &d->files[i]);
         in->prefetch = in->raw_io ? o->prefetch : 0;
         in->weight_min = in->weight_max = 1.0f;
+        in->preprocessed = o->preprocess != 0;
+        in->x_half = !o->preprocess && o->keep_half;
+        for (int i = 0; i < d->nfiles; i++) in->x_half &= d->files[i].dtype_bytes == 2;
         d->row_floats = (long long)f0->c * f0->h * f0->w;
         d->names = calloc((size_t)f0->c, sizeof *d->names);
         d->scales = malloc((size_t)f0->c * sizeof *d->scales);
-        rc = d->names && d->scales ? 0 : data_fail("out of memory");
+        d->factors = malloc((size_t)f0->c * sizeof *d->factors);
+        rc = d->names && d->scales && d->factors ? 0 : data_fail("out of memory");
         for (int c = 0; !rc && c < f0->c; c++) d->names[c] = f0->n_names ? f0->names[c] : "";
         in->channel_names = d->names;
         if (!rc) rc = make_split(d, &train_rows);
@@ -579,6 +589,12 @@ long long dataset_split_local(const Dataset *d, Split s) { return s >= 0 && s < 
 long dataset_steps_per_epoch(const Dataset *d, Split s) { return s >= 0 && s < DATA_SPLITS ? d->steps[s] : 0; }
 const float *dataset_scales(const Dataset *d) { return d->scales; }
 
+const float *dataset_prep_factors(const Dataset *d, float *zero_suppress) {
+    for (int c = 0; c < d->info.channels; c++) d->factors[c] = 1.0f / d->scales[c]; /* as preprocess_images */
+    if (zero_suppress) *zero_suppress = d->opt.zero_suppress;
+    return d->factors;
+}
+
 const long long *dataset_split_rows(const Dataset *d, Split s, long long *n) {
     *n = dataset_split_local(d, s);
     return s >= 0 && s < DATA_SPLITS ? d->local[s] : NULL;
@@ -598,6 +614,17 @@ static int fill_step(Dataset *d, Slot *s, long step) {
     const long long run_max = ((2LL << 20) / (d->row_floats * 4)) + 1;
     for (long long i = 0; i < n;) {
         long long k = run_length(rows + i, n - i, run_max);
+        if (d->info.x_half) {
+            /* the rows go to the batch as stored; only the NaN/Inf check reads them */
+            uint16_t *h = (uint16_t *)s->stage + i * d->row_floats;
+            if (read_rows(d, rows + i, k, NULL, h, s->lrows, d->dxpl_ind)) return -1;
+            for (long long j = i; j < i + k; j++) {
+                long long bad = half_count_nonfinite(h + (j - i) * d->row_floats, (size_t)d->row_floats);
+                if (bad) return reject_nonfinite(d, rows[j], bad);
+            }
+            i += k;
+            continue;
+        }
         if (read_rows(d, rows + i, k, s->x + i * d->row_floats, s->stage, s->lrows, d->dxpl_ind)) return -1;
         for (long long j = i; j < i + k; j++) {
             float *xj = s->x + j * d->row_floats;
@@ -712,7 +739,8 @@ int dataset_next(Dataset *d, DataBatch *b) {
     d->held = s;
     d->next_step++;
     b->n = s->n;
-    b->x = s->x;
+    b->x = d->info.x_half ? NULL : s->x;
+    b->x_half = d->info.x_half ? s->stage : NULL;
     b->scalars = s->scalars;
     b->target = s->target;
     b->weight = d->bin_weight ? s->weight : NULL;

@@ -39,7 +39,10 @@ typedef struct {
     double fractions[DATA_SPLITS]; /* train / validation / test: 0.90, 0.05, 0.05 */
     float mass_scale;      /* target = m / mass_scale (500 GeV) */
     int preprocess;        /* 1: scale, zero-suppress, clip (default); 0: x as stored (a GPU
-                              path preprocesses itself with dataset_scales()) */
+                              path preprocesses itself with dataset_prep_factors()) */
+    int keep_half;         /* with preprocess = 0 and every file float16: batches carry the
+                              stored binary16 values (x_half, half the bytes to move to a
+                              GPU, no decoding on the CPU) instead of float32 x */
     double scale_quantile; /* the scale statistic: this quantile of the channel's positive
                               pixels over the training split (0.999) */
     long long scale_rows;  /* 0: the whole training split; else about this many rows */
@@ -66,12 +69,17 @@ typedef struct {
                                  is not thread-safe here: see data/README.md) */
     float weight_min, weight_max; /* unbiasing weights over non-empty bins (1, 1 if none) */
     int weight_capped_bins;   /* bins whose weight hit unbias_max_weight */
+    int preprocessed;         /* batches are preprocessed (options.preprocess) */
+    int x_half;               /* batches carry x_half, not x (options.keep_half took effect) */
 } DatasetInfo;
 
 typedef struct {
     int n;                     /* samples in this batch (train: always == batch) */
     const float *x;            /* n*C*H*W float32 NCHW, preprocessed (scaled,
-                                  zero-suppressed, clipped to [0,1]) unless preprocess = 0 */
+                                  zero-suppressed, clipped to [0,1]) unless preprocess = 0;
+                                  NULL when info.x_half */
+    const uint16_t *x_half;    /* n*C*H*W binary16 NCHW as stored (info.x_half), else NULL;
+                                  rows with NaN or Inf are rejected as in x */
     const float *scalars;      /* n*2: iphi/360, ieta/170 (the E2E model's order) */
     const float *target;       /* n: m / mass_scale */
     const float *weight;       /* n unbiasing weights (mean 1 over the training split), or
@@ -95,6 +103,11 @@ const long long *dataset_split_rows(const Dataset *d, Split s, long long *n);
  * left out of that epoch); VAL/TEST: this rank's ceil(local / batch), may differ */
 long dataset_steps_per_epoch(const Dataset *d, Split s);
 const float *dataset_scales(const Dataset *d);             /* the C scales in use */
+/* The preprocessing as numbers, for a path that does it itself (preprocess = 0): per
+ * pixel of channel c, v = x * factor[c] (factor = 1 / scale, the very floats the reader
+ * multiplies by), then 0 where v < *zero_suppress, then 1 where v > 1. Equal bit for
+ * bit to the reader's own preprocessing. */
+const float *dataset_prep_factors(const Dataset *d, float *zero_suppress);
 /* Rank-local. TRAIN order is a pure function of (seed, epoch, rank count, rank);
  * VAL/TEST keep the split order (no shuffle). first_step > 0 starts where an
  * uninterrupted epoch would be at that step. Starts the prefetch thread. */

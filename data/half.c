@@ -82,3 +82,17 @@ void half_to_float_n(const uint16_t *in, float *out, size_t n) {
 void float_to_half_n(const float *in, uint16_t *out, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = float_to_half(in[i]);
 }
+
+/* 16-bit lane counters (a block of 32768 values cannot overflow them) so the loop
+ * vectorises at full width: this check runs over every pixel of a float16 batch */
+AVX2_CLONES
+long long half_count_nonfinite(const uint16_t *in, size_t n) {
+    long long bad = 0;
+    for (size_t i = 0; i < n; i += 32768) {
+        size_t end = n - i < 32768 ? n : i + 32768;
+        uint16_t c = 0;
+        for (size_t k = i; k < end; k++) c += (uint16_t)((in[k] & 0x7C00u) == 0x7C00u);
+        bad += c;
+    }
+    return bad;
+}

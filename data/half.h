@@ -13,5 +13,7 @@ float half_to_float(uint16_t h);
 uint16_t float_to_half(float f);
 void half_to_float_n(const uint16_t *in, float *out, size_t n);
 void float_to_half_n(const float *in, uint16_t *out, size_t n);
+/* how many of the n values are NaN or infinite (exponent bits all ones) */
+long long half_count_nonfinite(const uint16_t *in, size_t n);
 
 #endif

@@ -251,7 +251,7 @@ int jetfile_read_rows_raw(const JetFile *f, const long long *rows, long long n, 
         if (pread_all(f, dst + i * f->row_bytes, (j - i) * f->row_bytes, a)) return -1;
         i = j;
     }
-    if (f->dtype_bytes == 2) half_to_float_n(stage, out, (size_t)(n * (f->row_bytes / 2)));
+    if (f->dtype_bytes == 2 && out) half_to_float_n(stage, out, (size_t)(n * (f->row_bytes / 2)));
     return 0;
 }
 
@@ -275,7 +275,7 @@ int jetfile_read_rows_hdf5(const JetFile *f, const long long *rows, long long n,
         if (read_run(f, rows[i], j - i, dst + i * rowf * esize, dxpl)) return -1;
         i = j;
     }
-    if (esize == 2) half_to_float_n(stage, out, (size_t)(n * rowf));
+    if (esize == 2 && out) half_to_float_n(stage, out, (size_t)(n * rowf));
     return 0;
 }
 

@@ -42,7 +42,8 @@ int jetfile_read_column(JetFile *f, const char *name, float *out, hid_t dxpl);
 
 /* X_jet rows rows[0..n) (file-local, any order) into out as float32 [n][c][h][w].
  * Raw: pread, one per run of rows that lie back to back in the file; thread-safe, no
- * MPI, no HDF5. For float16 files, `stage` holds n * row_bytes (both functions).
+ * MPI, no HDF5. For float16 files, `stage` holds n * row_bytes (both functions); with
+ * out == NULL the rows stay there, undecoded (float16 files only).
  * HDF5: one H5Dread of a regular hyperslab per run of consecutive rows (HDF5 1.10's
  * MPI-IO path walks irregular selections element by element, ten times slower), so a
  * collective caller passes one run, or n == 0 to join with an empty read. */

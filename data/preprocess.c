@@ -16,7 +16,7 @@ long long preprocess_images(float *x, long long n, int channels, long long hw,
         for (int c = 0; c < channels; c++) {
             float *p = x + (i * channels + c) * hw;
             const float inv = 1.0f / scales[c];
-            long long b = 0;
+            unsigned b = 0; /* 32-bit lanes: the loop vectorises at full width */
             for (long long k = 0; k < hw; k++) {
                 float v = p[k];
                 b += !(fabsf(v) <= FLT_MAX);
@@ -33,7 +33,12 @@ long long preprocess_images(float *x, long long n, int channels, long long hw,
 AVX2_CLONES
 long long count_nonfinite(const float *x, long long n, long long *first) {
     long long bad = 0;
-    for (long long k = 0; k < n; k++) bad += !(fabsf(x[k]) <= FLT_MAX);
+    for (long long i = 0; i < n; i += 1LL << 30) { /* 32-bit lane counters, as above */
+        long long end = n - i < (1LL << 30) ? n : i + (1LL << 30);
+        unsigned b = 0;
+        for (long long k = i; k < end; k++) b += !(fabsf(x[k]) <= FLT_MAX);
+        bad += b;
+    }
     if (first) {
         *first = -1;
         for (long long k = 0; bad && k < n; k++)

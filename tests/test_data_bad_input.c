@@ -16,6 +16,7 @@
 #include "check_mpi.h"
 #include "dataset.h"
 #include "data_error.h"
+#include "h5util.h"
 #include "synthfile.h"
 
 static int rank, nranks;
@@ -330,6 +331,27 @@ static void test_nan(void) {
                          "validation batch with NaN: %d '%s'", r, data_error());
     else CHECK(r == 0, "rank %d reads no NaN row and ends its epoch: %d %s", rank, r, data_error());
     if (rank == 0) printf("%-26s -> %s\n", "NaN pixel (validation row)", data_error());
+    dataset_close(d);
+
+    /* float16 rows handed over as stored (keep_half, a GPU feed) are checked too */
+    s.x_type = h5_half_type();
+    path_in(p, "nan_val_half.h5");
+    write_file(p, s);
+    H5Tclose(s.x_type);
+    o = options(p, 4);
+    o.preprocess = 0;
+    o.keep_half = 1;
+    if (dataset_open(&d, &o)) {
+        CHECK(0, "NaN in a float16 validation row: open: %s", data_error());
+        return;
+    }
+    CHECK(dataset_info(d)->x_half, "float16 file with keep_half: batches carry x_half");
+    dataset_begin_epoch(d, SPLIT_VAL, 0, 0);
+    while ((r = dataset_next(d, &b)) == 1) {}
+    if (rank == 0) CHECK(r == -1 && strstr(data_error(), needle) && strstr(data_error(), p),
+                         "float16 batch (x_half) with NaN: %d '%s'", r, data_error());
+    else CHECK(r == 0, "rank %d reads no NaN row and ends its float16 epoch: %d %s", rank, r, data_error());
+    if (rank == 0) printf("%-26s -> %s\n", "NaN pixel (float16, x_half)", data_error());
     dataset_close(d);
 }
 

@@ -68,6 +68,13 @@ static void test_half(void) {
         batch_wrong += isnan(one) ? !isnan(batch[i]) : memcmp(&one, &batch[i], 4) != 0;
     }
     CHECK(batch_wrong == 0, "%d values differ between half_to_float_n and half_to_float", batch_wrong);
+    long long nonfinite = 0;
+    for (uint32_t i = 0; i < 65539; i++) nonfinite += !isfinite(half_to_float(all[i]));
+    long long counted = half_count_nonfinite(all, 65539);
+    CHECK(counted == nonfinite && nonfinite >= 2048, "half_count_nonfinite: %lld, decoded values say %lld", counted,
+          nonfinite);
+    all[5] = 0x7e00; /* a NaN added to a range that had none */
+    CHECK(half_count_nonfinite(all + 5, 1) == 1 && half_count_nonfinite(all + 6, 0) == 0, "half_count_nonfinite of 1 and 0");
     free(all);
     free(batch);
 

@@ -3,7 +3,7 @@
  * different between epochs; first_step resume; prefetch and HDF5 reads equal raw
  * reads; batch contents against direct HDF5 reads and preprocessing by hand; float16
  * files; the scale statistic; flat mass after unbiasing (a chi-square test that fails
- * on the raw masses); file lists. */
+ * on the raw masses); file lists; float16 batches kept as stored (keep_half). */
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -74,6 +74,7 @@ typedef struct {
     long long n;
     long long *index;
     float *x, *target, *weight, *mass, *scalars;
+    uint16_t *xh; /* the batches' x_half, when they carry it (x then holds it decoded) */
     int nb;
 } Epoch;
 
@@ -93,7 +94,12 @@ static Epoch run_epoch(Dataset *d, Split s, long epoch, long first_step) {
     int r;
     while ((r = dataset_next(d, &b)) == 1) {
         memcpy(e.index + e.n, b.index, b.n * sizeof *b.index);
-        memcpy(e.x + e.n * rowf, b.x, b.n * rowf * sizeof *b.x);
+        CHECK(!b.x != !b.x_half && !b.x_half == !in->x_half, "a batch carries x or x_half, as info.x_half says");
+        if (b.x_half) {
+            if (!e.xh) e.xh = malloc(cap * rowf * sizeof *e.xh);
+            memcpy(e.xh + e.n * rowf, b.x_half, b.n * rowf * sizeof *b.x_half);
+            half_to_float_n(b.x_half, e.x + e.n * rowf, (size_t)(b.n * rowf));
+        } else memcpy(e.x + e.n * rowf, b.x, b.n * rowf * sizeof *b.x);
         memcpy(e.target + e.n, b.target, b.n * sizeof(float));
         memcpy(e.mass + e.n, b.mass, b.n * sizeof(float));
         memcpy(e.scalars + 2 * e.n, b.scalars, 2 * b.n * sizeof(float));
@@ -107,6 +113,7 @@ static Epoch run_epoch(Dataset *d, Split s, long epoch, long first_step) {
 }
 
 static void free_epoch(Epoch *e) {
+    free(e->xh);
     free(e->index);
     free(e->x);
     free(e->target);
@@ -387,6 +394,71 @@ static void test_scales_and_half(const char *p32, const char *p16) {
     dataset_close(d);
 }
 
+/* keep_half: float16 batches handed over as stored, for a device that decodes and
+ * preprocesses them itself with dataset_prep_factors; that preprocessing, done here by
+ * hand, equals the reader's own bit for bit */
+static void test_keep_half(const char *p32, const char *p16) {
+    DatasetOptions o;
+    dataset_default_options(&o);
+    o.path = p16;
+    o.batch = 8;
+    o.seed = 9;
+    Dataset *d;
+    CHECK(dataset_open(&d, &o) == 0, "open float16: %s", data_error());
+    const DatasetInfo *in = dataset_info(d);
+    const int C = in->channels;
+    const long long hw = (long long)in->height * in->width, rowf = C * hw;
+    CHECK(in->preprocessed && !in->x_half, "default: preprocessed float32 batches");
+    Epoch pre = run_epoch(d, SPLIT_TRAIN, 1, 0);
+    float sc[8];
+    memcpy(sc, dataset_scales(d), C * sizeof *sc);
+    dataset_close(d);
+
+    o.preprocess = 0;
+    o.keep_half = 1;
+    o.scales = sc;
+    for (int io = 0; io < 2; io++) { /* raw reads with prefetch, then HDF5 reads */
+        o.io = io ? DATA_IO_HDF5 : DATA_IO_AUTO;
+        CHECK(dataset_open(&d, &o) == 0, "open float16 with keep_half: %s", data_error());
+        in = dataset_info(d);
+        CHECK(!in->preprocessed && in->x_half, "keep_half on a float16 file: x_half batches");
+        float zs = -1.0f;
+        const float *f = dataset_prep_factors(d, &zs);
+        CHECK(zs == o.zero_suppress, "prep factors: zero suppression %g", zs);
+        Epoch h = run_epoch(d, SPLIT_TRAIN, 1, 0);
+        CHECK(h.xh && h.n == pre.n && !memcmp(h.index, pre.index, h.n * sizeof *h.index),
+              "x_half epoch has the rows of the preprocessed one");
+        long long wrong_bits = 0, wrong_prep = 0;
+        for (long long i = 0; h.xh && h.n == pre.n && i < h.n; i++) {
+            float *ref = malloc(rowf * sizeof *ref), col[4];
+            read_ref(p32, h.index[i], ref, col);
+            for (long long k = 0; k < rowf; k++) {
+                uint16_t bits = h.xh[i * rowf + k];
+                wrong_bits += bits != float_to_half(ref[k]);
+                float v = half_to_float(bits) * f[k / hw];
+                v = v < zs ? 0.0f : v;
+                v = v > 1.0f ? 1.0f : v;
+                wrong_prep += memcmp(&v, &pre.x[i * rowf + k], sizeof v) != 0;
+            }
+            free(ref);
+        }
+        CHECK(wrong_bits == 0, "[io %d] x_half: %lld values differ from the file's float16 values", io, wrong_bits);
+        CHECK(wrong_prep == 0, "[io %d] x_half preprocessed with dataset_prep_factors: %lld values differ from the "
+              "reader's preprocessing", io, wrong_prep);
+        free_epoch(&h);
+        dataset_close(d);
+    }
+    o.path = p32; /* keep_half on a float32 file: float32 batches as usual */
+    o.io = DATA_IO_AUTO;
+    CHECK(dataset_open(&d, &o) == 0, "open float32 with keep_half: %s", data_error());
+    CHECK(!dataset_info(d)->x_half, "keep_half on a float32 file: x batches");
+    Epoch e = run_epoch(d, SPLIT_VAL, 0, 0);
+    CHECK(e.n > 0 && !e.xh, "float32 file: float32 batches");
+    free_epoch(&e);
+    dataset_close(d);
+    free_epoch(&pre);
+}
+
 /* chi-square of a (weighted) histogram against flat: sum (W_k - W/K)^2 / sum w^2 */
 static double chi2_flat(const double *w, const double *w2, int K) {
     double tot = 0, chi = 0;
@@ -489,6 +561,7 @@ int main(int argc, char **argv) {
     test_splits(p32, N, CHUNK);
     test_epochs(p32);
     test_scales_and_half(p32, p16);
+    test_keep_half(p32, p16);
     test_unbias(pbig);
     test_list(p32, pother, N);
 
