@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "session.h"
 
 static int keep(Predictions *p, const DataBatch *b, const float *pred) {
     if (p->n + b->n > p->cap) {
@@ -52,7 +53,8 @@ int evaluate_split(Comm *c, Model *m, Dataset *d, Split s, double mre_min_mass, 
             snprintf(msg, sizeof msg, "%s", data_error());
             break;
         }
-        HostBatch hb = {.n = b.n, .x = b.x, .scalars = b.scalars, .target = b.target};
+        InputPrep prep;
+        HostBatch hb = session_host_batch(d, &b, &prep);
         if (model_predict(m, &hb, pred) || (preds && keep(preds, &b, pred))) {
             failed = 1;
             snprintf(msg, sizeof msg, "%s", net_error());

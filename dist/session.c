@@ -12,6 +12,22 @@ int session_agree(Session *s, int failed, const char *msg) {
     return (a.flags & AGREE_ERROR) ? net_fail("%s", a.message) : 0;
 }
 
+void session_feed_for_device(DatasetOptions *o, const char *device) {
+    int gpu = device && strcmp(device, "cuda") == 0;
+    o->preprocess = !gpu;
+    o->keep_half = gpu;
+}
+
+HostBatch session_host_batch(const Dataset *d, const DataBatch *b, InputPrep *prep) {
+    HostBatch hb = {.n = b->n, .x = b->x, .x_half = b->x_half, .scalars = b->scalars, .target = b->target,
+                    .weight = b->weight};
+    if (!dataset_info(d)->preprocessed) {
+        prep->scale = dataset_prep_factors(d, &prep->threshold);
+        hb.prep = prep;
+    }
+    return hb;
+}
+
 int session_open_data(Session *s, const DatasetOptions *o) {
     /* dataset_open agrees over the ranks by itself */
     return dataset_open(&s->data, o) ? net_fail("%s", data_error()) : 0;

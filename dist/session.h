@@ -22,6 +22,14 @@ typedef struct {
 /* 0 on every rank, or -1 on every rank with the failing rank's message. */
 int session_agree(Session *s, int failed, const char *msg);
 int session_open_data(Session *s, const DatasetOptions *o);
+/* Where the input is preprocessed: on a GPU ("cuda") the reader hands over the stored
+ * values (float16 kept as stored: half the bytes over PCIe, no decode on the CPU) and
+ * the device scales, zero-suppresses and clips them; on the CPU the reader's prefetch
+ * thread does it. Sets o->preprocess and o->keep_half. */
+void session_feed_for_device(DatasetOptions *o, const char *device);
+/* The model's view of a reader batch; prep is filled (and pointed to) when the batch
+ * still needs the preprocessing, with the reader's own numbers (dataset_prep_factors). */
+HostBatch session_host_batch(const Dataset *d, const DataBatch *b, InputPrep *prep);
 /* The model for the open dataset's shape (the backend's GPU = the node-local rank). */
 int session_build_model(Session *s, int blocks, int batch, const BackendOptions *bo);
 /* Rank 0 validates path (checkpoint_peek); every rank gets the state. */

@@ -131,6 +131,7 @@ static int setup(Trainer *t, char *resume_path, int *resumed) {
     dopt.prefetch = cfg->prefetch;
     if (cfg->unbias >= 0) dopt.unbias = cfg->unbias;
     if (*resumed) dopt.scales = t->st.scales;
+    session_feed_for_device(&dopt, cfg->device);
     BackendOptions bo = {.device = cfg->device, .threads = cfg->threads, .precision = cfg->precision};
     if (session_open_data(&t->s, &dopt)) return -1;
     t->data = t->s.data;
@@ -220,7 +221,8 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
         flags |= AGREE_ERROR;
         snprintf(msg, sizeof msg, "%s", rc < 0 ? data_error() : "training split ended before the epoch's steps");
     } else {
-        HostBatch hb = {.n = b.n, .x = b.x, .scalars = b.scalars, .target = b.target, .weight = b.weight};
+        InputPrep prep;
+        HostBatch hb = session_host_batch(t->data, &b, &prep);
         if (model_train_pass(t->model, &hb) || model_loss_value(t->model, &loss)) {
             flags |= AGREE_ERROR;
             snprintf(msg, sizeof msg, "rank %d: %s", c->rank, net_error());

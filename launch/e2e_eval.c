@@ -114,6 +114,7 @@ static int run(const EvalArgs *a, Comm *c) {
     o.batch = a->batch;
     o.scales = st->scales;
     o.prefetch = 2;
+    session_feed_for_device(&o, a->device);
     if (session_open_data(&s, &o)) goto done;
     if (st->n_scales != dataset_info(s.data)->channels) {
         net_fail("%s: checkpoint holds %d preprocessing scales, %s has %d channels", a->checkpoint,
