@@ -568,6 +568,8 @@ int dataset_open(Dataset **out, const DatasetOptions *o) {
                                    : agree(d->comm, data_fail("%s: no training split to compute the scales "
                                                               "from: give the scales", d->path));
     }
+    /* the multipliers preprocess_images uses (1/scale), for a path that preprocesses itself */
+    for (int c = 0; !rc && c < d->info.channels; c++) d->factors[c] = 1.0f / d->scales[c];
     /* weights come from the training split's masses; without one there are none */
     if (!rc && o->unbias && d->total[SPLIT_TRAIN]) rc = agree(d->comm, set_weights(d, train_rows));
     if (!rc) rc = agree(d->comm, make_slots(d));
@@ -590,7 +592,6 @@ long dataset_steps_per_epoch(const Dataset *d, Split s) { return s >= 0 && s < D
 const float *dataset_scales(const Dataset *d) { return d->scales; }
 
 const float *dataset_prep_factors(const Dataset *d, float *zero_suppress) {
-    for (int c = 0; c < d->info.channels; c++) d->factors[c] = 1.0f / d->scales[c]; /* as preprocess_images */
     if (zero_suppress) *zero_suppress = d->opt.zero_suppress;
     return d->factors;
 }
