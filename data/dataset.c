@@ -125,6 +125,7 @@ static int check_options(const DatasetOptions *o) {
     if (o->prefetch < 0 || o->prefetch > 64) return data_fail("%s: prefetch must be 0 to 64 (got %d)", p, o->prefetch);
     if (o->io < DATA_IO_AUTO || o->io > DATA_IO_HDF5_COLLECTIVE) return data_fail("%s: unknown io mode %d", p, o->io);
     if (o->split_block < 0 || o->scale_rows < 0) return data_fail("%s: split_block and scale_rows must be >= 0", p);
+    if (!o->batch_alloc != !o->batch_free) return data_fail("%s: batch_alloc and batch_free go together", p);
     return 0;
 }
 
@@ -435,6 +436,20 @@ static int set_weights(Dataset *d, const long long *train_rows) {
     return 0;
 }
 
+/* The buffers a device copies from come from the caller's allocator when it gave one
+ * (pinned memory for a GPU); the reader's own working buffers are always malloc'd. */
+static void *batch_alloc(Dataset *d, size_t bytes) {
+    return d->opt.batch_alloc ? d->opt.batch_alloc(d->opt.batch_alloc_ctx, bytes) : malloc(bytes);
+}
+
+static void batch_free(Dataset *d, void *p) {
+    if (!p) return;
+    if (d->opt.batch_alloc)
+        d->opt.batch_free(d->opt.batch_alloc_ctx, p);
+    else
+        free(p);
+}
+
 static int make_slots(Dataset *d) {
     const int B = d->opt.batch;
     int need_stage = 0;
@@ -444,20 +459,22 @@ static int make_slots(Dataset *d) {
     d->order = malloc((size_t)(d->nlocal[SPLIT_TRAIN] + d->nlocal[SPLIT_VAL] + d->nlocal[SPLIT_TEST] + 1) *
                       sizeof *d->order);
     if (!d->slots || !d->order) return data_fail("%s: out of memory for batches", d->path);
+    const size_t stage_bytes = (size_t)B * d->row_floats * 2;
     for (int i = 0; i < d->nslots; i++) {
         Slot *s = &d->slots[i];
         /* with x_half the batch is the stage buffer itself */
-        s->x = d->info.x_half ? NULL : malloc((size_t)(B * d->row_floats) * sizeof *s->x);
-        s->scalars = malloc((size_t)B * 2 * sizeof *s->scalars);
-        s->target = malloc((size_t)B * sizeof *s->target);
-        s->weight = malloc((size_t)B * sizeof *s->weight);
+        s->x = d->info.x_half ? NULL : batch_alloc(d, (size_t)(B * d->row_floats) * sizeof *s->x);
+        s->scalars = batch_alloc(d, (size_t)B * 2 * sizeof *s->scalars);
+        s->target = batch_alloc(d, (size_t)B * sizeof *s->target);
+        s->weight = batch_alloc(d, (size_t)B * sizeof *s->weight);
         s->mass = malloc((size_t)B * sizeof *s->mass);
         s->index = malloc((size_t)B * sizeof *s->index);
         s->lrows = malloc((size_t)B * sizeof *s->lrows);
-        s->stage = need_stage ? malloc((size_t)(B * d->row_floats * 2)) : NULL;
+        s->stage = !need_stage ? NULL : d->info.x_half ? batch_alloc(d, stage_bytes) : malloc(stage_bytes);
         if ((!s->x && !d->info.x_half) || !s->scalars || !s->target || !s->weight || !s->mass || !s->index || !s->lrows ||
             (need_stage && !s->stage))
-            return data_fail("%s: out of memory for a batch of %d rows", d->path, B);
+            return data_fail("%s: out of %smemory for a batch of %d rows", d->path,
+                             d->opt.batch_alloc ? "the device's host (pinned) memory or " : "", B);
     }
     return 0;
 }
@@ -465,14 +482,17 @@ static int make_slots(Dataset *d) {
 static void free_slots(Dataset *d) {
     for (int i = 0; d->slots && i < d->nslots; i++) {
         Slot *s = &d->slots[i];
-        free(s->x);
-        free(s->scalars);
-        free(s->target);
-        free(s->weight);
+        batch_free(d, s->x);
+        batch_free(d, s->scalars);
+        batch_free(d, s->target);
+        batch_free(d, s->weight);
         free(s->mass);
         free(s->index);
         free(s->lrows);
-        free(s->stage);
+        if (d->info.x_half)
+            batch_free(d, s->stage);
+        else
+            free(s->stage);
     }
     free(d->slots);
     d->slots = NULL;

@@ -6,6 +6,7 @@
 #define E2E_DATA_DATASET_H
 
 #include <mpi.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum { SPLIT_TRAIN = 0, SPLIT_VAL = 1, SPLIT_TEST = 2 } Split;
@@ -52,6 +53,16 @@ typedef struct {
     long long split_block; /* rows assigned to a split together; 0: the file's X_jet chunk
                               length (64 for contiguous files) */
     int io;                /* DataIo (default DATA_IO_AUTO) */
+    /* Where the buffers a device copies a batch from live (x or x_half, scalars, target,
+       weight): batch_alloc(batch_alloc_ctx, bytes) and batch_free(batch_alloc_ctx, p),
+       or malloc/free when batch_alloc is NULL. A GPU path passes its pinned-memory
+       allocator (NetOps.alloc_host): the host-to-device copy then goes straight from the
+       batch, with no bounce through a staging buffer. Called from dataset_open and
+       dataset_close only (the caller's thread); NULL from batch_alloc is reported as out
+       of memory. */
+    void *(*batch_alloc)(void *ctx, size_t bytes);
+    void (*batch_free)(void *ctx, void *p);
+    void *batch_alloc_ctx;
 } DatasetOptions;
 
 void dataset_default_options(DatasetOptions *o);

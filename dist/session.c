@@ -28,12 +28,37 @@ HostBatch session_host_batch(const Dataset *d, const DataBatch *b, InputPrep *pr
     return hb;
 }
 
-int session_open_data(Session *s, const DatasetOptions *o) {
-    /* dataset_open agrees over the ranks by itself */
-    return dataset_open(&s->data, o) ? net_fail("%s", data_error()) : 0;
+int session_open_backend(Session *s, const BackendOptions *bo) {
+    BackendOptions o = *bo;
+    o.gpu = s->comm->local_rank;
+    s->ops = net_backend_create(&o);
+    char msg[512] = "";
+    if (!s->ops) snprintf(msg, sizeof msg, "rank %d: %s", s->comm->rank, net_error());
+    return session_agree(s, !s->ops, msg);
 }
 
-int session_build_model(Session *s, int blocks, int batch, const BackendOptions *bo) {
+static void *pinned_alloc(void *ctx, size_t bytes) {
+    NetOps *ops = ctx;
+    return ops->alloc_host(ops->ctx, bytes);
+}
+
+static void pinned_free(void *ctx, void *p) {
+    NetOps *ops = ctx;
+    ops->release_host(ops->ctx, p);
+}
+
+int session_open_data(Session *s, const DatasetOptions *o) {
+    DatasetOptions opt = *o;
+    if (s->ops && !s->ops->host_memory && s->ops->alloc_host && !opt.batch_alloc) {
+        opt.batch_alloc = pinned_alloc;
+        opt.batch_free = pinned_free;
+        opt.batch_alloc_ctx = s->ops;
+    }
+    /* dataset_open agrees over the ranks by itself */
+    return dataset_open(&s->data, &opt) ? net_fail("%s", data_error()) : 0;
+}
+
+int session_build_model(Session *s, int blocks, int batch) {
     const DatasetInfo *info = dataset_info(s->data);
     ModelConfig mc = model_default_config(batch);
     mc.in_channels = info->channels;
@@ -41,11 +66,8 @@ int session_build_model(Session *s, int blocks, int batch, const BackendOptions 
     mc.width = info->width;
     mc.n_scalars = info->n_scalars;
     mc.blocks = blocks;
-    BackendOptions o = *bo;
-    o.gpu = s->comm->local_rank;
     int failed = 0;
-    s->ops = net_backend_create(&o);
-    if (!s->ops || model_create(&s->model, &mc, s->ops)) failed = 1;
+    if (model_create(&s->model, &mc, s->ops)) failed = 1;
     size_t n = failed ? 0 : model_arena_size(s->model);
     for (int a = 0; a < 3 && !failed; a++)
         if (!(s->host[a] = calloc(n, sizeof(float)))) {

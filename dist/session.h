@@ -21,6 +21,12 @@ typedef struct {
 
 /* 0 on every rank, or -1 on every rank with the failing rank's message. */
 int session_agree(Session *s, int failed, const char *msg);
+/* The backend (its GPU = the node-local rank). Open it before the data: a GPU backend's
+ * pinned allocator then holds the reader's batch buffers. */
+int session_open_backend(Session *s, const BackendOptions *bo);
+/* The reader; with a backend that copies from pinned host memory (NetOps.alloc_host),
+ * the batch buffers are allocated there, so host-to-device copies go straight from
+ * them (o's own batch_alloc, if set, is kept). */
 int session_open_data(Session *s, const DatasetOptions *o);
 /* Where the input is preprocessed: on a GPU ("cuda") the reader hands over the stored
  * values (float16 kept as stored: half the bytes over PCIe, no decode on the CPU) and
@@ -30,8 +36,8 @@ void session_feed_for_device(DatasetOptions *o, const char *device);
 /* The model's view of a reader batch; prep is filled (and pointed to) when the batch
  * still needs the preprocessing, with the reader's own numbers (dataset_prep_factors). */
 HostBatch session_host_batch(const Dataset *d, const DataBatch *b, InputPrep *prep);
-/* The model for the open dataset's shape (the backend's GPU = the node-local rank). */
-int session_build_model(Session *s, int blocks, int batch, const BackendOptions *bo);
+/* The model for the open dataset's shape, on the open backend. */
+int session_build_model(Session *s, int blocks, int batch);
 /* Rank 0 validates path (checkpoint_peek); every rank gets the state. */
 int session_peek(Session *s, const char *path, CheckpointState *st);
 /* Rank 0 reads the tensors; every rank gets them in s->host and the parameters in the

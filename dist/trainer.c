@@ -133,13 +133,13 @@ static int setup(Trainer *t, char *resume_path, int *resumed) {
     if (*resumed) dopt.scales = t->st.scales;
     session_feed_for_device(&dopt, cfg->device);
     BackendOptions bo = {.device = cfg->device, .threads = cfg->threads, .precision = cfg->precision};
-    if (session_open_data(&t->s, &dopt)) return -1;
+    if (session_open_backend(&t->s, &bo) || session_open_data(&t->s, &dopt)) return -1;
     t->data = t->s.data;
     const DatasetInfo *info = dataset_info(t->data);
     if (*resumed && t->st.n_scales != info->channels)
         return net_fail("%s: checkpoint holds %d preprocessing scales, %s has %d channels",
                         resume_path, t->st.n_scales, cfg->data, info->channels);
-    if (session_build_model(&t->s, cfg->blocks, cfg->batch, &bo)) return -1;
+    if (session_build_model(&t->s, cfg->blocks, cfg->batch)) return -1;
     t->ops = t->s.ops;
     t->model = t->s.model;
     t->host = t->s.host;

@@ -115,14 +115,14 @@ static int run(const EvalArgs *a, Comm *c) {
     o.scales = st->scales;
     o.prefetch = 2;
     session_feed_for_device(&o, a->device);
-    if (session_open_data(&s, &o)) goto done;
+    BackendOptions bo = {.device = a->device, .threads = a->threads, .precision = a->precision};
+    if (session_open_backend(&s, &bo) || session_open_data(&s, &o)) goto done;
     if (st->n_scales != dataset_info(s.data)->channels) {
         net_fail("%s: checkpoint holds %d preprocessing scales, %s has %d channels", a->checkpoint,
                  st->n_scales, a->data, dataset_info(s.data)->channels);
         goto done;
     }
-    BackendOptions bo = {.device = a->device, .threads = a->threads, .precision = a->precision};
-    if (session_build_model(&s, st->model.blocks, a->batch, &bo)) goto done;
+    if (session_build_model(&s, st->model.blocks, a->batch)) goto done;
     if (session_load(&s, a->checkpoint, NULL)) goto done;
     EvalResult r;
     if (evaluate_split(c, s.model, s.data, a->split, a->mre_min_mass, &r,

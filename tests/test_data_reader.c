@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check_mpi.h"
+#include "recorded_alloc.h"
 #include "dataset.h"
 #include "half.h"
 #include "preprocess.h"
@@ -459,6 +460,70 @@ static void test_keep_half(const char *p32, const char *p16) {
     free_epoch(&pre);
 }
 
+/* batch_alloc's contract: the batch buffers come from it, all go back at close, a NULL
+ * is a clear error on every rank */
+static void blocks_free(void *ctx, void *p) {
+    CHECK(recorded_free(ctx, p) == 0, "batch_free of a pointer batch_alloc never gave");
+}
+
+static void test_batch_alloc(const char *p32, const char *p16) {
+    for (int half = 0; half < 2; half++) {
+        DatasetOptions o;
+        dataset_default_options(&o);
+        o.path = half ? p16 : p32;
+        o.batch = 8;
+        o.seed = 9;
+        o.preprocess = !half; /* float16: x_half as a GPU feed gets it; float32: preprocessed x */
+        o.keep_half = half;
+        Dataset *d;
+        CHECK(dataset_open(&d, &o) == 0, "open: %s", data_error());
+        Epoch ref = run_epoch(d, SPLIT_TRAIN, 1, 0);
+        const int slots = dataset_info(d)->prefetch + 1;
+        dataset_close(d);
+
+        Recorded k = {.fail_after = -1};
+        o.batch_alloc = recorded_alloc;
+        o.batch_free = blocks_free;
+        o.batch_alloc_ctx = &k;
+        CHECK(dataset_open(&d, &o) == 0, "open with batch_alloc: %s", data_error());
+        const DatasetInfo *in = dataset_info(d);
+        const size_t rowf = (size_t)in->channels * in->height * in->width;
+        CHECK(k.live == 4 * slots, "[%s] %d blocks from batch_alloc, expected 4 per slot x %d slots",
+              half ? "float16" : "float32", k.live, slots);
+        CHECK(dataset_begin_epoch(d, SPLIT_TRAIN, 1, 0) == 0, "begin_epoch: %s", data_error());
+        DataBatch b;
+        int outside = 0, nb = 0;
+        while (dataset_next(d, &b) == 1) {
+            nb++;
+            outside += half ? !recorded_holds(&k, b.x_half, b.n * rowf * 2) : !recorded_holds(&k, b.x, b.n * rowf * 4);
+            outside += !recorded_holds(&k, b.scalars, b.n * 8) + !recorded_holds(&k, b.target, b.n * 4) +
+                       !recorded_holds(&k, b.weight, b.n * 4);
+        }
+        CHECK(nb > 0 && outside == 0, "[%s] %d batch buffers of %d batches outside batch_alloc's blocks",
+              half ? "float16" : "float32", outside, nb);
+        Epoch e = run_epoch(d, SPLIT_TRAIN, 1, 0);
+        int same = e.n == ref.n && !memcmp(e.index, ref.index, e.n * sizeof *e.index) &&
+                   !memcmp(e.x, ref.x, e.n * rowf * sizeof *e.x) && !memcmp(e.target, ref.target, e.n * 4) &&
+                   !memcmp(e.weight, ref.weight, e.n * 4) && !memcmp(e.scalars, ref.scalars, e.n * 8);
+        CHECK(same, "[%s] batches from batch_alloc's buffers differ from malloc'd ones", half ? "float16" : "float32");
+        free_epoch(&e);
+        dataset_close(d);
+        CHECK(k.live == 0, "[%s] %d blocks not given back at close", half ? "float16" : "float32", k.live);
+        free_epoch(&ref);
+
+        /* one rank's allocator runs dry: every rank fails, with its message */
+        Recorded dry = {.fail_after = rank == nranks - 1 ? 5 : -1};
+        o.batch_alloc_ctx = &dry;
+        CHECK(dataset_open(&d, &o) < 0 && strstr(data_error(), o.path) && strstr(data_error(), "pinned"),
+              "an allocator that runs dry: '%s'", data_error());
+        CHECK(dry.live == 0, "%d blocks left after a failed open", dry.live);
+        o.batch_free = NULL;
+        CHECK(dataset_open(&d, &o) < 0 && strstr(data_error(), "batch_free"), "batch_alloc without batch_free: '%s'",
+              data_error());
+    }
+    if (rank == 0) printf("batch_alloc: batch buffers from the caller's allocator, all given back\n");
+}
+
 /* chi-square of a (weighted) histogram against flat: sum (W_k - W/K)^2 / sum w^2 */
 static double chi2_flat(const double *w, const double *w2, int K) {
     double tot = 0, chi = 0;
@@ -562,6 +627,7 @@ int main(int argc, char **argv) {
     test_epochs(p32);
     test_scales_and_half(p32, p16);
     test_keep_half(p32, p16);
+    test_batch_alloc(p32, p16);
     test_unbias(pbig);
     test_list(p32, pother, N);
 

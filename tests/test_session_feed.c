@@ -4,7 +4,10 @@
  * reader's numbers. Done by hand here, that preprocessing equals the CPU feed bit for
  * bit; the CPU backend refuses such a batch with a clear message. Where a GPU is
  * present, the same step on the GPU through its own preprocessing gives the CPU's loss
- * (the comparison is reported as skipped otherwise; the CPU checks run everywhere). */
+ * (the comparison is reported as skipped otherwise; the CPU checks run everywhere).
+ * session_open_data puts the reader's batch buffers in a GPU backend's pinned host
+ * memory: checked with a backend whose alloc_host records its blocks, and on a GPU by
+ * a training pass from such batches against the CPU's. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,8 @@
 
 #include "backend.h"
 #include "check_mpi.h"
+#include "comm.h"
+#include "recorded_alloc.h"
 #include "data_error.h"
 #include "error.h"
 #include "half.h"
@@ -21,20 +26,91 @@
 static int rank;
 static char dir[256];
 
+static void feed_options(DatasetOptions *o, const char *path, const char *device, const float *scales) {
+    dataset_default_options(o);
+    o->path = path;
+    o->batch = 4;
+    o->seed = 11;
+    o->scales = scales;
+    session_feed_for_device(o, device);
+}
+
 static Dataset *open_for(const char *path, const char *device, const float *scales) {
     DatasetOptions o;
-    dataset_default_options(&o);
-    o.path = path;
-    o.batch = 4;
-    o.seed = 11;
-    o.scales = scales;
-    session_feed_for_device(&o, device);
+    feed_options(&o, path, device, scales);
     Dataset *d = NULL;
     if (dataset_open(&d, &o)) {
         fprintf(stderr, "rank %d: open for %s: %s\n", rank, device, data_error());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     return d;
+}
+
+/* alloc_host/release_host that record their blocks, around a backend's ops */
+static Recorded blocks = {.fail_after = -1};
+static void *record_alloc_host(void *ctx, size_t bytes) { return recorded_alloc(&blocks, bytes); }
+static void record_release_host(void *ctx, void *p) {
+    CHECK(recorded_free(&blocks, p) == 0, "release_host of a pointer alloc_host never gave");
+}
+
+/* A backend with pinned host memory gets the reader's batch buffers in it; one whose
+ * memory is host memory (the CPU) leaves them to malloc. */
+static void test_pinned_routing(Comm *comm, const char *path, const float *scales) {
+    BackendOptions bo = {.device = "cpu", .threads = 1};
+    Session s = {.comm = comm};
+    CHECK(session_open_backend(&s, &bo) == 0, "cpu backend: %s", net_error());
+    NetOps recorded = *s.ops;
+    recorded.host_memory = 0;
+    recorded.alloc_host = record_alloc_host;
+    recorded.release_host = record_release_host;
+    NetOps *cpu = s.ops;
+    s.ops = &recorded;
+    DatasetOptions o;
+    feed_options(&o, path, "cuda", scales);
+    CHECK(session_open_data(&s, &o) == 0, "open through the session: %s", net_error());
+    const DatasetInfo *in = dataset_info(s.data);
+    const size_t rowf = (size_t)in->channels * in->height * in->width;
+    CHECK(blocks.live == 4 * (in->prefetch + 1), "%d batch buffers from alloc_host, expected 4 for each of %d slots",
+          blocks.live, in->prefetch + 1);
+    DataBatch b;
+    int outside = 0, nb = 0;
+    CHECK(dataset_begin_epoch(s.data, SPLIT_TRAIN, 0, 0) == 0, "begin epoch: %s", data_error());
+    while (dataset_next(s.data, &b) == 1 && nb < 20) {
+        nb++;
+        outside += !recorded_holds(&blocks, b.x_half, b.n * rowf * 2) + !recorded_holds(&blocks, b.scalars, b.n * 8) +
+                   !recorded_holds(&blocks, b.target, b.n * 4) + !recorded_holds(&blocks, b.weight, b.n * 4);
+    }
+    CHECK(nb == 20 && outside == 0, "%d of %d batches' buffers outside alloc_host's blocks", outside, nb);
+    dataset_close(s.data);
+    CHECK(blocks.live == 0, "%d pinned blocks left after dataset_close", blocks.live);
+    s.ops = cpu;
+    s.data = NULL;
+    feed_options(&o, path, "cpu", scales);
+    int made = blocks.made;
+    CHECK(session_open_data(&s, &o) == 0 && blocks.made == made, "the cpu backend: batch buffers stay malloc'd");
+    session_close(&s);
+    if (rank == 0) printf("pinned routing: %d batch buffers from alloc_host, all given back\n", made);
+}
+
+/* On a GPU (GPU 0 on every rank, as loss_on; the trainer takes the local rank's): the
+ * reader's batches in the backend's pinned memory, one pass against the CPU's loss lc. */
+static void test_pinned_gpu(Comm *comm, const char *path, const float *scales, const ModelConfig *mc, float lc) {
+    BackendOptions bo = {.device = "cuda"};
+    Session s = {.comm = comm, .ops = net_backend_create(&bo)};
+    DatasetOptions o;
+    feed_options(&o, path, "cuda", scales);
+    CHECK(s.ops && session_open_data(&s, &o) == 0 && model_create(&s.model, mc, s.ops) == 0 &&
+          model_init(s.model, 3) == 0, "gpu session: %s", net_error());
+    DataBatch b;
+    InputPrep prep = {0};
+    float lg = NAN;
+    CHECK(s.data && dataset_begin_epoch(s.data, SPLIT_TRAIN, 2, 0) == 0 && dataset_next(s.data, &b) == 1,
+          "a batch: %s", data_error());
+    HostBatch hb = session_host_batch(s.data, &b, &prep);
+    CHECK(model_train_pass(s.model, &hb) == 0 && model_loss_value(s.model, &lg) == 0, "gpu pass: %s", net_error());
+    CHECK(fabsf(lg - lc) <= 1e-4f * fabsf(lc), "gpu loss from pinned batches %.7g, cpu %.7g", lg, lc);
+    if (rank == 0) printf("gpu feed from pinned batches: loss %.7g, cpu feed %.7g\n", lg, lc);
+    session_close(&s);
 }
 
 /* loss of one training pass of a freshly initialised model on backend `device` */
@@ -50,8 +126,9 @@ static int loss_on(const char *device, const ModelConfig *mc, const HostBatch *h
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    Comm comm;
+    if (comm_init(&comm, &argc, &argv)) return 1;
+    rank = comm.rank;
     check_mpi_tmpdir(dir, sizeof dir, "e2e_session_feed");
     char path[512];
     snprintf(path, sizeof path, "%s/half.h5", dir);
@@ -116,8 +193,10 @@ int main(int argc, char **argv) {
         CHECK(loss_on("cuda", &mc, &hg, &lg) == 0, "gpu pass: %s", net_error());
         CHECK(fabsf(lg - lc) <= 1e-4f * fabsf(lc), "gpu loss through its own preprocessing %.7g, cpu %.7g", lg, lc);
         if (rank == 0) printf("gpu feed: loss %.7g, cpu feed %.7g\n", lg, lc);
+        test_pinned_gpu(&comm, path, scales, &mc, lc);
     } else if (rank == 0) printf("gpu comparison: skipped (%s)\n", net_has_cuda() ? net_error() : "no CUDA in this build");
     dataset_close(dg);
     dataset_close(dc);
+    test_pinned_routing(&comm, path, scales);
     return check_mpi_finish("test_session_feed", dir);
 }
