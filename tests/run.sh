@@ -2,8 +2,10 @@
 # The test command: builds e2e-ddp (Release) and runs every test with ctest.
 # Where the CUDA toolkit is installed (/usr/local/cuda/bin/nvcc) it first builds the
 # CUDA configuration (-DUSE_CUDA=ON) in build-cuda/ and runs the tests whose behaviour
-# depends on it (GPU tests report as skipped on machines without a GPU); then the CPU
-# configuration in build/, with the whole suite.
+# depends on it (GPU tests report as skipped on machines without a GPU), and the
+# configuration a GPU machine without MPI, HDF5 or OpenBLAS builds (tests/gpu_run.sh:
+# net/ only, portable BLAS, in build-gpu/); then the CPU configuration in build/, with
+# the whole suite.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$top/build}
@@ -14,6 +16,7 @@ if [ -x "$nvcc" ]; then
         -DCMAKE_CUDA_COMPILER="$nvcc"
   cmake --build "$cuda_build" -j"$(nproc)"
   (cd "$cuda_build" && ctest --output-on-failure --timeout 900 -R 'test_gpu_ops|test_model_errors|test_session_feed')
+  GPU_RUN_BUILD_ONLY=1 E2E_BLAS=portable GPU_BUILD_DIR="${GPU_BUILD_DIR:-$top/build-gpu}" "$top/tests/gpu_run.sh"
 else
   echo "run.sh: no CUDA toolkit at /usr/local/cuda: the CUDA configuration is not built"
 fi

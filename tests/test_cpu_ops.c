@@ -1,6 +1,6 @@
 /* Every CPU op against a plain double-precision reference, and the convolution
  * gradients against finite differences, on both convolution paths (AVX2 direct
- * kernels and im2col + OpenBLAS GEMM). */
+ * kernels and im2col + OpenBLAS GEMM), and the GEMMs themselves. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +8,7 @@
 #include "conv_shape.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/cpu_internal.h"
+#include "cpu/sgemm.h"
 #include "error.h"
 #include "ops.h"
 #include "rng.h"
@@ -368,6 +369,47 @@ static void test_adam(NetOps *ops) {
     free(f), free(p), free(m), free(v), free(rp), free(rm), free(rv);
 }
 
+/* Both GEMMs (cpu_sgemm: OpenBLAS or the portable loops; cpu_sgemm_portable) against a
+ * double-precision product, for every transpose pair, padded leading dimensions and
+ * beta 0 (which must overwrite a NaN already in C), 1 and 0.25; the bigger shape takes
+ * the threaded path of the portable loops. */
+static void test_sgemm(void) {
+    const int shapes[][3] = {{7, 5, 9}, {33, 70, 41}};
+    const float betas[] = {0.0f, 1.0f, 0.25f};
+    for (int sh = 0; sh < 2; sh++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int bi = 0; bi < 3; bi++) {
+                    const int m = shapes[sh][0], n = shapes[sh][1], k = shapes[sh][2];
+                    const int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1;
+                    const float alpha = 0.5f, beta = betas[bi];
+                    float *a = rnd((size_t)(ta ? k : m) * lda, -1, 1), *b = rnd((size_t)(tb ? n : k) * ldb, -1, 1);
+                    float *c0 = rnd((size_t)m * ldc, -1, 1);
+                    double *ref = dzeros((size_t)m * n);
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < n; j++) {
+                            double acc = 0;
+                            for (int p = 0; p < k; p++)
+                                acc += (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+                            ref[i * n + j] = alpha * acc + (beta == 0.0f ? 0.0 : (double)beta * c0[i * ldc + j]);
+                        }
+                    float *want = to_float(ref, (size_t)m * n);
+                    for (int which = 0; which < 2; which++) {
+                        float *c = malloc(sizeof(float) * m * ldc), *got = malloc(sizeof(float) * m * n);
+                        memcpy(c, c0, sizeof(float) * m * ldc);
+                        if (beta == 0.0f) c[0] = NAN;
+                        (which ? cpu_sgemm_portable : cpu_sgemm)(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                        for (int i = 0; i < m; i++) memcpy(got + i * n, c + i * ldc, sizeof(float) * n);
+                        double e = rel_err(got, want, (size_t)m * n, 1e-6);
+                        CHECK(e < 1e-5, "%s %dx%dx%d ta %d tb %d beta %g: off by %g", which ? "cpu_sgemm_portable" : "cpu_sgemm",
+                              m, n, k, ta, tb, beta, e);
+                        CHECK(c[n] == c0[n], "%s wrote into C's padding", which ? "cpu_sgemm_portable" : "cpu_sgemm");
+                        free(c), free(got);
+                    }
+                    free(a), free(b), free(c0), free(ref), free(want);
+                }
+}
+
 int main(void) {
     rng_seed(&rng, 1234);
     NetOps *direct = net_cpu_create(2);
@@ -387,6 +429,7 @@ int main(void) {
     test_linear_loss(direct);
     test_eltwise(direct);
     test_adam(direct);
+    test_sgemm();
 
     CHECK(net_cpu_create(100000) == NULL, "absurd thread count accepted");
     CHECK(strstr(net_error(), "threads") != NULL, "thread error message: %s", net_error());

@@ -2,11 +2,11 @@
  * The portable path: every shape, every CPU. The column matrix of a sample is
  * col[p][(kh * KW + kw) * C + c] for output pixel p; weights are repacked from OIHW
  * to wr[o][(kh * KW + kw) * C + c] so that y = col * wr^T. */
-#include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
 #include "cpu_internal.h"
+#include "sgemm.h"
 
 static size_t col_k(const ConvShape *s) { return (size_t)s->k_h * s->k_w * s->in_c; }
 static size_t out_pixels(const ConvShape *s) { return (size_t)s->out_h * s->out_w; }
@@ -83,7 +83,7 @@ void conv_gemm_forward(CpuCtx *c, const ConvShape *s, Layout lay, const float *x
         float *col = cpu_scratch(c, omp_get_thread_num(), P * K);
         im2col(s, lay, x + n * in_floats(s), col);
         float *yn = y + n * out_floats(s);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)P, (int)O, (int)K, 1.0f, col,
+        cpu_sgemm(0, 1, (int)P, (int)O, (int)K, 1.0f, col,
                     (int)K, wr, (int)K, 0.0f, yn, (int)O);
         const float *rn = residual ? residual + n * out_floats(s) : NULL;
         for (size_t p = 0; p < P; p++)
@@ -103,7 +103,7 @@ void conv_gemm_backward_data(CpuCtx *c, const ConvShape *s, const float *dy, con
 #pragma omp parallel for schedule(static) num_threads(c->threads)
     for (int n = 0; n < s->n; n++) {
         float *col = cpu_scratch(c, omp_get_thread_num(), P * K);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)P, (int)K, (int)O, 1.0f,
+        cpu_sgemm(0, 0, (int)P, (int)K, (int)O, 1.0f,
                     dy + n * out_floats(s), (int)O, wr, (int)K, 0.0f, col, (int)K);
         float *dxn = dx + n * in_floats(s);
         col2im(s, col, dxn);
@@ -129,7 +129,7 @@ void conv_gemm_backward_filter(CpuCtx *c, const ConvShape *s, Layout lay, const 
             const float *dyn = dy + n * out_floats(s);
             im2col(s, lay, x + n * in_floats(s), col);
             float *pn = part + per * n;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)O, (int)K, (int)P, 1.0f, dyn,
+            cpu_sgemm(1, 0, (int)O, (int)K, (int)P, 1.0f, dyn,
                         (int)O, col, (int)K, 0.0f, pn, (int)K);
             float *pb = pn + O * K;
             for (size_t o = 0; o < O; o++) pb[o] = 0.0f;

@@ -1,11 +1,11 @@
 /* The CPU backend's non-convolution ops: ReLU backward, add, pools, linear, L1 loss,
  * Adam and the finiteness check. Loops are OpenMP-parallel where the work is large
  * enough to pay for it; every reduction runs in a fixed order (bitwise repeatable). */
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #include "cpu_internal.h"
+#include "sgemm.h"
 
 /* Elementwise loops below this many elements run on one thread. */
 #define PAR_MIN 32768
@@ -116,16 +116,16 @@ void cpu_global_maxpool_backward(void *ctx, int n, int c, int h, int w, const fl
 void cpu_linear_forward(void *ctx, int n, int in, int out, const float *x, const float *w,
                         const float *b, float *y) {
     for (int i = 0; i < n; i++) memcpy(y + (size_t)i * out, b, sizeof(float) * out);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, 1.0f, y,
+    cpu_sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, 1.0f, y,
                 out);
 }
 
 void cpu_linear_backward(void *ctx, int n, int in, int out, const float *x, const float *w,
                          const float *dy, float *dx, float *dw, float *db) {
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in,
+        cpu_sgemm(0, 0, n, in, out, 1.0f, dy, out, w, in,
                     0.0f, dx, in);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 0.0f,
+    cpu_sgemm(1, 0, out, in, n, 1.0f, dy, out, x, in, 0.0f,
                 dw, in);
     for (int o = 0; o < out; o++) {
         float acc = 0.0f;
