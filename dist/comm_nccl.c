@@ -1,38 +1,24 @@
 /* NCCL on the GPU path: one communicator per job (its id broadcast over MPI), the
  * all-reduce and broadcast enqueued on the backend's stream, and completion awaited
  * while polling ncclCommGetAsyncError, so that a failed peer aborts the job instead of
- * hanging it. */
+ * hanging it. The communicator is non-blocking (config.blocking = 0): no NCCL call waits
+ * inside NCCL (connections are made lazily, at the first collective, since NCCL 2.22),
+ * so every wait is one of ours, with an error check and a time limit. */
 #include <cuda_runtime.h>
 #include <nccl.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "comm.h"
 #include "error.h"
 
-/* A stuck collective with no error from NCCL is given up after this long. */
+/* A stuck collective or set-up with no error from NCCL is given up after this long. */
 #define NCCL_TIMEOUT_S 600.0
-
-#define NCCL_OK(call)                                                                        \
-    do {                                                                                     \
-        ncclResult_t r_ = (call);                                                            \
-        if (r_ != ncclSuccess)                                                               \
-            return net_fail("%s:%d: %s: %s", __FILE__, __LINE__, #call, ncclGetErrorString(r_)); \
-    } while (0)
 
 int comm_nccl_available(void) { return 1; }
 
 static cudaStream_t stream_of(Comm *c) { return (cudaStream_t)c->ops->stream(c->ops->ctx); }
-
-int comm_nccl_init(Comm *c) {
-    ncclUniqueId id;
-    if (c->rank == 0) NCCL_OK(ncclGetUniqueId(&id));
-    MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, c->world);
-    ncclComm_t comm;
-    NCCL_OK(ncclCommInitRank(&comm, c->size, id, c->rank));
-    c->nccl = comm;
-    return 0;
-}
 
 static double seconds(void) {
     struct timespec t;
@@ -40,44 +26,123 @@ static double seconds(void) {
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
+/* Polling, without taking a whole core from the reader's threads. */
+static void pause_briefly(void) {
+    struct timespec t = {0, 20000};  /* 20 us: small beside a training step */
+    nanosleep(&t, NULL);
+}
+
+static int give_up(Comm *c, const char *what, ncclResult_t r) {
+    if (c->nccl) ncclCommAbort((ncclComm_t)c->nccl);
+    c->nccl = NULL;
+    if (r == ncclInProgress)
+        return net_fail("%s on rank %d did not finish in %.0f s", what, c->rank, NCCL_TIMEOUT_S);
+    return net_fail("%s failed on rank %d: %s (%s; a peer may have died)", what, c->rank,
+                    ncclGetErrorString(r), ncclGetLastError(NULL));
+}
+
+/* Waits until the communicator has no call in progress (its set-up, or the enqueueing
+ * of a collective); 0, or -1 with the communicator aborted. */
+static int settle(Comm *c, const char *what) {
+    double t0 = seconds();
+    for (;;) {
+        ncclResult_t state;
+        ncclResult_t r = ncclCommGetAsyncError((ncclComm_t)c->nccl, &state);
+        if (r != ncclSuccess) return give_up(c, what, r);
+        if (state == ncclSuccess) return 0;
+        if (state != ncclInProgress) return give_up(c, what, state);
+        if (seconds() - t0 > NCCL_TIMEOUT_S) return give_up(c, what, ncclInProgress);
+        pause_briefly();
+    }
+}
+
+/* Every rank succeeds or fails, together: 1 when ok holds on all. */
+static int all_ranks(Comm *c, int ok) {
+    int all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, c->world);
+    return all;
+}
+
+/* The id travels with a flag: when rank 0 cannot make one, every rank learns it from
+ * the same broadcast. The set-up then runs in NCCL's background; a rank whose call
+ * failed at once tells the others (MPI) before anyone waits for it, and after the wait
+ * the ranks agree again. */
+int comm_nccl_init(Comm *c) {
+    struct {
+        ncclUniqueId id;
+        int ok;
+    } msg;
+    memset(&msg, 0, sizeof msg);
+    ncclResult_t r = ncclSuccess;
+    if (c->rank == 0) {
+        r = ncclGetUniqueId(&msg.id);
+        msg.ok = r == ncclSuccess;
+    }
+    MPI_Bcast(&msg, sizeof msg, MPI_BYTE, 0, c->world);
+    if (!msg.ok)
+        return net_fail("NCCL: rank 0 could not make the communicator's id: %s",
+                        c->rank == 0 ? ncclGetErrorString(r) : "see rank 0");
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    ncclComm_t comm = NULL;
+    r = ncclCommInitRankConfig(&comm, c->size, msg.id, c->rank, &config);
+    int ok = r == ncclSuccess || r == ncclInProgress;
+    c->nccl = comm;
+    if (!ok) net_fail("NCCL communicator set-up failed on rank %d: %s", c->rank, ncclGetErrorString(r));
+    if (all_ranks(c, ok)) {
+        ok = settle(c, "NCCL communicator set-up") == 0;
+        if (all_ranks(c, ok)) return 0;
+    }
+    if (c->nccl) ncclCommAbort((ncclComm_t)c->nccl);
+    c->nccl = NULL;
+    return ok ? net_fail("NCCL communicator set-up failed on another rank") : -1;
+}
+
 /* Waits for the stream while watching the communicator for asynchronous errors. */
-static int wait_nccl(Comm *c) {
-    ncclComm_t comm = c->nccl;
+static int wait_nccl(Comm *c, const char *what) {
     cudaStream_t s = stream_of(c);
     double t0 = seconds();
     for (;;) {
         cudaError_t q = cudaStreamQuery(s);
         if (q == cudaSuccess) return 0;
-        if (q != cudaErrorNotReady)
-            return net_fail("NCCL collective: CUDA error %s", cudaGetErrorString(q));
-        ncclResult_t async;
-        NCCL_OK(ncclCommGetAsyncError(comm, &async));
-        if (async != ncclSuccess) {
-            ncclCommAbort(comm);
-            c->nccl = NULL;
-            return net_fail("NCCL collective failed on rank %d: %s (a peer may have died)",
-                            c->rank, ncclGetErrorString(async));
-        }
-        if (seconds() - t0 > NCCL_TIMEOUT_S) {
-            ncclCommAbort(comm);
-            c->nccl = NULL;
-            return net_fail("NCCL collective on rank %d did not finish in %.0f s", c->rank,
-                            NCCL_TIMEOUT_S);
-        }
+        if (q != cudaErrorNotReady) return net_fail("%s: CUDA error %s", what, cudaGetErrorString(q));
+        ncclResult_t state;
+        ncclResult_t r = ncclCommGetAsyncError((ncclComm_t)c->nccl, &state);
+        if (r != ncclSuccess) return give_up(c, what, r);
+        if (state != ncclSuccess && state != ncclInProgress) return give_up(c, what, state);
+        if (seconds() - t0 > NCCL_TIMEOUT_S) return give_up(c, what, ncclInProgress);
+        pause_briefly();
     }
 }
 
+/* A collective's call may return ncclInProgress (non-blocking communicator): settle,
+ * then wait for the stream. */
+static int finish(Comm *c, ncclResult_t r, const char *what) {
+    if (r != ncclSuccess && r != ncclInProgress) return give_up(c, what, r);
+    if (r == ncclInProgress && settle(c, what)) return -1;
+    return wait_nccl(c, what);
+}
+
 int comm_nccl_allreduce_mean(Comm *c, float *buf, size_t n) {
-    NCCL_OK(ncclAllReduce(buf, buf, n, ncclFloat, ncclAvg, (ncclComm_t)c->nccl, stream_of(c)));
-    return wait_nccl(c);
+    if (!c->nccl) return net_fail("NCCL all-reduce on rank %d: the communicator was aborted", c->rank);
+    return finish(c, ncclAllReduce(buf, buf, n, ncclFloat, ncclAvg, (ncclComm_t)c->nccl, stream_of(c)),
+                  "NCCL all-reduce");
 }
 
 int comm_nccl_broadcast(Comm *c, float *buf, size_t n) {
-    NCCL_OK(ncclBroadcast(buf, buf, n, ncclFloat, 0, (ncclComm_t)c->nccl, stream_of(c)));
-    return wait_nccl(c);
+    if (!c->nccl) return net_fail("NCCL broadcast on rank %d: the communicator was aborted", c->rank);
+    return finish(c, ncclBroadcast(buf, buf, n, ncclFloat, 0, (ncclComm_t)c->nccl, stream_of(c)),
+                  "NCCL broadcast");
 }
 
+/* A non-blocking communicator is finalized (its work flushed, polled with the time
+ * limit) before it is destroyed; one that cannot finish is aborted instead. */
 void comm_nccl_free(Comm *c) {
-    if (c->nccl) ncclCommDestroy((ncclComm_t)c->nccl);
+    if (!c->nccl) return;
+    ncclResult_t r = ncclCommFinalize((ncclComm_t)c->nccl);
+    if ((r == ncclSuccess || r == ncclInProgress) && settle(c, "NCCL communicator finalize") == 0)
+        ncclCommDestroy((ncclComm_t)c->nccl);
+    else if (c->nccl)
+        ncclCommAbort((ncclComm_t)c->nccl);
     c->nccl = NULL;
 }
