@@ -26,6 +26,10 @@ typedef struct {
     int adam_ready;
     CheckpointState st;          /* the live position and schedule: what a checkpoint saves */
     float *flag;                 /* one float of backend memory: non-finite gradients */
+    int ahead;                   /* the next step's batch: 1 staged in the model
+                                    (model_stage_batch), -1 reading it failed (ahead_msg),
+                                    0 not read yet */
+    char ahead_msg[512];
     char ckpt_dir[4096];
     double base_lr, scaled_lr;
     double t_start;
@@ -213,17 +217,41 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
     int flags = 0;
     char msg[512] = "";
     double t0 = now();
+    int have = t->ahead;  /* 1: staged by the step before; -1: reading it failed */
+    t->ahead = 0;
     DataBatch b;
-    int rc = dataset_next(t->data, &b);
-    double t1 = now();
+    InputPrep prep;
+    HostBatch hb;
+    if (have == 0) {  /* read now: 2 */
+        int rc = dataset_next(t->data, &b);
+        have = rc == 1 ? 2 : -1;
+        if (rc == 1) hb = session_host_batch(t->data, &b, &prep);
+        else snprintf(t->ahead_msg, sizeof t->ahead_msg, "%s", rc < 0 ? data_error() : "training split ended before the epoch's steps");
+    }
+    double t1 = now(), ahead_s = 0.0;
     float loss = 0.0f, bad_grads = 0.0f;
-    if (rc != 1) {
+    if (have < 0) {
         flags |= AGREE_ERROR;
-        snprintf(msg, sizeof msg, "%s", rc < 0 ? data_error() : "training split ended before the epoch's steps");
+        snprintf(msg, sizeof msg, "%s", t->ahead_msg);
     } else {
-        InputPrep prep;
-        HostBatch hb = session_host_batch(t->data, &b, &prep);
-        if (model_train_pass(t->model, &hb) || model_loss_value(t->model, &loss)) {
+        int failed = model_train_pass(t->model, have == 1 ? NULL : &hb);
+        /* The next step's batch is read and staged while this pass runs: on a GPU its
+         * copy overlaps the pass (the loss read-back below waits for the pass). */
+        if (!failed && step + 1 < dataset_steps_per_epoch(t->data, SPLIT_TRAIN)) {
+            double a0 = now();
+            int rc = dataset_next(t->data, &b);
+            if (rc == 1) {
+                HostBatch next = session_host_batch(t->data, &b, &prep);
+                failed = model_stage_batch(t->model, &next);
+                t->ahead = 1;
+            } else {
+                t->ahead = -1;
+                snprintf(t->ahead_msg, sizeof t->ahead_msg, "%s",
+                         rc < 0 ? data_error() : "training split ended before the epoch's steps");
+            }
+            ahead_s = now() - a0;
+        }
+        if (failed || model_loss_value(t->model, &loss)) {
             flags |= AGREE_ERROR;
             snprintf(msg, sizeof msg, "rank %d: %s", c->rank, net_error());
         } else {
@@ -262,8 +290,8 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
         tm->comm += t3 - t_agreed;
         tm->compute += now() - t3;
     }
-    tm->data += t1 - t0;
-    tm->compute += t2 - t1;
+    tm->data += t1 - t0 + ahead_s;
+    tm->compute += t2 - t1 - ahead_s;
     tm->steps++;
     t->st.global_step++;
     t->st.step_in_epoch = step + 1;

@@ -111,6 +111,13 @@ typedef struct {
  * batch overlaps the ops of the batch before it; the first pass of each batch size
  * runs directly, the second is recorded as a CUDA graph, later ones replay it. */
 int model_train_pass(Model *m, const HostBatch *b);
+/* Stages the next training batch now, so that on a GPU its copy overlaps the pass under
+ * way (the trainer calls it between model_train_pass and the loss read-back); the next
+ * model_train_pass(m, NULL) trains on it. On a GPU b's memory may be reused when the
+ * call returns; on a backend that reads host memory in place (the CPU) it is read at
+ * that pass: keep it until then. A model_train_pass with a batch or a model_predict in
+ * between drops the staged batch (its input buffers are taken). */
+int model_stage_batch(Model *m, const HostBatch *b);
 /* Forward only; writes n predictions to host memory. */
 int model_predict(Model *m, const HostBatch *b, float *pred);
 

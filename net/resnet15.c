@@ -60,6 +60,10 @@ struct Model {
      * ops copy it into in_*: the next batch's copy then overlaps this batch's pass */
     char *staging;
     size_t st_scalars, st_target, st_weight;   /* byte offsets in staging */
+    /* model_stage_batch: the batch staged ahead (in_* on a GPU, the host pointers on the
+     * CPU) that the next model_train_pass(m, NULL) trains on */
+    HostBatch ahead;
+    int has_ahead;
 };
 
 static size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
@@ -566,10 +570,23 @@ static uint64_t graph_key(const HostBatch *d) {
     return h;
 }
 
+int model_stage_batch(Model *m, const HostBatch *b) {
+    if (!m) return net_fail("model_stage_batch: model is NULL");
+    m->has_ahead = 0;
+    if (stage(m, b, 1, &m->ahead)) return -1;
+    m->has_ahead = 1;
+    return 0;
+}
+
 int model_train_pass(Model *m, const HostBatch *b) {
     if (!m) return net_fail("model_train_pass: model is NULL");
     HostBatch d = {0};
-    if (stage(m, b, 1, &d)) return -1;
+    if (!b) {
+        if (!m->has_ahead) return net_fail("model_train_pass: batch is NULL and none staged (model_stage_batch)");
+        d = m->ahead;
+    } else if (stage(m, b, 1, &d))
+        return -1;
+    m->has_ahead = 0;  /* a given batch took the input buffers; a staged one is used up */
     NetOps *o = m->ops;
     int mode = o->graph_begin ? o->graph_begin(o->ctx, graph_key(&d)) : OPS_GRAPH_DIRECT;
     if (mode == OPS_GRAPH_REPLAYED) {
@@ -578,7 +595,12 @@ int model_train_pass(Model *m, const HostBatch *b) {
         return 0;
     }
     int rc = train_ops(m, &d);
-    if (mode == OPS_GRAPH_RECORDING && o->graph_end(o->ctx)) return -1;
+    if (mode == OPS_GRAPH_RECORDING && o->graph_end(o->ctx)) {
+        /* The capture ran nothing and graph replay is now off: warn once, then run the
+         * pass directly (a backend without graphs is slower, not wrong). */
+        fprintf(stderr, "e2e-ddp: warning: %s\n", net_error());
+        return train_ops(m, &d);
+    }
     return rc;
 }
 
@@ -586,6 +608,7 @@ int model_predict(Model *m, const HostBatch *b, float *pred) {
     if (!m) return net_fail("model_predict: model is NULL");
     if (!pred) return net_fail("model_predict: prediction buffer is NULL");
     HostBatch d = {0};
+    m->has_ahead = 0;  /* its inputs take the input buffers */
     if (stage(m, b, 0, &d) || model_forward(m, d.n, d.x, d.scalars)) return -1;
     m->ops->download(m->ops->ctx, pred, m->pred, (size_t)d.n * sizeof(float));
     return 0;

@@ -102,6 +102,8 @@ int main(void) {
     hb.x = NULL;
     EXPECT_FAIL(model_predict(m, &hb, pred), "images are NULL");
     EXPECT_FAIL(model_train_pass(m, NULL), "batch is NULL");
+    EXPECT_FAIL(model_stage_batch(m, NULL), "batch is NULL");
+    EXPECT_FAIL(model_stage_batch(NULL, &hb), "model is NULL");
     EXPECT_FAIL(model_predict(m, &hb, NULL), "prediction buffer is NULL");
     EXPECT_FAIL(model_set_params(m, NULL), "NULL");
     EXPECT_FAIL(model_init(NULL, 1), "NULL");

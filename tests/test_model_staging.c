@@ -1,6 +1,8 @@
 /* model_train_pass and model_predict on a backend whose memory is not the host's: the
  * CPU backend behind a wrapper that says so, which makes the model copy each batch
- * into its own input buffers. Results must be bitwise those of the in-place path. */
+ * into its own input buffers. Results must be bitwise those of the in-place path.
+ * model_stage_batch (the trainer's look-ahead) on both: staging the next batch leaves
+ * the pass under way alone, and model_train_pass(m, NULL) trains on the staged one. */
 #include <string.h>
 
 #include "check.h"
@@ -26,6 +28,42 @@ static void train(NetOps *ops, const HostBatch *b, float *grads, float *pred, fl
     model_free(m);
 }
 
+/* pass(b1), stage(b2), loss of b1; then pass(NULL) = pass(b2) bit for bit */
+static void test_ahead(NetOps *ops, const char *label, const HostBatch *b1, const HostBatch *b2) {
+    ModelConfig cfg = model_default_config(4);
+    cfg.height = cfg.width = 20;
+    Model *m, *ref;
+    if (model_create(&m, &cfg, ops) || model_create(&ref, &cfg, ops)) {
+        CHECK(0, "model_create: %s", net_error());
+        return;
+    }
+    model_init(m, 3);
+    model_init(ref, 3);
+    static float ga[200000], gb[200000];
+    float la = 0, lb = 0, la2 = 0, lb2 = 0;
+    CHECK(model_train_pass(m, NULL) == -1 && strstr(net_error(), "none staged"),
+          "[%s] a pass with nothing staged: '%s'", label, net_error());
+    CHECK(model_train_pass(m, b1) == 0 && model_stage_batch(m, b2) == 0, "[%s] pass, stage: %s", label, net_error());
+    model_loss_value(m, &la);
+    CHECK(model_train_pass(ref, b1) == 0, "[%s] reference pass: %s", label, net_error());
+    model_loss_value(ref, &lb);
+    CHECK(la == lb, "[%s] staging the next batch changed the pass under way: loss %g, alone %g", label, la, lb);
+    CHECK(model_train_pass(m, NULL) == 0, "[%s] pass on the staged batch: %s", label, net_error());
+    model_loss_value(m, &la2);
+    model_get_grads(m, ga);
+    CHECK(model_train_pass(ref, b2) == 0, "[%s] reference pass 2: %s", label, net_error());
+    model_loss_value(ref, &lb2);
+    model_get_grads(ref, gb);
+    CHECK(la2 == lb2 && memcmp(ga, gb, sizeof ga) == 0, "[%s] the staged batch's pass differs (loss %g, %g)", label,
+          la2, lb2);
+    CHECK(model_train_pass(m, NULL) == -1, "[%s] a staged batch trains once", label);
+    float pred[4];
+    CHECK(model_stage_batch(m, b1) == 0 && model_predict(m, b2, pred) == 0 && model_train_pass(m, NULL) == -1,
+          "[%s] model_predict drops the staged batch", label);
+    model_free(m);
+    model_free(ref);
+}
+
 int main(void) {
     Rng r;
     rng_seed(&r, 11);
@@ -49,6 +87,15 @@ int main(void) {
     CHECK(l1 == l2, "loss %g in place, %g staged", l1, l2);
     CHECK(memcmp(p1, p2, sizeof p1) == 0, "predictions differ between in place and staged");
     CHECK(memcmp(g1, g2, sizeof g1) == 0, "gradients differ between in place and staged");
+
+    static float x2[NX];
+    float sc2[2 * N], t2[N];
+    for (int i = 0; i < NX; i++) x2[i] = rng_uniform(&r);
+    for (int i = 0; i < 2 * N; i++) sc2[i] = rng_uniform(&r);
+    for (int i = 0; i < N; i++) t2[i] = rng_uniform(&r);
+    HostBatch b2 = {.n = N, .x = x2, .scalars = sc2, .target = t2, .weight = w};
+    test_ahead(cpu, "in place", &b, &b2);
+    test_ahead(staged, "staged", &b, &b2);
     staged->destroy(staged);
     cpu->destroy(cpu);
     return check_main_result("test_model_staging");

@@ -261,7 +261,7 @@ static ConvPlan *get_plan(CudaCtx *c, int pass, const ConvShape *s) {
             return &c->plans[i];
         }
     if (c->recording) {
-        c->capture_error = 1;
+        cuda_fail_capture(c, "a convolution shape with no plan yet came up during the capture");
         return NULL;
     }
     for (int i = 0; i < c->n_plans; i++)  /* an unchosen plan of an interrupted call */
@@ -298,7 +298,7 @@ static ConvPlan *get_plan(CudaCtx *c, int pass, const ConvShape *s) {
 static int choose(CudaCtx *c, ConvPlan *p, const void *a, const void *b, void *out) {
     if (p->chosen) return 0;
     if (c->recording) {
-        c->capture_error = 1;
+        cuda_fail_capture(c, "a convolution whose algorithm was not chosen yet came up during the capture");
         return -1;
     }
     Perf r[MAX_ALGOS];

@@ -11,15 +11,31 @@ extern "C" {
 }
 #include "cuda_internal.h"
 
+/* The backend whose graph this thread is capturing, if any (ops and captures run on
+ * the thread that made the backend). */
+static thread_local CudaCtx *tl_recording;
+
+/* The first failure of a capture is the one reported. */
+void cuda_fail_capture(CudaCtx *c, const char *msg) {
+    if (!c->capture_error) snprintf(c->capture_msg, sizeof c->capture_msg, "%s", msg);
+    c->capture_error = 1;
+}
+
 void cuda_die(const char *file, int line, const char *what, const char *msg) {
-    fprintf(stderr, "e2e-ddp: %s:%d: %s failed: %s\n", file, line, what, msg);
+    char full[400];
+    snprintf(full, sizeof full, "%s:%d: %s failed: %s", file, line, what, msg);
+    if (tl_recording) {
+        cuda_fail_capture(tl_recording, full);
+        return;
+    }
+    fprintf(stderr, "e2e-ddp: %s\n", full);
     exit(EXIT_FAILURE);
 }
 
 int cuda_grow(CudaCtx *c, Scratch *s, size_t bytes) {
     if (bytes <= s->bytes) return 0;
     if (c->recording) {  /* no allocation inside a capture: the recording fails instead */
-        c->capture_error = 1;
+        cuda_fail_capture(c, "an op needed a buffer to grow during the capture");
         return -1;
     }
     bytes = (bytes + 255) / 256 * 256;
@@ -189,6 +205,7 @@ static int cu_graph_begin(void *ctx, uint64_t key) {
     if (e->exec && e->generation != c->generation) {  /* a buffer it uses has moved */
         cudaCheck(cudaGraphExecDestroy(e->exec));
         e->exec = NULL;
+        e->seen = 0;  /* a direct pass first: it may need new plans or bigger buffers */
     }
     if (e->exec) {
         cudaCheck(cudaGraphLaunch(e->exec, c->stream));
@@ -199,11 +216,17 @@ static int cu_graph_begin(void *ctx, uint64_t key) {
      * sizes every buffer, which cannot happen inside a capture. */
     if (e->seen++ == 0) return OPS_GRAPH_DIRECT;
     c->capture_error = 0;
+    c->capture_msg[0] = 0;
     if (cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
         (void)cudaGetLastError();
         return OPS_GRAPH_DIRECT;
     }
     c->recording = e;
+    tl_recording = c;
+    if (c->fail_next_capture) {
+        c->fail_next_capture = 0;
+        cuda_fail_capture(c, "made to fail by net_cuda_fail_next_capture");
+    }
     return OPS_GRAPH_RECORDING;
 }
 
@@ -212,6 +235,7 @@ static int cu_graph_end(void *ctx) {
     GraphEntry *e = c->recording;
     if (!e) return 0;
     c->recording = NULL;
+    tl_recording = NULL;
     cudaGraph_t g = NULL;
     cudaError_t err = cudaStreamEndCapture(c->stream, &g);
     if (err == cudaSuccess && !c->capture_error)
@@ -223,8 +247,7 @@ static int cu_graph_end(void *ctx) {
         c->graphs_on = 0;
         return net_fail("cuda: recording the training pass as a CUDA graph failed (%s); graph "
                         "replay is now off for this backend",
-                        err != cudaSuccess ? cudaGetErrorString(err)
-                                           : "an op needed a buffer to grow during the capture");
+                        c->capture_error ? c->capture_msg : cudaGetErrorString(err));
     }
     e->generation = c->generation;
     c->graphs_recorded++;
@@ -402,6 +425,13 @@ extern "C" int net_cuda_stats(const NetOps *ops, CudaStats *out) {
     out->nondeterministic = c->nondeterministic;
     out->fp32_fallbacks = c->fp32_fallbacks;
     out->workspace_bytes = c->workspace.bytes;
+    return 0;
+}
+
+extern "C" int net_cuda_fail_next_capture(NetOps *ops) {
+    CudaCtx *c = cuda_ctx(ops);
+    if (!c) return -1;
+    c->fail_next_capture = 1;
     return 0;
 }
 

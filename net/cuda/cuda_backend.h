@@ -36,6 +36,9 @@ typedef struct {
 int net_cuda_stats(const NetOps *ops, CudaStats *out);
 /* Turns graph replay on (1) or off (0) for later passes; returns the previous setting. */
 int net_cuda_set_graphs(NetOps *ops, int on);
+/* For tests: the next graph capture fails as a refused call inside it would (the pass
+ * then runs directly and graph replay goes off). 0, or -1 when ops is not CUDA. */
+int net_cuda_fail_next_capture(NetOps *ops);
 
 #ifdef __cplusplus
 }

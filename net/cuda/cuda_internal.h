@@ -11,7 +11,10 @@
 #include "../ops.h"
 
 /* A failed CUDA or cuDNN call inside an op: the ops return nothing, so the process
- * stops with the call, file and line (as llm.c does); MPI then ends the other ranks. */
+ * stops with the call, file and line (as llm.c does); MPI then ends the other ranks.
+ * Except while this thread records a CUDA graph: then the call only fails the recording
+ * (calls during a capture enqueue, they run nothing) and returns; graph_end reports it
+ * and model_train_pass runs the pass directly. */
 void cuda_die(const char *file, int line, const char *what, const char *msg);
 #define cudaCheck(call)                                                              \
     do {                                                                             \
@@ -100,10 +103,16 @@ typedef struct {
     int graphs_on;
     GraphEntry graphs[CUDA_MAX_GRAPHS];
     GraphEntry *recording;      /* the entry being captured, or NULL */
-    int capture_error;          /* an op could not run inside the capture (see grow()) */
+    int capture_error;          /* an op could not run inside the capture (cuda_grow, a
+                                   failed call: cuda_die) */
+    char capture_msg[512];      /* the first such failure */
+    int fail_next_capture;      /* net_cuda_fail_next_capture (tests) */
     long uses;
     long graphs_recorded, graphs_replayed;
 } CudaCtx;
+
+/* Marks the capture under way as failed (the first message is kept for graph_end). */
+void cuda_fail_capture(CudaCtx *c, const char *msg);
 
 /* Makes s at least `bytes` (contents are lost). Outside capture it reallocates and bumps
  * the generation; during capture it cannot, and returns -1 after flagging the capture

@@ -86,7 +86,7 @@ def main():
                 sps = measure(form, batch, a.channels, a.size, a.seconds)
                 err = None
             except Exception as e:  # torch.compile may be unavailable; say so and go on
-                sps, err = None, "%s: %s" % (type(e).__name__, str(e).splitlines()[0][:200])
+                sps, err = None, "%s: %s" % (type(e).__name__, (str(e).splitlines() or [""])[0][:200])
             print("PyTorch %s on %s, %s, batch %d: %s" % (
                 torch.__version__, torch.cuda.get_device_name(), form, batch,
                 "%.1f samples/s" % sps if sps else "failed (%s)" % err), file=sys.stderr)
