@@ -41,16 +41,23 @@ static int give_up(Comm *c, const char *what, ncclResult_t r) {
                     ncclGetErrorString(r), ncclGetLastError(NULL));
 }
 
-/* Waits until the communicator has no call in progress (its set-up, or the enqueueing
- * of a collective); 0, or -1 with the communicator aborted. */
-static int settle(Comm *c, const char *what) {
+/* Polls until the work is done: with a stream, until the stream is idle; without, until
+ * the communicator has no call in progress (its set-up, or the enqueueing of a
+ * collective). Any asynchronous error, or the time limit, aborts the communicator: 0,
+ * or -1. */
+static int wait_for(Comm *c, const char *what, cudaStream_t stream) {
     double t0 = seconds();
     for (;;) {
+        if (stream) {
+            cudaError_t q = cudaStreamQuery(stream);
+            if (q == cudaSuccess) return 0;
+            if (q != cudaErrorNotReady) return net_fail("%s: CUDA error %s", what, cudaGetErrorString(q));
+        }
         ncclResult_t state;
         ncclResult_t r = ncclCommGetAsyncError((ncclComm_t)c->nccl, &state);
         if (r != ncclSuccess) return give_up(c, what, r);
-        if (state == ncclSuccess) return 0;
-        if (state != ncclInProgress) return give_up(c, what, state);
+        if (!stream && state == ncclSuccess) return 0;
+        if (state != ncclSuccess && state != ncclInProgress) return give_up(c, what, state);
         if (seconds() - t0 > NCCL_TIMEOUT_S) return give_up(c, what, ncclInProgress);
         pause_briefly();
     }
@@ -90,7 +97,7 @@ int comm_nccl_init(Comm *c) {
     c->nccl = comm;
     if (!ok) net_fail("NCCL communicator set-up failed on rank %d: %s", c->rank, ncclGetErrorString(r));
     if (all_ranks(c, ok)) {
-        ok = settle(c, "NCCL communicator set-up") == 0;
+        ok = wait_for(c, "NCCL communicator set-up", NULL) == 0;
         if (all_ranks(c, ok)) return 0;
     }
     if (c->nccl) ncclCommAbort((ncclComm_t)c->nccl);
@@ -98,29 +105,12 @@ int comm_nccl_init(Comm *c) {
     return ok ? net_fail("NCCL communicator set-up failed on another rank") : -1;
 }
 
-/* Waits for the stream while watching the communicator for asynchronous errors. */
-static int wait_nccl(Comm *c, const char *what) {
-    cudaStream_t s = stream_of(c);
-    double t0 = seconds();
-    for (;;) {
-        cudaError_t q = cudaStreamQuery(s);
-        if (q == cudaSuccess) return 0;
-        if (q != cudaErrorNotReady) return net_fail("%s: CUDA error %s", what, cudaGetErrorString(q));
-        ncclResult_t state;
-        ncclResult_t r = ncclCommGetAsyncError((ncclComm_t)c->nccl, &state);
-        if (r != ncclSuccess) return give_up(c, what, r);
-        if (state != ncclSuccess && state != ncclInProgress) return give_up(c, what, state);
-        if (seconds() - t0 > NCCL_TIMEOUT_S) return give_up(c, what, ncclInProgress);
-        pause_briefly();
-    }
-}
-
-/* A collective's call may return ncclInProgress (non-blocking communicator): settle,
- * then wait for the stream. */
+/* A collective's call may return ncclInProgress (non-blocking communicator): wait until
+ * it is enqueued, then for the stream. */
 static int finish(Comm *c, ncclResult_t r, const char *what) {
     if (r != ncclSuccess && r != ncclInProgress) return give_up(c, what, r);
-    if (r == ncclInProgress && settle(c, what)) return -1;
-    return wait_nccl(c, what);
+    if (r == ncclInProgress && wait_for(c, what, NULL)) return -1;
+    return wait_for(c, what, stream_of(c));
 }
 
 int comm_nccl_allreduce_mean(Comm *c, float *buf, size_t n) {
@@ -140,7 +130,7 @@ int comm_nccl_broadcast(Comm *c, float *buf, size_t n) {
 void comm_nccl_free(Comm *c) {
     if (!c->nccl) return;
     ncclResult_t r = ncclCommFinalize((ncclComm_t)c->nccl);
-    if ((r == ncclSuccess || r == ncclInProgress) && settle(c, "NCCL communicator finalize") == 0)
+    if ((r == ncclSuccess || r == ncclInProgress) && wait_for(c, "NCCL communicator finalize", NULL) == 0)
         ncclCommDestroy((ncclComm_t)c->nccl);
     else if (c->nccl)
         ncclCommAbort((ncclComm_t)c->nccl);

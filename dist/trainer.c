@@ -209,6 +209,19 @@ static void progress(const Trainer *t, long epoch, long step, long steps, double
     fflush(stdout);
 }
 
+/* The reader's next training batch as the model takes it: 1, or -1 with the reason in
+ * t->ahead_msg (the step that would train on it reports it). */
+static int read_batch(Trainer *t, DataBatch *b, InputPrep *prep, HostBatch *hb) {
+    int rc = dataset_next(t->data, b);
+    if (rc == 1) {
+        *hb = session_host_batch(t->data, b, prep);
+        return 1;
+    }
+    snprintf(t->ahead_msg, sizeof t->ahead_msg, "%s",
+             rc < 0 ? data_error() : "training split ended before the epoch's steps");
+    return -1;
+}
+
 /* One optimizer step. Returns 0 (go on), 1 (a stop was agreed: the step was taken and
  * the caller checkpoints), -1 (error on every rank). */
 static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *process_steps) {
@@ -222,12 +235,7 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
     DataBatch b;
     InputPrep prep;
     HostBatch hb;
-    if (have == 0) {  /* read now: 2 */
-        int rc = dataset_next(t->data, &b);
-        have = rc == 1 ? 2 : -1;
-        if (rc == 1) hb = session_host_batch(t->data, &b, &prep);
-        else snprintf(t->ahead_msg, sizeof t->ahead_msg, "%s", rc < 0 ? data_error() : "training split ended before the epoch's steps");
-    }
+    if (have == 0) have = read_batch(t, &b, &prep, &hb) == 1 ? 2 : -1;  /* 2: read now */
     double t1 = now(), ahead_s = 0.0;
     float loss = 0.0f, bad_grads = 0.0f;
     if (have < 0) {
@@ -239,16 +247,9 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
          * copy overlaps the pass (the loss read-back below waits for the pass). */
         if (!failed && step + 1 < dataset_steps_per_epoch(t->data, SPLIT_TRAIN)) {
             double a0 = now();
-            int rc = dataset_next(t->data, &b);
-            if (rc == 1) {
-                HostBatch next = session_host_batch(t->data, &b, &prep);
-                failed = model_stage_batch(t->model, &next);
-                t->ahead = 1;
-            } else {
-                t->ahead = -1;
-                snprintf(t->ahead_msg, sizeof t->ahead_msg, "%s",
-                         rc < 0 ? data_error() : "training split ended before the epoch's steps");
-            }
+            HostBatch next;
+            t->ahead = read_batch(t, &b, &prep, &next);
+            if (t->ahead == 1) failed = model_stage_batch(t->model, &next);
             ahead_s = now() - a0;
         }
         if (failed || model_loss_value(t->model, &loss)) {
