@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tests of data/convert-parquet on parquet files written here with pyarrow in the E2E
+"""Tests of data/e2e-convert on parquet files written here with pyarrow in the Top Gun
 schema (X_jet nested lists, m, pt, ieta, iphi). One test per subcommand (ctest runs each
 separately):
 
@@ -51,7 +51,8 @@ import pyarrow.parquet as pq  # noqa: E402
 sys.path.insert(0, HERE)
 from test_train_e2e import ENV, MPIRUN, Failure, check, run  # noqa: E402 - the e2e tests' helpers
 
-CONVERT = os.path.join(TOP, "data", "convert-parquet")
+CONVERT = os.path.join(TOP, "data", "e2e-convert")
+ALIAS = os.path.join(TOP, "data", "convert-parquet")
 TOP_GUN = ["track_pt", "dz", "d0", "ecal", "hcal", "bpix1", "bpix2", "bpix3"]
 
 
@@ -187,7 +188,7 @@ def no_leftovers(e, before, pid=None, what=""):
     after = e.listing()
     check(after == before, "%sno partial or temporary file left (%s)" % (what, ", ".join(sorted(set(after) - set(before))) or "none"))
     if pid is not None:
-        check(not glob.glob("/dev/shm/.convert-parquet-%d-*" % pid) and not glob.glob(e.path(".convert-parquet-%d-*" % pid)),
+        check(not glob.glob("/dev/shm/.e2e-convert-%d-*" % pid) and not glob.glob(e.path(".e2e-convert-%d-*" % pid)),
               "%sno batch memory file left" % what)
 
 
@@ -202,7 +203,7 @@ def t_roundtrip(e):
     attrs = check_file(out, [(e.a, 0, 170), (e.b, 0, 130)], "float32")
     check(list(attrs["source_files"]) == ["topgun_a.parquet", "topgun_b.parquet"]
           and list(attrs["source_rows"]) == [170, 130], "source_files and source_rows name the files")
-    check("topgun_a.parquet" in attrs["source"] and attrs["generator"].startswith("convert-parquet"),
+    check("topgun_a.parquet" in attrs["source"] and attrs["generator"].startswith("e2e-convert"),
           "source: %s" % attrs["source"])
     check(row_groups(e.pa) == [37, 37, 37, 37, 22] and row_groups(e.pb)[:3] == [1, 1, 1],
           "the inputs had several row groups (%d and %d)" % (len(row_groups(e.pa)), len(row_groups(e.pb))))
@@ -373,7 +374,7 @@ def t_bad_input(e):
 
     # a missing column
     cases.append(("no_m", [write(e.path("no_m.parquet"), [(a.table("chw", 0, 20, drop=("m",)), 10)])],
-                  ["no column 'm'", "X_jet, pt, ieta, iphi"]))
+                  ["no column for the jet mass", "it has: X_jet (3-level list of double), pt (double), ieta (double)"]))
     # a row group whose images have another shape
     j2 = Jets(10, (8, 30, 30), seed=9)
     sch = a.table("chw", 0, 1).schema
@@ -391,7 +392,7 @@ def t_bad_input(e):
                                          pa.array(a.x[:8, 0].reshape(-1)))
     flat = pa.table({"X_jet": one_level, "m": a.m[:8], "pt": a.pt[:8], "ieta": a.ieta[:8], "iphi": a.iphi[:8]})
     cases.append(("two_levels", [write(e.path("two_levels.parquet"), [(flat, 8)])],
-                  ["3-level nested list", "has type list<"]))
+                  ["-level list of double; expected 3 axes", "3-level nested list"]))
     # a ragged nested list: row 33 (row group 1) has one image row of 31 values
     n = 60
     l1, l2, l3 = np.full(n, 8), np.full(n * 8, 32), np.full(n * 8 * 32, 32)
@@ -440,7 +441,7 @@ def t_bad_input(e):
     notpq = e.path("notes.parquet")
     with open(notpq, "w") as f:
         f.write("jet images, honest\n")
-    cases.append(("not_parquet", [notpq], ["notes.parquet", "not a parquet file"]))
+    cases.append(("not_parquet", [notpq], ["notes.parquet", "neither a parquet file"]))
     cases.append(("absent", [e.path("absent.parquet")], ["absent.parquet: no such file"]))
 
     # these fail after the output was started (rows before them were written)
@@ -454,8 +455,8 @@ def t_bad_input(e):
             proc = subprocess.Popen([CONVERT, "--jobs", str(jobs), "--batch", "8"] + extra + ["-o", out] + inputs,
                                     env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             _, err = proc.communicate(timeout=120)
-            lines = [l for l in err.splitlines() if l.startswith("convert-parquet: ") and "jets/s" not in l
-                     and " jets from " not in l]
+            lines = [l for l in err.splitlines() if l.startswith("e2e-convert: ") and "jets/s" not in l
+                     and " jets from " not in l and not l.startswith("e2e-convert:   ")]
             msg = lines[-1] if lines else "(no message)"
             check(proc.returncode == 1 and len(lines) == 1 and all(w in msg for w in wants),
                   "%s (--jobs %d): exit %d, %s" % (name, jobs, proc.returncode, msg))
@@ -469,13 +470,15 @@ def t_cli(e):
     for w in ("--out FILE", "--append", "--dtype TYPE", "--layout L", "--jobs N", "--channels", "chw", "hwc"):
         check(w in p.stdout, "--help mentions %s" % w)
     p = convert("--version")
-    check(p.stdout.startswith("convert-parquet 1"), "--version")
+    check(p.stdout.startswith("e2e-convert 2"), "--version")
+    p = run([ALIAS, "--version"], expect=0)
+    check(p.stdout.startswith("e2e-convert 2"), "data/convert-parquet is an alias of data/e2e-convert")
     out = e.path("x.h5")
     for args in (["--dtype", "float64", "-o", out, e.pa], ["--jobs", "-1", "-o", out, e.pa],
                  ["--batch", "0", "-o", out, e.pa], ["-o", out], [e.pa], ["--append", "--force", "-o", out, e.pa],
                  ["--column", "mass", "-o", out, e.pa], ["--bogus", "-o", out, e.pa], ["--layout", "nchw", "-o", out, e.pa]):
         p = convert(*args, expect=2)
-        check(p.stderr.strip().splitlines()[-1].startswith("convert-parquet: error:"), "%s: exit 2, %s"
+        check(p.stderr.strip().splitlines()[-1].startswith("e2e-convert: error:"), "%s: exit 2, %s"
               % (" ".join(a.replace(e.tmp + "/", "") for a in args), p.stderr.strip().splitlines()[-1]))
     convert("-q", "-o", out, e.pa)
     digest = sha(out)
