@@ -25,30 +25,24 @@ usage: test_convert_parquet.py TEST BUILD_DIR
 import glob
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-VENV = os.environ.get("E2E_VENV", os.path.join(TOP, ".venv"))
-if os.path.realpath(sys.prefix) != os.path.realpath(VENV):  # pyarrow lives in the project's environment
-    py = os.path.join(VENV, "bin", "python")
-    if not os.access(py, os.X_OK):
-        print("FAILED: no Python environment at %s: run launch/install-deps.sh (it installs pyarrow and "
-              "h5py there)" % VENV)
-        sys.exit(1)
-    os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
+sys.path.insert(0, HERE)
+from project_venv import use_project_venv  # noqa: E402 - standard library only
+
+use_project_venv(__file__)
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-sys.path.insert(0, HERE)
+from test_e2e_convert import Env as TmpEnv, run_test  # noqa: E402 - a temporary folder, the build's programs
 from test_train_e2e import ENV, MPIRUN, Failure, check, run  # noqa: E402 - the e2e tests' helpers
 
 CONVERT = os.path.join(TOP, "data", "e2e-convert")
@@ -125,25 +119,15 @@ def row_groups(path):
     return [md.row_group(i).num_rows for i in range(md.num_row_groups)]
 
 
-class Env:
+class Env(TmpEnv):
     def __init__(self, build):
-        self.build = os.path.abspath(build)
-        self.tmp = tempfile.mkdtemp(prefix="e2e-convert-test-")
+        TmpEnv.__init__(self, build)
         # the two layouts of the issue, several row groups, as in the E2E files
         self.a = Jets(170, (8, 32, 32), seed=1)  # channel-first, float64 values
         self.b = Jets(130, (8, 32, 32), seed=2, value_type=np.float32)  # channel-last, float32 values
         self.pa = write(self.path("topgun_a.parquet"), [(self.a.table("chw"), 37)])
         self.pb = write(self.path("topgun_b.parquet"), [(self.b.table("hwc", 0, 40, int_index=True), 1),
                                                         (self.b.table("hwc", 40, 130, int_index=True), 30)])
-
-    def exe(self, name):
-        return os.path.join(self.build, "launch", name)
-
-    def path(self, name):
-        return os.path.join(self.tmp, name)
-
-    def listing(self):
-        return sorted(os.listdir(self.tmp))
 
 
 def check_file(path, parts, dtype, channels=TOP_GUN):
@@ -505,23 +489,5 @@ def t_cli(e):
 TESTS = {"roundtrip": t_roundtrip, "append": t_append, "train": t_train, "bad_input": t_bad_input, "cli": t_cli}
 
 
-def main():
-    test = TESTS.get(sys.argv[1]) if len(sys.argv) == 3 else None
-    if test is None:
-        print(__doc__)
-        return 2
-    t0 = time.time()
-    e = Env(sys.argv[2])
-    failed = None
-    try:
-        test(e)
-    except Failure as f:
-        failed = f
-    finally:
-        shutil.rmtree(e.tmp, ignore_errors=True)
-    print("FAILED: %s" % failed if failed else "%s: passed (%.1f s)" % (sys.argv[1], time.time() - t0))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_test(TESTS, __doc__, Env))

@@ -41,21 +41,16 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-VENV = os.environ.get("E2E_VENV", os.path.join(TOP, ".venv"))
-if os.path.realpath(sys.prefix) != os.path.realpath(VENV):  # pyarrow lives in the project's environment
-    py = os.path.join(VENV, "bin", "python")
-    if not os.access(py, os.X_OK):
-        print("FAILED: no Python environment at %s: run launch/install-deps.sh (it installs pyarrow and "
-              "h5py there)" % VENV)
-        sys.exit(1)
-    os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
+sys.path.insert(0, HERE)
+from project_venv import use_project_venv  # noqa: E402 - standard library only
+
+use_project_venv(__file__)
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "bench"))
 sys.path.insert(0, os.path.join(TOP, "data"))
 import e2e_sources as src  # noqa: E402
@@ -71,6 +66,8 @@ class Skip(Exception):
 
 
 class Env:
+    """a temporary folder for a test's files, and the build's programs"""
+
     def __init__(self, build):
         self.build = os.path.abspath(build)
         self.tmp = tempfile.mkdtemp(prefix="e2e-convert-test-")
@@ -529,13 +526,15 @@ TESTS = {"layouts": t_layouts, "names": t_names, "scalars": t_scalars, "kinds": 
          "train_scalars": t_train_scalars}
 
 
-def main():
-    test = TESTS.get(sys.argv[1]) if len(sys.argv) == 3 else None
+def run_test(tests, doc, make_env):
+    """runs the test named by argv[1] in an Env of the build folder argv[2]; the exit
+    status: 0 passed, 1 failed, 77 skipped, 2 a bad command line"""
+    test = tests.get(sys.argv[1]) if len(sys.argv) == 3 else None
     if test is None:
-        print(__doc__)
+        print(doc)
         return 2
     t0 = time.time()
-    e = Env(sys.argv[2])
+    e = make_env(sys.argv[2])
     failed = skipped = None
     try:
         test(e)
@@ -553,4 +552,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_test(TESTS, __doc__, Env))

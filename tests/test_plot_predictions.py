@@ -24,18 +24,14 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-VENV = os.environ.get("E2E_VENV", os.path.join(TOP, ".venv"))
-if os.path.realpath(sys.prefix) != os.path.realpath(VENV):  # h5py: the project's environment
-    py = os.path.join(VENV, "bin", "python")
-    if not os.access(py, os.X_OK):
-        print("FAILED: no Python environment at %s: run launch/install-deps.sh" % VENV)
-        sys.exit(1)
-    os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
+sys.path.insert(0, HERE)
+from project_venv import use_project_venv  # noqa: E402 - standard library only
+
+use_project_venv(__file__)
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, HERE)
 from test_train_e2e import Failure, check  # noqa: E402
 
 PLOT = os.path.join(TOP, "launch", "plot")

@@ -118,21 +118,27 @@ def _skip_list(b, i):
     return i
 
 
+def _field(b, i, fid):
+    """(field id, type, position of its value) of the struct field whose header is at i
+    (the id is a delta from the previous field's, or long-form); fid None at the end"""
+    h = b[i]
+    i += 1
+    if h == 0:
+        return None, 0, i
+    if h >> 4:
+        return fid + (h >> 4), h & 15, i
+    v, i = _varint(b, i)
+    return _zigzag(v), h & 15, i
+
+
 def _row_group(b, i):
     """(end, rows) of the RowGroup struct at i"""
     fid = 0
     rows = -1
     while True:
-        h = b[i]
-        i += 1
-        if h == 0:
+        fid, t, i = _field(b, i, fid)
+        if fid is None:
             return i, rows
-        t = h & 15
-        if h >> 4:
-            fid += h >> 4
-        else:
-            v, i = _varint(b, i)
-            fid = _zigzag(v)
         if t == T_LIST:
             i = _skip_list(b, i)
         elif fid == RG_NUM_ROWS and t == T_I64:
@@ -190,16 +196,9 @@ class FooterIndex:
         self.num_rows = None
         starts, rows = None, None
         while True:
-            h = b[i]
-            i += 1
-            if h == 0:
+            fid, t, i = _field(b, i, fid)
+            if fid is None:
                 break
-            t = h & 15
-            if h >> 4:
-                fid += h >> 4
-            else:
-                v, i = _varint(b, i)
-                fid = _zigzag(v)
             s = i
             if fid == FMD_ROW_GROUPS:
                 n, et, i = _list_header(b, i)
