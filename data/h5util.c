@@ -78,16 +78,3 @@ herr_t h5_rows_io(hid_t dset, hid_t memtype, hid_t dxpl, long long lo, long long
     H5Sclose(fs);
     return e;
 }
-
-int agree(MPI_Comm comm, int rc) {
-    int rank, size, lowest;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    int mine = rc ? rank : size;
-    MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, comm);
-    if (lowest == size) return 0;
-    char msg[DATA_ERROR_LEN];
-    if (rank == lowest) snprintf(msg, sizeof msg, "%s", data_error());
-    MPI_Bcast(msg, sizeof msg, MPI_CHAR, lowest, comm);
-    return data_fail("%s", msg);
-}

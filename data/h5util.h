@@ -1,10 +1,9 @@
 /* Internal helpers shared by the writer, the reader and the inspector: HDF5 error
- * messages, the float16 file type, and agreement on errors across ranks. */
+ * messages, the float16 file type, row reads and writes. */
 #ifndef E2E_DATA_H5UTIL_H
 #define E2E_DATA_H5UTIL_H
 
 #include <hdf5.h>
-#include <mpi.h>
 #include <stdint.h>
 
 /* Turns HDF5's automatic error printing off for the life of the guard (HDF5's stack
@@ -27,9 +26,5 @@ int h5_float_kind(hid_t type, int *little);
  * dimensions, from or to buf laid out as those rows; n == 0 selects nothing, to join
  * a collective call. Returns H5Dread's or H5Dwrite's result. */
 herr_t h5_rows_io(hid_t dset, hid_t memtype, hid_t dxpl, long long lo, long long n, void *buf, int write);
-
-/* Collective: rc is this rank's result (0 or -1). Returns 0 if every rank succeeded;
- * otherwise -1 on every rank, with the message of the lowest failing rank. */
-int agree(MPI_Comm comm, int rc);
 
 #endif

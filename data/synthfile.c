@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agree.h"
 #include "data_error.h"
 #include "format.h"
 #include "h5util.h"
@@ -111,7 +112,7 @@ int synth_write_file(const SynthFileOptions *o, MPI_Comm comm) {
     hid_t f = H5Fcreate(o->out, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (f < 0) rc = h5_fail(o->out, "cannot create the file");
-    if (agree(comm, rc)) {
+    if (data_agree(comm, rc)) {
         if (f >= 0) H5Fclose(f);
         h5_quiet_end(&quiet);
         return -1;
@@ -147,7 +148,7 @@ int synth_write_file(const SynthFileOptions *o, MPI_Comm comm) {
         if (!img || !cols || (o->dtype_bytes == 2 && !half))
             rc = data_fail("%s: out of memory for a chunk of %lld rows", o->out, cn);
     }
-    rc = agree(comm, rc);
+    rc = data_agree(comm, rc);
 
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
@@ -167,15 +168,15 @@ int synth_write_file(const SynthFileOptions *o, MPI_Comm comm) {
         if (half) float_to_half_n(img, half, (size_t)(n * row));
         if (h5_rows_io(dx, half ? ftype : H5T_NATIVE_FLOAT, dxpl, r0, n, half ? (void *)half : img, 1) < 0)
             rc = h5_fail(o->out, "cannot write X_jet");
-        rc = agree(comm, rc);
+        rc = data_agree(comm, rc);
     }
     for (int k = 0; !rc && k < 4; k++) {
         if (h5_rows_io(col[k], H5T_NATIVE_FLOAT, dxpl, lo, mine, cols + k * mine, 1) < 0)
             rc = h5_fail(o->out, "cannot write a column");
-        rc = agree(comm, rc);
+        rc = data_agree(comm, rc);
     }
     if (!rc && write_attrs(f, col[0], col[1], o)) rc = h5_fail(o->out, "cannot write the attributes");
-    rc = agree(comm, rc);
+    rc = data_agree(comm, rc);
     H5Pclose(dxpl);
     free(img);
     free(cols);
@@ -185,7 +186,7 @@ int synth_write_file(const SynthFileOptions *o, MPI_Comm comm) {
     if (dx >= 0) H5Dclose(dx);
     if (ftype >= 0) H5Tclose(ftype);
     if (H5Fclose(f) < 0 && !rc) rc = h5_fail(o->out, "cannot close the file");
-    rc = agree(comm, rc);
+    rc = data_agree(comm, rc);
     h5_quiet_end(&quiet);
     return rc;
 }

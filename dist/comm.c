@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data_error.h"
 #include "error.h"
 
 int comm_init(Comm *c, int *argc, char ***argv) {
@@ -86,28 +87,48 @@ int comm_broadcast(Comm *c, float *buf, size_t n) {
     return 0;
 }
 
-int comm_agree(Comm *c, int flags, const char *message, const double *values, int n_values,
-               Agreement *out) {
-    memset(out, 0, sizeof *out);
-    if (n_values < 0 || n_values > 8) return net_fail("comm_agree: %d values, at most 8", n_values);
-    /* each flag as its own int under MPI_MAX (= OR), and -rank of a failing rank so
-     * that the max is minus the lowest failing rank */
-    int v[4] = {!!(flags & AGREE_ERROR), !!(flags & AGREE_STOP), !!(flags & AGREE_NONFINITE),
-                (flags & AGREE_ERROR) ? -c->rank : INT_MIN};
-    MPI_Allreduce(MPI_IN_PLACE, v, 4, MPI_INT, MPI_MAX, c->world);
-    out->flags = (v[0] ? AGREE_ERROR : 0) | (v[1] ? AGREE_STOP : 0) | (v[2] ? AGREE_NONFINITE : 0);
-    out->error_rank = v[0] ? -v[3] : -1;
-    if (n_values > 0) {
-        memcpy(out->sum, values, sizeof(double) * n_values);
-        MPI_Allreduce(MPI_IN_PLACE, out->sum, n_values, MPI_DOUBLE, MPI_SUM, c->world);
+/* ---- the control plane ---- */
+
+int comm_agree(Comm *c, int flags, const double *values, int n_values, Agreement *out) {
+    const char *why = (flags & AGREE_ERROR) ? net_error() : NULL;
+    char named[AGREE_MESSAGE_LEN];
+    if (why && c->size > 1) {
+        snprintf(named, sizeof named, "rank %d: %s", c->rank, why);
+        why = named;
     }
-    if (v[0]) {
-        if (c->rank == out->error_rank)
-            snprintf(out->message, sizeof out->message, "%s", message ? message : "unknown error");
-        MPI_Bcast(out->message, sizeof out->message, MPI_CHAR, out->error_rank, c->world);
-    }
-    return 0;
+    if (mpi_agree(c->world, flags, why, values, n_values, out))
+        return net_fail("comm_agree: %s", data_error());
+    return (out->flags & AGREE_ERROR) ? net_fail("%s", out->message) : 0;
 }
+
+int comm_outcome(Comm *c, int failed) {
+    Agreement a;
+    return comm_agree(c, failed ? AGREE_ERROR : 0, NULL, 0, &a);
+}
+
+int comm_on_root(Comm *c, int (*fn)(void *arg), void *arg) {
+    int failed = c->rank == 0 && fn(arg) != 0;
+    Agreement a;
+    mpi_agree(c->world, failed ? AGREE_ERROR : 0, failed ? net_error() : NULL, NULL, 0, &a);
+    return (a.flags & AGREE_ERROR) ? net_fail("%s", a.message) : 0;
+}
+
+void comm_bcast_int(Comm *c, int *v) { MPI_Bcast(v, 1, MPI_INT, 0, c->world); }
+
+void comm_bcast_bytes(Comm *c, void *p, size_t bytes) {
+    for (size_t off = 0; off < bytes; off += INT_MAX) {
+        int count = (int)(bytes - off < INT_MAX ? bytes - off : INT_MAX);
+        MPI_Bcast((char *)p + off, count, MPI_BYTE, 0, c->world);
+    }
+}
+
+void comm_bcast_string(Comm *c, char *s, size_t size) {
+    if (size == 0) return;
+    comm_bcast_bytes(c, s, size);
+    s[size - 1] = '\0';
+}
+
+void comm_bcast_floats(Comm *c, float *p, size_t n) { comm_bcast_bytes(c, p, n * sizeof(float)); }
 
 uint64_t comm_hash(const void *p, size_t bytes) {
     const unsigned char *b = p;

@@ -19,8 +19,9 @@ typedef struct {
     float *host[3];   /* host arenas: parameters, Adam's two moments (checkpoint I/O) */
 } Session;
 
-/* 0 on every rank, or -1 on every rank with the failing rank's message. */
-int session_agree(Session *s, int failed, const char *msg);
+/* net_fail with data/'s last message (data_error()): a reader failure in dist/'s
+ * error channel. Returns -1. */
+int session_data_fail(void);
 /* The backend (its GPU = the node-local rank). Open it before the data: a GPU backend's
  * pinned allocator then holds the reader's batch buffers. */
 int session_open_backend(Session *s, const BackendOptions *bo);

@@ -37,8 +37,6 @@ typedef struct {
 
 static double now(void) { return MPI_Wtime(); }
 
-static int agree(Trainer *t, int failed, const char *msg) { return session_agree(&t->s, failed, msg); }
-
 static int say(const Trainer *t) { return t->comm->rank == 0; }
 
 /* ---- checkpoints ---- */
@@ -63,41 +61,47 @@ static int save(Trainer *t, const char *path) {
     return checkpoint_write(path, st, t->model, t->host[0], t->host[1], t->host[2]);
 }
 
+static int save_position_root(void *arg) {
+    Trainer *t = arg;
+    char path[4200];
+    checkpoint_name(path, sizeof path, t->ckpt_dir, t->st.global_step);
+    return save(t, path) || checkpoint_prune(t->ckpt_dir, t->cfg->keep) ? -1 : 0;
+}
+
 /* Rank 0 writes the position's checkpoint (and prunes); every rank learns the outcome. */
-static int save_position(Trainer *t) {
-    char path[4200], msg[512] = "";
-    int failed = 0;
-    if (say(t)) {
-        checkpoint_name(path, sizeof path, t->ckpt_dir, t->st.global_step);
-        failed = save(t, path) || checkpoint_prune(t->ckpt_dir, t->cfg->keep);
-        if (failed) snprintf(msg, sizeof msg, "%s", net_error());
+static int save_position(Trainer *t) { return comm_on_root(t->comm, save_position_root, t); }
+
+typedef struct {
+    Trainer *t;
+    char *path;
+    size_t size;
+    int have;       /* 1: resume from path */
+} ResumeChoice;
+
+static int find_resume_root(void *arg) {
+    ResumeChoice *r = arg;
+    const char *want = r->t->cfg->resume;
+    if (!want || strcmp(want, "none") == 0) return 0;
+    if (strcmp(want, "auto") == 0) {
+        r->have = checkpoint_find_latest(r->t->ckpt_dir, r->path, r->size);
+        if (r->have < 0) return -1;
+    } else {
+        snprintf(r->path, r->size, "%s", want);
+        r->have = 1;
     }
-    return agree(t, failed, msg);
+    return r->have == 1 ? checkpoint_peek(r->path, &r->t->st) : 0;
 }
 
 /* Which checkpoint to resume from (rank 0 decides; all ranks get its state). Returns 1
  * with the path in `path` when resuming, 0 for a fresh run, -1 on error. */
 static int find_resume(Trainer *t, char *path, size_t size) {
-    const char *r = t->cfg->resume;
-    int have = 0, failed = 0;
-    char msg[512] = "";
+    ResumeChoice r = {.t = t, .path = path, .size = size};
     path[0] = '\0';
-    if (say(t) && r && strcmp(r, "none") != 0) {
-        if (strcmp(r, "auto") == 0) {
-            have = checkpoint_find_latest(t->ckpt_dir, path, size);
-            failed = have < 0;
-        } else {
-            snprintf(path, size, "%s", r);
-            have = 1;
-        }
-        if (have == 1) failed = checkpoint_peek(path, &t->st) != 0;
-        if (failed) snprintf(msg, sizeof msg, "%s", net_error());
-    }
-    if (agree(t, failed, msg)) return -1;
-    MPI_Bcast(&have, 1, MPI_INT, 0, t->comm->world);
-    MPI_Bcast(path, (int)size, MPI_CHAR, 0, t->comm->world);
-    MPI_Bcast(&t->st, sizeof t->st, MPI_BYTE, 0, t->comm->world);
-    return have;
+    if (comm_on_root(t->comm, find_resume_root, &r)) return -1;
+    comm_bcast_int(t->comm, &r.have);
+    comm_bcast_string(t->comm, path, size);
+    comm_bcast_bytes(t->comm, &t->st, sizeof t->st);
+    return r.have;
 }
 
 /* The checkpoint's parameters into the model and its moments into Adam. */
@@ -111,17 +115,13 @@ static int load_checkpoint(Trainer *t, const char *path) {
 
 /* ---- setup ---- */
 
+static int prepare_root(void *out) { return run_prepare((const char *)out); }
+
 static int setup(Trainer *t, char *resume_path, int *resumed) {
     const TrainConfig *cfg = t->cfg;
     Comm *c = t->comm;
     snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", cfg->out);
-    int failed = 0;
-    char msg[512] = "";
-    if (say(t) && run_prepare(cfg->out)) {
-        failed = 1;
-        snprintf(msg, sizeof msg, "%s", net_error());
-    }
-    if (agree(t, failed, msg)) return -1;
+    if (comm_on_root(c, prepare_root, (void *)cfg->out)) return -1;
     *resumed = find_resume(t, resume_path, 4096);
     if (*resumed < 0) return -1;
 
@@ -150,12 +150,11 @@ static int setup(Trainer *t, char *resume_path, int *resumed) {
     AdamHyper h = adam_default_hyper();
     h.lr = (float)cfg->lr;
     h.weight_decay = (float)cfg->weight_decay;
-    failed = adam_create(&t->adam, t->ops, model_arena_size(t->model), h) != 0;
+    int failed = adam_create(&t->adam, t->ops, model_arena_size(t->model), h) != 0;
     t->adam_ready = !failed;
     if (!failed && !(t->flag = t->ops->alloc(t->ops->ctx, sizeof(float))))
         failed = net_fail("cannot allocate a flag in backend memory") != 0;
-    if (failed) snprintf(msg, sizeof msg, "rank %d: %s", c->rank, net_error());
-    if (agree(t, failed, msg)) return -1;
+    if (comm_outcome(c, failed)) return -1;
 
     t->base_lr = cfg->lr;
     t->scaled_lr = cfg->lr_scaling ? cfg->lr * c->size : cfg->lr;
@@ -228,7 +227,6 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
     const TrainConfig *cfg = t->cfg;
     Comm *c = t->comm;
     int flags = 0;
-    char msg[512] = "";
     double t0 = now();
     int have = t->ahead;  /* 1: staged by the step before; -1: reading it failed */
     t->ahead = 0;
@@ -240,7 +238,7 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
     float loss = 0.0f, bad_grads = 0.0f;
     if (have < 0) {
         flags |= AGREE_ERROR;
-        snprintf(msg, sizeof msg, "%s", t->ahead_msg);
+        net_fail("%s", t->ahead_msg);
     } else {
         int failed = model_train_pass(t->model, have == 1 ? NULL : &hb);
         /* The next step's batch is read and staged while this pass runs: on a GPU its
@@ -254,7 +252,6 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
         }
         if (failed || model_loss_value(t->model, &loss)) {
             flags |= AGREE_ERROR;
-            snprintf(msg, sizeof msg, "rank %d: %s", c->rank, net_error());
         } else {
             t->ops->nonfinite_check(t->ops->ctx, model_arena_size(t->model), model_grads(t->model), t->flag);
             t->ops->download(t->ops->ctx, &bad_grads, t->flag, sizeof(float));
@@ -267,10 +264,10 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
     double t2 = now();
     double sums[2] = {isfinite(loss) ? (double)loss * cfg->batch : 0.0, (double)cfg->batch};
     Agreement a;
-    comm_agree(c, flags, msg, sums, 2, &a);
+    int agreed = comm_agree(c, flags, sums, 2, &a);
     double t_agreed = now();
     tm->sync += t_agreed - t2;
-    if (a.flags & AGREE_ERROR) return net_fail("%s", a.message);
+    if (agreed) return -1;
     int stop = (a.flags & AGREE_STOP) != 0;
     if (a.flags & AGREE_NONFINITE) {
         if (!cfg->nan_skip)
@@ -307,6 +304,37 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
     return stop;
 }
 
+typedef struct {
+    Trainer *t;
+    long epoch;
+    const EvalResult *val;
+    const EpochMetrics *row;
+} EpochEnd;
+
+/* Rank 0's part of an epoch's end: the scheduler, the best metric, the report, the
+ * metrics row and best.h5. */
+static int end_epoch_root(void *arg) {
+    EpochEnd *x = arg;
+    Trainer *t = x->t;
+    const EvalResult *v = x->val;
+    const EpochMetrics *e = x->row;
+    plateau_step(&t->st.plateau, v->mae);
+    int best = v->mae < t->st.best_metric;
+    if (best) {
+        t->st.best_metric = v->mae;
+        t->st.best_epoch = x->epoch + 1;
+    }
+    printf("epoch %ld/%d done: train loss %.5f  val loss %.5f  val MAE %.2f GeV  val MRE %.4f"
+           "%s  (%.1f s, %.1f samples/s, data wait %.1f%%, all-reduce %.1f%%, sync %.1f%%)\n",
+           x->epoch + 1, t->cfg->epochs, e->train_loss, v->loss, v->mae, v->mre, best ? "  (best)" : "",
+           e->epoch_s, e->samples_per_s, 100 * e->data_wait_frac, 100 * e->allreduce_frac,
+           100 * e->sync_wait_frac);
+    fflush(stdout);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/best.h5", t->ckpt_dir);
+    return run_append_metrics(t->cfg->out, e) || (best && save(t, path)) ? -1 : 0;
+}
+
 /* Validation, scheduler, best and epoch checkpoints, metrics row. */
 static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *tm) {
     EvalResult v;
@@ -325,58 +353,79 @@ static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *t
     t->st.epoch = epoch + 1;
     t->st.step_in_epoch = 0;
     t->st.epoch_loss_sum = t->st.epoch_samples = 0;
-    int failed = 0, best = 0;
-    char msg[512] = "";
-    if (say(t)) {
-        plateau_step(&t->st.plateau, v.mae);
-        best = v.mae < t->st.best_metric;
-        if (best) {
-            t->st.best_metric = v.mae;
-            t->st.best_epoch = epoch + 1;
-        }
-        printf("epoch %ld/%d done: train loss %.5f  val loss %.5f  val MAE %.2f GeV  val MRE %.4f"
-               "%s  (%.1f s, %.1f samples/s, data wait %.1f%%, all-reduce %.1f%%, sync %.1f%%)\n",
-               epoch + 1, t->cfg->epochs, e.train_loss, v.loss, v.mae, v.mre, best ? "  (best)" : "",
-               e.epoch_s, e.samples_per_s, 100 * e.data_wait_frac, 100 * e.allreduce_frac,
-               100 * e.sync_wait_frac);
-        fflush(stdout);
-        char path[4200];
-        snprintf(path, sizeof path, "%s/best.h5", t->ckpt_dir);
-        failed = run_append_metrics(t->cfg->out, &e) || (best && save(t, path));
-        if (failed) snprintf(msg, sizeof msg, "%s", net_error());
-    }
-    if (agree(t, failed, msg)) return -1;
-    MPI_Bcast(&t->st, sizeof t->st, MPI_BYTE, 0, t->comm->world);  /* scheduler, best */
+    EpochEnd x = {.t = t, .epoch = epoch, .val = &v, .row = &e};
+    if (comm_on_root(t->comm, end_epoch_root, &x)) return -1;
+    comm_bcast_bytes(t->comm, &t->st, sizeof t->st);  /* scheduler, best */
     return save_position(t);
+}
+
+static int best_exists_root(void *path) {
+    return access(path, R_OK) == 0 ? 0 : net_fail("%s: no best checkpoint to test", (char *)path);
+}
+
+typedef struct {
+    Trainer *t;
+    const EvalResult *test;
+} FinalTest;
+
+static int final_test_root(void *arg) {
+    FinalTest *x = arg;
+    Trainer *t = x->t;
+    const EvalResult *r = x->test;
+    char json[2048];
+    double train_s = t->st.elapsed_s + now() - t->t_start;
+    snprintf(json, sizeof json,
+             "{\"best_epoch\": %ld, \"best_val_mae_gev\": %.4f, \"test_loss\": %.6f, "
+             "\"test_mae_gev\": %.4f, \"test_mre\": %.6f, \"test_jets\": %lld, "
+             "\"mre_jets\": %lld, \"epochs\": %ld, \"global_steps\": %ld, \"ranks\": %d, "
+             "\"train_time_s\": %.2f}\n",
+             t->st.best_epoch, t->st.best_metric, r->loss, r->mae, r->mre, r->count, r->mre_count,
+             t->st.epoch, t->st.global_step, t->comm->size, train_s);
+    int rc = run_write_text(t->cfg->out, "results.json", json);
+    printf("test (best checkpoint, epoch %ld): loss %.5f  MAE %.2f GeV  MRE %.4f  on %lld jets\n",
+           t->st.best_epoch, r->loss, r->mae, r->mre, r->count);
+    return rc;
 }
 
 static int final_test(Trainer *t) {
     char path[4200];
     snprintf(path, sizeof path, "%s/best.h5", t->ckpt_dir);
-    int have = access(path, R_OK) == 0;
-    MPI_Bcast(&have, 1, MPI_INT, 0, t->comm->world);
-    if (!have) return net_fail("%s: no best checkpoint to test", path);
+    if (comm_on_root(t->comm, best_exists_root, path)) return -1;
     if (session_load(&t->s, path, NULL)) return -1;
     EvalResult r;
     if (evaluate_split(t->comm, t->model, t->data, SPLIT_TEST, t->cfg->mre_min_mass, &r, NULL)) return -1;
-    int failed = 0;
-    char msg[512] = "";
-    if (say(t)) {
-        char json[2048];
-        double train_s = t->st.elapsed_s + now() - t->t_start;
-        snprintf(json, sizeof json,
-                 "{\"best_epoch\": %ld, \"best_val_mae_gev\": %.4f, \"test_loss\": %.6f, "
-                 "\"test_mae_gev\": %.4f, \"test_mre\": %.6f, \"test_jets\": %lld, "
-                 "\"mre_jets\": %lld, \"epochs\": %ld, \"global_steps\": %ld, \"ranks\": %d, "
-                 "\"train_time_s\": %.2f}\n",
-                 t->st.best_epoch, t->st.best_metric, r.loss, r.mae, r.mre, r.count, r.mre_count,
-                 t->st.epoch, t->st.global_step, t->comm->size, train_s);
-        failed = run_write_text(t->cfg->out, "results.json", json);
-        if (failed) snprintf(msg, sizeof msg, "%s", net_error());
-        printf("test (best checkpoint, epoch %ld): loss %.5f  MAE %.2f GeV  MRE %.4f  on %lld jets\n",
-               t->st.best_epoch, r.loss, r.mae, r.mre, r.count);
-    }
-    return agree(t, failed, msg);
+    FinalTest x = {.t = t, .test = &r};
+    return comm_on_root(t->comm, final_test_root, &x);
+}
+
+typedef struct {
+    Trainer *t;
+    const char *resume_path;   /* NULL: a fresh run */
+    long steps;
+} RunStart;
+
+/* Rank 0: config.json, the metrics files cut back to the resumed epoch, the banner. */
+static int run_start_root(void *arg) {
+    RunStart *x = arg;
+    Trainer *t = x->t;
+    const TrainConfig *cfg = t->cfg;
+    char json[8192];
+    train_config_json(cfg, t->comm->size, json, sizeof json);
+    strcat(json, "\n");
+    int rc = run_write_text(cfg->out, "config.json", json) ||
+             (x->resume_path && run_truncate_metrics(cfg->out, t->st.epoch + 1)) ? -1 : 0;
+    const DatasetInfo *info = dataset_info(t->data);
+    printf("e2e-train: %d rank%s on %s, model %zu parameters, %dx%dx%d images, train %lld / "
+           "val %lld / test %lld jets, %ld steps per epoch of %d x %d\n",
+           t->comm->size, t->comm->size > 1 ? "s" : "", t->ops->name,
+           model_count_params(model_config(t->model)), info->channels, info->height, info->width,
+           dataset_split_total(t->data, SPLIT_TRAIN), dataset_split_total(t->data, SPLIT_VAL),
+           dataset_split_total(t->data, SPLIT_TEST), x->steps, t->comm->size, cfg->batch);
+    if (x->resume_path)
+        printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", x->resume_path,
+               t->st.epoch + 1, t->st.step_in_epoch);
+    fflush(stdout);
+    return rc;
 }
 
 static int run(Trainer *t) {
@@ -387,27 +436,8 @@ static int run(Trainer *t) {
     long steps = dataset_steps_per_epoch(t->data, SPLIT_TRAIN);
     if (steps <= 0) return net_fail("%s: the training split gives no full batch of %d per rank", cfg->data, cfg->batch);
     if (resumed) rescale_position(t, steps);
-    int failed = 0;
-    char msg[512] = "", json[8192];
-    if (say(t)) {
-        train_config_json(cfg, t->comm->size, json, sizeof json);
-        strcat(json, "\n");
-        failed = run_write_text(cfg->out, "config.json", json) ||
-                 (resumed && run_truncate_metrics(cfg->out, t->st.epoch + 1));
-        if (failed) snprintf(msg, sizeof msg, "%s", net_error());
-        const DatasetInfo *info = dataset_info(t->data);
-        printf("e2e-train: %d rank%s on %s, model %zu parameters, %dx%dx%d images, train %lld / "
-               "val %lld / test %lld jets, %ld steps per epoch of %d x %d\n",
-               t->comm->size, t->comm->size > 1 ? "s" : "", t->ops->name,
-               model_count_params(model_config(t->model)), info->channels, info->height, info->width,
-               dataset_split_total(t->data, SPLIT_TRAIN), dataset_split_total(t->data, SPLIT_VAL),
-               dataset_split_total(t->data, SPLIT_TEST), steps, t->comm->size, cfg->batch);
-        if (resumed)
-            printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", resume_path,
-                   t->st.epoch + 1, t->st.step_in_epoch);
-        fflush(stdout);
-    }
-    if (agree(t, failed, msg)) return -1;
+    RunStart x = {.t = t, .resume_path = resumed ? resume_path : NULL, .steps = steps};
+    if (comm_on_root(t->comm, run_start_root, &x)) return -1;
 
     t->t_start = now();
     long process_steps = 0, total_steps = steps * cfg->epochs;
@@ -418,11 +448,8 @@ static int run(Trainer *t) {
         StepTimes tm = {0};
         double epoch_t0 = now();
         long first = t->st.step_in_epoch;
-        if (dataset_begin_epoch(t->data, SPLIT_TRAIN, epoch, first)) {
-            failed = 1;
-            snprintf(msg, sizeof msg, "%s", data_error());
-        }
-        if (agree(t, failed, msg)) return -1;
+        int failed = dataset_begin_epoch(t->data, SPLIT_TRAIN, epoch, first) ? session_data_fail() : 0;
+        if (comm_outcome(t->comm, failed)) return -1;
         for (long step = first; step < steps; step++) {
             int rc = train_step(t, epoch, step, &tm, &process_steps);
             if (rc < 0) return -1;
@@ -443,7 +470,7 @@ static int run(Trainer *t) {
         }
         if (end_epoch(t, epoch, epoch_t0, &tm)) return -1;
         Agreement a;
-        comm_agree(t->comm, stop_signal_received() ? AGREE_STOP : 0, NULL, NULL, 0, &a);
+        comm_agree(t->comm, stop_signal_received() ? AGREE_STOP : 0, NULL, 0, &a);
         if ((a.flags & AGREE_STOP) && epoch + 1 < cfg->epochs) {
             if (say(t))
                 printf("e2e-train: stop requested: checkpoint written after epoch %ld; exiting "

@@ -96,6 +96,22 @@ static int parse(int argc, char **argv, EvalArgs *a, int quiet) {
     return 0;
 }
 
+typedef struct {
+    const char *json;
+    const char *path;   /* --metrics, or NULL */
+} Report;
+
+/* Rank 0 prints the metrics and writes them to --metrics. */
+static int report_root(void *arg) {
+    const Report *r = arg;
+    fputs(r->json, stdout);
+    if (!r->path) return 0;
+    FILE *f = fopen(r->path, "w");
+    int bad = !f || fputs(r->json, f) < 0;
+    if (f && fclose(f)) bad = 1;
+    return bad ? net_fail("%s: cannot write the metrics", r->path) : 0;
+}
+
 static int run(const EvalArgs *a, Comm *c) {
     Session s = {.comm = c};
     CheckpointState *st = calloc(1, sizeof *st);
@@ -136,18 +152,8 @@ static int run(const EvalArgs *a, Comm *c) {
              "{\"checkpoint\": %s, \"split\": \"%s\", \"jets\": %lld, \"loss\": %.6f, "
              "\"mae_gev\": %.4f, \"mre\": %.6f, \"mre_jets\": %lld, \"mre_min_mass\": %g}\n",
              ck, names[a->split], r.count, r.loss, r.mae, r.mre, r.mre_count, a->mre_min_mass);
-    int failed = 0;
-    char msg[512] = "";
-    if (c->rank == 0) {
-        fputs(json, stdout);
-        FILE *f = a->metrics ? fopen(a->metrics, "w") : NULL;
-        if (a->metrics && (!f || fputs(json, f) < 0)) {
-            failed = 1;
-            snprintf(msg, sizeof msg, "%s: cannot write the metrics", a->metrics);
-        }
-        if (f && fclose(f)) failed = 1;
-    }
-    rc = session_agree(&s, failed, msg);
+    Report report = {.json = json, .path = a->metrics};
+    rc = comm_on_root(c, report_root, &report);
 done:
     if (rc && c->rank == 0) fprintf(stderr, "e2e-eval: error: %s\n", net_error());
     predictions_free(&preds);
