@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "hash.h"
 
 /* ---- small HDF5 helpers: attributes on an object, float datasets ---- */
 
@@ -94,24 +95,13 @@ static int write_floats(hid_t group, const char *name, int ndim, const int *shap
     X("adam_lr", adam.lr) X("adam_beta1", adam.beta1) X("adam_beta2", adam.beta2)        \
     X("adam_eps", adam.eps) X("adam_weight_decay", adam.weight_decay)
 
-#define FNV_BASIS 0xcbf29ce484222325ull
-
-static uint64_t fnv_more(uint64_t h, const void *p, size_t bytes) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < bytes; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 /* the stored hash: every tensor of the three arenas, in table order, no padding */
 static uint64_t arenas_hash(const Model *model, const float *const arenas[3]) {
-    uint64_t h = FNV_BASIS;
+    uint64_t h = FNV1A_BASIS;
     for (int a = 0; a < 3; a++)
         for (int i = 0; i < model_num_tensors(model); i++) {
             const ParamTensor *t = model_tensor(model, i);
-            h = fnv_more(h, arenas[a] + t->offset, t->numel * sizeof(float));
+            h = fnv1a_more(h, arenas[a] + t->offset, t->numel * sizeof(float));
         }
     return h;
 }
@@ -307,7 +297,7 @@ static int read_group(hid_t f, const char *group, char **names, int count, const
             rc = net_fail("%s: %s '%s' cannot be read (truncated or corrupt file)", path, group, names[i]);
             break;
         }
-        *hash = fnv_more(*hash, dst, (size_t)n * sizeof(float));
+        *hash = fnv1a_more(*hash, dst, (size_t)n * sizeof(float));
     }
     free(tmp);
     H5Gclose(g);
@@ -331,7 +321,7 @@ static int load(const char *path, CheckpointState *st, const Model *model, float
         rc = net_fail("%s: checkpoint version %d, this build reads version %d", path, version,
                       CHECKPOINT_VERSION);
     }
-    uint64_t stored = 0, hash = FNV_BASIS;
+    uint64_t stored = 0, hash = FNV1A_BASIS;
     if (!rc) rc = read_attrs(f, st, &stored, path);
     if (!rc && model) {
         const ModelConfig *c = model_config(model), *s = &st->model;

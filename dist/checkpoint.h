@@ -19,9 +19,9 @@
 
 #include <stdint.h>
 
+#include "adam.h"
 #include "lr_schedule.h"
 #include "model.h"
-#include "ops.h"
 
 #define CHECKPOINT_FORMAT "e2e-ddp checkpoint"
 #define CHECKPOINT_VERSION 1

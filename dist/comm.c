@@ -7,6 +7,7 @@
 
 #include "data_error.h"
 #include "error.h"
+#include "hash.h"
 
 int comm_init(Comm *c, int *argc, char ***argv) {
     memset(c, 0, sizeof *c);
@@ -38,13 +39,13 @@ void comm_finalize(Comm *c) {
 
 int comm_attach(Comm *c, NetOps *ops) {
     c->ops = ops;
-    if (ops->stream && ops->stream(ops->ctx) && comm_nccl_available()) return comm_nccl_init(c);
+    if (ops_can(ops, OPS_STREAM) && comm_nccl_available()) return comm_nccl_init(c);
     return 0;
 }
 
 /* host memory holding n floats of a backend buffer (the buffer itself on the CPU) */
 static float *host_view(Comm *c, float *buf, size_t n) {
-    if (c->ops->host_memory) return buf;
+    if (ops_can(c->ops, OPS_HOST_MEMORY)) return buf;
     if (c->host_n < n) {
         free(c->host);
         c->host = malloc(n * sizeof(float));
@@ -130,20 +131,10 @@ void comm_bcast_string(Comm *c, char *s, size_t size) {
 
 void comm_bcast_floats(Comm *c, float *p, size_t n) { comm_bcast_bytes(c, p, n * sizeof(float)); }
 
-uint64_t comm_hash(const void *p, size_t bytes) {
-    const unsigned char *b = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < bytes; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 int comm_replicas_identical(Comm *c, const float *buf, size_t n, int *identical) {
     float *h = host_view(c, (float *)buf, n);
     if (!h) return net_fail("replica check: out of host memory for %zu floats", n);
-    uint64_t mine = comm_hash(h, n * sizeof(float)), lo = mine, hi = mine;
+    uint64_t mine = fnv1a(h, n * sizeof(float)), lo = mine, hi = mine;
     MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, c->world);
     MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, c->world);
     *identical = lo == hi;

@@ -68,11 +68,9 @@ void comm_bcast_bytes(Comm *c, void *p, size_t bytes);
 void comm_bcast_string(Comm *c, char *s, size_t size);
 void comm_bcast_floats(Comm *c, float *p, size_t n);
 
-/* 1 when every rank holds bitwise the same n floats of backend memory (hash compared
- * over ranks); collective. */
+/* 1 when every rank holds bitwise the same n floats of backend memory (their FNV-1a
+ * hashes, net/hash.h, compared over ranks); collective. */
 int comm_replicas_identical(Comm *c, const float *buf, size_t n, int *identical);
-/* FNV-1a over bytes: the replica check's hash, also stored in checkpoints. */
-uint64_t comm_hash(const void *p, size_t bytes);
 
 /* NCCL part (comm_nccl.c when built with CUDA, comm_nccl_none.c otherwise). */
 int comm_nccl_available(void);

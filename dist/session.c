@@ -43,7 +43,8 @@ static void pinned_free(void *ctx, void *p) {
 
 int session_open_data(Session *s, const DatasetOptions *o) {
     DatasetOptions opt = *o;
-    if (s->ops && !s->ops->host_memory && s->ops->alloc_host && !opt.batch_alloc) {
+    if (s->ops && !ops_can(s->ops, OPS_HOST_MEMORY) && ops_can(s->ops, OPS_PINNED_HOST) &&
+        !opt.batch_alloc) {
         opt.batch_alloc = pinned_alloc;
         opt.batch_free = pinned_free;
         opt.batch_alloc_ctx = s->ops;

@@ -25,7 +25,7 @@ int session_data_fail(void);
 /* The backend (its GPU = the node-local rank). Open it before the data: a GPU backend's
  * pinned allocator then holds the reader's batch buffers. */
 int session_open_backend(Session *s, const BackendOptions *bo);
-/* The reader; with a backend that copies from pinned host memory (NetOps.alloc_host),
+/* The reader; with a backend that copies from pinned host memory (OPS_PINNED_HOST),
  * the batch buffers are allocated there, so host-to-device copies go straight from
  * them (o's own batch_alloc, if set, is kept). */
 int session_open_data(Session *s, const DatasetOptions *o);

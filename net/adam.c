@@ -5,10 +5,12 @@
 
 #include "error.h"
 
-AdamScalars adam_scalars(const AdamHyper *h, long step) {
+AdamFactors adam_factors(const AdamHyper *h, long step) {
     double bc1 = 1.0 - pow((double)h->beta1, (double)step);
     double bc2 = 1.0 - pow((double)h->beta2, (double)step);
-    return (AdamScalars){.one_minus_beta1 = (float)(1.0 - (double)h->beta1),
+    return (AdamFactors){.beta1 = h->beta1, .beta2 = h->beta2, .eps = h->eps,
+                         .weight_decay = h->weight_decay,
+                         .one_minus_beta1 = (float)(1.0 - (double)h->beta1),
                          .one_minus_beta2 = (float)(1.0 - (double)h->beta2),
                          .step_size = (float)((double)h->lr / bc1),
                          .bias2_sqrt = (float)sqrt(bc2)};
@@ -57,6 +59,7 @@ int adam_step(Adam *a, float *params, const float *grads) {
     if (!a || !a->m || !params || !grads) return net_fail("adam_step: NULL argument");
     if (check_hyper(&a->hyper)) return -1;
     a->step++;
-    a->ops->adam_update(a->ops->ctx, a->n, params, grads, a->m, a->v, &a->hyper, a->step);
+    AdamFactors k = adam_factors(&a->hyper, a->step);
+    a->ops->adam_update(a->ops->ctx, a->n, params, grads, a->m, a->v, &k);
     return 0;
 }

@@ -8,6 +8,11 @@
 
 #include "ops.h"
 
+/* Adam hyper-parameters with PyTorch's semantics (torch.optim.Adam). */
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+} AdamHyper;
+
 typedef struct {
     NetOps *ops;
     size_t n;        /* parameters */
@@ -16,6 +21,9 @@ typedef struct {
     AdamHyper hyper;
 } Adam;
 
+/* The factors of update number `step` (1-based) that backends' adam_update takes:
+ * computed in double as PyTorch does, rounded to float. */
+AdamFactors adam_factors(const AdamHyper *h, long step);
 /* PyTorch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, no weight decay. */
 AdamHyper adam_default_hyper(void);
 int adam_create(Adam *a, NetOps *ops, size_t n, AdamHyper hyper);

@@ -8,6 +8,7 @@
 #include "comm.h"
 #include "cpu/cpu_backend.h"
 #include "error.h"
+#include "hash.h"
 
 /* The agreement point: flags OR'ed, sums, and a failure's message (taken from the
  * failing rank's net_error(), named by rank) on every rank. */
@@ -110,7 +111,8 @@ int main(int argc, char **argv) {
     test_agreement(&c);
     test_root_and_broadcasts(&c);
 
-    CHECK(comm_hash("abc", 3) == 0xe71fa2190541574bull, "FNV-1a of 'abc'");
+    CHECK(fnv1a("abc", 3) == 0xe71fa2190541574bull, "FNV-1a of 'abc'");
+    CHECK(fnv1a_more(fnv1a("ab", 2), "c", 1) == fnv1a("abc", 3), "FNV-1a continued over pieces");
     int rc = check_main_result(c.rank ? "test_comm (rank 1)" : "test_comm (rank 0)");
     ops->destroy(ops);
     comm_finalize(&c);

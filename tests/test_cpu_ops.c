@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adam.h"
 #include "check.h"
 #include "conv_shape.h"
 #include "cpu/cpu_backend.h"
@@ -353,7 +354,8 @@ static void test_adam(NetOps *ops) {
     AdamHyper h = {.lr = 1e-2f, .beta1 = 0.8f, .beta2 = 0.99f, .eps = 1e-6f, .weight_decay = 0.1f};
     for (long step = 1; step <= 5; step++) {
         float *g = rnd(n, -1, 1);
-        ops->adam_update(ops->ctx, n, p, g, m, v, &h, step);
+        AdamFactors k = adam_factors(&h, step);
+        ops->adam_update(ops->ctx, n, p, g, m, v, &k);
         double bc1 = 1 - pow(h.beta1, step), bc2 = 1 - pow(h.beta2, step);
         for (size_t i = 0; i < n; i++) {
             double gi = g[i] + (double)h.weight_decay * rp[i];

@@ -18,6 +18,27 @@
               net_error(), needle);                                                      \
     } while (0)
 
+/* Capabilities: the CPU backend declares host memory and nothing else; a declaration
+ * whose members are missing, or a missing required op, is refused by ops_check and by
+ * model_create. */
+static void test_capabilities(NetOps *cpu) {
+    CHECK(cpu->caps == OPS_HOST_MEMORY, "the cpu backend declares 0x%x", cpu->caps);
+    CHECK(ops_check(cpu) == 0, "the cpu backend's declaration refused: %s", net_error());
+    ModelConfig cfg = model_default_config(2);
+    Model *m = NULL;
+    NetOps lying = *cpu;
+    lying.caps |= OPS_GRAPHS;
+    EXPECT_FAIL(ops_check(&lying), "graph_begin");
+    EXPECT_FAIL(model_create(&m, &cfg, &lying), "declares a capability without its member");
+    lying = *cpu;
+    lying.caps |= OPS_PINNED_HOST;
+    EXPECT_FAIL(ops_check(&lying), "alloc_host");
+    lying = *cpu;
+    lying.l1_loss = NULL;
+    EXPECT_FAIL(model_create(&m, &cfg, &lying), "lacks the required op 'l1_loss'");
+    CHECK(m == NULL, "a model was made on a backend that failed its check");
+}
+
 int main(void) {
     ModelConfig good = model_default_config(4);
     CHECK(model_check_config(&good) == 0, "default config refused: %s", net_error());
@@ -57,6 +78,7 @@ int main(void) {
     BackendOptions cpu1 = {.device = "cpu", .threads = 1};
     NetOps *ops = net_backend_create(&cpu1);
     CHECK(ops != NULL, "cpu backend: %s", net_error());
+    test_capabilities(ops);
     Model *m = (Model *)1;
     EXPECT_FAIL(model_create(&m, &good, NULL), "no backend");
     CHECK(m == NULL, "failed model_create must leave NULL");

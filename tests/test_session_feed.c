@@ -60,7 +60,7 @@ static void test_pinned_routing(Comm *comm, const char *path, const float *scale
     Session s = {.comm = comm};
     CHECK(session_open_backend(&s, &bo) == 0, "cpu backend: %s", net_error());
     NetOps recorded = *s.ops;
-    recorded.host_memory = 0;
+    recorded.caps = (recorded.caps & ~OPS_HOST_MEMORY) | OPS_PINNED_HOST;
     recorded.alloc_host = record_alloc_host;
     recorded.release_host = record_release_host;
     NetOps *cpu = s.ops;

@@ -178,9 +178,9 @@ static void t_gpb(void *ctx, int n, int c, int h, int w, const float *dy, int ld
     inner.global_maxpool_backward(ctx, n, c, h, w, dy, ld, i, dx);
 }
 static void t_adam(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
-                   const AdamHyper *h, long step) {
+                   const AdamFactors *k) {
     bytes += 4.0 * n * 7;  /* p, g, m, v read; p, m, v written */
-    inner.adam_update(ctx, n, p, g, m, v, h, step);
+    inner.adam_update(ctx, n, p, g, m, v, k);
 }
 
 /* FLOPs and bytes of one training step (forward, loss, backward, Adam) of n samples */
@@ -196,7 +196,7 @@ static void count_step(NetOps *gpu, const ModelConfig *cfg, int n, int elem, dou
     t.global_maxpool_forward = t_gpf;
     t.global_maxpool_backward = t_gpb;
     t.adam_update = t_adam;
-    t.graph_begin = NULL;  /* every op runs (and is counted) */
+    t.caps &= ~OPS_GRAPHS;  /* every op runs (and is counted) */
     ModelConfig c = *cfg;
     c.max_batch = n;
     Model *m;
