@@ -77,23 +77,33 @@ static int write_floats(hid_t group, const char *name, int ndim, const int *shap
     X("fmaps1", model.fmaps1) X("epoch", epoch) X("step_in_epoch", step_in_epoch)        \
     X("global_step", global_step) X("world_size", world_size) X("batch", batch)          \
     X("best_epoch", best_epoch) X("adam_step", adam_step)                                \
-    X("plateau_mode_max", plateau.cfg.mode_max) X("plateau_patience", plateau.cfg.patience) \
-    X("plateau_threshold_abs", plateau.cfg.threshold_abs)                                \
-    X("plateau_cooldown", plateau.cfg.cooldown)                                          \
-    X("plateau_num_bad_epochs", plateau.num_bad_epochs)                                  \
-    X("plateau_cooldown_counter", plateau.cooldown_counter)                              \
-    X("plateau_last_epoch", plateau.last_epoch)
+    X("plateau_mode_max", lr.plateau.cfg.mode_max)                                       \
+    X("plateau_patience", lr.plateau.cfg.patience)                                       \
+    X("plateau_threshold_abs", lr.plateau.cfg.threshold_abs)                             \
+    X("plateau_cooldown", lr.plateau.cfg.cooldown)                                       \
+    X("plateau_num_bad_epochs", lr.plateau.num_bad_epochs)                               \
+    X("plateau_cooldown_counter", lr.plateau.cooldown_counter)                           \
+    X("plateau_last_epoch", lr.plateau.last_epoch)
 
 #define DOUBLE_ATTRS(X)                                                                 \
     X("epoch_loss_sum", epoch_loss_sum) X("epoch_samples", epoch_samples)                \
     X("best_metric", best_metric) X("elapsed_s", elapsed_s)                              \
-    X("plateau_factor", plateau.cfg.factor) X("plateau_threshold", plateau.cfg.threshold) \
-    X("plateau_min_lr", plateau.cfg.min_lr) X("plateau_eps", plateau.cfg.eps)            \
-    X("plateau_best", plateau.best) X("lr", plateau.lr)
+    X("plateau_factor", lr.plateau.cfg.factor)                                           \
+    X("plateau_threshold", lr.plateau.cfg.threshold)                                     \
+    X("plateau_min_lr", lr.plateau.cfg.min_lr) X("plateau_eps", lr.plateau.cfg.eps)      \
+    X("plateau_best", lr.plateau.best)
 
 #define FLOAT_ATTRS(X)                                                                  \
-    X("adam_lr", adam.lr) X("adam_beta1", adam.beta1) X("adam_beta2", adam.beta2)        \
+    X("adam_beta1", adam.beta1) X("adam_beta2", adam.beta2)                             \
     X("adam_eps", adam.eps) X("adam_weight_decay", adam.weight_decay)
+
+/* the schedule, stored once (version 2) */
+#define SCHEDULE_LONG_ATTRS(X) X("lr_warmup_steps", lr.warmup_steps)
+#define SCHEDULE_DOUBLE_ATTRS(X)                                                        \
+    X("lr_base", lr.base) X("lr_scaled", lr.scaled) X("lr_plateau", lr.plateau.lr)
+
+/* version 1: the plateau's rate ("lr"; "adam_lr", Adam's last rate, is not needed) */
+#define V1_DOUBLE_ATTRS(X) X("lr", lr.plateau.lr)
 
 /* the stored hash: every tensor of the three arenas, in table order, no padding */
 static uint64_t arenas_hash(const Model *model, const float *const arenas[3]) {
@@ -117,6 +127,8 @@ static int write_attrs(hid_t f, const CheckpointState *st, uint64_t hash) {
     LONG_ATTRS(W_LONG)
     DOUBLE_ATTRS(W_DOUBLE)
     FLOAT_ATTRS(W_FLOAT)
+    SCHEDULE_LONG_ATTRS(W_LONG)
+    SCHEDULE_DOUBLE_ATTRS(W_DOUBLE)
     unsigned long long seed = st->seed, h = hash;
     rc |= attr_write(f, "seed", H5T_NATIVE_ULLONG, &seed);
     rc |= attr_write(f, "tensors_fnv1a", H5T_NATIVE_ULLONG, &h);
@@ -132,6 +144,12 @@ static int read_attrs(hid_t f, CheckpointState *st, uint64_t *hash, const char *
     LONG_ATTRS(R_LONG)
     DOUBLE_ATTRS(R_DOUBLE)
     FLOAT_ATTRS(R_FLOAT)
+    if (st->version >= 2) {
+        SCHEDULE_LONG_ATTRS(R_LONG)
+        SCHEDULE_DOUBLE_ATTRS(R_DOUBLE)
+    } else {
+        V1_DOUBLE_ATTRS(R_DOUBLE)
+    }
     unsigned long long seed = 0, h = 0;
     if (attr_read(f, "seed", H5T_NATIVE_ULLONG, &seed) ||
         attr_read(f, "tensors_fnv1a", H5T_NATIVE_ULLONG, &h))
@@ -317,10 +335,12 @@ static int load(const char *path, CheckpointState *st, const Model *model, float
     int version = 0;
     if (attr_str_read(f, "format", format, sizeof format) || strcmp(format, CHECKPOINT_FORMAT)) {
         rc = net_fail("%s: not an e2e-ddp checkpoint (no '%s' format attribute)", path, CHECKPOINT_FORMAT);
-    } else if (attr_read(f, "version", H5T_NATIVE_INT, &version) || version != CHECKPOINT_VERSION) {
-        rc = net_fail("%s: checkpoint version %d, this build reads version %d", path, version,
-                      CHECKPOINT_VERSION);
+    } else if (attr_read(f, "version", H5T_NATIVE_INT, &version) ||
+               version < CHECKPOINT_OLDEST_VERSION || version > CHECKPOINT_VERSION) {
+        rc = net_fail("%s: checkpoint version %d, this build reads versions %d to %d", path,
+                      version, CHECKPOINT_OLDEST_VERSION, CHECKPOINT_VERSION);
     }
+    st->version = version;
     uint64_t stored = 0, hash = FNV1A_BASIS;
     if (!rc) rc = read_attrs(f, st, &stored, path);
     if (!rc && model) {

@@ -31,13 +31,17 @@ typedef struct {
                                     0 not read yet */
     char ahead_msg[512];
     char ckpt_dir[4096];
-    double base_lr, scaled_lr;
     double t_start;
 } Trainer;
 
 static double now(void) { return MPI_Wtime(); }
 
 static int say(const Trainer *t) { return t->comm->rank == 0; }
+
+/* the rate of the last optimizer step, as Adam took it (float) */
+static float last_lr(const Trainer *t) {
+    return (float)lr_at(&t->st.lr, t->st.global_step > 0 ? t->st.global_step - 1 : 0);
+}
 
 /* ---- checkpoints ---- */
 
@@ -148,7 +152,6 @@ static int setup(Trainer *t, char *resume_path, int *resumed) {
     t->model = t->s.model;
     t->host = t->s.host;
     AdamHyper h = adam_default_hyper();
-    h.lr = (float)cfg->lr;
     h.weight_decay = (float)cfg->weight_decay;
     int failed = adam_create(&t->adam, t->ops, model_arena_size(t->model), h) != 0;
     t->adam_ready = !failed;
@@ -156,19 +159,23 @@ static int setup(Trainer *t, char *resume_path, int *resumed) {
         failed = net_fail("cannot allocate a flag in backend memory") != 0;
     if (comm_outcome(c, failed)) return -1;
 
-    t->base_lr = cfg->lr;
-    t->scaled_lr = cfg->lr_scaling ? cfg->lr * c->size : cfg->lr;
+    double scaled = cfg->lr_scaling ? cfg->lr * c->size : cfg->lr;
     if (*resumed) {
         if (load_checkpoint(t, resume_path)) return -1;
         t->adam.step = t->st.adam_step;
         t->adam.hyper = t->st.adam;
         t->adam.hyper.weight_decay = (float)cfg->weight_decay;
+        if (t->st.version < 2) {  /* version 1 stored only the plateau's part */
+            t->st.lr.base = cfg->lr;
+            t->st.lr.scaled = scaled;
+            t->st.lr.warmup_steps = cfg->warmup_steps;
+        }
     } else {
         memset(&t->st, 0, sizeof t->st);
         t->st.seed = cfg->seed;
         t->st.best_metric = INFINITY;
         t->st.best_epoch = -1;
-        plateau_init(&t->st.plateau, &cfg->plateau, t->scaled_lr);
+        lr_schedule_init(&t->st.lr, cfg->lr, scaled, cfg->warmup_steps, &cfg->plateau);
         model_init(t->model, cfg->seed);
         comm_broadcast(c, model_params(t->model), model_arena_size(t->model));
     }
@@ -204,7 +211,7 @@ static void progress(const Trainer *t, long epoch, long step, long steps, double
     char e[32];
     run_format_duration(eta, e, sizeof e);
     printf("epoch %ld/%d  step %ld/%ld  loss %.5f  lr %.3g  %.1f samples/s  ETA %s\n", epoch + 1,
-           t->cfg->epochs, step, steps, loss, t->adam.hyper.lr, samples_per_s, e);
+           t->cfg->epochs, step, steps, loss, last_lr(t), samples_per_s, e);
     fflush(stdout);
 }
 
@@ -280,9 +287,8 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
     } else {
         if (comm_allreduce_mean(c, model_grads(t->model), model_arena_size(t->model))) return -1;
         double t3 = now();
-        t->adam.hyper.lr = (float)warmup_lr(t->st.plateau.lr, t->base_lr, t->scaled_lr,
-                                            t->st.global_step, cfg->warmup_steps);
-        if (adam_step(&t->adam, model_params(t->model), model_grads(t->model))) return -1;
+        float lr = (float)lr_at(&t->st.lr, t->st.global_step);
+        if (adam_step(&t->adam, lr, model_params(t->model), model_grads(t->model))) return -1;
         t->st.epoch_loss_sum += a.sum[0];
         t->st.epoch_samples += a.sum[1];
         tm->comm += t3 - t_agreed;
@@ -318,7 +324,7 @@ static int end_epoch_root(void *arg) {
     Trainer *t = x->t;
     const EvalResult *v = x->val;
     const EpochMetrics *e = x->row;
-    plateau_step(&t->st.plateau, v->mae);
+    lr_schedule_epoch_end(&t->st.lr, v->mae);
     int best = v->mae < t->st.best_metric;
     if (best) {
         t->st.best_metric = v->mae;
@@ -339,7 +345,7 @@ static int end_epoch_root(void *arg) {
 static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *tm) {
     EvalResult v;
     if (evaluate_split(t->comm, t->model, t->data, SPLIT_VAL, t->cfg->mre_min_mass, &v, NULL)) return -1;
-    EpochMetrics e = {.epoch = epoch + 1, .lr = t->adam.hyper.lr, .val_loss = v.loss,
+    EpochMetrics e = {.epoch = epoch + 1, .lr = last_lr(t), .val_loss = v.loss,
                       .val_mae = v.mae, .val_mre = v.mre, .epoch_s = now() - epoch_t0,
                       .skipped_steps = tm->skipped};
     e.train_loss = t->st.epoch_samples > 0 ? t->st.epoch_loss_sum / t->st.epoch_samples : NAN;

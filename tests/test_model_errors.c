@@ -1,6 +1,7 @@
 /* Bad input at the model API: invalid shapes, zero or oversized batches, NULL
  * buffers, misuse of the call order, and backends that are not there. Each must return
  * -1 with a message that names the problem, never crash. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "adam.h"
@@ -140,13 +141,23 @@ int main(void) {
     h.beta1 = 1.0f;
     EXPECT_FAIL(adam_create(&a, ops, 10, h), "betas");
     h = adam_default_hyper();
-    h.lr = NAN;
-    EXPECT_FAIL(adam_create(&a, ops, 10, h), "learning rate");
+    h.eps = NAN;
+    EXPECT_FAIL(adam_create(&a, ops, 10, h), "eps");
     CHECK(adam_create(&a, ops, model_arena_size(m), adam_default_hyper()) == 0, "adam: %s",
           net_error());
-    EXPECT_FAIL(adam_step(&a, NULL, model_grads(m)), "NULL");
-    a.hyper.lr = -1.0f;
-    EXPECT_FAIL(adam_step(&a, model_params(m), model_grads(m)), "learning rate");
+    EXPECT_FAIL(adam_step(&a, 1e-3f, NULL, model_grads(m)), "NULL");
+    EXPECT_FAIL(adam_step(&a, -1.0f, model_params(m), model_grads(m)), "learning rate");
+    EXPECT_FAIL(adam_step(&a, NAN, model_params(m), model_grads(m)), "learning rate");
+    CHECK(a.step == 0, "a refused step counted: %ld", a.step);
+    float *mh = calloc(a.n, sizeof(float)), *vh = calloc(a.n, sizeof(float));
+    for (size_t i = 0; i < a.n; i++) mh[i] = (float)i, vh[i] = 0.5f * (float)i;
+    CHECK(adam_set_moments(&a, mh, vh) == 0, "adam_set_moments: %s", net_error());
+    memset(mh, 0, a.n * sizeof(float));
+    memset(vh, 0, a.n * sizeof(float));
+    CHECK(adam_get_moments(&a, mh, vh) == 0 && mh[a.n - 1] == (float)(a.n - 1) &&
+          vh[a.n - 1] == 0.5f * (float)(a.n - 1), "the moments do not round-trip");
+    EXPECT_FAIL(adam_get_moments(&a, NULL, vh), "NULL");
+    free(mh), free(vh);
     adam_free(&a);
     model_free(m);
     ops->destroy(ops);

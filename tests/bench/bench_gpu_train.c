@@ -214,7 +214,7 @@ static void count_step(NetOps *gpu, const ModelConfig *cfg, int n, int elem, dou
     model_train_pass(m, &hb);  /* staging copies are not op bytes: counted from here */
     flops = bytes = 0;
     model_train_pass(m, &hb);
-    adam_step(&a, model_params(m), model_grads(m));
+    adam_step(&a, 1e-3f, model_params(m), model_grads(m));
     bytes += act * nx;  /* the input image, read once */
     *f = flops;
     *b = bytes;
@@ -237,7 +237,7 @@ typedef struct {
 
 static void loop_step(Loop *l) {
     HostBatch *b = &l->b[l->next++ % l->nb];
-    if (model_train_pass(l->m, b) || adam_step(l->a, model_params(l->m), model_grads(l->m))) {
+    if (model_train_pass(l->m, b) || adam_step(l->a, 1e-3f, model_params(l->m), model_grads(l->m))) {
         fprintf(stderr, "bench: %s\n", net_error());
         exit(1);
     }
