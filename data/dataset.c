@@ -525,6 +525,28 @@ static void destroy(Dataset *d) {
     free(d);
 }
 
+/* What the open files and the options make of the dataset (DatasetInfo). */
+static void fill_info(Dataset *d, const DatasetOptions *o) {
+    const JetFile *f0 = &d->files[0];
+    DatasetInfo *in = &d->info;
+    in->n_total = d->start[d->nfiles];
+    in->channels = f0->c;
+    in->height = f0->h;
+    in->width = f0->w;
+    in->n_scalars = 2;
+    in->dtype_bytes = f0->dtype_bytes;
+    in->n_files = d->nfiles;
+    in->pixel_size = f0->pixel_size;
+    in->raw_io = 1;
+    for (int i = 0; i < d->nfiles; i++) in->raw_io &= use_raw(d, &d->files[i]);
+    in->prefetch = in->raw_io ? o->prefetch : 0;
+    in->weight_min = in->weight_max = 1.0f;
+    in->preprocessed = o->preprocess != 0;
+    in->mass_scale = o->mass_scale;
+    in->x_half = !o->preprocess && o->keep_half;
+    for (int i = 0; i < d->nfiles; i++) in->x_half &= d->files[i].dtype_bytes == 2;
+}
+
 int dataset_open(Dataset **out, const DatasetOptions *o) {
     *out = NULL;
     Dataset *d = calloc(1, sizeof *d);
@@ -552,22 +574,8 @@ int dataset_open(Dataset **out, const DatasetOptions *o) {
     if (!rc) rc = read_columns(d);
     if (!rc) {
         const JetFile *f0 = &d->files[0];
+        fill_info(d, o);
         DatasetInfo *in = &d->info;
-        in->n_total = d->start[d->nfiles];
-        in->channels = f0->c;
-        in->height = f0->h;
-        in->width = f0->w;
-        in->n_scalars = 2;
-        in->dtype_bytes = f0->dtype_bytes;
-        in->n_files = d->nfiles;
-        in->pixel_size = f0->pixel_size;
-        in->raw_io = 1;
-        for (int i = 0; i < d->nfiles; i++) in->raw_io &= use_raw(d, &d->files[i]);
-        in->prefetch = in->raw_io ? o->prefetch : 0;
-        in->weight_min = in->weight_max = 1.0f;
-        in->preprocessed = o->preprocess != 0;
-        in->x_half = !o->preprocess && o->keep_half;
-        for (int i = 0; i < d->nfiles; i++) in->x_half &= d->files[i].dtype_bytes == 2;
         d->row_floats = (long long)f0->c * f0->h * f0->w;
         d->names = calloc((size_t)f0->c, sizeof *d->names);
         d->scales = malloc((size_t)f0->c * sizeof *d->scales);

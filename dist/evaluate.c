@@ -9,7 +9,7 @@
 #include "error.h"
 #include "session.h"
 
-static int keep(Predictions *p, const DataBatch *b, const float *pred) {
+static int keep(Predictions *p, const DataBatch *b, const float *pred, double mass_scale) {
     if (p->n + b->n > p->cap) {
         long long cap = p->cap ? 2 * p->cap : 4096;
         while (cap < p->n + b->n) cap *= 2;
@@ -25,7 +25,7 @@ static int keep(Predictions *p, const DataBatch *b, const float *pred) {
     for (int i = 0; i < b->n; i++) {
         p->index[p->n] = b->index[i];
         p->m_true[p->n] = b->mass[i];
-        p->m_pred[p->n] = (float)(pred[i] * MASS_SCALE_GEV);
+        p->m_pred[p->n] = (float)(pred[i] * mass_scale);
         p->n++;
     }
     return 0;
@@ -36,6 +36,7 @@ static int keep(Predictions *p, const DataBatch *b, const float *pred) {
 static int local_sums(Model *m, Dataset *d, Split s, double mre_min_mass, double sums[5],
                       Predictions *preds) {
     int batch = model_config(m)->max_batch;
+    double mass_scale = dataset_info(d)->mass_scale;
     float *pred = malloc(sizeof(float) * batch);
     if (!pred) return net_fail("out of host memory for %d predictions", batch);
     int rc = dataset_begin_epoch(d, s, 0, 0) ? session_data_fail() : 0;
@@ -48,9 +49,9 @@ static int local_sums(Model *m, Dataset *d, Split s, double mre_min_mass, double
         }
         InputPrep prep;
         HostBatch hb = session_host_batch(d, &b, &prep);
-        if (model_predict(m, &hb, pred) || (preds && keep(preds, &b, pred))) rc = -1;
+        if (model_predict(m, &hb, pred) || (preds && keep(preds, &b, pred, mass_scale))) rc = -1;
         for (int i = 0; !rc && i < b.n; i++) {
-            double mp = pred[i] * MASS_SCALE_GEV, mt = b.mass[i], err = fabs(mp - mt);
+            double mp = pred[i] * mass_scale, mt = b.mass[i], err = fabs(mp - mt);
             sums[0] += fabs((double)pred[i] - b.target[i]);
             sums[1] += err;
             sums[3] += 1;

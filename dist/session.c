@@ -90,6 +90,21 @@ static int read_on_root(void *arg) {
     return checkpoint_read(r->path, r->st, s->model, s->host[0], s->host[1], s->host[2]);
 }
 
+int session_open(Session *s, const SessionOptions *o) {
+    DatasetOptions d = o->data;
+    if (o->from) {
+        d.seed = o->from->seed;
+        d.scales = o->from->scales;
+    }
+    session_feed_for_device(&d, o->backend.device);
+    if (session_open_backend(s, &o->backend) || session_open_data(s, &d)) return -1;
+    int channels = dataset_info(s->data)->channels;
+    if (o->from && o->from->n_scales != channels)  /* the same on every rank */
+        return net_fail("%s: checkpoint holds %d preprocessing scales, %s has %d channels",
+                        o->from_path, o->from->n_scales, d.path, channels);
+    return session_build_model(s, o->blocks, d.batch);
+}
+
 int session_peek(Session *s, const char *path, CheckpointState *st) {
     RootRead r = {.path = path, .st = st};
     if (comm_on_root(s->comm, peek_on_root, &r)) return -1;

@@ -122,24 +122,14 @@ static int run(const EvalArgs *a, Comm *c) {
         goto done;
     }
     if (session_peek(&s, a->checkpoint, st)) goto done;
-    DatasetOptions o;
-    dataset_default_options(&o);
-    o.path = a->data;
-    o.comm = c->world;
-    o.seed = st->seed;
-    o.batch = a->batch;
-    o.scales = st->scales;
-    o.prefetch = 2;
-    session_feed_for_device(&o, a->device);
-    BackendOptions bo = {.device = a->device, .threads = a->threads, .precision = a->precision};
-    if (session_open_backend(&s, &bo) || session_open_data(&s, &o)) goto done;
-    if (st->n_scales != dataset_info(s.data)->channels) {
-        net_fail("%s: checkpoint holds %d preprocessing scales, %s has %d channels", a->checkpoint,
-                 st->n_scales, a->data, dataset_info(s.data)->channels);
-        goto done;
-    }
-    if (session_build_model(&s, st->model.blocks, a->batch)) goto done;
-    if (session_load(&s, a->checkpoint, NULL)) goto done;
+    SessionOptions so = {.backend = {.device = a->device, .threads = a->threads,
+                                     .precision = a->precision},
+                         .blocks = st->model.blocks, .from = st, .from_path = a->checkpoint};
+    dataset_default_options(&so.data);
+    so.data.path = a->data;
+    so.data.comm = c->world;
+    so.data.batch = a->batch;
+    if (session_open(&s, &so) || session_load(&s, a->checkpoint, NULL)) goto done;
     EvalResult r;
     if (evaluate_split(c, s.model, s.data, a->split, a->mre_min_mass, &r,
                        a->predictions ? &preds : NULL))

@@ -126,5 +126,8 @@ int model_predict(Model *m, const HostBatch *b, float *pred);
 int model_loss_value(Model *m, float *loss);
 /* Gradients of the last loss into model_grads (overwritten, not accumulated). */
 int model_backward(Model *m);
+/* *nonfinite = 1 when any gradient is NaN or Inf, else 0 (a synchronisation point on a
+ * GPU). */
+int model_grads_nonfinite(Model *m, int *nonfinite);
 
 #endif

@@ -60,6 +60,7 @@ struct Model {
     int32_t *pool_idx, *gpool_idx;
     float *feat;                  /* (n, fmaps1 + n_scalars): pooled features, scalars */
     float *pred, *loss, *dpred, *dfeat;
+    float *nonfinite;             /* one float: model_grads_nonfinite's answer */
     float *g[3];                  /* gradient scratch, each the largest activation */
 
     /* the last forward pass */

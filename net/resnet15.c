@@ -171,6 +171,7 @@ int model_create(Model **out, const ModelConfig *cfg, NetOps *ops) {
     ALLOC(m->pred, nb);
     ALLOC(m->dpred, nb);
     ALLOC(m->loss, 1);
+    ALLOC(m->nonfinite, 1);
     for (int i = 0; i < 3; i++) ALLOC(m->g[i], gmax);
     float *prev = m->p0;
     for (int i = 0; i < m->n_blocks && ok; i++) {
@@ -197,7 +198,7 @@ void model_free(Model *m) {
     NetOps *o = m->ops;
     feed_free(m);
     void *bufs[] = {m->params, m->grads, m->a0, m->p0, m->pool_idx, m->gpool_idx, m->feat,
-                    m->dfeat, m->pred, m->dpred, m->loss, m->g[0], m->g[1], m->g[2]};
+                    m->dfeat, m->pred, m->dpred, m->loss, m->nonfinite, m->g[0], m->g[1], m->g[2]};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) o->release(o->ctx, bufs[i]);
     for (int i = 0; i < m->n_blocks; i++) {
@@ -321,6 +322,15 @@ int model_loss(Model *m, const float *target, const float *weight) {
 int model_loss_value(Model *m, float *loss) {
     if (!m || !loss) return net_fail("model_loss_value: NULL argument");
     m->ops->download(m->ops->ctx, loss, m->loss, sizeof(float));
+    return 0;
+}
+
+int model_grads_nonfinite(Model *m, int *nonfinite) {
+    if (!m || !nonfinite) return net_fail("model_grads_nonfinite: NULL argument");
+    float flag = 0.0f;
+    m->ops->nonfinite_check(m->ops->ctx, m->arena, m->grads, m->nonfinite);
+    m->ops->download(m->ops->ctx, &flag, m->nonfinite, sizeof(float));
+    *nonfinite = flag != 0.0f;
     return 0;
 }
 

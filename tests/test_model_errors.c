@@ -102,6 +102,11 @@ int main(void) {
     HostBatch hb = {.n = 4, .x = x, .scalars = sc, .target = t};
     float pred[4];
     CHECK(model_train_pass(m, &hb) == 0, "train pass: %s", net_error());
+    int nonfinite = -1;
+    CHECK(model_grads_nonfinite(m, &nonfinite) == 0 && nonfinite == 0, "finite gradients: %d", nonfinite);
+    model_grads(m)[model_arena_size(m) / 2] = NAN;  /* the CPU's gradients are host memory */
+    CHECK(model_grads_nonfinite(m, &nonfinite) == 0 && nonfinite == 1, "a NaN gradient not found");
+    EXPECT_FAIL(model_grads_nonfinite(m, NULL), "NULL");
     CHECK(model_predict(m, &hb, pred) == 0, "predict: %s", net_error());
     hb.n = 9;
     EXPECT_FAIL(model_train_pass(m, &hb), "1 to 4");
