@@ -29,7 +29,7 @@
 #include "jetfile.h"
 #include "half.h"
 #include "preprocess.h"
-#include "rng.h"
+#include "keyed_rng.h"
 
 #define TAG_SPLIT 0x53504c4954ULL   /* "SPLIT" */
 #define TAG_SHUFFLE 0x5348554646ULL /* "SHUFF" */

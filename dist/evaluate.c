@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "h5util.h"
 #include "session.h"
 
 static int keep(Predictions *p, const DataBatch *b, const float *pred, double mass_scale) {
@@ -145,24 +146,20 @@ static int write_on_root(void *arg) {
     Gathered *g = arg;
     if (sort_by_index(g)) return -1;
     const char *path = g->path;
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    H5Quiet quiet;
+    h5_quiet_begin(&quiet);
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return net_fail("%s: cannot create the prediction file", path);
-    int rc = 0;
+    int rc = f < 0 ? net_fail("%s: cannot create the prediction file", path) : 0;
     hsize_t dims[1] = {(hsize_t)g->total};
-    hid_t sp = H5Screate_simple(1, dims, NULL);
     struct { const char *name; hid_t ft, mt; const void *data; } cols[3] = {
         {"index", H5T_STD_I64LE, H5T_NATIVE_LLONG, g->index},
         {"m_true", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, g->m_true},
         {"m_pred", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, g->m_pred}};
-    for (int k = 0; k < 3; k++) {
-        hid_t ds = H5Dcreate2(f, cols[k].name, cols[k].ft, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        if (ds < 0 || H5Dwrite(ds, cols[k].mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, cols[k].data) < 0)
+    for (int k = 0; k < 3 && !rc; k++)
+        if (h5_dataset_write(f, cols[k].name, cols[k].ft, cols[k].mt, 1, dims, cols[k].data))
             rc = net_fail("%s: cannot write %s", path, cols[k].name);
-        if (ds >= 0) H5Dclose(ds);
-    }
-    H5Sclose(sp);
-    if (H5Fclose(f) < 0 && !rc) rc = net_fail("%s: cannot close the prediction file", path);
+    if (f >= 0 && H5Fclose(f) < 0 && !rc) rc = net_fail("%s: cannot close the prediction file", path);
+    h5_quiet_end(&quiet);
     return rc;
 }
 
