@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "data_error.h"
+#include "outfile.h"
 
 void h5_quiet_begin(H5Quiet *q) {
     H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
@@ -221,4 +222,50 @@ int h5_dataset_write(hid_t loc, const char *name, hid_t file_type, hid_t mem_typ
     if (d >= 0) H5Dclose(d);
     if (sp >= 0) H5Sclose(sp);
     return rc < 0 ? -1 : 0;
+}
+
+/* ---- files written whole by one process ---- */
+
+hid_t h5_memfile_create(void) {
+    static int serial;  /* the core driver needs a name, never used for a file */
+    char name[64];
+    snprintf(name, sizeof name, "e2e-memfile-%d", ++serial);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0) return -1;
+    hid_t f = H5Pset_fapl_core(fapl, 1 << 20, 0) < 0 ? -1 : H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    return f;
+}
+
+int h5_memfile_save(hid_t f, const char *path) {
+    /* the superblock's end-of-file address is written by the flush */
+    ssize_t n = f < 0 || H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 ? -1 : H5Fget_file_image(f, NULL, 0);
+    void *image = n > 0 ? malloc((size_t)n) : NULL;
+    int ok = image && H5Fget_file_image(f, image, (size_t)n) == n;
+    if (f >= 0 && H5Fclose(f) < 0) ok = 0;
+    int rc = ok ? out_write_file(path, image, (size_t)n)
+                : (n > 0 && !image ? data_fail("%s: out of memory for a file of %lld bytes", path, (long long)n)
+                                   : h5_fail(path, "cannot build the file in memory"));
+    free(image);
+    return rc;
+}
+
+int h5_file_format(const char *path, char *format, size_t size) {
+    if (size) format[0] = '\0';
+    FILE *probe = fopen(path, "rb");
+    if (!probe) return -1;
+    fclose(probe);
+    H5Quiet q;
+    h5_quiet_begin(&q);
+    int kind = H5Fis_hdf5(path) > 0;
+    hid_t f = kind ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+    if (f >= 0) {
+        char *s = h5_attr_str(f, "format");
+        if (s && size) snprintf(format, size, "%s", s);
+        free(s);
+        H5Fclose(f);
+    }
+    H5Eclear2(H5E_DEFAULT);
+    h5_quiet_end(&q);
+    return kind;
 }

@@ -60,4 +60,20 @@ int h5_dataset_write(hid_t loc, const char *name, hid_t file_type, hid_t mem_typ
  * a collective call. Returns H5Dread's or H5Dwrite's result. */
 herr_t h5_rows_io(hid_t dset, hid_t memtype, hid_t dxpl, long long lo, long long n, void *buf, int write);
 
+/* ---- files written whole by one process (checkpoints, prediction files) ----
+ * The file is built in memory (the core driver, no backing store) and its image is
+ * written through data/outfile.h (temporary name, checked writes, fsync, rename): HDF5
+ * never writes to the disk itself, so a full disk is one checked write() that fails,
+ * not a failed H5Fclose that leaves the library's state half torn down. */
+
+/* A new, empty HDF5 file in memory; -1 on failure. */
+hid_t h5_memfile_create(void);
+/* Flushes f, writes its image to path, closes f (in every case). 0, or -1 with
+ * data_error() naming path. */
+int h5_memfile_save(hid_t f, const char *path);
+
+/* What an existing file is: -1 it cannot be read (absent), 0 not HDF5, 1 HDF5; for HDF5
+ * its root attribute "format" (empty when absent) goes to format. */
+int h5_file_format(const char *path, char *format, size_t size);
+
 #endif

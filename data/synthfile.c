@@ -3,12 +3,14 @@
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agree.h"
 #include "data_error.h"
 #include "format.h"
 #include "h5util.h"
 #include "half.h"
+#include "outfile.h"
 #include "synth.h"
 
 #define GENERATOR "e2e-synth 1"
@@ -70,6 +72,7 @@ typedef struct {
     hid_t f, ftype, dx, col[4], dxpl;
     float *img, *cols;
     uint16_t *half;
+    char tmp[OUT_PATH_MAX];       /* the file is written here, renamed to out when whole */
 } Writer;
 
 static Writer plan(const SynthFileOptions *o, MPI_Comm comm) {
@@ -124,6 +127,14 @@ static int alloc_buffers(Writer *w) {
     return 0;
 }
 
+/* a failed write, with the file system's state when it is full */
+static int write_failed(const Writer *w, const char *what) {
+    char hint[OUT_PATH_MAX + 64], msg[OUT_PATH_MAX + 128];
+    out_space_hint(w->o->out, hint, sizeof hint);
+    snprintf(msg, sizeof msg, "cannot write %s%s; nothing was written", what, hint);
+    return h5_fail(w->o->out, msg);
+}
+
 /* Round by round: each rank generates its next chunk (OpenMP over the jets) and all
  * write collectively; the columns are kept for the end. */
 static int write_images(Writer *w) {
@@ -146,7 +157,7 @@ static int write_images(Writer *w) {
         if (w->half) float_to_half_n(w->img, w->half, (size_t)(n * row));
         void *buf = w->half ? (void *)w->half : w->img;
         if (h5_rows_io(w->dx, w->half ? w->ftype : H5T_NATIVE_FLOAT, w->dxpl, r0, n, buf, 1) < 0)
-            rc = h5_fail(o->out, "cannot write X_jet");
+            rc = write_failed(w, "X_jet");
         rc = data_agree(w->comm, rc);
     }
     return rc;
@@ -156,7 +167,7 @@ static int write_columns(Writer *w) {
     int rc = 0;
     for (int k = 0; !rc && k < 4; k++) {
         if (h5_rows_io(w->col[k], H5T_NATIVE_FLOAT, w->dxpl, w->lo, w->mine, w->cols + k * w->mine, 1) < 0)
-            rc = h5_fail(w->o->out, "cannot write a column");
+            rc = write_failed(w, "a column");
         rc = data_agree(w->comm, rc);
     }
     if (!rc && write_attrs(w->f, w->col[0], w->col[1], w->o))
@@ -164,8 +175,38 @@ static int write_columns(Writer *w) {
     return data_agree(w->comm, rc);
 }
 
-/* Closes everything; the file's close is collective and can fail (flushing). */
+/* Rank 0's checks of --out before anything is written: a file name in an existing
+ * folder, not a file of another kind (only an earlier synthetic jet file is replaced),
+ * room for the file on its file system. */
+static int check_out(const SynthFileOptions *o) {
+    if (out_check_path(o->out, "--out", NULL, 0)) return -1;
+    char format[128];
+    int kind = h5_file_format(o->out, format, sizeof format), synthetic = 0;
+    if (kind == 1 && strcmp(format, FORMAT_NAME) == 0) {
+        hid_t f = H5Fopen(o->out, H5F_ACC_RDONLY, H5P_DEFAULT);
+        char *source = f >= 0 ? h5_attr_str(f, ATTR_SOURCE) : NULL;
+        synthetic = source && strcmp(source, "synthetic") == 0;
+        free(source);
+        if (f >= 0) H5Fclose(f);
+    }
+    if (kind >= 0 && !synthetic)
+        return data_fail("%s: exists and is %s; e2e-synth replaces only a synthetic jet file it wrote: remove it "
+                         "first or give another --out", o->out,
+                         kind == 0 ? "not an HDF5 file" : strcmp(format, FORMAT_NAME) == 0 ? "a jet file of real data"
+                                                                                           : "another kind of HDF5 file");
+    long long row = (long long)o->channels * o->size * o->size * o->dtype_bytes;
+    return out_check_space(o->out, (unsigned long long)o->samples * (unsigned long long)(row + 16) + (64ull << 10),
+                           "the jet file");
+}
+
+/* Closes everything; the file's close is collective and can fail (flushing). After a
+ * failure the temporary file's blocks are freed first, so that the close can flush on
+ * a full disk (a failed close would leave HDF5's state half torn down). */
 static int close_all(Writer *w, int rc) {
+    int rank;
+    MPI_Comm_rank(w->comm, &rank);
+    if (rc && rank == 0) out_release(w->tmp);
+    if (rc) MPI_Barrier(w->comm);
     if (w->dxpl >= 0) H5Pclose(w->dxpl);
     free(w->img);
     free(w->cols);
@@ -175,24 +216,35 @@ static int close_all(Writer *w, int rc) {
     if (w->dx >= 0) H5Dclose(w->dx);
     if (w->ftype >= 0) H5Tclose(w->ftype);
     if (H5Fclose(w->f) < 0 && !rc) rc = h5_fail(w->o->out, "cannot close the file");
-    return data_agree(w->comm, rc);
+    rc = data_agree(w->comm, rc);
+    /* rank 0 puts the complete file in place (fsync, rename), or removes it */
+    if (rank == 0 && rc) unlink(w->tmp);
+    if (!rc) rc = data_agree(w->comm, rank == 0 ? out_commit_path(w->tmp, w->o->out) : 0);
+    return rc;
 }
 
 int synth_write_file(const SynthFileOptions *o, MPI_Comm comm) {
     if (check_options(o)) return -1; /* the same on every rank: no agreement needed */
     Writer w = plan(o, comm);
+    int rank;
+    MPI_Comm_rank(comm, &rank);
     H5Quiet quiet;
     h5_quiet_begin(&quiet);
+    long pid = (long)getpid();  /* rank 0's names the temporary file */
+    MPI_Bcast(&pid, 1, MPI_LONG, 0, comm);
+    int rc = data_agree(comm, rank == 0 ? check_out(o) : 0);
+    if (!rc) rc = out_partial_name(o->out, pid, w.tmp, sizeof w.tmp);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
-    w.f = H5Fcreate(o->out, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    w.f = rc ? -1 : H5Fcreate(w.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
-    if (data_agree(comm, w.f < 0 ? h5_fail(o->out, "cannot create the file") : 0)) {
+    if (rc || data_agree(comm, w.f < 0 ? h5_fail(o->out, "cannot create the file") : 0)) {
         if (w.f >= 0) H5Fclose(w.f);
+        if (w.f >= 0 && rank == 0) unlink(w.tmp);
         h5_quiet_end(&quiet);
         return -1;
     }
-    int rc = create_datasets(&w);
+    rc = create_datasets(&w);
     if (!rc) rc = alloc_buffers(&w);
     rc = data_agree(comm, rc);
     w.dxpl = H5Pcreate(H5P_DATASET_XFER);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data_error.h"
 #include "error.h"
 #include "h5util.h"
 #include "session.h"
@@ -148,8 +149,10 @@ static int write_on_root(void *arg) {
     const char *path = g->path;
     H5Quiet quiet;
     h5_quiet_begin(&quiet);
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t f = h5_memfile_create();  /* written whole through data/outfile.h */
     int rc = f < 0 ? net_fail("%s: cannot create the prediction file", path) : 0;
+    if (!rc && h5_attr_write_str(f, "format", PREDICTIONS_FORMAT, 0))
+        rc = net_fail("%s: cannot write the format attribute", path);
     hsize_t dims[1] = {(hsize_t)g->total};
     struct { const char *name; hid_t ft, mt; const void *data; } cols[3] = {
         {"index", H5T_STD_I64LE, H5T_NATIVE_LLONG, g->index},
@@ -158,7 +161,8 @@ static int write_on_root(void *arg) {
     for (int k = 0; k < 3 && !rc; k++)
         if (h5_dataset_write(f, cols[k].name, cols[k].ft, cols[k].mt, 1, dims, cols[k].data))
             rc = net_fail("%s: cannot write %s", path, cols[k].name);
-    if (f >= 0 && H5Fclose(f) < 0 && !rc) rc = net_fail("%s: cannot close the prediction file", path);
+    if (rc && f >= 0) H5Fclose(f);
+    else if (!rc && h5_memfile_save(f, path)) rc = net_fail("predictions not written: %s", data_error());
     h5_quiet_end(&quiet);
     return rc;
 }
@@ -174,4 +178,25 @@ int predictions_write(Comm *c, const Predictions *p, const char *path) {
 void predictions_free(Predictions *p) {
     free(p->index), free(p->m_true), free(p->m_pred);
     memset(p, 0, sizeof *p);
+}
+
+int predictions_replaceable(const char *path) {
+    char format[128];
+    int kind = h5_file_format(path, format, sizeof format);
+    if (kind < 0) return 1;  /* no such file */
+    if (kind == 1 && strcmp(format, PREDICTIONS_FORMAT) == 0) return 1;
+    int old = 0;  /* a prediction file from before the format attribute: index, m_true, m_pred */
+    if (kind == 1 && !format[0]) {
+        H5Quiet q;
+        h5_quiet_begin(&q);
+        hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        old = f >= 0 && H5Lexists(f, "m_pred", H5P_DEFAULT) > 0 && H5Lexists(f, "X_jet", H5P_DEFAULT) <= 0;
+        if (f >= 0) H5Fclose(f);
+        h5_quiet_end(&q);
+    }
+    if (old) return 1;
+    net_fail("%s: exists and is %s%s%s; --predictions replaces only an earlier prediction file: give another name",
+             path, kind == 0 ? "not an HDF5 file" : "an HDF5 file of format '",
+             kind == 0 ? "" : format[0] ? format : "(none)", kind == 0 ? "" : "'");
+    return 0;
 }

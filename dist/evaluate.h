@@ -28,9 +28,18 @@ typedef struct {
  * Returns 0, or -1 on every rank with the failing rank's message in net_error(). */
 int evaluate_split(Comm *c, Model *m, Dataset *d, Split s, double mre_min_mass, EvalResult *out,
                    Predictions *preds);
+/* The root attribute "format" of a prediction file. */
+#define PREDICTIONS_FORMAT "e2e-ddp predictions"
+
 /* Gathers every rank's predictions on rank 0 and writes them there as HDF5 datasets
- * index (int64), m_true, m_pred (float32, GeV), sorted by index. Collective. */
+ * index (int64), m_true, m_pred (float32, GeV), sorted by index, with the attribute
+ * format = PREDICTIONS_FORMAT; written whole (data/outfile.h): a failed write leaves no
+ * file and the previous one, if any, as it was. Collective. */
 int predictions_write(Comm *c, const Predictions *p, const char *path);
 void predictions_free(Predictions *p);
+/* 1 when path may be replaced by a prediction file: it does not exist, or it is one
+ * (its format attribute, or an older one's index, m_true, m_pred); else 0 with the
+ * reason in net_error() (a checkpoint, a jet file, anything else). */
+int predictions_replaceable(const char *path);
 
 #endif

@@ -158,6 +158,13 @@ def main(argv=None):
         sys.stderr.write("\n%s: interrupted; no output written (%s is as it was)\n" % (PROG, a.out))
         return 143 if got else 130
     except OSError as e:
-        sys.stderr.write("%s: %s: %s\n" % (PROG, e.filename or a.out, e.strerror or e))
+        from .output import is_disk_full
+
+        if is_disk_full(e):
+            sys.stderr.write("%s: %s: no space left on the file system of %s (or the quota is full); nothing was "
+                             "written%s\n" % (PROG, a.out, os.path.dirname(os.path.abspath(a.out)),
+                                              " (%s is as it was)" % a.out if a.append or a.force else ""))
+        else:
+            sys.stderr.write("%s: %s: %s\n" % (PROG, e.filename or a.out, e.strerror or e))
         return 1
     return 0

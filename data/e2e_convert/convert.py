@@ -14,7 +14,7 @@ from . import GENERATOR, PROG
 from .detect import open_source
 from .errors import Bad
 from .layout import shape_str
-from .output import Syncer, commit, open_output, partial_name
+from .output import Syncer, check_space, close_output, commit, open_output, partial_name, release
 from .plan import attr_strings, plan_run
 from .plausible import FileChecks
 from .progress import Progress
@@ -31,23 +31,34 @@ def default_chunk(rows, row_bytes):
     return max(1, c)
 
 
+def file_id(path):
+    """the file behind a path (device, inode): other names, symbolic and hard links alike"""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def check_paths(a):
     out_dir = os.path.dirname(os.path.abspath(a.out))
     if not os.path.isdir(out_dir):
         raise Bad("%s: the folder %s does not exist" % (a.out, out_dir))
+    if os.path.isdir(a.out):
+        raise Bad("%s: is a folder; -o needs a file name" % a.out)
     exists = os.path.exists(a.out)
     if a.append and not exists:
         raise Bad("%s: no such file to append to (leave out --append to create it)" % a.out)
     if exists and not a.append and not a.force:
         raise Bad("%s: exists; pass --append to add rows to it or --force to replace it" % a.out)
-    real_out, seen = os.path.realpath(a.out), set()
+    out_id, seen = file_id(a.out), {}
     for p in a.inputs:
-        r = os.path.realpath(p)
-        if r == real_out:
-            raise Bad("%s: is both an input and the output" % p)
-        if r in seen:
-            raise Bad("%s: is listed twice" % p)
-        seen.add(r)
+        i = file_id(p)
+        if i is not None and i == out_id:
+            raise Bad("%s: is both an input and the output %s (the same file)" % (p, a.out))
+        if i is not None and i in seen:
+            raise Bad("%s: is listed twice (the same file as %s)" % (p, seen[i]))
+        seen[i] = p
     return out_dir
 
 
@@ -157,6 +168,9 @@ def convert(a, argv):
         source = old["source"] + "; " + source if old["source"] else source
 
     tmp = partial_name(a.out)
+    estimate = getattr(writer_cls, "estimate_bytes", None)
+    need = estimate(total, p.chw, dtype, p.outs) if estimate else (total * row_bytes if writer_cls.name == "dense" else 0)
+    check_space(a.out, need + (os.path.getsize(a.out) if old else 0) + (1 << 20))
     decoders = syncer = None
     try:
         if not a.quiet:
@@ -168,7 +182,7 @@ def convert(a, argv):
             os.chmod(tmp, os.stat(a.out).st_mode & 0o7777)
         tm["copy of the original"] = time.monotonic() - t0
         f = open_output(tmp, "r+" if old else "w-", chunk_rows * row_bytes)
-        with f:
+        try:
             writer = writer_cls(f)
             if old:
                 writer.grow(n0, total, p.outs)
@@ -186,6 +200,14 @@ def convert(a, argv):
                           % (", ".join(a.inputs), new_rows, at - n0))
             write_attrs(f, a, p, writer, old, files, rows, command, source)
             t0 = time.monotonic()
+        except BaseException:
+            release(tmp)  # frees the disk for the close's flush of what is not cached
+            try:
+                close_output(f)
+            except OSError:
+                pass  # the first failure is the one to report
+            raise
+        close_output(f)
         tm["HDF5 write"] += time.monotonic() - t0  # the close flushes
         decoders.close()
         decoders = None
