@@ -294,9 +294,8 @@ static int make_split(Dataset *d, long long **train_rows) {
     for (int s = 0; s < DATA_SPLITS; s++)
         d->steps[s] = s == SPLIT_TRAIN ? (long)(d->total[s] / d->nranks / d->opt.batch)
                                        : (long)((d->nlocal[s] + d->opt.batch - 1) / d->opt.batch);
-    if (d->opt.fractions[SPLIT_TRAIN] > 0.0 && d->steps[SPLIT_TRAIN] == 0)
-        return data_fail("%s: the training split gives each of the %d ranks %lld rows, fewer than the batch of %d",
-                         d->path, d->nranks, d->total[SPLIT_TRAIN] / d->nranks, d->opt.batch);
+    /* a training split of fewer rows a rank than the batch gives 0 training steps: the
+     * trainer refuses that; evaluation does not care */
     return 0;
 }
 
@@ -572,6 +571,7 @@ int dataset_open(Dataset **out, const DatasetOptions *o) {
     }
     if (!rc) rc = open_files(d);
     if (!rc) rc = read_columns(d);
+    if (!rc) rc = data_agree(d->comm, jet_list_check_copies(d->files, d->nfiles, d->m));
     if (!rc) {
         const JetFile *f0 = &d->files[0];
         fill_info(d, o);
@@ -586,6 +586,11 @@ int dataset_open(Dataset **out, const DatasetOptions *o) {
         if (!rc) rc = make_split(d, &train_rows);
         rc = data_agree(d->comm, rc);
     }
+    if (!rc && o->scales && o->n_scales && o->n_scales != d->info.channels)
+        rc = data_agree(d->comm, data_fail("%s has %d channels but %s %s made for %d; evaluate or resume it "
+                                           "on data with the channels it was trained on", d->path,
+                                           d->info.channels, o->scales_from ? o->scales_from : "the given scales",
+                                           o->scales_from ? "was" : "were", o->n_scales));
     if (!rc && o->scales) {
         for (int c = 0; !rc && c < d->info.channels; c++)
             if (!(o->scales[c] > 0.0f) || !isfinite(o->scales[c]))
@@ -619,6 +624,8 @@ long long dataset_split_total(const Dataset *d, Split s) { return s >= 0 && s < 
 long long dataset_split_local(const Dataset *d, Split s) { return s >= 0 && s < DATA_SPLITS ? d->nlocal[s] : 0; }
 long dataset_steps_per_epoch(const Dataset *d, Split s) { return s >= 0 && s < DATA_SPLITS ? d->steps[s] : 0; }
 const float *dataset_scales(const Dataset *d) { return d->scales; }
+const float *dataset_masses(const Dataset *d) { return d->m; }
+const char *dataset_file_path(const Dataset *d, int i) { return i >= 0 && i < d->nfiles ? d->files[i].path : ""; }
 
 const float *dataset_prep_factors(const Dataset *d, float *zero_suppress) {
     if (zero_suppress) *zero_suppress = d->opt.zero_suppress;

@@ -34,6 +34,10 @@ typedef struct {
     float zero_suppress;   /* after scaling, values below it become 0 (default 1e-5) */
     const float *scales;   /* per-channel scales to use (a resumed run passes its stored
                               ones), or NULL: computed over the training split */
+    int n_scales;          /* entries in scales (0: as many as the dataset's channels); a
+                              dataset with another channel count is refused */
+    const char *scales_from; /* where the scales come from, for that message ("checkpoint
+                              runs/r1/best.h5"); NULL: "the given scales" */
     int unbias;            /* DataUnbias (default DATA_UNBIAS_WEIGHTS) */
     int prefetch;          /* batches read ahead by the prefetch thread (0 = read in the
                               caller); default 2 */
@@ -116,6 +120,8 @@ const long long *dataset_split_rows(const Dataset *d, Split s, long long *n);
  * left out of that epoch); VAL/TEST: this rank's ceil(local / batch), may differ */
 long dataset_steps_per_epoch(const Dataset *d, Split s);
 const float *dataset_scales(const Dataset *d);             /* the C scales in use */
+const float *dataset_masses(const Dataset *d);             /* m of every row, dataset order */
+const char *dataset_file_path(const Dataset *d, int i);    /* file i of info.n_files */
 /* The preprocessing as numbers, for a path that does it itself (preprocess = 0): per
  * pixel of channel c, v = x * factor[c] (factor = 1 / scale, the very floats the reader
  * multiplies by), then 0 where v < *zero_suppress, then 1 where v > 1. Equal bit for

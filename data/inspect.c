@@ -141,9 +141,8 @@ static void print_files(FILE *out, const char *path, const Opened *d) {
         if (f->chunk_rows)
             fprintf(out, "chunks of %lld x %d x %d x %d (%.2f MB)", f->chunk_rows, f->c, f->h, f->w,
                     f->chunk_rows * f->row_bytes / 1e6);
-        else fprintf(out, "contiguous");
-        fprintf(out, ", %d filter%s, %s\n  attributes:\n", f->filters, f->filters == 1 ? "" : "s",
-                f->raw ? "raw reads" : "read through HDF5");
+        else fprintf(out, "not chunked");
+        fprintf(out, ", %d filter%s, %s\n  attributes:\n", f->filters, f->filters == 1 ? "" : "s", f->storage);
         H5Aiterate2(f->file, H5_INDEX_NAME, H5_ITER_INC, NULL, print_attr, out);
     }
     fprintf(out, "per-jet columns:\n");

@@ -14,18 +14,29 @@
 #include "format.h"
 #include "h5util.h"
 #include "half.h"
+#include "keyed_rng.h"
 
 void jetfile_close(JetFile *f) {
     if (f->half >= 0) H5Tclose(f->half);
     if (f->x >= 0) H5Dclose(f->x);
+    if (f->local >= 0) H5Fclose(f->local);
     if (f->file >= 0) H5Fclose(f->file);
     if (f->fd >= 0) close(f->fd);
     for (int i = 0; i < f->n_names; i++) free(f->names[i]);
     free(f->chunk_addr);
+    free(f->data_path);
     free(f->path);
     memset(f, 0, sizeof *f);
-    f->file = f->x = f->half = -1;
+    f->file = f->x = f->half = f->local = -1;
     f->fd = -1;
+}
+
+/* the file's root says it is an e2e-ddp checkpoint (for the message) */
+static int is_checkpoint(hid_t file) {
+    char *format = h5_attr_str(file, "format");
+    int yes = format && strcmp(format, "e2e-ddp checkpoint") == 0;
+    free(format);
+    return yes;
 }
 
 static int read_names(JetFile *f) {
@@ -52,37 +63,178 @@ static int read_names(JetFile *f) {
     return rc;
 }
 
-/* the file offsets of X_jet's chunks (raw reads) */
-static int map_chunks(JetFile *f, hid_t dcpl, struct stat *st) {
-    long long end = 0;
+/* ---- where X_jet's bytes are: decided from what HDF5 says of its storage ---- */
+
+/* Every filter of dataset `name` can be decoded here (HDF5 has it, or found its plugin). */
+static int check_filters(const char *path, const char *name, hid_t dcpl) {
+    int n = H5Pget_nfilters(dcpl);
+    for (int i = 0; i < n; i++) {
+        unsigned flags = 0, conf = 0, info = 0;
+        size_t nelm = 0;
+        char fname[64] = "";
+        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &nelm, NULL, sizeof fname, fname, &conf);
+        if (id >= 0 && H5Zfilter_avail(id) > 0 && H5Zget_filter_info(id, &info) >= 0 &&
+            (info & H5Z_FILTER_CONFIG_DECODE_ENABLED))
+            continue;
+        const char *pp = getenv("HDF5_PLUGIN_PATH");
+        H5Eclear2(H5E_DEFAULT);
+        return data_fail("%s: %s is stored with HDF5 filter %d%s%s%s, which this HDF5 library cannot decode (no "
+                         "plugin for it%s%s): install the filter's plugin and set HDF5_PLUGIN_PATH, or rewrite the "
+                         "file without it (h5repack -f NONE %s OUT.h5); the file itself is not damaged",
+                         path, name, (int)id, fname[0] ? " ('" : "", fname, fname[0] ? "')" : "",
+                         pp ? ", HDF5_PLUGIN_PATH=" : ", HDF5_PLUGIN_PATH is not set", pp ? pp : "", path);
+    }
+    return 0;
+}
+
+/* A dataset in external raw files (H5Pset_external): they all exist. Relative names are
+ * HDF5's, relative to the working folder; where that fails but they are beside the
+ * HDF5 file, *origin = 1 (open the dataset with the prefix "${ORIGIN}"). */
+static int check_external(const char *path, const char *name, hid_t dcpl, int *origin) {
+    int n = H5Pget_external_count(dcpl), here = 0, beside = 0;
+    char dir[4096], ext[4096], full[8300];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    for (int i = 0; i < n; i++) {
+        off_t off;
+        hsize_t size;
+        if (H5Pget_external(dcpl, (unsigned)i, sizeof ext, ext, &off, &size) < 0)
+            return h5_fail(path, "cannot read the external storage list");
+        snprintf(full, sizeof full, "%s/%s", dir, ext);
+        here += access(ext, R_OK) == 0;
+        beside += ext[0] != '/' && access(full, R_OK) == 0;
+        if (access(ext, R_OK) != 0 && (ext[0] == '/' || access(full, R_OK) != 0))
+            return data_fail("%s: %s is stored in the external raw file '%s', which %s (looked in the working folder "
+                             "and in %s)", path, name, ext, errno == ENOENT ? "does not exist" : "cannot be read", dir);
+    }
+    *origin = n > 0 && here < n && beside > 0;
+    return 0;
+}
+
+/* Opens dataset `name`: through `local` when it is virtual (MPI-IO cannot read virtual
+ * datasets: "parallel reads not supported"), with "${ORIGIN}" as the external-file
+ * prefix when its raw files are beside the HDF5 file; unreadable filters refused. */
+static hid_t open_dataset(JetFile *f, const char *name) {
+    hid_t d = H5Dopen2(f->file, name, H5P_DEFAULT);
+    hid_t dcpl = d < 0 ? -1 : H5Dget_create_plist(d);
+    int origin = 0, bad = d < 0 ? h5_fail(f->path, "cannot open a dataset") : 0;
+    if (!bad) bad = check_filters(f->path, name, dcpl) || check_external(f->path, name, dcpl, &origin);
+    H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (bad) {
+        if (d >= 0) H5Dclose(d);
+        return -1;
+    }
+    if (layout != H5D_VIRTUAL && !origin) return d;
+    H5Dclose(d);
+    if (layout == H5D_VIRTUAL && f->local < 0 && (f->local = H5Fopen(f->path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
+        h5_fail(f->path, "cannot open it for the reads of a virtual dataset");
+        return -1;
+    }
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    if (origin) H5Pset_efile_prefix(dapl, "${ORIGIN}");
+    d = H5Dopen2(layout == H5D_VIRTUAL ? f->local : f->file, name, dapl);
+    H5Pclose(dapl);
+    if (d < 0) h5_fail(f->path, "cannot open a dataset");
+    return d;
+}
+
+/* the file that holds X_jet (another one behind an external link) and its user block,
+ * HDF5's chunk addresses being relative to it */
+static int data_file_of(JetFile *f, long long *userblock) {
+    hid_t fid = H5Iget_file_id(f->x), fcpl = fid < 0 ? -1 : H5Fget_create_plist(fid);
+    char name[4096] = "";
+    hsize_t ub = 0;
+    ssize_t n = fid < 0 ? -1 : H5Fget_name(fid, name, sizeof name);
+    if (fcpl >= 0) H5Pget_userblock(fcpl, &ub);
+    if (fcpl >= 0) H5Pclose(fcpl);
+    if (fid >= 0) H5Fclose(fid);
+    *userblock = (long long)ub;
+    f->data_path = strdup(n > 0 ? name : f->path);
+    return f->data_path ? 0 : data_fail("out of memory");
+}
+
+/* the file offsets of X_jet's chunks (raw reads), as HDF5 gives them */
+static int map_chunks(JetFile *f, hid_t dcpl, long long *end) {
+    *end = 0;
     if (H5Pget_layout(dcpl) == H5D_CONTIGUOUS) {
-        haddr_t a = H5Dget_offset(f->x);
+        haddr_t a = H5Dget_offset(f->x);  /* absolute: the user block included */
         if (a == HADDR_UNDEF)
             return data_fail("%s: X_jet was never written (no storage allocated): incomplete file", f->path);
         f->contig_addr = (long long)a;
-        end = f->contig_addr + f->n * f->row_bytes;
-    } else {
-        long long nch = (f->n + f->chunk_rows - 1) / f->chunk_rows;
-        f->chunk_addr = malloc((size_t)nch * sizeof *f->chunk_addr);
-        if (!f->chunk_addr) return data_fail("%s: out of memory for %lld chunk addresses", f->path, nch);
-        for (long long k = 0; k < nch; k++) {
-            hsize_t off[4] = {(hsize_t)(k * f->chunk_rows), 0, 0, 0}, size = 0;
-            haddr_t a = HADDR_UNDEF;
-            unsigned mask = 0;
-            if (H5Dget_chunk_info_by_coord(f->x, off, &mask, &a, &size) < 0)
-                return h5_fail(f->path, "cannot locate the chunks of X_jet");
-            long long last = (k + 1) * f->chunk_rows < f->n ? (k + 1) * f->chunk_rows : f->n;
-            if (a == HADDR_UNDEF)
-                return data_fail("%s: X_jet rows %lld to %lld were never written: incomplete file",
-                                 f->path, k * f->chunk_rows, last - 1);
-            f->chunk_addr[k] = (long long)a;
-            long long e = (long long)a + (long long)size;
-            if (e > end) end = e;
-        }
+        *end = f->contig_addr + f->n * f->row_bytes;
+        return 0;
     }
-    if (end > (long long)st->st_size)
-        return data_fail("%s: truncated file: X_jet needs %lld bytes but the file has %lld", f->path,
-                         end, (long long)st->st_size);
+    long long nch = (f->n + f->chunk_rows - 1) / f->chunk_rows;
+    f->chunk_addr = malloc((size_t)nch * sizeof *f->chunk_addr);
+    if (!f->chunk_addr) return data_fail("%s: out of memory for %lld chunk addresses", f->path, nch);
+    for (long long k = 0; k < nch; k++) {
+        hsize_t off[4] = {(hsize_t)(k * f->chunk_rows), 0, 0, 0}, size = 0;
+        haddr_t a = HADDR_UNDEF;
+        unsigned mask = 0;
+        if (H5Dget_chunk_info_by_coord(f->x, off, &mask, &a, &size) < 0)
+            return h5_fail(f->path, "cannot locate the chunks of X_jet");
+        long long last = (k + 1) * f->chunk_rows < f->n ? (k + 1) * f->chunk_rows : f->n;
+        if (a == HADDR_UNDEF)
+            return data_fail("%s: X_jet rows %lld to %lld were never written: incomplete file", f->path,
+                             k * f->chunk_rows, last - 1);
+        f->chunk_addr[k] = (long long)a;
+        if ((long long)a + (long long)size > *end) *end = (long long)a + (long long)size;
+    }
+    return 0;
+}
+
+static int read_run(const JetFile *f, long long row, long long n, void *out, hid_t dxpl);
+static int pread_all(const JetFile *f, void *buf, long long len, long long off);
+
+/* Row r read raw equals HDF5's own read of it (byte for byte): 1, 0 (differs or cannot
+ * be read raw), -1 (HDF5 cannot read it) */
+static int raw_row_matches(JetFile *f, long long r) {
+    char *a = malloc((size_t)f->row_bytes), *b = malloc((size_t)f->row_bytes);
+    int rc = a && b ? 0 : data_fail("out of memory");
+    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+    if (!rc && H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_INDEPENDENT) < 0) H5Eclear2(H5E_DEFAULT);  /* not an MPI file */
+    if (!rc) rc = h5_rows_io(f->x, f->dtype_bytes == 2 ? f->half : H5T_NATIVE_FLOAT, dxpl, r, 1, a, 0) < 0
+                      ? h5_fail(f->path, "cannot read X_jet (truncated or damaged file?)") : 0;
+    int same = !rc && pread_all(f, b, f->row_bytes, jetfile_row_addr(f, r)) == 0 && !memcmp(a, b, (size_t)f->row_bytes);
+    data_clear_error();
+    H5Pclose(dxpl);
+    free(a);
+    free(b);
+    return rc ? -1 : same;
+}
+
+/* rows 0 and n - 1 read raw equal HDF5's reads of them: 1, 0, or -1 (HDF5 cannot) */
+static int raw_rows_match(JetFile *f) {
+    int first = raw_row_matches(f, 0);
+    return first == 1 && f->n > 1 ? raw_row_matches(f, f->n - 1) : first;
+}
+
+/* Raw reads at HDF5's addresses, checked on the first and last rows; chunk addresses
+ * that this HDF5 gives relative to a user block (1.10 does) are shifted by it. Where
+ * neither holds, f->raw is cleared and the rows are read through HDF5. */
+static int settle_raw(JetFile *f, hid_t dcpl, struct stat *st) {
+    long long userblock = 0, end = 0;
+    if (data_file_of(f, &userblock) || map_chunks(f, dcpl, &end)) return -1;
+    struct stat ds;
+    if (stat(f->data_path, &ds) != 0) ds = *st;
+    if (end > (long long)ds.st_size && !userblock)
+        return data_fail("%s: truncated file: X_jet needs %lld bytes but the file has %lld", f->data_path, end,
+                         (long long)ds.st_size);
+    f->fd = open(f->data_path, O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0) return data_fail("%s: cannot open for reading: %s", f->data_path, strerror(errno));
+    int ok = raw_rows_match(f);
+    if (ok == 0 && userblock && f->chunk_rows) {
+        for (long long k = 0; k < (f->n + f->chunk_rows - 1) / f->chunk_rows; k++) f->chunk_addr[k] += userblock;
+        ok = raw_rows_match(f);
+    }
+    if (ok) return ok < 0 ? -1 : 0;
+    f->raw = 0;
+    f->storage = "read through HDF5 (raw reads at its addresses did not give its bytes)";
+    close(f->fd);
+    f->fd = -1;
     return 0;
 }
 
@@ -108,8 +260,21 @@ static int check_x(const char *path, int nd, const hsize_t *d, int dtype_bytes, 
     return 0;
 }
 
+/* Whether raw reads can serve X_jet, from its storage; else f->storage says why not. */
+static int raw_capable(JetFile *f, hid_t dcpl, int little, int whole_rows) {
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    const char *why = layout == H5D_VIRTUAL ? "a virtual dataset, read through HDF5 by each rank"
+                    : layout == H5D_COMPACT ? "compact (in the object header), read through HDF5"
+                    : H5Pget_external_count(dcpl) > 0 ? "in external raw files, read through HDF5"
+                    : f->filters ? "filtered (compressed), read through HDF5"
+                    : !little ? "big-endian, read through HDF5"
+                    : !whole_rows ? "chunks that cut images, read through HDF5" : NULL;
+    f->storage = why ? why : layout == H5D_CHUNKED ? "chunked, raw reads" : "contiguous, raw reads";
+    return why == NULL;
+}
+
 /* X_jet's shape, type and layout into f (its dataset open), and whether raw reads can
- * serve it (then its chunks are located). */
+ * serve it (then its chunks are located and checked). */
 static int describe_x(JetFile *f, struct stat *st) {
     hid_t sp = H5Dget_space(f->x), t = H5Dget_type(f->x), dcpl = H5Dget_create_plist(f->x);
     hsize_t d[H5S_MAX_RANK];
@@ -129,9 +294,9 @@ static int describe_x(JetFile *f, struct stat *st) {
             f->chunk_rows = (long long)cd[0];
         }
         int whole_rows = f->chunk_rows == 0 || (cd[1] == d[1] && cd[2] == d[2] && cd[3] == d[3]);
-        f->raw = f->filters == 0 && little && whole_rows && H5Pget_layout(dcpl) != H5D_COMPACT;
+        f->raw = raw_capable(f, dcpl, little, whole_rows);
         if (f->dtype_bytes == 2 && (f->half = h5_half_type()) < 0) rc = h5_fail(f->path, "cannot make the float16 type");
-        if (!rc && f->raw) rc = map_chunks(f, dcpl, st);
+        if (!rc && f->raw) rc = settle_raw(f, dcpl, st);
     }
     H5Pclose(dcpl);
     H5Tclose(t);
@@ -150,30 +315,28 @@ static int open_x(JetFile *f, hid_t fapl) {
                                           : data_fail("%s: not a readable HDF5 file (HDF5: %s)", path, cause);
     }
     if (H5Lexists(f->file, DSET_X, H5P_DEFAULT) <= 0)
-        return data_fail("%s: no dataset '%s' (a jet file holds X_jet, m, pt, ieta, iphi: data/FORMAT.md)",
-                         path, DSET_X);
-    f->x = H5Dopen2(f->file, DSET_X, H5P_DEFAULT);
-    return f->x < 0 ? h5_fail(path, "cannot open X_jet") : 0;
+        return data_fail("%s: no dataset '%s' (a jet file holds X_jet, m, pt, ieta, iphi: data/FORMAT.md)%s",
+                         path, DSET_X, is_checkpoint(f->file) ? "; this is an e2e-ddp checkpoint, not a jet file" : "");
+    f->x = open_dataset(f, DSET_X);
+    return f->x < 0 ? -1 : 0;
 }
 
 int jetfile_open(JetFile *f, const char *path, hid_t fapl) {
     memset(f, 0, sizeof *f);
-    f->file = f->x = f->half = -1;
+    f->file = f->x = f->half = f->local = -1;
     f->fd = -1;
     f->path = strdup(path);
     if (!f->path) return data_fail("out of memory");
     struct stat st;
     int rc = 0;
     if (stat(path, &st) != 0) rc = data_fail("%s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
+    else if (S_ISDIR(st.st_mode)) rc = data_fail("%s: is a folder, not an HDF5 jet file", path);
+    else if (!S_ISREG(st.st_mode)) rc = data_fail("%s: is not a regular file (a device, a pipe?)", path);
     if (!rc) rc = open_x(f, fapl);
     if (!rc) rc = describe_x(f, &st);
     if (!rc) rc = read_names(f);
     if (!rc && h5_attr_read(f->file, ATTR_PIXEL_SIZE, H5T_NATIVE_DOUBLE, &f->pixel_size))
         f->pixel_size = 0; /* optional */
-    if (!rc && f->raw) {
-        f->fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (f->fd < 0) rc = data_fail("%s: cannot open for reading: %s", path, strerror(errno));
-    }
     if (rc) jetfile_close(f);
     return rc;
 }
@@ -182,8 +345,8 @@ int jetfile_read_column(JetFile *f, const char *name, float *out, hid_t dxpl) {
     if (H5Lexists(f->file, name, H5P_DEFAULT) <= 0)
         return data_fail("%s: no dataset '%s' (a jet file holds X_jet, m, pt, ieta, iphi: data/FORMAT.md)",
                          f->path, name);
-    hid_t d = H5Dopen2(f->file, name, H5P_DEFAULT);
-    if (d < 0) return h5_fail(f->path, "cannot open a column");
+    hid_t d = open_dataset(f, name);
+    if (d < 0) return -1;
     hid_t sp = H5Dget_space(d), t = H5Dget_type(d);
     hsize_t dims[H5S_MAX_RANK];
     int nd = H5Sget_simple_extent_dims(sp, dims, NULL), rc = 0;
@@ -203,7 +366,7 @@ int jetfile_read_column(JetFile *f, const char *name, float *out, hid_t dxpl) {
     return rc;
 }
 
-long long jetfile_row_addr(const JetFile *f, long long r) {
+long long jetfile_row_addr(const JetFile *f, long long r) {  /* raw files only */
     if (!f->chunk_rows) return f->contig_addr + r * f->row_bytes;
     return f->chunk_addr[r / f->chunk_rows] + (r % f->chunk_rows) * f->row_bytes;
 }
@@ -264,6 +427,73 @@ void jet_list_free(char **list, int n) {
     free(list);
 }
 
+/* One line of a file list: comments and blanks dropped, the name made relative to the
+ * list's folder, into full. 0 (full empty for nothing), or -1 for a binary line. */
+static int list_line(const char *path, const char *dir, char *line, char *full, size_t size) {
+    full[0] = '\0';
+    for (char *c = line; *c; c++)
+        if ((unsigned char)*c < 0x20 && !isspace((unsigned char)*c))
+            return data_fail("%s: not an HDF5 file (no HDF5 signature) and not a text list of files", path);
+    char *s = line, *hash = strchr(line, '#');
+    if (hash) *hash = '\0';
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    if (!*s) return 0;
+    if (s[0] == '/') snprintf(full, size, "%s", s);
+    else snprintf(full, size, "%s/%s", dir, s);
+    return 0;
+}
+
+/* No file is named twice: the same name, or the same file by device and inode (another
+ * path to it, a symbolic or hard link). A file listed twice would put its jets in
+ * training and test alike. */
+static int check_listed_once(const char *path, char **list, const int *lineno, int n) {
+    struct stat *st = calloc((size_t)n, sizeof *st);
+    int *known = calloc((size_t)n, sizeof *known), rc = st && known ? 0 : data_fail("out of memory");
+    for (int i = 0; !rc && i < n; i++) {
+        known[i] = stat(list[i], &st[i]) == 0;
+        for (int j = 0; !rc && j < i; j++)
+            if (!strcmp(list[i], list[j]) || (known[i] && known[j] && st[i].st_dev == st[j].st_dev &&
+                                               st[i].st_ino == st[j].st_ino))
+                rc = data_fail("%s: line %d names %s, the same file as line %d (%s): a file listed twice would put "
+                               "its jets in more than one split (training and test)", path, lineno[i], list[i],
+                               lineno[j], list[j]);
+    }
+    free(st);
+    free(known);
+    return rc;
+}
+
+/* the names a list file holds, with their line numbers */
+static int read_list(const char *path, FILE *fp, char ***out, int **lines, int *count) {
+    char *dir_copy = strdup(path), *dir = dir_copy ? dirname(dir_copy) : ".";
+    char line[4096], full[8192];
+    char **list = NULL;
+    int *at = NULL, n = 0, rc = 0, lineno = 0;
+    while (!rc && fgets(line, sizeof line, fp)) {
+        lineno++;
+        char *text = line;
+        if (lineno == 1 && !memcmp(text, "\xEF\xBB\xBF", 3)) text += 3;  /* a UTF-8 byte-order mark */
+        rc = list_line(path, dir, text, full, sizeof full);
+        if (rc || !full[0]) continue;
+        char **grown = realloc(list, (size_t)(n + 1) * sizeof *list);
+        int *more = grown ? realloc(at, (size_t)(n + 1) * sizeof *at) : NULL;
+        list = grown ? grown : list;
+        at = more ? more : at;
+        if (!grown || !more || !(list[n] = strdup(full))) {
+            rc = data_fail("out of memory");
+            break;
+        }
+        at[n++] = lineno;
+    }
+    free(dir_copy);
+    *out = list;
+    *lines = at;
+    *count = n;
+    return rc;
+}
+
 int jet_list_resolve(const char *path, char ***out, int *count) {
     struct stat st;
     *out = NULL;
@@ -286,38 +516,13 @@ int jet_list_resolve(const char *path, char ***out, int *count) {
         return data_fail("%s: truncated or damaged HDF5 file (its signature is incomplete)", path);
     }
     rewind(fp);
-    char *dir_copy = strdup(path), *dir = dir_copy ? dirname(dir_copy) : ".";
-    char line[4096];
     char **list = NULL;
-    int n = 0, rc = 0, lineno = 0;
-    while (!rc && fgets(line, sizeof line, fp)) {
-        lineno++;
-        for (char *c = line; *c; c++)
-            if ((unsigned char)*c < 0x20 && !isspace((unsigned char)*c)) {
-                rc = data_fail("%s: not an HDF5 file (no HDF5 signature) and not a text list of files", path);
-                break;
-            }
-        char *s = line, *hash = strchr(line, '#');
-        if (hash) *hash = '\0';
-        while (isspace((unsigned char)*s)) s++;
-        char *e = s + strlen(s);
-        while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
-        if (rc || !*s) continue;
-        char full[8192];
-        if (s[0] == '/') snprintf(full, sizeof full, "%s", s);
-        else snprintf(full, sizeof full, "%s/%s", dir, s);
-        char **grown = realloc(list, (size_t)(n + 1) * sizeof *list);
-        if (!grown || !(grown[n] = strdup(full))) {
-            list = grown ? grown : list;
-            rc = data_fail("out of memory");
-            break;
-        }
-        list = grown;
-        n++;
-    }
-    if (!rc && n == 0) rc = data_fail("%s: the file list names no files", path);
+    int *lines = NULL, n = 0;
+    int rc = read_list(path, fp, &list, &lines, &n);
     fclose(fp);
-    free(dir_copy);
+    if (!rc && n == 0) rc = data_fail("%s: the file list names no files", path);
+    if (!rc) rc = check_listed_once(path, list, lines, n);
+    free(lines);
     if (rc) {
         jet_list_free(list, n);
         return -1;
@@ -325,4 +530,28 @@ int jet_list_resolve(const char *path, char ***out, int *count) {
     *out = list;
     *count = n;
     return 0;
+}
+
+int jet_list_check_copies(const JetFile *files, int n, const float *m) {
+    uint64_t *h = malloc(sizeof *h * (size_t)(n ? n : 1));
+    if (!h) return data_fail("out of memory");
+    long long at = 0;
+    for (int i = 0; i < n; i++) {
+        h[i] = drng_mix(0x434f505953ULL ^ (uint64_t)files[i].n);  /* "COPYS" */
+        for (long long r = 0; r < files[i].n; r++) {
+            uint32_t bits;
+            memcpy(&bits, &m[at + r], sizeof bits);
+            h[i] = drng_mix(h[i] ^ bits);
+        }
+        at += files[i].n;
+    }
+    int rc = 0;
+    for (int i = 0; !rc && i < n; i++)
+        for (int j = 0; !rc && j < i; j++)
+            if (h[i] == h[j] && files[i].n == files[j].n && files[i].c == files[j].c)
+                rc = data_fail("%s holds the same jets as %s (the same %lld masses, in order): a copy listed twice "
+                               "would put its jets in more than one split (training and test)", files[i].path,
+                               files[j].path, files[i].n);
+    free(h);
+    return rc;
 }

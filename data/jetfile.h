@@ -10,7 +10,9 @@
 
 typedef struct {
     char *path;
-    hid_t file, x;          /* open HDF5 file and X_jet */
+    hid_t file, x;          /* open HDF5 file and X_jet (a virtual X_jet through `local`) */
+    hid_t local;            /* the file opened by this rank alone (POSIX driver), for
+                               datasets MPI-IO cannot read (virtual ones); -1 when unused */
     hid_t half;             /* float16 files: the little-endian half type to read into */
     long long n;            /* rows */
     int c, h, w;
@@ -18,14 +20,19 @@ typedef struct {
     long long row_bytes;    /* c * h * w * dtype_bytes */
     long long chunk_rows;   /* X_jet chunk length along N; 0 when contiguous */
     int filters;            /* filters on X_jet (compression, ...) */
-    /* raw reads: X_jet unfiltered, little-endian, chunks of whole rows; row r of the
-     * file lies at byte chunk_addr[r / chunk_rows] + (r % chunk_rows) * row_bytes
-     * (contiguous: contig_addr + r * row_bytes) and is read with pread on fd, without
-     * HDF5 (which is not thread-safe in this build) */
+    /* raw reads: X_jet stored in its file (contiguous or chunked, not compact, virtual or
+     * in external raw files), unfiltered, little-endian, chunks of whole rows; row r lies
+     * at byte chunk_addr[r / chunk_rows] + (r % chunk_rows) * row_bytes (contiguous:
+     * contig_addr + r * row_bytes) of data_path, the file that holds X_jet (another file
+     * behind an external link), and is read with pread on fd, without HDF5 (which is not
+     * thread-safe in this build). The addresses are checked at open against HDF5's own
+     * reads of a few rows; anything else is read through HDF5. */
     int raw;
     long long *chunk_addr;
     long long contig_addr;
     int fd;
+    char *data_path;
+    const char *storage;    /* X_jet's storage and how it is read, for e2e-data info */
     int n_names;            /* channel names from the "channels" attribute, or 0 */
     char *names[JET_MAX_CHANNELS];
     double pixel_size;      /* 0 when the attribute is absent */
@@ -57,8 +64,14 @@ long long jetfile_row_addr(const JetFile *f, long long r);
 
 /* The files of a dataset: path is an HDF5 file (a list of one) or a text file naming
  * one HDF5 file a line ('#' starts a comment; relative names are relative to the
- * list's folder). *out is freed with jet_list_free. */
+ * list's folder; a UTF-8 byte-order mark and Windows line ends are fine). A file named
+ * twice (the same name, or the same file through another path or a link: device and
+ * inode) is refused. *out is freed with jet_list_free. */
 int jet_list_resolve(const char *path, char ***out, int *count);
 void jet_list_free(char **list, int n);
+/* The open files of a list hold different jets: two files with the same N and the same
+ * masses in order (a copy under another name) are refused. m: the masses of all files,
+ * concatenated in list order. */
+int jet_list_check_copies(const JetFile *files, int n, const float *m);
 
 #endif
