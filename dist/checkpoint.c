@@ -9,9 +9,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "error.h"
+#include "format.h"
 #include "h5util.h"
 #include "hash.h"
+#include "run_files.h"
 
 /* ---- HDF5 (data/h5util.h): native types on both sides, fixed-length strings ---- */
 
@@ -61,6 +65,10 @@ static int write_floats(hid_t group, const char *name, int ndim, const int *shap
 
 /* version 1: the plateau's rate ("lr"; "adam_lr", Adam's last rate, is not needed) */
 #define V1_DOUBLE_ATTRS(X) X("lr", lr.plateau.lr)
+
+/* one long attribute of a group g (the fingerprint's) */
+#define W_LONG_G(name, field) { long long v_ = (long long)st->field; rc |= attr_write(g, name, H5T_NATIVE_LLONG, &v_); }
+#define R_LONG_G(name, field) { long long v_ = 0; rc |= h5_attr_read(g, name, H5T_NATIVE_LLONG, &v_); st->field = v_; }
 
 /* the stored hash: every tensor of the three arenas, in table order, no padding */
 static uint64_t arenas_hash(const Model *model, const float *const arenas[3]) {
@@ -119,15 +127,49 @@ static int read_attrs(hid_t f, CheckpointState *st, uint64_t *hash, const char *
     return rc;
 }
 
-/* ---- writing ---- */
+/* ---- the data: preprocessing and the dataset's fingerprint, on /data ---- */
 
-static int fsync_path(const char *path, int directory) {
-    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
+#define FINGERPRINT_LONGS(X) \
+    X("data_n", data.n) X("data_channels", data.channels) X("data_height", data.height) \
+    X("data_width", data.width)
+
+static int write_data_attrs(hid_t g, const CheckpointState *st) {
+    int rc = attr_write(g, "zero_suppress", H5T_NATIVE_FLOAT, &st->zero_suppress);
+    long long unbias = st->unbias;
+    rc |= attr_write(g, "unbias", H5T_NATIVE_LLONG, &unbias);
+    if (!st->has_data) return rc;
+    FINGERPRINT_LONGS(W_LONG_G)
+    unsigned long long mass = st->data.mass_hash, split = st->data.split_hash;
+    rc |= attr_write(g, "data_mass_hash", H5T_NATIVE_ULLONG, &mass);
+    rc |= attr_write(g, "data_split_hash", H5T_NATIVE_ULLONG, &split);
+    rc |= h5_attr_write_str(g, "data_channel_names", st->data.channel_names, 0);
+    rc |= h5_attr_write_str(g, "data_files", st->data.files, 0);
     return rc;
 }
+
+/* The optional attributes of /data: absent from older checkpoints, which then resume
+ * with a warning (no fingerprint) and take the preprocessing from their configuration. */
+static void read_data_attrs(hid_t g, CheckpointState *st) {
+    long long unbias = -1;
+    if (h5_attr_read(g, "zero_suppress", H5T_NATIVE_FLOAT, &st->zero_suppress)) st->zero_suppress = -1.0f;
+    if (!h5_attr_read(g, "unbias", H5T_NATIVE_LLONG, &unbias)) st->unbias = (int)unbias;
+    unsigned long long mass = 0, split = 0;
+    int rc = h5_attr_read(g, "data_mass_hash", H5T_NATIVE_ULLONG, &mass) ||
+             h5_attr_read(g, "data_split_hash", H5T_NATIVE_ULLONG, &split);
+    FINGERPRINT_LONGS(R_LONG_G)
+    char *names = h5_attr_str(g, "data_channel_names"), *files = h5_attr_str(g, "data_files");
+    st->has_data = !rc && names && files;
+    if (st->has_data) {
+        st->data.mass_hash = mass;
+        st->data.split_hash = split;
+        snprintf(st->data.channel_names, sizeof st->data.channel_names, "%s", names);
+        snprintf(st->data.files, sizeof st->data.files, "%s", files);
+    }
+    free(names);
+    free(files);
+}
+
+/* ---- writing ---- */
 
 static int write_group(hid_t f, const char *group, const Model *model, const float *arena) {
     hid_t g = H5Gcreate2(f, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -169,39 +211,27 @@ static int write_contents(hid_t f, const CheckpointState *st, const Model *model
     if (data >= 0) {
         int n = st->n_scales;
         rc |= write_floats(data, "scales", 1, &n, st->scales);
+        rc |= write_data_attrs(data, st);
         H5Gclose(data);
     }
-    rc |= H5Fflush(f, H5F_SCOPE_GLOBAL) < 0;
     return rc ? -1 : 0;
 }
 
+/* The file is built in memory and written through data/outfile.h: a temporary name,
+ * checked writes, fsync, rename. */
 int checkpoint_write(const char *path, const CheckpointState *st, const Model *model,
                      const float *params, const float *m, const float *v) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
     H5Quiet quiet;
     h5_quiet_begin(&quiet);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    int e = errno, rc = f < 0 ? -1 : write_contents(f, st, model, params, m, v);
-    if (f >= 0 && H5Fclose(f) < 0) rc = -1;
+    hid_t f = h5_memfile_create();
+    int rc = f < 0 ? -1 : write_contents(f, st, model, params, m, v);
+    if (rc && f >= 0) H5Fclose(f);
+    rc = rc ? h5_fail(path, "cannot build the checkpoint") : h5_memfile_save(f, path);
     h5_quiet_end(&quiet);
-    if (f < 0) return net_fail("%s: cannot create the checkpoint (%s)", tmp, strerror(e));
-    if (rc) {
-        unlink(tmp);
-        return net_fail("%s: writing the checkpoint failed (disk full?); the previous one is kept", tmp);
-    }
-    if (fsync_path(tmp, 0) || rename(tmp, path)) {
-        e = errno;
-        unlink(tmp);
-        return net_fail("%s: cannot sync or rename the checkpoint into place (%s)", path, strerror(e));
-    }
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = '\0';
-    else snprintf(dir, sizeof dir, ".");
-    fsync_path(dir, 1);
-    return 0;
+    if (!rc) return 0;
+    int kept = access(path, F_OK) == 0;  /* an earlier checkpoint of that name */
+    return net_fail("checkpoint not written: %s%s", data_error(),
+                    kept ? "; the previous one of that name is kept" : "");
 }
 
 /* ---- reading ---- */
@@ -287,7 +317,11 @@ static int read_group(hid_t f, const char *group, char **names, int count, const
 static int check_format(hid_t f, CheckpointState *st, const char *path) {
     char *format = h5_attr_str(f, "format");
     int ours = format && strcmp(format, CHECKPOINT_FORMAT) == 0;
+    int jets = format && strcmp(format, FORMAT_NAME) == 0;
     free(format);
+    if (jets)
+        return net_fail("%s: a jet data file (format '%s'), not an e2e-ddp checkpoint (--data and --checkpoint "
+                        "swapped?)", path, FORMAT_NAME);
     if (!ours)
         return net_fail("%s: not an e2e-ddp checkpoint (no '%s' format attribute)", path, CHECKPOINT_FORMAT);
     int version = 0;
@@ -349,11 +383,25 @@ static int read_scales(hid_t f, CheckpointState *st, const char *path) {
     return rc;
 }
 
+/* Checkpoints older than the zero_suppress and unbias attributes: the run's
+ * configuration has them (unbias -1 there meant the reader's default, weights). */
+static void preprocessing_from_config(CheckpointState *st) {
+    double v;
+    if (st->zero_suppress < 0 && run_json_number(st->config_json, "zero_suppress", &v) == 0) st->zero_suppress = (float)v;
+    if (st->unbias < 0 && run_json_number(st->config_json, "unbias", &v) == 0)
+        st->unbias = v < 0 ? DATA_UNBIAS_WEIGHTS : (int)v;
+}
+
 /* peek (model NULL) or read (model and arenas given) */
 static int load(const char *path, CheckpointState *st, const Model *model, float *arenas[3]) {
     memset(st, 0, sizeof *st);
+    st->zero_suppress = -1.0f;
+    st->unbias = -1;
+    struct stat sb;
     if (access(path, R_OK) != 0)
         return net_fail("%s: cannot read the checkpoint (%s)", path, strerror(errno));
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return net_fail("%s: is a folder, not a checkpoint (a run's checkpoints are RUNDIR/checkpoints/*.h5)", path);
     H5Quiet quiet;
     h5_quiet_begin(&quiet);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -364,10 +412,16 @@ static int load(const char *path, CheckpointState *st, const Model *model, float
     if (!rc && model) rc = check_shape(st, model, path);
     if (!rc) rc = read_tensors(f, model, arenas, &hash, path);
     if (!rc) rc = read_scales(f, st, path);
+    if (!rc) {
+        hid_t g = H5Gopen2(f, "data", H5P_DEFAULT);
+        read_data_attrs(g, st);
+        H5Gclose(g);
+    }
     if (f >= 0) H5Fclose(f);
     h5_quiet_end(&quiet);
     if (!rc && hash != stored)
         rc = net_fail("%s: the tensors do not match their stored hash (corrupt checkpoint)", path);
+    if (!rc) preprocessing_from_config(st);
     return rc;
 }
 
@@ -386,8 +440,7 @@ void checkpoint_name(char *out, size_t size, const char *dir, long global_step) 
     snprintf(out, size, "%s/ckpt-%010ld.h5", dir, global_step);
 }
 
-/* global steps of dir's ckpt-*.h5, sorted newest first; returns the count */
-static int list_steps(const char *dir, long **steps) {
+int checkpoint_list(const char *dir, long **steps) {
     *steps = NULL;
     DIR *d = opendir(dir);
     if (!d) return errno == ENOENT ? 0 : -1;
@@ -417,7 +470,7 @@ static int list_steps(const char *dir, long **steps) {
 
 int checkpoint_find_latest(const char *dir, char *out, size_t out_size) {
     long *steps;
-    int n = list_steps(dir, &steps);
+    int n = checkpoint_list(dir, &steps);
     if (n < 0) return net_fail("%s: cannot list checkpoints (%s)", dir, strerror(errno));
     CheckpointState *st = malloc(sizeof *st);
     int found = 0;
@@ -431,17 +484,4 @@ int checkpoint_find_latest(const char *dir, char *out, size_t out_size) {
     free(st);
     free(steps);
     return found;
-}
-
-int checkpoint_prune(const char *dir, int keep) {
-    long *steps;
-    int n = list_steps(dir, &steps);
-    if (n < 0) return net_fail("%s: cannot list checkpoints (%s)", dir, strerror(errno));
-    char path[4200];
-    for (int i = keep; i < n; i++) {
-        checkpoint_name(path, sizeof path, dir, steps[i]);
-        unlink(path);
-    }
-    free(steps);
-    return 0;
 }

@@ -8,6 +8,12 @@
  *   /optimizer/exp_avg/<name>      Adam's first moments
  *   /optimizer/exp_avg_sq/<name>   Adam's second moments
  *   /data/scales                   the per-channel preprocessing scales
+ *   attributes on /data            the dataset's fingerprint (data/fingerprint.h:
+ *                                  data_n, data_channels, data_height, data_width,
+ *                                  data_mass_hash, data_split_hash,
+ *                                  data_channel_names, data_files) and the rest of
+ *                                  the preprocessing (zero_suppress, unbias); absent
+ *                                  from checkpoints written before they were added
  *   attributes on /                format, version, model shape, position, the
  *                                  learning-rate schedule (lr_base, lr_scaled,
  *                                  lr_warmup_steps, lr_plateau and the plateau's
@@ -23,6 +29,7 @@
 #include <stdint.h>
 
 #include "adam.h"
+#include "fingerprint.h"
 #include "lr_schedule.h"
 #include "model.h"
 
@@ -54,6 +61,13 @@ typedef struct {
     int n_scales;
     float scales[CHECKPOINT_MAX_SCALES];
     char config_json[8192];     /* the run's resolved configuration */
+    float zero_suppress;        /* the preprocessing's threshold, and */
+    int unbias;                 /* the unbiasing mode (data/dataset.h); -1 where an older
+                                   checkpoint did not store them (checkpoint_peek then
+                                   takes them from its configuration when it can) */
+    int has_data;               /* 1: data holds the dataset's fingerprint; 0: an older
+                                   checkpoint that did not store it */
+    DataFingerprint data;
 } CheckpointState;
 
 /* Writes path atomically. params, m, v: host copies of the model's arena and Adam's
@@ -80,7 +94,8 @@ int checkpoint_find_latest(const char *dir, char *out, size_t out_size);
 
 /* "DIR/ckpt-<global step, 10 digits>.h5" */
 void checkpoint_name(char *out, size_t size, const char *dir, long global_step);
-/* Deletes all but the newest `keep` ckpt-*.h5 in dir (best.h5 is never touched). */
-int checkpoint_prune(const char *dir, int keep);
+/* The global steps of dir's ckpt-*.h5, newest first, into *steps (malloc'd); returns
+ * the count (0 when dir does not exist), or -1. */
+int checkpoint_list(const char *dir, long **steps);
 
 #endif

@@ -6,7 +6,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "data_error.h"
 #include "error.h"
+#include "outfile.h"
 
 static int mkdir_p(const char *path) {
     char buf[4096];
@@ -21,6 +23,9 @@ static int mkdir_p(const char *path) {
 }
 
 int run_prepare(const char *dir) {
+    struct stat st;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return net_fail("%s: is a file, not a folder: --out names the run folder", dir);
     char ck[4200];
     snprintf(ck, sizeof ck, "%s/checkpoints", dir);
     if (mkdir_p(dir) || mkdir_p(ck))
@@ -28,17 +33,44 @@ int run_prepare(const char *dir) {
     return 0;
 }
 
-int run_write_text(const char *dir, const char *name, const char *text) {
-    char path[4200], tmp[4300];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return net_fail("%s: cannot write (%s)", tmp, strerror(errno));
-    int bad = fputs(text, f) < 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) return net_fail("%s: cannot write (%s)", path, strerror(errno));
-    return 0;
+/* path's whole text (malloc'd), or NULL when it does not exist (*missing = 1) or
+ * cannot be read */
+static char *read_text(const char *path, int *missing) {
+    *missing = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        *missing = errno == ENOENT;
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += got;
+        if (len + 1 == cap) {
+            char *grown = realloc(buf, cap *= 2);
+            if (!grown) free(buf);
+            buf = grown;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        return NULL;
+    }
+    buf[len] = '\0';
+    return buf;
 }
+
+/* the run folder's file name, written whole through data/outfile.h */
+static int write_whole(const char *dir, const char *name, const char *text) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return out_write_file(path, text, strlen(text)) ? net_fail("%s", data_error()) : 0;
+}
+
+int run_write_text(const char *dir, const char *name, const char *text) { return write_whole(dir, name, text); }
 
 int run_write_results(const char *dir, const RunResults *r) {
     char json[2048];
@@ -56,52 +88,66 @@ int run_write_results(const char *dir, const RunResults *r) {
     "epoch,lr,train_loss,val_loss,val_mae_gev,val_mre,epoch_s,samples_per_s,data_wait_frac," \
     "allreduce_frac,skipped_steps,sync_wait_frac\n"
 
-int run_append_metrics(const char *dir, const EpochMetrics *e) {
+/* name's text with `first` prepended when the file is new and `line` appended,
+ * rewritten whole (a full disk leaves the previous rows, never half a row) */
+static int append_line(const char *dir, const char *name, const char *first, const char *line) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/metrics.csv", dir);
-    FILE *f = fopen(path, "a");
-    if (!f) return net_fail("%s: cannot append (%s)", path, strerror(errno));
-    if (ftell(f) == 0) fputs(CSV_HEADER, f);
-    fprintf(f, "%ld,%.6g,%.6f,%.6f,%.4f,%.6f,%.3f,%.2f,%.4f,%.4f,%ld,%.4f\n", e->epoch, e->lr,
-            e->train_loss, e->val_loss, e->val_mae, e->val_mre, e->epoch_s, e->samples_per_s,
-            e->data_wait_frac, e->allreduce_frac, e->skipped_steps, e->sync_wait_frac);
-    int bad = fclose(f) != 0;
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    f = fopen(path, "a");
-    if (!f) return net_fail("%s: cannot append (%s)", path, strerror(errno));
-    fprintf(f,
-            "{\"epoch\": %ld, \"lr\": %.6g, \"train_loss\": %.6f, \"val_loss\": %.6f, "
-            "\"val_mae_gev\": %.4f, \"val_mre\": %.6f, \"epoch_s\": %.3f, \"samples_per_s\": %.2f, "
-            "\"data_wait_frac\": %.4f, \"allreduce_frac\": %.4f, \"skipped_steps\": %ld, "
-            "\"sync_wait_frac\": %.4f}\n",
-            e->epoch, e->lr, e->train_loss, e->val_loss, e->val_mae, e->val_mre, e->epoch_s,
-            e->samples_per_s, e->data_wait_frac, e->allreduce_frac, e->skipped_steps,
-            e->sync_wait_frac);
-    bad |= fclose(f) != 0;
-    return bad ? net_fail("%s: write failed", path) : 0;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int missing;
+    char *old = read_text(path, &missing);
+    if (!old && !missing) return net_fail("%s: cannot read (%s)", path, strerror(errno));
+    size_t n = (old ? strlen(old) : strlen(first)) + strlen(line) + 1;
+    char *text = malloc(n);
+    if (!text) {
+        free(old);
+        return net_fail("%s: out of memory", path);
+    }
+    snprintf(text, n, "%s%s", old ? old : first, line);
+    free(old);
+    int rc = write_whole(dir, name, text);
+    free(text);
+    return rc;
+}
+
+int run_append_metrics(const char *dir, const EpochMetrics *e) {
+    char row[1024];
+    snprintf(row, sizeof row, "%ld,%.6g,%.6f,%.6f,%.4f,%.6f,%.3f,%.2f,%.4f,%.4f,%ld,%.4f\n", e->epoch, e->lr,
+             e->train_loss, e->val_loss, e->val_mae, e->val_mre, e->epoch_s, e->samples_per_s,
+             e->data_wait_frac, e->allreduce_frac, e->skipped_steps, e->sync_wait_frac);
+    if (append_line(dir, "metrics.csv", CSV_HEADER, row)) return -1;
+    snprintf(row, sizeof row,
+             "{\"epoch\": %ld, \"lr\": %.6g, \"train_loss\": %.6f, \"val_loss\": %.6f, "
+             "\"val_mae_gev\": %.4f, \"val_mre\": %.6f, \"epoch_s\": %.3f, \"samples_per_s\": %.2f, "
+             "\"data_wait_frac\": %.4f, \"allreduce_frac\": %.4f, \"skipped_steps\": %ld, "
+             "\"sync_wait_frac\": %.4f}\n",
+             e->epoch, e->lr, e->train_loss, e->val_loss, e->val_mae, e->val_mre, e->epoch_s,
+             e->samples_per_s, e->data_wait_frac, e->allreduce_frac, e->skipped_steps, e->sync_wait_frac);
+    return append_line(dir, "metrics.jsonl", "", row);
 }
 
 /* keeps the lines of `name` whose leading number (epoch) is < first_epoch; header kept */
 static int truncate_file(const char *dir, const char *name, long first_epoch, int json) {
-    char path[4200], tmp[4300], line[4096];
+    char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *in = fopen(path, "r");
-    if (!in) return 0;
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
-        fclose(in);
-        return net_fail("%s: cannot rewrite (%s)", tmp, strerror(errno));
-    }
-    while (fgets(line, sizeof line, in)) {
+    int missing;
+    char *text = read_text(path, &missing);
+    if (!text) return missing ? 0 : net_fail("%s: cannot read (%s)", path, strerror(errno));
+    char *out = text, *line = text;
+    while (*line) {
+        char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) + 1 : strlen(line);
         long epoch = -1;
-        int numbered = json ? sscanf(line, "{\"epoch\": %ld", &epoch) == 1
-                            : sscanf(line, "%ld,", &epoch) == 1;
-        if (!numbered || epoch < first_epoch) fputs(line, out);
+        int numbered = json ? sscanf(line, "{\"epoch\": %ld", &epoch) == 1 : sscanf(line, "%ld,", &epoch) == 1;
+        if (!numbered || epoch < first_epoch) {
+            memmove(out, line, len);
+            out += len;
+        }
+        line += len;
     }
-    fclose(in);
-    if (fclose(out) || rename(tmp, path)) return net_fail("%s: cannot rewrite", path);
-    return 0;
+    *out = '\0';
+    int rc = write_whole(dir, name, text);
+    free(text);
+    return rc;
 }
 
 int run_truncate_metrics(const char *dir, long first_epoch) {
@@ -135,4 +181,36 @@ void run_json_string(const char *s, char *out, size_t size) {
     }
     out[j++] = '"';
     out[j] = '\0';
+}
+
+/* the value after "key": at the top level of a flat object (the configuration's) */
+static const char *json_value(const char *json, const char *key) {
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    if (!p) return NULL;
+    p += strlen(pat);
+    while (*p == ' ') p++;
+    return p;
+}
+
+int run_json_number(const char *json, const char *key, double *out) {
+    const char *p = json_value(json, key);
+    char *end;
+    double v = p ? strtod(p, &end) : 0;
+    if (!p || end == p) return -1;
+    *out = v;
+    return 0;
+}
+
+int run_json_text(const char *json, const char *key, char *out, size_t size) {
+    const char *p = json_value(json, key);
+    if (!p || *p != '"' || size == 0) return -1;
+    size_t j = 0;
+    for (p++; *p && *p != '"' && j + 1 < size; p++) {
+        if (*p == '\\' && p[1]) p++;
+        out[j++] = *p;
+    }
+    out[j] = '\0';
+    return 0;
 }

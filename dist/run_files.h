@@ -47,5 +47,10 @@ int run_truncate_metrics(const char *dir, long first_epoch);
 void run_format_duration(double seconds, char *out, size_t size);
 /* Quotes and escapes s as a JSON string into out. */
 void run_json_string(const char *s, char *out, size_t size);
+/* The number of the top-level "key": NUMBER of a flat JSON object written by
+ * train_config_json: 0, or -1 when absent. */
+int run_json_number(const char *json, const char *key, double *out);
+/* Its string value ("key": "value", unescaped as far as run_json_string escapes). */
+int run_json_text(const char *json, const char *key, char *out, size_t size);
 
 #endif

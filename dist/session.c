@@ -92,16 +92,20 @@ static int read_on_root(void *arg) {
 
 int session_open(Session *s, const SessionOptions *o) {
     DatasetOptions d = o->data;
+    char from[4200];
     if (o->from) {
+        snprintf(from, sizeof from, "checkpoint %s", o->from_path ? o->from_path : "");
         d.seed = o->from->seed;
         d.scales = o->from->scales;
+        d.n_scales = o->from->n_scales;
+        d.scales_from = from;
+        if (o->from->zero_suppress >= 0) d.zero_suppress = o->from->zero_suppress;
+        if (o->from->unbias >= 0) d.unbias = o->from->unbias;
     }
+    s->data_zero_suppress = d.zero_suppress;
+    s->data_unbias = d.unbias;
     session_feed_for_device(&d, o->backend.device);
     if (session_open_backend(s, &o->backend) || session_open_data(s, &d)) return -1;
-    int channels = dataset_info(s->data)->channels;
-    if (o->from && o->from->n_scales != channels)  /* the same on every rank */
-        return net_fail("%s: checkpoint holds %d preprocessing scales, %s has %d channels",
-                        o->from_path, o->from->n_scales, d.path, channels);
     return session_build_model(s, o->blocks, d.batch);
 }
 

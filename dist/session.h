@@ -17,6 +17,8 @@ typedef struct {
     NetOps *ops;
     Model *model;
     float *host[3];   /* host arenas: parameters, Adam's two moments (checkpoint I/O) */
+    float data_zero_suppress;  /* the preprocessing the reader was opened with */
+    int data_unbias;
 } Session;
 
 /* What a run opens, for training and evaluation alike. */
@@ -26,8 +28,9 @@ typedef struct {
     BackendOptions backend;       /* device, threads, precision */
     int blocks;                   /* residual blocks per layer of the model */
     const CheckpointState *from;  /* a checkpoint the run continues or evaluates (NULL:
-                                     none): its seed and preprocessing scales are used,
-                                     and a dataset of another channel count is refused */
+                                     none): its seed and preprocessing (scales, zero
+                                     suppression, unbiasing) are used, and a dataset of
+                                     another channel count is refused */
     const char *from_path;        /* that checkpoint's path, for the message */
 } SessionOptions;
 

@@ -7,6 +7,16 @@
 
 #include "lr_schedule.h"
 
+/* Options a resumed run takes from its checkpoint: given on the command line with
+ * another value, they are reported as ignored (TrainConfig.given). */
+enum {
+    GIVEN_SEED = 1 << 0, GIVEN_LR = 1 << 1, GIVEN_LR_SCALING = 1 << 2, GIVEN_WARMUP = 1 << 3,
+    GIVEN_PLATEAU = 1 << 4, GIVEN_WEIGHT_DECAY = 1 << 5, GIVEN_ZERO_SUPPRESS = 1 << 6,
+    GIVEN_UNBIAS = 1 << 7, GIVEN_BLOCKS = 1 << 8,
+};
+
+#define WATCHDOG_DEFAULT_S 600.0
+
 typedef struct {
     const char *data;         /* dataset: HDF5 file or a list of files */
     const char *out;          /* run folder */
@@ -35,6 +45,11 @@ typedef struct {
     long stop_after_steps;    /* behave as if SIGUSR1 arrived after this many optimizer
                                  steps in this process (0: never); for tests and drills */
     int blocks;               /* residual blocks in layer1 and layer3 (3) */
+    int overwrite;            /* a fresh run (or --resume PATH) replaces the run the folder
+                                 holds (dist/run_folder.h) */
+    double watchdog_s;        /* end every rank when one makes no progress this long
+                                 (dist/watchdog.h); 0: off */
+    unsigned given;           /* GIVEN_* of the options the command line gave */
 } TrainConfig;
 
 void train_config_defaults(TrainConfig *c);

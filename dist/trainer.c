@@ -9,7 +9,9 @@
 #include "adam.h"
 #include "error.h"
 #include "evaluate.h"
+#include "resume_options.h"
 #include "run_files.h"
+#include "run_folder.h"
 #include "session.h"
 #include "stop_signal.h"
 
@@ -30,7 +32,8 @@ typedef struct {
     CheckpointState st;          /* the live position, schedule and best: what a checkpoint
                                     saves */
     Lookahead ahead;
-    char ckpt_dir[4096];
+    RunFolder folder;            /* rank 0: the lock, the checkpoints' history */
+    DataFingerprint data_fp;     /* the open dataset's */
     double t_start;
 } Trainer;
 
@@ -57,6 +60,10 @@ static int save(Trainer *t, const char *path) {
     const DatasetInfo *info = dataset_info(t->data);
     st->n_scales = info->channels;
     memcpy(st->scales, dataset_scales(t->data), sizeof(float) * info->channels);
+    st->zero_suppress = t->s.data_zero_suppress;
+    st->unbias = t->s.data_unbias;
+    st->data = t->data_fp;
+    st->has_data = 1;
     train_config_json(t->cfg, t->comm->size, st->config_json, sizeof st->config_json);
     float **host = t->s.host;
     if (model_get_params(t->model, host[0]) || adam_get_moments(&t->adam, host[1], host[2]))
@@ -67,8 +74,8 @@ static int save(Trainer *t, const char *path) {
 static int save_position_root(void *arg) {
     Trainer *t = arg;
     char path[4200];
-    checkpoint_name(path, sizeof path, t->ckpt_dir, t->st.global_step);
-    return save(t, path) || checkpoint_prune(t->ckpt_dir, t->cfg->keep) ? -1 : 0;
+    run_folder_checkpoint_path(&t->folder, t->st.global_step, path, sizeof path);
+    return save(t, path) || run_folder_checkpointed(&t->folder, t->st.global_step, t->cfg->keep) ? -1 : 0;
 }
 
 /* Rank 0 writes the position's checkpoint (and prunes); every rank learns the outcome. */
@@ -81,18 +88,14 @@ typedef struct {
     int have;       /* 1: resume from path */
 } ResumeChoice;
 
-static int find_resume_root(void *arg) {
+/* Rank 0: the run folder locked, and the rule applied (dist/run_folder.h). */
+static int start_root(void *arg) {
     ResumeChoice *r = arg;
-    const char *want = r->t->cfg->resume;
-    if (!want || strcmp(want, "none") == 0) return 0;
-    if (strcmp(want, "auto") == 0) {
-        r->have = checkpoint_find_latest(r->t->ckpt_dir, r->path, r->size);
-        if (r->have < 0) return -1;
-    } else {
-        snprintf(r->path, r->size, "%s", want);
-        r->have = 1;
-    }
-    return r->have == 1 ? checkpoint_peek(r->path, &r->t->st) : 0;
+    Trainer *t = r->t;
+    if (run_folder_open(&t->folder, t->cfg->out)) return -1;
+    RunStartRequest req = {.resume = t->cfg->resume, .overwrite = t->cfg->overwrite};
+    r->have = run_folder_start(&t->folder, &req, r->path, r->size, &t->st);
+    return r->have < 0 ? -1 : 0;
 }
 
 /* Which checkpoint to resume from (rank 0 decides; all ranks get its state). Returns 1
@@ -100,11 +103,30 @@ static int find_resume_root(void *arg) {
 static int find_resume(Trainer *t, char *path, size_t size) {
     ResumeChoice r = {.t = t, .path = path, .size = size};
     path[0] = '\0';
-    if (comm_on_root(t->comm, find_resume_root, &r)) return -1;
+    if (comm_on_root(t->comm, start_root, &r)) return -1;
     comm_bcast_int(t->comm, &r.have);
     comm_bcast_string(t->comm, path, size);
     comm_bcast_bytes(t->comm, &t->st, sizeof t->st);
     return r.have;
+}
+
+/* The open dataset against the checkpoint's: a resumed run refuses other data. Every
+ * rank holds both fingerprints, so every rank decides alike. */
+static int check_data(Trainer *t, const char *resume_path, int resumed) {
+    data_fingerprint(t->data, t->comm->world, &t->data_fp);
+    const CheckpointState *st = &t->st;
+    char why[2048], was[2200], now[2200];
+    if (resumed && st->has_data && data_fingerprint_differs(&st->data, &t->data_fp, why, sizeof why)) {
+        data_fingerprint_describe(&st->data, was, sizeof was);
+        data_fingerprint_describe(&t->data_fp, now, sizeof now);
+        return net_fail("%s was trained on %s, but --data %s holds %s: %s. Resuming would continue mid-run on "
+                        "other jets with the old scales: give the run's data, or start a new run", resume_path,
+                        was, t->cfg->data, now, why);
+    }
+    if (resumed && !st->has_data && say(t))
+        fprintf(stderr, "e2e-train: warning: %s has no dataset fingerprint (written before checkpoints stored "
+                "one): cannot check that --data %s is the data it was trained on\n", resume_path, t->cfg->data);
+    return 0;
 }
 
 /* The checkpoint's parameters into the model, its moments and step into Adam, and the
@@ -114,8 +136,7 @@ static int resume_from(Trainer *t, const char *path, double scaled) {
     if (session_load(&t->s, path, NULL) || adam_set_moments(&t->adam, t->s.host[1], t->s.host[2]))
         return -1;
     t->adam.step = t->st.adam_step;
-    t->adam.hyper = t->st.adam;
-    t->adam.hyper.weight_decay = (float)t->cfg->weight_decay;
+    t->adam.hyper = t->st.adam;  /* weight decay included: resume_options.h */
     if (t->st.version < 2) {
         t->st.lr.base = t->cfg->lr;
         t->st.lr.scaled = scaled;
@@ -138,13 +159,11 @@ static void start_fresh(Trainer *t, double scaled) {
 
 /* ---- setup ---- */
 
-static int prepare_root(void *out) { return run_prepare((const char *)out); }
-
 static SessionOptions session_options(const Trainer *t, const char *resume_path, int resumed) {
     const TrainConfig *cfg = t->cfg;
     SessionOptions o = {.backend = {.device = cfg->device, .threads = cfg->threads,
                                     .precision = cfg->precision},
-                        .blocks = cfg->blocks, .from = resumed ? &t->st : NULL,
+                        .blocks = resumed ? t->st.model.blocks : cfg->blocks, .from = resumed ? &t->st : NULL,
                         .from_path = resume_path};
     dataset_default_options(&o.data);
     o.data.path = cfg->data;
@@ -160,14 +179,13 @@ static SessionOptions session_options(const Trainer *t, const char *resume_path,
 static int setup(Trainer *t, char *resume_path, int *resumed) {
     const TrainConfig *cfg = t->cfg;
     Comm *c = t->comm;
-    snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", cfg->out);
-    if (comm_on_root(c, prepare_root, (void *)cfg->out)) return -1;
     *resumed = find_resume(t, resume_path, 4096);
     if (*resumed < 0) return -1;
     SessionOptions so = session_options(t, resume_path, *resumed);
     if (session_open(&t->s, &so)) return -1;
     t->data = t->s.data;
     t->model = t->s.model;
+    if (check_data(t, resume_path, *resumed)) return -1;
     AdamHyper h = adam_default_hyper();
     h.weight_decay = (float)cfg->weight_decay;
     int failed = adam_create(&t->adam, model_ops(t->model), model_arena_size(t->model), h) != 0;
@@ -362,8 +380,8 @@ static int end_epoch_root(void *arg) {
            e->epoch_s, e->samples_per_s, 100 * e->data_wait_frac, 100 * e->allreduce_frac,
            100 * e->sync_wait_frac);
     fflush(stdout);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/best.h5", t->ckpt_dir);
+    char path[4400];
+    snprintf(path, sizeof path, "%s/best.h5", t->folder.ckpt_dir);
     return run_append_metrics(t->cfg->out, e) || (best && save(t, path)) ? -1 : 0;
 }
 
@@ -458,7 +476,7 @@ static int final_test_root(void *arg) {
 /* The best checkpoint on the test split, into results.json. */
 static int final_test(Trainer *t) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/best.h5", t->ckpt_dir);
+    snprintf(path, sizeof path, "%s/checkpoints/best.h5", t->cfg->out);
     if (comm_on_root(t->comm, best_exists_root, path)) return -1;
     if (session_load(&t->s, path, NULL)) return -1;
     EvalResult r;
@@ -490,9 +508,11 @@ static int run_start_root(void *arg) {
            model_count_params(model_config(t->model)), info->channels, info->height, info->width,
            dataset_split_total(t->data, SPLIT_TRAIN), dataset_split_total(t->data, SPLIT_VAL),
            dataset_split_total(t->data, SPLIT_TEST), x->steps, t->comm->size, cfg->batch);
-    if (x->resume_path)
+    if (x->resume_path) {
         printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", x->resume_path,
                t->st.epoch + 1, t->st.step_in_epoch);
+        resume_options_report(cfg, &t->st, t->comm->size);
+    }
     fflush(stdout);
     return rc;
 }
@@ -538,10 +558,12 @@ int trainer_run(const TrainConfig *cfg, Comm *comm) {
     t.cfg = cfg;
     t.comm = comm;
     t.s.comm = comm;
+    t.folder.lock_fd = -1;
     int rc = train_config_check(cfg) ? -1 : run(&t);
     if (rc < 0 && comm->rank == 0) fprintf(stderr, "e2e-train: error: %s\n", net_error());
     if (t.adam_ready) adam_free(&t.adam);
     session_close(&t.s);
+    run_folder_close(&t.folder);
     fflush(stdout);
     return rc < 0 ? 1 : rc;
 }

@@ -12,7 +12,10 @@
 #include "cli.h"
 #include "comm.h"
 #include "error.h"
+#include "data_error.h"
 #include "evaluate.h"
+#include "fingerprint.h"
+#include "outfile.h"
 #include "run_files.h"
 #include "session.h"
 
@@ -101,15 +104,78 @@ typedef struct {
     const char *path;   /* --metrics, or NULL */
 } Report;
 
-/* Rank 0 prints the metrics and writes them to --metrics. */
+/* Rank 0 prints the metrics and writes them to --metrics (data/outfile.h). */
 static int report_root(void *arg) {
     const Report *r = arg;
     fputs(r->json, stdout);
+    fflush(stdout);
     if (!r->path) return 0;
-    FILE *f = fopen(r->path, "w");
-    int bad = !f || fputs(r->json, f) < 0;
-    if (f && fclose(f)) bad = 1;
-    return bad ? net_fail("%s: cannot write the metrics", r->path) : 0;
+    return out_write_file(r->path, r->json, strlen(r->json)) ? net_fail("metrics not written: %s", data_error()) : 0;
+}
+
+typedef struct {
+    const EvalArgs *a;
+    const Dataset *data;
+} Outputs;
+
+/* an existing --metrics file is replaced only when it is one (e2e-eval's JSON) */
+static int metrics_replaceable(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 1;
+    char head[512] = "";
+    size_t n = fread(head, 1, sizeof head - 1, f);
+    head[n] = '\0';
+    fclose(f);
+    if (strstr(head, "\"checkpoint\":") && strstr(head, "\"mae_gev\":")) return 1;
+    net_fail("%s: exists and is not an e2e-eval metrics file; --metrics replaces only an earlier one: give "
+             "another name", path);
+    return 0;
+}
+
+/* Rank 0, before the evaluation: the outputs are none of the inputs (the checkpoint, the
+ * data, every file it lists: same device and inode), replace only their own kind, are
+ * not one file, and the prediction file fits on its file system. */
+static int check_outputs_root(void *arg) {
+    const Outputs *o = arg;
+    const EvalArgs *a = o->a;
+    int nf = dataset_info(o->data)->n_files;
+    OutInput *in = calloc((size_t)nf + 2, sizeof *in);
+    if (!in) return net_fail("out of memory");
+    in[0] = (OutInput){a->checkpoint, "--checkpoint"};
+    in[1] = (OutInput){a->data, "--data"};
+    for (int i = 0; i < nf; i++) in[i + 2] = (OutInput){dataset_file_path(o->data, i), "--data"};
+    int rc = 0;
+    if (a->predictions && out_check_path(a->predictions, "--predictions", in, nf + 2)) rc = net_fail("%s", data_error());
+    if (!rc && a->metrics && out_check_path(a->metrics, "--metrics", in, nf + 2)) rc = net_fail("%s", data_error());
+    free(in);
+    if (!rc && a->predictions && a->metrics && strcmp(a->predictions, a->metrics) == 0)
+        rc = net_fail("%s: given as both --predictions and --metrics", a->metrics);
+    if (!rc && a->predictions && !predictions_replaceable(a->predictions)) rc = -1;
+    if (!rc && a->metrics && !metrics_replaceable(a->metrics)) rc = -1;
+    /* 16 bytes a jet, plus HDF5's own */
+    unsigned long long bytes = 16ull * (unsigned long long)dataset_split_total(o->data, a->split) + 65536;
+    if (!rc && a->predictions && out_check_space(a->predictions, bytes, "the prediction file"))
+        rc = net_fail("%s", data_error());
+    return rc;
+}
+
+/* The data against the checkpoint's fingerprint: other channel names are refused (the
+ * model would read each channel as another), other jets are said (the split is then not
+ * the run's held-out one). Every rank holds both: no agreement needed. Returns -1, 0
+ * (other data) or 1 (the data it was trained on; 2: unknown, an older checkpoint). */
+static int check_data(const EvalArgs *a, Comm *c, const CheckpointState *st, const Dataset *d) {
+    DataFingerprint fp;
+    data_fingerprint(d, c->world, &fp);
+    if (!st->has_data) return 2;
+    if (fp.channels == st->data.channels && strcmp(fp.channel_names, st->data.channel_names))
+        return net_fail("%s was trained on channels (%s) but %s has (%s): the model would read each channel as "
+                        "another", a->checkpoint, st->data.channel_names, a->data, fp.channel_names);
+    char why[2048];
+    if (!data_fingerprint_differs(&st->data, &fp, why, sizeof why)) return 1;
+    if (c->rank == 0)
+        printf("e2e-eval: note: %s is not the data %s was trained on (%s): its %s split is not the run's "
+               "held-out one\n", a->data, a->checkpoint, why, a->split == SPLIT_TRAIN ? "training" : a->split == SPLIT_VAL ? "validation" : "test");
+    return 0;
 }
 
 static int run(const EvalArgs *a, Comm *c) {
@@ -129,7 +195,10 @@ static int run(const EvalArgs *a, Comm *c) {
     so.data.path = a->data;
     so.data.comm = c->world;
     so.data.batch = a->batch;
-    if (session_open(&s, &so) || session_load(&s, a->checkpoint, NULL)) goto done;
+    if (session_open(&s, &so)) goto done;
+    Outputs outs = {.a = a, .data = s.data};
+    int same = check_data(a, c, st, s.data);
+    if (same < 0 || comm_on_root(c, check_outputs_root, &outs) || session_load(&s, a->checkpoint, NULL)) goto done;
     EvalResult r;
     if (evaluate_split(c, s.model, s.data, a->split, a->mre_min_mass, &r,
                        a->predictions ? &preds : NULL))
@@ -140,8 +209,10 @@ static int run(const EvalArgs *a, Comm *c) {
     run_json_string(a->checkpoint, ck, sizeof ck);
     snprintf(json, sizeof json,
              "{\"checkpoint\": %s, \"split\": \"%s\", \"jets\": %lld, \"loss\": %.6f, "
-             "\"mae_gev\": %.4f, \"mre\": %.6f, \"mre_jets\": %lld, \"mre_min_mass\": %g}\n",
-             ck, names[a->split], r.count, r.loss, r.mae, r.mre, r.mre_count, a->mre_min_mass);
+             "\"mae_gev\": %.4f, \"mre\": %.6f, \"mre_jets\": %lld, \"mre_min_mass\": %g, "
+             "\"training_data\": %s}\n",
+             ck, names[a->split], r.count, r.loss, r.mae, r.mre, r.mre_count, a->mre_min_mass,
+             same == 2 ? "null" : same ? "true" : "false");
     Report report = {.json = json, .path = a->metrics};
     rc = comm_on_root(c, report_root, &report);
 done:

@@ -21,7 +21,11 @@ static const char *usage =
     "\n"
     "  --data FILE              dataset (HDF5, or a text file listing HDF5 files)\n"
     "  --out RUNDIR             run folder: config.json, metrics.csv/.jsonl, results.json,\n"
-    "                           checkpoints/ (created if missing)\n"
+    "                           checkpoints/ (created if missing). It belongs to one run: a\n"
+    "                           second job on it is refused, and so is a fresh run where\n"
+    "                           another run left metrics, results or checkpoints\n"
+    "  --overwrite              start over in RUNDIR: delete the run it holds (its metrics,\n"
+    "                           results and checkpoints, nothing else) first\n"
     "  --epochs N               epochs (25)\n"
     "  --batch B                samples per rank and step (32); global batch = ranks x B\n"
     "  --lr X                   Adam learning rate (1e-3)\n"
@@ -31,7 +35,10 @@ static const char *usage =
     "  --precision P            fp32 | tf32 | bf16 (cuda only) (fp32)\n"
     "  --threads T              CPU threads per rank (OpenMP default)\n"
     "  --resume auto|PATH|none  auto: newest valid checkpoint in RUNDIR/checkpoints, else a\n"
-    "                           fresh start; PATH: that checkpoint (none)\n"
+    "                           fresh start; PATH: that checkpoint (none). The checkpoint\n"
+    "                           fixes the seed, the learning-rate schedule, weight decay,\n"
+    "                           preprocessing, unbiasing and blocks; the data must be the\n"
+    "                           one it was trained on (its fingerprint)\n"
     "  --lr-scaling none|linear linear: lr x ranks, reached by a linear warm-up (none)\n"
     "  --warmup-steps N         optimizer steps of warm-up with --lr-scaling linear (0)\n"
     "  --plateau-mode min|max   ReduceLROnPlateau on the validation MAE (min)\n"
@@ -50,17 +57,21 @@ static const char *usage =
     "  --log-every N            progress line every N steps (about 10 per epoch)\n"
     "  --stop-after-steps N     act as if SIGUSR1 arrived after N steps (drills, tests)\n"
     "  --blocks N               residual blocks in layer1 and layer3 (3)\n"
+    "  --watchdog SECONDS       end every rank, naming the stuck one, when a rank makes no\n"
+    "                           progress for this long (600; 0: off); validation batches,\n"
+    "                           checkpoint writes and the first step have longer limits\n"
     "  --help                   this text\n"
     "\n"
     "Exit codes: 0 finished; 1 error (the first failing rank's message is printed once);\n"
-    "2 bad command line; 75 stopped on SIGUSR1/SIGTERM after writing a checkpoint:\n"
+    "2 bad command line; 3 the watchdog ended a stuck run (its checkpoints are intact:\n"
+    "--resume auto continues); 75 stopped on SIGUSR1/SIGTERM after writing a checkpoint:\n"
     "requeue the job and run the same command with --resume auto.\n";
 
 enum {
     O_DATA = 256, O_OUT, O_EPOCHS, O_BATCH, O_LR, O_WD, O_SEED, O_DEVICE, O_PRECISION, O_THREADS,
     O_RESUME, O_LR_SCALING, O_WARMUP, O_PMODE, O_PFACTOR, O_PPATIENCE, O_PTHRESH, O_PTMODE,
     O_PCOOLDOWN, O_MINLR, O_NAN, O_MRE, O_ZERO, O_UNBIAS, O_PREFETCH, O_KEEP, O_CHECK, O_LOG,
-    O_STOP_AFTER, O_BLOCKS, O_HELP
+    O_STOP_AFTER, O_BLOCKS, O_OVERWRITE, O_WATCHDOG, O_HELP
 };
 
 static const struct option options[] = {
@@ -75,7 +86,8 @@ static const struct option options[] = {
     {"nan-policy", 1, 0, O_NAN}, {"mre-min-mass", 1, 0, O_MRE}, {"zero-suppress", 1, 0, O_ZERO},
     {"unbias", 1, 0, O_UNBIAS}, {"prefetch", 1, 0, O_PREFETCH}, {"keep", 1, 0, O_KEEP},
     {"check-replicas", 1, 0, O_CHECK}, {"log-every", 1, 0, O_LOG},
-    {"stop-after-steps", 1, 0, O_STOP_AFTER}, {"blocks", 1, 0, O_BLOCKS}, {"help", 0, 0, O_HELP},
+    {"stop-after-steps", 1, 0, O_STOP_AFTER}, {"blocks", 1, 0, O_BLOCKS}, {"overwrite", 0, 0, O_OVERWRITE},
+    {"watchdog", 1, 0, O_WATCHDOG}, {"help", 0, 0, O_HELP},
     {0, 0, 0, 0}};
 
 static int quiet;  /* ranks other than 0 parse silently */
@@ -112,6 +124,23 @@ static int one_of(int code, const char *s, const char *a, const char *b, int *ou
         return -1;
     }
     return 0;
+}
+
+/* the GIVEN_* flag of an option a resumed run takes from its checkpoint */
+static unsigned given_flag(int code) {
+    switch (code) {
+    case O_SEED: return GIVEN_SEED;
+    case O_LR: return GIVEN_LR;
+    case O_LR_SCALING: return GIVEN_LR_SCALING;
+    case O_WARMUP: return GIVEN_WARMUP;
+    case O_PMODE: case O_PFACTOR: case O_PPATIENCE: case O_PTHRESH: case O_PTMODE: case O_PCOOLDOWN:
+    case O_MINLR: return GIVEN_PLATEAU;
+    case O_WD: return GIVEN_WEIGHT_DECAY;
+    case O_ZERO: return GIVEN_ZERO_SUPPRESS;
+    case O_UNBIAS: return GIVEN_UNBIAS;
+    case O_BLOCKS: return GIVEN_BLOCKS;
+    default: return 0;
+    }
 }
 
 /* 0 parsed, 1 --help, -1 bad command line (message printed) */
@@ -157,13 +186,21 @@ static int parse(int argc, char **argv, TrainConfig *c) {
         case O_LOG: rc = num_long(o, optarg, &l); c->log_every = (int)l; break;
         case O_STOP_AFTER: rc = num_long(o, optarg, &c->stop_after_steps); break;
         case O_BLOCKS: rc = num_long(o, optarg, &l); c->blocks = (int)l; break;
+        case O_OVERWRITE: c->overwrite = 1; break;
+        case O_WATCHDOG: rc = num_double(o, optarg, &c->watchdog_s); break;
         case O_HELP: return 1;
         default: return -1;  /* getopt printed the problem */
         }
         if (rc) return -1;
+        c->given |= given_flag(o);
     }
     if (optind < argc) {
         if (!quiet) fprintf(stderr, "e2e-train: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (c->overwrite && c->resume && strcmp(c->resume, "auto") == 0) {
+        if (!quiet) fprintf(stderr, "e2e-train: --overwrite and --resume auto exclude each other (--overwrite "
+                                    "starts the folder's run over; --resume auto continues it)\n");
         return -1;
     }
     return 0;

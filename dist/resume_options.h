@@ -1,0 +1,25 @@
+/* What a resumed run takes from its checkpoint and what from the command line, said
+ * once at the start of a resumed run (dist/README.md, "Options on resume").
+ *
+ * Fixed by the checkpoint (a different value given on the command line is reported as
+ * ignored): --seed (split, order), the learning-rate schedule (--lr, --lr-scaling,
+ * --warmup-steps and the plateau's options; a version-1 checkpoint did not store the
+ * first three, and they come from the command line), --weight-decay (the optimizer's
+ * state, as torch's load_state_dict restores it), the preprocessing (--zero-suppress
+ * and the stored scales), --unbias, --blocks (the model's shape).
+ * From the command line: --epochs, --batch (the position is rescaled), the number of
+ * ranks, --device, --precision, --threads, --prefetch, --keep, --check-replicas,
+ * --log-every, --nan-policy, --mre-min-mass, --watchdog, --stop-after-steps, and
+ * --data, which must hold the jets the checkpoint was trained on (its fingerprint). */
+#ifndef E2E_DIST_RESUME_OPTIONS_H
+#define E2E_DIST_RESUME_OPTIONS_H
+
+#include "checkpoint.h"
+#include "train_config.h"
+
+/* Prints (stdout, rank 0's job) the lines "the checkpoint fixes: ...", "ignored on
+ * resume: ..." (options given with another value) and "from the command line: ..."
+ * (options whose value differs from the checkpoint's run). */
+void resume_options_report(const TrainConfig *cfg, const CheckpointState *st, int ranks);
+
+#endif
