@@ -8,6 +8,7 @@
 #include "data_error.h"
 #include "error.h"
 #include "hash.h"
+#include "watchdog.h"
 
 int comm_init(Comm *c, int *argc, char ***argv) {
     memset(c, 0, sizeof *c);
@@ -60,8 +61,7 @@ static void host_done(Comm *c, float *buf, float *host, size_t n) {
     if (host != buf) c->ops->upload(c->ops->ctx, buf, host, n * sizeof(float));
 }
 
-int comm_allreduce_mean(Comm *c, float *buf, size_t n) {
-    if (c->size == 1) return 0;
+static int allreduce_mean(Comm *c, float *buf, size_t n) {
     if (c->nccl) return comm_nccl_allreduce_mean(c, buf, n);
     float *h = host_view(c, buf, n);
     if (!h) return net_fail("all-reduce: out of host memory for %zu floats", n);
@@ -75,8 +75,15 @@ int comm_allreduce_mean(Comm *c, float *buf, size_t n) {
     return 0;
 }
 
-int comm_broadcast(Comm *c, float *buf, size_t n) {
+int comm_allreduce_mean(Comm *c, float *buf, size_t n) {
     if (c->size == 1) return 0;
+    watchdog_wait("the gradient all-reduce");
+    int rc = allreduce_mean(c, buf, n);
+    watchdog_wait_end();
+    return rc;
+}
+
+static int broadcast(Comm *c, float *buf, size_t n) {
     if (c->nccl) return comm_nccl_broadcast(c, buf, n);
     float *h = host_view(c, buf, n);
     if (!h) return net_fail("broadcast: out of host memory for %zu floats", n);
@@ -88,6 +95,14 @@ int comm_broadcast(Comm *c, float *buf, size_t n) {
     return 0;
 }
 
+int comm_broadcast(Comm *c, float *buf, size_t n) {
+    if (c->size == 1) return 0;
+    watchdog_wait("the parameters' broadcast");
+    int rc = broadcast(c, buf, n);
+    watchdog_wait_end();
+    return rc;
+}
+
 /* ---- the control plane ---- */
 
 int comm_agree(Comm *c, int flags, const double *values, int n_values, Agreement *out) {
@@ -97,8 +112,10 @@ int comm_agree(Comm *c, int flags, const double *values, int n_values, Agreement
         snprintf(named, sizeof named, "rank %d: %s", c->rank, why);
         why = named;
     }
-    if (mpi_agree(c->world, flags, why, values, n_values, out))
-        return net_fail("comm_agree: %s", data_error());
+    watchdog_wait("the agreement point");
+    int rc = mpi_agree(c->world, flags, why, values, n_values, out);
+    watchdog_wait_end();
+    if (rc) return net_fail("comm_agree: %s", data_error());
     return (out->flags & AGREE_ERROR) ? net_fail("%s", out->message) : 0;
 }
 
@@ -110,17 +127,21 @@ int comm_outcome(Comm *c, int failed) {
 int comm_on_root(Comm *c, int (*fn)(void *arg), void *arg) {
     int failed = c->rank == 0 && fn(arg) != 0;
     Agreement a;
+    watchdog_wait(c->rank == 0 ? "the agreement after its own work" : "rank 0's work (files, checkpoints)");
     mpi_agree(c->world, failed ? AGREE_ERROR : 0, failed ? net_error() : NULL, NULL, 0, &a);
+    watchdog_wait_end();
     return (a.flags & AGREE_ERROR) ? net_fail("%s", a.message) : 0;
 }
 
-void comm_bcast_int(Comm *c, int *v) { MPI_Bcast(v, 1, MPI_INT, 0, c->world); }
+void comm_bcast_int(Comm *c, int *v) { comm_bcast_bytes(c, v, sizeof *v); }
 
 void comm_bcast_bytes(Comm *c, void *p, size_t bytes) {
+    watchdog_wait("a broadcast from rank 0");
     for (size_t off = 0; off < bytes; off += INT_MAX) {
         int count = (int)(bytes - off < INT_MAX ? bytes - off : INT_MAX);
         MPI_Bcast((char *)p + off, count, MPI_BYTE, 0, c->world);
     }
+    watchdog_wait_end();
 }
 
 void comm_bcast_string(Comm *c, char *s, size_t size) {
@@ -135,8 +156,10 @@ int comm_replicas_identical(Comm *c, const float *buf, size_t n, int *identical)
     float *h = host_view(c, (float *)buf, n);
     if (!h) return net_fail("replica check: out of host memory for %zu floats", n);
     uint64_t mine = fnv1a(h, n * sizeof(float)), lo = mine, hi = mine;
+    watchdog_wait("the replica check");
     MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, c->world);
     MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, c->world);
+    watchdog_wait_end();
     *identical = lo == hi;
     return 0;
 }

@@ -10,6 +10,7 @@
 #include "error.h"
 #include "h5util.h"
 #include "session.h"
+#include "watchdog.h"
 
 static int keep(Predictions *p, const DataBatch *b, const float *pred, double mass_scale) {
     if (p->n + b->n > p->cap) {
@@ -52,6 +53,7 @@ static int local_sums(Model *m, Dataset *d, Split s, double mre_min_mass, double
         InputPrep prep;
         HostBatch hb = session_host_batch(d, &b, &prep);
         if (model_predict(m, &hb, pred) || (preds && keep(preds, &b, pred, mass_scale))) rc = -1;
+        watchdog_progress();
         for (int i = 0; !rc && i < b.n; i++) {
             double mp = pred[i] * mass_scale, mt = b.mass[i], err = fabs(mp - mt);
             sums[0] += fabs((double)pred[i] - b.target[i]);

@@ -5,6 +5,7 @@
 
 #include "error.h"
 #include "run_files.h"
+#include "watchdog.h"
 
 void train_config_defaults(TrainConfig *c) {
     memset(c, 0, sizeof *c);

@@ -15,8 +15,6 @@ enum {
     GIVEN_UNBIAS = 1 << 7, GIVEN_BLOCKS = 1 << 8,
 };
 
-#define WATCHDOG_DEFAULT_S 600.0
-
 typedef struct {
     const char *data;         /* dataset: HDF5 file or a list of files */
     const char *out;          /* run folder */

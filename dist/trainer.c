@@ -14,6 +14,7 @@
 #include "run_folder.h"
 #include "session.h"
 #include "stop_signal.h"
+#include "watchdog.h"
 
 /* The next step's batch. */
 typedef enum {
@@ -32,6 +33,8 @@ typedef struct {
     CheckpointState st;          /* the live position, schedule and best: what a checkpoint
                                     saves */
     Lookahead ahead;
+    int stepped;                 /* this process has taken a training step (the first one
+                                    gets the watchdog's longer limit) */
     RunFolder folder;            /* rank 0: the lock, the checkpoints' history */
     DataFingerprint data_fp;     /* the open dataset's */
     double t_start;
@@ -79,7 +82,10 @@ static int save_position_root(void *arg) {
 }
 
 /* Rank 0 writes the position's checkpoint (and prunes); every rank learns the outcome. */
-static int save_position(Trainer *t) { return comm_on_root(t->comm, save_position_root, t); }
+static int save_position(Trainer *t) {
+    watchdog_phase(WD_CHECKPOINT);
+    return comm_on_root(t->comm, save_position_root, t);
+}
 
 typedef struct {
     Trainer *t;
@@ -245,6 +251,7 @@ static int stage_next(Trainer *t, long step) {
     DataBatch b;
     InputPrep prep;
     HostBatch next;
+    watchdog_phase(WD_READ);
     if (read_batch(t, &b, &prep, &next) || model_stage_batch(t->model, &next)) return -1;
     t->ahead = AHEAD_STAGED;
     return 0;
@@ -259,14 +266,18 @@ static void local_step(Trainer *t, long step, LocalStep *l) {
     DataBatch b;
     InputPrep prep;
     HostBatch hb;
+    watchdog_phase(WD_READ);
     if (!staged) failed = read_batch(t, &b, &prep, &hb);
     double t1 = now();
+    watchdog_phase(t->stepped ? WD_STEP : WD_FIRST_STEP);
     if (!failed) failed = model_train_pass(t->model, staged ? NULL : &hb);
+    t->stepped = 1;
     if (!failed) {
         double a0 = now();
         failed = stage_next(t, step);
         l->ahead_s = now() - a0;
     }
+    watchdog_phase(WD_STEP);
     if (!failed) failed = model_loss_value(t->model, &l->loss) || model_grads_nonfinite(t->model, &nonfinite);
     if (failed) l->flags |= AGREE_ERROR;
     else if (!isfinite(l->loss) || nonfinite) l->flags |= AGREE_NONFINITE;
@@ -317,6 +328,7 @@ static int check_replicas(Trainer *t) {
 static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *process_steps) {
     const TrainConfig *cfg = t->cfg;
     LocalStep l = {0};
+    watchdog_position(epoch, step);
     local_step(t, step, &l);
     (*process_steps)++;
     if (stop_signal_received() || (cfg->stop_after_steps && *process_steps >= cfg->stop_after_steps))
@@ -388,6 +400,7 @@ static int end_epoch_root(void *arg) {
 /* Validation, schedule, best and epoch checkpoints, metrics row. */
 static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *tm) {
     EvalResult v;
+    watchdog_phase(WD_EVAL);
     if (evaluate_split(t->comm, t->model, t->data, SPLIT_VAL, t->cfg->mre_min_mass, &v, NULL)) return -1;
     EpochMetrics e = epoch_metrics(t, epoch, epoch_t0, tm, &v);
     /* the epoch is done: the next position is the next epoch's first step */
@@ -395,6 +408,7 @@ static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *t
     t->st.step_in_epoch = 0;
     t->st.epoch_loss_sum = t->st.epoch_samples = 0;
     EpochEnd x = {.t = t, .epoch = epoch, .val = &v, .row = &e};
+    watchdog_phase(WD_CHECKPOINT);
     if (comm_on_root(t->comm, end_epoch_root, &x)) return -1;
     comm_bcast_bytes(t->comm, &t->st, sizeof t->st);  /* schedule, best */
     return save_position(t);
@@ -477,11 +491,14 @@ static int final_test_root(void *arg) {
 static int final_test(Trainer *t) {
     char path[4200];
     snprintf(path, sizeof path, "%s/checkpoints/best.h5", t->cfg->out);
+    watchdog_phase(WD_CHECKPOINT);
     if (comm_on_root(t->comm, best_exists_root, path)) return -1;
     if (session_load(&t->s, path, NULL)) return -1;
     EvalResult r;
+    watchdog_phase(WD_EVAL);
     if (evaluate_split(t->comm, t->model, t->data, SPLIT_TEST, t->cfg->mre_min_mass, &r, NULL)) return -1;
     FinalTest x = {.t = t, .test = &r};
+    watchdog_phase(WD_CHECKPOINT);
     return comm_on_root(t->comm, final_test_root, &x);
 }
 
@@ -537,6 +554,7 @@ static int run(Trainer *t) {
     if (steps <= 0) return net_fail("%s: the training split gives no full batch of %d per rank", cfg->data, cfg->batch);
     if (resumed) rescale_position(t, steps);
     RunStart x = {.t = t, .resume_path = resumed ? resume_path : NULL, .steps = steps};
+    watchdog_phase(WD_CHECKPOINT);
     if (comm_on_root(t->comm, run_start_root, &x)) return -1;
 
     t->t_start = now();
@@ -559,7 +577,8 @@ int trainer_run(const TrainConfig *cfg, Comm *comm) {
     t.comm = comm;
     t.s.comm = comm;
     t.folder.lock_fd = -1;
-    int rc = train_config_check(cfg) ? -1 : run(&t);
+    int rc = train_config_check(cfg) || watchdog_start(comm, cfg->watchdog_s) ? -1 : run(&t);
+    watchdog_stop();
     if (rc < 0 && comm->rank == 0) fprintf(stderr, "e2e-train: error: %s\n", net_error());
     if (t.adam_ready) adam_free(&t.adam);
     session_close(&t.s);

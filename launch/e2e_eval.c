@@ -18,6 +18,7 @@
 #include "outfile.h"
 #include "run_files.h"
 #include "session.h"
+#include "watchdog.h"
 
 static const char *usage =
     "usage: mpirun -np N e2e-eval --checkpoint CKPT --data FILE [options]\n"
@@ -33,14 +34,20 @@ static const char *usage =
     "  --device cpu|cuda      (cpu)   --precision fp32|tf32|bf16 (fp32)\n"
     "  --threads T            CPU threads per rank\n"
     "  --mre-min-mass GEV     MRE over jets above this mass (85)\n"
+    "  --watchdog SECONDS     end every rank, naming the stuck one, when a rank makes no\n"
+    "                         progress for this long (600; 0: off)\n"
     "  --help\n"
-    "Exit codes: 0 done, 1 error, 2 bad command line.\n";
+    "The split and the preprocessing (scales, zero suppression) are the checkpoint's. The\n"
+    "outputs are written whole (temporary name, then renamed) and never over an input\n"
+    "(the checkpoint, the data, the files it lists) or a file of another kind.\n"
+    "Exit codes: 0 done, 1 error, 2 bad command line, 3 the watchdog ended a stuck run.\n";
 
 typedef struct {
     const char *checkpoint, *data, *predictions, *metrics, *device, *precision;
     Split split;
     int batch, threads;
     double mre_min_mass;
+    double watchdog_s;
 } EvalArgs;
 
 static int parse(int argc, char **argv, EvalArgs *a, int quiet) {
@@ -48,7 +55,7 @@ static int parse(int argc, char **argv, EvalArgs *a, int quiet) {
         {"checkpoint", 1, 0, 'c'}, {"data", 1, 0, 'd'}, {"split", 1, 0, 's'},
         {"predictions", 1, 0, 'p'}, {"metrics", 1, 0, 'm'}, {"batch", 1, 0, 'b'},
         {"device", 1, 0, 'D'}, {"precision", 1, 0, 'P'}, {"threads", 1, 0, 't'},
-        {"mre-min-mass", 1, 0, 'M'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"mre-min-mass", 1, 0, 'M'}, {"watchdog", 1, 0, 'W'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     opterr = !quiet;
     int o;
     long long v;
@@ -79,6 +86,9 @@ static int parse(int argc, char **argv, EvalArgs *a, int quiet) {
         case 'M':
             if (cli_double("e2e-eval", "--mre-min-mass", optarg, 0, DBL_MAX, &a->mre_min_mass, !quiet))
                 return -1;
+            break;
+        case 'W':
+            if (cli_double("e2e-eval", "--watchdog", optarg, 0, DBL_MAX, &a->watchdog_s, !quiet)) return -1;
             break;
         case 'h': return 1;
         default: return -1;
@@ -187,6 +197,7 @@ static int run(const EvalArgs *a, Comm *c) {
         net_fail("out of host memory");
         goto done;
     }
+    if (watchdog_start(c, a->watchdog_s)) goto done;
     if (session_peek(&s, a->checkpoint, st)) goto done;
     SessionOptions so = {.backend = {.device = a->device, .threads = a->threads,
                                      .precision = a->precision},
@@ -200,9 +211,11 @@ static int run(const EvalArgs *a, Comm *c) {
     int same = check_data(a, c, st, s.data);
     if (same < 0 || comm_on_root(c, check_outputs_root, &outs) || session_load(&s, a->checkpoint, NULL)) goto done;
     EvalResult r;
+    watchdog_phase(WD_EVAL);
     if (evaluate_split(c, s.model, s.data, a->split, a->mre_min_mass, &r,
                        a->predictions ? &preds : NULL))
         goto done;
+    watchdog_phase(WD_CHECKPOINT);
     if (a->predictions && predictions_write(c, &preds, a->predictions)) goto done;
     static const char *names[] = {"train", "val", "test"};
     char ck[2048], json[4096];
@@ -216,6 +229,7 @@ static int run(const EvalArgs *a, Comm *c) {
     Report report = {.json = json, .path = a->metrics};
     rc = comm_on_root(c, report_root, &report);
 done:
+    watchdog_stop();
     if (rc && c->rank == 0) fprintf(stderr, "e2e-eval: error: %s\n", net_error());
     predictions_free(&preds);
     session_close(&s);
@@ -226,7 +240,7 @@ done:
 int main(int argc, char **argv) {
     Comm comm;
     comm_init(&comm, &argc, &argv);
-    EvalArgs a = {.split = SPLIT_TEST, .batch = 256, .mre_min_mass = 85.0};
+    EvalArgs a = {.split = SPLIT_TEST, .batch = 256, .mre_min_mass = 85.0, .watchdog_s = WATCHDOG_DEFAULT_S};
     int p = parse(argc, argv, &a, comm.rank != 0);
     int code = p == 1 ? 0 : p < 0 ? 2 : run(&a, &comm);
     if (p == 1 && comm.rank == 0) fputs(usage, stdout);
