@@ -551,7 +551,10 @@ static int run(Trainer *t) {
     int resumed = 0;
     if (setup(t, resume_path, &resumed)) return -1;
     long steps = dataset_steps_per_epoch(t->data, SPLIT_TRAIN);
-    if (steps <= 0) return net_fail("%s: the training split gives no full batch of %d per rank", cfg->data, cfg->batch);
+    if (steps <= 0)
+        return net_fail("%s: the training split gives each of the %d ranks %lld jets, fewer than --batch %d: give a "
+                        "smaller --batch (it is per rank)", cfg->data, t->comm->size,
+                        dataset_split_total(t->data, SPLIT_TRAIN) / t->comm->size, cfg->batch);
     if (resumed) rescale_position(t, steps);
     RunStart x = {.t = t, .resume_path = resumed ? resume_path : NULL, .steps = steps};
     watchdog_phase(WD_CHECKPOINT);
