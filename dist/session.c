@@ -19,6 +19,7 @@ HostBatch session_host_batch(const Dataset *d, const DataBatch *b, InputPrep *pr
                     .weight = b->weight};
     if (!dataset_info(d)->preprocessed) {
         prep->scale = dataset_prep_factors(d, &prep->threshold);
+        prep->kind = dataset_info(d)->channel_kinds;
         hb.prep = prep;
     }
     return hb;
