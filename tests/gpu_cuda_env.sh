@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced, not run: finds nvcc, cuDNN and NCCL for a CUDA build of e2e-ddp and exports
 #   E2E_NVCC               nvcc (PATH, else /usr/local/cuda/bin/nvcc); empty when none
 #   CUDNN_ROOT, NCCL_ROOT  the folders holding include/cudnn.h and include/nccl.h
@@ -61,7 +62,8 @@ _gpu_cuda_env() {
   read -r inc lib <<<"$found"
   export CUDNN_ROOT=${inc%/include}
   E2E_CUDA_CMAKE_ARGS+=" -DCUDNN_LIBRARY=$lib -DCUDNN_INCLUDE_DIR=$inc"
-  export LD_LIBRARY_PATH=$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  LD_LIBRARY_PATH=$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export LD_LIBRARY_PATH
   echo "gpu_cuda_env: cuDNN $lib"
 
   if found=$(_gpu_find_any "${NCCL_ROOT:-}" nvidia.nccl nccl.h libnccl.so libnccl.so.2); then
@@ -69,7 +71,7 @@ _gpu_cuda_env() {
     export NCCL_ROOT=${inc%/include}
     E2E_CUDA_CMAKE_ARGS+=" -DNCCL_LIBRARY=$lib -DNCCL_INCLUDE_DIR=$inc"
     case ":$LD_LIBRARY_PATH:" in *":$(dirname "$lib"):"*) ;;
-      *) export LD_LIBRARY_PATH=$(dirname "$lib"):$LD_LIBRARY_PATH;; esac
+      *) LD_LIBRARY_PATH=$(dirname "$lib"):$LD_LIBRARY_PATH; export LD_LIBRARY_PATH;; esac
     echo "gpu_cuda_env: NCCL $lib"
   else
     echo "gpu_cuda_env: NCCL not found (NCCL_ROOT, the toolkit, /usr, python3's nvidia.nccl): only net/ can be built"

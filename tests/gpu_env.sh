@@ -1,8 +1,10 @@
+# shellcheck shell=bash
 # Sourced, not run: points this shell at the carry bundle that tests/gpu_bundle.sh made
 # (Open MPI, parallel HDF5 and their libraries from Debian 12), so that CMake finds MPI
 # and parallel HDF5 there and mpirun, e2e-synth, e2e-train, e2e-eval and h5diff run on a
 # machine that has none of them installed.
 #   source tests/gpu_env.sh [BUNDLE_DIR]     (default: $GPU_BUNDLE, else .gpu-bundle)
+# (a script that sources it without an argument passes its own $1: name the folder)
 # Sets PATH, LD_LIBRARY_PATH, OPAL_PREFIX/OPAL_SYSCONFDIR (Open MPI was built for /usr:
 # its install directories are relative to the prefix, except sysconfdir /etc/openmpi),
 # PMIX_* (PMIx's plugins and help files), HWLOC_PLUGINS_PATH, MPI_HOME, HDF5_ROOT (FindHDF5 then
@@ -65,6 +67,9 @@ _gpu_env() {
   if ! command -v ssh >/dev/null && ! command -v rsh >/dev/null && [ -z "${OMPI_MCA_plm:-}" ]; then
     export OMPI_MCA_plm=isolated
   fi
+  # shared-memory transport without the single-copy path (process_vm_readv, which
+  # containers and some VMs refuse); one node's ranks of a GPU machine need no speed here
+  export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
   if [ "$(id -u)" = 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   fi
