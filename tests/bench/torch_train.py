@@ -56,7 +56,8 @@ def main():
           % (torch.__version__, a.batch, a.threads,
              ", ".join("%s %.1f samples/s" % kv for kv in res.items())))
     print(json.dumps({"impl": "pytorch", "version": torch.__version__, "format": best,
-                      "batch": a.batch, "threads": a.threads, "samples_per_s": res[best]}))
+                      "batch": a.batch, "threads": a.threads, "samples_per_s": res[best],
+                      "by_format": res}))
 
 
 if __name__ == "__main__":
