@@ -7,12 +7,16 @@
 # samples/s of each engine setting and of PyTorch's best layout, the ratio, and the
 # fraction of the FMA peak at the machine's widest vector.
 # Usage: tests/bench/cpu_vs_torch.sh [BUILD_DIR] [BATCH] [THREADS] [REPEATS]
+#   STEPS, ROUNDS: each repeat times ROUNDS rounds of STEPS steps per setting and keeps
+#   the best (default 10 and 2; on a busy machine e.g. STEPS=2 ROUNDS=8 finds quiet gaps)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../../build}
 batch=${2:-32}
 threads=${3:-2}
 repeats=${4:-3}
+steps=${STEPS:-10}
+rounds=${ROUNDS:-2}
 py=${PYTHON:-/usr/bin/python3}
 
 ours=()
@@ -20,10 +24,11 @@ theirs=()
 for r in $(seq "$repeats"); do
   report=$([ "$r" = 1 ] && echo 1 || echo 0)
   out=$(OMP_NUM_THREADS=$threads "$build/tests/bench_cpu_train" --batch "$batch" --threads "$threads" \
-        --steps 10 --rounds 2 --report "$report")
+        --steps "$steps" --rounds "$rounds" --report "$report")
   [ "$r" = 1 ] && echo "$out" | sed '$d' && echo
   ours+=("$(echo "$out" | tail -n1)")
-  out=$(OMP_NUM_THREADS=$threads "$py" "$here/torch_train.py" --batch "$batch" --threads "$threads")
+  out=$(OMP_NUM_THREADS=$threads "$py" "$here/torch_train.py" --batch "$batch" --threads "$threads" \
+        --steps "$steps" --repeats "$rounds")
   echo "repeat $r: $(echo "$out" | sed '$d')"
   theirs+=("$(echo "$out" | tail -n1)")
 done
