@@ -4,11 +4,12 @@
  * conv_direct_supported() saw the CPU's support at run time. Includers define
  * DIRECT_BITS (256 or 512) and DIRECT_NAME(f), the name of f for that width.
  *
- * One register tile serves all three passes: 16 output channels (CHUNK, two ymm or one
- * zmm vector) times TILE output pixels (forward, backward data) or TILE input taps
- * (backward filter). AVX2: 6 x 2 = 12 accumulators + 2 weight vectors + 1 broadcast =
- * 15 of the 16 ymm registers, 8 loads per 12 FMAs. AVX-512: 12 accumulators of its 32
- * zmm registers, 13 loads per 12 FMAs (broadcasts are cheap loads).
+ * One register tile serves all three passes: NV vectors of output channels times TILE
+ * output pixels (forward, backward data) or TILE input taps (backward filter). AVX2: 16
+ * channels (2 ymm) x 6 = 12 accumulators + 2 weight vectors + 1 broadcast = 15 of the
+ * 16 ymm registers, 8 loads per 12 FMAs. AVX-512: 32 channels (2 zmm) x 12 = 24 of its
+ * 32 registers where the channel count allows (14 loads per 24 FMAs), else 16 channels
+ * (1 zmm) x 12 (13 loads per 12 FMAs; broadcasts are cheap loads).
  *
  * Every output (or weight-gradient) element is summed in the same order at either
  * width: a lane accumulates its own channel over the same sequence of taps (or pixels,
@@ -26,7 +27,7 @@
 
 #include "cpu_internal.h"
 
-#define CHUNK 16   /* output channels per tile */
+#define CHUNK 16   /* the channel count must be a multiple of this (conv_direct_fits) */
 
 #if DIRECT_BITS == 512
 typedef __m512 vec;
@@ -56,16 +57,27 @@ typedef __m256 vec;
 #else
 #error "define DIRECT_BITS as 256 or 512"
 #endif
-#define VPC (CHUNK / VL)  /* vectors per chunk of 16 channels */
+/* A tile is NV vectors of channels: 2 (32 channels with AVX-512, where the channel
+ * count allows; 16 with AVX2), else 1 (16 channels with AVX-512). */
+#define NV_MAX 2
+static inline int tile_vectors(int channels) {
+    return channels % (NV_MAX * VL) == 0 ? NV_MAX : CHUNK / VL;
+}
 
-/* switch (k) over k = TILE .. 1, calling TILE_CALL(constant k) */
-#define TILE_CASE(k) case k: TILE_CALL(k); break;
+/* switch (k) over k = TILE .. 1 and nv = 2 or 1, calling TILE_CALL(constant k, constant nv) */
+#define TILE_CASE(k, nv) case k: TILE_CALL(k, nv); break;
 #if TILE == 12
-#define TILE_SWITCH(k) switch (k) { TILE_CASE(12) TILE_CASE(11) TILE_CASE(10) TILE_CASE(9) TILE_CASE(8) \
-    TILE_CASE(7) TILE_CASE(6) TILE_CASE(5) TILE_CASE(4) TILE_CASE(3) TILE_CASE(2) default: TILE_CALL(1); }
+#define TILE_SWITCH_NV(k, nv) switch (k) { TILE_CASE(12, nv) TILE_CASE(11, nv) TILE_CASE(10, nv) \
+    TILE_CASE(9, nv) TILE_CASE(8, nv) TILE_CASE(7, nv) TILE_CASE(6, nv) TILE_CASE(5, nv) \
+    TILE_CASE(4, nv) TILE_CASE(3, nv) TILE_CASE(2, nv) default: TILE_CALL(1, nv); }
 #else
-#define TILE_SWITCH(k) switch (k) { TILE_CASE(6) TILE_CASE(5) TILE_CASE(4) TILE_CASE(3) TILE_CASE(2) \
-    default: TILE_CALL(1); }
+#define TILE_SWITCH_NV(k, nv) switch (k) { TILE_CASE(6, nv) TILE_CASE(5, nv) TILE_CASE(4, nv) \
+    TILE_CASE(3, nv) TILE_CASE(2, nv) default: TILE_CALL(1, nv); }
+#endif
+#if CHUNK / VL == NV_MAX
+#define TILE_SWITCH(k, nv) TILE_SWITCH_NV(k, NV_MAX)
+#else
+#define TILE_SWITCH(k, nv) if (nv == NV_MAX) { TILE_SWITCH_NV(k, NV_MAX) } else { TILE_SWITCH_NV(k, 1) }
 #endif
 
 typedef struct {
@@ -95,37 +107,37 @@ static void pad_sample(const float *x, Layout lay, int C, int H, int W, const Pa
     }
 }
 
-/* Forward tile: NP output pixels x 16 channels.
+/* Forward tile: NP output pixels x NV vectors of channels.
  * x: padded input at the tile's first pixel, kernel row 0; step: floats between
  * neighbouring output pixels; row: floats between input rows; span = KW * C taps per
  * kernel row (contiguous in NHWC); w: packed weights w[(kh * span + t) * ldw + lane]
  * at the tile's first channel. */
 static inline __attribute__((always_inline)) void fwd_tile(
-    const int NP, const float *x, size_t step, size_t row, int KH, int span, const float *w,
+    const int NP, const int NV, const float *x, size_t step, size_t row, int KH, int span, const float *w,
     size_t ldw, const float *bias, const float *res, const float *mask, size_t ldy, int relu,
     float *y) {
-    vec acc[TILE][VPC], b[VPC];
-    for (int v = 0; v < VPC; v++) b[v] = bias ? vload(bias + v * VL) : vzero();
+    vec acc[TILE][NV_MAX], b[NV_MAX];
+    for (int v = 0; v < NV; v++) b[v] = bias ? vload(bias + v * VL) : vzero();
 #pragma GCC unroll 12
     for (int j = 0; j < NP; j++)
-        for (int v = 0; v < VPC; v++) acc[j][v] = b[v];
+        for (int v = 0; v < NV; v++) acc[j][v] = b[v];
     for (int kh = 0; kh < KH; kh++) {
         const float *xr = x + kh * row;
         const float *wr = w + (size_t)kh * span * ldw;
         for (int t = 0; t < span; t++) {
-            vec wv[VPC];
-            for (int v = 0; v < VPC; v++) wv[v] = vload(wr + t * ldw + v * VL);
+            vec wv[NV_MAX];
+            for (int v = 0; v < NV; v++) wv[v] = vload(wr + t * ldw + v * VL);
 #pragma GCC unroll 12
             for (int j = 0; j < NP; j++) {
                 vec xb = vbcast(xr + j * step + t);
-                for (int v = 0; v < VPC; v++) acc[j][v] = vfma(xb, wv[v], acc[j][v]);
+                for (int v = 0; v < NV; v++) acc[j][v] = vfma(xb, wv[v], acc[j][v]);
             }
         }
     }
     const vec zero = vzero();
 #pragma GCC unroll 12
     for (int j = 0; j < NP; j++)
-        for (int v = 0; v < VPC; v++) {
+        for (int v = 0; v < NV; v++) {
             vec o = acc[j][v];
             size_t at = j * ldy + v * VL;
             if (res) o = vadd(o, vload(res + at));
@@ -142,15 +154,16 @@ static void fwd_row(const float *xp, const Padded *p, int stride, int KH, int KW
                     const float *mask, int relu, float *y) {
     size_t step = (size_t)stride * p->c, row = (size_t)p->w * p->c;
     int span = KW * p->c;
-    for (int oc = 0; oc < OC; oc += CHUNK) {
+    const int nv = tile_vectors(OC);
+    for (int oc = 0; oc < OC; oc += nv * VL) {
         const float *b = bias ? bias + oc : NULL;
         for (int ow = 0; ow < OW; ow += TILE) {
             const float *xt = xp + (size_t)ow * step;
             const float *rt = res ? res + (size_t)ow * OC + oc : NULL;
             const float *mt = mask ? mask + (size_t)ow * OC + oc : NULL;
             float *yt = y + (size_t)ow * OC + oc;
-#define TILE_CALL(k) fwd_tile(k, xt, step, row, KH, span, wk + oc, OC, b, rt, mt, OC, relu, yt)
-            TILE_SWITCH(OW - ow < TILE ? OW - ow : TILE)
+#define TILE_CALL(k, nv) fwd_tile(k, nv, xt, step, row, KH, span, wk + oc, OC, b, rt, mt, OC, relu, yt)
+            TILE_SWITCH(OW - ow < TILE ? OW - ow : TILE, nv)
 #undef TILE_CALL
         }
     }
@@ -218,30 +231,30 @@ int DIRECT_NAME(conv_direct_backward_data)(CpuCtx *c, const ConvShape *s, const 
 /* Filter tile: NT taps x 16 output channels, summed over the output pixels of rows
  * [r0, r1). acc lives in registers and is added to part[t * OC + lane] at the end. */
 static inline __attribute__((always_inline)) void filt_tile(
-    const int NT, const float *xp, const Padded *p, int stride, int kh, int t0, const float *dy,
+    const int NT, const int NV, const float *xp, const Padded *p, int stride, int kh, int t0, const float *dy,
     int OW, int OC, int r0, int r1, float *part) {
-    vec acc[TILE][VPC];
+    vec acc[TILE][NV_MAX];
 #pragma GCC unroll 12
     for (int j = 0; j < NT; j++)
-        for (int v = 0; v < VPC; v++) acc[j][v] = vzero();
+        for (int v = 0; v < NV; v++) acc[j][v] = vzero();
     const size_t step = (size_t)stride * p->c;
     for (int oh = r0; oh < r1; oh++) {
         const float *xr = xp + ((size_t)(oh * stride + kh) * p->w) * p->c + t0;
         const float *dr = dy + (size_t)oh * OW * OC;
         for (int ow = 0; ow < OW; ow++) {
-            vec d[VPC];
-            for (int v = 0; v < VPC; v++) d[v] = vload(dr + (size_t)ow * OC + v * VL);
+            vec d[NV_MAX];
+            for (int v = 0; v < NV; v++) d[v] = vload(dr + (size_t)ow * OC + v * VL);
             const float *xt = xr + ow * step;
 #pragma GCC unroll 12
             for (int j = 0; j < NT; j++) {
                 vec xb = vbcast(xt + j);
-                for (int v = 0; v < VPC; v++) acc[j][v] = vfma(xb, d[v], acc[j][v]);
+                for (int v = 0; v < NV; v++) acc[j][v] = vfma(xb, d[v], acc[j][v]);
             }
         }
     }
 #pragma GCC unroll 12
     for (int j = 0; j < NT; j++)
-        for (int v = 0; v < VPC; v++) {
+        for (int v = 0; v < NV; v++) {
             float *pj = part + (size_t)j * OC + v * VL;
             vstore(pj, vadd(vload(pj), acc[j][v]));
         }
@@ -258,8 +271,9 @@ int DIRECT_NAME(conv_direct_backward_filter)(CpuCtx *c, const ConvShape *s, Layo
     const Padded p = {s->in_h + 2 * s->pad, s->in_w + 2 * s->pad, IC};
     const size_t in_n = (size_t)IC * s->in_h * s->in_w, out_n = (size_t)s->out_h * OW * OC;
     /* rows per pass: keep the rows of dy being reused by every tap tile near 16 KiB */
-    int rows = 4096 / (OW * CHUNK);
+    int rows = 4096 / (OW * CHUNK);  /* CHUNK, not the tile: the same sums at every width */
     if (rows < 1) rows = 1;
+    const int nv = tile_vectors(OC);
 #pragma omp parallel num_threads(c->threads)
     {
 #pragma omp for schedule(static)
@@ -271,13 +285,13 @@ int DIRECT_NAME(conv_direct_backward_filter)(CpuCtx *c, const ConvShape *s, Layo
             memset(pn, 0, sizeof(float) * per);
             for (int r0 = 0; r0 < s->out_h; r0 += rows) {
                 int r1 = r0 + rows < s->out_h ? r0 + rows : s->out_h;
-                for (int oc = 0; oc < OC; oc += CHUNK)
+                for (int oc = 0; oc < OC; oc += nv * VL)
                     for (int kh = 0; kh < KH; kh++)
                         for (int t = 0; t < span; t += TILE) {
                             float *pt = pn + ((size_t)kh * span + t) * OC + oc;
                             const float *d = dyn + oc;
-#define TILE_CALL(k) filt_tile(k, xp, &p, s->stride, kh, t, d, OW, OC, r0, r1, pt)
-                            TILE_SWITCH(span - t < TILE ? span - t : TILE)
+#define TILE_CALL(k, nv) filt_tile(k, nv, xp, &p, s->stride, kh, t, d, OW, OC, r0, r1, pt)
+                            TILE_SWITCH(span - t < TILE ? span - t : TILE, nv)
 #undef TILE_CALL
                         }
             }

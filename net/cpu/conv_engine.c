@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../error.h"
 #include "conv_onednn.h"
@@ -272,7 +273,8 @@ static void machine_signature(const CpuCtx *c, char *buf, size_t len) {
 }
 
 /* E2E_CPU_CONV_PLAN, else ${XDG_CACHE_HOME:-$HOME/.cache}/e2e-ddp/cpu-conv-plan-<machine>.txt
- * with the machine's signature as a file name; "" (none) for "none" or without a home. */
+ * (/tmp/e2e-ddp-<uid>/ without a home) with the machine's signature as a file name; ""
+ * (none) for "none". */
 static void plan_path(ConvEngines *g, char *buf, size_t len) {
     const char *env = getenv("E2E_CPU_CONV_PLAN"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     buf[0] = '\0';
@@ -291,6 +293,7 @@ static void plan_path(ConvEngines *g, char *buf, size_t len) {
     name[k] = '\0';
     if (xdg && *xdg) snprintf(buf, len, "%s/e2e-ddp/cpu-conv-plan-%s.txt", xdg, name);
     else if (home && *home) snprintf(buf, len, "%s/.cache/e2e-ddp/cpu-conv-plan-%s.txt", home, name);
+    else snprintf(buf, len, "/tmp/e2e-ddp-%ld/cpu-conv-plan-%s.txt", (long)getuid(), name);
 }
 
 int conv_engines_create(CpuCtx *c) {
