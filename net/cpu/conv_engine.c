@@ -139,14 +139,17 @@ void conv_engine_time(CpuCtx *c, ConvPlanEntry *e, int rounds) {
     ConvShape s = e->s;
     size_t nx = (size_t)s.in_c * s.in_h * s.in_w, ny = (size_t)s.out_c * s.out_h * s.out_w;
     /* a smaller batch where the real one would take more memory than is reasonable */
-    while (s.n > c->threads && 8ull * (nx + ny) * s.n > TIME_MAX_BYTES) s.n = (s.n + 1) / 2;
+    while (s.n > c->threads && 4ull * (3 * nx + 2 * ny) * s.n > TIME_MAX_BYTES) s.n = (s.n + 1) / 2;
     size_t nw = (size_t)s.out_c * s.in_c * s.k_h * s.k_w;
     float *x = random_floats(nx * s.n, 1), *dy = random_floats(ny * s.n, 2);
     float *y = random_floats(ny * s.n, 3), *dx = random_floats(nx * s.n, 4);
     float *w = random_floats(nw, 5), *dw = random_floats(nw, 6);
     float *b = random_floats(s.out_c, 7), *db = random_floats(s.out_c, 8);
-    ConvCall a = {.s = &s, .lay = e->lay, .x = x, .w = w, .b = b, .dy = dy, .relu = 1,
-                  .y = y, .dx = dx, .dw = dw, .db = db};
+    float *mask = random_floats(nx * s.n, 9);
+    /* forward with its ReLU; backward data with the fused ReLU mask that half the
+     * model's convolutions have (for oneDNN an extra pass over dx) */
+    ConvCall a = {.s = &s, .lay = e->lay, .x = x, .w = w, .b = b, .dy = dy, .mask = mask,
+                  .relu = 1, .y = y, .dx = dx, .dw = dw, .db = db};
     memset(e->ms, 0, sizeof e->ms);
     for (int op = 0; op < CONV_OPS; op++) {
         if (op == CONV_BWD_DATA && e->lay == LAYOUT_NCHW) {
@@ -155,7 +158,7 @@ void conv_engine_time(CpuCtx *c, ConvPlanEntry *e, int rounds) {
         }
         time_pass(c, e, (ConvOp)op, &a, rounds);
     }
-    free(x), free(dy), free(y), free(dx), free(w), free(dw), free(b), free(db);
+    free(x), free(dy), free(y), free(dx), free(w), free(dw), free(b), free(db), free(mask);
 }
 
 /* ---- the plan ---- */
