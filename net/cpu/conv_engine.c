@@ -314,8 +314,10 @@ int conv_engines_create(CpuCtx *c) {
     if (forced == ENGINE_NONE || forced == ENGINE_ONEDNN) {
         g->dnn = onednn_create(c->threads);
         if (!g->dnn && forced == ENGINE_ONEDNN) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", net_error());  /* net_fail writes over it */
             free(g);
-            return net_fail("E2E_CPU_CONV=onednn: %s", net_error());
+            return net_fail("E2E_CPU_CONV=onednn: %s", why);
         }
     }
     c->engines = g;
