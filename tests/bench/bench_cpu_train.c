@@ -99,8 +99,8 @@ static void print_passes(Run *r, int rounds) {
     const int wide = c->direct;
     printf("\nconvolution passes, ms per batch (at least %d runs after a warm-up, best; direct-%d = our "
            "kernels, or gemm where they do not apply):\n", rounds, wide);
-    printf("  %-28s %-16s %9s %9s %9s %7s  %-8s %s\n", "geometry", "pass", wide == 512 ? "direct-512" : "direct",
-           "direct-256", "oneDNN", "ratio", "runs", "oneDNN kernel");
+    printf("  %-28s %-16s %10s %10s %9s %7s  %-8s %s\n", "geometry", "pass", wide == 512 ? "direct-512" : "direct",
+           wide == 512 ? "direct-256" : "", "oneDNN", "ratio", "runs", "oneDNN kernel");
     for (int i = 0; i < conv_engines_count(c); i++) {
         ConvPlanEntry e = *conv_engines_entry(c, i), e256 = e;
         const ConvPlanEntry *chosen = conv_engines_entry(c, i);
@@ -118,8 +118,9 @@ static void print_passes(Run *r, int rounds) {
         for (int op = 0; op < CONV_OPS; op++) {
             if (chosen->engine[op] == ENGINE_NONE) continue;
             const char *k = conv_engines_onednn_kernel(c, op, &e.s, e.lay);
-            printf("  %-28s %-16s %9.3f %9.3f %9.3f %6.2fx  %-8s %s\n", "", pass[op], e.ms[op][0],
-                   wide == 512 ? e256.ms[op][0] : 0.0, e.ms[op][1],
+            char narrow[16] = "";
+            if (wide == 512) snprintf(narrow, sizeof narrow, "%.3f", e256.ms[op][0]);
+            printf("  %-28s %-16s %10.3f %10s %9.3f %6.2fx  %-8s %s\n", "", pass[op], e.ms[op][0], narrow, e.ms[op][1],
                    e.ms[op][1] > 0 ? e.ms[op][0] / e.ms[op][1] : 0.0,
                    conv_engine_name(chosen->engine[op]), k ? k : "(reference only: not used)");
         }
@@ -161,11 +162,6 @@ int main(int argc, char **argv) {
     char isa[256];
     printf("e2e-ddp CPU training, ResNet-15 %dx%dx%d, batch %d, %d threads\n", channels, size, size, batch, threads);
     print_machine(isa, sizeof isa);
-    int bits = fma_widest_bits();
-    double peak = fma_peak_gflops_bits(threads, 1.0, bits), peak256 = fma_peak_gflops_bits(threads, 0.5, 256);
-    printf("measured FMA peak: %.1f GFLOP/s at %d bits (the widest here); %.1f GFLOP/s at 256 bits\n", peak,
-           bits, peak256);
-
     Run runs[MODES] = {{0}};
     int have[MODES] = {0};
     for (int k = 0; k < MODES; k++) {
@@ -173,6 +169,13 @@ int main(int argc, char **argv) {
         if (!have[k]) printf("engines %s: not available (%s)\n", mode_names[k], net_error());
     }
     if (!have[0]) return 1;
+    /* the widest vector in use: the CPU's, unless ONEDNN_MAX_CPU_ISA caps it */
+    int bits = fma_widest_bits(), direct = ((CpuCtx *)runs[0].cpu->ctx)->direct;
+    const char *capped = direct && direct < bits ? " (capped by ONEDNN_MAX_CPU_ISA)" : "";
+    if (*capped) bits = direct;
+    double peak = fma_peak_gflops_bits(threads, 1.0, bits), peak256 = fma_peak_gflops_bits(threads, 0.5, 256);
+    printf("measured FMA peak: %.1f GFLOP/s at %d bits, the widest in use%s; %.1f GFLOP/s at 256 bits\n", peak,
+           bits, capped, peak256);
     printf("%s\n", net_cpu_conv_report(runs[0].cpu));
 
     Rng rng;
