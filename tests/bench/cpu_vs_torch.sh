@@ -38,8 +38,9 @@ runs = [json.loads(a) for a in sys.argv[1:]]
 ours = [r for r in runs if r["impl"] == "e2e-ddp"]
 theirs = [r for r in runs if r["impl"] == "pytorch"]
 o = ours[0]
-peak, bits, fl = o["peak_gflops"], o["peak_bits"], o["flop_per_sample"]
 best = lambda key, rs: max(r[key] for r in rs)
+# the peak too is the best measurement: other work only lowers it
+peak, bits, fl = best("peak_gflops", ours), o["peak_bits"], o["flop_per_sample"]
 rows = [("e2e-ddp, engines auto", best("samples_per_s", ours)),
         ("e2e-ddp, engines direct", best("samples_per_s_direct", ours)),
         ("e2e-ddp, engines onednn", best("samples_per_s_onednn", ours))]
@@ -56,5 +57,5 @@ for name, sps in rows + torch_rows:
         print("  %-34s %10.1f %9.1f %11.1f%%" % (name, sps, sps * fl / 1e9, 100 * sps * fl / 1e9 / peak))
 print("  ratio e2e-ddp (auto) / %s: %.2fx (target >= 1.10x)" % (torch_best[0], rows[0][1] / torch_best[1]))
 print("  vector ISA: %s; FMA peak measured: %.1f GFLOP/s at %d bits, %.1f GFLOP/s at 256 bits"
-      % (o["isa"], peak, bits, o["peak_gflops_256"]))
+      % (o["isa"], peak, bits, best("peak_gflops_256", ours)))
 PY
