@@ -25,7 +25,7 @@
 #define TIME_MAX_ROUNDS 40   /* more until each engine's best was seen twice (within 5%), */
 #define TIME_MAX_SECONDS 1.0 /* so that a run slowed by other work cannot decide alone */
 #define TIME_MAX_BYTES (1ull << 30)
-#define ENGINES_VERSION 1    /* bumped when an engine's arithmetic changes: new records */
+#define ENGINES_VERSION 1    /* bumped when an engine changes: records start afresh */
 
 typedef struct ConvEngines {
     ConvEngine forced;        /* NONE: auto */

@@ -140,27 +140,52 @@ static void print_profile(const OpsProfile *prof, int steps) {
     }
 }
 
-int main(int argc, char **argv) {
-    int batch = 32, threads = 2, steps = 20, channels = 8, size = 125, rounds = 3, report = 1;
+typedef struct {
+    int batch, threads, steps, channels, size, rounds, report;
+} Options;
+
+static int parse(int argc, char **argv, Options *o) {
+    *o = (Options){.batch = 32, .threads = 2, .steps = 20, .channels = 8, .size = 125, .rounds = 3,
+                   .report = 1};
     for (int i = 1; i + 1 < argc; i += 2) {
         int v = atoi(argv[i + 1]);
-        if (!strcmp(argv[i], "--batch")) batch = v;
-        else if (!strcmp(argv[i], "--threads")) threads = v;
-        else if (!strcmp(argv[i], "--steps")) steps = v;
-        else if (!strcmp(argv[i], "--channels")) channels = v;
-        else if (!strcmp(argv[i], "--size")) size = v;
-        else if (!strcmp(argv[i], "--rounds")) rounds = v;
-        else if (!strcmp(argv[i], "--report")) report = v;
-        else {
-            fprintf(stderr, "unknown option %s\n", argv[i]);
-            return 2;
-        }
+        if (!strcmp(argv[i], "--batch")) o->batch = v;
+        else if (!strcmp(argv[i], "--threads")) o->threads = v;
+        else if (!strcmp(argv[i], "--steps")) o->steps = v;
+        else if (!strcmp(argv[i], "--channels")) o->channels = v;
+        else if (!strcmp(argv[i], "--size")) o->size = v;
+        else if (!strcmp(argv[i], "--rounds")) o->rounds = v;
+        else if (!strcmp(argv[i], "--report")) o->report = v;
+        else return fprintf(stderr, "unknown option %s\n", argv[i]), -1;
     }
+    return 0;
+}
+
+/* Interleaved rounds of `steps` steps of every setting; each keeps its best. */
+static void time_settings(Run *runs, const int *have, const Options *o, const float *x,
+                          const float *sc, const float *t) {
+    for (int k = 1; k < MODES; k++)
+        if (have[k]) step(&runs[k], o->batch, x, sc, t);  /* warm-up */
+    for (int r = 0; r < o->rounds; r++)
+        for (int k = 0; k < MODES; k++) {
+            if (!have[k]) continue;
+            double t0 = omp_get_wtime();
+            for (int s = 0; s < o->steps; s++) step(&runs[k], o->batch, x, sc, t);
+            double sps = o->batch * o->steps / (omp_get_wtime() - t0);
+            if (sps > runs[k].best_sps) runs[k].best_sps = sps;
+        }
+}
+
+int main(int argc, char **argv) {
+    Options o;
+    if (parse(argc, argv, &o)) return 2;
+    const int batch = o.batch, threads = o.threads;
     ModelConfig cfg = model_default_config(batch);
-    cfg.in_channels = channels;
-    cfg.height = cfg.width = size;
+    cfg.in_channels = o.channels;
+    cfg.height = cfg.width = o.size;
     char isa[256];
-    printf("e2e-ddp CPU training, ResNet-15 %dx%dx%d, batch %d, %d threads\n", channels, size, size, batch, threads);
+    printf("e2e-ddp CPU training, ResNet-15 %dx%dx%d, batch %d, %d threads\n", o.channels, o.size, o.size,
+           batch, threads);
     print_machine(isa, sizeof isa);
     Run runs[MODES] = {{0}};
     int have[MODES] = {0};
@@ -180,48 +205,35 @@ int main(int argc, char **argv) {
 
     Rng rng;
     rng_seed(&rng, 5);
-    size_t nx = (size_t)batch * channels * size * size;
+    size_t nx = (size_t)batch * o.channels * o.size * o.size;
     float *x = malloc(sizeof(float) * nx), *sc = malloc(sizeof(float) * 2 * batch);
     float *t = malloc(sizeof(float) * batch);
     for (size_t i = 0; i < nx; i++) x[i] = rng_uniform(&rng) < 0.2f ? rng_uniform(&rng) : 0.0f;
     for (int i = 0; i < 2 * batch; i++) sc[i] = rng_uniform(&rng);
     for (int i = 0; i < batch; i++) t[i] = rng_uniform(&rng);
 
-    /* profiled steps of auto for the breakdown and the FLOP count ... */
+    /* profiled steps of auto for the breakdown and the FLOP count, then timed steps */
     const int prof_steps = 3;
     step(&runs[0], batch, x, sc, t);
     memset(&runs[0].prof, 0, sizeof runs[0].prof);
     for (int s = 0; s < prof_steps; s++) step(&runs[0], batch, x, sc, t);
     OpsProfile prof = runs[0].prof;
-    double flops = (prof.conv_flops[0] + prof.conv_flops[1] + prof.conv_flops[2]) / prof_steps;
-    /* ... then timed steps, the settings interleaved round by round */
-    for (int k = 1; k < MODES; k++)
-        if (have[k]) step(&runs[k], batch, x, sc, t);
-    for (int r = 0; r < rounds; r++)
-        for (int k = 0; k < MODES; k++) {
-            if (!have[k]) continue;
-            double t0 = omp_get_wtime();
-            for (int s = 0; s < steps; s++) step(&runs[k], batch, x, sc, t);
-            double sps = batch * steps / (omp_get_wtime() - t0);
-            if (sps > runs[k].best_sps) runs[k].best_sps = sps;
-        }
-    printf("\nthroughput (best of %d rounds of %d steps; %.3f GFLOP of convolutions per sample):\n", rounds,
-           steps, flops / batch / 1e9);
+    double flop = (prof.conv_flops[0] + prof.conv_flops[1] + prof.conv_flops[2]) / prof_steps / batch;
+    time_settings(runs, have, &o, x, sc, t);
+    printf("\nthroughput (best of %d rounds of %d steps; %.3f GFLOP of convolutions per sample):\n", o.rounds,
+           o.steps, flop / 1e9);
     for (int k = 0; k < MODES; k++)
         if (have[k])
             printf("  engines %-7s %8.1f samples/s  %7.1f GFLOP/s  %5.1f%% of the %d-bit FMA peak\n", mode_names[k],
-                   runs[k].best_sps, runs[k].best_sps * flops / batch / 1e9,
-                   100 * runs[k].best_sps * flops / batch / 1e9 / peak, bits);
-    if (report) {
-        print_passes(&runs[0], rounds);
+                   runs[k].best_sps, runs[k].best_sps * flop / 1e9, 100 * runs[k].best_sps * flop / 1e9 / peak, bits);
+    if (o.report) {
+        print_passes(&runs[0], o.rounds);
         print_profile(&prof, prof_steps);
     }
-
     printf("{\"impl\": \"e2e-ddp\", \"batch\": %d, \"threads\": %d, \"samples_per_s\": %.3f, "
            "\"samples_per_s_direct\": %.3f, \"samples_per_s_onednn\": %.3f, \"peak_gflops\": %.3f, "
            "\"peak_bits\": %d, \"peak_gflops_256\": %.3f, \"flop_per_sample\": %.0f, \"isa\": \"%s\"}\n",
-           batch, threads, runs[0].best_sps, runs[1].best_sps, runs[2].best_sps, peak, bits, peak256,
-           flops / batch, isa);
+           batch, threads, runs[0].best_sps, runs[1].best_sps, runs[2].best_sps, peak, bits, peak256, flop, isa);
     for (int k = 0; k < MODES; k++) {
         if (!have[k]) continue;
         adam_free(&runs[k].adam);
