@@ -7,7 +7,8 @@
  *                precision-independent and held to 1e-5 or exact);
  *   model level: fp32 1e-4 (as tests/test_parity_torch.c between two fp32 models),
  *                tf32 1e-2, bf16 5e-2 (errors of 15 convolutions compound).
- * Needs neither MPI nor HDF5. Exits 77 (skipped) when there is no GPU. */
+ * Needs neither MPI nor HDF5. Exits 77 (skipped) when there is no GPU.
+ * E2E_TEST_PRINT_ERRORS=1 prints every measured error. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "cuda/cuda_backend.h"
 #include "error.h"
 #include "model.h"
+#include "preprocess.h" /* data/'s CPU preprocessing: the reference for prep_input */
 #include "rng.h"
 
 static Rng rng;
@@ -73,10 +75,19 @@ static float *host_of(const void *d, size_t n) {
 
 static void dfree(void *d) { gpu->release(gpu->ctx, d); }
 
+/* E2E_TEST_PRINT_ERRORS=1: print every measured error, passing or not, so that the
+ * tolerances can be set from measurements (tests/gpu_full.sh sets it) */
+static void print_err(const char *what, double e, double tol) {
+    static int on = -1;
+    if (on < 0) on = getenv("E2E_TEST_PRINT_ERRORS") != NULL;
+    if (on) printf("[%s] %s: rel err %.3g (tolerance %g)\n", prec, what, e, tol);
+}
+
 /* CHECKs rel_err(gpu buffer, cpu reference) < tol; returns the error */
 static double compare(const char *what, const float *d, const float *ref, size_t n, double tol) {
     float *h = host_of(d, n);
     double e = rel_err(h, ref, n, 1e-6);
+    print_err(what, e, tol);
     CHECK(e < tol, "[%s] %s: rel err %g (tolerance %g)", prec, what, e, tol);
     free(h);
     return e;
@@ -329,35 +340,51 @@ static uint16_t half_bits(float f) {
     return (uint16_t)(exp << 10 | man);
 }
 
+/* prep_input from float32 and binary16 pixels of either sign: without kinds against the
+ * energy-like rule written out here, with kinds (some channels signed) against the CPU
+ * reader's preprocess_images given the scales whose inverses the GPU multiplies by
+ * (dataset_prep_factors' numbers): bitwise equal; and as a plain conversion or copy. */
 static void test_prep(void) {
     const int n = 3, c = 8;
     const size_t hw = 7 * 5, total = (size_t)n * c * hw;
-    float scale[8] = {0.02f, 0.2f, 1.0f, 0.5f, 1.5f, 0.1f, 3.0f, 0.05f}, thr = 1e-3f;
-    float *raw = hzeros(total), *want = hzeros(total), *want_plain = hzeros(total);
+    const float scales[8] = {50.0f, 5.0f, 1.0f, 2.0f, 0.75f, 10.0f, 0.25f, 20.0f};
+    const unsigned char kind[8] = {CHANNEL_ENERGY, CHANNEL_SIGNED, CHANNEL_SIGNED, CHANNEL_ENERGY,
+                                   CHANNEL_SIGNED, CHANNEL_ENERGY, CHANNEL_ENERGY, CHANNEL_SIGNED};
+    float scale[8], thr = 1e-3f;
+    for (int ch = 0; ch < c; ch++) scale[ch] = 1.0f / scales[ch];
+    float *raw = hzeros(total), *want = hzeros(total), *want_plain = hzeros(total), *want_kinds = hzeros(total);
     uint16_t *bits = calloc(total, sizeof(uint16_t));
     for (size_t i = 0; i < total; i++) {
-        raw[i] = (float)(rng_next(&rng) % 2048) / 64.0f;
-        bits[i] = half_bits(raw[i]);
+        float mag = (float)(rng_next(&rng) % 2048) / 64.0f; /* binary16 holds these exactly */
+        raw[i] = rng_next(&rng) % 2 ? -mag : mag;
+        bits[i] = (uint16_t)(half_bits(mag) | (signbit(raw[i]) ? 0x8000 : 0)); /* -0 too */
         float v = raw[i] * scale[(i / hw) % c];
-        v = v < thr ? 0.0f : v;
+        v = v < thr ? 0.0f : v; /* negatives too */
         want[i] = v > 1.0f ? 1.0f : v;
         want_plain[i] = raw[i];
     }
+    memcpy(want_kinds, raw, total * 4);
+    preprocess_images(want_kinds, n, c, (long long)hw, scales, kind, thr);
+    size_t negative = 0;
+    for (size_t i = 0; i < total; i++) negative += want_kinds[i] < 0;
+    CHECK(negative > total / 10, "[%s] the signed channels keep negative values on the CPU (%zu)", prec, negative);
     void *graw = dev(total * 4), *ghalf = dev(total * 2);
     float *gx = dev_poisoned(total);
     gpu->upload(gpu->ctx, graw, raw, total * 4);
     gpu->upload(gpu->ctx, ghalf, bits, total * 2);
-    gpu->prep_input(gpu->ctx, n, c, hw, graw, 0, scale, thr, gx);
-    CHECK(exact(gx, want, total * 4), "[%s] prep_input of float32 pixels", prec);
-    poison(gx, total * 4);
-    gpu->prep_input(gpu->ctx, n, c, hw, ghalf, 1, scale, thr, gx);
-    CHECK(exact(gx, want, total * 4), "[%s] prep_input of binary16 pixels", prec);
-    poison(gx, total * 4);
-    gpu->prep_input(gpu->ctx, n, c, hw, ghalf, 1, NULL, 0.0f, gx);
-    CHECK(exact(gx, want_plain, total * 4), "[%s] binary16 to float32 without preprocessing", prec);
-    poison(gx, total * 4);
-    gpu->prep_input(gpu->ctx, n, c, hw, graw, 0, NULL, 0.0f, gx);
-    CHECK(exact(gx, want_plain, total * 4), "[%s] prep_input as a plain copy", prec);
+    struct { void *raw; int half; const float *scale; const unsigned char *kind; const float *want; const char *what; }
+        cases[] = {{graw, 0, scale, NULL, want, "prep_input of float32 pixels"},
+                   {ghalf, 1, scale, NULL, want, "prep_input of binary16 pixels"},
+                   {graw, 0, scale, kind, want_kinds, "prep_input with channel kinds = the CPU's preprocess_images"},
+                   {ghalf, 1, scale, kind, want_kinds, "prep_input of binary16 pixels with channel kinds"},
+                   {ghalf, 1, NULL, NULL, want_plain, "binary16 to float32 without preprocessing"},
+                   {graw, 0, NULL, NULL, want_plain, "prep_input as a plain copy"}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        poison(gx, total * 4);
+        gpu->prep_input(gpu->ctx, n, c, hw, cases[k].raw, cases[k].half, cases[k].scale, cases[k].kind,
+                        cases[k].scale ? thr : 0.0f, gx);
+        CHECK(exact(gx, cases[k].want, total * 4), "[%s] %s", prec, cases[k].what);
+    }
 
     /* upload_async from pageable and from pinned memory, after a mark */
     float *pinned = gpu->alloc_host(gpu->ctx, total * 4);
@@ -374,7 +401,7 @@ static void test_prep(void) {
     gpu->upload_async(gpu->ctx, gx, raw, total * 4);
     memset(raw, 0, total * 4);
     CHECK(exact(gx, want_plain, total * 4), "[%s] upload_async from pageable memory", prec);
-    free(raw), free(want), free(want_plain), free(bits);
+    free(raw), free(want), free(want_plain), free(want_kinds), free(bits);
     dfree(graw), dfree(ghalf), dfree(gx);
 }
 
@@ -416,6 +443,9 @@ static double arena_err(const Model *m, const float *a, const float *ref, const 
         CHECK(e < tol, "[%s] %s of %s: rel err %g (tolerance %g)", prec, what, p->name, e, tol);
         if (e > worst) worst = e;
     }
+    char label[200];
+    snprintf(label, sizeof label, "%s, worst of %d tensors", what, model_num_tensors(m));
+    print_err(label, worst, tol);
     return worst;
 }
 
@@ -454,6 +484,8 @@ static void pass_both(Trainer *tc, Trainer *tg, const HostBatch *bc, const HostB
     model_loss_value(tg->m, &lg);
     double le = fabs((double)lc - lg) / fabs((double)lc);
     CHECK(le < model_tol, "[%s] %s loss: gpu %.9g cpu %.9g (rel %g)", prec, label, lg, lc, le);
+    snprintf(what, sizeof what, "%s loss", label);
+    print_err(what, le, model_tol);
     snprintf(what, sizeof what, "%s predictions", label);
     compare(what, model_predictions(tg->m), model_predictions(tc->m), (size_t)bc->n, model_tol);
     size_t na = model_arena_size(tc->m);
@@ -491,6 +523,9 @@ static void compare_params(Trainer *tc, Trainer *tg, int steps, const char *labe
         off += d > 1e-6 + 1e-4 * fabs((double)pc[i]);
     }
     CHECK(worst <= bound, "[%s] %s: max |gpu - cpu| %g > %g", prec, what, worst, bound);
+    if (getenv("E2E_TEST_PRINT_ERRORS"))
+        printf("[%s] %s: max |gpu - cpu| %.3g (bound %g), %zu of %zu over 1e-4 relative\n", prec,
+               what, worst, bound, off, na);
     if (strcmp(prec, "fp32") == 0)
         CHECK(off * 1000 <= na, "[%s] %s: %zu of %zu differ by more than 1e-4 relative", prec, what, off, na);
     free(pc), free(pg);
