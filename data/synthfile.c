@@ -200,12 +200,14 @@ static int check_out(const SynthFileOptions *o) {
 }
 
 /* Closes everything; the file's close is collective and can fail (flushing). After a
- * failure the temporary file's blocks are freed first, so that the close can flush on
- * a full disk (a failed close would leave HDF5's state half torn down). */
+ * failure on a full disk the temporary file's blocks are freed first, so that the close
+ * can flush (a failed close would leave HDF5's state half torn down, and the process
+ * would crash in HDF5's exit handler). */
 static int close_all(Writer *w, int rc) {
     int rank;
+    char full[OUT_PATH_MAX + 64] = "";
     MPI_Comm_rank(w->comm, &rank);
-    if (rc && rank == 0) out_release(w->tmp);
+    if (rc && rank == 0 && out_space_hint(w->tmp, full, sizeof full)[0]) out_release(w->tmp);
     if (rc) MPI_Barrier(w->comm);
     if (w->dxpl >= 0) H5Pclose(w->dxpl);
     free(w->img);

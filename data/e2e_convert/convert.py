@@ -14,7 +14,7 @@ from . import GENERATOR, PROG
 from .detect import open_source
 from .errors import Bad
 from .layout import shape_str
-from .output import Syncer, check_space, close_output, commit, open_output, partial_name, release
+from .output import Syncer, check_space, close_output, commit, is_disk_full, open_output, partial_name, release
 from .plan import attr_strings, plan_run
 from .plausible import FileChecks
 from .progress import Progress
@@ -200,8 +200,9 @@ def convert(a, argv):
                           % (", ".join(a.inputs), new_rows, at - n0))
             write_attrs(f, a, p, writer, old, files, rows, command, source)
             t0 = time.monotonic()
-        except BaseException:
-            release(tmp)  # frees the disk for the close's flush of what is not cached
+        except BaseException as e:
+            if is_disk_full(e):
+                release(tmp)  # frees the disk for the close's flush of what is not cached
             try:
                 close_output(f)
             except OSError:

@@ -682,7 +682,8 @@ def c_compact(x):
     r = run([x.exe("e2e-data"), "info", path])
     if r.code != 0:
         return failed_to_work(r)
-    means = re.findall(r"^\s+\S+\s+[0-9.e+-]+\s+([0-9.e+-]+)\s+[0-9.e+-]+\s+[0-9.]+%", r.out, re.M)
+    means = [re.findall(r"[-+]?[0-9.]+(?:e[-+]?\d+)?(?=\s)", l.split("%")[0] + " ")[-3]
+             for l in r.out.splitlines() if re.search(r"\s[0-9.]+%\s", l)]
     return ok_if(len(means) == 1 and abs(float(means[0]) - float(img.mean())) < 1e-3, "mean %s" % means, r)
 
 
