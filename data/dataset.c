@@ -395,6 +395,7 @@ static int compute_scales(Dataset *d) {
             checked[fi] += n;
             if (!rc) pixel_hist_add(&h, x, n, hw);
             rc = data_agree(d->comm, rc);
+            if (d->opt.progress) d->opt.progress();
             lo += n;
         }
     }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "watchdog.h"
 
 int session_data_fail(void) { return net_fail("%s", data_error()); }
 
@@ -117,6 +118,7 @@ int session_open(Session *s, const SessionOptions *o) {
     }
     s->data_zero_suppress = d.zero_suppress;
     s->data_unbias = d.unbias;
+    d.progress = watchdog_progress;  /* the statistics pass is progress too */
     session_feed_for_device(&d, o->backend.device);
     if (session_open_backend(s, &o->backend) || session_open_data(s, &d)) return -1;
     /* another channel count was refused by dataset_open (n_scales) */

@@ -108,8 +108,12 @@ def ours(p):
 
 
 def digest(path):
-    with open(path, "rb") as f:
-        return hashlib.md5(f.read()).hexdigest()
+    """the file's content as an MD5 (None when there is no file)"""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.md5(f.read()).hexdigest()
+    except OSError:
+        return None
 
 
 def tree(folder):
@@ -432,12 +436,7 @@ def t_resume_data(e):
     shutil.copy(ck, e.path("ckpt5.h5"))
     other_seed = e.synth("other_seed.h5", 600, seed=12)
     other_n = e.synth("other_n.h5", 500)
-    shuffled = e.path("shuffled.h5")
-    shutil.copy(e.data, shuffled)
-    with h5py.File(shuffled, "r+") as f:
-        order = np.random.default_rng(1).permutation(600)
-        for k in ("X_jet", "m", "pt", "ieta", "iphi"):
-            f[k][...] = f[k][()][order]
+    shuffled = shuffled_copy(e.data, e.path("shuffled.h5"))
     for data, words in ((other_seed, ["other masses"]), (other_n, ["500 jets, not 600"]),
                         (shuffled, ["other masses"])):
         p = e.train(r, "--resume", "auto", data=data, expect=1)
@@ -456,6 +455,16 @@ def t_resume_data(e):
           "the options taken from the command line are printed: %s" % changed)
     old_checkpoint(e)
     zero_suppress(e)
+
+
+def shuffled_copy(src, dst):
+    """the same jets in another order"""
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        order = np.random.default_rng(1).permutation(f["m"].shape[0])
+        for k in ("X_jet", "m", "pt", "ieta", "iphi"):
+            f[k][...] = f[k][()][order]
+    return dst
 
 
 def old_checkpoint(e):
@@ -564,9 +573,9 @@ def t_layouts(e):
     compact(e)
 
 
-def compact(e):
-    """compact storage (in the object header, < 64 kB): read right"""
-    path = e.path("lay/compact.h5")
+def compact_file(path):
+    """a jet file whose X_jet is stored compact (in the object header, < 64 kB); its
+    images"""
     x = np.random.default_rng(3).random((12, 1, 32, 32)).astype(np.float32)
     with h5py.File(path, "w") as f:
         for k in ("m", "pt", "ieta", "iphi"):
@@ -575,13 +584,25 @@ def compact(e):
         dcpl.set_layout(h5py.h5d.COMPACT)
         d = h5py.h5d.create(f.id, b"X_jet", h5py.h5t.IEEE_F32LE, h5py.h5s.create_simple(x.shape), dcpl=dcpl)
         d.write(h5py.h5s.ALL, h5py.h5s.ALL, x)
+    return x
+
+
+def pixel_stats(info):
+    """e2e-data info's per-channel (min, mean, max): the numbers before the percentage of
+    each row "  channel  [kind]  min  mean  max  nonzero  q99.9" """
+    return [[float(v) for v in re.findall(r"[-+]?[0-9.]+(?:e[-+]?\d+)?(?=\s)", l.split("%")[0] + " ")[-4:-1]]
+            for l in info.splitlines() if re.search(r"\s[0-9.]+%\s", l)]
+
+
+def compact(e):
+    """compact storage: read right"""
+    path = e.path("lay/compact.h5")
+    x = compact_file(path)
     p = run([e.exe("e2e-data"), "info", path], expect=0)
     check("compact" in p.stdout, "compact storage is named")
-    # "  channel  [kind]  min  mean  max  nonzero  q99.9": the numbers before the percentage
-    rows = [re.findall(r"[-+]?[0-9.]+(?:e[-+]?\d+)?(?=\s)", l.split("%")[0] + " ")[-4:-1]
-            for l in p.stdout.splitlines() if re.search(r"\s[0-9.]+%\s", l)]
-    check(len(rows) == 1 and len(rows[0]) == 3 and abs(float(rows[0][1]) - float(x.mean())) < 1e-3 and
-          abs(float(rows[0][2]) - float(x.max())) < 1e-3,
+    rows = pixel_stats(p.stdout)
+    check(len(rows) == 1 and len(rows[0]) == 3 and abs(rows[0][1] - float(x.mean())) < 1e-3 and
+          abs(rows[0][2] - float(x.max())) < 1e-3,
           "e2e-data info's pixel mean and max are the compact data's (%.4f, %.4f): %s" % (x.mean(), x.max(), rows))
 
 
