@@ -54,7 +54,7 @@ cleanup() {
     fi
     "$E2E_SOURCE/launch/local-slurm.sh" stop "$cluster" >/dev/null || true
   fi
-  if [ "$failed" -eq 0 ] && [ "$rc" -eq 0 ]; then rm -rf "$work"; else echo "$test_name: files kept in $work"; fi
+  if [ "$failed" -eq 0 ] && { [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ]; }; then rm -rf "$work"; else echo "$test_name: files kept in $work"; fi
 }
 trap cleanup EXIT
 trap 'echo "$test_name: interrupted"; exit 1' INT TERM

@@ -30,6 +30,11 @@ submit() {  # submit NAME SBATCH-OPTIONS...: the template on CPU; prints the job
     --cpus-per-task=1 --time=10 --output="$work/$name.out" \
     "$E2E_SOURCE/launch/e2e-train.sbatch" "${args[@]}" --out "$work/$name"
 }
+# logged NAME RANK NODE LOCAL_RANK LOCAL_SIZE: job NAME's output has that rank's placement line
+logged() {
+  check "$1: rank $2 logged on $3, node-local rank $4 of $5 (GPU $4)" grep -q \
+    "^e2e-train: rank $2 of 4 on $3: node-local rank $4 of $5 (GPU $4 with --device cuda)$" "$work/$1.out"
+}
 four_tasks() { [ "$(job_tasks "$1" | wc -l)" -eq 4 ]; }
 
 # what the running tasks of job $1 look like: "PROCID node LOCALID pid", by rank
@@ -73,19 +78,13 @@ if wait_for 120 "the two-node job's 4 tasks" four_tasks "$two" &&
 fi
 wait_for 300 "the two-node job to end" job_gone "$two"
 check "the two-node job exited 0" test "$(job_exit "$two")" = 0
-for r in 0 1 2 3; do
-  check "rank $r logged: on node$((r / 2 + 1)), node-local rank $((r % 2)) of 2 (GPU $((r % 2)))" \
-    grep -q "^e2e-train: rank $r of 4 on node$((r / 2 + 1)): node-local rank $((r % 2)) of 2 (GPU $((r % 2)) with --device cuda)$" "$work/two.out"
-done
+for r in 0 1 2 3; do logged two $r node$((r / 2 + 1)) $((r % 2)) 2; done
 
 # ---- 2. one node, the same 4 ranks
 one=$(submit one -N 1 --ntasks-per-node 4)
 check "sbatch accepted the one-node job" test -n "$one"
 wait_for 300 "the one-node job to end" job_gone "$one"
 check "the one-node job exited 0" test "$(job_exit "$one")" = 0
-for r in 0 1 2 3; do
-  check "one node: rank $r on node1, node-local rank $r of 4" \
-    grep -q "^e2e-train: rank $r of 4 on node1: node-local rank $r of 4 (GPU $r with --device cuda)$" "$work/one.out"
-done
+for r in 0 1 2 3; do logged one $r node1 $r 4; done
 check_same_training "$work/one" "$work/two"
 finish
