@@ -3,7 +3,7 @@
  * dataset_open (collective): the file list, every file opened with the MPI-IO driver
  * and checked, the per-jet columns read whole on every rank, the split computed from
  * the seed, the per-channel scales from a statistics pass over the training split,
- * the unbiasing weights. Every step that can fail on one rank ends in agree(), so all
+ * the unbiasing weights. Every step that can fail on one rank ends in data_agree(), so all
  * ranks fail together with one message.
  *
  * dataset_next (rank-local): batches come from a ring of prefetch + 1 slots that a
@@ -22,13 +22,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "agree.h"
 #include "data_error.h"
 #include "format.h"
 #include "h5util.h"
 #include "jetfile.h"
 #include "half.h"
 #include "preprocess.h"
-#include "rng.h"
+#include "keyed_rng.h"
 
 #define TAG_SPLIT 0x53504c4954ULL   /* "SPLIT" */
 #define TAG_SHUFFLE 0x5348554646ULL /* "SHUFF" */
@@ -134,7 +135,7 @@ static int check_options(const DatasetOptions *o) {
 static int open_files(Dataset *d) {
     char **list = NULL;
     int n = 0;
-    int rc = agree(d->comm, jet_list_resolve(d->path, &list, &n));
+    int rc = data_agree(d->comm, jet_list_resolve(d->path, &list, &n));
     if (rc) return -1;
     /* every rank sees every file before any collective open (a file missing on one
      * node must not leave the others inside MPI_File_open) */
@@ -143,18 +144,18 @@ static int open_files(Dataset *d) {
         if (stat(list[i], &st) != 0)
             rc = data_fail("%s: %s", list[i], errno == ENOENT ? "no such file" : strerror(errno));
     }
-    if (agree(d->comm, rc)) {
+    if (data_agree(d->comm, rc)) {
         jet_list_free(list, n);
         return -1;
     }
     d->files = calloc((size_t)n, sizeof *d->files);
     d->start = calloc((size_t)n + 1, sizeof *d->start);
-    rc = agree(d->comm, d->files && d->start ? 0 : data_fail("out of memory"));
+    rc = data_agree(d->comm, d->files && d->start ? 0 : data_fail("out of memory"));
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_mpio(fapl, d->comm, MPI_INFO_NULL);
     for (int i = 0; !rc && i < n; i++) {
         JetFile *f = &d->files[i];
-        rc = agree(d->comm, jetfile_open(f, list[i], fapl));
+        rc = data_agree(d->comm, jetfile_open(f, list[i], fapl));
         if (rc) break;
         d->nfiles = i + 1;
         const JetFile *f0 = &d->files[0];
@@ -167,7 +168,7 @@ static int open_files(Dataset *d) {
                 bad = data_fail("%s: channel %d is '%s' but in %s it is '%s'", f->path, k, f->names[k],
                                 f0->path, f0->names[k]);
         d->start[i + 1] = d->start[i] + f->n;
-        rc = agree(d->comm, bad);
+        rc = data_agree(d->comm, bad);
     }
     H5Pclose(fapl);
     jet_list_free(list, n);
@@ -181,7 +182,7 @@ static int read_columns(Dataset *d) {
     d->ieta = malloc((size_t)N * sizeof *d->ieta);
     d->iphi = malloc((size_t)N * sizeof *d->iphi);
     int rc = d->m && d->pt && d->ieta && d->iphi ? 0 : data_fail("%s: out of memory for %lld rows", d->path, N);
-    if (agree(d->comm, rc)) return -1;
+    if (data_agree(d->comm, rc)) return -1;
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     H5Pset_dxpl_mpio(dxpl, d->opt.io == DATA_IO_HDF5_COLLECTIVE ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT);
     const char *name[4] = {DSET_M, DSET_PT, DSET_IETA, DSET_IPHI};
@@ -195,7 +196,7 @@ static int read_columns(Dataset *d) {
             if (!rc && count_nonfinite(v, f->n, &first))
                 rc = data_fail("%s: %s row %lld is %s: non-finite %s are rejected", f->path, name[k], first,
                                isnan(v[first]) ? "NaN" : "infinite", k == 0 ? "targets" : "values");
-            rc = agree(d->comm, rc); /* the same on every rank, but the reads may be collective */
+            rc = data_agree(d->comm, rc); /* the same on every rank, but the reads may be collective */
         }
     }
     H5Pclose(dxpl);
@@ -370,7 +371,7 @@ static int compute_scales(Dataset *d) {
         for (long long i = 0; i < use; i++) rows[i] = d->local[SPLIT_TRAIN][use == nl ? i : i * nl / use];
         qsort(rows, (size_t)use, sizeof *rows, cmp_ll); /* file order: sequential reads */
     }
-    if (agree(d->comm, rc)) goto out;
+    if (data_agree(d->comm, rc)) goto out;
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     H5Pset_dxpl_mpio(dxpl, d->opt.io == DATA_IO_HDF5_COLLECTIVE ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT);
     /* File by file, one piece (a run of consecutive rows, at most W) per read, the same
@@ -390,7 +391,7 @@ static int compute_scales(Dataset *d) {
                 if (bad) rc = reject_nonfinite(d, rows[lo + i], bad);
             }
             if (!rc) pixel_hist_add(&h, x, n, hw);
-            rc = agree(d->comm, rc);
+            rc = data_agree(d->comm, rc);
             lo += n;
         }
     }
@@ -524,6 +525,28 @@ static void destroy(Dataset *d) {
     free(d);
 }
 
+/* What the open files and the options make of the dataset (DatasetInfo). */
+static void fill_info(Dataset *d, const DatasetOptions *o) {
+    const JetFile *f0 = &d->files[0];
+    DatasetInfo *in = &d->info;
+    in->n_total = d->start[d->nfiles];
+    in->channels = f0->c;
+    in->height = f0->h;
+    in->width = f0->w;
+    in->n_scalars = 2;
+    in->dtype_bytes = f0->dtype_bytes;
+    in->n_files = d->nfiles;
+    in->pixel_size = f0->pixel_size;
+    in->raw_io = 1;
+    for (int i = 0; i < d->nfiles; i++) in->raw_io &= use_raw(d, &d->files[i]);
+    in->prefetch = in->raw_io ? o->prefetch : 0;
+    in->weight_min = in->weight_max = 1.0f;
+    in->preprocessed = o->preprocess != 0;
+    in->mass_scale = o->mass_scale;
+    in->x_half = !o->preprocess && o->keep_half;
+    for (int i = 0; i < d->nfiles; i++) in->x_half &= d->files[i].dtype_bytes == 2;
+}
+
 int dataset_open(Dataset **out, const DatasetOptions *o) {
     *out = NULL;
     Dataset *d = calloc(1, sizeof *d);
@@ -540,33 +563,19 @@ int dataset_open(Dataset **out, const DatasetOptions *o) {
     H5Quiet quiet;
     h5_quiet_begin(&quiet);
     long long *train_rows = NULL;
-    int rc = agree(d->comm, check_options(o));
+    int rc = data_agree(d->comm, check_options(o));
     if (!rc) {
         d->path = strdup(o->path);
         d->opt.path = d->path;
         d->opt.scales = NULL;
-        rc = agree(d->comm, d->path ? 0 : data_fail("out of memory"));
+        rc = data_agree(d->comm, d->path ? 0 : data_fail("out of memory"));
     }
     if (!rc) rc = open_files(d);
     if (!rc) rc = read_columns(d);
     if (!rc) {
         const JetFile *f0 = &d->files[0];
+        fill_info(d, o);
         DatasetInfo *in = &d->info;
-        in->n_total = d->start[d->nfiles];
-        in->channels = f0->c;
-        in->height = f0->h;
-        in->width = f0->w;
-        in->n_scalars = 2;
-        in->dtype_bytes = f0->dtype_bytes;
-        in->n_files = d->nfiles;
-        in->pixel_size = f0->pixel_size;
-        in->raw_io = 1;
-        for (int i = 0; i < d->nfiles; i++) in->raw_io &= use_raw(d, &d->files[i]);
-        in->prefetch = in->raw_io ? o->prefetch : 0;
-        in->weight_min = in->weight_max = 1.0f;
-        in->preprocessed = o->preprocess != 0;
-        in->x_half = !o->preprocess && o->keep_half;
-        for (int i = 0; i < d->nfiles; i++) in->x_half &= d->files[i].dtype_bytes == 2;
         d->row_floats = (long long)f0->c * f0->h * f0->w;
         d->names = calloc((size_t)f0->c, sizeof *d->names);
         d->scales = malloc((size_t)f0->c * sizeof *d->scales);
@@ -575,24 +584,24 @@ int dataset_open(Dataset **out, const DatasetOptions *o) {
         for (int c = 0; !rc && c < f0->c; c++) d->names[c] = f0->n_names ? f0->names[c] : "";
         in->channel_names = d->names;
         if (!rc) rc = make_split(d, &train_rows);
-        rc = agree(d->comm, rc);
+        rc = data_agree(d->comm, rc);
     }
     if (!rc && o->scales) {
         for (int c = 0; !rc && c < d->info.channels; c++)
             if (!(o->scales[c] > 0.0f) || !isfinite(o->scales[c]))
                 rc = data_fail("%s: given scale %d is %g; scales must be positive and finite", d->path, c, o->scales[c]);
             else d->scales[c] = o->scales[c];
-        rc = agree(d->comm, rc);
+        rc = data_agree(d->comm, rc);
     } else if (!rc) {
         rc = d->total[SPLIT_TRAIN] ? compute_scales(d)
-                                   : agree(d->comm, data_fail("%s: no training split to compute the scales "
+                                   : data_agree(d->comm, data_fail("%s: no training split to compute the scales "
                                                               "from: give the scales", d->path));
     }
     /* the multipliers preprocess_images uses (1/scale), for a path that preprocesses itself */
     for (int c = 0; !rc && c < d->info.channels; c++) d->factors[c] = 1.0f / d->scales[c];
     /* weights come from the training split's masses; without one there are none */
-    if (!rc && o->unbias && d->total[SPLIT_TRAIN]) rc = agree(d->comm, set_weights(d, train_rows));
-    if (!rc) rc = agree(d->comm, make_slots(d));
+    if (!rc && o->unbias && d->total[SPLIT_TRAIN]) rc = data_agree(d->comm, set_weights(d, train_rows));
+    if (!rc) rc = data_agree(d->comm, make_slots(d));
     free(train_rows);
     h5_quiet_end(&quiet);
     if (rc) {

@@ -38,7 +38,7 @@ typedef struct {
     int prefetch;          /* batches read ahead by the prefetch thread (0 = read in the
                               caller); default 2 */
     double fractions[DATA_SPLITS]; /* train / validation / test: 0.90, 0.05, 0.05 */
-    float mass_scale;      /* target = m / mass_scale (500 GeV) */
+    float mass_scale;      /* target = m / mass_scale (MASS_SCALE_GEV of format.h: 500) */
     int preprocess;        /* 1: scale, zero-suppress, clip (default); 0: x as stored (a GPU
                               path preprocesses itself with dataset_prep_factors()) */
     int keep_half;         /* with preprocess = 0 and every file float16: batches carry the
@@ -82,6 +82,8 @@ typedef struct {
     int weight_capped_bins;   /* bins whose weight hit unbias_max_weight */
     int preprocessed;         /* batches are preprocessed (options.preprocess) */
     int x_half;               /* batches carry x_half, not x (options.keep_half took effect) */
+    float mass_scale;         /* target = m / mass_scale (options.mass_scale): a prediction
+                                 times it is a mass in GeV */
 } DatasetInfo;
 
 typedef struct {

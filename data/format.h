@@ -21,7 +21,9 @@
 #define ATTR_SEED "seed"                     /* uint64 */
 #define ATTR_COMMAND "command"               /* string: the options it ran with */
 
-/* the model's fixed normalisations (DESIGN.md) */
+/* The E2E code's normalisations (data/README.md): the target is m / 500 GeV (the
+ * reader's default DatasetOptions.mass_scale, the one place it is set), the scalars
+ * iphi / 360 and ieta / 170. */
 #define MASS_SCALE_GEV 500.0f
 #define IPHI_SCALE 360.0f
 #define IETA_SCALE 170.0f

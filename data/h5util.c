@@ -1,6 +1,7 @@
 #include "h5util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "data_error.h"
@@ -79,15 +80,145 @@ herr_t h5_rows_io(hid_t dset, hid_t memtype, hid_t dxpl, long long lo, long long
     return e;
 }
 
-int agree(MPI_Comm comm, int rc) {
-    int rank, size, lowest;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    int mine = rc ? rank : size;
-    MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, comm);
-    if (lowest == size) return 0;
-    char msg[DATA_ERROR_LEN];
-    if (rank == lowest) snprintf(msg, sizeof msg, "%s", data_error());
-    MPI_Bcast(msg, sizeof msg, MPI_CHAR, lowest, comm);
-    return data_fail("%s", msg);
+const char *h5_type_name(hid_t t, char *buf, size_t len) {
+    size_t bits = 8 * H5Tget_size(t);
+    switch (H5Tget_class(t)) {
+    case H5T_INTEGER:
+        snprintf(buf, len, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", bits);
+        break;
+    case H5T_FLOAT:
+        snprintf(buf, len, "float%zu%s", bits, H5Tget_order(t) == H5T_ORDER_BE ? " (big-endian)" : "");
+        break;
+    case H5T_STRING: snprintf(buf, len, "string"); break;
+    case H5T_COMPOUND: snprintf(buf, len, "compound"); break;
+    default: snprintf(buf, len, "a non-numeric type"); break;
+    }
+    return buf;
+}
+
+/* ---- attributes ---- */
+
+/* an attribute of space sp: created, written, closed */
+static int attr_put(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, hid_t sp,
+                    const void *value) {
+    hid_t a = sp < 0 ? -1 : H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, mem_type, value);
+    if (a >= 0) H5Aclose(a);
+    if (sp >= 0) H5Sclose(sp);
+    return rc < 0 ? -1 : 0;
+}
+
+int h5_attr_write(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *value) {
+    return attr_put(obj, name, file_type, mem_type, H5Screate(H5S_SCALAR), value);
+}
+
+/* a string type: variable-length UTF-8, or fixed of len bytes (caller closes) */
+static hid_t str_type(int variable, size_t len) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (variable) {
+        H5Tset_size(t, H5T_VARIABLE);
+        H5Tset_cset(t, H5T_CSET_UTF8);
+    } else {
+        H5Tset_size(t, len);
+    }
+    return t;
+}
+
+int h5_attr_write_str(hid_t obj, const char *name, const char *s, int variable) {
+    hid_t t = str_type(variable, strlen(s) + 1);
+    int rc = attr_put(obj, name, t, t, H5Screate(H5S_SCALAR), variable ? (const void *)&s : s);
+    H5Tclose(t);
+    return rc;
+}
+
+int h5_attr_write_strs(hid_t obj, const char *name, const char *const *s, int n) {
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t t = str_type(1, 0);
+    int rc = attr_put(obj, name, t, t, H5Screate_simple(1, dims, NULL), s);
+    H5Tclose(t);
+    return rc;
+}
+
+int h5_attr_read(hid_t obj, const char *name, hid_t mem_type, void *value) {
+    if (H5Aexists(obj, name) <= 0) return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Aread(a, mem_type, value);
+    if (a >= 0) H5Aclose(a);
+    return rc < 0 ? -1 : 0;
+}
+
+void h5_strs_free(char **s, int n) {
+    for (int i = 0; s && i < n; i++) free(s[i]);
+    free(s);
+}
+
+/* n variable-length strings of attribute a into out[] (copies) */
+static int read_vlen(hid_t a, hid_t ft, hid_t sp, hssize_t n, char **out) {
+    char **v = calloc((size_t)n, sizeof *v);
+    hid_t mt = str_type(1, 0);
+    H5Tset_cset(mt, H5Tget_cset(ft));
+    int got = v && H5Aread(a, mt, v) >= 0, rc = got ? 0 : -1;
+    for (hssize_t i = 0; !rc && i < n; i++)
+        if (!(out[i] = strdup(v[i] ? v[i] : ""))) rc = -1;
+    if (got) H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, v);
+    H5Tclose(mt);
+    free(v);
+    return rc;
+}
+
+/* n fixed-length strings of attribute a into out[] (copies, NUL-terminated) */
+static int read_fixed(hid_t a, hid_t ft, hssize_t n, char **out) {
+    size_t len = H5Tget_size(ft);
+    char *v = calloc((size_t)n, len + 1);
+    hid_t mt = H5Tcopy(ft);
+    int rc = v && H5Aread(a, mt, v) >= 0 ? 0 : -1;
+    for (hssize_t i = 0; !rc && i < n; i++)
+        if (!(out[i] = strndup(v + i * len, len))) rc = -1;
+    H5Tclose(mt);
+    free(v);
+    return rc;
+}
+
+int h5_attr_strs(hid_t a, char ***out) {
+    *out = NULL;
+    hid_t ft = H5Aget_type(a), sp = H5Aget_space(a);
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    int rc = -1;
+    if (H5Tget_class(ft) == H5T_STRING && n >= 0 && (*out = calloc((size_t)n + 1, sizeof **out))) {
+        rc = H5Tis_variable_str(ft) > 0 ? read_vlen(a, ft, sp, n, *out) : read_fixed(a, ft, n, *out);
+        if (rc) {
+            h5_strs_free(*out, (int)n);
+            *out = NULL;
+        }
+    }
+    H5Sclose(sp);
+    H5Tclose(ft);
+    return rc ? -1 : (int)n;
+}
+
+char *h5_attr_str(hid_t obj, const char *name) {
+    if (H5Aexists(obj, name) <= 0) return NULL;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return NULL;
+    char **s = NULL, *one = NULL;
+    int n = h5_attr_strs(a, &s);
+    H5Aclose(a);
+    if (n == 1) {
+        one = s[0];
+        s[0] = NULL;
+    }
+    h5_strs_free(s, n);
+    return one;
+}
+
+/* ---- datasets ---- */
+
+int h5_dataset_write(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, int ndim,
+                     const hsize_t *dims, const void *data) {
+    hid_t sp = H5Screate_simple(ndim, dims, NULL);
+    hid_t d = sp < 0 ? -1 : H5Dcreate2(loc, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = d < 0 ? -1 : H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (d >= 0) H5Dclose(d);
+    if (sp >= 0) H5Sclose(sp);
+    return rc < 0 ? -1 : 0;
 }

@@ -15,22 +15,6 @@
 #include "h5util.h"
 #include "half.h"
 
-const char *h5_type_name(hid_t t, char *buf, size_t len) {
-    size_t bits = 8 * H5Tget_size(t);
-    switch (H5Tget_class(t)) {
-    case H5T_INTEGER:
-        snprintf(buf, len, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", bits);
-        break;
-    case H5T_FLOAT:
-        snprintf(buf, len, "float%zu%s", bits, H5Tget_order(t) == H5T_ORDER_BE ? " (big-endian)" : "");
-        break;
-    case H5T_STRING: snprintf(buf, len, "string"); break;
-    case H5T_COMPOUND: snprintf(buf, len, "compound"); break;
-    default: snprintf(buf, len, "a non-numeric type"); break;
-    }
-    return buf;
-}
-
 void jetfile_close(JetFile *f) {
     if (f->half >= 0) H5Tclose(f->half);
     if (f->x >= 0) H5Dclose(f->x);
@@ -49,30 +33,19 @@ static int read_names(JetFile *f) {
     hid_t a = H5Aopen(f->file, ATTR_CHANNELS, H5P_DEFAULT), t = H5Aget_type(a), s = H5Aget_space(a);
     int rc = 0;
     hssize_t n = H5Sget_simple_extent_npoints(s);
+    char **names = NULL;
     if (H5Tget_class(t) != H5T_STRING || H5Sget_simple_extent_ndims(s) > 1)
         rc = data_fail("%s: attribute '%s' must be a list of strings", f->path, ATTR_CHANNELS);
     else if (n != f->c)
         rc = data_fail("%s: attribute '%s' names %lld channels but X_jet has %d", f->path,
                        ATTR_CHANNELS, (long long)n, f->c);
-    else if (H5Tis_variable_str(t) > 0) {
-        char **v = calloc((size_t)n, sizeof *v);
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, H5T_VARIABLE);
-        H5Tset_cset(mt, H5Tget_cset(t));
-        if (!v || H5Aread(a, mt, v) < 0) rc = h5_fail(f->path, "cannot read the channel names");
-        for (hssize_t i = 0; !rc && i < n; i++) f->names[f->n_names++] = strdup(v[i] ? v[i] : "");
-        if (v && !rc) H5Dvlen_reclaim(mt, s, H5P_DEFAULT, v);
-        H5Tclose(mt);
-        free(v);
-    } else {
-        size_t len = H5Tget_size(t);
-        char *v = calloc((size_t)n, len + 1);
-        hid_t mt = H5Tcopy(t);
-        if (!v || H5Aread(a, mt, v) < 0) rc = h5_fail(f->path, "cannot read the channel names");
-        for (hssize_t i = 0; !rc && i < n; i++) f->names[f->n_names++] = strndup(v + i * len, len);
-        H5Tclose(mt);
-        free(v);
+    else if (h5_attr_strs(a, &names) != n)
+        rc = h5_fail(f->path, "cannot read the channel names");
+    for (hssize_t i = 0; !rc && i < n; i++) {
+        f->names[f->n_names++] = names[i];
+        names[i] = NULL;
     }
+    h5_strs_free(names, rc ? 0 : (int)n);
     H5Sclose(s);
     H5Tclose(t);
     H5Aclose(a);
@@ -113,56 +86,36 @@ static int map_chunks(JetFile *f, hid_t dcpl, struct stat *st) {
     return 0;
 }
 
-int jetfile_open(JetFile *f, const char *path, hid_t fapl) {
-    memset(f, 0, sizeof *f);
-    f->file = f->x = f->half = -1;
-    f->fd = -1;
-    f->path = strdup(path);
-    if (!f->path) return data_fail("out of memory");
-    struct stat st;
-    int rc = 0;
-    if (stat(path, &st) != 0) {
-        rc = data_fail("%s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
-        goto out;
-    }
-    f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    if (f->file < 0) {
-        char cause[256];
-        h5_cause(cause, sizeof cause);
-        rc = strstr(cause, "truncated") ? data_fail("%s: truncated file (HDF5: %s)", path, cause)
-                                        : data_fail("%s: not a readable HDF5 file (HDF5: %s)", path, cause);
-        goto out;
-    }
-    if (H5Lexists(f->file, DSET_X, H5P_DEFAULT) <= 0) {
-        rc = data_fail("%s: no dataset '%s' (a jet file holds X_jet, m, pt, ieta, iphi: data/FORMAT.md)",
-                       path, DSET_X);
-        goto out;
-    }
-    f->x = H5Dopen2(f->file, DSET_X, H5P_DEFAULT);
-    if (f->x < 0) {
-        rc = h5_fail(path, "cannot open X_jet");
-        goto out;
-    }
-    hid_t sp = H5Dget_space(f->x), t = H5Dget_type(f->x), dcpl = H5Dget_create_plist(f->x);
-    hsize_t d[H5S_MAX_RANK];
-    int nd = H5Sget_simple_extent_dims(sp, d, NULL), little = 0;
+/* X_jet's rank, dtype and shape: (N, C, H, W) float32 or float16, N > 0, 1 to
+ * JET_MAX_CHANNELS channels, non-empty images. */
+static int check_x(const char *path, int nd, const hsize_t *d, int dtype_bytes, hid_t t) {
     char tn[64];
-    f->dtype_bytes = h5_float_kind(t, &little);
     if (nd != 4) {
         char shape[128] = "";
         for (int i = 0; i < nd && i < 8; i++)
             snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", i ? " x " : "",
                      (unsigned long long)d[i]);
-        rc = data_fail("%s: X_jet has %d dimension%s (%s); expected 4: (N, C, H, W)", path, nd,
-                       nd == 1 ? "" : "s", nd > 0 ? shape : "scalar");
-    } else if (!f->dtype_bytes)
-        rc = data_fail("%s: X_jet has dtype %s; expected float32 or float16", path, h5_type_name(t, tn, sizeof tn));
-    else if (d[0] == 0)
-        rc = data_fail("%s: X_jet holds no rows", path);
-    else if (d[1] == 0 || d[2] == 0 || d[3] == 0 || d[1] > JET_MAX_CHANNELS)
-        rc = data_fail("%s: X_jet has shape %llu x %llu x %llu x %llu; expected 1 to %d channels and "
-                       "non-empty images", path, (unsigned long long)d[0], (unsigned long long)d[1],
-                       (unsigned long long)d[2], (unsigned long long)d[3], JET_MAX_CHANNELS);
+        return data_fail("%s: X_jet has %d dimension%s (%s); expected 4: (N, C, H, W)", path, nd,
+                         nd == 1 ? "" : "s", nd > 0 ? shape : "scalar");
+    }
+    if (!dtype_bytes)
+        return data_fail("%s: X_jet has dtype %s; expected float32 or float16", path, h5_type_name(t, tn, sizeof tn));
+    if (d[0] == 0) return data_fail("%s: X_jet holds no rows", path);
+    if (d[1] == 0 || d[2] == 0 || d[3] == 0 || d[1] > JET_MAX_CHANNELS)
+        return data_fail("%s: X_jet has shape %llu x %llu x %llu x %llu; expected 1 to %d channels and "
+                         "non-empty images", path, (unsigned long long)d[0], (unsigned long long)d[1],
+                         (unsigned long long)d[2], (unsigned long long)d[3], JET_MAX_CHANNELS);
+    return 0;
+}
+
+/* X_jet's shape, type and layout into f (its dataset open), and whether raw reads can
+ * serve it (then its chunks are located). */
+static int describe_x(JetFile *f, struct stat *st) {
+    hid_t sp = H5Dget_space(f->x), t = H5Dget_type(f->x), dcpl = H5Dget_create_plist(f->x);
+    hsize_t d[H5S_MAX_RANK];
+    int nd = H5Sget_simple_extent_dims(sp, d, NULL), little = 0;
+    f->dtype_bytes = h5_float_kind(t, &little);
+    int rc = check_x(f->path, nd, d, f->dtype_bytes, t);
     if (!rc) {
         f->n = (long long)d[0];
         f->c = (int)d[1];
@@ -177,23 +130,50 @@ int jetfile_open(JetFile *f, const char *path, hid_t fapl) {
         }
         int whole_rows = f->chunk_rows == 0 || (cd[1] == d[1] && cd[2] == d[2] && cd[3] == d[3]);
         f->raw = f->filters == 0 && little && whole_rows && H5Pget_layout(dcpl) != H5D_COMPACT;
-        if (f->dtype_bytes == 2 && (f->half = h5_half_type()) < 0) rc = h5_fail(path, "cannot make the float16 type");
-        if (!rc && f->raw) rc = map_chunks(f, dcpl, &st);
+        if (f->dtype_bytes == 2 && (f->half = h5_half_type()) < 0) rc = h5_fail(f->path, "cannot make the float16 type");
+        if (!rc && f->raw) rc = map_chunks(f, dcpl, st);
     }
     H5Pclose(dcpl);
     H5Tclose(t);
     H5Sclose(sp);
-    if (!rc) rc = read_names(f);
-    if (!rc && H5Aexists(f->file, ATTR_PIXEL_SIZE) > 0) {
-        hid_t a = H5Aopen(f->file, ATTR_PIXEL_SIZE, H5P_DEFAULT);
-        if (H5Aread(a, H5T_NATIVE_DOUBLE, &f->pixel_size) < 0) f->pixel_size = 0;
-        H5Aclose(a);
+    return rc;
+}
+
+/* The file and its X_jet open, or a message saying why not. */
+static int open_x(JetFile *f, hid_t fapl) {
+    const char *path = f->path;
+    f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (f->file < 0) {
+        char cause[256];
+        h5_cause(cause, sizeof cause);
+        return strstr(cause, "truncated") ? data_fail("%s: truncated file (HDF5: %s)", path, cause)
+                                          : data_fail("%s: not a readable HDF5 file (HDF5: %s)", path, cause);
     }
+    if (H5Lexists(f->file, DSET_X, H5P_DEFAULT) <= 0)
+        return data_fail("%s: no dataset '%s' (a jet file holds X_jet, m, pt, ieta, iphi: data/FORMAT.md)",
+                         path, DSET_X);
+    f->x = H5Dopen2(f->file, DSET_X, H5P_DEFAULT);
+    return f->x < 0 ? h5_fail(path, "cannot open X_jet") : 0;
+}
+
+int jetfile_open(JetFile *f, const char *path, hid_t fapl) {
+    memset(f, 0, sizeof *f);
+    f->file = f->x = f->half = -1;
+    f->fd = -1;
+    f->path = strdup(path);
+    if (!f->path) return data_fail("out of memory");
+    struct stat st;
+    int rc = 0;
+    if (stat(path, &st) != 0) rc = data_fail("%s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
+    if (!rc) rc = open_x(f, fapl);
+    if (!rc) rc = describe_x(f, &st);
+    if (!rc) rc = read_names(f);
+    if (!rc && h5_attr_read(f->file, ATTR_PIXEL_SIZE, H5T_NATIVE_DOUBLE, &f->pixel_size))
+        f->pixel_size = 0; /* optional */
     if (!rc && f->raw) {
         f->fd = open(path, O_RDONLY | O_CLOEXEC);
         if (f->fd < 0) rc = data_fail("%s: cannot open for reading: %s", path, strerror(errno));
     }
-out:
     if (rc) jetfile_close(f);
     return rc;
 }

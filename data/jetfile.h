@@ -61,7 +61,4 @@ long long jetfile_row_addr(const JetFile *f, long long r);
 int jet_list_resolve(const char *path, char ***out, int *count);
 void jet_list_free(char **list, int n);
 
-/* "float32", "int64", "string", ... for messages */
-const char *h5_type_name(hid_t t, char *buf, size_t len);
-
 #endif

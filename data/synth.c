@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "data_error.h"
-#include "rng.h"
+#include "keyed_rng.h"
 
 enum { CH_TRACK_PT, CH_DZ, CH_D0, CH_ECAL, CH_HCAL, CH_BPIX1, CH_BPIX2, CH_BPIX3, CH_KINDS };
 static const char *const CHANNEL_NAME[CH_KINDS] = {"track_pt", "dz",    "d0",    "ecal",
@@ -199,30 +199,18 @@ static double smear(DRng *r, double e, double stochastic, double constant) {
     return v > 0 ? v : 0;
 }
 
-void synth_jet(const SynthConfig *c, uint64_t index, float *img, SynthJet *jet) {
-    const int S = c->size;
-    const size_t plane = (size_t)S * S;
-    int slot[CH_KINDS];
-    channel_slots(c->channels, slot);
-    memset(img, 0, plane * (size_t)c->channels * sizeof *img);
-    float *ch[CH_KINDS];
-    for (int k = 0; k < CH_KINDS; k++) ch[k] = slot[k] >= 0 ? img + plane * (size_t)slot[k] : NULL;
-
-    DRng r;
-    drng_key(&r, (uint64_t[]){c->seed, index}, 2);
-    int kind;
-    double m = sample_mass(&r, &kind);
-    double pt = 400.0 * pow(1.0 - drng_uniform(&r), -1.0 / 3.0); /* dN/dpT ~ pT^-4 */
-    double rfit = 0.8 * 0.5 * S * c->pixel_size;                    /* radians */
+/* The jet's particles in unit geometry, centred: prongs drawn (again, up to 8 times,
+ * while fitting the jet in the image would take a pT above PT_MAX) and fragmented.
+ * Returns the particle count; *mu is the unit mass, *pt_fit the pT the jet needs to fit
+ * in a disc of rfit radians. */
+static int draw_particles(DRng *r, int kind, double m, double rfit, Particle *pa, int *nprong,
+                          double *mu, double *pt_fit) {
     Prong pr[MAX_PRONGS];
-    Particle pa[MAX_PARTICLES];
-    int nprong = 0, np = 0;
-    double mu = 0.0, pt_fit = 0.0;
-    /* the geometry is drawn again (up to 8 times) while fitting it in the image would
-     * take a jet pT above PT_MAX */
-    for (int attempt = 0; attempt < 8 && (attempt == 0 || pt_fit > PT_MAX); attempt++) {
-        nprong = make_prongs(&r, kind, m, pr);
-        np = fragment(&r, pr, nprong, pa);
+    int np = 0;
+    *pt_fit = 0.0;
+    for (int attempt = 0; attempt < 8 && (attempt == 0 || *pt_fit > PT_MAX); attempt++) {
+        *nprong = make_prongs(r, kind, m, pr);
+        np = fragment(r, pr, *nprong, pa);
         /* centre, unit mass, and the pT the jet needs to fit */
         double cx = 0.0, cy = 0.0, mu2 = 0.0, rmax = 0.0;
         for (int a = 0; a < np; a++) {
@@ -236,19 +224,50 @@ void synth_jet(const SynthConfig *c, uint64_t index, float *img, SynthJet *jet) 
             mu2 += pa[a].p * d2;
             rmax = fmax(rmax, sqrt(d2));
         }
-        mu = sqrt(mu2);
-        pt_fit = m * rmax / (mu * rfit);
+        *mu = sqrt(mu2);
+        *pt_fit = m * rmax / (*mu * rfit);
     }
-    if (pt < pt_fit) pt = pt_fit;
-    double s = m / (pt * mu); /* the angular scale that gives the target mass */
+    return np;
+}
 
-    /* the jet axis sits within half a pixel of the image centre */
-    double x0 = 0.5 * S + (drng_uniform(&r) - 0.5), y0 = 0.5 * S + (drng_uniform(&r) - 0.5);
-    int towers = (S + HCAL_TOWER - 1) / HCAL_TOWER;
-    double *hcal = ch[CH_HCAL] ? calloc((size_t)towers * towers, sizeof *hcal) : NULL;
-    if (ch[CH_HCAL] && !hcal) abort(); /* a few kB: out of memory here is fatal */
+/* Where a jet is drawn: its channel planes (NULL where the file has no such channel),
+ * the HCAL towers before they are spread over their pixels, the image geometry. */
+typedef struct {
+    const SynthConfig *c;
+    float *ch[CH_KINDS];
+    double *hcal;
+    int towers;
+    double x0, y0;      /* the jet axis, pixels */
+} Canvas;
+
+/* One particle's deposits: ECAL and HCAL showers, and when it is a tracked charged
+ * particle its track pT, impact parameters and pixel hits. */
+static void deposit(DRng *r, Canvas *v, const Particle *q, double ppt, double ex, double ey) {
+    const int S = v->c->size;
     static const double radii[3] = BPIX_RADII;
+    double X = v->x0 + ex / v->c->pixel_size, Y = v->y0 + ey / v->c->pixel_size;
+    double eem = smear(r, q->fem * ppt, 0.03, 0.005);
+    double ehad = smear(r, (1.0 - q->fem) * ppt, 0.8, 0.05);
+    if (v->ch[CH_ECAL] && eem > 0) deposit_gauss(v->ch[CH_ECAL], NULL, S, 1, S, X, Y, ECAL_SIGMA, eem);
+    if (v->ch[CH_HCAL] && ehad > 0)
+        deposit_gauss(NULL, v->hcal, S, HCAL_TOWER, v->towers, X, Y, HCAL_SIGMA, ehad);
+    if (!q->charged || ppt < 1.0 || drng_uniform(r) > 0.92) return; /* tracking efficiency */
+    if (v->ch[CH_TRACK_PT]) add_pixel(v->ch[CH_TRACK_PT], S, X, Y, (float)(ppt * (1.0 + 0.01 * drng_normal(r))));
+    double disp = q->from_b ? drng_exp(r, 0.4) : 0.0; /* mm: b hadrons fly */
+    if (v->ch[CH_D0]) add_pixel(v->ch[CH_D0], S, X, Y, (float)(fabs(0.02 * drng_normal(r)) + disp));
+    if (v->ch[CH_DZ]) add_pixel(v->ch[CH_DZ], S, X, Y, (float)(fabs(0.03 * drng_normal(r)) + disp));
+    for (int l = 0; l < 3; l++) {
+        if (!v->ch[CH_BPIX1 + l]) continue;
+        /* bending in phi by the layer radius: dphi = 0.3 B r q / (2 pT) */
+        double dphi = 0.3 * BFIELD * radii[l] * q->charge / (2.0 * ppt);
+        add_pixel(v->ch[CH_BPIX1 + l], S, X, Y + dphi / v->c->pixel_size,
+                  (float)(1.0 + fabs(0.2 * drng_normal(r))));
+    }
+}
 
+/* Every particle at angular scale s and jet pT pt; returns the mass they carry: sum_a
+ * pT_a |theta_a - centre|^2 times the total pT, squared. */
+static double deposit_all(DRng *r, Canvas *v, const Particle *pa, int np, double pt, double s) {
     double m2 = 0.0, sx = 0.0, sy = 0.0, spt = 0.0;
     for (int a = 0; a < np; a++) {
         const Particle *q = &pa[a];
@@ -257,52 +276,74 @@ void synth_jet(const SynthConfig *c, uint64_t index, float *img, SynthJet *jet) 
         sy += ppt * ey;
         spt += ppt;
         m2 += ppt * (ex * ex + ey * ey);
-        double X = x0 + ex / c->pixel_size, Y = y0 + ey / c->pixel_size;
-        double eem = smear(&r, q->fem * ppt, 0.03, 0.005);
-        double ehad = smear(&r, (1.0 - q->fem) * ppt, 0.8, 0.05);
-        if (ch[CH_ECAL] && eem > 0) deposit_gauss(ch[CH_ECAL], NULL, S, 1, S, X, Y, ECAL_SIGMA, eem);
-        if (ch[CH_HCAL] && ehad > 0)
-            deposit_gauss(NULL, hcal, S, HCAL_TOWER, towers, X, Y, HCAL_SIGMA, ehad);
-        if (!q->charged || ppt < 1.0 || drng_uniform(&r) > 0.92) continue; /* tracking efficiency */
-        if (ch[CH_TRACK_PT]) add_pixel(ch[CH_TRACK_PT], S, X, Y, (float)(ppt * (1.0 + 0.01 * drng_normal(&r))));
-        double disp = q->from_b ? drng_exp(&r, 0.4) : 0.0; /* mm: b hadrons fly */
-        if (ch[CH_D0]) add_pixel(ch[CH_D0], S, X, Y, (float)(fabs(0.02 * drng_normal(&r)) + disp));
-        if (ch[CH_DZ]) add_pixel(ch[CH_DZ], S, X, Y, (float)(fabs(0.03 * drng_normal(&r)) + disp));
-        for (int l = 0; l < 3; l++) {
-            if (!ch[CH_BPIX1 + l]) continue;
-            /* bending in phi by the layer radius: dphi = 0.3 B r q / (2 pT) */
-            double dphi = 0.3 * BFIELD * radii[l] * q->charge / (2.0 * ppt);
-            add_pixel(ch[CH_BPIX1 + l], S, X, Y + dphi / c->pixel_size,
-                      (float)(1.0 + fabs(0.2 * drng_normal(&r))));
-        }
+        deposit(r, v, q, ppt, ex, ey);
     }
-    /* the mass the particles carry: sum_a pT_a |theta_a - centre|^2 times the total pT */
     double mx = sx / spt, my = sy / spt;
-    double mass2 = spt * (m2 - spt * (mx * mx + my * my));
+    return spt * (m2 - spt * (mx * mx + my * my));
+}
 
-    /* noise: ECAL crystals, HCAL towers, pixel-detector hits, placed at random */
-    if (ch[CH_ECAL])
-        for (int k = drng_poisson(&r, 0.012 * (double)plane); k > 0; k--)
-            ch[CH_ECAL][drng_below(&r, plane)] += (float)(0.05 + drng_exp(&r, 0.15));
-    if (ch[CH_HCAL]) {
-        for (int k = drng_poisson(&r, 0.02 * towers * towers); k > 0; k--)
-            hcal[drng_below(&r, (uint64_t)towers * towers)] += drng_exp(&r, 0.4);
-        for (int ty = 0; ty < towers; ty++)
-            for (int tx = 0; tx < towers; tx++) {
-                double e = hcal[ty * towers + tx];
-                if (e == 0.0) continue;
-                int y1 = ty * HCAL_TOWER, x1 = tx * HCAL_TOWER;
-                int y2 = y1 + HCAL_TOWER < S ? y1 + HCAL_TOWER : S, x2 = x1 + HCAL_TOWER < S ? x1 + HCAL_TOWER : S;
-                float v = (float)(e / ((y2 - y1) * (x2 - x1)));
-                for (int y = y1; y < y2; y++)
-                    for (int x = x1; x < x2; x++) ch[CH_HCAL][(size_t)y * S + x] = v;
-            }
-        free(hcal);
+/* The HCAL towers spread evenly over their pixels. */
+static void spread_towers(Canvas *v) {
+    const int S = v->c->size, towers = v->towers;
+    for (int ty = 0; ty < towers; ty++)
+        for (int tx = 0; tx < towers; tx++) {
+            double e = v->hcal[ty * towers + tx];
+            if (e == 0.0) continue;
+            int y1 = ty * HCAL_TOWER, x1 = tx * HCAL_TOWER;
+            int y2 = y1 + HCAL_TOWER < S ? y1 + HCAL_TOWER : S, x2 = x1 + HCAL_TOWER < S ? x1 + HCAL_TOWER : S;
+            float val = (float)(e / ((y2 - y1) * (x2 - x1)));
+            for (int y = y1; y < y2; y++)
+                for (int x = x1; x < x2; x++) v->ch[CH_HCAL][(size_t)y * S + x] = val;
+        }
+}
+
+/* noise: ECAL crystals, HCAL towers, pixel-detector hits, placed at random */
+static void add_noise(DRng *r, Canvas *v) {
+    const size_t plane = (size_t)v->c->size * v->c->size;
+    const int towers = v->towers;
+    if (v->ch[CH_ECAL])
+        for (int k = drng_poisson(r, 0.012 * (double)plane); k > 0; k--)
+            v->ch[CH_ECAL][drng_below(r, plane)] += (float)(0.05 + drng_exp(r, 0.15));
+    if (v->ch[CH_HCAL]) {
+        for (int k = drng_poisson(r, 0.02 * towers * towers); k > 0; k--)
+            v->hcal[drng_below(r, (uint64_t)towers * towers)] += drng_exp(r, 0.4);
+        spread_towers(v);
     }
     for (int l = 0; l < 3; l++)
-        if (ch[CH_BPIX1 + l])
-            for (int k = drng_poisson(&r, 0.0015 * (double)plane); k > 0; k--)
-                ch[CH_BPIX1 + l][drng_below(&r, plane)] += 1.0f;
+        if (v->ch[CH_BPIX1 + l])
+            for (int k = drng_poisson(r, 0.0015 * (double)plane); k > 0; k--)
+                v->ch[CH_BPIX1 + l][drng_below(r, plane)] += 1.0f;
+}
+
+void synth_jet(const SynthConfig *c, uint64_t index, float *img, SynthJet *jet) {
+    const int S = c->size;
+    const size_t plane = (size_t)S * S;
+    int slot[CH_KINDS];
+    channel_slots(c->channels, slot);
+    memset(img, 0, plane * (size_t)c->channels * sizeof *img);
+    Canvas v = {.c = c, .towers = (S + HCAL_TOWER - 1) / HCAL_TOWER};
+    for (int k = 0; k < CH_KINDS; k++) v.ch[k] = slot[k] >= 0 ? img + plane * (size_t)slot[k] : NULL;
+
+    DRng r;
+    drng_key(&r, (uint64_t[]){c->seed, index}, 2);
+    int kind, nprong = 0;
+    double m = sample_mass(&r, &kind);
+    double pt = 400.0 * pow(1.0 - drng_uniform(&r), -1.0 / 3.0); /* dN/dpT ~ pT^-4 */
+    double rfit = 0.8 * 0.5 * S * c->pixel_size;                    /* radians */
+    Particle pa[MAX_PARTICLES];
+    double mu = 0.0, pt_fit = 0.0;
+    int np = draw_particles(&r, kind, m, rfit, pa, &nprong, &mu, &pt_fit);
+    if (pt < pt_fit) pt = pt_fit;
+    double s = m / (pt * mu); /* the angular scale that gives the target mass */
+
+    /* the jet axis sits within half a pixel of the image centre */
+    v.x0 = 0.5 * S + (drng_uniform(&r) - 0.5);
+    v.y0 = 0.5 * S + (drng_uniform(&r) - 0.5);
+    v.hcal = v.ch[CH_HCAL] ? calloc((size_t)v.towers * v.towers, sizeof *v.hcal) : NULL;
+    if (v.ch[CH_HCAL] && !v.hcal) abort(); /* a few kB: out of memory here is fatal */
+    double mass2 = deposit_all(&r, &v, pa, np, pt, s);
+    add_noise(&r, &v);
+    free(v.hcal);
 
     jet->m = (float)sqrt(fmax(mass2, 0.0));
     jet->pt = (float)pt;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agree.h"
 #include "data_error.h"
 #include "format.h"
 #include "h5util.h"
@@ -40,152 +41,165 @@ static int check_options(const SynthFileOptions *o) {
     return 0;
 }
 
-static int write_string_attr(hid_t loc, const char *name, const char *value) {
-    hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a >= 0 && H5Awrite(a, t, &value) >= 0 ? 0 : -1;
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(t);
-    return rc;
-}
-
 static int write_attrs(hid_t f, hid_t m, hid_t pt, const SynthFileOptions *o) {
     const char *names[SYNTH_MAX_CHANNELS];
     synth_channel_names(o->channels, names);
-    int rc = 0;
-    rc |= write_string_attr(f, ATTR_FORMAT, FORMAT_NAME);
-    rc |= write_string_attr(f, ATTR_SOURCE, "synthetic");
-    rc |= write_string_attr(f, ATTR_GENERATOR, GENERATOR);
-    rc |= write_string_attr(f, ATTR_COMMAND, o->command ? o->command : "");
-    rc |= write_string_attr(m, "unit", "GeV");
-    rc |= write_string_attr(pt, "unit", "GeV");
-    hsize_t nc = (hsize_t)o->channels;
-    hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate_simple(1, &nc, NULL);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    hid_t a = H5Acreate2(f, ATTR_CHANNELS, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    rc |= a >= 0 && H5Awrite(a, t, names) >= 0 ? 0 : -1;
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(t);
-    sp = H5Screate(H5S_SCALAR);
-    struct { const char *name; hid_t type; const void *v; } num[] = {
-        {ATTR_FORMAT_VERSION, H5T_NATIVE_INT, &(int){FORMAT_VERSION}},
-        {ATTR_PIXEL_SIZE, H5T_NATIVE_DOUBLE, &o->pixel_size},
-        {ATTR_SEED, H5T_NATIVE_UINT64, &o->seed},
-    };
-    for (size_t i = 0; i < sizeof num / sizeof num[0]; i++) {
-        hid_t ft = num[i].type == H5T_NATIVE_INT ? H5T_STD_I32LE
-                   : num[i].type == H5T_NATIVE_DOUBLE ? H5T_IEEE_F64LE : H5T_STD_U64LE;
-        a = H5Acreate2(f, num[i].name, ft, sp, H5P_DEFAULT, H5P_DEFAULT);
-        rc |= a >= 0 && H5Awrite(a, num[i].type, num[i].v) >= 0 ? 0 : -1;
-        if (a >= 0) H5Aclose(a);
-    }
-    H5Sclose(sp);
+    int version = FORMAT_VERSION, rc = 0;
+    rc |= h5_attr_write_str(f, ATTR_FORMAT, FORMAT_NAME, 1);
+    rc |= h5_attr_write_str(f, ATTR_SOURCE, "synthetic", 1);
+    rc |= h5_attr_write_str(f, ATTR_GENERATOR, GENERATOR, 1);
+    rc |= h5_attr_write_str(f, ATTR_COMMAND, o->command ? o->command : "", 1);
+    rc |= h5_attr_write_str(m, "unit", "GeV", 1);
+    rc |= h5_attr_write_str(pt, "unit", "GeV", 1);
+    rc |= h5_attr_write_strs(f, ATTR_CHANNELS, names, o->channels);
+    rc |= h5_attr_write(f, ATTR_FORMAT_VERSION, H5T_STD_I32LE, H5T_NATIVE_INT, &version);
+    rc |= h5_attr_write(f, ATTR_PIXEL_SIZE, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &o->pixel_size);
+    rc |= h5_attr_write(f, ATTR_SEED, H5T_STD_U64LE, H5T_NATIVE_UINT64, &o->seed);
     return rc ? -1 : 0;
 }
 
-int synth_write_file(const SynthFileOptions *o, MPI_Comm comm) {
-    if (check_options(o)) return -1; /* the same on every rank: no agreement needed */
+/* One rank's share of the file, and the handles and buffers it writes through. */
+typedef struct {
+    const SynthFileOptions *o;
+    MPI_Comm comm;
+    long long row, cn;            /* floats per jet, jets per chunk */
+    long long c0, c1;             /* this rank writes whole chunks [c0, c1): no two ranks
+                                     touch a chunk */
+    long long lo, mine;           /* its rows [lo, lo + mine) */
+    long long iters;              /* collective rounds (the most chunks any rank has) */
+    hid_t f, ftype, dx, col[4], dxpl;
+    float *img, *cols;
+    uint16_t *half;
+} Writer;
+
+static Writer plan(const SynthFileOptions *o, MPI_Comm comm) {
     int rank, nranks;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &nranks);
-    const long long N = o->samples, S = o->size, C = o->channels;
-    const long long row = C * S * S;
-    const long long cn = o->chunk ? (o->chunk < N ? o->chunk : N)
-                                  : synth_default_chunk(N, row * o->dtype_bytes);
-    const long long nchunks = (N + cn - 1) / cn;
-    /* rank r writes whole chunks [c0, c1): no two ranks touch a chunk */
-    const long long c0 = nchunks * rank / nranks, c1 = nchunks * (rank + 1) / nranks;
-    const long long lo = c0 * cn, hi = c1 * cn < N ? c1 * cn : N, mine = hi > lo ? hi - lo : 0;
-    const long long iters = (nchunks + nranks - 1) / nranks;
+    const long long N = o->samples;
+    Writer w = {.o = o, .comm = comm, .row = (long long)o->channels * o->size * o->size,
+                .f = -1, .ftype = -1, .dx = -1, .col = {-1, -1, -1, -1}, .dxpl = -1};
+    w.cn = o->chunk ? (o->chunk < N ? o->chunk : N) : synth_default_chunk(N, w.row * o->dtype_bytes);
+    const long long nchunks = (N + w.cn - 1) / w.cn;
+    w.c0 = nchunks * rank / nranks;
+    w.c1 = nchunks * (rank + 1) / nranks;
+    long long hi = w.c1 * w.cn < N ? w.c1 * w.cn : N;
+    w.lo = w.c0 * w.cn;
+    w.mine = hi > w.lo ? hi - w.lo : 0;
+    w.iters = (nchunks + nranks - 1) / nranks;
+    return w;
+}
 
-    H5Quiet quiet;
-    h5_quiet_begin(&quiet);
-    int rc = 0;
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
-    hid_t f = H5Fcreate(o->out, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
-    if (f < 0) rc = h5_fail(o->out, "cannot create the file");
-    if (agree(comm, rc)) {
-        if (f >= 0) H5Fclose(f);
-        h5_quiet_end(&quiet);
-        return -1;
-    }
-
-    hid_t ftype = o->dtype_bytes == 2 ? h5_half_type() : H5Tcopy(H5T_IEEE_F32LE);
-    hsize_t dims[4] = {(hsize_t)N, (hsize_t)C, (hsize_t)S, (hsize_t)S};
-    hsize_t cdims[4] = {(hsize_t)cn, (hsize_t)C, (hsize_t)S, (hsize_t)S};
+/* X_jet (chunked along N, allocated at creation: the ranks write whole chunks
+ * collectively) and the four columns. */
+static int create_datasets(Writer *w) {
+    const SynthFileOptions *o = w->o;
+    hsize_t N = (hsize_t)o->samples, C = (hsize_t)o->channels, S = (hsize_t)o->size;
+    w->ftype = o->dtype_bytes == 2 ? h5_half_type() : H5Tcopy(H5T_IEEE_F32LE);
+    hsize_t dims[4] = {N, C, S, S}, cdims[4] = {(hsize_t)w->cn, C, S, S};
     hid_t sp = H5Screate_simple(4, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, 4, cdims);
     H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
     H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
-    hid_t dx = H5Dcreate2(f, DSET_X, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    w->dx = H5Dcreate2(w->f, DSET_X, w->ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
     H5Sclose(sp);
-    hsize_t n1 = (hsize_t)N;
-    sp = H5Screate_simple(1, &n1, NULL);
+    sp = H5Screate_simple(1, &N, NULL);
     const char *colname[4] = {DSET_M, DSET_PT, DSET_IETA, DSET_IPHI};
-    hid_t col[4];
-    for (int k = 0; k < 4; k++)
-        col[k] = H5Dcreate2(f, colname[k], H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Sclose(sp);
-    rc = dx < 0 || col[0] < 0 || col[1] < 0 || col[2] < 0 || col[3] < 0 || ftype < 0
-             ? h5_fail(o->out, "cannot create the datasets")
-             : 0;
-
-    float *img = NULL, *cols = NULL;
-    uint16_t *half = NULL;
-    if (!rc) {
-        img = malloc((size_t)(cn * row) * sizeof *img);
-        cols = malloc((size_t)(4 * (mine ? mine : 1)) * sizeof *cols);
-        if (o->dtype_bytes == 2) half = malloc((size_t)(cn * row) * sizeof *half);
-        if (!img || !cols || (o->dtype_bytes == 2 && !half))
-            rc = data_fail("%s: out of memory for a chunk of %lld rows", o->out, cn);
+    int bad = w->dx < 0 || w->ftype < 0;
+    for (int k = 0; k < 4; k++) {
+        w->col[k] = H5Dcreate2(w->f, colname[k], H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        bad |= w->col[k] < 0;
     }
-    rc = agree(comm, rc);
+    H5Sclose(sp);
+    return bad ? h5_fail(o->out, "cannot create the datasets") : 0;
+}
 
-    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
-    H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-    SynthConfig sc = {(int)S, (int)C, o->pixel_size, o->seed};
-    for (long long it = 0; !rc && it < iters; it++) {
-        long long r0 = (c0 + it) * cn, n = c0 + it < c1 ? (r0 + cn <= N ? cn : N - r0) : 0;
+static int alloc_buffers(Writer *w) {
+    w->img = malloc((size_t)(w->cn * w->row) * sizeof *w->img);
+    w->cols = malloc((size_t)(4 * (w->mine ? w->mine : 1)) * sizeof *w->cols);
+    if (w->o->dtype_bytes == 2) w->half = malloc((size_t)(w->cn * w->row) * sizeof *w->half);
+    if (!w->img || !w->cols || (w->o->dtype_bytes == 2 && !w->half))
+        return data_fail("%s: out of memory for a chunk of %lld rows", w->o->out, w->cn);
+    return 0;
+}
+
+/* Round by round: each rank generates its next chunk (OpenMP over the jets) and all
+ * write collectively; the columns are kept for the end. */
+static int write_images(Writer *w) {
+    const SynthFileOptions *o = w->o;
+    const long long N = o->samples, row = w->row, mine = w->mine;
+    SynthConfig sc = {o->size, o->channels, o->pixel_size, o->seed};
+    int rc = 0;
+    for (long long it = 0; !rc && it < w->iters; it++) {
+        long long r0 = (w->c0 + it) * w->cn, n = w->c0 + it < w->c1 ? (r0 + w->cn <= N ? w->cn : N - r0) : 0;
 #pragma omp parallel for schedule(dynamic, 2)
         for (long long i = 0; i < n; i++) {
             SynthJet jet;
-            synth_jet(&sc, (uint64_t)(r0 + i), img + i * row, &jet);
-            long long j = r0 + i - lo;
-            cols[j] = jet.m;
-            cols[mine + j] = jet.pt;
-            cols[2 * mine + j] = jet.ieta;
-            cols[3 * mine + j] = jet.iphi;
+            synth_jet(&sc, (uint64_t)(r0 + i), w->img + i * row, &jet);
+            long long j = r0 + i - w->lo;
+            w->cols[j] = jet.m;
+            w->cols[mine + j] = jet.pt;
+            w->cols[2 * mine + j] = jet.ieta;
+            w->cols[3 * mine + j] = jet.iphi;
         }
-        if (half) float_to_half_n(img, half, (size_t)(n * row));
-        if (h5_rows_io(dx, half ? ftype : H5T_NATIVE_FLOAT, dxpl, r0, n, half ? (void *)half : img, 1) < 0)
+        if (w->half) float_to_half_n(w->img, w->half, (size_t)(n * row));
+        void *buf = w->half ? (void *)w->half : w->img;
+        if (h5_rows_io(w->dx, w->half ? w->ftype : H5T_NATIVE_FLOAT, w->dxpl, r0, n, buf, 1) < 0)
             rc = h5_fail(o->out, "cannot write X_jet");
-        rc = agree(comm, rc);
+        rc = data_agree(w->comm, rc);
     }
+    return rc;
+}
+
+static int write_columns(Writer *w) {
+    int rc = 0;
     for (int k = 0; !rc && k < 4; k++) {
-        if (h5_rows_io(col[k], H5T_NATIVE_FLOAT, dxpl, lo, mine, cols + k * mine, 1) < 0)
-            rc = h5_fail(o->out, "cannot write a column");
-        rc = agree(comm, rc);
+        if (h5_rows_io(w->col[k], H5T_NATIVE_FLOAT, w->dxpl, w->lo, w->mine, w->cols + k * w->mine, 1) < 0)
+            rc = h5_fail(w->o->out, "cannot write a column");
+        rc = data_agree(w->comm, rc);
     }
-    if (!rc && write_attrs(f, col[0], col[1], o)) rc = h5_fail(o->out, "cannot write the attributes");
-    rc = agree(comm, rc);
-    H5Pclose(dxpl);
-    free(img);
-    free(cols);
-    free(half);
+    if (!rc && write_attrs(w->f, w->col[0], w->col[1], w->o))
+        rc = h5_fail(w->o->out, "cannot write the attributes");
+    return data_agree(w->comm, rc);
+}
+
+/* Closes everything; the file's close is collective and can fail (flushing). */
+static int close_all(Writer *w, int rc) {
+    if (w->dxpl >= 0) H5Pclose(w->dxpl);
+    free(w->img);
+    free(w->cols);
+    free(w->half);
     for (int k = 0; k < 4; k++)
-        if (col[k] >= 0) H5Dclose(col[k]);
-    if (dx >= 0) H5Dclose(dx);
-    if (ftype >= 0) H5Tclose(ftype);
-    if (H5Fclose(f) < 0 && !rc) rc = h5_fail(o->out, "cannot close the file");
-    rc = agree(comm, rc);
+        if (w->col[k] >= 0) H5Dclose(w->col[k]);
+    if (w->dx >= 0) H5Dclose(w->dx);
+    if (w->ftype >= 0) H5Tclose(w->ftype);
+    if (H5Fclose(w->f) < 0 && !rc) rc = h5_fail(w->o->out, "cannot close the file");
+    return data_agree(w->comm, rc);
+}
+
+int synth_write_file(const SynthFileOptions *o, MPI_Comm comm) {
+    if (check_options(o)) return -1; /* the same on every rank: no agreement needed */
+    Writer w = plan(o, comm);
+    H5Quiet quiet;
+    h5_quiet_begin(&quiet);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+    w.f = H5Fcreate(o->out, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (data_agree(comm, w.f < 0 ? h5_fail(o->out, "cannot create the file") : 0)) {
+        if (w.f >= 0) H5Fclose(w.f);
+        h5_quiet_end(&quiet);
+        return -1;
+    }
+    int rc = create_datasets(&w);
+    if (!rc) rc = alloc_buffers(&w);
+    rc = data_agree(comm, rc);
+    w.dxpl = H5Pcreate(H5P_DATASET_XFER);
+    H5Pset_dxpl_mpio(w.dxpl, H5FD_MPIO_COLLECTIVE);
+    if (!rc) rc = write_images(&w);
+    if (!rc) rc = write_columns(&w);
+    rc = close_all(&w, rc);
     h5_quiet_end(&quiet);
     return rc;
 }

@@ -10,62 +10,20 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "h5util.h"
+#include "hash.h"
 
-/* ---- small HDF5 helpers: attributes on an object, float datasets ---- */
+/* ---- HDF5 (data/h5util.h): native types on both sides, fixed-length strings ---- */
 
 static int attr_write(hid_t obj, const char *name, hid_t type, const void *value) {
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, type, value);
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(space);
-    return rc < 0 ? -1 : 0;
-}
-
-static int attr_str_write(hid_t obj, const char *name, const char *s) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(s) + 1);
-    int rc = attr_write(obj, name, t, s);
-    H5Tclose(t);
-    return rc;
-}
-
-static int attr_read(hid_t obj, const char *name, hid_t type, void *value) {
-    if (H5Aexists(obj, name) <= 0) return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Aread(a, type, value);
-    if (a >= 0) H5Aclose(a);
-    return rc < 0 ? -1 : 0;
-}
-
-static int attr_str_read(hid_t obj, const char *name, char *out, size_t size) {
-    if (H5Aexists(obj, name) <= 0) return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t ft = H5Aget_type(a);
-    size_t n = H5Tget_size(ft);
-    int rc = -1;
-    if (H5Tget_class(ft) == H5T_STRING && n < size) {
-        hid_t t = H5Tcopy(H5T_C_S1);
-        H5Tset_size(t, n);
-        rc = H5Aread(a, t, out) < 0 ? -1 : 0;
-        out[n] = '\0';
-        H5Tclose(t);
-    }
-    H5Tclose(ft);
-    H5Aclose(a);
-    return rc;
+    return h5_attr_write(obj, name, type, type, value);
 }
 
 static int write_floats(hid_t group, const char *name, int ndim, const int *shape,
                         const float *data) {
     hsize_t dims[4];
     for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
-    hid_t space = H5Screate_simple(ndim, dims, NULL);
-    hid_t d = H5Dcreate2(group, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
-    if (d >= 0) H5Dclose(d);
-    H5Sclose(space);
-    return rc < 0 ? -1 : 0;
+    return h5_dataset_write(group, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ndim, dims, data);
 }
 
 /* ---- what is stored as attributes on / ---- */
@@ -76,49 +34,48 @@ static int write_floats(hid_t group, const char *name, int ndim, const int *shap
     X("fmaps1", model.fmaps1) X("epoch", epoch) X("step_in_epoch", step_in_epoch)        \
     X("global_step", global_step) X("world_size", world_size) X("batch", batch)          \
     X("best_epoch", best_epoch) X("adam_step", adam_step)                                \
-    X("plateau_mode_max", plateau.cfg.mode_max) X("plateau_patience", plateau.cfg.patience) \
-    X("plateau_threshold_abs", plateau.cfg.threshold_abs)                                \
-    X("plateau_cooldown", plateau.cfg.cooldown)                                          \
-    X("plateau_num_bad_epochs", plateau.num_bad_epochs)                                  \
-    X("plateau_cooldown_counter", plateau.cooldown_counter)                              \
-    X("plateau_last_epoch", plateau.last_epoch)
+    X("plateau_mode_max", lr.plateau.cfg.mode_max)                                       \
+    X("plateau_patience", lr.plateau.cfg.patience)                                       \
+    X("plateau_threshold_abs", lr.plateau.cfg.threshold_abs)                             \
+    X("plateau_cooldown", lr.plateau.cfg.cooldown)                                       \
+    X("plateau_num_bad_epochs", lr.plateau.num_bad_epochs)                               \
+    X("plateau_cooldown_counter", lr.plateau.cooldown_counter)                           \
+    X("plateau_last_epoch", lr.plateau.last_epoch)
 
 #define DOUBLE_ATTRS(X)                                                                 \
     X("epoch_loss_sum", epoch_loss_sum) X("epoch_samples", epoch_samples)                \
     X("best_metric", best_metric) X("elapsed_s", elapsed_s)                              \
-    X("plateau_factor", plateau.cfg.factor) X("plateau_threshold", plateau.cfg.threshold) \
-    X("plateau_min_lr", plateau.cfg.min_lr) X("plateau_eps", plateau.cfg.eps)            \
-    X("plateau_best", plateau.best) X("lr", plateau.lr)
+    X("plateau_factor", lr.plateau.cfg.factor)                                           \
+    X("plateau_threshold", lr.plateau.cfg.threshold)                                     \
+    X("plateau_min_lr", lr.plateau.cfg.min_lr) X("plateau_eps", lr.plateau.cfg.eps)      \
+    X("plateau_best", lr.plateau.best)
 
 #define FLOAT_ATTRS(X)                                                                  \
-    X("adam_lr", adam.lr) X("adam_beta1", adam.beta1) X("adam_beta2", adam.beta2)        \
+    X("adam_beta1", adam.beta1) X("adam_beta2", adam.beta2)                             \
     X("adam_eps", adam.eps) X("adam_weight_decay", adam.weight_decay)
 
-#define FNV_BASIS 0xcbf29ce484222325ull
+/* the schedule, stored once (version 2) */
+#define SCHEDULE_LONG_ATTRS(X) X("lr_warmup_steps", lr.warmup_steps)
+#define SCHEDULE_DOUBLE_ATTRS(X)                                                        \
+    X("lr_base", lr.base) X("lr_scaled", lr.scaled) X("lr_plateau", lr.plateau.lr)
 
-static uint64_t fnv_more(uint64_t h, const void *p, size_t bytes) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < bytes; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
+/* version 1: the plateau's rate ("lr"; "adam_lr", Adam's last rate, is not needed) */
+#define V1_DOUBLE_ATTRS(X) X("lr", lr.plateau.lr)
 
 /* the stored hash: every tensor of the three arenas, in table order, no padding */
 static uint64_t arenas_hash(const Model *model, const float *const arenas[3]) {
-    uint64_t h = FNV_BASIS;
+    uint64_t h = FNV1A_BASIS;
     for (int a = 0; a < 3; a++)
         for (int i = 0; i < model_num_tensors(model); i++) {
             const ParamTensor *t = model_tensor(model, i);
-            h = fnv_more(h, arenas[a] + t->offset, t->numel * sizeof(float));
+            h = fnv1a_more(h, arenas[a] + t->offset, t->numel * sizeof(float));
         }
     return h;
 }
 
 static int write_attrs(hid_t f, const CheckpointState *st, uint64_t hash) {
     int rc = 0;
-    rc |= attr_str_write(f, "format", CHECKPOINT_FORMAT);
+    rc |= h5_attr_write_str(f, "format", CHECKPOINT_FORMAT, 0);
     int version = CHECKPOINT_VERSION;
     rc |= attr_write(f, "version", H5T_NATIVE_INT, &version);
 #define W_LONG(name, field) { long long v_ = (long long)st->field; rc |= attr_write(f, name, H5T_NATIVE_LLONG, &v_); }
@@ -127,28 +84,38 @@ static int write_attrs(hid_t f, const CheckpointState *st, uint64_t hash) {
     LONG_ATTRS(W_LONG)
     DOUBLE_ATTRS(W_DOUBLE)
     FLOAT_ATTRS(W_FLOAT)
+    SCHEDULE_LONG_ATTRS(W_LONG)
+    SCHEDULE_DOUBLE_ATTRS(W_DOUBLE)
     unsigned long long seed = st->seed, h = hash;
     rc |= attr_write(f, "seed", H5T_NATIVE_ULLONG, &seed);
     rc |= attr_write(f, "tensors_fnv1a", H5T_NATIVE_ULLONG, &h);
-    rc |= attr_str_write(f, "config", st->config_json);
+    rc |= h5_attr_write_str(f, "config", st->config_json, 0);
     return rc;
 }
 
 static int read_attrs(hid_t f, CheckpointState *st, uint64_t *hash, const char *path) {
     int rc = 0;
-#define R_LONG(name, field) { long long v_ = 0; if (attr_read(f, name, H5T_NATIVE_LLONG, &v_)) rc = net_fail("%s: checkpoint lacks attribute '%s'", path, name); st->field = v_; }
-#define R_DOUBLE(name, field) if (attr_read(f, name, H5T_NATIVE_DOUBLE, &st->field)) rc = net_fail("%s: checkpoint lacks attribute '%s'", path, name);
-#define R_FLOAT(name, field) if (attr_read(f, name, H5T_NATIVE_FLOAT, &st->field)) rc = net_fail("%s: checkpoint lacks attribute '%s'", path, name);
+#define R_LONG(name, field) { long long v_ = 0; if (h5_attr_read(f, name, H5T_NATIVE_LLONG, &v_)) rc = net_fail("%s: checkpoint lacks attribute '%s'", path, name); st->field = v_; }
+#define R_DOUBLE(name, field) if (h5_attr_read(f, name, H5T_NATIVE_DOUBLE, &st->field)) rc = net_fail("%s: checkpoint lacks attribute '%s'", path, name);
+#define R_FLOAT(name, field) if (h5_attr_read(f, name, H5T_NATIVE_FLOAT, &st->field)) rc = net_fail("%s: checkpoint lacks attribute '%s'", path, name);
     LONG_ATTRS(R_LONG)
     DOUBLE_ATTRS(R_DOUBLE)
     FLOAT_ATTRS(R_FLOAT)
+    if (st->version >= 2) {
+        SCHEDULE_LONG_ATTRS(R_LONG)
+        SCHEDULE_DOUBLE_ATTRS(R_DOUBLE)
+    } else {
+        V1_DOUBLE_ATTRS(R_DOUBLE)
+    }
     unsigned long long seed = 0, h = 0;
-    if (attr_read(f, "seed", H5T_NATIVE_ULLONG, &seed) ||
-        attr_read(f, "tensors_fnv1a", H5T_NATIVE_ULLONG, &h))
+    if (h5_attr_read(f, "seed", H5T_NATIVE_ULLONG, &seed) ||
+        h5_attr_read(f, "tensors_fnv1a", H5T_NATIVE_ULLONG, &h))
         rc = net_fail("%s: checkpoint lacks its seed or parameter hash", path);
     st->seed = seed;
     *hash = h;
-    if (attr_str_read(f, "config", st->config_json, sizeof st->config_json)) st->config_json[0] = 0;
+    char *config = h5_attr_str(f, "config");  /* kept when it fits, else left out */
+    if (config && strlen(config) < sizeof st->config_json) strcpy(st->config_json, config);
+    free(config);
     return rc;
 }
 
@@ -174,13 +141,9 @@ static int write_group(hid_t f, const char *group, const Model *model, const flo
     return rc;
 }
 
-int checkpoint_write(const char *path, const CheckpointState *st, const Model *model,
-                     const float *params, const float *m, const float *v) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return net_fail("%s: cannot create the checkpoint (%s)", tmp, strerror(errno));
+/* Everything a checkpoint holds, into the open file f: 0, or -1. */
+static int write_contents(hid_t f, const CheckpointState *st, const Model *model, const float *params,
+                          const float *m, const float *v) {
     const float *arenas[3] = {params, m, v};
     int rc = write_attrs(f, st, arenas_hash(model, arenas));
     /* the tensor order, for validating without a model: names joined by '\n' */
@@ -191,7 +154,7 @@ int checkpoint_write(const char *path, const CheckpointState *st, const Model *m
         strcat(names, model_tensor(model, i)->name);
         strcat(names, "\n");
     }
-    rc |= !names || attr_str_write(f, "tensor_order", names);
+    rc |= !names || h5_attr_write_str(f, "tensor_order", names, 0);
     free(names);
     rc |= write_group(f, "model", model, params);
     hid_t opt = H5Gcreate2(f, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -209,13 +172,26 @@ int checkpoint_write(const char *path, const CheckpointState *st, const Model *m
         H5Gclose(data);
     }
     rc |= H5Fflush(f, H5F_SCOPE_GLOBAL) < 0;
-    rc |= H5Fclose(f) < 0;
+    return rc ? -1 : 0;
+}
+
+int checkpoint_write(const char *path, const CheckpointState *st, const Model *model,
+                     const float *params, const float *m, const float *v) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    H5Quiet quiet;
+    h5_quiet_begin(&quiet);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    int e = errno, rc = f < 0 ? -1 : write_contents(f, st, model, params, m, v);
+    if (f >= 0 && H5Fclose(f) < 0) rc = -1;
+    h5_quiet_end(&quiet);
+    if (f < 0) return net_fail("%s: cannot create the checkpoint (%s)", tmp, strerror(e));
     if (rc) {
         unlink(tmp);
         return net_fail("%s: writing the checkpoint failed (disk full?); the previous one is kept", tmp);
     }
     if (fsync_path(tmp, 0) || rename(tmp, path)) {
-        int e = errno;
+        e = errno;
         unlink(tmp);
         return net_fail("%s: cannot sync or rename the checkpoint into place (%s)", path, strerror(e));
     }
@@ -230,21 +206,14 @@ int checkpoint_write(const char *path, const CheckpointState *st, const Model *m
 
 /* ---- reading ---- */
 
-/* The names of the tensor_order attribute (split in place); returns the count. */
+/* The names of the tensor_order attribute (split in place in *buf); returns the count. */
 static int tensor_names(hid_t f, char **buf, char ***names) {
-    *buf = NULL;
     *names = NULL;
-    if (H5Aexists(f, "tensor_order") <= 0) return -1;
-    hid_t a = H5Aopen(f, "tensor_order", H5P_DEFAULT);
-    hid_t t = H5Aget_type(a);
-    size_t n = H5Tget_size(t);
-    H5Tclose(t);
-    H5Aclose(a);
-    *buf = calloc(n + 1, 1);
-    if (!*buf || attr_str_read(f, "tensor_order", *buf, n + 1)) return -1;
+    if (!(*buf = h5_attr_str(f, "tensor_order"))) return -1;
     int count = 0;
     for (char *p = *buf; *p; p++) count += *p == '\n';
     *names = calloc((size_t)count + 1, sizeof(char *));
+    if (!*names) return -1;
     int i = 0;
     for (char *tok = strtok(*buf, "\n"); tok && i < count; tok = strtok(NULL, "\n")) (*names)[i++] = tok;
     return i;
@@ -307,46 +276,48 @@ static int read_group(hid_t f, const char *group, char **names, int count, const
             rc = net_fail("%s: %s '%s' cannot be read (truncated or corrupt file)", path, group, names[i]);
             break;
         }
-        *hash = fnv_more(*hash, dst, (size_t)n * sizeof(float));
+        *hash = fnv1a_more(*hash, dst, (size_t)n * sizeof(float));
     }
     free(tmp);
     H5Gclose(g);
     return rc;
 }
 
-/* peek (model NULL) or read (model and arenas given) */
-static int load(const char *path, CheckpointState *st, const Model *model, float *arenas[3]) {
-    memset(st, 0, sizeof *st);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    if (access(path, R_OK) != 0)
-        return net_fail("%s: cannot read the checkpoint (%s)", path, strerror(errno));
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return net_fail("%s: not an HDF5 file, or truncated: not a usable checkpoint", path);
-    int rc = 0;
-    char format[64] = "";
+/* The format and a version this build reads (into st->version). */
+static int check_format(hid_t f, CheckpointState *st, const char *path) {
+    char *format = h5_attr_str(f, "format");
+    int ours = format && strcmp(format, CHECKPOINT_FORMAT) == 0;
+    free(format);
+    if (!ours)
+        return net_fail("%s: not an e2e-ddp checkpoint (no '%s' format attribute)", path, CHECKPOINT_FORMAT);
     int version = 0;
-    if (attr_str_read(f, "format", format, sizeof format) || strcmp(format, CHECKPOINT_FORMAT)) {
-        rc = net_fail("%s: not an e2e-ddp checkpoint (no '%s' format attribute)", path, CHECKPOINT_FORMAT);
-    } else if (attr_read(f, "version", H5T_NATIVE_INT, &version) || version != CHECKPOINT_VERSION) {
-        rc = net_fail("%s: checkpoint version %d, this build reads version %d", path, version,
-                      CHECKPOINT_VERSION);
-    }
-    uint64_t stored = 0, hash = FNV_BASIS;
-    if (!rc) rc = read_attrs(f, st, &stored, path);
-    if (!rc && model) {
-        const ModelConfig *c = model_config(model), *s = &st->model;
-        if (s->in_channels != c->in_channels || s->height != c->height || s->width != c->width ||
-            s->n_scalars != c->n_scalars || s->blocks != c->blocks || s->fmaps0 != c->fmaps0 ||
-            s->fmaps1 != c->fmaps1)
-            rc = net_fail("%s: checkpoint of another model shape (C=%d %dx%d, %d scalars, %d blocks, "
-                          "maps %d/%d); this run's model is C=%d %dx%d, %d scalars, %d blocks, "
-                          "maps %d/%d", path, s->in_channels, s->height, s->width, s->n_scalars,
-                          s->blocks, s->fmaps0, s->fmaps1, c->in_channels, c->height, c->width,
-                          c->n_scalars, c->blocks, c->fmaps0, c->fmaps1);
-    }
+    if (h5_attr_read(f, "version", H5T_NATIVE_INT, &version) ||
+        version < CHECKPOINT_OLDEST_VERSION || version > CHECKPOINT_VERSION)
+        return net_fail("%s: checkpoint version %d, this build reads versions %d to %d", path,
+                        version, CHECKPOINT_OLDEST_VERSION, CHECKPOINT_VERSION);
+    st->version = version;
+    return 0;
+}
+
+static int check_shape(const CheckpointState *st, const Model *model, const char *path) {
+    const ModelConfig *c = model_config(model), *s = &st->model;
+    if (s->in_channels == c->in_channels && s->height == c->height && s->width == c->width &&
+        s->n_scalars == c->n_scalars && s->blocks == c->blocks && s->fmaps0 == c->fmaps0 &&
+        s->fmaps1 == c->fmaps1)
+        return 0;
+    return net_fail("%s: checkpoint of another model shape (C=%d %dx%d, %d scalars, %d blocks, "
+                    "maps %d/%d); this run's model is C=%d %dx%d, %d scalars, %d blocks, "
+                    "maps %d/%d", path, s->in_channels, s->height, s->width, s->n_scalars,
+                    s->blocks, s->fmaps0, s->fmaps1, c->in_channels, c->height, c->width,
+                    c->n_scalars, c->blocks, c->fmaps0, c->fmaps1);
+}
+
+/* The three arenas' tensors in stored order (into arenas when a model is given),
+ * hashed as they are read. */
+static int read_tensors(hid_t f, const Model *model, float *arenas[3], uint64_t *hash, const char *path) {
     char *buf = NULL, **names = NULL;
-    int count = rc ? 0 : tensor_names(f, &buf, &names);
-    if (!rc && count <= 0) rc = net_fail("%s: checkpoint lacks its tensor list", path);
+    int count = tensor_names(f, &buf, &names), rc = 0;
+    if (count <= 0) rc = net_fail("%s: checkpoint lacks its tensor list", path);
     if (!rc && model && count != model_num_tensors(model))
         rc = net_fail("%s: checkpoint holds %d tensors, this model has %d", path, count,
                       model_num_tensors(model));
@@ -354,25 +325,47 @@ static int load(const char *path, CheckpointState *st, const Model *model, float
     if (!rc && H5Lexists(f, "optimizer", H5P_DEFAULT) <= 0)
         rc = net_fail("%s: checkpoint has no optimizer state", path);
     for (int a = 0; a < 3 && !rc; a++)
-        rc = read_group(f, groups[a], names, count, model, model ? arenas[a] : NULL, &hash, path);
+        rc = read_group(f, groups[a], names, count, model, model ? arenas[a] : NULL, hash, path);
     free(names);
     free(buf);
-    if (!rc && (H5Lexists(f, "data", H5P_DEFAULT) <= 0 || H5Lexists(f, "data/scales", H5P_DEFAULT) <= 0))
-        rc = net_fail("%s: checkpoint has no data/scales", path);
-    if (!rc) {
-        hid_t d = H5Dopen2(f, "data/scales", H5P_DEFAULT);
-        hid_t space = H5Dget_space(d);
-        hssize_t n = H5Sget_simple_extent_npoints(space);
-        H5Sclose(space);
-        if (n < 0 || n > CHECKPOINT_MAX_SCALES)
-            rc = net_fail("%s: checkpoint holds %lld scales, at most %d", path, (long long)n,
-                          CHECKPOINT_MAX_SCALES);
-        else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, st->scales) < 0)
-            rc = net_fail("%s: data/scales cannot be read", path);
-        st->n_scales = (int)n;
-        H5Dclose(d);
-    }
-    H5Fclose(f);
+    return rc;
+}
+
+static int read_scales(hid_t f, CheckpointState *st, const char *path) {
+    if (H5Lexists(f, "data", H5P_DEFAULT) <= 0 || H5Lexists(f, "data/scales", H5P_DEFAULT) <= 0)
+        return net_fail("%s: checkpoint has no data/scales", path);
+    hid_t d = H5Dopen2(f, "data/scales", H5P_DEFAULT);
+    hid_t space = H5Dget_space(d);
+    hssize_t n = H5Sget_simple_extent_npoints(space);
+    H5Sclose(space);
+    int rc = 0;
+    if (n < 0 || n > CHECKPOINT_MAX_SCALES)
+        rc = net_fail("%s: checkpoint holds %lld scales, at most %d", path, (long long)n,
+                      CHECKPOINT_MAX_SCALES);
+    else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, st->scales) < 0)
+        rc = net_fail("%s: data/scales cannot be read", path);
+    st->n_scales = (int)n;
+    H5Dclose(d);
+    return rc;
+}
+
+/* peek (model NULL) or read (model and arenas given) */
+static int load(const char *path, CheckpointState *st, const Model *model, float *arenas[3]) {
+    memset(st, 0, sizeof *st);
+    if (access(path, R_OK) != 0)
+        return net_fail("%s: cannot read the checkpoint (%s)", path, strerror(errno));
+    H5Quiet quiet;
+    h5_quiet_begin(&quiet);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int rc = f < 0 ? net_fail("%s: not an HDF5 file, or truncated: not a usable checkpoint", path)
+                   : check_format(f, st, path);
+    uint64_t stored = 0, hash = FNV1A_BASIS;
+    if (!rc) rc = read_attrs(f, st, &stored, path);
+    if (!rc && model) rc = check_shape(st, model, path);
+    if (!rc) rc = read_tensors(f, model, arenas, &hash, path);
+    if (!rc) rc = read_scales(f, st, path);
+    if (f >= 0) H5Fclose(f);
+    h5_quiet_end(&quiet);
     if (!rc && hash != stored)
         rc = net_fail("%s: the tensors do not match their stored hash (corrupt checkpoint)", path);
     return rc;

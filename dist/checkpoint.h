@@ -8,8 +8,11 @@
  *   /optimizer/exp_avg/<name>      Adam's first moments
  *   /optimizer/exp_avg_sq/<name>   Adam's second moments
  *   /data/scales                   the per-channel preprocessing scales
- *   attributes on /                format, version, model shape, position, scheduler,
- *                                  optimizer, RNG seed, the run's configuration (JSON),
+ *   attributes on /                format, version, model shape, position, the
+ *                                  learning-rate schedule (lr_base, lr_scaled,
+ *                                  lr_warmup_steps, lr_plateau and the plateau's
+ *                                  plateau_* state), Adam's step and hyper-parameters,
+ *                                  RNG seed, the run's configuration (JSON),
  *                                  the tensor names in arena order, and an FNV-1a hash
  *                                  of all tensors (parameters, then both moments) in
  *                                  that order, so a checkpoint can be validated
@@ -19,15 +22,21 @@
 
 #include <stdint.h>
 
+#include "adam.h"
 #include "lr_schedule.h"
 #include "model.h"
-#include "ops.h"
 
 #define CHECKPOINT_FORMAT "e2e-ddp checkpoint"
-#define CHECKPOINT_VERSION 1
+/* Version 2 stores the learning-rate schedule once (lr_base, lr_scaled,
+ * lr_warmup_steps, lr_plateau); version 1 stored the plateau's rate as "lr" and Adam's
+ * last rate as "adam_lr", and neither the base nor the scaled rate nor the warm-up.
+ * Both are read; version 2 is written. */
+#define CHECKPOINT_VERSION 2
+#define CHECKPOINT_OLDEST_VERSION 1
 #define CHECKPOINT_MAX_SCALES 64
 
 typedef struct {
+    int version;                /* the file's format version (what was read) */
     ModelConfig model;          /* max_batch is not compared */
     /* position: the next optimizer step is step_in_epoch of epoch (both 0-based) */
     long epoch, step_in_epoch, global_step;
@@ -38,7 +47,8 @@ typedef struct {
     double best_metric;         /* best validation MAE so far (GeV), and its epoch */
     long best_epoch;
     double elapsed_s;           /* training time before this checkpoint */
-    Plateau plateau;
+    LrSchedule lr;              /* version 1: only lr.plateau (base, scaled and warm-up
+                                   were not stored: 0 here; the run's options give them) */
     long adam_step;
     AdamHyper adam;
     int n_scales;
@@ -54,7 +64,8 @@ int checkpoint_write(const char *path, const CheckpointState *st, const Model *m
 /* Validates path and reads its state (no tensors into any model): refuses, with a
  * message naming the file, anything that is not a complete e2e-ddp checkpoint: not
  * HDF5 or truncated, another format or version, a missing attribute, a missing or
- * unreadable tensor, data whose hash does not match. */
+ * unreadable tensor, data whose hash does not match. Reads versions
+ * CHECKPOINT_OLDEST_VERSION to CHECKPOINT_VERSION. */
 int checkpoint_peek(const char *path, CheckpointState *st);
 
 /* checkpoint_peek, then refuses a checkpoint of another model shape, and loads the

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data_error.h"
 #include "error.h"
+#include "hash.h"
 
 int comm_init(Comm *c, int *argc, char ***argv) {
     memset(c, 0, sizeof *c);
@@ -37,13 +39,13 @@ void comm_finalize(Comm *c) {
 
 int comm_attach(Comm *c, NetOps *ops) {
     c->ops = ops;
-    if (ops->stream && ops->stream(ops->ctx) && comm_nccl_available()) return comm_nccl_init(c);
+    if (ops_can(ops, OPS_STREAM) && comm_nccl_available()) return comm_nccl_init(c);
     return 0;
 }
 
 /* host memory holding n floats of a backend buffer (the buffer itself on the CPU) */
 static float *host_view(Comm *c, float *buf, size_t n) {
-    if (c->ops->host_memory) return buf;
+    if (ops_can(c->ops, OPS_HOST_MEMORY)) return buf;
     if (c->host_n < n) {
         free(c->host);
         c->host = malloc(n * sizeof(float));
@@ -86,43 +88,53 @@ int comm_broadcast(Comm *c, float *buf, size_t n) {
     return 0;
 }
 
-int comm_agree(Comm *c, int flags, const char *message, const double *values, int n_values,
-               Agreement *out) {
-    memset(out, 0, sizeof *out);
-    if (n_values < 0 || n_values > 8) return net_fail("comm_agree: %d values, at most 8", n_values);
-    /* each flag as its own int under MPI_MAX (= OR), and -rank of a failing rank so
-     * that the max is minus the lowest failing rank */
-    int v[4] = {!!(flags & AGREE_ERROR), !!(flags & AGREE_STOP), !!(flags & AGREE_NONFINITE),
-                (flags & AGREE_ERROR) ? -c->rank : INT_MIN};
-    MPI_Allreduce(MPI_IN_PLACE, v, 4, MPI_INT, MPI_MAX, c->world);
-    out->flags = (v[0] ? AGREE_ERROR : 0) | (v[1] ? AGREE_STOP : 0) | (v[2] ? AGREE_NONFINITE : 0);
-    out->error_rank = v[0] ? -v[3] : -1;
-    if (n_values > 0) {
-        memcpy(out->sum, values, sizeof(double) * n_values);
-        MPI_Allreduce(MPI_IN_PLACE, out->sum, n_values, MPI_DOUBLE, MPI_SUM, c->world);
+/* ---- the control plane ---- */
+
+int comm_agree(Comm *c, int flags, const double *values, int n_values, Agreement *out) {
+    const char *why = (flags & AGREE_ERROR) ? net_error() : NULL;
+    char named[AGREE_MESSAGE_LEN];
+    if (why && c->size > 1) {
+        snprintf(named, sizeof named, "rank %d: %s", c->rank, why);
+        why = named;
     }
-    if (v[0]) {
-        if (c->rank == out->error_rank)
-            snprintf(out->message, sizeof out->message, "%s", message ? message : "unknown error");
-        MPI_Bcast(out->message, sizeof out->message, MPI_CHAR, out->error_rank, c->world);
-    }
-    return 0;
+    if (mpi_agree(c->world, flags, why, values, n_values, out))
+        return net_fail("comm_agree: %s", data_error());
+    return (out->flags & AGREE_ERROR) ? net_fail("%s", out->message) : 0;
 }
 
-uint64_t comm_hash(const void *p, size_t bytes) {
-    const unsigned char *b = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < bytes; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
+int comm_outcome(Comm *c, int failed) {
+    Agreement a;
+    return comm_agree(c, failed ? AGREE_ERROR : 0, NULL, 0, &a);
 }
+
+int comm_on_root(Comm *c, int (*fn)(void *arg), void *arg) {
+    int failed = c->rank == 0 && fn(arg) != 0;
+    Agreement a;
+    mpi_agree(c->world, failed ? AGREE_ERROR : 0, failed ? net_error() : NULL, NULL, 0, &a);
+    return (a.flags & AGREE_ERROR) ? net_fail("%s", a.message) : 0;
+}
+
+void comm_bcast_int(Comm *c, int *v) { MPI_Bcast(v, 1, MPI_INT, 0, c->world); }
+
+void comm_bcast_bytes(Comm *c, void *p, size_t bytes) {
+    for (size_t off = 0; off < bytes; off += INT_MAX) {
+        int count = (int)(bytes - off < INT_MAX ? bytes - off : INT_MAX);
+        MPI_Bcast((char *)p + off, count, MPI_BYTE, 0, c->world);
+    }
+}
+
+void comm_bcast_string(Comm *c, char *s, size_t size) {
+    if (size == 0) return;
+    comm_bcast_bytes(c, s, size);
+    s[size - 1] = '\0';
+}
+
+void comm_bcast_floats(Comm *c, float *p, size_t n) { comm_bcast_bytes(c, p, n * sizeof(float)); }
 
 int comm_replicas_identical(Comm *c, const float *buf, size_t n, int *identical) {
     float *h = host_view(c, (float *)buf, n);
     if (!h) return net_fail("replica check: out of host memory for %zu floats", n);
-    uint64_t mine = comm_hash(h, n * sizeof(float)), lo = mine, hi = mine;
+    uint64_t mine = fnv1a(h, n * sizeof(float)), lo = mine, hi = mine;
     MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, c->world);
     MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, c->world);
     *identical = lo == hi;

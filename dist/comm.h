@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agree.h"
 #include "ops.h"
 
 typedef struct {
@@ -37,31 +38,39 @@ int comm_allreduce_mean(Comm *c, float *buf, size_t n);
 /* buf (backend memory) = rank 0's buf. Collective. */
 int comm_broadcast(Comm *c, float *buf, size_t n);
 
-/* Flags that an agreement point ORs over the ranks. */
-enum {
-    AGREE_ERROR = 1,       /* this rank failed: its message goes to everyone */
-    AGREE_STOP = 2,        /* a stop was requested (SIGUSR1/SIGTERM) */
-    AGREE_NONFINITE = 4,   /* this rank's loss or gradients are NaN/Inf */
-};
+/* ---- the control plane: agreement points, rank 0's work, broadcasts ----
+ * Every decision that one rank takes or every rank must share goes through these, so
+ * that a failure on any rank reaches every rank, with its message, before any of them
+ * enters a collective the others would not join. The agreement itself is data/agree.h's
+ * (the reader's too); the flags AGREE_ERROR, AGREE_STOP and AGREE_NONFINITE are there. */
 
-typedef struct {
-    int flags;             /* OR over ranks */
-    int error_rank;        /* lowest rank with AGREE_ERROR, or -1 */
-    char message[512];     /* error_rank's message (on every rank) */
-    double sum[8];         /* sum over ranks of the values passed in */
-} Agreement;
+/* The full agreement point (the training step's): this rank's flags (AGREE_ERROR means
+ * net_error() holds its reason) and up to AGREE_MAX_VALUES values to sum (losses,
+ * counts). Returns 0 with *out filled on every rank; when any rank set AGREE_ERROR,
+ * -1 on every rank with the lowest failing rank's message in net_error(), prefixed
+ * "rank N: " when there are several ranks. */
+int comm_agree(Comm *c, int flags, const double *values, int n_values, Agreement *out);
 
-/* A collective agreement point: every rank passes its own flags, message (used when
- * AGREE_ERROR is set) and up to 8 values to sum (losses, counts); every rank gets the
- * OR of the flags, the first failing rank's message, and the sums (at most 8). */
-int comm_agree(Comm *c, int flags, const char *message, const double *values, int n_values,
-               Agreement *out);
+/* This rank's outcome of work every rank did: failed != 0 means net_error() holds the
+ * reason. 0 on every rank, or -1 on every rank with the first failing rank's message
+ * (as comm_agree). */
+int comm_outcome(Comm *c, int failed);
 
-/* 1 when every rank holds bitwise the same n floats of backend memory (hash compared
- * over ranks); collective. */
+/* Rank 0 runs fn(arg), which returns 0 or -1 with its reason in net_error(); every rank
+ * returns that result, with rank 0's message in net_error() on failure. The other
+ * ranks do not call fn. Collective. */
+int comm_on_root(Comm *c, int (*fn)(void *arg), void *arg);
+
+/* Broadcasts from rank 0 of host memory: a value, a flat struct, a string of at most
+ * size bytes (NUL-terminated on every rank), n floats. Collective. */
+void comm_bcast_int(Comm *c, int *v);
+void comm_bcast_bytes(Comm *c, void *p, size_t bytes);
+void comm_bcast_string(Comm *c, char *s, size_t size);
+void comm_bcast_floats(Comm *c, float *p, size_t n);
+
+/* 1 when every rank holds bitwise the same n floats of backend memory (their FNV-1a
+ * hashes, net/hash.h, compared over ranks); collective. */
 int comm_replicas_identical(Comm *c, const float *buf, size_t n, int *identical);
-/* FNV-1a over bytes: the replica check's hash, also stored in checkpoints. */
-uint64_t comm_hash(const void *p, size_t bytes);
 
 /* NCCL part (comm_nccl.c when built with CUDA, comm_nccl_none.c otherwise). */
 int comm_nccl_available(void);

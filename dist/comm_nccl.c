@@ -63,46 +63,34 @@ static int wait_for(Comm *c, const char *what, cudaStream_t stream) {
     }
 }
 
-/* Every rank succeeds or fails, together: 1 when ok holds on all. */
-static int all_ranks(Comm *c, int ok) {
-    int all = 0;
-    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, c->world);
-    return all;
+static int make_id(void *id) {
+    ncclResult_t r = ncclGetUniqueId((ncclUniqueId *)id);
+    return r == ncclSuccess ? 0 : net_fail("NCCL: rank 0 could not make the communicator's id: %s",
+                                           ncclGetErrorString(r));
 }
 
-/* The id travels with a flag: when rank 0 cannot make one, every rank learns it from
- * the same broadcast. The set-up then runs in NCCL's background; a rank whose call
- * failed at once tells the others (MPI) before anyone waits for it, and after the wait
- * the ranks agree again. */
+/* Rank 0 makes the id (every rank learns whether it could) and broadcasts it. The
+ * set-up then runs in NCCL's background; a rank whose call failed at once tells the
+ * others before anyone waits for it, and after the wait the ranks agree again. */
 int comm_nccl_init(Comm *c) {
-    struct {
-        ncclUniqueId id;
-        int ok;
-    } msg;
-    memset(&msg, 0, sizeof msg);
-    ncclResult_t r = ncclSuccess;
-    if (c->rank == 0) {
-        r = ncclGetUniqueId(&msg.id);
-        msg.ok = r == ncclSuccess;
-    }
-    MPI_Bcast(&msg, sizeof msg, MPI_BYTE, 0, c->world);
-    if (!msg.ok)
-        return net_fail("NCCL: rank 0 could not make the communicator's id: %s",
-                        c->rank == 0 ? ncclGetErrorString(r) : "see rank 0");
+    ncclUniqueId id;
+    memset(&id, 0, sizeof id);
+    if (comm_on_root(c, make_id, &id)) return -1;
+    comm_bcast_bytes(c, &id, sizeof id);
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
     ncclComm_t comm = NULL;
-    r = ncclCommInitRankConfig(&comm, c->size, msg.id, c->rank, &config);
+    ncclResult_t r = ncclCommInitRankConfig(&comm, c->size, id, c->rank, &config);
     int ok = r == ncclSuccess || r == ncclInProgress;
     c->nccl = comm;
-    if (!ok) net_fail("NCCL communicator set-up failed on rank %d: %s", c->rank, ncclGetErrorString(r));
-    if (all_ranks(c, ok)) {
+    if (!ok) net_fail("NCCL communicator set-up failed: %s", ncclGetErrorString(r));
+    if (comm_outcome(c, !ok) == 0) {
         ok = wait_for(c, "NCCL communicator set-up", NULL) == 0;
-        if (all_ranks(c, ok)) return 0;
+        if (comm_outcome(c, !ok) == 0) return 0;
     }
     if (c->nccl) ncclCommAbort((ncclComm_t)c->nccl);
     c->nccl = NULL;
-    return ok ? net_fail("NCCL communicator set-up failed on another rank") : -1;
+    return -1;
 }
 
 /* A collective's call may return ncclInProgress (non-blocking communicator): wait until

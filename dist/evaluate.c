@@ -7,9 +7,10 @@
 #include <string.h>
 
 #include "error.h"
+#include "h5util.h"
 #include "session.h"
 
-static int keep(Predictions *p, const DataBatch *b, const float *pred) {
+static int keep(Predictions *p, const DataBatch *b, const float *pred, double mass_scale) {
     if (p->n + b->n > p->cap) {
         long long cap = p->cap ? 2 * p->cap : 4096;
         while (cap < p->n + b->n) cap *= 2;
@@ -25,43 +26,33 @@ static int keep(Predictions *p, const DataBatch *b, const float *pred) {
     for (int i = 0; i < b->n; i++) {
         p->index[p->n] = b->index[i];
         p->m_true[p->n] = b->mass[i];
-        p->m_pred[p->n] = (float)(pred[i] * MASS_SCALE_GEV);
+        p->m_pred[p->n] = (float)(pred[i] * mass_scale);
         p->n++;
     }
     return 0;
 }
 
-int evaluate_split(Comm *c, Model *m, Dataset *d, Split s, double mre_min_mass, EvalResult *out,
-                   Predictions *preds) {
-    memset(out, 0, sizeof *out);
+/* This rank's share of split s: the sums {L1 loss, |error| GeV, relative error, count,
+ * relative count}; 0, or -1 with net_error(). */
+static int local_sums(Model *m, Dataset *d, Split s, double mre_min_mass, double sums[5],
+                      Predictions *preds) {
     int batch = model_config(m)->max_batch;
+    double mass_scale = dataset_info(d)->mass_scale;
     float *pred = malloc(sizeof(float) * batch);
-    char msg[512] = "";
-    int failed = !pred;
-    if (failed) snprintf(msg, sizeof msg, "rank %d: out of host memory", c->rank);
-    /* loss, |err| GeV, relative error sum, count, relative count */
-    double sums[5] = {0};
-    if (!failed && dataset_begin_epoch(d, s, 0, 0)) {
-        failed = 1;
-        snprintf(msg, sizeof msg, "%s", data_error());
-    }
+    if (!pred) return net_fail("out of host memory for %d predictions", batch);
+    int rc = dataset_begin_epoch(d, s, 0, 0) ? session_data_fail() : 0;
     DataBatch b;
-    int rc;
-    while (!failed && (rc = dataset_next(d, &b)) != 0) {
-        if (rc < 0) {
-            failed = 1;
-            snprintf(msg, sizeof msg, "%s", data_error());
+    while (!rc) {
+        int got = dataset_next(d, &b);
+        if (got <= 0) {
+            rc = got < 0 ? session_data_fail() : 0;
             break;
         }
         InputPrep prep;
         HostBatch hb = session_host_batch(d, &b, &prep);
-        if (model_predict(m, &hb, pred) || (preds && keep(preds, &b, pred))) {
-            failed = 1;
-            snprintf(msg, sizeof msg, "%s", net_error());
-            break;
-        }
-        for (int i = 0; i < b.n; i++) {
-            double mp = pred[i] * MASS_SCALE_GEV, mt = b.mass[i], err = fabs(mp - mt);
+        if (model_predict(m, &hb, pred) || (preds && keep(preds, &b, pred, mass_scale))) rc = -1;
+        for (int i = 0; !rc && i < b.n; i++) {
+            double mp = pred[i] * mass_scale, mt = b.mass[i], err = fabs(mp - mt);
             sums[0] += fabs((double)pred[i] - b.target[i]);
             sums[1] += err;
             sums[3] += 1;
@@ -72,17 +63,27 @@ int evaluate_split(Comm *c, Model *m, Dataset *d, Split s, double mre_min_mass, 
         }
     }
     free(pred);
+    return rc;
+}
+
+static const char *split_name(Split s) {
+    return s == SPLIT_VAL ? "validation" : s == SPLIT_TEST ? "test" : "training";
+}
+
+int evaluate_split(Comm *c, Model *m, Dataset *d, Split s, double mre_min_mass, EvalResult *out,
+                   Predictions *preds) {
+    memset(out, 0, sizeof *out);
+    double sums[5] = {0};
+    int failed = local_sums(m, d, s, mre_min_mass, sums, preds) != 0;
     Agreement a;
-    comm_agree(c, failed ? AGREE_ERROR : 0, msg, sums, 5, &a);
-    if (a.flags & AGREE_ERROR) return net_fail("%s", a.message);
+    if (comm_agree(c, failed ? AGREE_ERROR : 0, sums, 5, &a)) return -1;
     out->count = (long long)a.sum[3];
     out->mre_count = (long long)a.sum[4];
-    if (out->count == 0) return net_fail("the %s split is empty", s == SPLIT_VAL ? "validation" : s == SPLIT_TEST ? "test" : "training");
+    if (out->count == 0) return net_fail("the %s split is empty", split_name(s));
     out->loss = a.sum[0] / a.sum[3];
     out->mae = a.sum[1] / a.sum[3];
     out->mre = a.sum[4] > 0 ? a.sum[2] / a.sum[4] : NAN;
-    if (!isfinite(out->loss))
-        return net_fail("non-finite predictions on the %s split", s == SPLIT_VAL ? "validation" : "test");
+    if (!isfinite(out->loss)) return net_fail("non-finite predictions on the %s split", split_name(s));
     return 0;
 }
 
@@ -91,74 +92,83 @@ static int by_index(const void *a, const void *b) {
     return (*x > *y) - (*x < *y);
 }
 
-int predictions_write(Comm *c, const Predictions *p, const char *path) {
+/* Every rank's predictions on rank 0 (the other ranks' pointers stay NULL). */
+typedef struct {
+    const char *path;
+    long long total;
+    long long *index;
+    float *m_true, *m_pred;
+} Gathered;
+
+static void gather(Comm *c, const Predictions *p, Gathered *g) {
     int n = (int)p->n, *counts = NULL, *displs = NULL;
-    long long total = 0;
     if (c->rank == 0) {
         counts = calloc(c->size, sizeof(int));
         displs = calloc(c->size, sizeof(int));
     }
     MPI_Gather(&n, 1, MPI_INT, counts, 1, MPI_INT, 0, c->world);
-    if (c->rank == 0)
+    if (c->rank == 0) {
         for (int r = 0; r < c->size; r++) {
-            displs[r] = (int)total;
-            total += counts[r];
+            displs[r] = (int)g->total;
+            g->total += counts[r];
         }
-    long long *ix = NULL;
-    float *mt = NULL, *mp = NULL;
-    if (c->rank == 0) {
-        ix = malloc(sizeof(long long) * (total ? total : 1));
-        mt = malloc(sizeof(float) * (total ? total : 1));
-        mp = malloc(sizeof(float) * (total ? total : 1));
+        size_t rows = (size_t)(g->total ? g->total : 1);
+        g->index = malloc(sizeof(long long) * rows);
+        g->m_true = malloc(sizeof(float) * rows);
+        g->m_pred = malloc(sizeof(float) * rows);
     }
-    MPI_Gatherv(p->index, n, MPI_LONG_LONG, ix, counts, displs, MPI_LONG_LONG, 0, c->world);
-    MPI_Gatherv(p->m_true, n, MPI_FLOAT, mt, counts, displs, MPI_FLOAT, 0, c->world);
-    MPI_Gatherv(p->m_pred, n, MPI_FLOAT, mp, counts, displs, MPI_FLOAT, 0, c->world);
-    int failed = 0;
-    char msg[512] = "";
-    if (c->rank == 0) {
-        /* sort rows by dataset index: pack (index, position) pairs */
-        long long *order = malloc(sizeof(long long) * 2 * (total ? total : 1));
-        for (long long i = 0; i < total; i++) order[2 * i] = ix[i], order[2 * i + 1] = i;
-        qsort(order, (size_t)total, 2 * sizeof(long long), by_index);
-        long long *six = malloc(sizeof(long long) * (total ? total : 1));
-        float *smt = malloc(sizeof(float) * (total ? total : 1)), *smp = malloc(sizeof(float) * (total ? total : 1));
-        for (long long i = 0; i < total; i++) {
-            long long k = order[2 * i + 1];
-            six[i] = ix[k], smt[i] = mt[k], smp[i] = mp[k];
-        }
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-        if (f < 0) {
-            failed = 1;
-            snprintf(msg, sizeof msg, "%s: cannot create the prediction file", path);
-        } else {
-            hsize_t dims[1] = {(hsize_t)total};
-            hid_t sp = H5Screate_simple(1, dims, NULL);
-            struct { const char *name; hid_t ft, mt; const void *data; } cols[3] = {
-                {"index", H5T_STD_I64LE, H5T_NATIVE_LLONG, six},
-                {"m_true", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, smt},
-                {"m_pred", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, smp}};
-            for (int k = 0; k < 3; k++) {
-                hid_t ds = H5Dcreate2(f, cols[k].name, cols[k].ft, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-                if (ds < 0 || H5Dwrite(ds, cols[k].mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, cols[k].data) < 0) {
-                    failed = 1;
-                    snprintf(msg, sizeof msg, "%s: cannot write %s", path, cols[k].name);
-                }
-                if (ds >= 0) H5Dclose(ds);
-            }
-            H5Sclose(sp);
-            if (H5Fclose(f) < 0 && !failed) {
-                failed = 1;
-                snprintf(msg, sizeof msg, "%s: cannot close the prediction file", path);
-            }
-        }
-        free(order), free(six), free(smt), free(smp);
+    MPI_Gatherv(p->index, n, MPI_LONG_LONG, g->index, counts, displs, MPI_LONG_LONG, 0, c->world);
+    MPI_Gatherv(p->m_true, n, MPI_FLOAT, g->m_true, counts, displs, MPI_FLOAT, 0, c->world);
+    MPI_Gatherv(p->m_pred, n, MPI_FLOAT, g->m_pred, counts, displs, MPI_FLOAT, 0, c->world);
+    free(counts);
+    free(displs);
+}
+
+/* the rows in dataset order: (index, position) pairs sorted by index */
+static int sort_by_index(Gathered *g) {
+    size_t rows = (size_t)(g->total ? g->total : 1);
+    long long *order = malloc(sizeof(long long) * 2 * rows), *ix = malloc(sizeof(long long) * rows);
+    float *mt = malloc(sizeof(float) * rows), *mp = malloc(sizeof(float) * rows);
+    int ok = order && ix && mt && mp && g->index && g->m_true && g->m_pred;
+    for (long long i = 0; ok && i < g->total; i++) order[2 * i] = g->index[i], order[2 * i + 1] = i;
+    if (ok) qsort(order, (size_t)g->total, 2 * sizeof(long long), by_index);
+    for (long long i = 0; ok && i < g->total; i++) {
+        long long k = order[2 * i + 1];
+        ix[i] = g->index[k], mt[i] = g->m_true[k], mp[i] = g->m_pred[k];
     }
-    free(counts), free(displs), free(ix), free(mt), free(mp);
-    Agreement a;
-    comm_agree(c, failed ? AGREE_ERROR : 0, msg, NULL, 0, &a);
-    return (a.flags & AGREE_ERROR) ? net_fail("%s", a.message) : 0;
+    free(order);
+    free(g->index), free(g->m_true), free(g->m_pred);
+    g->index = ix, g->m_true = mt, g->m_pred = mp;
+    return ok ? 0 : net_fail("out of host memory for %lld predictions", g->total);
+}
+
+static int write_on_root(void *arg) {
+    Gathered *g = arg;
+    if (sort_by_index(g)) return -1;
+    const char *path = g->path;
+    H5Quiet quiet;
+    h5_quiet_begin(&quiet);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = f < 0 ? net_fail("%s: cannot create the prediction file", path) : 0;
+    hsize_t dims[1] = {(hsize_t)g->total};
+    struct { const char *name; hid_t ft, mt; const void *data; } cols[3] = {
+        {"index", H5T_STD_I64LE, H5T_NATIVE_LLONG, g->index},
+        {"m_true", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, g->m_true},
+        {"m_pred", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, g->m_pred}};
+    for (int k = 0; k < 3 && !rc; k++)
+        if (h5_dataset_write(f, cols[k].name, cols[k].ft, cols[k].mt, 1, dims, cols[k].data))
+            rc = net_fail("%s: cannot write %s", path, cols[k].name);
+    if (f >= 0 && H5Fclose(f) < 0 && !rc) rc = net_fail("%s: cannot close the prediction file", path);
+    h5_quiet_end(&quiet);
+    return rc;
+}
+
+int predictions_write(Comm *c, const Predictions *p, const char *path) {
+    Gathered g = {.path = path};
+    gather(c, p, &g);
+    int rc = comm_on_root(c, write_on_root, &g);
+    free(g.index), free(g.m_true), free(g.m_pred);
+    return rc;
 }
 
 void predictions_free(Predictions *p) {

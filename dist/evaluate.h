@@ -9,9 +9,6 @@
 #include "dataset.h"
 #include "model.h"
 
-/* The E2E target: mass / 500 GeV (DESIGN.md). */
-#define MASS_SCALE_GEV 500.0
-
 typedef struct {
     double loss;        /* mean |pred - target| on the scaled target (unweighted) */
     double mae;         /* mean |m_pred - m_true|, GeV */
@@ -26,7 +23,8 @@ typedef struct {
     float *m_true, *m_pred;
 } Predictions;
 
-/* Runs split s of d on this rank's share; all ranks get the result. preds may be NULL.
+/* Runs split s of d on this rank's share; all ranks get the result. Predictions become
+ * masses with the dataset's own mass scale (DatasetInfo.mass_scale). preds may be NULL.
  * Returns 0, or -1 on every rank with the failing rank's message in net_error(). */
 int evaluate_split(Comm *c, Model *m, Dataset *d, Split s, double mre_min_mass, EvalResult *out,
                    Predictions *preds);

@@ -60,10 +60,21 @@ int plateau_step(Plateau *p, double metric) {
     return 0;
 }
 
-double warmup_lr(double plateau_lr, double base_lr, double scaled_lr, long step, long warmup_steps) {
-    /* the plateau rate is relative to the scaled target: keep its reductions */
-    double reduced = plateau_lr / scaled_lr;
-    if (warmup_steps <= 0 || step >= warmup_steps) return plateau_lr;
-    double t = (double)(step + 1) / (double)warmup_steps;
-    return reduced * (base_lr + (scaled_lr - base_lr) * t);
+void lr_schedule_init(LrSchedule *s, double base, double scaled, long warmup_steps,
+                      const PlateauConfig *plateau) {
+    s->base = base;
+    s->scaled = scaled;
+    s->warmup_steps = warmup_steps;
+    plateau_init(&s->plateau, plateau, scaled);
 }
+
+double lr_at(const LrSchedule *s, long step) {
+    double plateau_lr = s->plateau.lr;
+    if (s->warmup_steps <= 0 || step >= s->warmup_steps) return plateau_lr;
+    /* the plateau rate is relative to the scaled target: keep its reductions */
+    double reduced = plateau_lr / s->scaled;
+    double t = (double)(step + 1) / (double)s->warmup_steps;
+    return reduced * (s->base + (s->scaled - s->base) * t);
+}
+
+int lr_schedule_epoch_end(LrSchedule *s, double metric) { return plateau_step(&s->plateau, metric); }

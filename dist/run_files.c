@@ -40,6 +40,18 @@ int run_write_text(const char *dir, const char *name, const char *text) {
     return 0;
 }
 
+int run_write_results(const char *dir, const RunResults *r) {
+    char json[2048];
+    snprintf(json, sizeof json,
+             "{\"best_epoch\": %ld, \"best_val_mae_gev\": %.4f, \"test_loss\": %.6f, "
+             "\"test_mae_gev\": %.4f, \"test_mre\": %.6f, \"test_jets\": %lld, "
+             "\"mre_jets\": %lld, \"epochs\": %ld, \"global_steps\": %ld, \"ranks\": %d, "
+             "\"train_time_s\": %.2f}\n",
+             r->best_epoch, r->best_val_mae, r->test_loss, r->test_mae, r->test_mre, r->test_jets,
+             r->mre_jets, r->epochs, r->global_steps, r->ranks, r->train_time_s);
+    return run_write_text(dir, "results.json", json);
+}
+
 #define CSV_HEADER                                                                          \
     "epoch,lr,train_loss,val_loss,val_mae_gev,val_mre,epoch_s,samples_per_s,data_wait_frac," \
     "allreduce_frac,skipped_steps,sync_wait_frac\n"

@@ -23,9 +23,22 @@ typedef struct {
                                 for the slowest rank: load imbalance shows here) */
 } EpochMetrics;
 
+/* The run's outcome: the best epoch and the best checkpoint's test metrics. */
+typedef struct {
+    long best_epoch;
+    double best_val_mae;     /* GeV */
+    double test_loss, test_mae, test_mre;
+    long long test_jets, mre_jets;
+    long epochs, global_steps;
+    int ranks;
+    double train_time_s;
+} RunResults;
+
 /* mkdir -p for dir and dir/checkpoints. */
 int run_prepare(const char *dir);
 int run_write_text(const char *dir, const char *name, const char *text);
+/* results.json: r as one JSON object. */
+int run_write_results(const char *dir, const RunResults *r);
 /* Appends a row (writing the CSV header first when the file is new). */
 int run_append_metrics(const char *dir, const EpochMetrics *e);
 /* Drops rows of epochs >= first_epoch (a resumed run redoes them). */

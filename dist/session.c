@@ -6,11 +6,7 @@
 
 #include "error.h"
 
-int session_agree(Session *s, int failed, const char *msg) {
-    Agreement a;
-    comm_agree(s->comm, failed ? AGREE_ERROR : 0, msg, NULL, 0, &a);
-    return (a.flags & AGREE_ERROR) ? net_fail("%s", a.message) : 0;
-}
+int session_data_fail(void) { return net_fail("%s", data_error()); }
 
 void session_feed_for_device(DatasetOptions *o, const char *device) {
     int gpu = device && strcmp(device, "cuda") == 0;
@@ -32,9 +28,7 @@ int session_open_backend(Session *s, const BackendOptions *bo) {
     BackendOptions o = *bo;
     o.gpu = s->comm->local_rank;
     s->ops = net_backend_create(&o);
-    char msg[512] = "";
-    if (!s->ops) snprintf(msg, sizeof msg, "rank %d: %s", s->comm->rank, net_error());
-    return session_agree(s, !s->ops, msg);
+    return comm_outcome(s->comm, !s->ops);
 }
 
 static void *pinned_alloc(void *ctx, size_t bytes) {
@@ -49,13 +43,14 @@ static void pinned_free(void *ctx, void *p) {
 
 int session_open_data(Session *s, const DatasetOptions *o) {
     DatasetOptions opt = *o;
-    if (s->ops && !s->ops->host_memory && s->ops->alloc_host && !opt.batch_alloc) {
+    if (s->ops && !ops_can(s->ops, OPS_HOST_MEMORY) && ops_can(s->ops, OPS_PINNED_HOST) &&
+        !opt.batch_alloc) {
         opt.batch_alloc = pinned_alloc;
         opt.batch_free = pinned_free;
         opt.batch_alloc_ctx = s->ops;
     }
     /* dataset_open agrees over the ranks by itself */
-    return dataset_open(&s->data, &opt) ? net_fail("%s", data_error()) : 0;
+    return dataset_open(&s->data, &opt) ? session_data_fail() : 0;
 }
 
 int session_build_model(Session *s, int blocks, int batch) {
@@ -74,42 +69,63 @@ int session_build_model(Session *s, int blocks, int batch) {
             net_fail("out of host memory for %zu parameters", n);
             failed = 1;
         }
-    char msg[512] = "";
-    if (failed) snprintf(msg, sizeof msg, "rank %d: %s", s->comm->rank, net_error());
-    if (session_agree(s, failed, msg)) return -1;
+    if (comm_outcome(s->comm, failed)) return -1;
     return comm_attach(s->comm, s->ops);
 }
 
-int session_peek(Session *s, const char *path, CheckpointState *st) {
-    int failed = 0;
-    char msg[512] = "";
-    if (s->comm->rank == 0 && checkpoint_peek(path, st)) {
-        failed = 1;
-        snprintf(msg, sizeof msg, "%s", net_error());
+typedef struct {
+    const char *path;
+    CheckpointState *st;
+    Session *s;          /* read: the model and the host arenas to fill */
+} RootRead;
+
+static int peek_on_root(void *arg) {
+    RootRead *r = arg;
+    return checkpoint_peek(r->path, r->st);
+}
+
+static int read_on_root(void *arg) {
+    RootRead *r = arg;
+    Session *s = r->s;
+    return checkpoint_read(r->path, r->st, s->model, s->host[0], s->host[1], s->host[2]);
+}
+
+int session_open(Session *s, const SessionOptions *o) {
+    DatasetOptions d = o->data;
+    if (o->from) {
+        d.seed = o->from->seed;
+        d.scales = o->from->scales;
     }
-    if (session_agree(s, failed, msg)) return -1;
-    MPI_Bcast(st, sizeof *st, MPI_BYTE, 0, s->comm->world);
+    session_feed_for_device(&d, o->backend.device);
+    if (session_open_backend(s, &o->backend) || session_open_data(s, &d)) return -1;
+    int channels = dataset_info(s->data)->channels;
+    if (o->from && o->from->n_scales != channels)  /* the same on every rank */
+        return net_fail("%s: checkpoint holds %d preprocessing scales, %s has %d channels",
+                        o->from_path, o->from->n_scales, d.path, channels);
+    return session_build_model(s, o->blocks, d.batch);
+}
+
+int session_peek(Session *s, const char *path, CheckpointState *st) {
+    RootRead r = {.path = path, .st = st};
+    if (comm_on_root(s->comm, peek_on_root, &r)) return -1;
+    comm_bcast_bytes(s->comm, st, sizeof *st);
     return 0;
 }
 
 int session_load(Session *s, const char *path, CheckpointState *st) {
-    size_t n = model_arena_size(s->model);
-    int failed = 0;
-    char msg[512] = "";
     CheckpointState *tmp = malloc(sizeof *tmp);
-    if (!tmp) {
-        failed = 1;
-        snprintf(msg, sizeof msg, "rank %d: out of host memory", s->comm->rank);
-    } else if (s->comm->rank == 0 &&
-               checkpoint_read(path, tmp, s->model, s->host[0], s->host[1], s->host[2])) {
-        failed = 1;
-        snprintf(msg, sizeof msg, "%s", net_error());
+    if (!tmp) net_fail("out of host memory for a checkpoint's state");
+    if (comm_outcome(s->comm, !tmp)) {
+        free(tmp);
+        return -1;
     }
-    int rc = session_agree(s, failed, msg);
+    RootRead r = {.path = path, .st = tmp, .s = s};
+    int rc = comm_on_root(s->comm, read_on_root, &r);
     if (!rc) {
-        for (int a = 0; a < 3; a++) MPI_Bcast(s->host[a], (int)n, MPI_FLOAT, 0, s->comm->world);
+        size_t n = model_arena_size(s->model);
+        for (int a = 0; a < 3; a++) comm_bcast_floats(s->comm, s->host[a], n);
         if (st) {
-            MPI_Bcast(tmp, sizeof *tmp, MPI_BYTE, 0, s->comm->world);
+            comm_bcast_bytes(s->comm, tmp, sizeof *tmp);
             *st = *tmp;
         }
         model_set_params(s->model, s->host[0]);

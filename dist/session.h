@@ -19,12 +19,30 @@ typedef struct {
     float *host[3];   /* host arenas: parameters, Adam's two moments (checkpoint I/O) */
 } Session;
 
-/* 0 on every rank, or -1 on every rank with the failing rank's message. */
-int session_agree(Session *s, int failed, const char *msg);
+/* What a run opens, for training and evaluation alike. */
+typedef struct {
+    DatasetOptions data;          /* the reader's options (path, batch, seed, ...); the
+                                     feed for the device is set by session_open */
+    BackendOptions backend;       /* device, threads, precision */
+    int blocks;                   /* residual blocks per layer of the model */
+    const CheckpointState *from;  /* a checkpoint the run continues or evaluates (NULL:
+                                     none): its seed and preprocessing scales are used,
+                                     and a dataset of another channel count is refused */
+    const char *from_path;        /* that checkpoint's path, for the message */
+} SessionOptions;
+
+/* Opens, in order: the backend (its GPU = the node-local rank; before the data, so a
+ * GPU backend's pinned allocator holds the reader's batch buffers), the reader with the
+ * feed for the device, and the model for the dataset's shape with the host arenas. */
+int session_open(Session *s, const SessionOptions *o);
+
+/* net_fail with data/'s last message (data_error()): a reader failure in dist/'s
+ * error channel. Returns -1. */
+int session_data_fail(void);
 /* The backend (its GPU = the node-local rank). Open it before the data: a GPU backend's
  * pinned allocator then holds the reader's batch buffers. */
 int session_open_backend(Session *s, const BackendOptions *bo);
-/* The reader; with a backend that copies from pinned host memory (NetOps.alloc_host),
+/* The reader; with a backend that copies from pinned host memory (OPS_PINNED_HOST),
  * the batch buffers are allocated there, so host-to-device copies go straight from
  * them (o's own batch_alloc, if set, is kept). */
 int session_open_data(Session *s, const DatasetOptions *o);

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "adam.h"
@@ -14,32 +13,35 @@
 #include "session.h"
 #include "stop_signal.h"
 
+/* The next step's batch. */
+typedef enum {
+    AHEAD_NONE,    /* the next step reads its batch itself */
+    AHEAD_STAGED,  /* the step before read it and staged it in the model (model_stage_batch) */
+} Lookahead;
+
 typedef struct {
     const TrainConfig *cfg;
     Comm *comm;
     Session s;                   /* dataset, backend, model, host arenas */
-    NetOps *ops;                 /* = s.ops */
     Dataset *data;               /* = s.data */
     Model *model;                /* = s.model */
-    float **host;                /* = s.host */
     Adam adam;
     int adam_ready;
-    CheckpointState st;          /* the live position and schedule: what a checkpoint saves */
-    float *flag;                 /* one float of backend memory: non-finite gradients */
-    int ahead;                   /* the next step's batch: 1 staged in the model
-                                    (model_stage_batch), -1 reading it failed (ahead_msg),
-                                    0 not read yet */
-    char ahead_msg[512];
+    CheckpointState st;          /* the live position, schedule and best: what a checkpoint
+                                    saves */
+    Lookahead ahead;
     char ckpt_dir[4096];
-    double base_lr, scaled_lr;
     double t_start;
 } Trainer;
 
 static double now(void) { return MPI_Wtime(); }
 
-static int agree(Trainer *t, int failed, const char *msg) { return session_agree(&t->s, failed, msg); }
-
 static int say(const Trainer *t) { return t->comm->rank == 0; }
+
+/* the rate of the last optimizer step, as Adam took it (float) */
+static float last_lr(const Trainer *t) {
+    return (float)lr_at(&t->st.lr, t->st.global_step > 0 ? t->st.global_step - 1 : 0);
+}
 
 /* ---- checkpoints ---- */
 
@@ -56,123 +58,124 @@ static int save(Trainer *t, const char *path) {
     st->n_scales = info->channels;
     memcpy(st->scales, dataset_scales(t->data), sizeof(float) * info->channels);
     train_config_json(t->cfg, t->comm->size, st->config_json, sizeof st->config_json);
-    size_t n = model_arena_size(t->model);
-    model_get_params(t->model, t->host[0]);
-    t->ops->download(t->ops->ctx, t->host[1], t->adam.m, n * sizeof(float));
-    t->ops->download(t->ops->ctx, t->host[2], t->adam.v, n * sizeof(float));
-    return checkpoint_write(path, st, t->model, t->host[0], t->host[1], t->host[2]);
+    float **host = t->s.host;
+    if (model_get_params(t->model, host[0]) || adam_get_moments(&t->adam, host[1], host[2]))
+        return -1;
+    return checkpoint_write(path, st, t->model, host[0], host[1], host[2]);
+}
+
+static int save_position_root(void *arg) {
+    Trainer *t = arg;
+    char path[4200];
+    checkpoint_name(path, sizeof path, t->ckpt_dir, t->st.global_step);
+    return save(t, path) || checkpoint_prune(t->ckpt_dir, t->cfg->keep) ? -1 : 0;
 }
 
 /* Rank 0 writes the position's checkpoint (and prunes); every rank learns the outcome. */
-static int save_position(Trainer *t) {
-    char path[4200], msg[512] = "";
-    int failed = 0;
-    if (say(t)) {
-        checkpoint_name(path, sizeof path, t->ckpt_dir, t->st.global_step);
-        failed = save(t, path) || checkpoint_prune(t->ckpt_dir, t->cfg->keep);
-        if (failed) snprintf(msg, sizeof msg, "%s", net_error());
+static int save_position(Trainer *t) { return comm_on_root(t->comm, save_position_root, t); }
+
+typedef struct {
+    Trainer *t;
+    char *path;
+    size_t size;
+    int have;       /* 1: resume from path */
+} ResumeChoice;
+
+static int find_resume_root(void *arg) {
+    ResumeChoice *r = arg;
+    const char *want = r->t->cfg->resume;
+    if (!want || strcmp(want, "none") == 0) return 0;
+    if (strcmp(want, "auto") == 0) {
+        r->have = checkpoint_find_latest(r->t->ckpt_dir, r->path, r->size);
+        if (r->have < 0) return -1;
+    } else {
+        snprintf(r->path, r->size, "%s", want);
+        r->have = 1;
     }
-    return agree(t, failed, msg);
+    return r->have == 1 ? checkpoint_peek(r->path, &r->t->st) : 0;
 }
 
 /* Which checkpoint to resume from (rank 0 decides; all ranks get its state). Returns 1
  * with the path in `path` when resuming, 0 for a fresh run, -1 on error. */
 static int find_resume(Trainer *t, char *path, size_t size) {
-    const char *r = t->cfg->resume;
-    int have = 0, failed = 0;
-    char msg[512] = "";
+    ResumeChoice r = {.t = t, .path = path, .size = size};
     path[0] = '\0';
-    if (say(t) && r && strcmp(r, "none") != 0) {
-        if (strcmp(r, "auto") == 0) {
-            have = checkpoint_find_latest(t->ckpt_dir, path, size);
-            failed = have < 0;
-        } else {
-            snprintf(path, size, "%s", r);
-            have = 1;
-        }
-        if (have == 1) failed = checkpoint_peek(path, &t->st) != 0;
-        if (failed) snprintf(msg, sizeof msg, "%s", net_error());
-    }
-    if (agree(t, failed, msg)) return -1;
-    MPI_Bcast(&have, 1, MPI_INT, 0, t->comm->world);
-    MPI_Bcast(path, (int)size, MPI_CHAR, 0, t->comm->world);
-    MPI_Bcast(&t->st, sizeof t->st, MPI_BYTE, 0, t->comm->world);
-    return have;
+    if (comm_on_root(t->comm, find_resume_root, &r)) return -1;
+    comm_bcast_int(t->comm, &r.have);
+    comm_bcast_string(t->comm, path, size);
+    comm_bcast_bytes(t->comm, &t->st, sizeof t->st);
+    return r.have;
 }
 
-/* The checkpoint's parameters into the model and its moments into Adam. */
-static int load_checkpoint(Trainer *t, const char *path) {
-    if (session_load(&t->s, path, NULL)) return -1;
-    size_t n = model_arena_size(t->model);
-    t->ops->upload(t->ops->ctx, t->adam.m, t->host[1], n * sizeof(float));
-    t->ops->upload(t->ops->ctx, t->adam.v, t->host[2], n * sizeof(float));
+/* The checkpoint's parameters into the model, its moments and step into Adam, and the
+ * rest of its schedule: version 1 stored only the plateau's part, the run's options
+ * give the base and scaled rates and the warm-up. */
+static int resume_from(Trainer *t, const char *path, double scaled) {
+    if (session_load(&t->s, path, NULL) || adam_set_moments(&t->adam, t->s.host[1], t->s.host[2]))
+        return -1;
+    t->adam.step = t->st.adam_step;
+    t->adam.hyper = t->st.adam;
+    t->adam.hyper.weight_decay = (float)t->cfg->weight_decay;
+    if (t->st.version < 2) {
+        t->st.lr.base = t->cfg->lr;
+        t->st.lr.scaled = scaled;
+        t->st.lr.warmup_steps = t->cfg->warmup_steps;
+    }
     return 0;
 }
 
+/* A fresh run: position 0, the configured schedule, rank 0's initial parameters. */
+static void start_fresh(Trainer *t, double scaled) {
+    const TrainConfig *cfg = t->cfg;
+    memset(&t->st, 0, sizeof t->st);
+    t->st.seed = cfg->seed;
+    t->st.best_metric = INFINITY;
+    t->st.best_epoch = -1;
+    lr_schedule_init(&t->st.lr, cfg->lr, scaled, cfg->warmup_steps, &cfg->plateau);
+    model_init(t->model, cfg->seed);
+    comm_broadcast(t->comm, model_params(t->model), model_arena_size(t->model));
+}
+
 /* ---- setup ---- */
+
+static int prepare_root(void *out) { return run_prepare((const char *)out); }
+
+static SessionOptions session_options(const Trainer *t, const char *resume_path, int resumed) {
+    const TrainConfig *cfg = t->cfg;
+    SessionOptions o = {.backend = {.device = cfg->device, .threads = cfg->threads,
+                                    .precision = cfg->precision},
+                        .blocks = cfg->blocks, .from = resumed ? &t->st : NULL,
+                        .from_path = resume_path};
+    dataset_default_options(&o.data);
+    o.data.path = cfg->data;
+    o.data.comm = t->comm->world;
+    o.data.seed = cfg->seed;
+    o.data.batch = cfg->batch;
+    o.data.zero_suppress = cfg->zero_suppress;
+    o.data.prefetch = cfg->prefetch;
+    if (cfg->unbias >= 0) o.data.unbias = cfg->unbias;
+    return o;
+}
 
 static int setup(Trainer *t, char *resume_path, int *resumed) {
     const TrainConfig *cfg = t->cfg;
     Comm *c = t->comm;
     snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", cfg->out);
-    int failed = 0;
-    char msg[512] = "";
-    if (say(t) && run_prepare(cfg->out)) {
-        failed = 1;
-        snprintf(msg, sizeof msg, "%s", net_error());
-    }
-    if (agree(t, failed, msg)) return -1;
+    if (comm_on_root(c, prepare_root, (void *)cfg->out)) return -1;
     *resumed = find_resume(t, resume_path, 4096);
     if (*resumed < 0) return -1;
-
-    DatasetOptions dopt;
-    dataset_default_options(&dopt);
-    dopt.path = cfg->data;
-    dopt.comm = c->world;
-    dopt.seed = *resumed ? t->st.seed : cfg->seed;
-    dopt.batch = cfg->batch;
-    dopt.zero_suppress = cfg->zero_suppress;
-    dopt.prefetch = cfg->prefetch;
-    if (cfg->unbias >= 0) dopt.unbias = cfg->unbias;
-    if (*resumed) dopt.scales = t->st.scales;
-    session_feed_for_device(&dopt, cfg->device);
-    BackendOptions bo = {.device = cfg->device, .threads = cfg->threads, .precision = cfg->precision};
-    if (session_open_backend(&t->s, &bo) || session_open_data(&t->s, &dopt)) return -1;
+    SessionOptions so = session_options(t, resume_path, *resumed);
+    if (session_open(&t->s, &so)) return -1;
     t->data = t->s.data;
-    const DatasetInfo *info = dataset_info(t->data);
-    if (*resumed && t->st.n_scales != info->channels)
-        return net_fail("%s: checkpoint holds %d preprocessing scales, %s has %d channels",
-                        resume_path, t->st.n_scales, cfg->data, info->channels);
-    if (session_build_model(&t->s, cfg->blocks, cfg->batch)) return -1;
-    t->ops = t->s.ops;
     t->model = t->s.model;
-    t->host = t->s.host;
     AdamHyper h = adam_default_hyper();
-    h.lr = (float)cfg->lr;
     h.weight_decay = (float)cfg->weight_decay;
-    failed = adam_create(&t->adam, t->ops, model_arena_size(t->model), h) != 0;
+    int failed = adam_create(&t->adam, model_ops(t->model), model_arena_size(t->model), h) != 0;
     t->adam_ready = !failed;
-    if (!failed && !(t->flag = t->ops->alloc(t->ops->ctx, sizeof(float))))
-        failed = net_fail("cannot allocate a flag in backend memory") != 0;
-    if (failed) snprintf(msg, sizeof msg, "rank %d: %s", c->rank, net_error());
-    if (agree(t, failed, msg)) return -1;
-
-    t->base_lr = cfg->lr;
-    t->scaled_lr = cfg->lr_scaling ? cfg->lr * c->size : cfg->lr;
-    if (*resumed) {
-        if (load_checkpoint(t, resume_path)) return -1;
-        t->adam.step = t->st.adam_step;
-        t->adam.hyper = t->st.adam;
-        t->adam.hyper.weight_decay = (float)cfg->weight_decay;
-    } else {
-        memset(&t->st, 0, sizeof t->st);
-        t->st.seed = cfg->seed;
-        t->st.best_metric = INFINITY;
-        t->st.best_epoch = -1;
-        plateau_init(&t->st.plateau, &cfg->plateau, t->scaled_lr);
-        model_init(t->model, cfg->seed);
-        comm_broadcast(c, model_params(t->model), model_arena_size(t->model));
-    }
+    if (comm_outcome(c, failed)) return -1;
+    double scaled = cfg->lr_scaling ? cfg->lr * c->size : cfg->lr;
+    if (*resumed) return resume_from(t, resume_path, scaled);
+    start_fresh(t, scaled);
     return 0;
 }
 
@@ -190,7 +193,7 @@ static void rescale_position(Trainer *t, long steps) {
     st->step_in_epoch = at < steps ? at : steps;
 }
 
-/* ---- the loop ---- */
+/* ---- a step ---- */
 
 typedef struct {
     double data, compute, comm;  /* seconds this epoch, this rank: reading, computing, the
@@ -200,119 +203,129 @@ typedef struct {
     long steps, skipped;
 } StepTimes;
 
-static void progress(const Trainer *t, long epoch, long step, long steps, double loss,
-                     double samples_per_s, double eta) {
-    char e[32];
-    run_format_duration(eta, e, sizeof e);
-    printf("epoch %ld/%d  step %ld/%ld  loss %.5f  lr %.3g  %.1f samples/s  ETA %s\n", epoch + 1,
-           t->cfg->epochs, step, steps, loss, t->adam.hyper.lr, samples_per_s, e);
-    fflush(stdout);
-}
+/* What one step did on this rank before the agreement. */
+typedef struct {
+    int flags;                   /* AGREE_ERROR (reason in net_error()), AGREE_NONFINITE */
+    float loss;                  /* the rank's batch mean */
+    double read_s, ahead_s;      /* reading this batch; reading and staging the next */
+    double pass_s;               /* the training pass and its checks */
+} LocalStep;
 
-/* The reader's next training batch as the model takes it: 1, or -1 with the reason in
- * t->ahead_msg (the step that would train on it reports it). */
+/* The reader's next training batch as the model takes it: 0, or -1 (net_error()). */
 static int read_batch(Trainer *t, DataBatch *b, InputPrep *prep, HostBatch *hb) {
     int rc = dataset_next(t->data, b);
-    if (rc == 1) {
-        *hb = session_host_batch(t->data, b, prep);
-        return 1;
-    }
-    snprintf(t->ahead_msg, sizeof t->ahead_msg, "%s",
-             rc < 0 ? data_error() : "training split ended before the epoch's steps");
-    return -1;
+    if (rc < 0) return session_data_fail();
+    if (rc == 0) return net_fail("training split ended before the epoch's steps");
+    *hb = session_host_batch(t->data, b, prep);
+    return 0;
 }
 
-/* One optimizer step. Returns 0 (go on), 1 (a stop was agreed: the step was taken and
- * the caller checkpoints), -1 (error on every rank). */
-static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *process_steps) {
-    const TrainConfig *cfg = t->cfg;
-    Comm *c = t->comm;
-    int flags = 0;
-    char msg[512] = "";
+/* The next step's batch, read and staged while this step's pass runs: on a GPU its copy
+ * overlaps the pass (the loss read-back waits for the pass). 0, or -1 (net_error()). */
+static int stage_next(Trainer *t, long step) {
+    if (step + 1 >= dataset_steps_per_epoch(t->data, SPLIT_TRAIN)) return 0;
+    DataBatch b;
+    InputPrep prep;
+    HostBatch next;
+    if (read_batch(t, &b, &prep, &next) || model_stage_batch(t->model, &next)) return -1;
+    t->ahead = AHEAD_STAGED;
+    return 0;
+}
+
+/* This rank's part: forward, loss and backward on its batch (the staged one, or one read
+ * now), the next batch staged meanwhile, and the checks of loss and gradients. */
+static void local_step(Trainer *t, long step, LocalStep *l) {
     double t0 = now();
-    int have = t->ahead;  /* 1: staged by the step before; -1: reading it failed */
-    t->ahead = 0;
+    int staged = t->ahead == AHEAD_STAGED, failed = 0, nonfinite = 0;
+    t->ahead = AHEAD_NONE;
     DataBatch b;
     InputPrep prep;
     HostBatch hb;
-    if (have == 0) have = read_batch(t, &b, &prep, &hb) == 1 ? 2 : -1;  /* 2: read now */
-    double t1 = now(), ahead_s = 0.0;
-    float loss = 0.0f, bad_grads = 0.0f;
-    if (have < 0) {
-        flags |= AGREE_ERROR;
-        snprintf(msg, sizeof msg, "%s", t->ahead_msg);
-    } else {
-        int failed = model_train_pass(t->model, have == 1 ? NULL : &hb);
-        /* The next step's batch is read and staged while this pass runs: on a GPU its
-         * copy overlaps the pass (the loss read-back below waits for the pass). */
-        if (!failed && step + 1 < dataset_steps_per_epoch(t->data, SPLIT_TRAIN)) {
-            double a0 = now();
-            HostBatch next;
-            t->ahead = read_batch(t, &b, &prep, &next);
-            if (t->ahead == 1) failed = model_stage_batch(t->model, &next);
-            ahead_s = now() - a0;
-        }
-        if (failed || model_loss_value(t->model, &loss)) {
-            flags |= AGREE_ERROR;
-            snprintf(msg, sizeof msg, "rank %d: %s", c->rank, net_error());
-        } else {
-            t->ops->nonfinite_check(t->ops->ctx, model_arena_size(t->model), model_grads(t->model), t->flag);
-            t->ops->download(t->ops->ctx, &bad_grads, t->flag, sizeof(float));
-            if (!isfinite(loss) || bad_grads != 0.0f) flags |= AGREE_NONFINITE;
-        }
+    if (!staged) failed = read_batch(t, &b, &prep, &hb);
+    double t1 = now();
+    if (!failed) failed = model_train_pass(t->model, staged ? NULL : &hb);
+    if (!failed) {
+        double a0 = now();
+        failed = stage_next(t, step);
+        l->ahead_s = now() - a0;
     }
+    if (!failed) failed = model_loss_value(t->model, &l->loss) || model_grads_nonfinite(t->model, &nonfinite);
+    if (failed) l->flags |= AGREE_ERROR;
+    else if (!isfinite(l->loss) || nonfinite) l->flags |= AGREE_NONFINITE;
+    l->read_s = t1 - t0;
+    l->pass_s = now() - t1 - l->ahead_s;
+}
+
+/* A non-finite step ends the run, or with --nan-policy skip is skipped. */
+static int skip_step(Trainer *t, long epoch, long step, StepTimes *tm) {
+    if (!t->cfg->nan_skip)
+        return net_fail("non-finite loss or gradients at epoch %ld, step %ld: stopping "
+                        "(--nan-policy skip skips such steps instead)", epoch + 1, step + 1);
+    tm->skipped++;
+    if (say(t))
+        printf("e2e-train: skipped step %ld of epoch %ld: non-finite loss or gradients\n",
+               step + 1, epoch + 1);
+    return 0;
+}
+
+/* After the agreement: the gradients averaged over the ranks, then Adam at the
+ * schedule's rate. */
+static int update(Trainer *t, const Agreement *a, StepTimes *tm) {
+    double t0 = now();
+    if (comm_allreduce_mean(t->comm, model_grads(t->model), model_arena_size(t->model))) return -1;
+    double t1 = now();
+    float lr = (float)lr_at(&t->st.lr, t->st.global_step);
+    if (adam_step(&t->adam, lr, model_params(t->model), model_grads(t->model))) return -1;
+    t->st.epoch_loss_sum += a->sum[0];
+    t->st.epoch_samples += a->sum[1];
+    tm->comm += t1 - t0;
+    tm->compute += now() - t1;
+    return 0;
+}
+
+static int check_replicas(Trainer *t) {
+    long every = t->cfg->check_replicas;
+    if (!every || t->st.global_step % every != 0) return 0;
+    int same = 0;
+    if (comm_replicas_identical(t->comm, model_params(t->model), model_arena_size(t->model), &same))
+        return -1;
+    return same ? 0 : net_fail("replicas diverged: ranks hold different parameters after step %ld",
+                               t->st.global_step);
+}
+
+/* One optimizer step: this rank's pass, the agreement point, the update. Returns 0 (go
+ * on), 1 (a stop was agreed: the step was taken and the caller checkpoints), -1 (error
+ * on every rank). */
+static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *process_steps) {
+    const TrainConfig *cfg = t->cfg;
+    LocalStep l = {0};
+    local_step(t, step, &l);
     (*process_steps)++;
     if (stop_signal_received() || (cfg->stop_after_steps && *process_steps >= cfg->stop_after_steps))
-        flags |= AGREE_STOP;
-    double t2 = now();
-    double sums[2] = {isfinite(loss) ? (double)loss * cfg->batch : 0.0, (double)cfg->batch};
+        l.flags |= AGREE_STOP;
+    double t0 = now();
+    double sums[2] = {isfinite(l.loss) ? (double)l.loss * cfg->batch : 0.0, (double)cfg->batch};
     Agreement a;
-    comm_agree(c, flags, msg, sums, 2, &a);
-    double t_agreed = now();
-    tm->sync += t_agreed - t2;
-    if (a.flags & AGREE_ERROR) return net_fail("%s", a.message);
-    int stop = (a.flags & AGREE_STOP) != 0;
-    if (a.flags & AGREE_NONFINITE) {
-        if (!cfg->nan_skip)
-            return net_fail("non-finite loss or gradients at epoch %ld, step %ld: stopping "
-                            "(--nan-policy skip skips such steps instead)", epoch + 1, step + 1);
-        tm->skipped++;
-        if (say(t))
-            printf("e2e-train: skipped step %ld of epoch %ld: non-finite loss or gradients\n",
-                   step + 1, epoch + 1);
-    } else {
-        if (comm_allreduce_mean(c, model_grads(t->model), model_arena_size(t->model))) return -1;
-        double t3 = now();
-        t->adam.hyper.lr = (float)warmup_lr(t->st.plateau.lr, t->base_lr, t->scaled_lr,
-                                            t->st.global_step, cfg->warmup_steps);
-        if (adam_step(&t->adam, model_params(t->model), model_grads(t->model))) return -1;
-        t->st.epoch_loss_sum += a.sum[0];
-        t->st.epoch_samples += a.sum[1];
-        tm->comm += t3 - t_agreed;
-        tm->compute += now() - t3;
-    }
-    tm->data += t1 - t0 + ahead_s;
-    tm->compute += t2 - t1 - ahead_s;
+    int agreed = comm_agree(t->comm, l.flags, sums, 2, &a);
+    tm->sync += now() - t0;
+    if (agreed) return -1;
+    int rc = (a.flags & AGREE_NONFINITE) ? skip_step(t, epoch, step, tm) : update(t, &a, tm);
+    if (rc) return -1;
+    tm->data += l.read_s + l.ahead_s;
+    tm->compute += l.pass_s;
     tm->steps++;
     t->st.global_step++;
     t->st.step_in_epoch = step + 1;
-    if (cfg->check_replicas && t->st.global_step % cfg->check_replicas == 0) {
-        int same = 0;
-        if (comm_replicas_identical(c, model_params(t->model), model_arena_size(t->model), &same))
-            return -1;
-        if (!same)
-            return net_fail("replicas diverged: ranks hold different parameters after step %ld",
-                            t->st.global_step);
-    }
-    return stop;
+    if (check_replicas(t)) return -1;
+    return (a.flags & AGREE_STOP) != 0;
 }
 
-/* Validation, scheduler, best and epoch checkpoints, metrics row. */
-static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *tm) {
-    EvalResult v;
-    if (evaluate_split(t->comm, t->model, t->data, SPLIT_VAL, t->cfg->mre_min_mass, &v, NULL)) return -1;
-    EpochMetrics e = {.epoch = epoch + 1, .lr = t->adam.hyper.lr, .val_loss = v.loss,
-                      .val_mae = v.mae, .val_mre = v.mre, .epoch_s = now() - epoch_t0,
+/* ---- epochs ---- */
+
+static EpochMetrics epoch_metrics(const Trainer *t, long epoch, double epoch_t0, const StepTimes *tm,
+                                  const EvalResult *v) {
+    EpochMetrics e = {.epoch = epoch + 1, .lr = last_lr(t), .val_loss = v->loss,
+                      .val_mae = v->mae, .val_mre = v->mre, .epoch_s = now() - epoch_t0,
                       .skipped_steps = tm->skipped};
     e.train_loss = t->st.epoch_samples > 0 ? t->st.epoch_loss_sum / t->st.epoch_samples : NAN;
     double step_time = tm->data + tm->compute + tm->comm + tm->sync;
@@ -320,63 +333,179 @@ static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *t
     e.data_wait_frac = step_time > 0 ? tm->data / step_time : 0;
     e.allreduce_frac = step_time > 0 ? tm->comm / step_time : 0;
     e.sync_wait_frac = step_time > 0 ? tm->sync / step_time : 0;
+    return e;
+}
 
+typedef struct {
+    Trainer *t;
+    long epoch;
+    const EvalResult *val;
+    const EpochMetrics *row;
+} EpochEnd;
+
+/* Rank 0's part of an epoch's end: the schedule, the best metric, the report, the
+ * metrics row and best.h5. */
+static int end_epoch_root(void *arg) {
+    EpochEnd *x = arg;
+    Trainer *t = x->t;
+    const EvalResult *v = x->val;
+    const EpochMetrics *e = x->row;
+    lr_schedule_epoch_end(&t->st.lr, v->mae);
+    int best = v->mae < t->st.best_metric;
+    if (best) {
+        t->st.best_metric = v->mae;
+        t->st.best_epoch = x->epoch + 1;
+    }
+    printf("epoch %ld/%d done: train loss %.5f  val loss %.5f  val MAE %.2f GeV  val MRE %.4f"
+           "%s  (%.1f s, %.1f samples/s, data wait %.1f%%, all-reduce %.1f%%, sync %.1f%%)\n",
+           x->epoch + 1, t->cfg->epochs, e->train_loss, v->loss, v->mae, v->mre, best ? "  (best)" : "",
+           e->epoch_s, e->samples_per_s, 100 * e->data_wait_frac, 100 * e->allreduce_frac,
+           100 * e->sync_wait_frac);
+    fflush(stdout);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/best.h5", t->ckpt_dir);
+    return run_append_metrics(t->cfg->out, e) || (best && save(t, path)) ? -1 : 0;
+}
+
+/* Validation, schedule, best and epoch checkpoints, metrics row. */
+static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *tm) {
+    EvalResult v;
+    if (evaluate_split(t->comm, t->model, t->data, SPLIT_VAL, t->cfg->mre_min_mass, &v, NULL)) return -1;
+    EpochMetrics e = epoch_metrics(t, epoch, epoch_t0, tm, &v);
     /* the epoch is done: the next position is the next epoch's first step */
     t->st.epoch = epoch + 1;
     t->st.step_in_epoch = 0;
     t->st.epoch_loss_sum = t->st.epoch_samples = 0;
-    int failed = 0, best = 0;
-    char msg[512] = "";
-    if (say(t)) {
-        plateau_step(&t->st.plateau, v.mae);
-        best = v.mae < t->st.best_metric;
-        if (best) {
-            t->st.best_metric = v.mae;
-            t->st.best_epoch = epoch + 1;
-        }
-        printf("epoch %ld/%d done: train loss %.5f  val loss %.5f  val MAE %.2f GeV  val MRE %.4f"
-               "%s  (%.1f s, %.1f samples/s, data wait %.1f%%, all-reduce %.1f%%, sync %.1f%%)\n",
-               epoch + 1, t->cfg->epochs, e.train_loss, v.loss, v.mae, v.mre, best ? "  (best)" : "",
-               e.epoch_s, e.samples_per_s, 100 * e.data_wait_frac, 100 * e.allreduce_frac,
-               100 * e.sync_wait_frac);
-        fflush(stdout);
-        char path[4200];
-        snprintf(path, sizeof path, "%s/best.h5", t->ckpt_dir);
-        failed = run_append_metrics(t->cfg->out, &e) || (best && save(t, path));
-        if (failed) snprintf(msg, sizeof msg, "%s", net_error());
-    }
-    if (agree(t, failed, msg)) return -1;
-    MPI_Bcast(&t->st, sizeof t->st, MPI_BYTE, 0, t->comm->world);  /* scheduler, best */
+    EpochEnd x = {.t = t, .epoch = epoch, .val = &v, .row = &e};
+    if (comm_on_root(t->comm, end_epoch_root, &x)) return -1;
+    comm_bcast_bytes(t->comm, &t->st, sizeof t->st);  /* schedule, best */
     return save_position(t);
 }
 
+static void progress(const Trainer *t, long epoch, long step, long steps, double samples_per_s,
+                     double eta) {
+    char e[32];
+    run_format_duration(eta, e, sizeof e);
+    double loss = t->st.epoch_loss_sum / fmax(t->st.epoch_samples, 1);
+    printf("epoch %ld/%d  step %ld/%ld  loss %.5f  lr %.3g  %.1f samples/s  ETA %s\n", epoch + 1,
+           t->cfg->epochs, step, steps, loss, last_lr(t), samples_per_s, e);
+    fflush(stdout);
+}
+
+/* Where the run stands against the clock, for the progress line. */
+typedef struct {
+    double t0;           /* when the loop started */
+    long done_at_start;  /* global steps before it (a resumed run) */
+    long total;          /* global steps of the whole run */
+    int every;           /* progress line every this many steps */
+} Pace;
+
+/* One epoch's steps. 0 at its end, EXIT_REQUEUE after an agreed stop (checkpoint
+ * written), -1 on error. */
+static int run_epoch(Trainer *t, long epoch, long steps, const Pace *pace, long *process_steps) {
+    StepTimes tm = {0};
+    double epoch_t0 = now();
+    long first = t->st.step_in_epoch;
+    int failed = dataset_begin_epoch(t->data, SPLIT_TRAIN, epoch, first) ? session_data_fail() : 0;
+    if (comm_outcome(t->comm, failed)) return -1;
+    for (long step = first; step < steps; step++) {
+        int rc = train_step(t, epoch, step, &tm, process_steps);
+        if (rc < 0) return -1;
+        if (say(t) && ((step + 1) % pace->every == 0 || step + 1 == steps)) {
+            double el = now() - pace->t0;
+            long done = t->st.global_step - pace->done_at_start;
+            double rate = el > 0 ? done * (double)t->cfg->batch * t->comm->size / el : 0;
+            double eta = done > 0 ? el / done * (pace->total - t->st.global_step) : -1;
+            progress(t, epoch, step + 1, steps, rate, eta);
+        }
+        if (rc == 1) {
+            if (save_position(t)) return -1;
+            if (say(t))
+                printf("e2e-train: stop requested: checkpoint written at epoch %ld, step %ld; "
+                       "exiting with %d (requeue)\n", epoch + 1, step + 1, EXIT_REQUEUE);
+            return EXIT_REQUEUE;
+        }
+    }
+    return end_epoch(t, epoch, epoch_t0, &tm);
+}
+
+/* ---- the run ---- */
+
+static int best_exists_root(void *path) {
+    return access(path, R_OK) == 0 ? 0 : net_fail("%s: no best checkpoint to test", (char *)path);
+}
+
+typedef struct {
+    Trainer *t;
+    const EvalResult *test;
+} FinalTest;
+
+static int final_test_root(void *arg) {
+    FinalTest *x = arg;
+    Trainer *t = x->t;
+    const EvalResult *r = x->test;
+    RunResults res = {.best_epoch = t->st.best_epoch, .best_val_mae = t->st.best_metric,
+                      .test_loss = r->loss, .test_mae = r->mae, .test_mre = r->mre,
+                      .test_jets = r->count, .mre_jets = r->mre_count, .epochs = t->st.epoch,
+                      .global_steps = t->st.global_step, .ranks = t->comm->size,
+                      .train_time_s = t->st.elapsed_s + now() - t->t_start};
+    int rc = run_write_results(t->cfg->out, &res);
+    printf("test (best checkpoint, epoch %ld): loss %.5f  MAE %.2f GeV  MRE %.4f  on %lld jets\n",
+           t->st.best_epoch, r->loss, r->mae, r->mre, r->count);
+    return rc;
+}
+
+/* The best checkpoint on the test split, into results.json. */
 static int final_test(Trainer *t) {
     char path[4200];
     snprintf(path, sizeof path, "%s/best.h5", t->ckpt_dir);
-    int have = access(path, R_OK) == 0;
-    MPI_Bcast(&have, 1, MPI_INT, 0, t->comm->world);
-    if (!have) return net_fail("%s: no best checkpoint to test", path);
+    if (comm_on_root(t->comm, best_exists_root, path)) return -1;
     if (session_load(&t->s, path, NULL)) return -1;
     EvalResult r;
     if (evaluate_split(t->comm, t->model, t->data, SPLIT_TEST, t->cfg->mre_min_mass, &r, NULL)) return -1;
-    int failed = 0;
-    char msg[512] = "";
-    if (say(t)) {
-        char json[2048];
-        double train_s = t->st.elapsed_s + now() - t->t_start;
-        snprintf(json, sizeof json,
-                 "{\"best_epoch\": %ld, \"best_val_mae_gev\": %.4f, \"test_loss\": %.6f, "
-                 "\"test_mae_gev\": %.4f, \"test_mre\": %.6f, \"test_jets\": %lld, "
-                 "\"mre_jets\": %lld, \"epochs\": %ld, \"global_steps\": %ld, \"ranks\": %d, "
-                 "\"train_time_s\": %.2f}\n",
-                 t->st.best_epoch, t->st.best_metric, r.loss, r.mae, r.mre, r.count, r.mre_count,
-                 t->st.epoch, t->st.global_step, t->comm->size, train_s);
-        failed = run_write_text(t->cfg->out, "results.json", json);
-        if (failed) snprintf(msg, sizeof msg, "%s", net_error());
-        printf("test (best checkpoint, epoch %ld): loss %.5f  MAE %.2f GeV  MRE %.4f  on %lld jets\n",
-               t->st.best_epoch, r.loss, r.mae, r.mre, r.count);
-    }
-    return agree(t, failed, msg);
+    FinalTest x = {.t = t, .test = &r};
+    return comm_on_root(t->comm, final_test_root, &x);
+}
+
+typedef struct {
+    Trainer *t;
+    const char *resume_path;   /* NULL: a fresh run */
+    long steps;
+} RunStart;
+
+/* Rank 0: config.json, the metrics files cut back to the resumed epoch, the banner. */
+static int run_start_root(void *arg) {
+    RunStart *x = arg;
+    Trainer *t = x->t;
+    const TrainConfig *cfg = t->cfg;
+    char json[8192];
+    train_config_json(cfg, t->comm->size, json, sizeof json);
+    strcat(json, "\n");
+    int rc = run_write_text(cfg->out, "config.json", json) ||
+             (x->resume_path && run_truncate_metrics(cfg->out, t->st.epoch + 1)) ? -1 : 0;
+    const DatasetInfo *info = dataset_info(t->data);
+    printf("e2e-train: %d rank%s on %s, model %zu parameters, %dx%dx%d images, train %lld / "
+           "val %lld / test %lld jets, %ld steps per epoch of %d x %d\n",
+           t->comm->size, t->comm->size > 1 ? "s" : "", model_ops(t->model)->name,
+           model_count_params(model_config(t->model)), info->channels, info->height, info->width,
+           dataset_split_total(t->data, SPLIT_TRAIN), dataset_split_total(t->data, SPLIT_VAL),
+           dataset_split_total(t->data, SPLIT_TEST), x->steps, t->comm->size, cfg->batch);
+    if (x->resume_path)
+        printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", x->resume_path,
+               t->st.epoch + 1, t->st.step_in_epoch);
+    fflush(stdout);
+    return rc;
+}
+
+/* A stop requested during validation takes effect after the epoch's checkpoint. */
+static int stop_after_epoch(Trainer *t, long epoch) {
+    Agreement a;
+    comm_agree(t->comm, stop_signal_received() ? AGREE_STOP : 0, NULL, 0, &a);
+    if (!(a.flags & AGREE_STOP) || epoch + 1 >= t->cfg->epochs) return 0;
+    if (say(t))
+        printf("e2e-train: stop requested: checkpoint written after epoch %ld; exiting with %d "
+               "(requeue)\n", epoch + 1, EXIT_REQUEUE);
+    return 1;
 }
 
 static int run(Trainer *t) {
@@ -387,69 +516,17 @@ static int run(Trainer *t) {
     long steps = dataset_steps_per_epoch(t->data, SPLIT_TRAIN);
     if (steps <= 0) return net_fail("%s: the training split gives no full batch of %d per rank", cfg->data, cfg->batch);
     if (resumed) rescale_position(t, steps);
-    int failed = 0;
-    char msg[512] = "", json[8192];
-    if (say(t)) {
-        train_config_json(cfg, t->comm->size, json, sizeof json);
-        strcat(json, "\n");
-        failed = run_write_text(cfg->out, "config.json", json) ||
-                 (resumed && run_truncate_metrics(cfg->out, t->st.epoch + 1));
-        if (failed) snprintf(msg, sizeof msg, "%s", net_error());
-        const DatasetInfo *info = dataset_info(t->data);
-        printf("e2e-train: %d rank%s on %s, model %zu parameters, %dx%dx%d images, train %lld / "
-               "val %lld / test %lld jets, %ld steps per epoch of %d x %d\n",
-               t->comm->size, t->comm->size > 1 ? "s" : "", t->ops->name,
-               model_count_params(model_config(t->model)), info->channels, info->height, info->width,
-               dataset_split_total(t->data, SPLIT_TRAIN), dataset_split_total(t->data, SPLIT_VAL),
-               dataset_split_total(t->data, SPLIT_TEST), steps, t->comm->size, cfg->batch);
-        if (resumed)
-            printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", resume_path,
-                   t->st.epoch + 1, t->st.step_in_epoch);
-        fflush(stdout);
-    }
-    if (agree(t, failed, msg)) return -1;
+    RunStart x = {.t = t, .resume_path = resumed ? resume_path : NULL, .steps = steps};
+    if (comm_on_root(t->comm, run_start_root, &x)) return -1;
 
     t->t_start = now();
-    long process_steps = 0, total_steps = steps * cfg->epochs;
-    int every = cfg->log_every > 0 ? cfg->log_every : (int)(steps >= 10 ? steps / 10 : 1);
-    double run_t0 = now();
-    long done_at_start = t->st.global_step;
+    Pace pace = {.t0 = now(), .done_at_start = t->st.global_step, .total = steps * cfg->epochs,
+                 .every = cfg->log_every > 0 ? cfg->log_every : (int)(steps >= 10 ? steps / 10 : 1)};
+    long process_steps = 0;
     for (long epoch = t->st.epoch; epoch < cfg->epochs; epoch++) {
-        StepTimes tm = {0};
-        double epoch_t0 = now();
-        long first = t->st.step_in_epoch;
-        if (dataset_begin_epoch(t->data, SPLIT_TRAIN, epoch, first)) {
-            failed = 1;
-            snprintf(msg, sizeof msg, "%s", data_error());
-        }
-        if (agree(t, failed, msg)) return -1;
-        for (long step = first; step < steps; step++) {
-            int rc = train_step(t, epoch, step, &tm, &process_steps);
-            if (rc < 0) return -1;
-            if (say(t) && ((step + 1) % every == 0 || step + 1 == steps)) {
-                double el = now() - run_t0;
-                long done = t->st.global_step - done_at_start;
-                double rate = el > 0 ? done * (double)cfg->batch * t->comm->size / el : 0;
-                double eta = done > 0 ? el / done * (total_steps - t->st.global_step) : -1;
-                progress(t, epoch, step + 1, steps, t->st.epoch_loss_sum / fmax(t->st.epoch_samples, 1), rate, eta);
-            }
-            if (rc == 1) {
-                if (save_position(t)) return -1;
-                if (say(t))
-                    printf("e2e-train: stop requested: checkpoint written at epoch %ld, step %ld; "
-                           "exiting with %d (requeue)\n", epoch + 1, step + 1, EXIT_REQUEUE);
-                return EXIT_REQUEUE;
-            }
-        }
-        if (end_epoch(t, epoch, epoch_t0, &tm)) return -1;
-        Agreement a;
-        comm_agree(t->comm, stop_signal_received() ? AGREE_STOP : 0, NULL, NULL, 0, &a);
-        if ((a.flags & AGREE_STOP) && epoch + 1 < cfg->epochs) {
-            if (say(t))
-                printf("e2e-train: stop requested: checkpoint written after epoch %ld; exiting "
-                       "with %d (requeue)\n", epoch + 1, EXIT_REQUEUE);
-            return EXIT_REQUEUE;
-        }
+        int rc = run_epoch(t, epoch, steps, &pace, &process_steps);
+        if (rc) return rc;
+        if (stop_after_epoch(t, epoch)) return EXIT_REQUEUE;
     }
     return final_test(t);
 }
@@ -464,7 +541,6 @@ int trainer_run(const TrainConfig *cfg, Comm *comm) {
     int rc = train_config_check(cfg) ? -1 : run(&t);
     if (rc < 0 && comm->rank == 0) fprintf(stderr, "e2e-train: error: %s\n", net_error());
     if (t.adam_ready) adam_free(&t.adam);
-    if (t.flag) t.ops->release(t.ops->ctx, t.flag);
     session_close(&t.s);
     fflush(stdout);
     return rc < 0 ? 1 : rc;

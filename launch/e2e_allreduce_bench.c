@@ -6,12 +6,14 @@
  * table and, with --json, the fitted parameters for launch/perf-model --net. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
+#include "cli.h"
 #include "comm.h"
 #include "error.h"
 #include "model.h"
@@ -39,15 +41,57 @@ typedef struct {
 static int say;         /* rank 0 prints */
 static NetOps *ops;     /* destroyed after comm_finalize (NCCL's communicator goes first) */
 
-static int parse_long(const char *opt, const char *s, long lo, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo) {
-        if (say) fprintf(stderr, "e2e-allreduce-bench: %s expects an integer >= %ld, got '%s'\n", opt, lo, s);
-        return -1;
+typedef struct {
+    ModelConfig mc;         /* the model whose arena is the default gradient */
+    long floats;            /* --floats, or 0: the arena's */
+    long max_bytes;         /* --max-bytes, or 0: from the gradient */
+    double min_time;
+    const char *device, *json;
+} BenchArgs;
+
+static int num(const char *opt, const char *s, long lo, long *out) {
+    long long v;
+    if (cli_ll("e2e-allreduce-bench", opt, s, lo, INT_MAX, &v, say)) return -1;
+    *out = (long)v;
+    return 0;
+}
+
+/* 0: go on, 1: --help (printed), 2: a bad command line (said on rank 0) */
+static int parse(int argc, char **argv, BenchArgs *a) {
+    static const struct option opts[] = {
+        {"device", 1, 0, 'd'}, {"floats", 1, 0, 'f'}, {"channels", 1, 0, 'c'},
+        {"size", 1, 0, 'z'}, {"scalars", 1, 0, 's'}, {"blocks", 1, 0, 'b'},
+        {"max-bytes", 1, 0, 'm'}, {"min-time", 1, 0, 't'}, {"json", 1, 0, 'j'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    opterr = say;
+    int o;
+    long v;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        int rc = 0;
+        switch (o) {
+        case 'd': a->device = optarg; break;
+        case 'f': rc = num("--floats", optarg, 1, &a->floats); break;
+        case 'c': rc = num("--channels", optarg, 1, &v); a->mc.in_channels = (int)v; break;
+        case 'z': rc = num("--size", optarg, 1, &v); a->mc.height = a->mc.width = (int)v; break;
+        case 's': rc = num("--scalars", optarg, 0, &v); a->mc.n_scalars = (int)v; break;
+        case 'b': rc = num("--blocks", optarg, 1, &v); a->mc.blocks = (int)v; break;
+        case 'm': rc = num("--max-bytes", optarg, 4, &a->max_bytes); break;
+        case 't':
+            rc = cli_double("e2e-allreduce-bench", "--min-time", optarg, 1e-9, 3600, &a->min_time, say);
+            break;
+        case 'j': a->json = optarg; break;
+        case 'h': if (say) fputs(usage, stdout); return 1;
+        default: rc = -1;
+        }
+        if (rc) {
+            if (say) fputs("e2e-allreduce-bench: see --help\n", stderr);
+            return 2;
+        }
     }
-    *out = v;
+    if (optind < argc) {
+        if (say) fprintf(stderr, "e2e-allreduce-bench: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
     return 0;
 }
 
@@ -131,174 +175,179 @@ static double latency(const Point *pt, int n, double upto, int allreduce) {
     return best;
 }
 
-static int run(Comm *c, int argc, char **argv) {
-    ModelConfig mc = model_default_config(1);
-    long floats = 0, max_bytes = 0, v;
-    double min_time = 0.05;
-    const char *device = "cpu", *json = NULL;
-    static const struct option opts[] = {
-        {"device", 1, 0, 'd'}, {"floats", 1, 0, 'f'}, {"channels", 1, 0, 'c'},
-        {"size", 1, 0, 'z'}, {"scalars", 1, 0, 's'}, {"blocks", 1, 0, 'b'},
-        {"max-bytes", 1, 0, 'm'}, {"min-time", 1, 0, 't'}, {"json", 1, 0, 'j'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    opterr = say;
-    int o;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int rc = 0;
-        switch (o) {
-        case 'd': device = optarg; break;
-        case 'f': rc = parse_long("--floats", optarg, 1, &floats); break;
-        case 'c': rc = parse_long("--channels", optarg, 1, &v); mc.in_channels = (int)v; break;
-        case 'z': rc = parse_long("--size", optarg, 1, &v); mc.height = mc.width = (int)v; break;
-        case 's': rc = parse_long("--scalars", optarg, 0, &v); mc.n_scalars = (int)v; break;
-        case 'b': rc = parse_long("--blocks", optarg, 1, &v); mc.blocks = (int)v; break;
-        case 'm': rc = parse_long("--max-bytes", optarg, 4, &max_bytes); break;
-        case 't': {
-            char *end;
-            min_time = strtod(optarg, &end);
-            if (end == optarg || *end || !(min_time > 0)) {
-                if (say) fprintf(stderr, "e2e-allreduce-bench: --min-time expects seconds > 0, got '%s'\n", optarg);
-                rc = -1;
-            }
-            break;
-        }
-        case 'j': json = optarg; break;
-        case 'h': if (say) fputs(usage, stdout); return 0;
-        default: rc = -1;
-        }
-        if (rc) {
-            if (say) fputs("e2e-allreduce-bench: see --help\n", stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        if (say) fprintf(stderr, "e2e-allreduce-bench: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    if (c->size < 2) {
-        if (say) fprintf(stderr, "e2e-allreduce-bench: needs at least 2 ranks (mpirun -np 2 ...), got %d\n", c->size);
-        return 2;
-    }
+/* The gradient's size: --floats, or the arena of the ResNet-15 of the options. */
+static int gradient_floats(BenchArgs *a, const char **what) {
+    *what = "--floats";
+    if (a->floats) return 0;
+    Model *m = NULL;
+    if (model_check_config(&a->mc) || model_create(&m, &a->mc, ops)) return -1;
+    a->floats = (long)model_arena_size(m);
+    model_free(m);
+    *what = "ResNet-15 arena";
+    return 0;
+}
 
-    BackendOptions bo = {.device = device, .gpu = c->local_rank};
-    ops = net_backend_create(&bo);
-    int bad = ops == NULL;
-    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, c->world);
-    if (bad) {
-        if (say) fprintf(stderr, "e2e-allreduce-bench: --device %s: %s\n", device, ops ? "failed on another rank" : net_error());
-        return 1;
-    }
-    const char *what = "--floats";
-    if (!floats) {
-        Model *m = NULL;
-        if (model_check_config(&mc) || model_create(&m, &mc, ops)) {
-            if (say) fprintf(stderr, "e2e-allreduce-bench: model: %s\n", net_error());
-            return 2;
-        }
-        floats = (long)model_arena_size(m);
-        model_free(m);
-        what = "ResNet-15 arena";
-    }
-    if (!max_bytes) max_bytes = 4 * floats * 4 > (1 << 20) ? 4 * floats * 4 : (1 << 20);
-    if (max_bytes < floats * 4) max_bytes = floats * 4;
+/* The buffers: one of backend memory for the all-reduce, host memory for ping-pong. */
+typedef struct {
+    float *dev;
+    char *host;
+} Buffers;
 
-    comm_attach(c, ops);
+static int make_buffers(Comm *c, long max_bytes, Buffers *b) {
     size_t cap = (size_t)max_bytes / 4 + 1;
-    float *dev = ops->alloc(ops->ctx, cap * sizeof(float));
-    char *host = calloc(1, (size_t)max_bytes);
+    b->dev = ops->alloc(ops->ctx, cap * sizeof(float));
+    b->host = calloc(1, (size_t)max_bytes);
     float *init = calloc(cap, sizeof(float));
-    if (!dev || !host || !init) {
-        fprintf(stderr, "e2e-allreduce-bench: rank %d: out of memory for %ld bytes\n", c->rank, max_bytes);
-        MPI_Abort(c->world, 1);
-    }
-    for (size_t i = 0; i < cap; i++) init[i] = 1.0f;
-    ops->upload(ops->ctx, dev, init, cap * sizeof(float));
+    int failed = !b->dev || !b->host || !init;
+    if (failed) net_fail("out of memory for %ld bytes", max_bytes);
+    for (size_t i = 0; !failed && i < cap; i++) init[i] = 1.0f;
+    if (!failed) ops->upload(ops->ctx, b->dev, init, cap * sizeof(float));
+    free(init);
+    return comm_outcome(c, failed);
+}
 
-    MPI_Comm pair;
-    MPI_Comm_split(c->world, c->rank < 2 ? 0 : MPI_UNDEFINED, c->rank, &pair);
-
-    Point pt[64];
-    int np = 0;
-    for (long b = 4; b <= max_bytes && np < 63; b *= 2) pt[np++].bytes = (double)b;
-    pt[np++].bytes = (double)floats * 4;  /* the gradient itself, last */
-
-    if (say) {
-        printf("e2e-allreduce-bench: %d ranks (%d per node), %s buffers; gradient: %ld floats "
-               "(%s, %.1f KiB)\n", c->size, c->local_size, ops->name, floats, what, floats * 4 / 1024.0);
-        printf("%12s %16s %14s %18s\n", "bytes", "ping-pong 1-way", "MB/s", "all-reduce (mean)");
-    }
-    int failed = 0;
+/* Ping-pong (ranks 0 and 1) and the all-reduce (all ranks) for every message size. */
+static int measure(Comm *c, MPI_Comm pair, const Buffers *buf, Point *pt, int np, double min_time) {
     for (int i = 0; i < np; i++) {
         int bytes = (int)pt[i].bytes;
         pt[i].pingpong_s = 0;
         if (pair != MPI_COMM_NULL) {
-            PingPong pp = {.pair = pair, .rank = c->rank, .buf = host, .bytes = bytes};
+            PingPong pp = {.pair = pair, .rank = c->rank, .buf = buf->host, .bytes = bytes};
             pt[i].pingpong_s = time_op(pair, pingpong_op, &pp, min_time) / 2;
         }
-        MPI_Bcast(&pt[i].pingpong_s, 1, MPI_DOUBLE, 0, c->world);
-        Reduce r = {.comm = c, .buf = dev, .n = (size_t)bytes / 4};
+        comm_bcast_bytes(c, &pt[i].pingpong_s, sizeof pt[i].pingpong_s);
+        Reduce r = {.comm = c, .buf = buf->dev, .n = (size_t)bytes / 4};
         pt[i].allreduce_s = time_op(c->world, allreduce_op, &r, min_time);
-        MPI_Allreduce(MPI_IN_PLACE, &r.failed, 1, MPI_INT, MPI_MAX, c->world);
-        if (r.failed) {
-            if (say) fprintf(stderr, "e2e-allreduce-bench: all-reduce failed: %s\n", net_error());
-            failed = 1;
-            break;
-        }
+        if (comm_outcome(c, r.failed)) return -1;
         if (say)
             printf("%12d %13.2f us %14.1f %15.2f us%s\n", bytes, pt[i].pingpong_s * 1e6,
                    bytes / pt[i].pingpong_s / 1e6, pt[i].allreduce_s * 1e6,
                    i == np - 1 ? "   <- gradient" : "");
     }
+    return 0;
+}
 
-    if (!failed && say) {
-        int p = c->size;
-        /* alpha: the small-message latency; beta: 1 / slope over messages >= 256 KiB */
-        double big = 256.0 * 1024;
-        if (max_bytes < 4 * big) big = max_bytes / 4.0;
-        double alpha = latency(pt, np - 1, 64, 0), beta = 1.0 / slope(pt, np - 1, big, 0);
-        double a_ar = latency(pt, np - 1, 64, 1), b_ar = slope(pt, np - 1, big, 1);
-        /* the same ring form fitted to the all-reduce: T = 2(p-1) alpha + 2(p-1)/p n/beta */
-        double alpha_ring = a_ar / (2.0 * (p - 1)), beta_ring = 2.0 * (p - 1) / p / b_ar;
-        double n = (double)floats * 4;
-        double ring = 2.0 * (p - 1) * alpha + 2.0 * (p - 1) / p * n / beta;
-        double measured = pt[np - 1].allreduce_s;
-        printf("\nping-pong fit: alpha = %.2f us, beta = %.3g GB/s\n", alpha * 1e6, beta / 1e9);
-        printf("all-reduce fit, as a ring: alpha = %.2f us, beta = %.3g GB/s\n", alpha_ring * 1e6,
-               beta_ring / 1e9);
-        printf("gradient all-reduce (%ld floats, %d ranks): measured %.1f us, ring model from "
-               "ping-pong alpha/beta %.1f us (ratio %.2f)\n", floats, p, measured * 1e6, ring * 1e6,
-               measured / ring);
-        if (json) {
-            FILE *f = fopen(json, "w");
-            if (!f) {
-                fprintf(stderr, "e2e-allreduce-bench: %s: %s\n", json, strerror(errno));
-                failed = 1;
-            } else {
-                fprintf(f,
-                        "{\"ranks\": %d, \"ranks_per_node\": %d, \"device\": \"%s\",\n"
-                        " \"alpha_s\": %.6e, \"beta_bytes_per_s\": %.6e,\n"
-                        " \"allreduce_alpha_s\": %.6e, \"allreduce_beta_bytes_per_s\": %.6e,\n"
-                        " \"grad_floats\": %ld, \"grad_allreduce_s\": %.6e, \"grad_ring_model_s\": %.6e,\n"
-                        " \"points\": [",
-                        p, c->local_size, ops->name, alpha, beta, alpha_ring, beta_ring, floats,
-                        measured, ring);
-                for (int i = 0; i < np; i++)
-                    fprintf(f, "%s\n  {\"bytes\": %.0f, \"pingpong_s\": %.6e, \"allreduce_s\": %.6e}",
-                            i ? "," : "", pt[i].bytes, pt[i].pingpong_s, pt[i].allreduce_s);
-                fprintf(f, "]}\n");
-                if (fclose(f)) {
-                    fprintf(stderr, "e2e-allreduce-bench: %s: %s\n", json, strerror(errno));
-                    failed = 1;
-                }
-            }
-        }
+/* The fitted interconnect (rank 0). */
+typedef struct {
+    double alpha, beta;              /* ping-pong: latency (s), bandwidth (bytes/s) */
+    double alpha_ring, beta_ring;    /* the all-reduce, fitted as a ring */
+    double measured, ring;           /* the gradient's all-reduce: measured, and the ring
+                                        model from alpha and beta */
+} Fit;
+
+static Fit fit(const Point *pt, int np, long max_bytes, long floats, int p) {
+    Fit f;
+    /* alpha: the small-message latency; beta: 1 / slope over messages >= 256 KiB */
+    double big = 256.0 * 1024;
+    if (max_bytes < 4 * big) big = max_bytes / 4.0;
+    f.alpha = latency(pt, np - 1, 64, 0);
+    f.beta = 1.0 / slope(pt, np - 1, big, 0);
+    double a_ar = latency(pt, np - 1, 64, 1), b_ar = slope(pt, np - 1, big, 1);
+    /* the same ring form fitted to the all-reduce: T = 2(p-1) alpha + 2(p-1)/p n/beta */
+    f.alpha_ring = a_ar / (2.0 * (p - 1));
+    f.beta_ring = 2.0 * (p - 1) / p / b_ar;
+    double n = (double)floats * 4;
+    f.ring = 2.0 * (p - 1) * f.alpha + 2.0 * (p - 1) / p * n / f.beta;
+    f.measured = pt[np - 1].allreduce_s;
+    return f;
+}
+
+static void print_fit(const Fit *f, long floats, int p) {
+    printf("\nping-pong fit: alpha = %.2f us, beta = %.3g GB/s\n", f->alpha * 1e6, f->beta / 1e9);
+    printf("all-reduce fit, as a ring: alpha = %.2f us, beta = %.3g GB/s\n", f->alpha_ring * 1e6,
+           f->beta_ring / 1e9);
+    printf("gradient all-reduce (%ld floats, %d ranks): measured %.1f us, ring model from "
+           "ping-pong alpha/beta %.1f us (ratio %.2f)\n", floats, p, f->measured * 1e6,
+           f->ring * 1e6, f->measured / f->ring);
+}
+
+typedef struct {
+    const char *path;
+    const Comm *c;
+    const Fit *fit;
+    const Point *pt;
+    int np;
+    long floats;
+} JsonOut;
+
+/* --json on rank 0, for launch/perf-model --net */
+static int write_json_root(void *arg) {
+    const JsonOut *j = arg;
+    const Fit *f = j->fit;
+    FILE *out = fopen(j->path, "w");
+    if (!out) return net_fail("%s: %s", j->path, strerror(errno));
+    fprintf(out,
+            "{\"ranks\": %d, \"ranks_per_node\": %d, \"device\": \"%s\",\n"
+            " \"alpha_s\": %.6e, \"beta_bytes_per_s\": %.6e,\n"
+            " \"allreduce_alpha_s\": %.6e, \"allreduce_beta_bytes_per_s\": %.6e,\n"
+            " \"grad_floats\": %ld, \"grad_allreduce_s\": %.6e, \"grad_ring_model_s\": %.6e,\n"
+            " \"points\": [",
+            j->c->size, j->c->local_size, ops->name, f->alpha, f->beta, f->alpha_ring, f->beta_ring,
+            j->floats, f->measured, f->ring);
+    for (int i = 0; i < j->np; i++)
+        fprintf(out, "%s\n  {\"bytes\": %.0f, \"pingpong_s\": %.6e, \"allreduce_s\": %.6e}",
+                i ? "," : "", j->pt[i].bytes, j->pt[i].pingpong_s, j->pt[i].allreduce_s);
+    fprintf(out, "]}\n");
+    return fclose(out) ? net_fail("%s: %s", j->path, strerror(errno)) : 0;
+}
+
+/* Measures, fits and reports; 0, 1 (a failure, said on rank 0) or 2 (bad usage). */
+static int bench(Comm *c, BenchArgs *a) {
+    BackendOptions bo = {.device = a->device, .gpu = c->local_rank};
+    ops = net_backend_create(&bo);
+    if (comm_outcome(c, !ops)) {
+        if (say) fprintf(stderr, "e2e-allreduce-bench: --device %s: %s\n", a->device, net_error());
+        return 1;
     }
-    MPI_Bcast(&failed, 1, MPI_INT, 0, c->world);
+    const char *what;
+    if (gradient_floats(a, &what)) {
+        if (say) fprintf(stderr, "e2e-allreduce-bench: model: %s\n", net_error());
+        return 2;
+    }
+    long floats = a->floats, max_bytes = a->max_bytes;
+    if (!max_bytes) max_bytes = 4 * floats * 4 > (1 << 20) ? 4 * floats * 4 : (1 << 20);
+    if (max_bytes < floats * 4) max_bytes = floats * 4;
+    comm_attach(c, ops);
+    Buffers buf = {0};
+    if (make_buffers(c, max_bytes, &buf)) {
+        if (say) fprintf(stderr, "e2e-allreduce-bench: %s\n", net_error());
+        return 1;
+    }
+    MPI_Comm pair;
+    MPI_Comm_split(c->world, c->rank < 2 ? 0 : MPI_UNDEFINED, c->rank, &pair);
+    Point pt[64];
+    int np = 0;
+    for (long b = 4; b <= max_bytes && np < 63; b *= 2) pt[np++].bytes = (double)b;
+    pt[np++].bytes = (double)floats * 4;  /* the gradient itself, last */
+    if (say) {
+        printf("e2e-allreduce-bench: %d ranks (%d per node), %s buffers; gradient: %ld floats "
+               "(%s, %.1f KiB)\n", c->size, c->local_size, ops->name, floats, what, floats * 4 / 1024.0);
+        printf("%12s %16s %14s %18s\n", "bytes", "ping-pong 1-way", "MB/s", "all-reduce (mean)");
+    }
+    int failed = measure(c, pair, &buf, pt, np, a->min_time) != 0;
+    if (failed && say) fprintf(stderr, "e2e-allreduce-bench: all-reduce failed: %s\n", net_error());
+    if (!failed) {
+        Fit f = fit(pt, np, max_bytes, floats, c->size);
+        if (say) print_fit(&f, floats, c->size);
+        JsonOut j = {.path = a->json, .c = c, .fit = &f, .pt = pt, .np = np, .floats = floats};
+        failed = a->json && comm_on_root(c, write_json_root, &j);
+        if (failed && say) fprintf(stderr, "e2e-allreduce-bench: %s\n", net_error());
+    }
     if (pair != MPI_COMM_NULL) MPI_Comm_free(&pair);
-    ops->release(ops->ctx, dev);
-    free(host);
-    free(init);
+    if (buf.dev) ops->release(ops->ctx, buf.dev);
+    free(buf.host);
     return failed;
+}
+
+static int run(Comm *c, int argc, char **argv) {
+    BenchArgs a = {.mc = model_default_config(1), .min_time = 0.05, .device = "cpu"};
+    int p = parse(argc, argv, &a);
+    if (p) return p == 1 ? 0 : 2;
+    if (c->size < 2) {
+        if (say) fprintf(stderr, "e2e-allreduce-bench: needs at least 2 ranks (mpirun -np 2 ...), got %d\n", c->size);
+        return 2;
+    }
+    return bench(c, &a);
 }
 
 int main(int argc, char **argv) {

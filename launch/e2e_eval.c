@@ -96,6 +96,22 @@ static int parse(int argc, char **argv, EvalArgs *a, int quiet) {
     return 0;
 }
 
+typedef struct {
+    const char *json;
+    const char *path;   /* --metrics, or NULL */
+} Report;
+
+/* Rank 0 prints the metrics and writes them to --metrics. */
+static int report_root(void *arg) {
+    const Report *r = arg;
+    fputs(r->json, stdout);
+    if (!r->path) return 0;
+    FILE *f = fopen(r->path, "w");
+    int bad = !f || fputs(r->json, f) < 0;
+    if (f && fclose(f)) bad = 1;
+    return bad ? net_fail("%s: cannot write the metrics", r->path) : 0;
+}
+
 static int run(const EvalArgs *a, Comm *c) {
     Session s = {.comm = c};
     CheckpointState *st = calloc(1, sizeof *st);
@@ -106,24 +122,14 @@ static int run(const EvalArgs *a, Comm *c) {
         goto done;
     }
     if (session_peek(&s, a->checkpoint, st)) goto done;
-    DatasetOptions o;
-    dataset_default_options(&o);
-    o.path = a->data;
-    o.comm = c->world;
-    o.seed = st->seed;
-    o.batch = a->batch;
-    o.scales = st->scales;
-    o.prefetch = 2;
-    session_feed_for_device(&o, a->device);
-    BackendOptions bo = {.device = a->device, .threads = a->threads, .precision = a->precision};
-    if (session_open_backend(&s, &bo) || session_open_data(&s, &o)) goto done;
-    if (st->n_scales != dataset_info(s.data)->channels) {
-        net_fail("%s: checkpoint holds %d preprocessing scales, %s has %d channels", a->checkpoint,
-                 st->n_scales, a->data, dataset_info(s.data)->channels);
-        goto done;
-    }
-    if (session_build_model(&s, st->model.blocks, a->batch)) goto done;
-    if (session_load(&s, a->checkpoint, NULL)) goto done;
+    SessionOptions so = {.backend = {.device = a->device, .threads = a->threads,
+                                     .precision = a->precision},
+                         .blocks = st->model.blocks, .from = st, .from_path = a->checkpoint};
+    dataset_default_options(&so.data);
+    so.data.path = a->data;
+    so.data.comm = c->world;
+    so.data.batch = a->batch;
+    if (session_open(&s, &so) || session_load(&s, a->checkpoint, NULL)) goto done;
     EvalResult r;
     if (evaluate_split(c, s.model, s.data, a->split, a->mre_min_mass, &r,
                        a->predictions ? &preds : NULL))
@@ -136,18 +142,8 @@ static int run(const EvalArgs *a, Comm *c) {
              "{\"checkpoint\": %s, \"split\": \"%s\", \"jets\": %lld, \"loss\": %.6f, "
              "\"mae_gev\": %.4f, \"mre\": %.6f, \"mre_jets\": %lld, \"mre_min_mass\": %g}\n",
              ck, names[a->split], r.count, r.loss, r.mae, r.mre, r.mre_count, a->mre_min_mass);
-    int failed = 0;
-    char msg[512] = "";
-    if (c->rank == 0) {
-        fputs(json, stdout);
-        FILE *f = a->metrics ? fopen(a->metrics, "w") : NULL;
-        if (a->metrics && (!f || fputs(json, f) < 0)) {
-            failed = 1;
-            snprintf(msg, sizeof msg, "%s: cannot write the metrics", a->metrics);
-        }
-        if (f && fclose(f)) failed = 1;
-    }
-    rc = session_agree(&s, failed, msg);
+    Report report = {.json = json, .path = a->metrics};
+    rc = comm_on_root(c, report_root, &report);
 done:
     if (rc && c->rank == 0) fprintf(stderr, "e2e-eval: error: %s\n", net_error());
     predictions_free(&preds);

@@ -1,4 +1,5 @@
-/* ResNet-15 of the E2E group (DESIGN.md, "The model"): the API the training loop calls.
+/* ResNet-15 of the E2E group (net/README.md; the network of ML4SCI/E2E's models.py):
+ * the API the training loop calls.
  *
  * All parameters live in one flat buffer (the arena) and all gradients in another of
  * the same length, both in the backend's memory, so one all-reduce covers every
@@ -80,7 +81,7 @@ const float *model_predictions(const Model *m);
  * weight, NULL for none), both in backend memory: mean_i w_i |pred_i - target_i|.
  * The loss stays in backend memory until model_loss_value is asked for it. */
 int model_loss(Model *m, const float *target, const float *weight);
-/* Preprocessing done on the device (DESIGN.md, "Data"): per pixel of channel ch,
+/* Preprocessing done on the device (the reader's, data/README.md): per pixel of channel ch,
  * v = scale[ch] * raw, then v = 0 where v < threshold, then v = 1 where v > 1. */
 typedef struct {
     const float *scale;    /* C per-channel factors, host memory */
@@ -125,5 +126,8 @@ int model_predict(Model *m, const HostBatch *b, float *pred);
 int model_loss_value(Model *m, float *loss);
 /* Gradients of the last loss into model_grads (overwritten, not accumulated). */
 int model_backward(Model *m);
+/* *nonfinite = 1 when any gradient is NaN or Inf, else 0 (a synchronisation point on a
+ * GPU). */
+int model_grads_nonfinite(Model *m, int *nonfinite);
 
 #endif

@@ -1,5 +1,7 @@
-/* The op interface: everything the model graph (net/resnet15.c) and the optimizer
- * (net/adam.c) ask of a backend. net/cpu/ and net/cuda/ each fill one NetOps.
+/* The op interface: everything the model graph (net/resnet15.c), the feed of host
+ * batches (net/feed.c) and the optimizer (net/adam.c) ask of a backend. net/cpu/ and
+ * net/cuda/ each fill one NetOps: the required members, and the members of the
+ * capabilities they declare.
  *
  * Conventions shared by every backend (the GPU tests compare backends op by op):
  *  - every pointer passed to an op lives in the backend's memory (host memory for
@@ -9,8 +11,8 @@
  *    a backend repacks them internally if its kernels want another order;
  *  - gradient-producing ops overwrite their outputs (no accumulation): every
  *    parameter is used once in ResNet-15, so the arena needs no zeroing per step;
- *  - ops run in stream order; results are visible to the host after ops->sync
- *    (download syncs by itself).
+ *  - ops run in stream order; results are visible to the host after download (which
+ *    waits for them) or sync.
  * Argument checking happens once, at the model API (net/model.h); ops trust it. */
 #ifndef E2E_NET_OPS_H
 #define E2E_NET_OPS_H
@@ -28,40 +30,45 @@ typedef struct {
     int k_h, k_w, stride, pad;
 } ConvShape;
 
-/* Adam hyper-parameters with PyTorch's semantics (torch.optim.Adam). */
-typedef struct {
-    float lr, beta1, beta2, eps, weight_decay;
-} AdamHyper;
-
 enum { OPS_GRAPH_DIRECT = 0, OPS_GRAPH_RECORDING = 1, OPS_GRAPH_REPLAYED = 2 };
 #define OPS_PREP_MAX_CHANNELS 64
 
-/* The scalar factors of one Adam step, computed as PyTorch does (Python floats, i.e.
- * double, rounded to float when they meet the tensors); every backend's update uses
- * them so the backends round alike. */
+/* The factors of one Adam update (net/adam.c computes them as PyTorch does: Python
+ * floats, i.e. double, rounded to float when they meet the tensors), so that every
+ * backend's update rounds alike. */
 typedef struct {
-    float one_minus_beta1, one_minus_beta2, step_size, bias2_sqrt;
-} AdamScalars;
-#ifdef __cplusplus
-extern "C" {  /* net/cuda includes this from CUDA C++ */
-#endif
-AdamScalars adam_scalars(const AdamHyper *h, long step);
-#ifdef __cplusplus
-}
-#endif
+    float beta1, beta2, eps, weight_decay;
+    float one_minus_beta1, one_minus_beta2;
+    float step_size;     /* lr / (1 - beta1^step) */
+    float bias2_sqrt;    /* sqrt(1 - beta2^step) */
+} AdamFactors;
+
+/* What a backend offers beyond the required members: the set it declares in
+ * NetOps.caps. Each capability names the members it brings; a backend that does not
+ * declare one leaves them NULL, and no caller looks at them (callers ask ops_can). */
+enum {
+    OPS_HOST_MEMORY = 1 << 0,  /* backend memory is host memory: ops read host batches in
+                                  place, upload/download are copies */
+    OPS_STREAM = 1 << 1,       /* stream: the ops' stream, for a collective that must join
+                                  it (NCCL in dist/) */
+    OPS_PINNED_HOST = 1 << 2,  /* alloc_host, release_host */
+    OPS_ASYNC_UPLOAD = 1 << 3, /* mark, upload_async */
+    OPS_PREP_INPUT = 1 << 4,   /* prep_input */
+    OPS_GRAPHS = 1 << 5,       /* graph_begin, graph_end */
+};
 
 typedef struct NetOps NetOps;
 struct NetOps {
     const char *name;   /* "cpu" or "cuda" */
     void *ctx;          /* backend state: threads, handles, workspaces, streams */
-    int host_memory;    /* 1 when backend memory is host memory (ops read host batches in place) */
+    unsigned caps;      /* the OPS_* capabilities this backend declares */
 
     /* memory (bytes; alloc returns zeroed memory aligned to 256 bytes, or NULL) */
     void *(*alloc)(void *ctx, size_t bytes);
     void (*release)(void *ctx, void *p);
     void (*upload)(void *ctx, void *dst, const void *host_src, size_t bytes);
     void (*download)(void *ctx, void *host_dst, const void *src, size_t bytes);
-    void (*fill_zero)(void *ctx, void *p, size_t bytes);
+    /* waits for every op enqueued so far (timing tools: net/ops_profile.c, benchmarks) */
     void (*sync)(void *ctx);
     /* dst[r * ld_dst + c] = src[r * ld_src + c] for r < rows, c < cols */
     void (*copy2d)(void *ctx, float *dst, size_t ld_dst, const float *src, size_t ld_src,
@@ -113,25 +120,27 @@ struct NetOps {
     void (*l1_loss)(void *ctx, int n, const float *pred, const float *target,
                     const float *weight, float *loss, float *dpred);
 
-    /* One Adam update of n parameters (PyTorch semantics, bias-corrected, step >= 1). */
+    /* One Adam update of n parameters (PyTorch semantics, bias-corrected) with the
+     * step's factors. */
     void (*adam_update)(void *ctx, size_t n, float *param, const float *grad, float *m,
-                        float *v, const AdamHyper *h, long step);
+                        float *v, const AdamFactors *k);
 
     /* Fills out[0] with 1 when any of x[0..n) is NaN or Inf, else 0 (out in backend memory). */
     void (*nonfinite_check)(void *ctx, size_t n, const float *x, float *out);
 
-    /* The stream the ops run on (a cudaStream_t), for a collective that must join it
-     * (NCCL in dist/); NULL on backends without streams (the member may be NULL too). */
+    void (*destroy)(NetOps *self);
+
+    /* ---- Members of the capabilities (caps); NULL where not declared. ---- */
+
+    /* OPS_STREAM: the stream the ops run on (a cudaStream_t). */
     void *(*stream)(void *ctx);
 
-    /* ---- Optional members: NULL on backends that have no use for them (the CPU). ---- */
-
-    /* Page-locked host memory (uploads from it need no bounce copy), e.g. for the data
+    /* OPS_PINNED_HOST: page-locked host memory (uploads from it need no bounce copy), e.g. for the data
      * reader's batch buffers. NULL on failure; free with release_host. */
     void *(*alloc_host)(void *ctx, size_t bytes);
     void (*release_host)(void *ctx, void *p);
 
-    /* Input copies that overlap the ops already enqueued. mark records "every op enqueued
+    /* OPS_ASYNC_UPLOAD: input copies that overlap the ops already enqueued. mark records "every op enqueued
      * so far"; upload_async copies host_src into dst on a separate copy stream once the
      * ops before the last mark are done (at once if there was none), and ops enqueued
      * after it wait for the copy. It returns when host_src may be reused. So dst must be
@@ -139,7 +148,7 @@ struct NetOps {
     void (*mark)(void *ctx);
     void (*upload_async)(void *ctx, void *dst, const void *host_src, size_t bytes);
 
-    /* The network's input from raw pixels: x[i] = raw[i] as float (raw is IEEE binary16
+    /* OPS_PREP_INPUT: the network's input from raw pixels: x[i] = raw[i] as float (raw is IEEE binary16
      * when raw_half, else float32), then, when scale is not NULL, v = scale[ch] * v,
      * v = 0 where v < threshold, v = 1 where v > 1 (NaN stays NaN). raw and x are
      * (n, c, hw) NCHW in backend memory; scale is c floats in HOST memory, read during
@@ -147,7 +156,7 @@ struct NetOps {
     void (*prep_input)(void *ctx, int n, int c, size_t hw, const void *raw, int raw_half,
                        const float *scale, float threshold, float *x);
 
-    /* Recording a sequence of ops once and replaying it (CUDA graphs). graph_begin(ctx,
+    /* OPS_GRAPHS: recording a sequence of ops once and replaying it (CUDA graphs). graph_begin(ctx,
      * key) answers OPS_GRAPH_DIRECT (run the ops; graph_end does nothing),
      * OPS_GRAPH_RECORDING (run the ops: they are recorded, not executed, until graph_end,
      * which then enqueues the recording) or OPS_GRAPH_REPLAYED (the recording for key is
@@ -156,8 +165,19 @@ struct NetOps {
      * ops did not run). */
     int (*graph_begin)(void *ctx, uint64_t key);
     int (*graph_end)(void *ctx);
-
-    void (*destroy)(NetOps *self);
 };
+
+/* 1 when the backend declares every capability in cap. */
+static inline int ops_can(const NetOps *o, unsigned cap) { return (o->caps & cap) == cap; }
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* 0 when every required member is set and every declared capability's members are;
+ * else -1 with a message naming the backend and the missing member (net_error()). */
+int ops_check(const NetOps *o);
+#ifdef __cplusplus
+}
+#endif
 
 #endif

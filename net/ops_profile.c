@@ -33,7 +33,6 @@ static void *p_alloc(void *ctx, size_t b) { return ((Wrap *)ctx)->inner->alloc(I
 static void p_release(void *ctx, void *p) { ((Wrap *)ctx)->inner->release(IN(ctx), p); }
 static void p_upload(void *ctx, void *d, const void *s, size_t b) { TIMED(PROF_OTHER, upload(IN(ctx), d, s, b)); }
 static void p_download(void *ctx, void *d, const void *s, size_t b) { TIMED(PROF_OTHER, download(IN(ctx), d, s, b)); }
-static void p_fill_zero(void *ctx, void *p, size_t b) { TIMED(PROF_OTHER, fill_zero(IN(ctx), p, b)); }
 static void p_sync(void *ctx) { ((Wrap *)ctx)->inner->sync(IN(ctx)); }
 static void p_copy2d(void *ctx, float *d, size_t ld, const float *s, size_t ls, size_t r, size_t c) {
     TIMED(PROF_OTHER, copy2d(IN(ctx), d, ld, s, ls, r, c));
@@ -82,8 +81,8 @@ static void p_l1(void *ctx, int n, const float *p, const float *t, const float *
     TIMED(PROF_LOSS, l1_loss(IN(ctx), n, p, t, w, l, d));
 }
 static void p_adam(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
-                   const AdamHyper *h, long step) {
-    TIMED(PROF_ADAM, adam_update(IN(ctx), n, p, g, m, v, h, step));
+                   const AdamFactors *k) {
+    TIMED(PROF_ADAM, adam_update(IN(ctx), n, p, g, m, v, k));
 }
 static void p_nonfinite(void *ctx, size_t n, const float *x, float *out) {
     TIMED(PROF_OTHER, nonfinite_check(IN(ctx), n, x, out));
@@ -103,9 +102,11 @@ NetOps *ops_profile_wrap(NetOps *inner, OpsProfile *prof) {
     }
     w->inner = inner;
     w->prof = prof;
-    *o = (NetOps){.name = inner->name, .ctx = w, .host_memory = inner->host_memory, .alloc = p_alloc, .release = p_release,
-                  .upload = p_upload, .download = p_download, .fill_zero = p_fill_zero,
-                  .sync = p_sync, .copy2d = p_copy2d, .conv2d_forward = p_conv_fwd,
+    /* only the required ops are timed: the wrapper declares no capability but the
+     * inner backend's kind of memory */
+    *o = (NetOps){.name = inner->name, .ctx = w, .caps = inner->caps & OPS_HOST_MEMORY,
+                  .alloc = p_alloc, .release = p_release, .upload = p_upload,
+                  .download = p_download, .sync = p_sync, .copy2d = p_copy2d, .conv2d_forward = p_conv_fwd,
                   .conv2d_backward_data = p_conv_bd, .conv2d_backward_filter = p_conv_bf,
                   .relu_backward = p_relu_bwd, .maxpool2x2_forward = p_mp_f,
                   .maxpool2x2_backward = p_mp_b, .global_maxpool_forward = p_gmp_f,

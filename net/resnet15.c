@@ -1,72 +1,14 @@
 /* The ResNet-15 graph: parameter table, activation buffers, forward and backward
- * through the op interface. Knows nothing of the backend behind NetOps. */
+ * through the op interface. Knows nothing of the backend behind NetOps; host batches
+ * reach it through the feed (feed.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
-#include "model.h"
+#include "model_internal.h"
 #include "rng.h"
-
-/* One convolution of the graph: its tensors in the arena and its geometry
- * (ConvShape.n is set per call). */
-typedef struct {
-    int w, b;        /* indices into Model.tensors */
-    ConvShape shape;
-} Conv;
-
-/* A residual block: conv1 -> ReLU -> conv2 -> + skip -> ReLU. */
-typedef struct {
-    Conv conv1, conv2, shortcut;  /* shortcut used when has_shortcut */
-    int has_shortcut;
-    float *in;                    /* block input (the previous block's out) */
-    float *h;                     /* relu(conv1(in)) */
-    float *skip;                  /* shortcut(in), when has_shortcut */
-    float *out;                   /* relu(conv2(h) + skip) */
-} Block;
-
-struct Model {
-    ModelConfig cfg;
-    NetOps *ops;
-    ParamTensor tensors[MODEL_MAX_TENSORS];
-    int n_tensors;
-    size_t arena;                 /* floats */
-    float *params, *grads;
-
-    Conv conv0;
-    int fc_w, fc_b;
-    int h0, w0;                   /* conv0 output */
-    int h1, w1;                   /* after the 2x2 max-pool (layer1) */
-    int h2, w2;                   /* after the stride-2 block (layer2, layer3) */
-    int n_blocks;
-    Block *blocks;
-
-    /* activations (backend memory) */
-    float *a0;                    /* relu(conv0(x)), NHWC */
-    float *p0;                    /* maxpool(a0) */
-    int32_t *pool_idx, *gpool_idx;
-    float *feat;                  /* (n, fmaps1 + n_scalars): pooled features, scalars */
-    float *pred, *loss, *dpred, *dfeat;
-    float *g[3];                  /* gradient scratch, each the largest activation */
-
-    /* the last forward pass */
-    int n;
-    const float *x;
-
-    /* a host batch's copy in backend memory, for backends without host memory */
-    float *in_x, *in_scalars, *in_target, *in_weight;
-    /* where upload_async lands a batch (raw images, scalars, target, weight) before the
-     * ops copy it into in_*: the next batch's copy then overlaps this batch's pass */
-    char *staging;
-    size_t st_scalars, st_target, st_weight;   /* byte offsets in staging */
-    /* model_stage_batch: the batch staged ahead (in_* on a GPU, the host pointers on the
-     * CPU) that the next model_train_pass(m, NULL) trains on */
-    HostBatch ahead;
-    int has_ahead;
-};
-
-static size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
 ModelConfig model_default_config(int max_batch) {
     ModelConfig c = {.in_channels = 8, .height = 125, .width = 125, .n_scalars = 2,
@@ -188,7 +130,7 @@ size_t model_count_params(const ModelConfig *cfg) {
     return total;
 }
 
-static float *alloc_floats(Model *m, size_t n) {
+float *model_alloc_floats(Model *m, size_t n) {
     return m->ops->alloc(m->ops->ctx, n * sizeof(float));
 }
 
@@ -196,6 +138,7 @@ int model_create(Model **out, const ModelConfig *cfg, NetOps *ops) {
     if (!out) return net_fail("model_create: output pointer is NULL");
     *out = NULL;
     if (!ops) return net_fail("model_create: no backend (ops is NULL)");
+    if (ops_check(ops)) return -1;
     if (model_check_config(cfg)) return -1;
     Model *m = calloc(1, sizeof *m);
     if (!m) return net_fail("model_create: out of host memory");
@@ -216,7 +159,7 @@ int model_create(Model **out, const ModelConfig *cfg, NetOps *ops) {
     if (s2 > gmax) gmax = s2;
     size_t k = (size_t)cfg->fmaps1 + cfg->n_scalars;
     int ok = 1;
-#define ALLOC(ptr, count) ok = ok && ((ptr) = (void *)alloc_floats(m, (count))) != NULL
+#define ALLOC(ptr, count) ok = ok && ((ptr) = (void *)model_alloc_floats(m, (count))) != NULL
     ALLOC(m->params, m->arena);
     ALLOC(m->grads, m->arena);
     ALLOC(m->a0, s0);
@@ -228,6 +171,7 @@ int model_create(Model **out, const ModelConfig *cfg, NetOps *ops) {
     ALLOC(m->pred, nb);
     ALLOC(m->dpred, nb);
     ALLOC(m->loss, 1);
+    ALLOC(m->nonfinite, 1);
     for (int i = 0; i < 3; i++) ALLOC(m->g[i], gmax);
     float *prev = m->p0;
     for (int i = 0; i < m->n_blocks && ok; i++) {
@@ -252,9 +196,9 @@ int model_create(Model **out, const ModelConfig *cfg, NetOps *ops) {
 void model_free(Model *m) {
     if (!m) return;
     NetOps *o = m->ops;
+    feed_free(m);
     void *bufs[] = {m->params, m->grads, m->a0, m->p0, m->pool_idx, m->gpool_idx, m->feat,
-                    m->dfeat, m->pred, m->dpred, m->loss, m->g[0], m->g[1], m->g[2],
-                    m->in_x, m->in_scalars, m->in_target, m->in_weight, m->staging};
+                    m->dfeat, m->pred, m->dpred, m->loss, m->nonfinite, m->g[0], m->g[1], m->g[2]};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) o->release(o->ctx, bufs[i]);
     for (int i = 0; i < m->n_blocks; i++) {
@@ -381,6 +325,15 @@ int model_loss_value(Model *m, float *loss) {
     return 0;
 }
 
+int model_grads_nonfinite(Model *m, int *nonfinite) {
+    if (!m || !nonfinite) return net_fail("model_grads_nonfinite: NULL argument");
+    float flag = 0.0f;
+    m->ops->nonfinite_check(m->ops->ctx, m->arena, m->grads, m->nonfinite);
+    m->ops->download(m->ops->ctx, &flag, m->nonfinite, sizeof(float));
+    *nonfinite = flag != 0.0f;
+    return 0;
+}
+
 /* ---- backward ---- */
 
 /* dw, db, and (unless dx is NULL) dx masked by an earlier ReLU's output (NULL: none) */
@@ -433,183 +386,5 @@ int model_backward(Model *m) {
     /* dpre holds d(p0), already masked by conv0's ReLU */
     o->maxpool2x2_backward(o->ctx, n, c->fmaps0, m->h0, m->w0, dpre, m->pool_idx, dh);
     conv_bwd(m, &m->conv0, LAYOUT_NCHW, m->x, dh, NULL, NULL);
-    return 0;
-}
-
-/* ---- host batches ---- */
-
-static int alloc_inputs(Model *m) {
-    const ModelConfig *c = &m->cfg;
-    NetOps *o = m->ops;
-    if (m->in_x) return 0;
-    size_t mb = (size_t)c->max_batch, nx = mb * c->in_channels * c->height * c->width;
-    m->in_x = alloc_floats(m, nx);
-    m->in_scalars = alloc_floats(m, mb * (c->n_scalars ? c->n_scalars : 1));
-    m->in_target = alloc_floats(m, mb);
-    m->in_weight = alloc_floats(m, mb);
-    if (!m->in_x || !m->in_scalars || !m->in_target || !m->in_weight)
-        return net_fail("the %s backend could not allocate input buffers for batch %d", o->name,
-                        c->max_batch);
-    if (o->upload_async && o->mark) {
-        /* images (float32 or binary16), then scalars, target, weight, each 256-aligned */
-        m->st_scalars = round_up(nx * sizeof(float), 256);
-        m->st_target = m->st_scalars + round_up(mb * (c->n_scalars ? c->n_scalars : 1) * sizeof(float), 256);
-        m->st_weight = m->st_target + round_up(mb * sizeof(float), 256);
-        size_t bytes = m->st_weight + round_up(mb * sizeof(float), 256);
-        m->staging = o->alloc(o->ctx, bytes);
-        if (!m->staging)
-            return net_fail("the %s backend could not allocate a staging buffer for batch %d",
-                            o->name, c->max_batch);
-    }
-    return 0;
-}
-
-/* Copies a small device array with copy2d (one row). */
-static void copy_floats(NetOps *o, float *dst, const void *src, size_t count) {
-    o->copy2d(o->ctx, dst, count, (const float *)src, count, 1, count);
-}
-
-/* Checks a host batch and returns the pointers the ops will read: the host memory
- * itself on a host-memory backend, else copies in the model's input buffers. */
-static int stage(Model *m, const HostBatch *b, int with_target, HostBatch *out) {
-    const ModelConfig *c = &m->cfg;
-    NetOps *o = m->ops;
-    if (!b) return net_fail("batch is NULL");
-    if (b->n <= 0 || b->n > c->max_batch)
-        return net_fail("batch of %d samples, the model holds 1 to %d", b->n, c->max_batch);
-    if (!b->x && !b->x_half) return net_fail("batch images are NULL");
-    if (b->x && b->x_half) return net_fail("batch has both x and x_half: give one of them");
-    if ((b->x_half || b->prep) && !o->prep_input)
-        return net_fail("the %s backend takes preprocessed float32 images (x); x_half and "
-                        "prep need a GPU backend", o->name);
-    if (b->prep && (!b->prep->scale || c->in_channels > OPS_PREP_MAX_CHANNELS))
-        return net_fail("batch prep needs %d channel scales (at most %d channels)",
-                        c->in_channels, OPS_PREP_MAX_CHANNELS);
-    if (!b->scalars && c->n_scalars > 0)
-        return net_fail("the model takes %d per-jet scalars, the batch has none", c->n_scalars);
-    if (with_target && !b->target) return net_fail("batch target is NULL");
-    *out = *b;
-    if (o->host_memory) return 0;
-    if (alloc_inputs(m)) return -1;
-    size_t nx = (size_t)b->n * c->in_channels * c->height * c->width;
-    size_t hw = (size_t)c->height * c->width, ns = (size_t)b->n * c->n_scalars;
-    const void *raw = b->x ? (const void *)b->x : (const void *)b->x_half;
-    int half = b->x_half != NULL;
-    const float *scale = b->prep ? b->prep->scale : NULL;
-    float threshold = b->prep ? b->prep->threshold : 0.0f;
-    out->x_half = NULL;
-    out->prep = NULL;
-    out->on_device = 1;
-    if (b->on_device) {  /* already in backend memory: only the raw images need work */
-        if (half || scale) {
-            o->prep_input(o->ctx, b->n, c->in_channels, hw, raw, half, scale, threshold, m->in_x);
-            out->x = m->in_x;
-        }
-        return 0;
-    }
-    if (m->staging) {
-        /* host -> staging on the copy stream, overlapping the previous pass; staging ->
-         * inputs in op order; then mark: the next batch may overwrite the staging */
-        o->upload_async(o->ctx, m->staging, raw, nx * (half ? 2 : sizeof(float)));
-        if (ns) o->upload_async(o->ctx, m->staging + m->st_scalars, b->scalars, ns * sizeof(float));
-        if (with_target) {
-            o->upload_async(o->ctx, m->staging + m->st_target, b->target, (size_t)b->n * sizeof(float));
-            if (b->weight)
-                o->upload_async(o->ctx, m->staging + m->st_weight, b->weight,
-                                (size_t)b->n * sizeof(float));
-        }
-        o->prep_input(o->ctx, b->n, c->in_channels, hw, m->staging, half, scale, threshold, m->in_x);
-        out->x = m->in_x;
-        if (ns) {
-            copy_floats(o, m->in_scalars, m->staging + m->st_scalars, ns);
-            out->scalars = m->in_scalars;
-        }
-        if (with_target) {
-            copy_floats(o, m->in_target, m->staging + m->st_target, (size_t)b->n);
-            out->target = m->in_target;
-            if (b->weight) {
-                copy_floats(o, m->in_weight, m->staging + m->st_weight, (size_t)b->n);
-                out->weight = m->in_weight;
-            }
-        }
-        o->mark(o->ctx);
-        return 0;
-    }
-    if (half || scale)
-        return net_fail("the %s backend cannot stage raw (x_half or prep) batches", o->name);
-    o->upload(o->ctx, m->in_x, b->x, nx * sizeof(float));
-    out->x = m->in_x;
-    if (c->n_scalars) {
-        o->upload(o->ctx, m->in_scalars, b->scalars, ns * sizeof(float));
-        out->scalars = m->in_scalars;
-    }
-    if (with_target) {
-        o->upload(o->ctx, m->in_target, b->target, (size_t)b->n * sizeof(float));
-        out->target = m->in_target;
-        if (b->weight) {
-            o->upload(o->ctx, m->in_weight, b->weight, (size_t)b->n * sizeof(float));
-            out->weight = m->in_weight;
-        }
-    }
-    return 0;
-}
-
-static int train_ops(Model *m, const HostBatch *d) {
-    if (model_forward(m, d->n, d->x, d->scalars) || model_loss(m, d->target, d->weight)) return -1;
-    return model_backward(m);
-}
-
-/* Names a training pass for graph replay: the batch size and every buffer it reads
- * (FNV-1a over their values). Staged batches always land in the same buffers. */
-static uint64_t graph_key(const HostBatch *d) {
-    uintptr_t v[5] = {(uintptr_t)d->n, (uintptr_t)d->x, (uintptr_t)d->scalars,
-                      (uintptr_t)d->target, (uintptr_t)d->weight};
-    uint64_t h = 1469598103934665603ull;
-    const unsigned char *p = (const unsigned char *)v;
-    for (size_t i = 0; i < sizeof v; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
-int model_stage_batch(Model *m, const HostBatch *b) {
-    if (!m) return net_fail("model_stage_batch: model is NULL");
-    m->has_ahead = 0;
-    if (stage(m, b, 1, &m->ahead)) return -1;
-    m->has_ahead = 1;
-    return 0;
-}
-
-int model_train_pass(Model *m, const HostBatch *b) {
-    if (!m) return net_fail("model_train_pass: model is NULL");
-    HostBatch d = {0};
-    if (!b) {
-        if (!m->has_ahead) return net_fail("model_train_pass: batch is NULL and none staged (model_stage_batch)");
-        d = m->ahead;
-    } else if (stage(m, b, 1, &d))
-        return -1;
-    m->has_ahead = 0;  /* a given batch took the input buffers; a staged one is used up */
-    NetOps *o = m->ops;
-    int mode = o->graph_begin ? o->graph_begin(o->ctx, graph_key(&d)) : OPS_GRAPH_DIRECT;
-    if (mode == OPS_GRAPH_REPLAYED) {
-        m->n = d.n;  /* what the pass would have left: later calls read these */
-        m->x = d.x;
-        return 0;
-    }
-    int rc = train_ops(m, &d);
-    if (mode == OPS_GRAPH_RECORDING && o->graph_end(o->ctx)) {
-        /* The capture ran nothing and graph replay is now off: warn once, then run the
-         * pass directly (a backend without graphs is slower, not wrong). */
-        fprintf(stderr, "e2e-ddp: warning: %s\n", net_error());
-        return train_ops(m, &d);
-    }
-    return rc;
-}
-
-int model_predict(Model *m, const HostBatch *b, float *pred) {
-    if (!m) return net_fail("model_predict: model is NULL");
-    if (!pred) return net_fail("model_predict: prediction buffer is NULL");
-    HostBatch d = {0};
-    m->has_ahead = 0;  /* its inputs take the input buffers */
-    if (stage(m, b, 0, &d) || model_forward(m, d.n, d.x, d.scalars)) return -1;
-    m->ops->download(m->ops->ctx, pred, m->pred, (size_t)d.n * sizeof(float));
     return 0;
 }

@@ -48,11 +48,13 @@ static CheckpointState state_of(const Model *m, long step) {
     st.best_metric = 61.5;
     st.best_epoch = 2;
     st.elapsed_s = 99.5;
-    plateau_init(&st.plateau, &(PlateauConfig){.factor = 0.5, .patience = 2, .threshold = 1e-4, .eps = 1e-8}, 5e-4);
-    st.plateau.best = 0.25;
-    st.plateau.num_bad_epochs = 1;
+    lr_schedule_init(&st.lr, 2.5e-4, 1e-3, 40,
+                     &(PlateauConfig){.factor = 0.5, .patience = 2, .threshold = 1e-4, .eps = 1e-8});
+    st.lr.plateau.lr = 5e-4;
+    st.lr.plateau.best = 0.25;
+    st.lr.plateau.num_bad_epochs = 1;
     st.adam_step = step;
-    st.adam = (AdamHyper){.lr = 5e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    st.adam = (AdamHyper){.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
     st.n_scales = 8;
     for (int i = 0; i < 8; i++) st.scales[i] = 0.5f + i;
     snprintf(st.config_json, sizeof st.config_json, "{\"epochs\": 25}");
@@ -88,6 +90,11 @@ static void copy_file(const char *from, const char *to, long limit) {
     if (a) fclose(a);
     if (b) fclose(b);
 }
+
+/* A version-1 checkpoint written by the version-1 writer (tests/reference/README.md):
+ * it is read, with the plateau's rate from "lr" and the schedule's other rates unknown
+ * (0: the run's options give them); a future version is refused by number. */
+static void test_version1(NetOps *ops);
 
 #define EXPECT_REFUSED(call, needle)                                                             \
     do {                                                                                         \
@@ -130,13 +137,20 @@ int main(void) {
           "integer state differs");
     CHECK(got.epoch_loss_sum == 1.25 && got.epoch_samples == 272 && got.best_metric == 61.5 &&
           got.elapsed_s == 99.5, "double state differs");
-    CHECK(got.plateau.lr == 5e-4 && got.plateau.best == 0.25 && got.plateau.num_bad_epochs == 1 &&
-          got.plateau.cfg.factor == 0.5 && got.plateau.cfg.patience == 2, "scheduler state differs");
-    CHECK(got.adam.lr == 5e-4f && got.adam.beta2 == 0.999f, "optimizer hyper-parameters differ");
+    CHECK(got.version == CHECKPOINT_VERSION, "version %d read back", got.version);
+    CHECK(got.lr.base == 2.5e-4 && got.lr.scaled == 1e-3 && got.lr.warmup_steps == 40,
+          "the schedule's rates differ");
+    CHECK(got.lr.plateau.lr == 5e-4 && got.lr.plateau.best == 0.25 && got.lr.plateau.num_bad_epochs == 1 &&
+          got.lr.plateau.cfg.factor == 0.5 && got.lr.plateau.cfg.patience == 2, "scheduler state differs");
+    CHECK(lr_at(&got.lr, 0) == lr_at(&st.lr, 0) && lr_at(&got.lr, 100) == 5e-4,
+          "the read schedule gives other rates");
+    CHECK(got.adam.beta2 == 0.999f && got.adam.eps == 1e-8f, "optimizer hyper-parameters differ");
     CHECK(got.n_scales == 8 && got.scales[7] == 7.5f, "scales differ");
     CHECK(strcmp(got.config_json, "{\"epochs\": 25}") == 0, "config differs: %s", got.config_json);
     got.model.max_batch = model_config(m)->max_batch;  /* not stored: a resumed run picks its own */
     CHECK(memcmp(&got.model, model_config(m), sizeof(ModelConfig)) == 0, "model config differs");
+
+    test_version1(ops);
 
     /* newest valid wins; a corrupt newest is skipped */
     checkpoint_name(path2, sizeof path2, dir, 240);
@@ -231,4 +245,58 @@ int main(void) {
     ops->destroy(ops);
     free(p), free(mo), free(v), free(p2), free(mo2), free(v2), free(q), free(q2), free(q3);
     return check_main_result("test_checkpoint");
+}
+
+static void test_version1(NetOps *ops) {
+    const char *v1 = E2E_FIXTURE_DIR "/checkpoint_v1.h5";
+    CheckpointState got;
+    CHECK(checkpoint_peek(v1, &got) == 0, "version 1 refused: %s", net_error());
+    CHECK(got.version == 1, "version %d", got.version);
+    CHECK(got.epoch == 4 && got.step_in_epoch == 7 && got.global_step == 107 && got.world_size == 2 &&
+          got.batch == 16 && got.seed == 3 && got.best_epoch == 3 && got.adam_step == 107,
+          "version 1 position differs");
+    CHECK(got.best_metric == 44.75 && got.epoch_loss_sum == 12.5 && got.elapsed_s == 9.5, "doubles differ");
+    CHECK(got.lr.plateau.lr == 5e-4 && got.lr.plateau.best == 46.5 && got.lr.plateau.cfg.patience == 0 &&
+          got.lr.plateau.cfg.threshold == 0.5 && got.lr.plateau.last_epoch == 4,
+          "version 1 plateau: lr %g best %g", got.lr.plateau.lr, got.lr.plateau.best);
+    CHECK(got.lr.base == 0 && got.lr.scaled == 0 && got.lr.warmup_steps == 0,
+          "version 1 stores no base, scaled or warm-up rate");
+    CHECK(got.adam.beta1 == 0.9f && got.adam.beta2 == 0.999f && got.adam.eps == 1e-8f, "adam differs");
+    CHECK(got.n_scales == 1 && got.scales[0] == 0.75f, "scales differ");
+
+    ModelConfig cfg = model_default_config(1);
+    cfg.in_channels = 1;
+    cfg.height = cfg.width = 8;
+    cfg.blocks = 0;
+    cfg.fmaps0 = 2;
+    cfg.fmaps1 = 3;
+    Model *m = NULL;
+    if (model_create(&m, &cfg, ops)) {
+        CHECK(0, "the fixture's model: %s", net_error());
+        return;
+    }
+    size_t na = model_arena_size(m), bad = 0;
+    float *p = calloc(na, 4), *mo = calloc(na, 4), *v = calloc(na, 4);
+    CHECK(checkpoint_read(v1, &got, m, p, mo, v) == 0, "version 1 tensors: %s", net_error());
+    for (int i = 0; i < model_num_tensors(m); i++) {  /* the values make_v1 wrote */
+        const ParamTensor *t = model_tensor(m, i);
+        for (size_t j = 0; j < t->numel; j++) {
+            size_t k = t->offset + j;
+            bad += p[k] != (float)(k % 97) * 0.01f - 0.3f || mo[k] != (float)k * 1e-4f ||
+                   v[k] != (float)k * 1e-6f;
+        }
+    }
+    CHECK(bad == 0, "%zu version 1 values differ", bad);
+
+    char future[600];
+    snprintf(future, sizeof future, "%s/future.h5", dir);
+    copy_file(v1, future, -1);
+    hid_t f = H5Fopen(future, H5F_ACC_RDWR, H5P_DEFAULT);
+    int version = CHECKPOINT_VERSION + 1;
+    hid_t a = H5Aopen(f, "version", H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_INT, &version);
+    H5Aclose(a), H5Fclose(f);
+    EXPECT_REFUSED(checkpoint_peek(future, &got), "checkpoint version 3");
+    model_free(m);
+    free(p), free(mo), free(v);
 }

@@ -1,11 +1,81 @@
 /* The communicator under real mpirun (2 ranks): gradient mean, broadcast from rank 0,
- * agreement (flags OR'ed, the lowest failing rank's message on every rank, sums), the
+ * the control plane (agreement: flags OR'ed, the lowest failing rank's message on every
+ * rank, sums; rank 0's work with its outcome on every rank; typed broadcasts), the
  * replica check, node-local ranks. */
 #include <string.h>
 
 #include "check.h"
 #include "comm.h"
 #include "cpu/cpu_backend.h"
+#include "error.h"
+#include "hash.h"
+
+/* The agreement point: flags OR'ed, sums, and a failure's message (taken from the
+ * failing rank's net_error(), named by rank) on every rank. */
+static void test_agreement(Comm *c) {
+    Agreement a;
+    double v[2] = {c->rank + 1.0, 10.0};
+    CHECK(comm_agree(c, 0, v, 2, &a) == 0, "quiet agreement failed: %s", net_error());
+    CHECK(a.flags == 0 && a.error_rank == -1, "quiet agreement: flags %d rank %d", a.flags, a.error_rank);
+    CHECK(a.sum[0] == 3.0 && a.sum[1] == 20.0, "sums %g %g", a.sum[0], a.sum[1]);
+    net_clear_error();
+    if (c->rank == 1) net_fail("data.h5: NaN in X_jet row 7");
+    CHECK(comm_agree(c, c->rank == 1 ? AGREE_ERROR : 0, NULL, 0, &a) == -1, "an error agreed as success");
+    CHECK(a.flags == AGREE_ERROR && a.error_rank == 1, "error on rank 1: flags %d rank %d", a.flags,
+          a.error_rank);
+    CHECK(strcmp(net_error(), "rank 1: data.h5: NaN in X_jet row 7") == 0, "message on rank %d: '%s'",
+          c->rank, net_error());
+    net_fail(c->rank ? "second" : "first");
+    CHECK(comm_agree(c, AGREE_ERROR | (c->rank == 0 ? AGREE_STOP : 0), NULL, 0, &a) == -1, "two errors");
+    CHECK(a.error_rank == 0 && strcmp(net_error(), "rank 0: first") == 0, "lowest failing rank wins: %d '%s'",
+          a.error_rank, net_error());
+    CHECK(a.flags == (AGREE_ERROR | AGREE_STOP), "flags OR'ed: %d", a.flags);
+    CHECK(comm_agree(c, c->rank == 1 ? AGREE_NONFINITE : 0, NULL, 0, &a) == 0 && a.flags == AGREE_NONFINITE,
+          "non-finite flag from rank 1: %d", a.flags);
+    CHECK(comm_agree(c, 0, v, AGREE_MAX_VALUES + 1, &a) == -1, "more than the supported values accepted");
+
+    CHECK(comm_outcome(c, 0) == 0, "comm_outcome: all succeeded");
+    net_fail("backend: no GPU");
+    CHECK(comm_outcome(c, c->rank == 0) == -1 && strcmp(net_error(), "rank 0: backend: no GPU") == 0,
+          "comm_outcome: rank 0's failure on rank %d: '%s'", c->rank, net_error());
+}
+
+static int root_calls;
+static int root_ok(void *arg) {
+    root_calls++;
+    *(int *)arg = 42;
+    return 0;
+}
+static int root_fails(void *arg) {
+    root_calls++;
+    return net_fail("%s: cannot write", (const char *)arg);
+}
+
+/* Rank 0 does the work, every rank learns the outcome; broadcasts of typed values. */
+static void test_root_and_broadcasts(Comm *c) {
+    int answer = 0;
+    CHECK(comm_on_root(c, root_ok, &answer) == 0, "comm_on_root: success reported as failure");
+    CHECK(root_calls == (c->rank == 0) && answer == (c->rank == 0 ? 42 : 0),
+          "the function runs on rank 0 only (rank %d: %d calls, answer %d)", c->rank, root_calls, answer);
+    comm_bcast_int(c, &answer);
+    CHECK(answer == 42, "comm_bcast_int: rank %d has %d", c->rank, answer);
+    net_clear_error();
+    CHECK(comm_on_root(c, root_fails, "run/metrics.csv") == -1, "comm_on_root: failure lost");
+    CHECK(strcmp(net_error(), "run/metrics.csv: cannot write") == 0, "rank 0's message on rank %d: '%s'",
+          c->rank, net_error());
+
+    struct { long step; double best; } st = {c->rank ? -1 : 17, c->rank ? 0.0 : 61.5};
+    comm_bcast_bytes(c, &st, sizeof st);
+    CHECK(st.step == 17 && st.best == 61.5, "comm_bcast_bytes: %ld %g", st.step, st.best);
+    char path[8];
+    snprintf(path, sizeof path, "%s", c->rank ? "xxxxxxx" : "ckpt.h5");
+    if (c->rank == 0) memcpy(path, "12345678", 8);  /* no NUL: the broadcast ends it */
+    comm_bcast_string(c, path, sizeof path);
+    CHECK(strcmp(path, "1234567") == 0, "comm_bcast_string: '%s'", path);
+    float f[3] = {c->rank ? 0.0f : 1.5f, c->rank ? 0.0f : -2.0f, c->rank ? 0.0f : 3.25f};
+    comm_bcast_floats(c, f, 3);
+    CHECK(f[0] == 1.5f && f[1] == -2.0f && f[2] == 3.25f, "comm_bcast_floats: %g %g %g", f[0], f[1], f[2]);
+}
 
 int main(int argc, char **argv) {
     Comm c;
@@ -38,25 +108,11 @@ int main(int argc, char **argv) {
     comm_replicas_identical(&c, g, N, &same);
     CHECK(same == 0, "diverged replicas reported identical");
 
-    Agreement a;
-    double v[2] = {c.rank + 1.0, 10.0};
-    comm_agree(&c, 0, NULL, v, 2, &a);
-    CHECK(a.flags == 0 && a.error_rank == -1, "quiet agreement: flags %d rank %d", a.flags, a.error_rank);
-    CHECK(a.sum[0] == 3.0 && a.sum[1] == 20.0, "sums %g %g", a.sum[0], a.sum[1]);
-    comm_agree(&c, c.rank == 1 ? AGREE_ERROR : 0, "data.h5: NaN in X_jet row 7", NULL, 0, &a);
-    CHECK(a.flags == AGREE_ERROR && a.error_rank == 1, "error on rank 1: flags %d rank %d", a.flags,
-          a.error_rank);
-    CHECK(strcmp(a.message, "data.h5: NaN in X_jet row 7") == 0, "message on rank %d: '%s'", c.rank,
-          a.message);
-    comm_agree(&c, AGREE_ERROR | (c.rank == 0 ? AGREE_STOP : 0), c.rank ? "second" : "first", NULL, 0, &a);
-    CHECK(a.error_rank == 0 && strcmp(a.message, "first") == 0, "lowest failing rank wins: %d '%s'",
-          a.error_rank, a.message);
-    CHECK(a.flags == (AGREE_ERROR | AGREE_STOP), "flags OR'ed: %d", a.flags);
-    comm_agree(&c, c.rank == 1 ? AGREE_NONFINITE : 0, NULL, NULL, 0, &a);
-    CHECK(a.flags == AGREE_NONFINITE, "non-finite flag from rank 1: %d", a.flags);
-    CHECK(comm_agree(&c, 0, NULL, v, 9, &a) == -1, "more than the supported values accepted");
+    test_agreement(&c);
+    test_root_and_broadcasts(&c);
 
-    CHECK(comm_hash("abc", 3) == 0xe71fa2190541574bull, "FNV-1a of 'abc'");
+    CHECK(fnv1a("abc", 3) == 0xe71fa2190541574bull, "FNV-1a of 'abc'");
+    CHECK(fnv1a_more(fnv1a("ab", 2), "c", 1) == fnv1a("abc", 3), "FNV-1a continued over pieces");
     int rc = check_main_result(c.rank ? "test_comm (rank 1)" : "test_comm (rank 0)");
     ops->destroy(ops);
     comm_finalize(&c);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tests of data/convert-parquet on parquet files written here with pyarrow in the E2E
+"""Tests of data/e2e-convert on parquet files written here with pyarrow in the Top Gun
 schema (X_jet nested lists, m, pt, ieta, iphi). One test per subcommand (ctest runs each
 separately):
 
@@ -25,33 +25,28 @@ usage: test_convert_parquet.py TEST BUILD_DIR
 import glob
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-VENV = os.environ.get("E2E_VENV", os.path.join(TOP, ".venv"))
-if os.path.realpath(sys.prefix) != os.path.realpath(VENV):  # pyarrow lives in the project's environment
-    py = os.path.join(VENV, "bin", "python")
-    if not os.access(py, os.X_OK):
-        print("FAILED: no Python environment at %s: run launch/install-deps.sh (it installs pyarrow and "
-              "h5py there)" % VENV)
-        sys.exit(1)
-    os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
+sys.path.insert(0, HERE)
+from project_venv import use_project_venv  # noqa: E402 - standard library only
+
+use_project_venv(__file__)
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-sys.path.insert(0, HERE)
+from test_e2e_convert import Env as TmpEnv, run_test  # noqa: E402 - a temporary folder, the build's programs
 from test_train_e2e import ENV, MPIRUN, Failure, check, run  # noqa: E402 - the e2e tests' helpers
 
-CONVERT = os.path.join(TOP, "data", "convert-parquet")
+CONVERT = os.path.join(TOP, "data", "e2e-convert")
+ALIAS = os.path.join(TOP, "data", "convert-parquet")
 TOP_GUN = ["track_pt", "dz", "d0", "ecal", "hcal", "bpix1", "bpix2", "bpix3"]
 
 
@@ -124,25 +119,15 @@ def row_groups(path):
     return [md.row_group(i).num_rows for i in range(md.num_row_groups)]
 
 
-class Env:
+class Env(TmpEnv):
     def __init__(self, build):
-        self.build = os.path.abspath(build)
-        self.tmp = tempfile.mkdtemp(prefix="e2e-convert-test-")
+        TmpEnv.__init__(self, build)
         # the two layouts of the issue, several row groups, as in the E2E files
         self.a = Jets(170, (8, 32, 32), seed=1)  # channel-first, float64 values
         self.b = Jets(130, (8, 32, 32), seed=2, value_type=np.float32)  # channel-last, float32 values
         self.pa = write(self.path("topgun_a.parquet"), [(self.a.table("chw"), 37)])
         self.pb = write(self.path("topgun_b.parquet"), [(self.b.table("hwc", 0, 40, int_index=True), 1),
                                                         (self.b.table("hwc", 40, 130, int_index=True), 30)])
-
-    def exe(self, name):
-        return os.path.join(self.build, "launch", name)
-
-    def path(self, name):
-        return os.path.join(self.tmp, name)
-
-    def listing(self):
-        return sorted(os.listdir(self.tmp))
 
 
 def check_file(path, parts, dtype, channels=TOP_GUN):
@@ -187,7 +172,7 @@ def no_leftovers(e, before, pid=None, what=""):
     after = e.listing()
     check(after == before, "%sno partial or temporary file left (%s)" % (what, ", ".join(sorted(set(after) - set(before))) or "none"))
     if pid is not None:
-        check(not glob.glob("/dev/shm/.convert-parquet-%d-*" % pid) and not glob.glob(e.path(".convert-parquet-%d-*" % pid)),
+        check(not glob.glob("/dev/shm/.e2e-convert-%d-*" % pid) and not glob.glob(e.path(".e2e-convert-%d-*" % pid)),
               "%sno batch memory file left" % what)
 
 
@@ -202,7 +187,7 @@ def t_roundtrip(e):
     attrs = check_file(out, [(e.a, 0, 170), (e.b, 0, 130)], "float32")
     check(list(attrs["source_files"]) == ["topgun_a.parquet", "topgun_b.parquet"]
           and list(attrs["source_rows"]) == [170, 130], "source_files and source_rows name the files")
-    check("topgun_a.parquet" in attrs["source"] and attrs["generator"].startswith("convert-parquet"),
+    check("topgun_a.parquet" in attrs["source"] and attrs["generator"].startswith("e2e-convert"),
           "source: %s" % attrs["source"])
     check(row_groups(e.pa) == [37, 37, 37, 37, 22] and row_groups(e.pb)[:3] == [1, 1, 1],
           "the inputs had several row groups (%d and %d)" % (len(row_groups(e.pa)), len(row_groups(e.pb))))
@@ -373,7 +358,7 @@ def t_bad_input(e):
 
     # a missing column
     cases.append(("no_m", [write(e.path("no_m.parquet"), [(a.table("chw", 0, 20, drop=("m",)), 10)])],
-                  ["no column 'm'", "X_jet, pt, ieta, iphi"]))
+                  ["no column for the jet mass", "it has: X_jet (3-level list of double), pt (double), ieta (double)"]))
     # a row group whose images have another shape
     j2 = Jets(10, (8, 30, 30), seed=9)
     sch = a.table("chw", 0, 1).schema
@@ -391,7 +376,7 @@ def t_bad_input(e):
                                          pa.array(a.x[:8, 0].reshape(-1)))
     flat = pa.table({"X_jet": one_level, "m": a.m[:8], "pt": a.pt[:8], "ieta": a.ieta[:8], "iphi": a.iphi[:8]})
     cases.append(("two_levels", [write(e.path("two_levels.parquet"), [(flat, 8)])],
-                  ["3-level nested list", "has type list<"]))
+                  ["-level list of double; expected 3 axes", "3-level nested list"]))
     # a ragged nested list: row 33 (row group 1) has one image row of 31 values
     n = 60
     l1, l2, l3 = np.full(n, 8), np.full(n * 8, 32), np.full(n * 8 * 32, 32)
@@ -440,7 +425,7 @@ def t_bad_input(e):
     notpq = e.path("notes.parquet")
     with open(notpq, "w") as f:
         f.write("jet images, honest\n")
-    cases.append(("not_parquet", [notpq], ["notes.parquet", "not a parquet file"]))
+    cases.append(("not_parquet", [notpq], ["notes.parquet", "neither a parquet file"]))
     cases.append(("absent", [e.path("absent.parquet")], ["absent.parquet: no such file"]))
 
     # these fail after the output was started (rows before them were written)
@@ -454,8 +439,8 @@ def t_bad_input(e):
             proc = subprocess.Popen([CONVERT, "--jobs", str(jobs), "--batch", "8"] + extra + ["-o", out] + inputs,
                                     env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             _, err = proc.communicate(timeout=120)
-            lines = [l for l in err.splitlines() if l.startswith("convert-parquet: ") and "jets/s" not in l
-                     and " jets from " not in l]
+            lines = [l for l in err.splitlines() if l.startswith("e2e-convert: ") and "jets/s" not in l
+                     and " jets from " not in l and not l.startswith("e2e-convert:   ")]
             msg = lines[-1] if lines else "(no message)"
             check(proc.returncode == 1 and len(lines) == 1 and all(w in msg for w in wants),
                   "%s (--jobs %d): exit %d, %s" % (name, jobs, proc.returncode, msg))
@@ -469,13 +454,15 @@ def t_cli(e):
     for w in ("--out FILE", "--append", "--dtype TYPE", "--layout L", "--jobs N", "--channels", "chw", "hwc"):
         check(w in p.stdout, "--help mentions %s" % w)
     p = convert("--version")
-    check(p.stdout.startswith("convert-parquet 1"), "--version")
+    check(p.stdout.startswith("e2e-convert 2"), "--version")
+    p = run([ALIAS, "--version"], expect=0)
+    check(p.stdout.startswith("e2e-convert 2"), "data/convert-parquet is an alias of data/e2e-convert")
     out = e.path("x.h5")
     for args in (["--dtype", "float64", "-o", out, e.pa], ["--jobs", "-1", "-o", out, e.pa],
                  ["--batch", "0", "-o", out, e.pa], ["-o", out], [e.pa], ["--append", "--force", "-o", out, e.pa],
                  ["--column", "mass", "-o", out, e.pa], ["--bogus", "-o", out, e.pa], ["--layout", "nchw", "-o", out, e.pa]):
         p = convert(*args, expect=2)
-        check(p.stderr.strip().splitlines()[-1].startswith("convert-parquet: error:"), "%s: exit 2, %s"
+        check(p.stderr.strip().splitlines()[-1].startswith("e2e-convert: error:"), "%s: exit 2, %s"
               % (" ".join(a.replace(e.tmp + "/", "") for a in args), p.stderr.strip().splitlines()[-1]))
     convert("-q", "-o", out, e.pa)
     digest = sha(out)
@@ -502,23 +489,5 @@ def t_cli(e):
 TESTS = {"roundtrip": t_roundtrip, "append": t_append, "train": t_train, "bad_input": t_bad_input, "cli": t_cli}
 
 
-def main():
-    test = TESTS.get(sys.argv[1]) if len(sys.argv) == 3 else None
-    if test is None:
-        print(__doc__)
-        return 2
-    t0 = time.time()
-    e = Env(sys.argv[2])
-    failed = None
-    try:
-        test(e)
-    except Failure as f:
-        failed = f
-    finally:
-        shutil.rmtree(e.tmp, ignore_errors=True)
-    print("FAILED: %s" % failed if failed else "%s: passed (%.1f s)" % (sys.argv[1], time.time() - t0))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_test(TESTS, __doc__, Env))

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adam.h"
 #include "check.h"
 #include "conv_shape.h"
 #include "cpu/cpu_backend.h"
@@ -350,16 +351,18 @@ static void test_adam(NetOps *ops) {
     float *p = rnd(n, -1, 1), *m = zeros(n), *v = zeros(n);
     double *rp = dzeros(n), *rm = dzeros(n), *rv = dzeros(n);
     for (size_t i = 0; i < n; i++) rp[i] = p[i];
-    AdamHyper h = {.lr = 1e-2f, .beta1 = 0.8f, .beta2 = 0.99f, .eps = 1e-6f, .weight_decay = 0.1f};
+    const float lr = 1e-2f;
+    AdamHyper h = {.beta1 = 0.8f, .beta2 = 0.99f, .eps = 1e-6f, .weight_decay = 0.1f};
     for (long step = 1; step <= 5; step++) {
         float *g = rnd(n, -1, 1);
-        ops->adam_update(ops->ctx, n, p, g, m, v, &h, step);
+        AdamFactors k = adam_factors(&h, lr, step);
+        ops->adam_update(ops->ctx, n, p, g, m, v, &k);
         double bc1 = 1 - pow(h.beta1, step), bc2 = 1 - pow(h.beta2, step);
         for (size_t i = 0; i < n; i++) {
             double gi = g[i] + (double)h.weight_decay * rp[i];
             rm[i] = h.beta1 * rm[i] + (1 - h.beta1) * gi;
             rv[i] = h.beta2 * rv[i] + (1 - h.beta2) * gi * gi;
-            rp[i] -= h.lr / bc1 * rm[i] / (sqrt(rv[i]) / sqrt(bc2) + h.eps);
+            rp[i] -= lr / bc1 * rm[i] / (sqrt(rv[i]) / sqrt(bc2) + h.eps);
         }
         free(g);
     }

@@ -10,7 +10,7 @@
 #include "check.h"
 #include "half.h"
 #include "preprocess.h"
-#include "rng.h"
+#include "keyed_rng.h"
 
 static void test_preprocess_known(void) {
     /* 2 samples x 2 channels x 4 pixels; scales 4 and 0.5 */

@@ -15,7 +15,7 @@
 #include "dataset.h"
 #include "half.h"
 #include "preprocess.h"
-#include "synthfile.h"
+#include "synth_file.h"
 
 static int rank, nranks;
 static char dir[256];
@@ -23,19 +23,7 @@ static char dir[256];
 static void make_file(const char *name, long long n, int size, int channels, int dtype_bytes, long long chunk,
                       uint64_t seed, char *path) {
     snprintf(path, 512, "%s/%s", dir, name);
-    SynthFileOptions o;
-    synth_file_defaults(&o);
-    o.out = path;
-    o.samples = n;
-    o.size = size;
-    o.channels = channels;
-    o.dtype_bytes = dtype_bytes;
-    o.chunk = chunk;
-    o.seed = seed;
-    if (synth_write_file(&o, MPI_COMM_WORLD)) {
-        fprintf(stderr, "cannot write %s: %s\n", path, data_error());
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
+    synth_file_or_abort(path, n, size, channels, dtype_bytes, chunk, seed);
 }
 
 static Dataset *open_ds(const char *path, MPI_Comm comm, uint64_t seed, int batch, int prefetch, int io) {

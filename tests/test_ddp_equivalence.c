@@ -53,13 +53,13 @@ int main(int argc, char **argv) {
         HostBatch half = {.n = B, .x = x + c.rank * B * per, .scalars = sc + c.rank * B * 2,
                           .target = t + c.rank * B, .weight = w + c.rank * B};
         CHECK(model_train_pass(local, &whole) == 0, "%s", net_error());
-        adam_step(&al, model_params(local), model_grads(local));
+        adam_step(&al, 1e-3f, model_params(local), model_grads(local));
         CHECK(model_train_pass(dist, &half) == 0, "%s", net_error());
         comm_allreduce_mean(&c, model_grads(dist), na);
         double eg = rel_err(model_grads(dist), model_grads(local), na, 1e-12);
         CHECK(eg <= 1e-5, "step %d: averaged gradients vs the 2B batch's: rel err %g", s + 1, eg);
         if (eg > worst_grad) worst_grad = eg;
-        adam_step(&ad, model_params(dist), model_grads(dist));
+        adam_step(&ad, 1e-3f, model_params(dist), model_grads(dist));
     }
     float *pd = model_params(dist), *pl = model_params(local);
     double e = rel_err(pd, pl, na, 1e-12);

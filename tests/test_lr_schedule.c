@@ -1,5 +1,6 @@
 /* The learning-rate schedule: ReduceLROnPlateau against PyTorch's own sequences
- * (fixture from tests/reference/make_schedule_fixture.py), and the linear warm-up. */
+ * (fixture from tests/reference/make_schedule_fixture.py), and the schedule object
+ * (lr_at): the linear warm-up with plateau reductions on top. */
 #include <string.h>
 
 #include "check.h"
@@ -43,13 +44,23 @@ int main(void) {
 
     /* warm-up: from base to base*ranks over the steps, then the plateau's rate */
     double base = 1e-3, scaled = 4e-3;
-    CHECK(fabs(warmup_lr(scaled, base, scaled, 0, 4) - (base + 0.25 * (scaled - base))) < 1e-15,
-          "first warm-up step");
-    CHECK(fabs(warmup_lr(scaled, base, scaled, 3, 4) - scaled) < 1e-15, "last warm-up step");
-    CHECK(warmup_lr(scaled, base, scaled, 10, 4) == scaled, "after warm-up");
-    CHECK(fabs(warmup_lr(scaled / 2, base, scaled, 1, 4) - 0.5 * (base + 0.5 * (scaled - base))) < 1e-15,
+    PlateauConfig pc = plateau_default_config();
+    LrSchedule s;
+    lr_schedule_init(&s, base, scaled, 4, &pc);
+    CHECK(s.plateau.lr == scaled, "the plateau starts at the scaled rate");
+    CHECK(fabs(lr_at(&s, 0) - (base + 0.25 * (scaled - base))) < 1e-15, "first warm-up step");
+    CHECK(fabs(lr_at(&s, 3) - scaled) < 1e-15, "last warm-up step");
+    CHECK(lr_at(&s, 10) == scaled, "after warm-up");
+    pc.patience = 0;
+    lr_schedule_init(&s, base, scaled, 4, &pc);
+    CHECK(lr_schedule_epoch_end(&s, 10.0) == 0 && lr_schedule_epoch_end(&s, 11.0) == 1,
+          "a worse epoch with patience 0 reduces the rate");
+    CHECK(s.plateau.lr == scaled / 2, "reduced to %g", s.plateau.lr);
+    CHECK(fabs(lr_at(&s, 1) - 0.5 * (base + 0.5 * (scaled - base))) < 1e-15,
           "a plateau reduction during warm-up scales the ramp");
-    CHECK(warmup_lr(base, base, base, 0, 0) == base, "no warm-up, no scaling");
+    CHECK(lr_at(&s, 4) == scaled / 2, "after warm-up: the reduced rate");
+    lr_schedule_init(&s, base, base, 0, &pc);
+    CHECK(lr_at(&s, 0) == base && lr_at(&s, 1000) == base, "no warm-up, no scaling");
 
     PlateauConfig bad = plateau_default_config();
     bad.factor = 1.0;

@@ -1,6 +1,7 @@
 /* Bad input at the model API: invalid shapes, zero or oversized batches, NULL
  * buffers, misuse of the call order, and backends that are not there. Each must return
  * -1 with a message that names the problem, never crash. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "adam.h"
@@ -17,6 +18,27 @@
         CHECK(strstr(net_error(), needle) != NULL, "%s: message '%s' lacks '%s'", #call, \
               net_error(), needle);                                                      \
     } while (0)
+
+/* Capabilities: the CPU backend declares host memory and nothing else; a declaration
+ * whose members are missing, or a missing required op, is refused by ops_check and by
+ * model_create. */
+static void test_capabilities(NetOps *cpu) {
+    CHECK(cpu->caps == OPS_HOST_MEMORY, "the cpu backend declares 0x%x", cpu->caps);
+    CHECK(ops_check(cpu) == 0, "the cpu backend's declaration refused: %s", net_error());
+    ModelConfig cfg = model_default_config(2);
+    Model *m = NULL;
+    NetOps lying = *cpu;
+    lying.caps |= OPS_GRAPHS;
+    EXPECT_FAIL(ops_check(&lying), "graph_begin");
+    EXPECT_FAIL(model_create(&m, &cfg, &lying), "declares a capability without its member");
+    lying = *cpu;
+    lying.caps |= OPS_PINNED_HOST;
+    EXPECT_FAIL(ops_check(&lying), "alloc_host");
+    lying = *cpu;
+    lying.l1_loss = NULL;
+    EXPECT_FAIL(model_create(&m, &cfg, &lying), "lacks the required op 'l1_loss'");
+    CHECK(m == NULL, "a model was made on a backend that failed its check");
+}
 
 int main(void) {
     ModelConfig good = model_default_config(4);
@@ -57,6 +79,7 @@ int main(void) {
     BackendOptions cpu1 = {.device = "cpu", .threads = 1};
     NetOps *ops = net_backend_create(&cpu1);
     CHECK(ops != NULL, "cpu backend: %s", net_error());
+    test_capabilities(ops);
     Model *m = (Model *)1;
     EXPECT_FAIL(model_create(&m, &good, NULL), "no backend");
     CHECK(m == NULL, "failed model_create must leave NULL");
@@ -79,6 +102,11 @@ int main(void) {
     HostBatch hb = {.n = 4, .x = x, .scalars = sc, .target = t};
     float pred[4];
     CHECK(model_train_pass(m, &hb) == 0, "train pass: %s", net_error());
+    int nonfinite = -1;
+    CHECK(model_grads_nonfinite(m, &nonfinite) == 0 && nonfinite == 0, "finite gradients: %d", nonfinite);
+    model_grads(m)[model_arena_size(m) / 2] = NAN;  /* the CPU's gradients are host memory */
+    CHECK(model_grads_nonfinite(m, &nonfinite) == 0 && nonfinite == 1, "a NaN gradient not found");
+    EXPECT_FAIL(model_grads_nonfinite(m, NULL), "NULL");
     CHECK(model_predict(m, &hb, pred) == 0, "predict: %s", net_error());
     hb.n = 9;
     EXPECT_FAIL(model_train_pass(m, &hb), "1 to 4");
@@ -118,13 +146,23 @@ int main(void) {
     h.beta1 = 1.0f;
     EXPECT_FAIL(adam_create(&a, ops, 10, h), "betas");
     h = adam_default_hyper();
-    h.lr = NAN;
-    EXPECT_FAIL(adam_create(&a, ops, 10, h), "learning rate");
+    h.eps = NAN;
+    EXPECT_FAIL(adam_create(&a, ops, 10, h), "eps");
     CHECK(adam_create(&a, ops, model_arena_size(m), adam_default_hyper()) == 0, "adam: %s",
           net_error());
-    EXPECT_FAIL(adam_step(&a, NULL, model_grads(m)), "NULL");
-    a.hyper.lr = -1.0f;
-    EXPECT_FAIL(adam_step(&a, model_params(m), model_grads(m)), "learning rate");
+    EXPECT_FAIL(adam_step(&a, 1e-3f, NULL, model_grads(m)), "NULL");
+    EXPECT_FAIL(adam_step(&a, -1.0f, model_params(m), model_grads(m)), "learning rate");
+    EXPECT_FAIL(adam_step(&a, NAN, model_params(m), model_grads(m)), "learning rate");
+    CHECK(a.step == 0, "a refused step counted: %ld", a.step);
+    float *mh = calloc(a.n, sizeof(float)), *vh = calloc(a.n, sizeof(float));
+    for (size_t i = 0; i < a.n; i++) mh[i] = (float)i, vh[i] = 0.5f * (float)i;
+    CHECK(adam_set_moments(&a, mh, vh) == 0, "adam_set_moments: %s", net_error());
+    memset(mh, 0, a.n * sizeof(float));
+    memset(vh, 0, a.n * sizeof(float));
+    CHECK(adam_get_moments(&a, mh, vh) == 0 && mh[a.n - 1] == (float)(a.n - 1) &&
+          vh[a.n - 1] == 0.5f * (float)(a.n - 1), "the moments do not round-trip");
+    EXPECT_FAIL(adam_get_moments(&a, NULL, vh), "NULL");
+    free(mh), free(vh);
     adam_free(&a);
     model_free(m);
     ops->destroy(ops);

@@ -78,7 +78,7 @@ int main(void) {
     NetOps *cpu = net_cpu_create(2);
     OpsProfile prof = {0};
     NetOps *staged = ops_profile_wrap(cpu, &prof);
-    staged->host_memory = 0;
+    staged->caps &= ~OPS_HOST_MEMORY;
     static float g1[200000], g2[200000];
     float p1[N], p2[N], l1, l2;
     train(cpu, &b, g1, p1, &l1);

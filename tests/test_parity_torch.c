@@ -83,7 +83,7 @@ static void run(const Bundle *b, const char *path) {
             gather(m, b, "grad/", ref);
             compare_arena(m, arena, ref, "gradient", path);
         }
-        adam_step(&adam, model_params(m), model_grads(m));
+        adam_step(&adam, 1e-3f, model_params(m), model_grads(m));
     }
     model_get_params(m, arena);
     gather(m, b, "adam3/", ref);

@@ -21,7 +21,7 @@
 #include "error.h"
 #include "half.h"
 #include "session.h"
-#include "synthfile.h"
+#include "synth_file.h"
 
 static int rank;
 static char dir[256];
@@ -60,7 +60,7 @@ static void test_pinned_routing(Comm *comm, const char *path, const float *scale
     Session s = {.comm = comm};
     CHECK(session_open_backend(&s, &bo) == 0, "cpu backend: %s", net_error());
     NetOps recorded = *s.ops;
-    recorded.host_memory = 0;
+    recorded.caps = (recorded.caps & ~OPS_HOST_MEMORY) | OPS_PINNED_HOST;
     recorded.alloc_host = record_alloc_host;
     recorded.release_host = record_release_host;
     NetOps *cpu = s.ops;
@@ -132,18 +132,7 @@ int main(int argc, char **argv) {
     check_mpi_tmpdir(dir, sizeof dir, "e2e_session_feed");
     char path[512];
     snprintf(path, sizeof path, "%s/half.h5", dir);
-    SynthFileOptions so;
-    synth_file_defaults(&so);
-    so.out = path;
-    so.samples = 400;
-    so.size = 16;
-    so.channels = 3;
-    so.dtype_bytes = 2;
-    so.seed = 4;
-    if (synth_write_file(&so, MPI_COMM_WORLD)) {
-        fprintf(stderr, "cannot write %s: %s\n", path, data_error());
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
+    synth_file_or_abort(path, 400, 16, 3, 2, 0, 4);
 
     /* the CPU feed: preprocessed float32, nothing left for the device */
     Dataset *dc = open_for(path, "cpu", NULL);

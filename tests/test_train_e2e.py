@@ -4,6 +4,9 @@ dataset made by e2e-synth. One test per subcommand (ctest runs each separately):
 
   learns          validation MAE falls well below the constant (median) predictor's
   resume          stop after N steps (exit 75) + --resume auto == an uninterrupted run, bitwise
+  resume_v1       the same from a version-1 checkpoint (made from the stop's version-2 one)
+                  in the warm-up of a scaled learning rate: the rates version 1 did not
+                  store come from the command line
   sigusr1         SIGUSR1 to one rank mid-epoch -> checkpoint, exit 75 -> resume -> same weights
   killed          SIGKILL of one rank: mpirun and the other rank end non-zero within 60 s
   bad_checkpoint  corrupt, truncated, foreign checkpoints refused with one clear message
@@ -158,6 +161,32 @@ def t_resume(e):
     e.train(c, "--resume", "auto", "--stop-after-steps", "30", expect=75)
     e.train(c, "--resume", "auto")
     same_weights(final_ckpt(a), final_ckpt(c))
+
+
+def to_version1(path):
+    """rewrites a version-2 checkpoint's attributes as version 1 wrote them: the plateau's
+    rate as "lr", Adam's rate as "adam_lr", no base, scaled or warm-up rate"""
+    with h5py.File(path, "r+") as f:
+        a = f.attrs
+        check(int(a["version"]) == 2, "the trainer writes version 2")
+        plateau = float(a["lr_plateau"])
+        for k in ("lr_base", "lr_scaled", "lr_warmup_steps", "lr_plateau"):
+            del a[k]
+        a["lr"] = np.float64(plateau)
+        a["adam_lr"] = np.float32(plateau)
+        a["version"] = np.int32(1)
+
+
+def t_resume_v1(e):
+    opts = ["--lr-scaling", "linear", "--warmup-steps", "40"]
+    a, b = e.path("warm"), e.path("warm_v1")
+    e.train(a, *opts)
+    e.train(b, "--stop-after-steps", "10", *opts, expect=75)
+    to_version1(os.path.join(b, "checkpoints", "ckpt-0000000010.h5"))
+    p = e.train(b, "--resume", "auto", *opts)
+    check("resumed from" in p.stdout and "step 10" in p.stdout, "resumed from the version-1 checkpoint")
+    same_weights(final_ckpt(a), final_ckpt(b))
+    check(metric_rows(a) == metric_rows(b), "the same rates, losses and metrics per epoch")
 
 
 def state(pid):
@@ -382,7 +411,7 @@ def t_cli(e):
             check(f.read(8) == b"\x89PNG\r\n\x1a\n", "launch/plot wrote %s" % png)
 
 
-TESTS = {"learns": t_learns, "resume": t_resume, "sigusr1": t_sigusr1, "killed": t_killed,
+TESTS = {"learns": t_learns, "resume": t_resume, "resume_v1": t_resume_v1, "sigusr1": t_sigusr1, "killed": t_killed,
          "bad_checkpoint": t_bad_checkpoint, "bad_data": t_bad_data, "nan_loss": t_nan_loss,
          "other_ranks": t_other_ranks, "torch_load": t_torch_load, "cli": t_cli}
 

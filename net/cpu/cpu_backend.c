@@ -9,31 +9,6 @@
 #include "../error.h"
 #include "cpu_internal.h"
 
-void cpu_die(const char *file, int line, const char *what) {
-    fprintf(stderr, "e2e-ddp: %s:%d: %s\n", file, line, what);
-    abort();
-}
-
-static float *grow(float *p, size_t *have, size_t need) {
-    if (need <= *have) return p;
-    free(p);
-    size_t bytes = (need * sizeof(float) + 255) / 256 * 256;
-    p = aligned_alloc(256, bytes);
-    if (!p) cpu_die(__FILE__, __LINE__, "out of host memory for convolution work space");
-    *have = bytes / sizeof(float);
-    return p;
-}
-
-float *cpu_scratch(CpuCtx *c, int tid, size_t n) {
-    c->scratch[tid] = grow(c->scratch[tid], &c->scratch_floats[tid], n);
-    return c->scratch[tid];
-}
-
-float *cpu_shared(CpuCtx *c, size_t n) {
-    c->shared = grow(c->shared, &c->shared_floats, n);
-    return c->shared;
-}
-
 /* ---- memory ---- */
 
 static void *cpu_alloc(void *ctx, size_t bytes) {
@@ -48,7 +23,6 @@ static void cpu_release(void *ctx, void *p) { free(p); }
 static void cpu_copy(void *ctx, void *dst, const void *src, size_t bytes) {
     if (dst != src) memcpy(dst, src, bytes);
 }
-static void cpu_fill_zero(void *ctx, void *p, size_t bytes) { memset(p, 0, bytes); }
 static void cpu_sync(void *ctx) {}
 
 /* ---- convolutions: direct kernels where they apply, else im2col + GEMM ---- */
@@ -114,12 +88,11 @@ NetOps *net_cpu_create(int threads) {
     *o = (NetOps){
         .name = "cpu",
         .ctx = c,
-        .host_memory = 1,
+        .caps = OPS_HOST_MEMORY,
         .alloc = cpu_alloc,
         .release = cpu_release,
         .upload = cpu_copy,
         .download = cpu_copy,
-        .fill_zero = cpu_fill_zero,
         .sync = cpu_sync,
         .copy2d = cpu_copy2d,
         .conv2d_forward = cpu_conv_forward,

@@ -17,7 +17,8 @@ typedef struct {
     size_t shared_floats;
 } CpuCtx;
 
-/* Per-thread scratch of at least n floats (grown on demand; called by thread tid only). */
+/* Work space (workspace.c). Per-thread scratch of at least n floats (grown on demand;
+ * called by thread tid only). */
 float *cpu_scratch(CpuCtx *c, int tid, size_t n);
 /* The shared buffer of at least n floats (called outside parallel regions). */
 float *cpu_shared(CpuCtx *c, size_t n);
@@ -66,7 +67,7 @@ void cpu_linear_backward(void *ctx, int n, int in, int out, const float *x, cons
 void cpu_l1_loss(void *ctx, int n, const float *pred, const float *target, const float *weight,
                  float *loss, float *dpred);
 void cpu_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
-                     const AdamHyper *h, long step);
+                     const AdamFactors *k);
 void cpu_nonfinite_check(void *ctx, size_t n, const float *x, float *out);
 void cpu_copy2d(void *ctx, float *dst, size_t ld_dst, const float *src, size_t ld_src,
                 size_t rows, size_t cols);

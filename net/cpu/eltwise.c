@@ -146,14 +146,13 @@ void cpu_l1_loss(void *ctx, int n, const float *pred, const float *target, const
     *loss = (float)(acc / n);
 }
 
-/* torch.optim.Adam's single-tensor update (scalar factors from adam_scalars). */
+/* torch.optim.Adam's single-tensor update (the factors come from net/adam.c). */
 void cpu_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
-                     const AdamHyper *h, long step) {
+                     const AdamFactors *k) {
     CpuCtx *c = ctx;
-    const float b1 = h->beta1, b2 = h->beta2, eps = h->eps, wd = h->weight_decay;
-    const AdamScalars k = adam_scalars(h, step);
-    const float one_m_b1 = k.one_minus_beta1, one_m_b2 = k.one_minus_beta2;
-    const float step_size = k.step_size, bc2_sqrt = k.bias2_sqrt;
+    const float b1 = k->beta1, b2 = k->beta2, eps = k->eps, wd = k->weight_decay;
+    const float one_m_b1 = k->one_minus_beta1, one_m_b2 = k->one_minus_beta2;
+    const float step_size = k->step_size, bc2_sqrt = k->bias2_sqrt;
 #pragma omp parallel for simd schedule(static) num_threads(c->threads) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float gi = wd != 0.0f ? g[i] + wd * p[i] : g[i];

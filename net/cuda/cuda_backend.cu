@@ -141,11 +141,6 @@ static void cu_download(void *ctx, void *dst, const void *src, size_t bytes) {
     cudaCheck(cudaStreamSynchronize(c->stream));
 }
 
-static void cu_fill_zero(void *ctx, void *p, size_t bytes) {
-    CudaCtx *c = (CudaCtx *)ctx;
-    if (bytes) cudaCheck(cudaMemsetAsync(p, 0, bytes, c->stream));
-}
-
 static void cu_sync(void *ctx) {
     CudaCtx *c = (CudaCtx *)ctx;
     cudaCheck(cudaStreamSynchronize(c->copy_stream));
@@ -305,51 +300,40 @@ int net_cuda_device_count(void) {
         }                                                                              \
     } while (0)
 
-extern "C" NetOps *net_cuda_create(int gpu, const char *precision) {
-    Precision prec;
-    if (!precision || strcmp(precision, "fp32") == 0) prec = PREC_FP32;
-    else if (strcmp(precision, "tf32") == 0) prec = PREC_TF32;
-    else if (strcmp(precision, "bf16") == 0) prec = PREC_BF16;
-    else {
-        net_fail("device cuda: unknown precision '%s' (expected fp32, tf32 or bf16)", precision);
-        return NULL;
-    }
+/* The precision by name; -1 (net_error()) when unknown. */
+static int parse_precision(const char *precision, Precision *out) {
+    if (!precision || strcmp(precision, "fp32") == 0) *out = PREC_FP32;
+    else if (strcmp(precision, "tf32") == 0) *out = PREC_TF32;
+    else if (strcmp(precision, "bf16") == 0) *out = PREC_BF16;
+    else return net_fail("device cuda: unknown precision '%s' (expected fp32, tf32 or bf16)", precision);
+    return 0;
+}
+
+/* GPU `gpu` exists and can run this build in prec: 0, or -1 (net_error()). */
+static int check_device(int gpu, Precision prec, const char *precision, cudaDeviceProp *prop) {
     int count = net_cuda_device_count();
-    if (count == 0) {
-        net_fail("device cuda: no GPU is visible to this process");
-        return NULL;
-    }
-    if (gpu < 0 || gpu >= count) {
-        net_fail("device cuda: GPU %d asked for, this node shows %d (0 to %d)", gpu, count,
-                 count - 1);
-        return NULL;
-    }
-    CudaCtx *c = (CudaCtx *)calloc(1, sizeof *c);
-    NetOps *o = (NetOps *)calloc(1, sizeof *o);
-    cudaDeviceProp prop;
+    if (count == 0) return net_fail("device cuda: no GPU is visible to this process");
+    if (gpu < 0 || gpu >= count)
+        return net_fail("device cuda: GPU %d asked for, this node shows %d (0 to %d)", gpu, count,
+                        count - 1);
+    cudaError_t e = cudaGetDeviceProperties(prop, gpu);
+    if (e != cudaSuccess)
+        return net_fail("device cuda: cudaGetDeviceProperties failed: %s", cudaGetErrorString(e));
+    if (prop->major < 7 || (prop->major == 7 && prop->minor < 5))
+        return net_fail("device cuda: GPU %d (%s) has compute capability %d.%d; this build needs "
+                        "7.5 or newer", gpu, prop->name, prop->major, prop->minor);
+    if (prec != PREC_FP32 && prop->major < 8)
+        return net_fail("device cuda: precision %s needs compute capability 8.0 or newer; GPU %d "
+                        "(%s) has %d.%d", precision, gpu, prop->name, prop->major, prop->minor);
+    return 0;
+}
+
+/* Streams, events, cuDNN and the settings from the environment: 0, or -1 (net_error()). */
+static int ctx_start(CudaCtx *c) {
     const char *algo = getenv("E2E_CUDNN_ALGO"), *graphs = getenv("E2E_CUDA_GRAPHS");
     const char *wsmb = getenv("E2E_CUDNN_WORKSPACE_MB");
     cudnnStatus_t st;
-    if (!c || !o) {
-        net_fail("device cuda: out of host memory");
-        goto fail;
-    }
-    c->device = gpu;
-    c->prec = prec;
-    TRY(cudaSetDevice(gpu));
-    TRY(cudaGetDeviceProperties(&prop, gpu));
-    c->cc_major = prop.major;
-    c->cc_minor = prop.minor;
-    if (prop.major < 7 || (prop.major == 7 && prop.minor < 5)) {
-        net_fail("device cuda: GPU %d (%s) has compute capability %d.%d; this build needs 7.5 "
-                 "or newer", gpu, prop.name, prop.major, prop.minor);
-        goto fail;
-    }
-    if (prec != PREC_FP32 && prop.major < 8) {
-        net_fail("device cuda: precision %s needs compute capability 8.0 or newer; GPU %d (%s) "
-                 "has %d.%d", precision, gpu, prop.name, prop.major, prop.minor);
-        goto fail;
-    }
+    TRY(cudaSetDevice(c->device));
     TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     TRY(cudaStreamCreateWithFlags(&c->copy_stream, cudaStreamNonBlocking));
     TRY(cudaEventCreateWithFlags(&c->mark_ev, cudaEventDisableTiming));
@@ -360,27 +344,29 @@ extern "C" NetOps *net_cuda_create(int gpu, const char *precision) {
     st = cudnnCreate(&c->cudnn);
     if (st != CUDNN_STATUS_SUCCESS) {
         c->cudnn = NULL;
-        net_fail("device cuda: cudnnCreate failed: %s", cudnnGetErrorString(st));
-        goto fail;
+        return net_fail("device cuda: cudnnCreate failed: %s", cudnnGetErrorString(st));
     }
     st = cudnnSetStream(c->cudnn, c->stream);
-    if (st != CUDNN_STATUS_SUCCESS) {
-        net_fail("device cuda: cudnnSetStream failed: %s", cudnnGetErrorString(st));
-        goto fail;
-    }
+    if (st != CUDNN_STATUS_SUCCESS)
+        return net_fail("device cuda: cudnnSetStream failed: %s", cudnnGetErrorString(st));
     c->heuristic_algos = algo && strcmp(algo, "heuristic") == 0;
     c->graphs_on = !(graphs && strcmp(graphs, "0") == 0);
     c->ws_limit = (size_t)(wsmb ? atol(wsmb) : 1024) << 20;
+    return 0;
+fail:
+    return -1;
+}
 
+/* The table: every required op, and the capabilities this backend declares. */
+static void fill_ops(NetOps *o, CudaCtx *c) {
     *o = (NetOps){};
     o->name = "cuda";
     o->ctx = c;
-    o->host_memory = 0;
+    o->caps = OPS_STREAM | OPS_PINNED_HOST | OPS_ASYNC_UPLOAD | OPS_PREP_INPUT | OPS_GRAPHS;
     o->alloc = cu_alloc;
     o->release = cu_release;
     o->upload = cu_upload;
     o->download = cu_download;
-    o->fill_zero = cu_fill_zero;
     o->sync = cu_sync;
     o->copy2d = cu_copy2d;
     o->conv2d_forward = cuda_conv_forward;
@@ -396,6 +382,7 @@ extern "C" NetOps *net_cuda_create(int gpu, const char *precision) {
     o->l1_loss = cuda_l1_loss;
     o->adam_update = cuda_adam_update;
     o->nonfinite_check = cuda_nonfinite_check;
+    o->destroy = cu_destroy;
     o->stream = cu_stream;
     o->alloc_host = cu_alloc_host;
     o->release_host = cu_release_host;
@@ -404,12 +391,31 @@ extern "C" NetOps *net_cuda_create(int gpu, const char *precision) {
     o->prep_input = cuda_prep_input;
     o->graph_begin = cu_graph_begin;
     o->graph_end = cu_graph_end;
-    o->destroy = cu_destroy;
+}
+
+extern "C" NetOps *net_cuda_create(int gpu, const char *precision) {
+    Precision prec = PREC_FP32;
+    cudaDeviceProp prop;
+    if (parse_precision(precision, &prec) || check_device(gpu, prec, precision, &prop)) return NULL;
+    CudaCtx *c = (CudaCtx *)calloc(1, sizeof *c);
+    NetOps *o = (NetOps *)calloc(1, sizeof *o);
+    if (!c || !o) {
+        net_fail("device cuda: out of host memory");
+        free(c);
+        free(o);
+        return NULL;
+    }
+    c->device = gpu;
+    c->prec = prec;
+    c->cc_major = prop.major;
+    c->cc_minor = prop.minor;
+    if (ctx_start(c)) {
+        ctx_free(c);
+        free(o);
+        return NULL;
+    }
+    fill_ops(o, c);
     return o;
-fail:
-    ctx_free(c);
-    free(o);
-    return NULL;
 }
 
 static CudaCtx *cuda_ctx(const NetOps *ops) {

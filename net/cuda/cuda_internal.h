@@ -146,7 +146,7 @@ void cuda_linear_backward(void *ctx, int n, int in, int out, const float *x, con
 void cuda_l1_loss(void *ctx, int n, const float *pred, const float *target, const float *weight,
                   float *loss, float *dpred);
 void cuda_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
-                      const AdamHyper *h, long step);
+                      const AdamFactors *k);
 void cuda_nonfinite_check(void *ctx, size_t n, const float *x, float *out);
 void cuda_prep_input(void *ctx, int n, int c, size_t hw, const void *raw, int raw_half,
                      const float *scale, float threshold, float *x);

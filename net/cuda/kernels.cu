@@ -273,15 +273,13 @@ __global__ void k_adam(size_t n, float *p, const float *g, float *m, float *v, f
 }
 
 void cuda_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
-                      const AdamHyper *h, long step) {
+                      const AdamFactors *k) {
     CudaCtx *c = (CudaCtx *)ctx;
     if (!n) return;
-    const AdamScalars k = adam_scalars(h, step);
-    const float one_m_b1 = k.one_minus_beta1, one_m_b2 = k.one_minus_beta2;
-    const float step_size = k.step_size, bc2_sqrt = k.bias2_sqrt;
-    k_adam<<<blocks_for(n), THREADS, 0, c->stream>>>(n, p, g, m, v, h->beta1, h->beta2, one_m_b1,
-                                                     one_m_b2, h->eps, h->weight_decay, step_size,
-                                                     bc2_sqrt);
+    k_adam<<<blocks_for(n), THREADS, 0, c->stream>>>(n, p, g, m, v, k->beta1, k->beta2,
+                                                     k->one_minus_beta1, k->one_minus_beta2,
+                                                     k->eps, k->weight_decay, k->step_size,
+                                                     k->bias2_sqrt);
     cudaCheckLaunch();
 }
 

@@ -19,7 +19,7 @@ static void step(Model *m, Adam *a, int n, const float *x, const float *sc, cons
     model_forward(m, n, x, sc);
     model_loss(m, t, NULL);
     model_backward(m);
-    adam_step(a, model_params(m), model_grads(m));
+    adam_step(a, 1e-3f, model_params(m), model_grads(m));
 }
 
 int main(int argc, char **argv) {

@@ -178,9 +178,9 @@ static void t_gpb(void *ctx, int n, int c, int h, int w, const float *dy, int ld
     inner.global_maxpool_backward(ctx, n, c, h, w, dy, ld, i, dx);
 }
 static void t_adam(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
-                   const AdamHyper *h, long step) {
+                   const AdamFactors *k) {
     bytes += 4.0 * n * 7;  /* p, g, m, v read; p, m, v written */
-    inner.adam_update(ctx, n, p, g, m, v, h, step);
+    inner.adam_update(ctx, n, p, g, m, v, k);
 }
 
 /* FLOPs and bytes of one training step (forward, loss, backward, Adam) of n samples */
@@ -196,7 +196,7 @@ static void count_step(NetOps *gpu, const ModelConfig *cfg, int n, int elem, dou
     t.global_maxpool_forward = t_gpf;
     t.global_maxpool_backward = t_gpb;
     t.adam_update = t_adam;
-    t.graph_begin = NULL;  /* every op runs (and is counted) */
+    t.caps &= ~OPS_GRAPHS;  /* every op runs (and is counted) */
     ModelConfig c = *cfg;
     c.max_batch = n;
     Model *m;
@@ -214,7 +214,7 @@ static void count_step(NetOps *gpu, const ModelConfig *cfg, int n, int elem, dou
     model_train_pass(m, &hb);  /* staging copies are not op bytes: counted from here */
     flops = bytes = 0;
     model_train_pass(m, &hb);
-    adam_step(&a, model_params(m), model_grads(m));
+    adam_step(&a, 1e-3f, model_params(m), model_grads(m));
     bytes += act * nx;  /* the input image, read once */
     *f = flops;
     *b = bytes;
@@ -237,7 +237,7 @@ typedef struct {
 
 static void loop_step(Loop *l) {
     HostBatch *b = &l->b[l->next++ % l->nb];
-    if (model_train_pass(l->m, b) || adam_step(l->a, model_params(l->m), model_grads(l->m))) {
+    if (model_train_pass(l->m, b) || adam_step(l->a, 1e-3f, model_params(l->m), model_grads(l->m))) {
         fprintf(stderr, "bench: %s\n", net_error());
         exit(1);
     }

@@ -1,17 +1,23 @@
 #!/usr/bin/env python3
-"""Benchmark: data/convert-parquet's throughput (jets/s, MB/s) on a generated parquet file
-in the E2E schema (X_jet channel-first list<list<list<double>>>, m, pt, ieta, iphi).
+"""Benchmark: data/e2e-convert's throughput (jets/s, MB/s) on a generated source file: parquet
+in the Top Gun schema (X_jet channel-first list<list<list<double>>>, m, pt, ieta, iphi), or
+with --source hdf5 an HDF5 file as the quark-gluon one (X_jets (N, S, S, C) channel-last
+float32, lzf, chunks of 32 jets; m0, pt, y).
 
 The jets are e2e-synth's (physics-shaped, as sparse as real jet images): DISTINCT jets are
 generated once and repeated to make JETS rows, stored as in the Top Gun files (one jet a
-row group by default, snappy compression). Each configuration converts the same parquet
-file, once, after a read of it into the page cache; the output goes to the same folder
-and is deleted after each run. Peak RSS is the largest resident size among the converter's
-processes (the main one and the decoding ones).
+row group by default, snappy compression). Each configuration converts the same file,
+once, after a read of it into the page cache; the output goes to the same folder and is
+deleted after each run. Memory: the largest sampled sum of the resident sizes of all the
+converter's processes (the main one, the decoding ones, multiprocessing's helper), and the
+largest single process. --baseline PROGRAM runs another converter with the same options
+beside (e.g. an earlier version, for a comparison in one run); --repeat runs every
+configuration again, in turn (on a shared machine the first runs often differ).
 
 usage: tests/bench/convert_parquet.py [--build DIR] [--jets N] [--distinct N]
          [--channels C] [--size S] [--row-group R] [--values float64|float32]
-         [--jobs 1,2] [--dtypes float32,float16] [--dir DIR] [--keep]
+         [--source parquet|hdf5] [--jobs 1,2] [--dtypes float32,float16] [--dir DIR]
+         [--baseline PROGRAM] [--repeat N] [--keep]
 """
 import argparse
 import os
@@ -21,12 +27,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
-VENV = os.environ.get("E2E_VENV", os.path.join(TOP, ".venv"))
-if os.path.realpath(sys.prefix) != os.path.realpath(VENV):  # pyarrow lives in the project's environment
-    py = os.path.join(VENV, "bin", "python")
-    if not os.access(py, os.X_OK):
-        sys.exit("convert_parquet.py: no Python environment at %s: run launch/install-deps.sh" % VENV)
-    os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
+sys.path.insert(0, os.path.dirname(HERE))
+from project_venv import use_project_venv  # noqa: E402 - standard library only
+
+use_project_venv(__file__)
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
@@ -34,13 +38,8 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 
-# runs argv[1:] and prints the peak RSS (KB) of it and its descendants on stderr
-RSS_RUNNER = """import os, subprocess, sys
-p = subprocess.Popen(sys.argv[1:])
-_, status, ru = os.wait4(p.pid, 0)
-sys.stderr.write("%d\\n" % ru.ru_maxrss)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
+sys.path.insert(0, HERE)
+from proc_memory import Sampled  # noqa: E402
 
 
 def nested(x):
@@ -52,7 +51,7 @@ def nested(x):
     return pa.ListArray.from_arrays(pa.array(np.arange(0, n * a + 1, a, dtype=np.int32)), l2)
 
 
-def make_parquet(a, path):
+def make_source(a, path):
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMPI_MCA_rmaps_base_oversubscribe="1")
     synth = os.path.join(a.dir, "bench_synth_%d_%d_%d.h5" % (a.distinct, a.channels, a.size))
@@ -65,6 +64,18 @@ def make_parquet(a, path):
         x = f["X_jet"][:]
         cols = {c: f[c][:].astype(np.float64) for c in ("m", "pt", "ieta", "iphi")}
     t0 = time.time()
+    if a.source == "hdf5":
+        with h5py.File(path + ".tmp", "w") as f:
+            d = f.create_dataset("X_jets", shape=(a.jets, a.size, a.size, a.channels), dtype=np.float32,
+                                 compression="lzf", chunks=(32, a.size, a.size, a.channels))
+            for s in range(0, a.jets, 256):
+                idx = np.arange(s, min(s + 256, a.jets)) % a.distinct
+                d[s:s + len(idx)] = x[idx].transpose(0, 2, 3, 1)
+            idx = np.arange(a.jets) % a.distinct
+            f["m0"], f["pt"], f["y"] = cols["m"][idx], cols["pt"][idx], (cols["m"][idx] > 120).astype(np.float32)
+        os.replace(path + ".tmp", path)
+        sys.stderr.write("wrote %s (%.0f s)\n" % (path, time.time() - t0))
+        return
     schema = pa.schema([("X_jet", pa.list_(pa.list_(pa.list_(pa.from_numpy_dtype(vt))))),
                         ("m", pa.float64()), ("pt", pa.float64()), ("ieta", pa.float64()), ("iphi", pa.float64())])
     block = max(a.row_group, 256 // a.row_group * a.row_group)
@@ -92,55 +103,64 @@ def main():
     p.add_argument("--dtypes", default="float32,float16")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--dir", default="/tmp")
-    p.add_argument("--keep", action="store_true", help="keep the parquet file for the next run")
+    p.add_argument("--source", choices=("parquet", "hdf5"), default="parquet")
+    p.add_argument("--baseline", metavar="PROGRAM", help="another converter run beside, with the same options")
+    p.add_argument("--repeat", type=int, default=1, help="run every configuration this many times, in turn")
+    p.add_argument("--keep", action="store_true", help="keep the source file for the next run")
     a = p.parse_args()
     a.build = os.path.abspath(a.build)
     os.makedirs(a.dir, exist_ok=True)
-    pqf = os.path.join(a.dir, "bench_%d_%dx%dx%d_rg%d_%s.parquet" % (a.jets, a.channels, a.size, a.size,
-                                                                     a.row_group, a.values))
-    if not os.path.exists(pqf):
-        make_parquet(a, pqf)
-    md = pq.ParquetFile(pqf).metadata
-    psize = os.path.getsize(pqf)
-    print("input: %s: %d jets, %d row groups, %.0f MB (%.1f KB a jet), X_jet %s values, %d x %d x %d"
-          % (pqf, md.num_rows, md.num_row_groups, psize / 1e6, psize / 1e3 / md.num_rows, a.values,
-             a.channels, a.size, a.size))
+    src = os.path.join(a.dir, "bench_%d_%dx%dx%d_%s.%s" % (
+        a.jets, a.channels, a.size, a.size, "rg%d_%s" % (a.row_group, a.values) if a.source == "parquet" else "lzf",
+        "parquet" if a.source == "parquet" else "hdf5"))
+    if not os.path.exists(src):
+        make_source(a, src)
+    size = os.path.getsize(src)
+    what = ("%d row groups, X_jet %s values" % (pq.ParquetFile(src).metadata.num_row_groups, a.values)
+            if a.source == "parquet" else "X_jets float32 channel-last, lzf, chunks of 32 jets")
+    print("input: %s: %d jets, %s, %.0f MB (%.1f KB a jet), %d x %d x %d"
+          % (src, a.jets, what, size / 1e6, size / 1e3 / a.jets, a.channels, a.size, a.size))
     print("machine: %d CPUs (%s)" % (os.cpu_count(), cpu_name()))
     print()
-    print("| dtype | jobs | seconds | jets/s | MB/s written | MB/s parquet read | peak RSS MB |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    conv = os.path.join(TOP, "data", "convert-parquet")
+    print("| converter | dtype | jobs | seconds | jets/s | MB/s written | MB/s read | peak MB, all processes | "
+          "largest process MB |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    programs = [("e2e-convert", os.path.join(TOP, "data", "e2e-convert"))]
+    if a.baseline:
+        programs.append(("baseline", a.baseline))
     summary = []
-    for dtype in a.dtypes.split(","):
-        for jobs in (int(j) for j in a.jobs.split(",")):
-            subprocess.run(["cat", pqf], stdout=subprocess.DEVNULL, check=True)  # page cache
-            out = os.path.join(a.dir, "bench_convert_out.h5")
-            if os.path.exists(out):
-                os.unlink(out)
-            t0 = time.time()
-            # through a small Python process: a child's peak RSS starts at its parent's (Linux
-            # carries it over fork and exec), and this one holds the generated jets
-            p = subprocess.run([sys.executable, "-c", RSS_RUNNER, conv, "-q", "--dtype", dtype, "--jobs", str(jobs),
-                                "--batch", str(a.batch), "-o", out, pqf], capture_output=True, text=True)
-            el = time.time() - t0
-            if p.returncode != 0:
-                sys.exit("convert-parquet failed: %s" % p.stdout + p.stderr)
-            summary.append(p.stdout.strip())
-            rss_kb = int(p.stderr.strip().splitlines()[-1])
-            n = md.num_rows
-            row_bytes = a.channels * a.size * a.size * (4 if dtype == "float32" else 2)
-            with h5py.File(out) as f:  # spot check: the last jet is synthetic jet (n-1) % distinct
-                assert f["X_jet"].shape[0] == n
-            os.unlink(out)
-            print("| %s | %d | %.1f | %.0f | %.0f | %.1f | %.0f |" % (
-                dtype, jobs, el, n / el, n * row_bytes / 1e6 / el, psize / 1e6 / el, rss_kb / 1024))
-            sys.stdout.flush()
+    for _ in range(a.repeat):
+        for dtype in a.dtypes.split(","):
+            for jobs in (int(j) for j in a.jobs.split(",")):
+                for name, prog in programs:
+                    summary.append(run_one(a, name, prog, src, size, dtype, jobs))
     print()
-    print("the converter's own lines (its clock starts after Python starts):")
+    print("the converters' own lines (their clock starts after Python starts):")
     for line in summary:
         print("  " + line)
     if not a.keep:
-        os.unlink(pqf)
+        os.unlink(src)
+
+
+def run_one(a, name, prog, src, size, dtype, jobs):
+    subprocess.run(["cat", src], stdout=subprocess.DEVNULL, check=True)  # page cache
+    os.sync()  # no run starts behind the previous one's writes
+    out = os.path.join(a.dir, "bench_convert_out.h5")
+    if os.path.exists(out):
+        os.unlink(out)
+    r = Sampled([prog, "-q", "--dtype", dtype, "--jobs", str(jobs), "--batch", str(a.batch), "-o", out, src])
+    if r.rc != 0:
+        sys.exit("%s failed: %s" % (prog, r.stdout + r.stderr))
+    n = a.jets
+    row_bytes = a.channels * a.size * a.size * (4 if dtype == "float32" else 2)
+    with h5py.File(out) as f:
+        assert f["X_jet"].shape[0] == n
+    os.unlink(out)
+    el = r.seconds
+    print("| %s | %s | %d | %.1f | %.0f | %.0f | %.1f | %.0f | %.0f |" % (
+        name, dtype, jobs, el, n / el, n * row_bytes / 1e6 / el, size / 1e6 / el, r.peak_mb, max(r.hwm_mb.values())))
+    sys.stdout.flush()
+    return r.stdout.strip()
 
 
 def cpu_name():

@@ -1,4 +1,4 @@
-#include "rng.h"
+#include "keyed_rng.h"
 
 #include <math.h>
 

@@ -2,8 +2,8 @@
  * (seed, jet index) or (seed, purpose, epoch, split, ranks, rank), so any piece of the
  * data can be drawn without drawing what comes before it. The stream is splitmix64
  * (Steele, Lea, Flood 2014), keyed by folding the tuple through its finaliser. */
-#ifndef E2E_DATA_RNG_H
-#define E2E_DATA_RNG_H
+#ifndef E2E_DATA_KEYED_RNG_H
+#define E2E_DATA_KEYED_RNG_H
 
 #include <stdint.h>
 

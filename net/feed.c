@@ -1,0 +1,231 @@
+/* The feed: host batches into the backend's memory (checked once here), the training
+ * pass over a batch (with graph replay where the backend records graphs), the staged
+ * look-ahead batch, and prediction. The graph itself is resnet15.c's. */
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+#include "hash.h"
+#include "model_internal.h"
+
+/* The model's input buffers in backend memory (and the staging buffer where the backend
+ * copies asynchronously), made on first use. */
+static int alloc_inputs(Model *m) {
+    const ModelConfig *c = &m->cfg;
+    NetOps *o = m->ops;
+    Feed *f = &m->feed;
+    if (f->x) return 0;
+    size_t mb = (size_t)c->max_batch, nx = mb * c->in_channels * c->height * c->width;
+    size_t ns = mb * (c->n_scalars ? c->n_scalars : 1);
+    f->x = model_alloc_floats(m, nx);
+    f->scalars = model_alloc_floats(m, ns);
+    f->target = model_alloc_floats(m, mb);
+    f->weight = model_alloc_floats(m, mb);
+    if (!f->x || !f->scalars || !f->target || !f->weight)
+        return net_fail("the %s backend could not allocate input buffers for batch %d", o->name,
+                        c->max_batch);
+    if (ops_can(o, OPS_ASYNC_UPLOAD)) {
+        /* images (float32 or binary16), then scalars, target, weight, each 256-aligned */
+        f->st_scalars = round_up(nx * sizeof(float), 256);
+        f->st_target = f->st_scalars + round_up(ns * sizeof(float), 256);
+        f->st_weight = f->st_target + round_up(mb * sizeof(float), 256);
+        size_t bytes = f->st_weight + round_up(mb * sizeof(float), 256);
+        f->staging = o->alloc(o->ctx, bytes);
+        if (!f->staging)
+            return net_fail("the %s backend could not allocate a staging buffer for batch %d",
+                            o->name, c->max_batch);
+    }
+    return 0;
+}
+
+void feed_free(Model *m) {
+    NetOps *o = m->ops;
+    Feed *f = &m->feed;
+    void *bufs[] = {f->x, f->scalars, f->target, f->weight, f->staging};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) o->release(o->ctx, bufs[i]);
+    memset(f, 0, sizeof *f);
+}
+
+/* Copies a small device array with copy2d (one row). */
+static void copy_floats(NetOps *o, float *dst, const void *src, size_t count) {
+    o->copy2d(o->ctx, dst, count, (const float *)src, count, 1, count);
+}
+
+/* The model API's checks of a host batch. */
+static int check_batch(const Model *m, const HostBatch *b, int with_target) {
+    const ModelConfig *c = &m->cfg;
+    if (!b) return net_fail("batch is NULL");
+    if (b->n <= 0 || b->n > c->max_batch)
+        return net_fail("batch of %d samples, the model holds 1 to %d", b->n, c->max_batch);
+    if (!b->x && !b->x_half) return net_fail("batch images are NULL");
+    if (b->x && b->x_half) return net_fail("batch has both x and x_half: give one of them");
+    if ((b->x_half || b->prep) && !ops_can(m->ops, OPS_PREP_INPUT))
+        return net_fail("the %s backend takes preprocessed float32 images (x); x_half and "
+                        "prep need a GPU backend", m->ops->name);
+    if (b->prep && (!b->prep->scale || c->in_channels > OPS_PREP_MAX_CHANNELS))
+        return net_fail("batch prep needs %d channel scales (at most %d channels)",
+                        c->in_channels, OPS_PREP_MAX_CHANNELS);
+    if (!b->scalars && c->n_scalars > 0)
+        return net_fail("the model takes %d per-jet scalars, the batch has none", c->n_scalars);
+    if (with_target && !b->target) return net_fail("batch target is NULL");
+    return 0;
+}
+
+/* What one batch needs moved: its sizes and its raw images. */
+typedef struct {
+    size_t nx, hw, ns;      /* image floats, pixels per channel, scalar floats */
+    const void *raw;        /* x or x_half */
+    int half;
+    const float *scale;     /* the device's preprocessing, or NULL */
+    float threshold;
+} Move;
+
+static Move move_of(const Model *m, const HostBatch *b) {
+    const ModelConfig *c = &m->cfg;
+    return (Move){.nx = (size_t)b->n * c->in_channels * c->height * c->width,
+                  .hw = (size_t)c->height * c->width, .ns = (size_t)b->n * c->n_scalars,
+                  .raw = b->x ? (const void *)b->x : (const void *)b->x_half,
+                  .half = b->x_half != NULL, .scale = b->prep ? b->prep->scale : NULL,
+                  .threshold = b->prep ? b->prep->threshold : 0.0f};
+}
+
+/* host -> staging on the copy stream, overlapping the previous pass; staging -> inputs
+ * in op order; then mark: the next batch may overwrite the staging */
+static void stage_async(Model *m, const HostBatch *b, const Move *v, int with_target,
+                        HostBatch *out) {
+    NetOps *o = m->ops;
+    Feed *f = &m->feed;
+    size_t bytes = (size_t)b->n * sizeof(float);
+    o->upload_async(o->ctx, f->staging, v->raw, v->nx * (v->half ? 2 : sizeof(float)));
+    if (v->ns) o->upload_async(o->ctx, f->staging + f->st_scalars, b->scalars, v->ns * sizeof(float));
+    if (with_target) {
+        o->upload_async(o->ctx, f->staging + f->st_target, b->target, bytes);
+        if (b->weight) o->upload_async(o->ctx, f->staging + f->st_weight, b->weight, bytes);
+    }
+    o->prep_input(o->ctx, b->n, m->cfg.in_channels, v->hw, f->staging, v->half, v->scale,
+                  v->threshold, f->x);
+    out->x = f->x;
+    if (v->ns) {
+        copy_floats(o, f->scalars, f->staging + f->st_scalars, v->ns);
+        out->scalars = f->scalars;
+    }
+    if (with_target) {
+        copy_floats(o, f->target, f->staging + f->st_target, (size_t)b->n);
+        out->target = f->target;
+        if (b->weight) {
+            copy_floats(o, f->weight, f->staging + f->st_weight, (size_t)b->n);
+            out->weight = f->weight;
+        }
+    }
+    o->mark(o->ctx);
+}
+
+/* plain uploads in op order (a backend without asynchronous copies) */
+static int stage_uploads(Model *m, const HostBatch *b, const Move *v, int with_target,
+                         HostBatch *out) {
+    NetOps *o = m->ops;
+    Feed *f = &m->feed;
+    size_t bytes = (size_t)b->n * sizeof(float);
+    if (v->half || v->scale)
+        return net_fail("the %s backend cannot stage raw (x_half or prep) batches", o->name);
+    o->upload(o->ctx, f->x, b->x, v->nx * sizeof(float));
+    out->x = f->x;
+    if (m->cfg.n_scalars) {
+        o->upload(o->ctx, f->scalars, b->scalars, v->ns * sizeof(float));
+        out->scalars = f->scalars;
+    }
+    if (with_target) {
+        o->upload(o->ctx, f->target, b->target, bytes);
+        out->target = f->target;
+        if (b->weight) {
+            o->upload(o->ctx, f->weight, b->weight, bytes);
+            out->weight = f->weight;
+        }
+    }
+    return 0;
+}
+
+/* Checks a host batch and returns the pointers the ops will read: the host memory
+ * itself on a host-memory backend, else copies in the model's input buffers. */
+static int stage(Model *m, const HostBatch *b, int with_target, HostBatch *out) {
+    if (check_batch(m, b, with_target)) return -1;
+    *out = *b;
+    if (ops_can(m->ops, OPS_HOST_MEMORY)) return 0;
+    if (alloc_inputs(m)) return -1;
+    Move v = move_of(m, b);
+    out->x_half = NULL;
+    out->prep = NULL;
+    out->on_device = 1;
+    if (b->on_device) {  /* already in backend memory: only the raw images need work */
+        if (v.half || v.scale) {
+            m->ops->prep_input(m->ops->ctx, b->n, m->cfg.in_channels, v.hw, v.raw, v.half,
+                               v.scale, v.threshold, m->feed.x);
+            out->x = m->feed.x;
+        }
+        return 0;
+    }
+    if (m->feed.staging) {
+        stage_async(m, b, &v, with_target, out);
+        return 0;
+    }
+    return stage_uploads(m, b, &v, with_target, out);
+}
+
+static int train_ops(Model *m, const HostBatch *d) {
+    if (model_forward(m, d->n, d->x, d->scalars) || model_loss(m, d->target, d->weight)) return -1;
+    return model_backward(m);
+}
+
+/* Names a training pass for graph replay: the batch size and every buffer it reads.
+ * Staged batches always land in the same buffers. */
+static uint64_t graph_key(const HostBatch *d) {
+    uintptr_t v[5] = {(uintptr_t)d->n, (uintptr_t)d->x, (uintptr_t)d->scalars,
+                      (uintptr_t)d->target, (uintptr_t)d->weight};
+    return fnv1a(v, sizeof v);
+}
+
+int model_stage_batch(Model *m, const HostBatch *b) {
+    if (!m) return net_fail("model_stage_batch: model is NULL");
+    m->feed.has_ahead = 0;
+    if (stage(m, b, 1, &m->feed.ahead)) return -1;
+    m->feed.has_ahead = 1;
+    return 0;
+}
+
+int model_train_pass(Model *m, const HostBatch *b) {
+    if (!m) return net_fail("model_train_pass: model is NULL");
+    HostBatch d = {0};
+    if (!b) {
+        if (!m->feed.has_ahead)
+            return net_fail("model_train_pass: batch is NULL and none staged (model_stage_batch)");
+        d = m->feed.ahead;
+    } else if (stage(m, b, 1, &d))
+        return -1;
+    m->feed.has_ahead = 0;  /* a given batch took the input buffers; a staged one is used up */
+    NetOps *o = m->ops;
+    int mode = ops_can(o, OPS_GRAPHS) ? o->graph_begin(o->ctx, graph_key(&d)) : OPS_GRAPH_DIRECT;
+    if (mode == OPS_GRAPH_REPLAYED) {
+        m->n = d.n;  /* what the pass would have left: later calls read these */
+        m->x = d.x;
+        return 0;
+    }
+    int rc = train_ops(m, &d);
+    if (mode == OPS_GRAPH_RECORDING && o->graph_end(o->ctx)) {
+        /* The capture ran nothing and graph replay is now off: warn once, then run the
+         * pass directly (a backend without graphs is slower, not wrong). */
+        fprintf(stderr, "e2e-ddp: warning: %s\n", net_error());
+        return train_ops(m, &d);
+    }
+    return rc;
+}
+
+int model_predict(Model *m, const HostBatch *b, float *pred) {
+    if (!m) return net_fail("model_predict: model is NULL");
+    if (!pred) return net_fail("model_predict: prediction buffer is NULL");
+    HostBatch d = {0};
+    m->feed.has_ahead = 0;  /* its inputs take the input buffers */
+    if (stage(m, b, 0, &d) || model_forward(m, d.n, d.x, d.scalars)) return -1;
+    m->ops->download(m->ops->ctx, pred, m->pred, (size_t)d.n * sizeof(float));
+    return 0;
+}
