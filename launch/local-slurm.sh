@@ -4,12 +4,14 @@
 # slurm-wlm 22.05, and a minimal slurm.conf, everything under one directory. Nothing in
 # /etc is read or written; no systemd. Tested as root (as CI runs it).
 #
-#   eval "$(launch/local-slurm.sh start [--nodes N] [DIR])"
+#   eval "$(launch/local-slurm.sh start [--nodes N] [--owner PID] [DIR])"
 #                               start; prints the exports clients need (SLURM_CONF,
 #                               E2E_SLURM_DIR). Without --nodes: one node "e2e" on
 #                               127.0.0.1. With --nodes N (N >= 2): N nodes node1..nodeN,
 #                               each in its own network and UTS namespace (own address
-#                               10.X.Y.K, own hostname, own slurmd), on one bridge
+#                               10.X.Y.K, own hostname, own slurmd), on one bridge.
+#                               --owner PID: stop the cluster when process PID is gone
+#                               (a test killed before it could stop it)
 #   launch/local-slurm.sh env [DIR]              print those exports again
 #   launch/local-slurm.sh status [DIR]           sinfo of the cluster, one line per node
 #   launch/local-slurm.sh stop [DIR]             cancel its jobs, stop every process of
@@ -363,17 +365,28 @@ start_nodes() {
   trap - EXIT
 }
 
+# start_owner_watch DIR PID: a process that stops the cluster once PID is gone
+start_owner_watch() {
+  local self
+  self=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
+  setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 2; done; exec "$3" stop "$2"' \
+    owner-watch "$2" "$1" "$self" </dev/null >/dev/null 2>&1 &
+  echo $! > "$1/owner-watch.pid"
+}
+
 start() {
-  local d="" nodes=1 c
+  local d="" nodes=1 owner="" c
   while [ $# -gt 0 ]; do
     case "$1" in
       --nodes) [ $# -ge 2 ] || die "--nodes needs a number"; nodes=$2; shift 2 ;;
       --nodes=*) nodes=${1#--nodes=}; shift ;;
+      --owner) [ $# -ge 2 ] || die "--owner needs a PID"; owner=$2; shift 2 ;;
       -*) die "start: unknown option $1" ;;
       *) [ -z "$d" ] || die "start: one directory only"; d=$1; shift ;;
     esac
   done
   [[ $nodes =~ ^[1-9][0-9]*$ ]] && [ "$nodes" -le 250 ] || die "--nodes must be 1 to 250, got '$nodes'"
+  [ -z "$owner" ] || kill -0 "$owner" 2>/dev/null || die "--owner $owner: no such process"
   for c in munged mungekey slurmctld slurmd sinfo; do
     command -v "$c" >/dev/null || die "$c not found: install slurmctld slurmd slurm-client munge (launch/install-deps.sh)"
   done
@@ -401,12 +414,18 @@ start() {
   if [ "$nodes" -eq 1 ]; then start_one_node "$d" "$cpus" "$mem"
   else start_nodes "$d" "$nodes" "$cpus" "$mem"
   fi
+  [ -z "$owner" ] || start_owner_watch "$d" "$owner"
   print_env "$d"
 }
 
 stop_all() {
   local d=$1 i
   export SLURM_CONF=$d/slurm.conf
+  # the owner's watch, unless this is it (it runs `stop` when its owner is gone)
+  if [ -f "$d/owner-watch.pid" ] && [ "$(cat "$d/owner-watch.pid")" != $$ ]; then
+    kill "$(cat "$d/owner-watch.pid")" 2>/dev/null || true
+  fi
+  rm -f "$d/owner-watch.pid"
   if pid_alive "$d/slurmctld.pid"; then
     timeout 10 scancel --quiet --partition=debug 2>/dev/null || true
     for i in $(seq 100); do

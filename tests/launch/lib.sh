@@ -84,7 +84,8 @@ start_cluster() {
     why=$("$E2E_SOURCE/launch/local-slurm.sh" check-nodes 2>&1) || skip "${why#local-slurm: }"
   fi
   t0=$(date +%s.%N)
-  envs=$(timeout 60 "$E2E_SOURCE/launch/local-slurm.sh" start "$@" "$work/slurm") ||
+  # --owner: the cluster stops itself if this test is killed before its cleanup runs
+  envs=$(timeout 60 "$E2E_SOURCE/launch/local-slurm.sh" start "$@" --owner $$ "$work/slurm") ||
     { cluster=$work/slurm; echo "$test_name: FAILED: the local Slurm did not start" >&2; failed=$((failed + 1)); finish; }
   t1=$(date +%s.%N)
   eval "$envs"

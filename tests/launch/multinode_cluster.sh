@@ -7,8 +7,8 @@
 #     computes it) match Slurm's node and SLURM_LOCALID; the tasks got the cluster's
 #     Open MPI settings (TaskProlog: TCP on the cluster subnet only);
 #  3. stop leaves nothing: no process in the nodes' namespaces, no holder, no interface,
-#     no directory; a start that fails half-way (a slurmd that cannot start) leaves
-#     nothing either.
+#     no directory; a cluster whose owner process is killed (--owner) stops itself; a
+#     start that fails half-way (a slurmd that cannot start) leaves nothing either.
 # Skipped (77) where the machine cannot host namespaces (not root, no ip/unshare).
 # Usage: multinode_cluster.sh MPI_HELLO
 . "$(dirname "$0")/lib.sh"
@@ -67,6 +67,20 @@ done
 check "no process left in the nodes' namespaces (${left:-none})" test -z "$left"
 check "interface $hostif gone" bash -c "! ip link show $hostif >/dev/null 2>&1"
 check "cluster directory removed" test ! -e "$d"
+
+# a cluster whose owner dies without stopping it (--owner): it stops itself
+sleep 600 &
+owner=$!
+envs=$(timeout 60 "$ls" start --nodes 2 --owner "$owner" "$work/owned")
+check "a cluster owned by process $owner started" test -n "$envs"
+holders=$(cat "$work/owned"/net/*.pid 2>/dev/null)
+hostif=$(cat "$work/owned/net/hostif" 2>/dev/null)
+kill -KILL "$owner"
+wait "$owner" 2>/dev/null
+gone() { [ ! -e "$work/owned" ] && ! ip link show "$hostif" >/dev/null 2>&1 && ! kill -0 $holders 2>/dev/null; }
+t0=$SECONDS
+wait_for 30 "the owned cluster to stop itself" gone && note "owner killed: the cluster was gone $((SECONDS - t0)) s later"
+[ -e "$work/owned/slurm.conf" ] && "$ls" stop "$work/owned" > /dev/null
 
 # a start that fails after the network and slurmctld are up: a slurmd that exits 1
 mkdir -p "$work/fake"
