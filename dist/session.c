@@ -53,6 +53,18 @@ int session_open_data(Session *s, const DatasetOptions *o) {
     return dataset_open(&s->data, &opt) ? session_data_fail() : 0;
 }
 
+/* Every rank runs rank 0's kernel choices (the CPU's convolution engines): timings
+ * differ between ranks and a node's plan record may differ from another's, the
+ * numbers a replica computes must not. */
+static int agree_kernels(Session *s) {
+    char plan[8192];
+    int failed = s->comm->rank == 0 && net_backend_plan(s->ops, plan, sizeof plan) != 0;
+    if (comm_outcome(s->comm, failed)) return -1;
+    comm_bcast_string(s->comm, plan, sizeof plan);
+    failed = s->comm->rank != 0 && net_backend_use_plan(s->ops, plan) != 0;
+    return comm_outcome(s->comm, failed);
+}
+
 int session_build_model(Session *s, int blocks, int batch) {
     const DatasetInfo *info = dataset_info(s->data);
     ModelConfig mc = model_default_config(batch);
@@ -69,7 +81,7 @@ int session_build_model(Session *s, int blocks, int batch) {
             net_fail("out of host memory for %zu parameters", n);
             failed = 1;
         }
-    if (comm_outcome(s->comm, failed)) return -1;
+    if (comm_outcome(s->comm, failed) || agree_kernels(s)) return -1;
     return comm_attach(s->comm, s->ops);
 }
 

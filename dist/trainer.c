@@ -490,6 +490,8 @@ static int run_start_root(void *arg) {
            model_count_params(model_config(t->model)), info->channels, info->height, info->width,
            dataset_split_total(t->data, SPLIT_TRAIN), dataset_split_total(t->data, SPLIT_VAL),
            dataset_split_total(t->data, SPLIT_TEST), x->steps, t->comm->size, cfg->batch);
+    const char *kernels = net_backend_report(model_ops(t->model));
+    if (kernels) printf("e2e-train: %s\n", kernels);
     if (x->resume_path)
         printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", x->resume_path,
                t->st.epoch + 1, t->st.step_in_epoch);

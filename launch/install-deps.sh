@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Installs what e2e-ddp needs on Debian 12 (idempotent): compiler and CMake, OpenBLAS
-# (OpenMP build), Open MPI, parallel HDF5, PyTorch (the numerical reference and the
-# baseline of the benchmarks), h5py, gnuplot; Slurm and munge for the Slurm tests and the
-# local cluster (launch/local-slurm.sh; libpmix-dev holds the libpmix.so that Slurm's
-# mpi/pmix plugin loads for `srun --mpi=pmix`; iproute2 and util-linux give ip, ss,
-# unshare and nsenter for its nodes in network namespaces); and the Python environment of
-# data/convert-parquet (pyarrow, h5py, numpy from PyPI, pinned in data/requirements.txt)
-# in .venv, or the folder E2E_VENV names. The CUDA toolkit is not installed here: the
+# (OpenMP build), oneDNN (libdnnl-dev 2.6.3: the CPU backend's second convolution
+# engine, the library PyTorch's CPU convolutions run on), Open MPI, parallel HDF5,
+# PyTorch (the numerical reference and the baseline of the benchmarks), h5py, gnuplot;
+# Slurm and munge for the Slurm tests and the local cluster (launch/local-slurm.sh;
+# libpmix-dev holds the libpmix.so that Slurm's mpi/pmix plugin loads for `srun
+# --mpi=pmix`; iproute2 and util-linux give ip, ss, unshare and nsenter for its nodes in
+# network namespaces); and the Python environment of data/convert-parquet (pyarrow, h5py,
+# numpy from PyPI, pinned in data/requirements.txt) in .venv, or the folder E2E_VENV
+# names. The CUDA toolkit is not installed here: the
 # CUDA backend is built when /usr/local/cuda is present.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(build-essential cmake pkg-config git
-      libopenblas-openmp-dev
+      libopenblas-openmp-dev libdnnl-dev
       openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       python3 python3-numpy python3-torch python3-h5py python3-venv
       gnuplot-nox procps

@@ -55,6 +55,7 @@ enum {
     OPS_ASYNC_UPLOAD = 1 << 3, /* mark, upload_async */
     OPS_PREP_INPUT = 1 << 4,   /* prep_input */
     OPS_GRAPHS = 1 << 5,       /* graph_begin, graph_end */
+    OPS_CONV_PREPARE = 1 << 6, /* conv2d_prepare */
 };
 
 typedef struct NetOps NetOps;
@@ -134,6 +135,12 @@ struct NetOps {
 
     /* OPS_STREAM: the stream the ops run on (a cudaStream_t). */
     void *(*stream)(void *ctx);
+
+    /* OPS_CONV_PREPARE: called by model_create once per convolution of the graph
+     * (ConvShape.n = the model's max_batch, x_layout as in its forward), before any op
+     * runs, so that the backend can choose its kernels for the shape (the CPU backend's
+     * convolution engines, net/README.md). */
+    void (*conv2d_prepare)(void *ctx, const ConvShape *s, Layout x_layout);
 
     /* OPS_PINNED_HOST: page-locked host memory (uploads from it need no bounce copy), e.g. for the data
      * reader's batch buffers. NULL on failure; free with release_host. */

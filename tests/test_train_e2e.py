@@ -16,6 +16,8 @@ dataset made by e2e-synth. One test per subcommand (ctest runs each separately):
   torch_load      the documented h5py + torch snippet loads best.h5 into the PyTorch model and
                   reproduces e2e-eval's predictions
   cli             --help, bad options, plot
+  kernel_plan     ranks whose CPU engine records differ run rank 0's engines: the weights
+                  equal a run where every rank has rank 0's record
 
 usage: test_train_e2e.py TEST BUILD_DIR
 """
@@ -411,9 +413,39 @@ def t_cli(e):
             check(f.read(8) == b"\x89PNG\r\n\x1a\n", "launch/plot wrote %s" % png)
 
 
+def other_engines(src, dst):
+    """the record src with every pass on one engine: the direct kernels where src runs
+    oneDNN anywhere, else oneDNN"""
+    text = open(src).read()
+    to = "direct" if "=onednn" in text else "onednn"
+    open(dst, "w").write(re.sub(r"=(onednn|direct)\b", "=" + to, text))
+
+
+def t_kernel_plan(e):
+    p0, p1 = e.path("plan0.txt"), e.path("plan1.txt")
+    args = ["--data", e.data, "--epochs", "1", "--batch", "32", "--seed", "5"]
+    p = run(MPIRUN + ["-np", "2", "-x", "E2E_CPU_CONV_PLAN=" + p0, e.exe("e2e-train"), "--out",
+                      e.path("a")] + args, expect=0)
+    check("convolution engines auto" in p.stdout, "the start line names the convolution engines")
+    other_engines(p0, p1)
+    check(open(p1).read() != open(p0).read(), "the second record runs other engines than the first")
+    mixed = MPIRUN + ["-np", "1", "-x", "E2E_CPU_CONV_PLAN=" + p0, e.exe("e2e-train"), "--out",
+                      e.path("b")] + args + [":", "-np", "1", "-x", "E2E_CPU_CONV_PLAN=" + p1,
+                                             e.exe("e2e-train"), "--out", e.path("b")] + args
+    run(mixed, expect=0)
+    same_weights(final_ckpt(e.path("a")), final_ckpt(e.path("b")))
+    run(MPIRUN + ["-np", "2", "-x", "E2E_CPU_CONV_PLAN=" + p1, e.exe("e2e-train"), "--out",
+                  e.path("c")] + args, expect=0)
+    ta, _ = tensors(final_ckpt(e.path("a")))
+    tc, _ = tensors(final_ckpt(e.path("c")))
+    check(any(ta[k].tobytes() != tc[k].tobytes() for k in ta),
+          "the other record alone gives other weights (so the equality above is rank 0's plan at work)")
+
+
 TESTS = {"learns": t_learns, "resume": t_resume, "resume_v1": t_resume_v1, "sigusr1": t_sigusr1, "killed": t_killed,
          "bad_checkpoint": t_bad_checkpoint, "bad_data": t_bad_data, "nan_loss": t_nan_loss,
-         "other_ranks": t_other_ranks, "torch_load": t_torch_load, "cli": t_cli}
+         "other_ranks": t_other_ranks, "torch_load": t_torch_load, "cli": t_cli,
+         "kernel_plan": t_kernel_plan}
 
 
 def main():
