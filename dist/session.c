@@ -19,6 +19,7 @@ HostBatch session_host_batch(const Dataset *d, const DataBatch *b, InputPrep *pr
                     .weight = b->weight};
     if (!dataset_info(d)->preprocessed) {
         prep->scale = dataset_prep_factors(d, &prep->threshold);
+        prep->kind = dataset_info(d)->channel_kinds;
         hb.prep = prep;
     }
     return hb;
@@ -114,7 +115,17 @@ int session_open(Session *s, const SessionOptions *o) {
     if (o->from && o->from->n_scales != channels)  /* the same on every rank */
         return net_fail("%s: checkpoint holds %d preprocessing scales, %s has %d channels",
                         o->from_path, o->from->n_scales, d.path, channels);
+    if (o->from && session_check_inputs(o->from, o->from_path, s->data, d.path)) return -1;
     return session_build_model(s, o->blocks, d.batch);
+}
+
+int session_check_inputs(const CheckpointState *st, const char *ckpt_path, const Dataset *d, const char *data_path) {
+    const JetInputs *have = dataset_inputs(d);
+    if (jet_inputs_equal(&st->inputs, have)) return 0;
+    char was[600], is[600];
+    return net_fail("%s: the checkpoint's model was trained on %s, but %s gives %s: use a dataset with the "
+                    "same scalars and channel kinds", ckpt_path, jet_inputs_describe(&st->inputs, was, sizeof was),
+                    data_path, jet_inputs_describe(have, is, sizeof is));
 }
 
 int session_peek(Session *s, const char *path, CheckpointState *st) {

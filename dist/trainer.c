@@ -57,6 +57,7 @@ static int save(Trainer *t, const char *path) {
     const DatasetInfo *info = dataset_info(t->data);
     st->n_scales = info->channels;
     memcpy(st->scales, dataset_scales(t->data), sizeof(float) * info->channels);
+    st->inputs = *dataset_inputs(t->data);
     train_config_json(t->cfg, t->comm->size, st->config_json, sizeof st->config_json);
     float **host = t->s.host;
     if (model_get_params(t->model, host[0]) || adam_get_moments(&t->adam, host[1], host[2]))

@@ -78,6 +78,7 @@ typedef struct {
     const void *raw;        /* x or x_half */
     int half;
     const float *scale;     /* the device's preprocessing, or NULL */
+    const unsigned char *kind;
     float threshold;
 } Move;
 
@@ -87,7 +88,7 @@ static Move move_of(const Model *m, const HostBatch *b) {
                   .hw = (size_t)c->height * c->width, .ns = (size_t)b->n * c->n_scalars,
                   .raw = b->x ? (const void *)b->x : (const void *)b->x_half,
                   .half = b->x_half != NULL, .scale = b->prep ? b->prep->scale : NULL,
-                  .threshold = b->prep ? b->prep->threshold : 0.0f};
+                  .kind = b->prep ? b->prep->kind : NULL, .threshold = b->prep ? b->prep->threshold : 0.0f};
 }
 
 /* host -> staging on the copy stream, overlapping the previous pass; staging -> inputs
@@ -103,7 +104,7 @@ static void stage_async(Model *m, const HostBatch *b, const Move *v, int with_ta
         o->upload_async(o->ctx, f->staging + f->st_target, b->target, bytes);
         if (b->weight) o->upload_async(o->ctx, f->staging + f->st_weight, b->weight, bytes);
     }
-    o->prep_input(o->ctx, b->n, m->cfg.in_channels, v->hw, f->staging, v->half, v->scale,
+    o->prep_input(o->ctx, b->n, m->cfg.in_channels, v->hw, f->staging, v->half, v->scale, v->kind,
                   v->threshold, f->x);
     out->x = f->x;
     if (v->ns) {
@@ -160,7 +161,7 @@ static int stage(Model *m, const HostBatch *b, int with_target, HostBatch *out) 
     if (b->on_device) {  /* already in backend memory: only the raw images need work */
         if (v.half || v.scale) {
             m->ops->prep_input(m->ops->ctx, b->n, m->cfg.in_channels, v.hw, v.raw, v.half,
-                               v.scale, v.threshold, m->feed.x);
+                               v.scale, v.kind, v.threshold, m->feed.x);
             out->x = m->feed.x;
         }
         return 0;

@@ -156,12 +156,14 @@ struct NetOps {
     void (*upload_async)(void *ctx, void *dst, const void *host_src, size_t bytes);
 
     /* OPS_PREP_INPUT: the network's input from raw pixels: x[i] = raw[i] as float (raw is IEEE binary16
-     * when raw_half, else float32), then, when scale is not NULL, v = scale[ch] * v,
-     * v = 0 where v < threshold, v = 1 where v > 1 (NaN stays NaN). raw and x are
-     * (n, c, hw) NCHW in backend memory; scale is c floats in HOST memory, read during
-     * the call (c <= OPS_PREP_MAX_CHANNELS). */
+     * when raw_half, else float32), then, when scale is not NULL, the reader's per-pixel
+     * preprocessing (data/prep_pixel.h, the one definition): v = scale[ch] * v, v = 0 where
+     * |v| < threshold (NaN too), then clipped to [0, 1] where kind[ch] is 0 (energy-like)
+     * or to [-1, 1] where it is 1 (signed; kind NULL: every channel energy-like). raw and
+     * x are (n, c, hw) NCHW in backend memory; scale and kind are c entries in HOST
+     * memory, read during the call (c <= OPS_PREP_MAX_CHANNELS). */
     void (*prep_input)(void *ctx, int n, int c, size_t hw, const void *raw, int raw_half,
-                       const float *scale, float threshold, float *x);
+                       const float *scale, const unsigned char *kind, float threshold, float *x);
 
     /* OPS_GRAPHS: recording a sequence of ops once and replaying it (CUDA graphs). graph_begin(ctx,
      * key) answers OPS_GRAPH_DIRECT (run the ops; graph_end does nothing),

@@ -152,8 +152,9 @@ int main(int argc, char **argv) {
     InputPrep pc = {0}, pg = {0};
     HostBatch hc = session_host_batch(dc, &bc, &pc), hg = session_host_batch(dg, &bg, &pg);
     CHECK(hc.x && !hc.x_half && !hc.prep && hc.weight && hc.n == 4, "cpu batch: float32 x, no device preprocessing");
-    CHECK(!hg.x && hg.x_half && hg.prep == &pg && pg.scale && pg.threshold == 1e-5f && hg.n == 4,
-          "gpu batch: x_half and the preprocessing for the device");
+    CHECK(!hg.x && hg.x_half && hg.prep == &pg && pg.scale && pg.threshold == 1e-5f && hg.n == 4 &&
+              pg.kind == dataset_info(dg)->channel_kinds,
+          "gpu batch: x_half and the preprocessing for the device (the channel kinds too)");
     CHECK(!memcmp(hc.target, hg.target, 4 * sizeof(float)) && !memcmp(hc.scalars, hg.scalars, 8 * sizeof(float)),
           "both feeds: same rows, targets and scalars");
     long long differ = 0;
