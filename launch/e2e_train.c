@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "comm.h"
 #include "dataset.h"
+#include "heartbeat.h"
 #include "stop_signal.h"
 #include "train_config.h"
 #include "trainer.h"
@@ -50,6 +51,9 @@ static const char *usage =
     "  --log-every N            progress line every N steps (about 10 per epoch)\n"
     "  --stop-after-steps N     act as if SIGUSR1 arrived after N steps (drills, tests)\n"
     "  --blocks N               residual blocks in layer1 and layer3 (3)\n"
+    "  --peer-timeout S         a rank that hears nothing from its neighbour rank for S\n"
+    "                           seconds (its process or node lost) ends the job with a\n"
+    "                           message naming it (30; 0: off)\n"
     "  --help                   this text\n"
     "\n"
     "Exit codes: 0 finished; 1 error (the first failing rank's message is printed once);\n"
@@ -60,7 +64,7 @@ enum {
     O_DATA = 256, O_OUT, O_EPOCHS, O_BATCH, O_LR, O_WD, O_SEED, O_DEVICE, O_PRECISION, O_THREADS,
     O_RESUME, O_LR_SCALING, O_WARMUP, O_PMODE, O_PFACTOR, O_PPATIENCE, O_PTHRESH, O_PTMODE,
     O_PCOOLDOWN, O_MINLR, O_NAN, O_MRE, O_ZERO, O_UNBIAS, O_PREFETCH, O_KEEP, O_CHECK, O_LOG,
-    O_STOP_AFTER, O_BLOCKS, O_HELP
+    O_STOP_AFTER, O_BLOCKS, O_PEER_TIMEOUT, O_HELP
 };
 
 static const struct option options[] = {
@@ -75,10 +79,12 @@ static const struct option options[] = {
     {"nan-policy", 1, 0, O_NAN}, {"mre-min-mass", 1, 0, O_MRE}, {"zero-suppress", 1, 0, O_ZERO},
     {"unbias", 1, 0, O_UNBIAS}, {"prefetch", 1, 0, O_PREFETCH}, {"keep", 1, 0, O_KEEP},
     {"check-replicas", 1, 0, O_CHECK}, {"log-every", 1, 0, O_LOG},
-    {"stop-after-steps", 1, 0, O_STOP_AFTER}, {"blocks", 1, 0, O_BLOCKS}, {"help", 0, 0, O_HELP},
+    {"stop-after-steps", 1, 0, O_STOP_AFTER}, {"blocks", 1, 0, O_BLOCKS},
+    {"peer-timeout", 1, 0, O_PEER_TIMEOUT}, {"help", 0, 0, O_HELP},
     {0, 0, 0, 0}};
 
 static int quiet;  /* ranks other than 0 parse silently */
+static double peer_timeout = 30;  /* --peer-timeout: launcher-level, not part of TrainConfig */
 
 static const char *opt_name(int code) {
     for (const struct option *o = options; o->name; o++)
@@ -157,6 +163,7 @@ static int parse(int argc, char **argv, TrainConfig *c) {
         case O_LOG: rc = num_long(o, optarg, &l); c->log_every = (int)l; break;
         case O_STOP_AFTER: rc = num_long(o, optarg, &c->stop_after_steps); break;
         case O_BLOCKS: rc = num_long(o, optarg, &l); c->blocks = (int)l; break;
+        case O_PEER_TIMEOUT: rc = num_double(o, optarg, &peer_timeout); break;
         case O_HELP: return 1;
         default: return -1;  /* getopt printed the problem */
         }
@@ -167,6 +174,27 @@ static int parse(int argc, char **argv, TrainConfig *c) {
         return -1;
     }
     return 0;
+}
+
+/* Where each rank runs, printed by rank 0 in rank order: its node (MPI's processor name,
+ * the hostname) and its node-local rank from comm_init, which is the GPU it takes with
+ * --device cuda. On clusters this is the first thing to check when ranks land wrong. */
+static void print_placement(const Comm *c) {
+    typedef struct { char host[MPI_MAX_PROCESSOR_NAME]; int local_rank, local_size; } Place;
+    Place mine = {.local_rank = c->local_rank, .local_size = c->local_size};
+    int len = 0;
+    MPI_Get_processor_name(mine.host, &len);
+    Place *all = c->rank == 0 ? calloc((size_t)c->size, sizeof *all) : NULL;
+    if (c->rank == 0 && !all) {
+        fprintf(stderr, "e2e-train: out of memory for the placement of %d ranks\n", c->size);
+        MPI_Abort(c->world, 1);
+    }
+    MPI_Gather(&mine, (int)sizeof mine, MPI_BYTE, all, (int)sizeof mine, MPI_BYTE, 0, c->world);
+    for (int r = 0; all && r < c->size; r++)
+        printf("e2e-train: rank %d of %d on %s: node-local rank %d of %d (GPU %d with --device cuda)\n", r,
+               c->size, all[r].host, all[r].local_rank, all[r].local_size, all[r].local_rank);
+    fflush(stdout);
+    free(all);
 }
 
 int main(int argc, char **argv) {
@@ -184,7 +212,10 @@ int main(int argc, char **argv) {
         if (comm.rank == 0) fputs("e2e-train: see e2e-train --help\n", stderr);
         code = 2;
     } else {
+        print_placement(&comm);
+        Heartbeat *heartbeat = heartbeat_start(comm.world, peer_timeout, "e2e-train");
         code = trainer_run(&cfg, &comm);
+        heartbeat_stop(heartbeat);
     }
     comm_finalize(&comm);
     return code;
