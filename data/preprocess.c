@@ -20,9 +20,7 @@ long long preprocess_images(float *x, long long n, int channels, long long hw,
             for (long long k = 0; k < hw; k++) {
                 float v = p[k];
                 b += !(fabsf(v) <= FLT_MAX);
-                float y = v * inv;
-                y = y >= zero_suppress ? y : 0.0f; /* NaN fails the comparison: 0 */
-                p[k] = y < 1.0f ? y : 1.0f;
+                p[k] = preprocess_pixel(v, inv, zero_suppress);
             }
             bad += b;
         }
@@ -68,21 +66,30 @@ void pixel_hist_free(PixelHist *h) {
     h->count = h->nonpos = NULL;
 }
 
+/* one value into channel c's bins (positive finite), nonpos or nonfinite */
+static inline void hist_value(PixelHist *h, uint64_t *cnt, int c, float v) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    if ((u & 0x7fffffff) >= 0x7f800000) h->nonfinite++;
+    else if (u == 0 || (u >> 31)) h->nonpos[c]++;
+    else cnt[u >> 16]++;
+}
+
 AVX2_CLONES
 void pixel_hist_add(PixelHist *h, const float *x, long long n, long long hw) {
     for (long long i = 0; i < n; i++) {
         for (int c = 0; c < h->channels; c++) {
             const float *p = x + (i * h->channels + c) * hw;
             uint64_t *cnt = h->count + (size_t)c * PIXEL_HIST_BINS;
-            for (long long k = 0; k < hw; k++) {
-                uint32_t u;
-                memcpy(&u, &p[k], 4);
-                if ((u & 0x7fffffff) >= 0x7f800000) h->nonfinite++;
-                else if (u == 0 || (u >> 31)) h->nonpos[c]++;
-                else cnt[u >> 16]++;
-            }
+            for (long long k = 0; k < hw; k++) hist_value(h, cnt, c, p[k]);
         }
     }
+}
+
+void pixel_hist_add_values(PixelHist *h, int c, const float *v, long long n, long long zeros) {
+    uint64_t *cnt = h->count + (size_t)c * PIXEL_HIST_BINS;
+    for (long long k = 0; k < n; k++) hist_value(h, cnt, c, v[k]);
+    h->nonpos[c] += (uint64_t)zeros;
 }
 
 static float bits_to_float(uint32_t u) {

@@ -7,9 +7,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* In place over x[n][channels][hw]: y = x / scales[c]; y < zero_suppress -> 0;
- * y > 1 -> 1; so every value lands in [0, 1]. Non-finite inputs become 0 (NaN) or
- * 1 (+Inf); the return value counts them, so the caller can reject the batch. */
+/* The preprocessing of one pixel value v of a channel whose factor is 1 / scale:
+ * y = v * factor; y < zero_suppress -> 0 (NaN too); y > 1 -> 1. The one rule that
+ * preprocess_images (dense rows) and sparse_densify (data/sparse.h: the non-zero
+ * values of sparse rows; a zero pixel stays 0 under it) both apply. */
+static inline float preprocess_pixel(float v, float factor, float zero_suppress) {
+    float y = v * factor;
+    y = y >= zero_suppress ? y : 0.0f; /* NaN fails the comparison: 0 */
+    return y < 1.0f ? y : 1.0f;
+}
+
+/* In place over x[n][channels][hw]: preprocess_pixel with factor 1 / scales[c], so
+ * every value lands in [0, 1]. Non-finite inputs become 0 (NaN) or 1 (+Inf); the
+ * return value counts them, so the caller can reject the batch. */
 long long preprocess_images(float *x, long long n, int channels, long long hw,
                             const float *scales, float zero_suppress);
 
@@ -32,6 +42,10 @@ int pixel_hist_init(PixelHist *h, int channels); /* 0, or -1 when out of memory 
 void pixel_hist_free(PixelHist *h);
 /* adds x[n][channels][hw] */
 void pixel_hist_add(PixelHist *h, const float *x, long long n, long long hw);
+/* adds n values of channel c (one value: pixel_hist_add's rule); zeros adds that many
+ * zero pixels. pixel_hist_add of a dense row equals this over its channels' non-zero
+ * values with the other pixels as zeros (sparse rows, data/sparse.h). */
+void pixel_hist_add_values(PixelHist *h, int c, const float *v, long long n, long long zeros);
 /* the q-quantile (0 < q <= 1) of channel c's positive values, interpolated inside the
  * bin; 0 when the channel has no positive value */
 float pixel_hist_quantile(const PixelHist *h, int c, double q);
