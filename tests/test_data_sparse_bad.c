@@ -15,7 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include "check_mpi.h"
+#include "convert.h"
 #include "data_error.h"
 #include "dataset.h"
 #include "synthfile.h"
@@ -203,6 +206,28 @@ static void test_bad_validation_row(void) {
     expect_open_fails("bad validation row, cached", o, p, jet);
 }
 
+/* converting a bad file fails on every rank after the output was begun, and leaves
+ * neither the output nor its temporary file */
+static void test_convert_leaves_nothing(void) {
+    char in[512], out[512];
+    path_in(in, "out_of_range.h5");
+    path_in(out, "converted.h5");
+    ConvertOptions o;
+    convert_defaults(&o);
+    o.in = in, o.out = out, o.sparse = 0;
+    alarm(60);
+    int rc = data_convert(&o, MPI_COMM_WORLD), all;
+    alarm(0);
+    MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    CHECK(all == -1 && strstr(data_error(), in) && strstr(data_error(), "out of range"),
+          "convert of a bad file: rc %d on every rank? '%s'", all, data_error());
+    int left = 0;
+    DIR *dp = opendir(dir);
+    for (struct dirent *e; dp && (e = readdir(dp));) left += strstr(e->d_name, "converted") != NULL;
+    if (dp) closedir(dp);
+    CHECK(left == 0, "a failed convert left %d files behind", left);
+}
+
 /* the good file's index, and rows of rank 0's training share and rank 1's validation
  * share (from a reader with the tests' options) */
 static void learn_good_file(void) {
@@ -251,5 +276,6 @@ int main(int argc, char **argv) {
     MPI_Barrier(MPI_COMM_WORLD);
     expect_open_fails("truncated file", options(p), p, "truncated");
     test_bad_validation_row();
+    test_convert_leaves_nothing();
     return check_mpi_finish("test_data_sparse_bad", dir);
 }
