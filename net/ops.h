@@ -55,6 +55,7 @@ enum {
     OPS_ASYNC_UPLOAD = 1 << 3, /* mark, upload_async */
     OPS_PREP_INPUT = 1 << 4,   /* prep_input */
     OPS_GRAPHS = 1 << 5,       /* graph_begin, graph_end */
+    OPS_SPARSE_INPUT = 1 << 6, /* densify_input */
 };
 
 typedef struct NetOps NetOps;
@@ -151,10 +152,19 @@ struct NetOps {
     /* OPS_PREP_INPUT: the network's input from raw pixels: x[i] = raw[i] as float (raw is IEEE binary16
      * when raw_half, else float32), then, when scale is not NULL, v = scale[ch] * v,
      * v = 0 where v < threshold, v = 1 where v > 1 (NaN stays NaN). raw and x are
-     * (n, c, hw) NCHW in backend memory; scale is c floats in HOST memory, read during
-     * the call (c <= OPS_PREP_MAX_CHANNELS). */
+     * (n, c, hw) NCHW in backend memory and may be the same buffer; scale is c floats in
+     * HOST memory, read during the call (c <= OPS_PREP_MAX_CHANNELS). */
     void (*prep_input)(void *ctx, int n, int c, size_t hw, const void *raw, int raw_half,
                        const float *scale, float threshold, float *x);
+
+    /* OPS_SPARSE_INPUT: the network's input from a batch's non-zero pixels (SparseInput of
+     * model.h): x (n, c, hw) NCHW float32 becomes 0, then x[p * hw + pos[e]] = value[e] as
+     * float for every plane p < n * c and entry e in [plane_start[p], plane_start[p + 1]).
+     * pos is uint16 (pos_bytes 2) or uint32; value is IEEE binary16 when value_half, else
+     * float32. Every pointer in backend memory. No preprocessing: prep_input on x follows. */
+    void (*densify_input)(void *ctx, int n, int c, size_t hw, const uint32_t *plane_start,
+                          const void *pos, int pos_bytes, const void *value, int value_half,
+                          float *x);
 
     /* OPS_GRAPHS: recording a sequence of ops once and replaying it (CUDA graphs). graph_begin(ctx,
      * key) answers OPS_GRAPH_DIRECT (run the ops; graph_end does nothing),

@@ -119,15 +119,23 @@ int main(void) {
     float scale[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     InputPrep prep = {.scale = scale, .threshold = 0.0f};
     hb.x_half = half;
-    EXPECT_FAIL(model_predict(m, &hb, pred), "both x and x_half");
+    EXPECT_FAIL(model_predict(m, &hb, pred), "more than one of x, x_half, sparse");
     hb.x = NULL;
-    EXPECT_FAIL(model_predict(m, &hb, pred), "x_half and prep need a GPU backend");
+    EXPECT_FAIL(model_predict(m, &hb, pred), "x_half, sparse images and prep need a GPU backend");
     hb.x = x;
     hb.x_half = NULL;
     hb.prep = &prep;
-    EXPECT_FAIL(model_predict(m, &hb, pred), "x_half and prep need a GPU backend");
+    EXPECT_FAIL(model_predict(m, &hb, pred), "x_half, sparse images and prep need a GPU backend");
     hb.prep = NULL;
+    /* sparse images too (their entries: one pixel a sample and channel) */
+    static uint32_t starts[4 * 8 + 1];
+    static uint16_t pos[4 * 8];
+    for (int p = 0; p <= 4 * 8; p++) starts[p] = (uint32_t)p;
+    hb.sparse = (SparseInput){.nnz = 32, .plane_start = starts, .pos = pos, .value = half, .pos_bytes = 2, .value_half = 1};
+    EXPECT_FAIL(model_predict(m, &hb, pred), "more than one of x, x_half, sparse");
     hb.x = NULL;
+    EXPECT_FAIL(model_predict(m, &hb, pred), "x_half, sparse images and prep need a GPU backend");
+    hb.sparse = (SparseInput){0};
     EXPECT_FAIL(model_predict(m, &hb, pred), "images are NULL");
     EXPECT_FAIL(model_train_pass(m, NULL), "batch is NULL");
     EXPECT_FAIL(model_stage_batch(m, NULL), "batch is NULL");
