@@ -41,7 +41,7 @@ class DenseWriter:
 
     @staticmethod
     def owns(f):
-        return "X_jet" in f
+        return "X_jet" in f and hasattr(f["X_jet"], "shape")  # a dataset; the sparse layout's is a group
 
     @staticmethod
     def describe(f, path):
