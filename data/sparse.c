@@ -17,10 +17,6 @@ static inline void pos_put(void *pos, int bytes, long long k, uint32_t p) {
     else ((uint32_t *)pos)[k] = p;
 }
 
-static inline float value_at(const void *value, int bytes, long long k) {
-    return bytes == 2 ? half_to_float(((const uint16_t *)value)[k]) : ((const float *)value)[k];
-}
-
 long long sparse_encode(const SparseGeom *g, const void *row, uint32_t *counts, void *pos, void *value) {
     long long n = 0;
     for (int c = 0; c < g->channels; c++) {
@@ -77,19 +73,34 @@ int sparse_check(const SparseGeom *g, const uint32_t *counts, const void *pos, i
     return 0;
 }
 
+/* entries [k, k + m) of one plane, their values v[0..m) as float32 */
+static long long scatter(const SparseGeom *g, const void *pos, long long k, long long m, const float *v, int c,
+                         const float *factors, float zero_suppress, float *out, uint32_t *touched,
+                         uint32_t touched_base) {
+    float *plane = out + c * g->hw;
+    const float factor = factors ? factors[c] : 1.0f;
+    long long bad = 0;
+    for (long long i = 0; i < m; i++) {
+        uint32_t p = pos_at(pos, g->pos_bytes, k + i);
+        bad += !(fabsf(v[i]) <= FLT_MAX);
+        plane[p] = factors ? preprocess_pixel(v[i], factor, zero_suppress) : v[i];
+        if (touched) touched[k + i] = touched_base + (uint32_t)(c * g->hw) + p;
+    }
+    return bad;
+}
+
 long long sparse_densify(const SparseGeom *g, const uint32_t *counts, const void *pos, const void *value,
                          const float *factors, float zero_suppress, float *out, uint32_t *touched,
                          uint32_t touched_base) {
     long long k = 0, bad = 0;
+    float buf[256]; /* binary16 values decoded a piece at a time (F16C where there is AVX2) */
     for (int c = 0; c < g->channels; c++) {
-        float *plane = out + c * g->hw;
-        const float factor = factors ? factors[c] : 1.0f;
-        for (uint32_t i = 0; i < counts[c]; i++, k++) {
-            uint32_t p = pos_at(pos, g->pos_bytes, k);
-            float v = value_at(value, g->value_bytes, k);
-            bad += !(fabsf(v) <= FLT_MAX);
-            plane[p] = factors ? preprocess_pixel(v, factor, zero_suppress) : v;
-            if (touched) touched[k] = touched_base + (uint32_t)(c * g->hw) + p;
+        for (long long i = 0; i < counts[c];) {
+            long long m = g->value_bytes == 4 ? counts[c] - i : (counts[c] - i < 256 ? counts[c] - i : 256);
+            if (g->value_bytes == 2) half_to_float_n((const uint16_t *)value + k, buf, (size_t)m);
+            const float *v = g->value_bytes == 2 ? buf : (const float *)value + k;
+            bad += scatter(g, pos, k, m, v, c, factors, zero_suppress, out, touched, touched_base);
+            k += m, i += m;
         }
     }
     return bad;
