@@ -562,6 +562,27 @@ static void compare_params(Trainer *tc, Trainer *tg, int steps, const char *labe
     free(pc), free(pg);
 }
 
+/* hg's binary16 images (bits: planes of hw) as entries, densified and preprocessed on
+ * the GPU, against hc's images preprocessed on the host */
+static void pass_sparse(Trainer *tc, Trainer *tg, const HostBatch *hc, const HostBatch *hg, const uint16_t *bits,
+                        int planes, size_t hw) {
+    const size_t nx = (size_t)planes * hw;
+    float *raw = hzeros(nx), *val = hzeros(nx);
+    uint16_t *vbits = calloc(nx, sizeof(uint16_t)), *pos = calloc(nx, sizeof(uint16_t));
+    uint32_t *starts = calloc((size_t)planes + 1, sizeof(uint32_t));
+    for (size_t i = 0; i < nx; i++) { /* the binary16 values (k / 64, normal) as floats: exact */
+        uint16_t h = bits[i];
+        raw[i] = h ? ldexpf((float)(1024 + (h & 1023)), ((h >> 10) & 31) - 25) : 0.0f;
+    }
+    long long nnz = entries_of(raw, planes, hw, starts, pos, 2, val, vbits);
+    HostBatch hs = *hg;
+    hs.x_half = NULL;
+    hs.sparse = (SparseInput){.nnz = nnz, .plane_start = starts, .pos = pos, .value = vbits, .pos_bytes = 2,
+                              .value_half = 1};
+    pass_both(tc, tg, hc, &hs, "sparse input densified and preprocessed on the GPU");
+    free(raw), free(val), free(vbits), free(pos), free(starts);
+}
+
 static void test_model(void) {
     ModelConfig cfg = model_default_config(8);
     cfg.height = cfg.width = 29;
@@ -619,21 +640,7 @@ static void test_model(void) {
     hg.prep = &prep;
     pass_both(&tc, &tg, &hc, &hg, "binary16 input preprocessed on the GPU");
 
-    /* the same images as entries (binary16 values), densified and preprocessed there */
-    float *raw = hzeros(nx), *val = hzeros(nx);
-    uint16_t *vbits = calloc(nx, sizeof(uint16_t)), *pos = calloc(nx, sizeof(uint16_t));
-    uint32_t *starts = calloc((size_t)8 * cfg.in_channels + 1, sizeof(uint32_t));
-    for (size_t i = 0; i < nx; i++) { /* the binary16 values as floats: exact */
-        uint16_t h = bits[i];
-        raw[i] = h ? ldexpf((float)(1024 + (h & 1023)), ((h >> 10) & 31) - 25) : 0.0f;
-    }
-    long long nnz = entries_of(raw, 8 * cfg.in_channels, hw, starts, pos, 2, val, vbits);
-    HostBatch hs = hg;
-    hs.x_half = NULL;
-    hs.sparse = (SparseInput){.nnz = nnz, .plane_start = starts, .pos = pos, .value = vbits, .pos_bytes = 2,
-                              .value_half = 1};
-    pass_both(&tc, &tg, &hc, &hs, "sparse input densified and preprocessed on the GPU");
-    free(raw), free(val), free(vbits), free(pos), free(starts);
+    pass_sparse(&tc, &tg, &hc, &hg, bits, 8 * cfg.in_channels, hw);
 
     /* a batch already on the device */
     float *dx = dev_from(xp, nx), *dsc = dev_from(b[1].sc, (size_t)8 * cfg.n_scalars);
