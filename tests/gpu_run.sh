@@ -3,8 +3,9 @@
 # tests (test_gpu_ops: every op and the whole model against the CPU backend) and the
 # benchmark against PyTorch. Needs nvcc, cuDNN and CMake; not MPI, HDF5 or OpenBLAS
 # (E2E_NET_ONLY=ON, and E2E_BLAS=portable where OpenBLAS is missing). cuDNN is looked
-# for in CUDNN_ROOT, the toolkit, /usr, then python3's nvidia-cudnn wheel (which a
-# PyTorch installation brings). Builds for this GPU's architecture only.
+# for by tests/gpu_cuda_env.sh: CUDNN_ROOT, the toolkit, /usr, then python3's
+# nvidia-cudnn wheel (which a PyTorch installation brings). Builds for this GPU's
+# architecture only. tests/gpu_full.sh is the whole bring-up (trainer, MPI, NCCL).
 # Usage: tests/gpu_run.sh [--no-bench]
 #   LOG_DIR     where the logs go (default: the build folder, build-gpu/)
 #   E2E_BLAS    openblas or portable (default: openblas where it is installed)
@@ -19,8 +20,9 @@ bench=1
 build_only=${GPU_RUN_BUILD_ONLY:-0}
 mkdir -p "$build" "$logs"
 
-nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-if [ ! -x "$nvcc" ]; then echo "gpu_run: no nvcc on PATH or in /usr/local/cuda/bin" >&2; exit 2; fi
+# nvcc, cuDNN (and NCCL, unused here): E2E_NVCC, CUDNN_ROOT, E2E_CUDA_CMAKE_ARGS, LD_LIBRARY_PATH
+# shellcheck source=tests/gpu_cuda_env.sh
+source "$top/tests/gpu_cuda_env.sh" || exit 2
 if [ "$build_only" = 1 ]; then
   cc=90
   bench=0
@@ -30,21 +32,7 @@ else
   echo "gpu_run: no GPU here (nvidia-smi finds none); GPU_RUN_BUILD_ONLY=1 builds without one" >&2
   exit 2
 fi
-echo "gpu_run: nvcc $("$nvcc" --version | grep -o 'release [0-9.]*'), building for sm_$cc"
-
-cudnn_dir() {  # the folder holding include/cudnn.h, or nothing (then CMake searches)
-  for d in "${CUDNN_ROOT:-}" "$(dirname "$(dirname "$nvcc")")" /usr /usr/local; do
-    if [ -n "$d" ] && [ -f "$d/include/cudnn.h" ]; then echo "$d"; return; fi
-  done
-  python3 -c 'import nvidia.cudnn as m, os; d = list(m.__path__)[0]
-print(d if os.path.isfile(os.path.join(d, "include", "cudnn.h")) else "")' 2>/dev/null
-}
-dir=$(cudnn_dir)
-if [ -n "$dir" ]; then
-  export CUDNN_ROOT=$dir
-  export LD_LIBRARY_PATH=$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}  # cuDNN 9 loads its parts at run time
-  echo "gpu_run: cuDNN from $dir"
-fi
+echo "gpu_run: building for sm_$cc"
 blas=${E2E_BLAS:-}
 if [ -z "$blas" ]; then
   blas=portable
@@ -53,7 +41,7 @@ fi
 echo "gpu_run: the CPU reference's BLAS: $blas"
 
 if ! cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DUSE_CUDA=ON -DE2E_NET_ONLY=ON \
-     -DE2E_BLAS="$blas" -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$cc" >"$logs/configure.log" 2>&1; then
+     -DE2E_BLAS="$blas" $E2E_CUDA_CMAKE_ARGS -DCMAKE_CUDA_ARCHITECTURES="$cc" >"$logs/configure.log" 2>&1; then
   tail -40 "$logs/configure.log"; echo "gpu_run: configure failed ($logs/configure.log)" >&2; exit 1
 fi
 if ! cmake --build "$build" -j"$(nproc)" >"$logs/build.log" 2>&1; then
