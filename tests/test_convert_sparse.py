@@ -13,7 +13,6 @@ the E2E producers' layouts (tests/e2e_sources.py):
 usage: test_convert_sparse.py BUILD_DIR   (runs itself in .venv: pyarrow, h5py)"""
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -30,26 +29,7 @@ import numpy as np  # noqa: E402
 import e2e_sources as src  # noqa: E402
 
 CONVERT = os.path.join(TOP, "data", "e2e-convert")
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-    print("ok:", msg)
-
-
-def run(cmd):
-    p = subprocess.run([str(c) for c in cmd], env=ENV, capture_output=True, text=True, timeout=300)
-    if p.returncode != 0:
-        print(p.stdout[-3000:], p.stderr[-3000:], sep="\n")
-        raise Failure("%s exited %d" % (" ".join(str(c) for c in cmd[:6]), p.returncode))
-    return p
+from test_train_e2e import Failure, check, run  # noqa: E402 - the e2e tests' helpers
 
 
 def densify(path):
@@ -87,8 +67,8 @@ def t_sources(tmp, build):
         inp = os.path.join(tmp, "tg.parquet" if name == "topgun" else "r2.parquet")
         for dtype in ("float32", "float16"):
             dense, sparse = (os.path.join(tmp, "%s_%s_%s.h5" % (name, dtype, k)) for k in ("dense", "sparse"))
-            run([CONVERT, "-q", "-j", "1", "--dtype", dtype, "-o", dense, inp])
-            run([CONVERT, "-q", "-j", "1", "--dtype", dtype, "--store", "sparse", "-o", sparse, inp])
+            run([CONVERT, "-q", "-j", "1", "--dtype", dtype, "-o", dense, inp], expect=0)
+            run([CONVERT, "-q", "-j", "1", "--dtype", dtype, "--store", "sparse", "-o", sparse, inp], expect=0)
             with h5py.File(dense, "r") as f:
                 want = f["X_jet"][()]
             got = densify(sparse)
@@ -105,12 +85,12 @@ def t_sources(tmp, build):
                   "%s %s: the columns and attributes equal the dense file's" % (name, dtype))
             back = os.path.join(tmp, "%s_%s_back.h5" % (name, dtype))
             run(["mpirun", "-np", "2", os.path.join(build, "launch", "e2e-data"), "convert", "--layout", "dense",
-                 sparse, back])
+                 sparse, back], expect=0)
             with h5py.File(back, "r") as f:
                 check(same_bits(f["X_jet"][()], want), "%s %s: e2e-data reads it: its dense copy equals the dense "
                       "conversion" % (name, dtype))
             if name == "topgun":
-                info = run([os.path.join(build, "launch", "e2e-data"), "info", sparse]).stdout
+                info = run([os.path.join(build, "launch", "e2e-data"), "info", sparse], expect=0).stdout
                 check("layout sparse (format version 2): %d entries" % nnz in info, "%s %s: e2e-data info: %d entries"
                       % (name, dtype, nnz))
             print("    %s %s: %d bytes a jet dense, %d sparse" % (name, dtype, os.path.getsize(dense) // truth.n,
@@ -122,9 +102,9 @@ def t_append(tmp):
     src.topgun_parquet(a, 30, S=24, seed=11)
     src.topgun_parquet(b, 25, S=24, seed=12)
     both, grown = os.path.join(tmp, "both.h5"), os.path.join(tmp, "grown.h5")
-    run([CONVERT, "-q", "-j", "1", "--store", "sparse", "-o", both, a, b])
-    run([CONVERT, "-q", "-j", "1", "--store", "sparse", "-o", grown, a])
-    run([CONVERT, "-q", "-j", "1", "--append", "-o", grown, b])
+    run([CONVERT, "-q", "-j", "1", "--store", "sparse", "-o", both, a, b], expect=0)
+    run([CONVERT, "-q", "-j", "1", "--store", "sparse", "-o", grown, a], expect=0)
+    run([CONVERT, "-q", "-j", "1", "--append", "-o", grown, b], expect=0)
     with h5py.File(both, "r") as f, h5py.File(grown, "r") as g:
         same = all(np.array_equal(f["X_jet"][k][()], g["X_jet"][k][()]) for k in ("offsets", "counts", "pos", "value"))
         same &= all(np.array_equal(f[k][()], g[k][()]) for k in ("m", "pt", "ieta", "iphi"))

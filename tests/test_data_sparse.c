@@ -40,12 +40,12 @@ static void convert(const char *in, const char *out, int sparse, long long chunk
     }
 }
 
-/* X_jet of a dense file as stored (serial), and its byte count */
-static unsigned char *dense_bytes(const char *path, size_t *bytes) {
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, "X_jet", H5P_DEFAULT);
+/* a dataset's bytes as stored (serial), and their count */
+static unsigned char *stored_bytes(const char *path, const char *name, size_t *bytes) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, name, H5P_DEFAULT);
     hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
     *bytes = H5Tget_size(t) * (size_t)H5Sget_simple_extent_npoints(sp);
-    unsigned char *buf = malloc(*bytes);
+    unsigned char *buf = malloc(*bytes ? *bytes : 1);
     H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
     H5Sclose(sp);
     H5Tclose(t);
@@ -59,7 +59,7 @@ static int same_images(const char *a, const char *b) {
     int same = 0;
     if (rank == 0) {
         size_t na, nb;
-        unsigned char *x = dense_bytes(a, &na), *y = dense_bytes(b, &nb);
+        unsigned char *x = stored_bytes(a, "X_jet", &na), *y = stored_bytes(b, "X_jet", &nb);
         same = na == nb && !memcmp(x, y, na);
         free(x);
         free(y);
@@ -68,29 +68,13 @@ static int same_images(const char *a, const char *b) {
     return same;
 }
 
-/* a sparse dataset of the X_jet group as uint8 bytes (serial), for comparisons */
-static unsigned char *member_bytes(const char *path, const char *name, size_t *bytes) {
-    char full[64];
-    snprintf(full, sizeof full, "X_jet/%s", name);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, full, H5P_DEFAULT);
-    hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
-    *bytes = H5Tget_size(t) * (size_t)H5Sget_simple_extent_npoints(sp);
-    unsigned char *buf = malloc(*bytes ? *bytes : 1);
-    H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-    H5Sclose(sp);
-    H5Tclose(t);
-    H5Dclose(d);
-    H5Fclose(f);
-    return buf;
-}
-
 static int same_sparse(const char *a, const char *b) {
     int same = 1;
     if (rank == 0) {
-        const char *names[4] = {"offsets", "counts", "pos", "value"};
+        const char *names[4] = {"X_jet/offsets", "X_jet/counts", "X_jet/pos", "X_jet/value"};
         for (int k = 0; k < 4; k++) {
             size_t na, nb;
-            unsigned char *x = member_bytes(a, names[k], &na), *y = member_bytes(b, names[k], &nb);
+            unsigned char *x = stored_bytes(a, names[k], &na), *y = stored_bytes(b, names[k], &nb);
             same &= na == nb && !memcmp(x, y, na);
             free(x);
             free(y);
@@ -172,7 +156,7 @@ static void test_special_values(void) {
     CHECK(same_images(p, b), "-0.0, subnormals, NaN, Inf: dense -> sparse -> dense changed a bit");
     if (rank == 0) {
         size_t nb;
-        unsigned char *off = member_bytes(s, "offsets", &nb);
+        unsigned char *off = stored_bytes(s, "X_jet/offsets", &nb);
         long long total;
         memcpy(&total, off + nb - 8, 8);
         CHECK(total == 10, "the sparse copy holds %lld entries; want 10 (9 specials and the last -0.0)", total);

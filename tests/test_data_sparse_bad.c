@@ -18,6 +18,7 @@
 #include <dirent.h>
 
 #include "check_mpi.h"
+#include "expect_open.h"
 #include "convert.h"
 #include "data_error.h"
 #include "dataset.h"
@@ -146,25 +147,6 @@ static void no_layout(hid_t f, long long unused) {
     H5Adelete(g, "layout");
     H5Gclose(g);
     (void)unused;
-}
-
-/* dataset_open must fail on every rank with one message holding both needles */
-static void expect_open_fails(const char *what, DatasetOptions o, const char *n1, const char *n2) {
-    Dataset *d = NULL;
-    alarm(60);
-    int rc = dataset_open(&d, &o);
-    alarm(0);
-    char mine[DATA_ERROR_LEN], first[DATA_ERROR_LEN];
-    snprintf(mine, sizeof mine, "%s", data_error());
-    memcpy(first, mine, sizeof first);
-    MPI_Bcast(first, sizeof first, MPI_CHAR, 0, MPI_COMM_WORLD);
-    int failed = rc == -1 && d == NULL, all;
-    MPI_Allreduce(&failed, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    CHECK(all, "%s: dataset_open did not fail on every rank (here rc %d)", what, rc);
-    CHECK(!strcmp(mine, first), "%s: rank %d says '%s', rank 0 says '%s'", what, rank, mine, first);
-    CHECK(strstr(mine, n1) && strstr(mine, n2), "%s: message '%s' lacks '%s' or '%s'", what, mine, n1, n2);
-    if (rank == 0) printf("%-28s -> %s\n", what, mine);
-    if (d) dataset_close(d);
 }
 
 static void bad_at_open(const char *name, const char *what, void (*edit)(hid_t, long long), long long arg,

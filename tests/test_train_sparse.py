@@ -13,33 +13,13 @@ usage: test_train_sparse.py TEST BUILD_DIR
 """
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 import h5py
 
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")
-MPIRUN = ["mpirun", "--oversubscribe", "--bind-to", "none"]
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-    print("ok:", msg)
-
-
-def run(cmd, expect=None, timeout=300):
-    p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
-    if expect is not None and p.returncode != expect:
-        print(p.stdout[-4000:], p.stderr[-4000:], sep="\n")
-        raise Failure("%s exited %d, expected %d" % (" ".join(cmd[:8]), p.returncode, expect))
-    return p
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_train_e2e import MPIRUN, Failure, check, run  # noqa: E402 - the e2e tests' helpers
 
 
 class Env:

@@ -8,7 +8,7 @@ per-jet columns are as in the dense layout."""
 import numpy as np
 
 from ..errors import Bad
-from .dense import COLUMN_CHUNK
+from .dense import COLUMN_CHUNK, appendable_columns, create_columns, grow_columns
 
 ENTRY_CHUNK = 1 << 16  # entries a chunk of pos and value, as e2e-synth writes them
 
@@ -47,13 +47,7 @@ class SparseWriter:
         g.create_dataset("value", shape=(0,), maxshape=(None,), chunks=(ENTRY_CHUNK,), dtype=np.dtype(dtype))
         g["offsets"][0] = 0
         self.nnz = 0
-        self.cols = []
-        for o in outs:
-            d = self.f.create_dataset(o.name, shape=(total,), maxshape=(None,),
-                                      chunks=(max(1, min(total, COLUMN_CHUNK)),), dtype=o.dtype)
-            if o.unit:
-                d.attrs["unit"] = o.unit
-            self.cols.append(d)
+        self.cols = create_columns(self.f, total, outs)
 
     def grow(self, old, total, outs):
         g = self.f["X_jet"]
@@ -63,9 +57,7 @@ class SparseWriter:
         shape[0] = total
         g.attrs["shape"] = shape
         self.nnz = int(g["offsets"][old])
-        self.cols = [self.f[o.name] for o in outs]
-        for d in self.cols:
-            d.resize(total, axis=0)
+        self.cols = grow_columns(self.f, total, outs)
 
     def write(self, pos, x, cols):
         g = self.f["X_jet"]
@@ -94,18 +86,7 @@ class SparseWriter:
             raise Bad("%s: a sparse X_jet of shape %s and values %s; expected (N, C, H, W), float32 or float16"
                       % (path, shape, g["value"].dtype))
         n = shape[0]
-        columns, fixed = {}, [name for name in ("offsets", "counts", "pos", "value") if g[name].maxshape[0] is not None]
-        for name, d in f.items():
-            if name == "X_jet" or not hasattr(d, "shape") or d.ndim != 1:
-                continue
-            if d.shape != (n,):
-                raise Bad("%s: %s has shape %s but X_jet has %d rows" % (path, name, d.shape, n))
-            columns[name] = d.dtype
-            if d.maxshape[0] is not None:
-                fixed.append(name)
-        if fixed:
-            raise Bad("%s: %s %s a fixed number of rows, so rows cannot be added; convert to a new file and list "
-                      "both in a file list (data/FORMAT.md, 'Several files')"
-                      % (path, ", ".join(fixed), "has" if len(fixed) == 1 else "have"))
+        fixed = [name for name in ("offsets", "counts", "pos", "value") if g[name].maxshape[0] is not None]
+        columns = appendable_columns(f, path, n, ["X_jet/" + name for name in fixed])
         return {"n": n, "chw": tuple(shape[1:]), "dtype": "float32" if g["value"].dtype == np.float32 else "float16",
                 "chunk": g["offsets"].chunks[0], "columns": columns}
