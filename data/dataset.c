@@ -10,7 +10,10 @@
  * thread fills ahead of the caller. The thread reads with pread at chunk addresses
  * resolved at open (no HDF5: the library is not thread-safe in this build, and the
  * trainer's main thread calls HDF5 for checkpoints; no MPI either). Files that need
- * HDF5 to be read (compressed, big-endian, partial-row chunks) are read in the caller. */
+ * HDF5 to be read (compressed, big-endian, partial-row chunks) are read in the caller.
+ * Rows of sparse files (sparsefile.h) come as their entries, densified into the batch
+ * with the preprocessing fused, or handed over as entries (x_sparse); with the memory
+ * cache every rank's rows are read at open and batches come from memory. */
 #include "dataset.h"
 
 #include <errno.h>
@@ -678,7 +681,7 @@ static int make_sparse_slot(Dataset *d, Slot *s) {
 static int make_slots(Dataset *d) {
     const int B = d->opt.batch;
     int need_stage = 0;
-    for (int i = 0; i < d->nfiles; i++) need_stage |= d->files[i].dtype_bytes == 2;
+    for (int i = 0; i < d->nfiles; i++) need_stage |= d->files[i].dtype_bytes == 2 && !d->files[i].sparse;
     d->nslots = d->info.prefetch > 0 ? d->info.prefetch + 1 : 1;
     d->slots = calloc((size_t)d->nslots, sizeof *d->slots);
     d->order = malloc((size_t)(d->nlocal[SPLIT_TRAIN] + d->nlocal[SPLIT_VAL] + d->nlocal[SPLIT_TEST] + 1) *

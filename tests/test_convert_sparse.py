@@ -8,7 +8,9 @@ the E2E producers' layouts (tests/e2e_sources.py):
     the columns and attributes equal the dense file's;
   - the C side reads it: e2e-data convert --layout dense of it equals the dense conversion
     (h5py compares), e2e-data info describes it;
-  - --append: a file converted in two runs equals one conversion of both sources.
+  - --append: a file converted in two runs equals one conversion of both sources;
+  - a sparse file whose entry arrays are compressed (shuffle + gzip, as h5py users may
+    write it) is read through HDF5: its dense copy equals the dense conversion.
 
 usage: test_convert_sparse.py BUILD_DIR   (runs itself in .venv: pyarrow, h5py)"""
 import os
@@ -89,12 +91,32 @@ def t_sources(tmp, build):
             with h5py.File(back, "r") as f:
                 check(same_bits(f["X_jet"][()], want), "%s %s: e2e-data reads it: its dense copy equals the dense "
                       "conversion" % (name, dtype))
+            if name == "topgun" and dtype == "float32":
+                compressed_copy_reads(tmp, build, sparse, want)
             if name == "topgun":
                 info = run([os.path.join(build, "launch", "e2e-data"), "info", sparse], expect=0).stdout
                 check("layout sparse (format version 2): %d entries" % nnz in info, "%s %s: e2e-data info: %d entries"
                       % (name, dtype, nnz))
             print("    %s %s: %d bytes a jet dense, %d sparse" % (name, dtype, os.path.getsize(dense) // truth.n,
                                                                   os.path.getsize(sparse) // truth.n))
+
+
+def compressed_copy_reads(tmp, build, sparse, want):
+    """the sparse file with gzip-compressed pos and value, densified by e2e-data"""
+    gz, back = os.path.join(tmp, "gzip.h5"), os.path.join(tmp, "gzip_back.h5")
+    shutil.copyfile(sparse, gz)
+    with h5py.File(gz, "r+") as f:
+        g = f["X_jet"]
+        for name in ("pos", "value"):
+            a = g[name][()]
+            del g[name]
+            g.create_dataset(name, data=a, chunks=(4096,), compression="gzip", shuffle=True)
+    info = run([os.path.join(build, "launch", "e2e-data"), "info", gz], expect=0).stdout
+    run(["mpirun", "-np", "2", os.path.join(build, "launch", "e2e-data"), "convert", "--layout", "dense", gz, back],
+        expect=0)
+    with h5py.File(back, "r") as f:
+        check("filters, read through HDF5" in info and same_bits(f["X_jet"][()], want),
+              "compressed entry arrays are read through HDF5: the dense copy equals the dense conversion")
 
 
 def t_append(tmp):

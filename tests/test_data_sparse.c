@@ -3,8 +3,8 @@
  *    with 1 and 2 ranks; a hand-made file holding -0.0, subnormals, NaN and Inf too);
  *    e2e-synth's sparse layout equals the sparse copy of its dense file;
  *  - the reader gives the same batches (indices, pixels bit for bit, targets, weights)
- *    and the same scales from the dense file and its sparse copy, preprocessed or not,
- *    read from the files or from the memory cache; x_sparse batches densified and
+ *    and the same scales from the dense file and its sparse copy, read raw, through
+ *    HDF5 or from the memory cache; x_sparse batches densified and
  *    preprocessed by hand with dataset_prep_factors equal the preprocessed ones;
  *  - the split and the epoch order depend on the jets only: a re-chunked copy, the
  *    sparse copy and a list of two files that concatenate the file give them alike;
@@ -249,15 +249,18 @@ static void test_batches(const char *dense, const char *sparse, const char *labe
     memcpy(scales, dataset_scales(d), in->channels * sizeof *scales);
     Epoch ref[2] = {run_epoch(d, SPLIT_TRAIN, 3), run_epoch(d, SPLIT_VAL, 0)};
     dataset_close(d);
-    for (int mode = 0; mode < 4; mode++) { /* files, files without prefetch, cache, x_sparse from the cache */
+    /* files, files without prefetch, cache, x_sparse from the cache, HDF5 reads */
+    for (int mode = 0; mode < 5; mode++) {
         o.path = sparse;
         o.prefetch = mode == 1 ? 0 : 2;
-        o.cache = mode >= 2 ? DATA_CACHE_MEMORY : DATA_CACHE_NONE;
+        o.io = mode == 4 ? DATA_IO_HDF5 : DATA_IO_AUTO;
+        o.cache = mode == 2 || mode == 3 ? DATA_CACHE_MEMORY : DATA_CACHE_NONE;
         o.preprocess = mode != 3;
         o.keep_sparse = mode == 3;
         d = open_opts(&o);
         in = dataset_info(d);
-        CHECK(in->sparse_files == 1 && !!in->cached == (mode >= 2) && !!in->x_sparse == (mode == 3),
+        CHECK(in->sparse_files == 1 && !!in->cached == (mode == 2 || mode == 3) && !!in->x_sparse == (mode == 3) &&
+              !!in->raw_io == (mode != 4),
               "%s mode %d: info says sparse %d cached %d x_sparse %d", label, mode, in->sparse_files, in->cached,
               in->x_sparse);
         CHECK(!memcmp(scales, dataset_scales(d), in->channels * sizeof *scales),
