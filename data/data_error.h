@@ -14,6 +14,9 @@
 
 /* Records the message and returns -1, so checks read: return data_fail("..."); */
 int data_fail(const char *fmt, ...) DATA_PRINTF(1, 2);
+/* A finding that does not stop the run: one line "e2e-ddp: warning: <message>" on
+ * standard error (callers under MPI print it from one rank). */
+void data_warn(const char *fmt, ...) DATA_PRINTF(1, 2);
 /* The last message recorded on this thread ("" if none). */
 const char *data_error(void);
 void data_clear_error(void);

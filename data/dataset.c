@@ -26,12 +26,14 @@
 #include <sys/stat.h>
 
 #include "agree.h"
+#include "columns.h"
 #include "data_error.h"
 #include "format.h"
 #include "h5util.h"
 #include "jetfile.h"
 #include "half.h"
 #include "memcache.h"
+#include "plausible.h"
 #include "preprocess.h"
 #include "keyed_rng.h"
 #include "sparsefile.h"
@@ -71,7 +73,8 @@ struct Dataset {
     int nfiles;
     JetFile *files;
     long long *start; /* [nfiles + 1]: first dataset row of each file */
-    float *m, *pt, *ieta, *iphi;
+    Columns cols;     /* the mass, the scalars (divided by their scales), the inputs */
+    const char *scalar_names[JET_MAX_SCALARS];
     long long total[DATA_SPLITS], nlocal[DATA_SPLITS];
     long long *local[DATA_SPLITS];
     long steps[DATA_SPLITS];
@@ -193,29 +196,9 @@ static int open_files(Dataset *d) {
 }
 
 static int read_columns(Dataset *d) {
-    long long N = d->start[d->nfiles];
-    d->m = malloc((size_t)N * sizeof *d->m);
-    d->pt = malloc((size_t)N * sizeof *d->pt);
-    d->ieta = malloc((size_t)N * sizeof *d->ieta);
-    d->iphi = malloc((size_t)N * sizeof *d->iphi);
-    int rc = d->m && d->pt && d->ieta && d->iphi ? 0 : data_fail("%s: out of memory for %lld rows", d->path, N);
-    if (data_agree(d->comm, rc)) return -1;
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     H5Pset_dxpl_mpio(dxpl, d->opt.io == DATA_IO_HDF5_COLLECTIVE ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT);
-    const char *name[4] = {DSET_M, DSET_PT, DSET_IETA, DSET_IPHI};
-    float *col[4] = {d->m, d->pt, d->ieta, d->iphi};
-    for (int i = 0; !rc && i < d->nfiles; i++) {
-        JetFile *f = &d->files[i];
-        for (int k = 0; !rc && k < 4; k++) {
-            float *v = col[k] + d->start[i];
-            rc = jetfile_read_column(f, name[k], v, dxpl);
-            long long first;
-            if (!rc && count_nonfinite(v, f->n, &first))
-                rc = data_fail("%s: %s row %lld is %s: non-finite %s are rejected", f->path, name[k], first,
-                               isnan(v[first]) ? "NaN" : "infinite", k == 0 ? "targets" : "values");
-            rc = data_agree(d->comm, rc); /* the same on every rank, but the reads may be collective */
-        }
-    }
+    int rc = columns_read(&d->cols, d->files, d->nfiles, d->start, dxpl, d->comm);
     H5Pclose(dxpl);
     return rc;
 }
@@ -374,6 +357,14 @@ static long long values_nonfinite(const void *v, long long e, int value_bytes) {
     return value_bytes == 2 ? half_count_nonfinite(v, (size_t)e) : count_nonfinite(v, e, NULL);
 }
 
+/* 1 when a row's e stored values are all zero (of either sign): its image is empty */
+static int values_all_zero(const void *v, long long e, int value_bytes) {
+    if (value_bytes == 4) return all_zero(v, e);
+    for (long long k = 0; k < e; k++)
+        if (((const uint16_t *)v)[k] & 0x7fffu) return 0;
+    return 1;
+}
+
 /* rows[0..n) of one sparse file densified into batch rows at..at+n of s->x, preprocessed
  * on the way (the dense path's rule, sparse_densify) unless preprocess = 0; the pixels
  * written are recorded in s->touched */
@@ -386,7 +377,7 @@ static int densify_rows(Dataset *d, Slot *s, const long long *rows, long long n,
         long long r = s->lrows[j], e = sparsefile_row_entries(sf, r), base = (at + j) * d->row_floats;
         uint32_t *t = s->touched ? s->touched + s->n_touched : NULL;
         long long bad = sparse_densify(&sf->g, sf->counts + r * f->c, p, v, d->opt.preprocess ? d->factors : NULL,
-                                       d->opt.zero_suppress, s->x + base, t, (uint32_t)base);
+                                       d->info.channel_kinds, d->opt.zero_suppress, s->x + base, t, (uint32_t)base);
         if (t) s->n_touched += e;
         if (bad) return reject_nonfinite(d, rows[j], bad);
         p += e * sf->g.pos_bytes;
@@ -448,7 +439,7 @@ static int cmp_ll(const void *a, const void *b) {
 /* rows[0..n) of one sparse file into the histogram (equal to their dense rows'),
  * checked for non-finite values; pos and value hold n rows' entries, scratch a row's */
 static int stats_sparse(Dataset *d, const long long *rows, long long n, PixelHist *h, char *pos, char *value,
-                        float *scratch, long long *lrows) {
+                        float *scratch, long long *lrows, long long *empty) {
     const JetFile *f = read_sparse_rows(d, rows, n, lrows, pos, value);
     if (!f) return -1;
     const struct SparseFile *sf = f->sparse;
@@ -456,10 +447,27 @@ static int stats_sparse(Dataset *d, const long long *rows, long long n, PixelHis
     for (long long i = 0; i < n; i++) {
         long long e = sparsefile_row_entries(sf, lrows[i]), bad = values_nonfinite(v, e, sf->g.value_bytes);
         if (bad) return reject_nonfinite(d, rows[i], bad);
+        *empty += values_all_zero(v, e, sf->g.value_bytes);
         sparse_hist_add(h, &sf->g, sf->counts + lrows[i] * f->c, v, scratch);
         v += e * sf->g.value_bytes;
     }
     return 0;
+}
+
+/* The empty images the statistics pass found, summed over the ranks: a file of nothing
+ * but empty images is refused, the others warned about (data/plausible.h). Collective. */
+static int check_images(Dataset *d, long long *empty, long long *checked) {
+    MPI_Allreduce(MPI_IN_PLACE, empty, 2 * d->nfiles, MPI_LONG_LONG, MPI_SUM, d->comm);
+    const char **paths = malloc((size_t)d->nfiles * sizeof *paths);
+    int rc = paths ? 0 : data_fail("%s: out of memory", d->path);
+    for (int i = 0; !rc && i < d->nfiles; i++) {
+        paths[i] = d->files[i].path;
+        d->info.empty_images += empty[i];
+        d->info.images_checked += checked[i];
+    }
+    if (!rc) rc = plausible_images(paths, d->nfiles, empty, checked, d->rank == 0);
+    free(paths);
+    return data_agree(d->comm, rc);
 }
 
 static int compute_scales(Dataset *d) {
@@ -473,12 +481,14 @@ static int compute_scales(Dataset *d) {
     long long *rows = malloc((size_t)(nl ? nl : 1) * sizeof *rows), *lrows = malloc((size_t)W * sizeof *lrows);
     float *x = malloc((size_t)(W * d->row_floats) * sizeof *x); /* sparse files: their values */
     void *stage = malloc((size_t)(W * d->row_floats * 2));
+    long long *empty = calloc((size_t)d->nfiles * 2, sizeof *empty), *checked = empty ? empty + d->nfiles : NULL;
     /* sparse files: positions, and one row's values as float32 */
     char *spos = d->info.sparse_files ? malloc((size_t)(W * d->row_floats) * sizeof(uint32_t)) : NULL;
     float *scratch = d->info.sparse_files ? malloc((size_t)d->row_floats * sizeof *scratch) : NULL;
     PixelHist h = {0};
-    int rc = rows && lrows && x && stage && (!d->info.sparse_files || (spos && scratch))
+    int rc = rows && lrows && x && stage && empty && (!d->info.sparse_files || (spos && scratch))
                  ? pixel_hist_init(&h, C) : data_fail("%s: out of memory for statistics", d->path);
+    h.kinds = d->info.channel_kinds; /* a signed channel's scale is of |x| */
     if (!rc) {
         for (long long i = 0; i < use; i++) rows[i] = d->local[SPLIT_TRAIN][use == nl ? i : i * nl / use];
         qsort(rows, (size_t)use, sizeof *rows, cmp_ll); /* file order: sequential reads */
@@ -497,21 +507,24 @@ static int compute_scales(Dataset *d) {
         for (long long it = 0, lo = from; !rc && it < iters; it++) {
             long long n = lo < at ? run_length(rows + lo, at - lo, W) : 0;
             if (d->files[fi].sparse) { /* independent reads: no collective to join */
-                if (n > 0) rc = stats_sparse(d, rows + lo, n, &h, spos, (char *)x, scratch, lrows);
+                if (n > 0) rc = stats_sparse(d, rows + lo, n, &h, spos, (char *)x, scratch, lrows, &empty[fi]);
             } else {
                 if (n > 0) rc = read_rows(d, rows + lo, n, x, stage, lrows, dxpl);
                 else if (!use_raw(d, &d->files[fi])) rc = jetfile_read_rows_hdf5(&d->files[fi], NULL, 0, x, stage, dxpl);
                 for (long long i = 0; !rc && i < n; i++) {
                     long long bad = count_nonfinite(x + i * d->row_floats, d->row_floats, NULL);
                     if (bad) rc = reject_nonfinite(d, rows[lo + i], bad);
+                    empty[fi] += all_zero(x + i * d->row_floats, d->row_floats);
                 }
                 if (!rc) pixel_hist_add(&h, x, n, hw);
             }
+            checked[fi] += n;
             rc = data_agree(d->comm, rc);
             lo += n;
         }
     }
     H5Pclose(dxpl);
+    if (!rc) rc = check_images(d, empty, checked);
     if (!rc) {
         MPI_Allreduce(MPI_IN_PLACE, h.count, C * PIXEL_HIST_BINS, MPI_UINT64_T, MPI_SUM, d->comm);
         for (int c = 0; c < C; c++) {
@@ -521,6 +534,7 @@ static int compute_scales(Dataset *d) {
     }
 out:
     pixel_hist_free(&h);
+    free(empty);
     free(rows);
     free(lrows);
     free(x);
@@ -630,7 +644,7 @@ static int set_weights(Dataset *d, const long long *train_rows) {
         free(mass);
         return data_fail("%s: out of memory for the unbiasing weights", d->path);
     }
-    for (long long i = 0; i < n; i++) mass[i] = d->m[train_rows[i]];
+    for (long long i = 0; i < n; i++) mass[i] = d->cols.m[train_rows[i]];
     int capped = unbias_bin_weights(mass, n, K, d->opt.unbias_min, d->opt.unbias_max, d->opt.unbias_max_weight,
                                     d->bin_weight);
     free(mass);
@@ -692,15 +706,16 @@ static int make_slots(Dataset *d) {
         Slot *s = &d->slots[i];
         /* with x_half the batch is the stage buffer itself */
         s->x = d->info.x_half || d->info.x_sparse ? NULL : batch_alloc(d, (size_t)(B * d->row_floats) * sizeof *s->x);
-        s->scalars = batch_alloc(d, (size_t)B * 2 * sizeof *s->scalars);
+        const int S = d->info.n_scalars;
+        s->scalars = S ? batch_alloc(d, (size_t)(B * S) * sizeof *s->scalars) : NULL;
         s->target = batch_alloc(d, (size_t)B * sizeof *s->target);
         s->weight = batch_alloc(d, (size_t)B * sizeof *s->weight);
         s->mass = malloc((size_t)B * sizeof *s->mass);
         s->index = malloc((size_t)B * sizeof *s->index);
         s->lrows = malloc((size_t)B * sizeof *s->lrows);
         s->stage = !need_stage ? NULL : d->info.x_half ? batch_alloc(d, stage_bytes) : malloc(stage_bytes);
-        if ((!s->x && !d->info.x_half && !d->info.x_sparse) || !s->scalars || !s->target || !s->weight || !s->mass ||
-            !s->index || !s->lrows || (need_stage && !s->stage) || make_sparse_slot(d, s))
+        if ((!s->x && !d->info.x_half && !d->info.x_sparse) || (S && !s->scalars) || !s->target || !s->weight ||
+            !s->mass || !s->index || !s->lrows || (need_stage && !s->stage) || make_sparse_slot(d, s))
             return data_fail("%s: out of %smemory for a batch of %d rows", d->path,
                              d->opt.batch_alloc ? "the device's host (pinned) memory or " : "", B);
     }
@@ -742,10 +757,7 @@ static void destroy(Dataset *d) {
     for (int i = 0; i < d->nfiles; i++) jetfile_close(&d->files[i]);
     free(d->files);
     free(d->start);
-    free(d->m);
-    free(d->pt);
-    free(d->ieta);
-    free(d->iphi);
+    columns_free(&d->cols);
     for (int s = 0; s < DATA_SPLITS; s++) free(d->local[s]);
     free(d->scales);
     free(d->factors);
@@ -769,7 +781,13 @@ static void fill_info(Dataset *d, const DatasetOptions *o) {
     in->channels = f0->c;
     in->height = f0->h;
     in->width = f0->w;
-    in->n_scalars = 2;
+    const JetInputs *ji = &d->cols.inputs;
+    in->n_scalars = ji->n_scalars;
+    for (int k = 0; k < ji->n_scalars; k++) d->scalar_names[k] = ji->scalar[k];
+    in->scalar_names = d->scalar_names;
+    in->scalar_scales = ji->scale;
+    in->channel_kinds = ji->kind;
+    in->negative_masses = d->cols.negative_mass;
     in->dtype_bytes = f0->dtype_bytes;
     in->n_files = d->nfiles;
     in->pixel_size = f0->pixel_size;
@@ -868,6 +886,8 @@ const float *dataset_prep_factors(const Dataset *d, float *zero_suppress) {
     return d->factors;
 }
 
+const struct JetInputs *dataset_inputs(const Dataset *d) { return &d->cols.inputs; }
+
 const long long *dataset_split_rows(const Dataset *d, Split s, long long *n) {
     *n = dataset_split_local(d, s);
     return s >= 0 && s < DATA_SPLITS ? d->local[s] : NULL;
@@ -908,7 +928,8 @@ static int fill_images(Dataset *d, Slot *s, const long long *rows, long long n) 
         if (read_rows(d, rows + i, k, s->x + i * d->row_floats, s->stage, s->lrows, d->dxpl_ind)) return -1;
         for (long long j = i; j < i + k; j++) {
             float *xj = s->x + j * d->row_floats;
-            long long bad = d->opt.preprocess ? preprocess_images(xj, 1, C, hw, d->scales, d->opt.zero_suppress)
+            long long bad = d->opt.preprocess ? preprocess_images(xj, 1, C, hw, d->scales, d->info.channel_kinds,
+                                                                  d->opt.zero_suppress)
                                               : count_nonfinite(xj, d->row_floats, NULL);
             if (bad) return reject_nonfinite(d, rows[j], bad);
         }
@@ -926,15 +947,16 @@ static int fill_step(Dataset *d, Slot *s, long step) {
         s->x_clean = 0; /* which pixels a failed fill wrote is not known */
         return -1;
     }
+    const int S = d->info.n_scalars;
+    const float *m = d->cols.m;
     for (long long i = 0; i < n; i++) {
         long long g = rows[i];
-        s->scalars[2 * i] = d->iphi[g] / IPHI_SCALE;
-        s->scalars[2 * i + 1] = d->ieta[g] / IETA_SCALE;
-        s->mass[i] = d->m[g];
-        s->target[i] = d->m[g] / d->opt.mass_scale;
+        for (int k = 0; k < S; k++) s->scalars[i * S + k] = d->cols.scalars[g * S + k];
+        s->mass[i] = m[g];
+        s->target[i] = m[g] / d->opt.mass_scale;
         s->index[i] = g;
         if (d->bin_weight)
-            s->weight[i] = d->bin_weight[unbias_bin(d->m[g], d->opt.unbias_bins, d->opt.unbias_min, d->opt.unbias_max)];
+            s->weight[i] = d->bin_weight[unbias_bin(m[g], d->opt.unbias_bins, d->opt.unbias_min, d->opt.unbias_max)];
     }
     return 0;
 }

@@ -83,7 +83,11 @@ void dataset_default_options(DatasetOptions *o);
 typedef struct {
     long long n_total;
     int channels, height, width;
-    int n_scalars;            /* 2: iphi/360, ieta/170 */
+    int n_scalars;            /* the model's per-jet scalars: what the files declare
+                                 (data/FORMAT.md), 0 or more; by default 2: iphi/360, ieta/170 */
+    const char *const *scalar_names; /* n_scalars: the datasets they come from, in order */
+    const double *scalar_scales;     /* n_scalars: input k = dataset scalar_names[k] / scale */
+    const unsigned char *channel_kinds; /* channels entries: ChannelKind (prep_pixel.h) */
     int dtype_bytes;          /* as stored: 4 float32, 2 float16 (the first file's) */
     int n_files;
     const char *const *channel_names; /* channels entries ("" where the file has none) */
@@ -102,6 +106,10 @@ typedef struct {
     long long cache_bytes;    /* this rank's cache */
     float mass_scale;         /* target = m / mass_scale (options.mass_scale): a prediction
                                  times it is a mass in GeV */
+    /* plausibility (data/README.md): each finding was a warning on rank 0 at open */
+    long long negative_masses; /* jets with m < 0 */
+    long long images_checked;  /* images the statistics pass read (0 when scales were given) */
+    long long empty_images;    /* of those, images whose every pixel is zero */
 } DatasetInfo;
 
 /* A batch's images as entries (DatasetInfo.x_sparse; data/sparse.h for one jet):
@@ -119,13 +127,16 @@ typedef struct {
 typedef struct {
     int n;                     /* samples in this batch (train: always == batch) */
     const float *x;            /* n*C*H*W float32 NCHW, preprocessed (scaled,
-                                  zero-suppressed, clipped to [0,1]) unless preprocess = 0;
-                                  NULL when info.x_half or info.x_sparse */
+                                  zero-suppressed, clipped to [0,1], or [-1,1] for a signed
+                                  channel) unless preprocess = 0; NULL when info.x_half or
+                                  info.x_sparse */
     const uint16_t *x_half;    /* n*C*H*W binary16 NCHW as stored (info.x_half), else NULL;
                                   rows with NaN or Inf are rejected as in x */
     const SparseImages *sparse; /* the images as entries (info.x_sparse), else NULL; rows
                                   with NaN or Inf are rejected as in x */
-    const float *scalars;      /* n*2: iphi/360, ieta/170 (the E2E model's order) */
+    const float *scalars;      /* n*S (S = info.n_scalars): each declared scalar / its
+                                  scale, in the declared order (by default iphi/360,
+                                  ieta/170: the E2E model's); NULL when S = 0 */
     const float *target;       /* n: m / mass_scale */
     const float *weight;       /* n unbiasing weights (mean 1 over the training split), or
                                   NULL when unbias = none */
@@ -149,10 +160,13 @@ const long long *dataset_split_rows(const Dataset *d, Split s, long long *n);
 long dataset_steps_per_epoch(const Dataset *d, Split s);
 const float *dataset_scales(const Dataset *d);             /* the C scales in use */
 /* The preprocessing as numbers, for a path that does it itself (preprocess = 0): per
- * pixel of channel c, v = x * factor[c] (factor = 1 / scale, the very floats the reader
- * multiplies by), then 0 where v < *zero_suppress, then 1 where v > 1. Equal bit for
- * bit to the reader's own preprocessing. */
+ * pixel of channel c, prep_pixel (prep_pixel.h) with factor[c] (= 1 / scale, the very
+ * floats the reader multiplies by), *zero_suppress and the lowest value of the channel's
+ * kind (info.channel_kinds). Equal bit for bit to the reader's own preprocessing. */
 const float *dataset_prep_factors(const Dataset *d, float *zero_suppress);
+/* What the files declare about the model's inputs (scalars, scales, channel kinds), for
+ * a checkpoint to record (jet_inputs.h). */
+const struct JetInputs *dataset_inputs(const Dataset *d);
 /* Rank-local. TRAIN order is a pure function of (seed, epoch, rank count, rank);
  * VAL/TEST keep the split order (no shuffle). first_step > 0 starts where an
  * uninterrupted epoch would be at that step. Starts the prefetch thread. */

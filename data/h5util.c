@@ -134,7 +134,8 @@ int h5_attr_write_str(hid_t obj, const char *name, const char *s, int variable) 
 int h5_attr_write_strs(hid_t obj, const char *name, const char *const *s, int n) {
     hsize_t dims[1] = {(hsize_t)n};
     hid_t t = str_type(1, 0);
-    int rc = attr_put(obj, name, t, t, H5Screate_simple(1, dims, NULL), s);
+    static const char *const none[1] = {""}; /* n == 0: HDF5 still wants a buffer */
+    int rc = attr_put(obj, name, t, t, H5Screate_simple(1, dims, NULL), n ? s : none);
     H5Tclose(t);
     return rc;
 }
@@ -185,7 +186,9 @@ int h5_attr_strs(hid_t a, char ***out) {
     hssize_t n = H5Sget_simple_extent_npoints(sp);
     int rc = -1;
     if (H5Tget_class(ft) == H5T_STRING && n >= 0 && (*out = calloc((size_t)n + 1, sizeof **out))) {
-        rc = H5Tis_variable_str(ft) > 0 ? read_vlen(a, ft, sp, n, *out) : read_fixed(a, ft, n, *out);
+        rc = n == 0                        ? 0 /* an empty array: nothing to read */
+             : H5Tis_variable_str(ft) > 0 ? read_vlen(a, ft, sp, n, *out)
+                                          : read_fixed(a, ft, n, *out);
         if (rc) {
             h5_strs_free(*out, (int)n);
             *out = NULL;

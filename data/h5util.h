@@ -35,7 +35,7 @@ int h5_attr_write(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, 
 /* A scalar string attribute: fixed-length (variable = 0) or variable-length UTF-8, as
  * h5py writes a Python str (variable = 1). */
 int h5_attr_write_str(hid_t obj, const char *name, const char *s, int variable);
-/* A 1-D attribute of n variable-length UTF-8 strings. */
+/* A 1-D attribute of n variable-length UTF-8 strings (n may be 0: an empty array). */
 int h5_attr_write_strs(hid_t obj, const char *name, const char *const *s, int n);
 /* A scalar attribute read as mem_type; -1 when absent or unreadable. */
 int h5_attr_read(hid_t obj, const char *name, hid_t mem_type, void *value);

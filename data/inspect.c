@@ -10,6 +10,7 @@
 #include "data_error.h"
 #include "format.h"
 #include "h5util.h"
+#include "jet_inputs.h"
 #include "jetfile.h"
 #include "preprocess.h"
 #include "sparsefile.h"
@@ -89,16 +90,53 @@ typedef struct {
     long long nonzero;
 } ChanStat;
 
-/* A dataset's files, opened, and their per-jet columns concatenated. */
+#define MAX_COLUMNS (4 + JET_MAX_SCALARS)
+
+/* A dataset's files, opened, what they declare, and their per-jet columns concatenated. */
 typedef struct {
     char **list;
     int nf, opened;
     JetFile *files;
     long long N;
-    float *col[4];       /* m, pt, ieta, iphi */
+    JetInputs inputs;    /* the first file's */
+    int other_inputs;    /* a file that declares other inputs (the reader refuses it), or -1 */
+    JetInputs other;     /* its inputs */
+    int ncol;
+    const char *name[MAX_COLUMNS]; /* m, those of pt, ieta, iphi every file has, the scalars */
+    float *col[MAX_COLUMNS];
 } Opened;
 
-static const char *const COLUMN[4] = {DSET_M, DSET_PT, DSET_IETA, DSET_IPHI};
+/* the columns shown: m, then pt, ieta, iphi where every file has them, then the declared
+ * scalars not among them */
+static void choose_columns(Opened *d) {
+    static const char *const usual[4] = {DSET_M, DSET_PT, DSET_IETA, DSET_IPHI};
+    d->ncol = 0;
+    for (int k = 0; k < 4; k++) {
+        int everywhere = 1;
+        for (int i = 0; k && i < d->nf; i++) everywhere &= H5Lexists(d->files[i].file, usual[k], H5P_DEFAULT) > 0;
+        if (everywhere) d->name[d->ncol++] = usual[k];
+    }
+    for (int s = 0; s < d->inputs.n_scalars; s++) {
+        int known = 0;
+        for (int k = 0; k < d->ncol; k++) known |= !strcmp(d->name[k], d->inputs.scalar[s]);
+        if (!known) d->name[d->ncol++] = d->inputs.scalar[s];
+    }
+}
+
+/* the files' declarations (the first file's kept; a file that differs noted) */
+static int read_inputs(Opened *d) {
+    d->other_inputs = -1;
+    for (int i = 0; i < d->nf; i++) {
+        JetInputs in;
+        if (jet_inputs_read(&in, d->files[i].file, d->files[i].path, d->files[i].c)) return -1;
+        if (i == 0) d->inputs = in;
+        else if (d->other_inputs < 0 && !jet_inputs_equal(&in, &d->inputs)) {
+            d->other_inputs = i;
+            d->other = in;
+        }
+    }
+    return 0;
+}
 
 static int open_all(Opened *d) {
     d->files = calloc((size_t)d->nf, sizeof *d->files);
@@ -112,17 +150,19 @@ static int open_all(Opened *d) {
                            f->h, f->w, f0->path, f0->c, f0->h, f0->w);
         if (!rc) d->N += f->n;
     }
-    for (int k = 0; !rc && k < 4; k++) {
+    if (!rc) rc = read_inputs(d);
+    if (!rc) choose_columns(d);
+    for (int k = 0; !rc && k < d->ncol; k++) {
         d->col[k] = malloc((size_t)d->N * sizeof *d->col[k]);
         if (!d->col[k]) rc = data_fail("out of memory for %lld rows", d->N);
         for (long long i = 0, at = 0; !rc && i < d->nf; at += d->files[i].n, i++)
-            rc = jetfile_read_column(&d->files[i], COLUMN[k], d->col[k] + at, H5P_DEFAULT);
+            rc = jetfile_read_column(&d->files[i], d->name[k], d->col[k] + at, H5P_DEFAULT);
     }
     return rc;
 }
 
 static void close_all(Opened *d) {
-    for (int k = 0; k < 4; k++) free(d->col[k]);
+    for (int k = 0; k < MAX_COLUMNS; k++) free(d->col[k]);
     for (int i = 0; i < d->opened; i++) jetfile_close(&d->files[i]);
     free(d->files);
     jet_list_free(d->list, d->nf);
@@ -137,6 +177,24 @@ static void print_entries(FILE *out, const JetFile *f) {
         fprintf(out, " %s %.2f%%", f->n_names ? f->names[c] : "-", 100.0 * (double)e / ((double)f->n * f->sparse->g.hw));
     }
     fputc('\n', out);
+}
+
+/* What the model takes from the dataset, as the reader resolves it (data/FORMAT.md). */
+static void print_inputs(FILE *out, const Opened *d) {
+    const JetInputs *in = &d->inputs;
+    const JetFile *f0 = &d->files[0];
+    fprintf(out, "model inputs%s:\n  scalars  ", in->declared ? "" : " (the file declares none: the format's default)");
+    if (!in->n_scalars) fprintf(out, "none");
+    for (int k = 0; k < in->n_scalars; k++) fprintf(out, "%s%s / %g", k ? ", " : "", in->scalar[k], in->scale[k]);
+    fprintf(out, "\n  channels ");
+    for (int c = 0; c < in->channels; c++)
+        fprintf(out, "%s%s %s", c ? ", " : "", f0->n_names ? f0->names[c] : "-", channel_kind_name(in->kind[c]));
+    fputc('\n', out);
+    if (d->other_inputs >= 0) {
+        char buf[600];
+        fprintf(out, "  OTHER INPUTS in %s: %s (the reader refuses files that differ)\n",
+                d->files[d->other_inputs].path, jet_inputs_describe(&d->other, buf, sizeof buf));
+    }
 }
 
 /* The files, their layout and attributes, the columns and the mass histogram. */
@@ -164,8 +222,9 @@ static void print_files(FILE *out, const char *path, const Opened *d) {
         fprintf(out, "  attributes:\n");
         H5Aiterate2(f->file, H5_INDEX_NAME, H5_ITER_INC, NULL, print_attr, out);
     }
+    print_inputs(out, d);
     fprintf(out, "per-jet columns:\n");
-    for (int k = 0; k < 4; k++) print_column(out, COLUMN[k], d->col[k], d->N);
+    for (int k = 0; k < d->ncol; k++) print_column(out, d->name[k], d->col[k], d->N);
     print_mass_histogram(out, d->col[0], d->N);
 }
 
@@ -196,7 +255,7 @@ static int read_row(const JetFile *f, long long r, float *x, char *scratch) {
     char *value = scratch + sparsefile_row_entries(s, r) * s->g.pos_bytes;
     if (sparsefile_read(f, &r, 1, scratch, value, H5P_DEFAULT)) return -1;
     memset(x, 0, (size_t)(f->c * s->g.hw) * sizeof *x);
-    sparse_densify(&s->g, s->counts + r * f->c, scratch, value, NULL, 0.0f, x, NULL, 0);
+    sparse_densify(&s->g, s->counts + r * f->c, scratch, value, NULL, NULL, 0.0f, x, NULL, 0);
     return 0;
 }
 
@@ -209,6 +268,7 @@ static int pixel_stats(FILE *out, const Opened *d, long long used) {
     float *x = malloc((size_t)rowf * sizeof *x);
     void *stage = malloc((size_t)rowf * 8); /* a dense row as stored, or a sparse row's entries */
     int rc = cs && x && stage ? pixel_hist_init(&hist, f0->c) : data_fail("out of memory");
+    hist.kinds = d->inputs.kind; /* the reader's statistic: of |x| for a signed channel */
     for (int c = 0; !rc && c < f0->c; c++) cs[c] = (ChanStat){0, INFINITY, -INFINITY, 0};
     long long bad = 0;
     for (long long u = 0; !rc && u < used; u++) {
@@ -222,12 +282,14 @@ static int pixel_stats(FILE *out, const Opened *d, long long used) {
     }
     if (!rc) {
         fprintf(out, "pixels over %lld of %lld jets%s:\n", used, N, used < N ? " (evenly spaced)" : "");
-        fprintf(out, "  %-10s %10s %10s %10s %9s %12s\n", "channel", "min", "mean", "max", "nonzero",
+        fprintf(out, "  %-10s %-6s %10s %10s %10s %9s %12s\n", "channel", "kind", "min", "mean", "max", "nonzero",
                 "q99.9(>0)");
         for (int c = 0; c < f0->c; c++)
-            fprintf(out, "  %-10s %10.4g %10.4g %10.4g %8.2f%% %12.4g\n", f0->n_names ? f0->names[c] : "-",
-                    cs[c].lo, cs[c].sum / (double)(used * hw), cs[c].hi,
+            fprintf(out, "  %-10s %-6s %10.4g %10.4g %10.4g %8.2f%% %12.4g\n", f0->n_names ? f0->names[c] : "-",
+                    channel_kind_name(d->inputs.kind[c]), cs[c].lo, cs[c].sum / (double)(used * hw), cs[c].hi,
                     100.0 * (double)cs[c].nonzero / (double)(used * hw), pixel_hist_quantile(&hist, c, 0.999));
+        fprintf(out, "  (q99.9(>0): the reader's scale statistic, of the positive pixels, of |x| for a signed "
+                     "channel)\n");
         if (bad) fprintf(out, "  NON-FINITE pixels: %lld (the reader rejects such rows)\n", bad);
     }
     pixel_hist_free(&hist);

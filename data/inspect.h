@@ -1,6 +1,7 @@
 /* What `e2e-data info` prints: a dataset's files, shapes, dtype, chunking, provenance
- * attributes, per-jet columns, a text histogram of the mass, and per-channel pixel
- * statistics. Serial: it reads with HDF5's default (POSIX) driver. */
+ * attributes, the model's inputs (scalars and their scales, channel kinds), per-jet
+ * columns, a text histogram of the mass, and per-channel pixel statistics. Serial: it
+ * reads with HDF5's default (POSIX) driver. */
 #ifndef E2E_DATA_INSPECT_H
 #define E2E_DATA_INSPECT_H
 

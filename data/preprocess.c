@@ -10,22 +10,34 @@
 
 AVX2_CLONES /* about 2x over SSE2 here */
 long long preprocess_images(float *x, long long n, int channels, long long hw,
-                            const float *scales, float zero_suppress) {
+                            const float *scales, const unsigned char *kinds, float zero_suppress) {
     long long bad = 0;
     for (long long i = 0; i < n; i++) {
         for (int c = 0; c < channels; c++) {
             float *p = x + (i * channels + c) * hw;
             const float inv = 1.0f / scales[c];
+            const int kind = kinds ? kinds[c] : CHANNEL_ENERGY;
             unsigned b = 0; /* 32-bit lanes: the loop vectorises at full width */
             for (long long k = 0; k < hw; k++) {
                 float v = p[k];
                 b += !(fabsf(v) <= FLT_MAX);
-                p[k] = preprocess_pixel(v, inv, zero_suppress);
+                p[k] = prep_pixel(v, inv, kind, zero_suppress);
             }
             bad += b;
         }
     }
     return bad;
+}
+
+AVX2_CLONES
+int all_zero(const float *x, long long n) {
+    uint32_t any = 0; /* the bits of every value but the sign, or'ed: vectorises */
+    for (long long k = 0; k < n; k++) {
+        uint32_t u;
+        memcpy(&u, &x[k], 4);
+        any |= u & 0x7fffffffu;
+    }
+    return any == 0;
 }
 
 AVX2_CLONES
@@ -53,6 +65,7 @@ int pixel_hist_init(PixelHist *h, int channels) {
     h->count = calloc((size_t)channels * PIXEL_HIST_BINS, sizeof *h->count);
     h->nonpos = calloc((size_t)channels, sizeof *h->nonpos);
     h->nonfinite = 0;
+    h->kinds = NULL;
     if (!h->count || !h->nonpos) {
         pixel_hist_free(h);
         return data_fail("out of memory for the pixel histogram (%d channels)", channels);
@@ -66,10 +79,16 @@ void pixel_hist_free(PixelHist *h) {
     h->count = h->nonpos = NULL;
 }
 
-/* one value into channel c's bins (positive finite), nonpos or nonfinite */
-static inline void hist_value(PixelHist *h, uint64_t *cnt, int c, float v) {
+/* a signed channel counts |x|: its sign bit is dropped */
+static inline uint32_t hist_mask(const PixelHist *h, int c) {
+    return h->kinds && h->kinds[c] == CHANNEL_SIGNED ? 0x7fffffffu : 0xffffffffu;
+}
+
+/* one value of channel c into its bins (positive finite), nonpos or nonfinite */
+static inline void hist_value(PixelHist *h, uint64_t *cnt, int c, uint32_t mask, float v) {
     uint32_t u;
     memcpy(&u, &v, 4);
+    u &= mask;
     if ((u & 0x7fffffff) >= 0x7f800000) h->nonfinite++;
     else if (u == 0 || (u >> 31)) h->nonpos[c]++;
     else cnt[u >> 16]++;
@@ -81,14 +100,16 @@ void pixel_hist_add(PixelHist *h, const float *x, long long n, long long hw) {
         for (int c = 0; c < h->channels; c++) {
             const float *p = x + (i * h->channels + c) * hw;
             uint64_t *cnt = h->count + (size_t)c * PIXEL_HIST_BINS;
-            for (long long k = 0; k < hw; k++) hist_value(h, cnt, c, p[k]);
+            const uint32_t mask = hist_mask(h, c);
+            for (long long k = 0; k < hw; k++) hist_value(h, cnt, c, mask, p[k]);
         }
     }
 }
 
 void pixel_hist_add_values(PixelHist *h, int c, const float *v, long long n, long long zeros) {
     uint64_t *cnt = h->count + (size_t)c * PIXEL_HIST_BINS;
-    for (long long k = 0; k < n; k++) hist_value(h, cnt, c, v[k]);
+    const uint32_t mask = hist_mask(h, c);
+    for (long long k = 0; k < n; k++) hist_value(h, cnt, c, mask, v[k]);
     h->nonpos[c] += (uint64_t)zeros;
 }
 

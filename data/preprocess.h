@@ -7,21 +7,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The preprocessing of one pixel value v of a channel whose factor is 1 / scale:
- * y = v * factor; y < zero_suppress -> 0 (NaN too); y > 1 -> 1. The one rule that
- * preprocess_images (dense rows) and sparse_densify (data/sparse.h: the non-zero
- * values of sparse rows; a zero pixel stays 0 under it) both apply. */
-static inline float preprocess_pixel(float v, float factor, float zero_suppress) {
-    float y = v * factor;
-    y = y >= zero_suppress ? y : 0.0f; /* NaN fails the comparison: 0 */
-    return y < 1.0f ? y : 1.0f;
-}
+#include "prep_pixel.h"
 
-/* In place over x[n][channels][hw]: preprocess_pixel with factor 1 / scales[c], so
- * every value lands in [0, 1]. Non-finite inputs become 0 (NaN) or 1 (+Inf); the
- * return value counts them, so the caller can reject the batch. */
+/* In place over x[n][channels][hw], every pixel through prep_pixel (prep_pixel.h) with
+ * factor 1 / scales[c] and channel c's kind (kinds[c], a ChannelKind; kinds NULL: every
+ * channel energy-like): y = x / s_c, zero-suppressed, clipped to [0, 1] (energy-like) or
+ * [-1, 1] (signed). Non-finite inputs become 0 (NaN) or +-1 (Inf); the return value
+ * counts them, so the caller can reject the batch. */
 long long preprocess_images(float *x, long long n, int channels, long long hw,
-                            const float *scales, float zero_suppress);
+                            const float *scales, const unsigned char *kinds, float zero_suppress);
+
+/* 1 when every one of the n values is zero (of either sign): an empty image. */
+int all_zero(const float *x, long long n);
 
 /* The count of non-finite values in x[0..n), and the index of the first (or -1). */
 long long count_nonfinite(const float *x, long long n, long long *first);
@@ -33,21 +30,25 @@ long long count_nonfinite(const float *x, long long n, long long *first);
 #define PIXEL_HIST_BINS 32768
 typedef struct {
     int channels;
-    uint64_t *count;      /* [channels][PIXEL_HIST_BINS], positive finite values */
-    uint64_t *nonpos;     /* [channels]: values <= 0 */
+    uint64_t *count;      /* [channels][PIXEL_HIST_BINS], positive finite values (|x| of a
+                             signed channel) */
+    uint64_t *nonpos;     /* [channels]: values <= 0 (signed channels: zeros) */
     uint64_t nonfinite;   /* NaN / Inf seen */
+    const unsigned char *kinds; /* [channels] ChannelKind, set by the caller after
+                             pixel_hist_init; NULL: every
+                             channel energy-like. A signed channel's statistic is over |x| */
 } PixelHist;
 
 int pixel_hist_init(PixelHist *h, int channels); /* 0, or -1 when out of memory */
 void pixel_hist_free(PixelHist *h);
 /* adds x[n][channels][hw] */
 void pixel_hist_add(PixelHist *h, const float *x, long long n, long long hw);
-/* adds n values of channel c (one value: pixel_hist_add's rule); zeros adds that many
- * zero pixels. pixel_hist_add of a dense row equals this over its channels' non-zero
- * values with the other pixels as zeros (sparse rows, data/sparse.h). */
+/* adds n values of channel c (each by pixel_hist_add's rule) and `zeros` zero pixels:
+ * pixel_hist_add of a dense row equals this over each channel's stored values with the
+ * rest as zeros (sparse rows, data/sparse.h) */
 void pixel_hist_add_values(PixelHist *h, int c, const float *v, long long n, long long zeros);
-/* the q-quantile (0 < q <= 1) of channel c's positive values, interpolated inside the
- * bin; 0 when the channel has no positive value */
+/* the q-quantile (0 < q <= 1) of channel c's positive values (of |x| for a signed
+ * channel), interpolated inside the bin; 0 when the channel has no such value */
 float pixel_hist_quantile(const PixelHist *h, int c, double q);
 
 /* Unbiasing by per-sample weights (data/README.md says why weights, not resampling).

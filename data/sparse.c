@@ -75,7 +75,7 @@ int sparse_check(const SparseGeom *g, const uint32_t *counts, const void *pos, i
 
 /* entries [k, k + m) of one plane, their values v[0..m) as float32 */
 static long long scatter(const SparseGeom *g, const void *pos, long long k, long long m, const float *v, int c,
-                         const float *factors, float zero_suppress, float *out, uint32_t *touched,
+                         const float *factors, int kind, float zero_suppress, float *out, uint32_t *touched,
                          uint32_t touched_base) {
     float *plane = out + c * g->hw;
     const float factor = factors ? factors[c] : 1.0f;
@@ -83,15 +83,15 @@ static long long scatter(const SparseGeom *g, const void *pos, long long k, long
     for (long long i = 0; i < m; i++) {
         uint32_t p = pos_at(pos, g->pos_bytes, k + i);
         bad += !(fabsf(v[i]) <= FLT_MAX);
-        plane[p] = factors ? preprocess_pixel(v[i], factor, zero_suppress) : v[i];
+        plane[p] = factors ? prep_pixel(v[i], factor, kind, zero_suppress) : v[i];
         if (touched) touched[k + i] = touched_base + (uint32_t)(c * g->hw) + p;
     }
     return bad;
 }
 
 long long sparse_densify(const SparseGeom *g, const uint32_t *counts, const void *pos, const void *value,
-                         const float *factors, float zero_suppress, float *out, uint32_t *touched,
-                         uint32_t touched_base) {
+                         const float *factors, const unsigned char *kinds, float zero_suppress, float *out,
+                         uint32_t *touched, uint32_t touched_base) {
     long long k = 0, bad = 0;
     float buf[256]; /* binary16 values decoded a piece at a time (F16C where there is AVX2) */
     for (int c = 0; c < g->channels; c++) {
@@ -99,7 +99,8 @@ long long sparse_densify(const SparseGeom *g, const uint32_t *counts, const void
             long long m = g->value_bytes == 4 ? counts[c] - i : (counts[c] - i < 256 ? counts[c] - i : 256);
             if (g->value_bytes == 2) half_to_float_n((const uint16_t *)value + k, buf, (size_t)m);
             const float *v = g->value_bytes == 2 ? buf : (const float *)value + k;
-            bad += scatter(g, pos, k, m, v, c, factors, zero_suppress, out, touched, touched_base);
+            bad += scatter(g, pos, k, m, v, c, factors, kinds ? kinds[c] : CHANNEL_ENERGY, zero_suppress, out,
+                           touched, touched_base);
             k += m, i += m;
         }
     }

@@ -42,16 +42,17 @@ int sparse_check(const SparseGeom *g, const uint32_t *counts, const void *pos, i
 /* The entries of one jet into a float32 row out[C][hw] whose other pixels are already
  * 0 (the caller zeroes them, or only the pixels a previous call wrote: see touched):
  * each value converted to float32 and, when factors is not NULL, put through
- * preprocess_pixel(v, factors[c], zero_suppress), the dense path's rule. So this
- * equals preprocess_images over the dense row (factors = 1 / scales) bit for bit.
- * touched (or NULL) receives touched_base + c * hw + p for every entry written.
- * Returns the count of non-finite values (the reader rejects such rows). */
+ * prep_pixel(v, factors[c], kinds[c], zero_suppress) (prep_pixel.h; kinds NULL: every
+ * channel energy-like), the dense path's rule. prep_pixel maps 0 to 0, so this equals
+ * preprocess_images over the dense row (factors = 1 / scales) bit for bit. touched (or
+ * NULL) receives touched_base + c * hw + p for every entry written. Returns the count
+ * of non-finite values (the reader rejects such rows). */
 long long sparse_densify(const SparseGeom *g, const uint32_t *counts, const void *pos, const void *value,
-                         const float *factors, float zero_suppress, float *out, uint32_t *touched,
-                         uint32_t touched_base);
+                         const float *factors, const unsigned char *kinds, float zero_suppress, float *out,
+                         uint32_t *touched, uint32_t touched_base);
 
-/* A jet's values into the scale statistic's histogram, equal to pixel_hist_add of its
- * dense row. scratch holds sum(counts) floats. */
+/* A jet's values into the scale statistic's histogram (h->kinds honoured), equal to
+ * pixel_hist_add of its dense row. scratch holds the largest count's floats. */
 void sparse_hist_add(PixelHist *h, const SparseGeom *g, const uint32_t *counts, const void *value,
                      float *scratch);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "data_error.h"
 #include "error.h"
 #include "h5util.h"
 #include "hash.h"
@@ -169,6 +170,7 @@ static int write_contents(hid_t f, const CheckpointState *st, const Model *model
     if (data >= 0) {
         int n = st->n_scales;
         rc |= write_floats(data, "scales", 1, &n, st->scales);
+        rc |= jet_inputs_write(data, &st->inputs);
         H5Gclose(data);
     }
     rc |= H5Fflush(f, H5F_SCOPE_GLOBAL) < 0;
@@ -331,6 +333,26 @@ static int read_tensors(hid_t f, const Model *model, float *arenas[3], uint64_t 
     return rc;
 }
 
+/* The model's inputs: version 3 records them on /data (the jet format's attributes);
+ * versions 1 and 2 trained on the default ones. Their counts must be the model's. */
+static int read_inputs(hid_t f, CheckpointState *st, const char *path) {
+    if (st->version < 3) {
+        jet_inputs_default(&st->inputs, st->n_scales);
+        return 0;
+    }
+    hid_t data = H5Gopen2(f, "data", H5P_DEFAULT);
+    int rc = H5Aexists(data, ATTR_SCALARS) > 0 && H5Aexists(data, ATTR_CHANNEL_KINDS) > 0
+                 ? 0
+                 : net_fail("%s: checkpoint lacks the model's inputs (data: attributes %s, %s)", path, ATTR_SCALARS,
+                            ATTR_CHANNEL_KINDS);
+    if (!rc && jet_inputs_read(&st->inputs, data, path, st->n_scales)) rc = net_fail("%s (checkpoint)", data_error());
+    H5Gclose(data);
+    if (!rc && st->inputs.n_scalars != st->model.n_scalars)
+        rc = net_fail("%s: checkpoint names %d scalar inputs but its model takes %d", path, st->inputs.n_scalars,
+                      st->model.n_scalars);
+    return rc;
+}
+
 static int read_scales(hid_t f, CheckpointState *st, const char *path) {
     if (H5Lexists(f, "data", H5P_DEFAULT) <= 0 || H5Lexists(f, "data/scales", H5P_DEFAULT) <= 0)
         return net_fail("%s: checkpoint has no data/scales", path);
@@ -364,6 +386,7 @@ static int load(const char *path, CheckpointState *st, const Model *model, float
     if (!rc && model) rc = check_shape(st, model, path);
     if (!rc) rc = read_tensors(f, model, arenas, &hash, path);
     if (!rc) rc = read_scales(f, st, path);
+    if (!rc) rc = read_inputs(f, st, path);
     if (f >= 0) H5Fclose(f);
     h5_quiet_end(&quiet);
     if (!rc && hash != stored)

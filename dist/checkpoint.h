@@ -7,7 +7,10 @@
  *   /model/<name>                  parameters, e.g. /model/layer2.0.conv1.weight
  *   /optimizer/exp_avg/<name>      Adam's first moments
  *   /optimizer/exp_avg_sq/<name>   Adam's second moments
- *   /data/scales                   the per-channel preprocessing scales
+ *   /data/scales                   the per-channel preprocessing scales; on /data the
+ *                                  attributes scalars, scalar_scale, channel_kinds: the
+ *                                  model's inputs as the dataset declared them
+ *                                  (data/FORMAT.md, data/jet_inputs.h)
  *   attributes on /                format, version, model shape, position, the
  *                                  learning-rate schedule (lr_base, lr_scaled,
  *                                  lr_warmup_steps, lr_plateau and the plateau's
@@ -23,15 +26,19 @@
 #include <stdint.h>
 
 #include "adam.h"
+#include "jet_inputs.h"
 #include "lr_schedule.h"
 #include "model.h"
 
 #define CHECKPOINT_FORMAT "e2e-ddp checkpoint"
-/* Version 2 stores the learning-rate schedule once (lr_base, lr_scaled,
- * lr_warmup_steps, lr_plateau); version 1 stored the plateau's rate as "lr" and Adam's
- * last rate as "adam_lr", and neither the base nor the scaled rate nor the warm-up.
- * Both are read; version 2 is written. */
-#define CHECKPOINT_VERSION 2
+/* Version 3 records the model's inputs on /data (the scalars' names and scales, the
+ * channel kinds); versions 1 and 2 did not, and their models took what every dataset
+ * gave then: iphi / 360, ieta / 170, every channel energy-like (read so). Version 2
+ * stores the learning-rate schedule once (lr_base, lr_scaled, lr_warmup_steps,
+ * lr_plateau); version 1 stored the plateau's rate as "lr" and Adam's last rate as
+ * "adam_lr", and neither the base nor the scaled rate nor the warm-up. All three are
+ * read; version 3 is written. */
+#define CHECKPOINT_VERSION 3
 #define CHECKPOINT_OLDEST_VERSION 1
 #define CHECKPOINT_MAX_SCALES 64
 
@@ -53,6 +60,8 @@ typedef struct {
     AdamHyper adam;
     int n_scales;
     float scales[CHECKPOINT_MAX_SCALES];
+    JetInputs inputs;           /* the dataset's scalars (names, scales) and channel kinds
+                                   the model was trained on (versions 1, 2: the default) */
     char config_json[8192];     /* the run's resolved configuration */
 } CheckpointState;
 

@@ -24,6 +24,7 @@ HostBatch session_host_batch(const Dataset *d, const DataBatch *b, InputPrep *pr
                                   .value_half = b->sparse->value_bytes == 2};
     if (!dataset_info(d)->preprocessed) {
         prep->scale = dataset_prep_factors(d, &prep->threshold);
+        prep->kind = dataset_info(d)->channel_kinds;
         hb.prep = prep;
     }
     return hb;
@@ -58,6 +59,18 @@ int session_open_data(Session *s, const DatasetOptions *o) {
     return dataset_open(&s->data, &opt) ? session_data_fail() : 0;
 }
 
+/* Every rank runs rank 0's kernel choices (the CPU's convolution engines): timings
+ * differ between ranks and a node's plan record may differ from another's, the
+ * numbers a replica computes must not. */
+static int agree_kernels(Session *s) {
+    char plan[8192];
+    int failed = s->comm->rank == 0 && net_backend_plan(s->ops, plan, sizeof plan) != 0;
+    if (comm_outcome(s->comm, failed)) return -1;
+    comm_bcast_string(s->comm, plan, sizeof plan);
+    failed = s->comm->rank != 0 && net_backend_use_plan(s->ops, plan) != 0;
+    return comm_outcome(s->comm, failed);
+}
+
 int session_build_model(Session *s, int blocks, int batch) {
     const DatasetInfo *info = dataset_info(s->data);
     ModelConfig mc = model_default_config(batch);
@@ -74,7 +87,7 @@ int session_build_model(Session *s, int blocks, int batch) {
             net_fail("out of host memory for %zu parameters", n);
             failed = 1;
         }
-    if (comm_outcome(s->comm, failed)) return -1;
+    if (comm_outcome(s->comm, failed) || agree_kernels(s)) return -1;
     return comm_attach(s->comm, s->ops);
 }
 
@@ -107,7 +120,17 @@ int session_open(Session *s, const SessionOptions *o) {
     if (o->from && o->from->n_scales != channels)  /* the same on every rank */
         return net_fail("%s: checkpoint holds %d preprocessing scales, %s has %d channels",
                         o->from_path, o->from->n_scales, d.path, channels);
+    if (o->from && session_check_inputs(o->from, o->from_path, s->data, d.path)) return -1;
     return session_build_model(s, o->blocks, d.batch);
+}
+
+int session_check_inputs(const CheckpointState *st, const char *ckpt_path, const Dataset *d, const char *data_path) {
+    const JetInputs *have = dataset_inputs(d);
+    if (jet_inputs_equal(&st->inputs, have)) return 0;
+    char was[600], is[600];
+    return net_fail("%s: the checkpoint's model was trained on %s, but %s gives %s: use a dataset with the "
+                    "same scalars and channel kinds", ckpt_path, jet_inputs_describe(&st->inputs, was, sizeof was),
+                    data_path, jet_inputs_describe(have, is, sizeof is));
 }
 
 int session_peek(Session *s, const char *path, CheckpointState *st) {

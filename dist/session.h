@@ -27,7 +27,8 @@ typedef struct {
     int blocks;                   /* residual blocks per layer of the model */
     const CheckpointState *from;  /* a checkpoint the run continues or evaluates (NULL:
                                      none): its seed and preprocessing scales are used,
-                                     and a dataset of another channel count is refused */
+                                     and a dataset of another channel count, other
+                                     scalars or other channel kinds is refused */
     const char *from_path;        /* that checkpoint's path, for the message */
 } SessionOptions;
 
@@ -57,6 +58,10 @@ void session_feed_for_device(DatasetOptions *o, const char *device);
 HostBatch session_host_batch(const Dataset *d, const DataBatch *b, InputPrep *prep);
 /* The model for the open dataset's shape, on the open backend. */
 int session_build_model(Session *s, int blocks, int batch);
+/* 0 when the open dataset d gives the model the inputs the checkpoint recorded (the
+ * scalars with their scales, the channel kinds); else -1 with a message naming both
+ * files and both sets of inputs. Local (every rank holds the same numbers). */
+int session_check_inputs(const CheckpointState *st, const char *ckpt_path, const Dataset *d, const char *data_path);
 /* Rank 0 validates path (checkpoint_peek); every rank gets the state. */
 int session_peek(Session *s, const char *path, CheckpointState *st);
 /* Rank 0 reads the tensors; every rank gets them in s->host and the parameters in the

@@ -57,6 +57,7 @@ static int save(Trainer *t, const char *path) {
     const DatasetInfo *info = dataset_info(t->data);
     st->n_scales = info->channels;
     memcpy(st->scales, dataset_scales(t->data), sizeof(float) * info->channels);
+    st->inputs = *dataset_inputs(t->data);
     train_config_json(t->cfg, t->comm->size, st->config_json, sizeof st->config_json);
     float **host = t->s.host;
     if (model_get_params(t->model, host[0]) || adam_get_moments(&t->adam, host[1], host[2]))
@@ -492,6 +493,8 @@ static int run_start_root(void *arg) {
            model_count_params(model_config(t->model)), info->channels, info->height, info->width,
            dataset_split_total(t->data, SPLIT_TRAIN), dataset_split_total(t->data, SPLIT_VAL),
            dataset_split_total(t->data, SPLIT_TEST), x->steps, t->comm->size, cfg->batch);
+    const char *kernels = net_backend_report(model_ops(t->model));
+    if (kernels) printf("e2e-train: %s\n", kernels);
     if (x->resume_path)
         printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", x->resume_path,
                t->st.epoch + 1, t->st.step_in_epoch);

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Installs what e2e-ddp needs on Debian 12 (idempotent): compiler and CMake, OpenBLAS
-# (OpenMP build), Open MPI, parallel HDF5, PyTorch (the numerical reference and the
-# baseline of the benchmarks), h5py, gnuplot; Slurm and munge for the Slurm tests and the
-# local one-node cluster (launch/local-slurm.sh; libpmix-dev holds the libpmix.so that
-# Slurm's mpi/pmix plugin loads for `srun --mpi=pmix`); and the Python environment of
-# data/convert-parquet (pyarrow, h5py, numpy from PyPI, pinned in data/requirements.txt)
-# in .venv, or the folder E2E_VENV names. The CUDA toolkit is not installed here: the
-# CUDA backend is built when /usr/local/cuda is present.
+# (OpenMP build), oneDNN (libdnnl-dev 2.6.3: the CPU backend's second convolution
+# engine, the library PyTorch's CPU convolutions run on), Open MPI, parallel HDF5,
+# PyTorch (the numerical reference and the baseline of the benchmarks), h5py, gnuplot;
+# Slurm and munge for the Slurm tests and the local one-node cluster
+# (launch/local-slurm.sh; libpmix-dev holds the libpmix.so that Slurm's mpi/pmix plugin
+# loads for `srun --mpi=pmix`); and the Python environment of data/e2e-convert, the
+# importer of E2E parquet and HDF5 files (pyarrow, h5py, numpy from PyPI, pinned in
+# data/requirements.txt; its tests, ctest convert_* and e2e_convert_*, and benchmarks run
+# in it too) in .venv, or the folder E2E_VENV names. The CUDA toolkit is not installed
+# here: the CUDA backend is built when /usr/local/cuda is present.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(build-essential cmake pkg-config git
-      libopenblas-openmp-dev
+      libopenblas-openmp-dev libdnnl-dev
       openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       python3 python3-numpy python3-torch python3-h5py python3-venv
       gnuplot-nox procps
@@ -27,7 +30,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The converter's environment: a virtual environment of Debian's Python 3 (Debian 12's
+# The importer's environment: a virtual environment of Debian's Python 3 (Debian 12's
 # own pip refuses to install into the system, PEP 668, and Debian has no pyarrow). It is
 # (re)made only when data/requirements.txt differs from the copy kept in it, or when its
 # packages do not import; otherwise this step takes well under a second.

@@ -40,3 +40,17 @@ NetOps *net_backend_create(const BackendOptions *opt) {
     net_fail("unknown device '%s' (expected cpu or cuda)", o.device);
     return NULL;
 }
+
+/* Only the CPU backend chooses kernels per shape by itself (cuDNN's choices are made
+ * per call from its heuristics and are not exchanged). */
+int net_backend_plan(NetOps *ops, char *buf, size_t len) {
+    if (len) buf[0] = '\0';
+    return net_cpu_conv_report(ops) ? net_cpu_conv_plan(ops, buf, len) : 0;
+}
+
+int net_backend_use_plan(NetOps *ops, const char *plan) {
+    if (!plan || !*plan) return 0;
+    return net_cpu_conv_use_plan(ops, plan);
+}
+
+const char *net_backend_report(NetOps *ops) { return net_cpu_conv_report(ops); }

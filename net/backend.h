@@ -3,6 +3,8 @@
 #ifndef E2E_NET_BACKEND_H
 #define E2E_NET_BACKEND_H
 
+#include <stddef.h>
+
 #include "ops.h"
 
 typedef struct {
@@ -16,6 +18,15 @@ typedef struct {
  * "cuda" in a build without CUDA, no GPU, a precision the backend lacks). Free with
  * ops->destroy(ops). opt may be NULL (CPU, defaults). */
 NetOps *net_backend_create(const BackendOptions *opt);
+/* The kernel choices a backend made while a model was built on it (the CPU's
+ * convolution engine per shape and pass), as text that one rank hands to the others so
+ * that every rank runs the same kernels: "" when the backend makes no such choice.
+ * 0, or -1 with net_error() (buf too small). */
+int net_backend_plan(NetOps *ops, char *buf, size_t len);
+/* Runs the kernels a plan names from now on (a plan of "" changes nothing). */
+int net_backend_use_plan(NetOps *ops, const char *plan);
+/* One line describing those choices for a run's start line, or NULL when there are none. */
+const char *net_backend_report(NetOps *ops);
 /* 1 when this build contains the CUDA backend. */
 int net_has_cuda(void);
 

@@ -86,6 +86,7 @@ typedef struct {
     const void *raw;        /* x or x_half */
     int half;
     const float *scale;     /* the device's preprocessing, or NULL */
+    const unsigned char *kind;
     float threshold;
 } Move;
 
@@ -95,7 +96,7 @@ static Move move_of(const Model *m, const HostBatch *b) {
                   .hw = (size_t)c->height * c->width, .ns = (size_t)b->n * c->n_scalars,
                   .raw = b->x ? (const void *)b->x : (const void *)b->x_half,
                   .half = b->x_half != NULL, .scale = b->prep ? b->prep->scale : NULL,
-                  .threshold = b->prep ? b->prep->threshold : 0.0f};
+                  .kind = b->prep ? b->prep->kind : NULL, .threshold = b->prep ? b->prep->threshold : 0.0f};
 }
 
 /* room for `bytes` in the sparse staging buffer: a larger one when needed, once the
@@ -116,27 +117,35 @@ static int sparse_room(Model *m, size_t bytes) {
     return 0;
 }
 
-/* A sparse batch into the model's input: its entries (unless already on the device)
- * copied to the sparse staging buffer, densified into x there, and preprocessed in
- * place. */
-static int stage_sparse(Model *m, const HostBatch *b, const Move *v) {
+/* A sparse batch's entries copied into the sparse staging buffer (its device copy in
+ * *dev); with on_device, *dev is the batch itself. */
+static int upload_sparse(Model *m, const HostBatch *b, SparseInput *dev) {
     NetOps *o = m->ops;
     Feed *f = &m->feed;
     const SparseInput *s = &b->sparse;
-    const int c = m->cfg.in_channels;
-    const size_t planes = ((size_t)b->n * c + 1) * sizeof(uint32_t), nnz = (size_t)s->nnz;
+    *dev = *s;
+    if (b->on_device) return 0;
+    const size_t planes = ((size_t)b->n * m->cfg.in_channels + 1) * sizeof(uint32_t), nnz = (size_t)s->nnz;
     const size_t at_pos = round_up(planes, 256), at_val = at_pos + round_up(nnz * s->pos_bytes, 256);
-    const void *starts = s->plane_start, *pos = s->pos, *val = s->value;
-    if (!b->on_device) {
-        if (sparse_room(m, at_val + nnz * (s->value_half ? 2 : 4))) return -1;
-        o->upload_async(o->ctx, f->sparse_stage, starts, planes);
-        o->upload_async(o->ctx, f->sparse_stage + at_pos, pos, nnz * s->pos_bytes);
-        o->upload_async(o->ctx, f->sparse_stage + at_val, val, nnz * (s->value_half ? 2 : 4));
-        starts = f->sparse_stage, pos = f->sparse_stage + at_pos, val = f->sparse_stage + at_val;
-    }
-    o->densify_input(o->ctx, b->n, c, v->hw, (const uint32_t *)starts, pos, s->pos_bytes, val, s->value_half, f->x);
-    if (v->scale) o->prep_input(o->ctx, b->n, c, v->hw, f->x, 0, v->scale, v->threshold, f->x);
+    const size_t val_bytes = nnz * (s->value_half ? 2 : 4);
+    if (sparse_room(m, at_val + val_bytes)) return -1;
+    o->upload_async(o->ctx, f->sparse_stage, s->plane_start, planes);
+    o->upload_async(o->ctx, f->sparse_stage + at_pos, s->pos, nnz * s->pos_bytes);
+    o->upload_async(o->ctx, f->sparse_stage + at_val, s->value, val_bytes);
+    dev->plane_start = (const uint32_t *)f->sparse_stage;
+    dev->pos = f->sparse_stage + at_pos;
+    dev->value = f->sparse_stage + at_val;
     return 0;
+}
+
+/* the entries (in backend memory) densified into the model's input, then preprocessed
+ * there in place */
+static void densify_sparse(Model *m, int n, const SparseInput *dev, const Move *v) {
+    NetOps *o = m->ops;
+    const int c = m->cfg.in_channels;
+    o->densify_input(o->ctx, n, c, v->hw, dev->plane_start, dev->pos, dev->pos_bytes, dev->value, dev->value_half,
+                     m->feed.x);
+    if (v->scale) o->prep_input(o->ctx, n, c, v->hw, m->feed.x, 0, v->scale, v->kind, v->threshold, m->feed.x);
 }
 
 /* host -> staging on the copy stream, overlapping the previous pass; staging -> inputs
@@ -146,18 +155,21 @@ static int stage_async(Model *m, const HostBatch *b, const Move *v, int with_tar
     NetOps *o = m->ops;
     Feed *f = &m->feed;
     size_t bytes = (size_t)b->n * sizeof(float);
+    SparseInput dev;
     if (b->sparse.plane_start) {
-        if (stage_sparse(m, b, v)) return -1;
-    } else {
+        if (upload_sparse(m, b, &dev)) return -1;
+    } else
         o->upload_async(o->ctx, f->staging, v->raw, v->nx * (v->half ? 2 : sizeof(float)));
-        o->prep_input(o->ctx, b->n, m->cfg.in_channels, v->hw, f->staging, v->half, v->scale,
-                      v->threshold, f->x);
-    }
     if (v->ns) o->upload_async(o->ctx, f->staging + f->st_scalars, b->scalars, v->ns * sizeof(float));
     if (with_target) {
         o->upload_async(o->ctx, f->staging + f->st_target, b->target, bytes);
         if (b->weight) o->upload_async(o->ctx, f->staging + f->st_weight, b->weight, bytes);
     }
+    if (b->sparse.plane_start)
+        densify_sparse(m, b->n, &dev, v);
+    else
+        o->prep_input(o->ctx, b->n, m->cfg.in_channels, v->hw, f->staging, v->half, v->scale, v->kind,
+                      v->threshold, f->x);
     out->x = f->x;
     if (v->ns) {
         copy_floats(o, f->scalars, f->staging + f->st_scalars, v->ns);
@@ -214,12 +226,13 @@ static int stage(Model *m, const HostBatch *b, int with_target, HostBatch *out) 
     out->on_device = 1;
     if (b->on_device) {  /* already in backend memory: only the raw images need work */
         if (b->sparse.plane_start) {
+            densify_sparse(m, b->n, &b->sparse, &v);
             out->x = m->feed.x;
-            return stage_sparse(m, b, &v);
+            return 0;
         }
         if (v.half || v.scale) {
             m->ops->prep_input(m->ops->ctx, b->n, m->cfg.in_channels, v.hw, v.raw, v.half,
-                               v.scale, v.threshold, m->feed.x);
+                               v.scale, v.kind, v.threshold, m->feed.x);
             out->x = m->feed.x;
         }
         return 0;

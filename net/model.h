@@ -21,7 +21,8 @@
 typedef struct {
     int in_channels;      /* C: 3 in the E2E code, 8 in the "Top Gun" open data */
     int height, width;    /* 125 x 125 */
-    int n_scalars;        /* per-jet scalars joined to the pooled features (2: iphi, ieta) */
+    int n_scalars;        /* per-jet scalars joined to the pooled features: the dataset's, 0 or
+                             more (2 by default: iphi, ieta) */
     int blocks;           /* residual blocks in layer1 and in layer3 (3) */
     int fmaps0, fmaps1;   /* feature maps of conv0/layer1 and of layer2/layer3 (16, 32) */
     int max_batch;        /* activation buffers hold this many samples */
@@ -82,10 +83,13 @@ const float *model_predictions(const Model *m);
  * The loss stays in backend memory until model_loss_value is asked for it. */
 int model_loss(Model *m, const float *target, const float *weight);
 /* Preprocessing done on the device (the reader's, data/README.md): per pixel of channel ch,
- * v = scale[ch] * raw, then v = 0 where v < threshold, then v = 1 where v > 1. */
+ * v = scale[ch] * raw, then v = 0 where |v| < threshold, then clipped to [0, 1] for an
+ * energy-like channel or [-1, 1] for a signed one (data/prep_pixel.h). */
 typedef struct {
     const float *scale;    /* C per-channel factors, host memory */
     float threshold;       /* zero suppression, applied after scaling */
+    const unsigned char *kind; /* C channel kinds (0 energy-like, 1 signed), host memory;
+                              NULL: every channel energy-like */
 } InputPrep;
 
 /* A batch's images as their non-zero pixels (the sparse layout, data/FORMAT.md): plane

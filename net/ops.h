@@ -55,7 +55,8 @@ enum {
     OPS_ASYNC_UPLOAD = 1 << 3, /* mark, upload_async */
     OPS_PREP_INPUT = 1 << 4,   /* prep_input */
     OPS_GRAPHS = 1 << 5,       /* graph_begin, graph_end */
-    OPS_SPARSE_INPUT = 1 << 6, /* densify_input */
+    OPS_CONV_PREPARE = 1 << 6, /* conv2d_prepare */
+    OPS_SPARSE_INPUT = 1 << 7, /* densify_input */
 };
 
 typedef struct NetOps NetOps;
@@ -136,6 +137,12 @@ struct NetOps {
     /* OPS_STREAM: the stream the ops run on (a cudaStream_t). */
     void *(*stream)(void *ctx);
 
+    /* OPS_CONV_PREPARE: called by model_create once per convolution of the graph
+     * (ConvShape.n = the model's max_batch, x_layout as in its forward), before any op
+     * runs, so that the backend can choose its kernels for the shape (the CPU backend's
+     * convolution engines, net/README.md). */
+    void (*conv2d_prepare)(void *ctx, const ConvShape *s, Layout x_layout);
+
     /* OPS_PINNED_HOST: page-locked host memory (uploads from it need no bounce copy), e.g. for the data
      * reader's batch buffers. NULL on failure; free with release_host. */
     void *(*alloc_host)(void *ctx, size_t bytes);
@@ -150,12 +157,14 @@ struct NetOps {
     void (*upload_async)(void *ctx, void *dst, const void *host_src, size_t bytes);
 
     /* OPS_PREP_INPUT: the network's input from raw pixels: x[i] = raw[i] as float (raw is IEEE binary16
-     * when raw_half, else float32), then, when scale is not NULL, v = scale[ch] * v,
-     * v = 0 where v < threshold, v = 1 where v > 1 (NaN stays NaN). raw and x are
-     * (n, c, hw) NCHW in backend memory and may be the same buffer; scale is c floats in
-     * HOST memory, read during the call (c <= OPS_PREP_MAX_CHANNELS). */
+     * when raw_half, else float32), then, when scale is not NULL, the reader's per-pixel
+     * preprocessing (data/prep_pixel.h, the one definition): v = scale[ch] * v, v = 0 where
+     * |v| < threshold (NaN too), then clipped to [0, 1] where kind[ch] is 0 (energy-like)
+     * or to [-1, 1] where it is 1 (signed; kind NULL: every channel energy-like). raw and
+     * x are (n, c, hw) NCHW in backend memory and may be the same buffer; scale and kind
+     * are c entries in HOST memory, read during the call (c <= OPS_PREP_MAX_CHANNELS). */
     void (*prep_input)(void *ctx, int n, int c, size_t hw, const void *raw, int raw_half,
-                       const float *scale, float threshold, float *x);
+                       const float *scale, const unsigned char *kind, float threshold, float *x);
 
     /* OPS_SPARSE_INPUT: the network's input from a batch's non-zero pixels (SparseInput of
      * model.h): x (n, c, hw) NCHW float32 becomes 0, then x[p * hw + pos[e]] = value[e] as

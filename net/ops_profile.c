@@ -37,6 +37,9 @@ static void p_sync(void *ctx) { ((Wrap *)ctx)->inner->sync(IN(ctx)); }
 static void p_copy2d(void *ctx, float *d, size_t ld, const float *s, size_t ls, size_t r, size_t c) {
     TIMED(PROF_OTHER, copy2d(IN(ctx), d, ld, s, ls, r, c));
 }
+static void p_conv_prepare(void *ctx, const ConvShape *s, Layout l) {
+    ((Wrap *)ctx)->inner->conv2d_prepare(IN(ctx), s, l);
+}
 static void p_conv_fwd(void *ctx, const ConvShape *s, Layout l, const float *x, const float *w,
                        const float *b, const float *r, int relu, float *y) {
     ((Wrap *)ctx)->prof->conv_flops[0] += conv_flops(s);
@@ -113,6 +116,10 @@ NetOps *ops_profile_wrap(NetOps *inner, OpsProfile *prof) {
                   .global_maxpool_backward = p_gmp_b, .linear_forward = p_lin_f,
                   .linear_backward = p_lin_b, .l1_loss = p_l1, .adam_update = p_adam,
                   .nonfinite_check = p_nonfinite, .destroy = p_destroy};
+    if (ops_can(inner, OPS_CONV_PREPARE)) {
+        o->caps |= OPS_CONV_PREPARE;
+        o->conv2d_prepare = p_conv_prepare;
+    }
     return o;
 }
 

@@ -130,6 +130,25 @@ size_t model_count_params(const ModelConfig *cfg) {
     return total;
 }
 
+/* Tells the backend every convolution's shape at the model's largest batch (ops.h). */
+static void prepare_convs(Model *m) {
+    NetOps *o = m->ops;
+    if (!ops_can(o, OPS_CONV_PREPARE)) return;
+    ConvShape s = m->conv0.shape;
+    s.n = m->cfg.max_batch;
+    o->conv2d_prepare(o->ctx, &s, LAYOUT_NCHW);
+    for (int i = 0; i < m->n_blocks; i++) {
+        const Block *b = &m->blocks[i];
+        const Conv *convs[3] = {&b->conv1, &b->conv2, b->has_shortcut ? &b->shortcut : NULL};
+        for (int k = 0; k < 3; k++) {
+            if (!convs[k]) continue;
+            s = convs[k]->shape;
+            s.n = m->cfg.max_batch;
+            o->conv2d_prepare(o->ctx, &s, LAYOUT_NHWC);
+        }
+    }
+}
+
 float *model_alloc_floats(Model *m, size_t n) {
     return m->ops->alloc(m->ops->ctx, n * sizeof(float));
 }
@@ -189,6 +208,7 @@ int model_create(Model **out, const ModelConfig *cfg, NetOps *ops) {
         return net_fail("model_create: the %s backend could not allocate memory for batch %d",
                         ops->name, cfg->max_batch);
     }
+    prepare_convs(m);
     *out = m;
     return 0;
 }

@@ -98,7 +98,9 @@ out=$(run "$data" info "$dir/float16.np2.h5" --rows 50); rc=$?
 [[ $rc == 0 ]] && ok || bad "info: exit $rc"
 for want in "300 jets in 1 file, X_jet 8 x 24 x 24" "dtype float16, layout dense, chunks of 7 x 8 x 24 x 24" \
             "channels         track_pt, dz, d0, ecal, hcal, bpix1, bpix2, bpix3" "seed             11" \
-            "generator        e2e-synth" "mass histogram" "  160-180 " "pixels over 50 of 300 jets" "  hcal  "; do
+            "generator        e2e-synth" "mass histogram" "  160-180 " "pixels over 50 of 300 jets" "  hcal  " \
+            "model inputs (the file declares none: the format's default)" "  scalars  iphi / 360, ieta / 170" \
+            "  channels track_pt energy, dz energy, d0 energy, ecal energy"; do
   [[ $out == *"$want"* ]] && ok || bad "info lacks '$want'"
 done
 hist_total=$(awk '/mass histogram/ {on = 1; next} /^pixels/ {on = 0} on && /\|/ {s += $2} END {print s}' <<<"$out")

@@ -1,6 +1,5 @@
-/* The bad-input tests' check under mpirun: dataset_open must fail on every rank with
- * one message (the same on every rank) that holds both needles (the file, the
- * problem), without a hang (alarm() turns a hang into a failure). */
+/* For reader tests under mpirun: dataset_open must fail on every rank, without a hang
+ * (alarm), with the same message on every rank, holding each of two needles. */
 #ifndef E2E_TESTS_EXPECT_OPEN_H
 #define E2E_TESTS_EXPECT_OPEN_H
 
@@ -29,7 +28,7 @@ static inline void expect_open_fails(const char *what, DatasetOptions o, const c
     CHECK(all, "%s: dataset_open did not fail on every rank (here rc %d)", what, rc);
     CHECK(!strcmp(mine, first), "%s: rank %d says '%s', rank 0 says '%s'", what, rank, mine, first);
     CHECK(strstr(mine, n1) && strstr(mine, n2), "%s: message '%s' lacks '%s' or '%s'", what, mine, n1, n2);
-    if (rank == 0) printf("%-28s -> %s\n", what, mine);
+    if (rank == 0) printf("%-26s -> %s\n", what, mine);
     if (d) dataset_close(d);
 }
 

@@ -1,7 +1,10 @@
-/* Checkpoints: a bitwise roundtrip of parameters, moments and state; the newest valid
- * one is found; truncated, foreign, non-HDF5, corrupt and other-shape files are refused
- * with a message naming the file; a process killed (SIGKILL) while writing never
- * leaves a half-written checkpoint under the final name; pruning keeps the newest. */
+/* Checkpoints: a bitwise roundtrip of parameters, moments and state (the model's inputs:
+ * scalars, scales, channel kinds, none included); the newest valid one is found;
+ * truncated, foreign, non-HDF5, corrupt and other-shape files, and inputs that disagree
+ * with the model, are refused with a message naming the file; version 1 and 2 files
+ * written by the old writers are read (with the default inputs); a process killed
+ * (SIGKILL) while writing never leaves a half-written checkpoint under the final name;
+ * pruning keeps the newest. */
 #include <errno.h>
 #include <hdf5.h>
 #include <signal.h>
@@ -57,6 +60,13 @@ static CheckpointState state_of(const Model *m, long step) {
     st.adam = (AdamHyper){.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
     st.n_scales = 8;
     for (int i = 0; i < 8; i++) st.scales[i] = 0.5f + i;
+    /* the model's 2 scalars, not the default ones; channels 1 and 2 signed */
+    jet_inputs_default(&st.inputs, 8);
+    st.inputs.declared = 1;
+    snprintf(st.inputs.scalar[0], JET_SCALAR_NAME_LEN, "pt");
+    st.inputs.scale[0] = 800.0;
+    st.inputs.scale[1] = 0.25;
+    st.inputs.kind[1] = st.inputs.kind[2] = CHANNEL_SIGNED;
     snprintf(st.config_json, sizeof st.config_json, "{\"epochs\": 25}");
     return st;
 }
@@ -95,6 +105,12 @@ static void copy_file(const char *from, const char *to, long limit) {
  * it is read, with the plateau's rate from "lr" and the schedule's other rates unknown
  * (0: the run's options give them); a future version is refused by number. */
 static void test_version1(NetOps *ops);
+/* The same for version 2 (tests/reference/checkpoint_v2.h5): read, with the default
+ * inputs (iphi / 360, ieta / 170, every channel energy-like). */
+static void test_version2(NetOps *ops);
+/* A model without scalars records none; inputs that disagree with the model, or are
+ * missing from a version-3 file, are refused. */
+static void test_inputs(NetOps *ops);
 
 #define EXPECT_REFUSED(call, needle)                                                             \
     do {                                                                                         \
@@ -146,11 +162,16 @@ int main(void) {
           "the read schedule gives other rates");
     CHECK(got.adam.beta2 == 0.999f && got.adam.eps == 1e-8f, "optimizer hyper-parameters differ");
     CHECK(got.n_scales == 8 && got.scales[7] == 7.5f, "scales differ");
+    CHECK(jet_inputs_equal(&got.inputs, &st.inputs) && !strcmp(got.inputs.scalar[0], "pt") &&
+              got.inputs.scale[1] == 0.25 && got.inputs.kind[2] == CHANNEL_SIGNED && got.inputs.kind[3] == CHANNEL_ENERGY,
+          "the model's inputs differ after the roundtrip");
     CHECK(strcmp(got.config_json, "{\"epochs\": 25}") == 0, "config differs: %s", got.config_json);
     got.model.max_batch = model_config(m)->max_batch;  /* not stored: a resumed run picks its own */
     CHECK(memcmp(&got.model, model_config(m), sizeof(ModelConfig)) == 0, "model config differs");
 
     test_version1(ops);
+    test_version2(ops);
+    test_inputs(ops);
 
     /* newest valid wins; a corrupt newest is skipped */
     checkpoint_name(path2, sizeof path2, dir, 240);
@@ -247,6 +268,39 @@ int main(void) {
     return check_main_result("test_checkpoint");
 }
 
+/* The fixtures' model (tests/reference/README.md): `channels` channels, 8x8, 2 scalars,
+ * 0 blocks, feature maps 2 and 3; NULL (a failed check) when it cannot be made. */
+static Model *fixture_model(NetOps *ops, int channels) {
+    ModelConfig cfg = model_default_config(1);
+    cfg.in_channels = channels;
+    cfg.height = cfg.width = 8;
+    cfg.blocks = 0;
+    cfg.fmaps0 = 2;
+    cfg.fmaps1 = 3;
+    Model *m = NULL;
+    if (model_create(&m, &cfg, ops)) CHECK(0, "the fixture's model: %s", net_error());
+    return m;
+}
+
+/* Reads fixture path's tensors into model m's arenas; the count of values (all arenas,
+ * inside tensors) that are not params = (k % pmod) * 0.01 - p0, m = k * mstep,
+ * v = k * vstep at arena position k, as the fixture's writer filled them. */
+static size_t fixture_wrong(const char *path, Model *m, CheckpointState *got, int pmod, float p0, float mstep,
+                            float vstep) {
+    size_t na = model_arena_size(m), bad = 0;
+    float *p = calloc(na, 4), *mo = calloc(na, 4), *v = calloc(na, 4);
+    CHECK(checkpoint_read(path, got, m, p, mo, v) == 0, "%s tensors: %s", path, net_error());
+    for (int i = 0; i < model_num_tensors(m); i++) {
+        const ParamTensor *t = model_tensor(m, i);
+        for (size_t j = 0; j < t->numel; j++) {
+            size_t k = t->offset + j;
+            bad += p[k] != (float)(k % pmod) * 0.01f - p0 || mo[k] != (float)k * mstep || v[k] != (float)k * vstep;
+        }
+    }
+    free(p), free(mo), free(v);
+    return bad;
+}
+
 static void test_version1(NetOps *ops) {
     const char *v1 = E2E_FIXTURE_DIR "/checkpoint_v1.h5";
     CheckpointState got;
@@ -263,29 +317,14 @@ static void test_version1(NetOps *ops) {
           "version 1 stores no base, scaled or warm-up rate");
     CHECK(got.adam.beta1 == 0.9f && got.adam.beta2 == 0.999f && got.adam.eps == 1e-8f, "adam differs");
     CHECK(got.n_scales == 1 && got.scales[0] == 0.75f, "scales differ");
+    JetInputs def;
+    jet_inputs_default(&def, 1);
+    CHECK(jet_inputs_equal(&got.inputs, &def) && !strcmp(got.inputs.scalar[0], "iphi") && got.inputs.scale[1] == 170.0,
+          "version 1: the default inputs (iphi/360, ieta/170, energy-like)");
 
-    ModelConfig cfg = model_default_config(1);
-    cfg.in_channels = 1;
-    cfg.height = cfg.width = 8;
-    cfg.blocks = 0;
-    cfg.fmaps0 = 2;
-    cfg.fmaps1 = 3;
-    Model *m = NULL;
-    if (model_create(&m, &cfg, ops)) {
-        CHECK(0, "the fixture's model: %s", net_error());
-        return;
-    }
-    size_t na = model_arena_size(m), bad = 0;
-    float *p = calloc(na, 4), *mo = calloc(na, 4), *v = calloc(na, 4);
-    CHECK(checkpoint_read(v1, &got, m, p, mo, v) == 0, "version 1 tensors: %s", net_error());
-    for (int i = 0; i < model_num_tensors(m); i++) {  /* the values make_v1 wrote */
-        const ParamTensor *t = model_tensor(m, i);
-        for (size_t j = 0; j < t->numel; j++) {
-            size_t k = t->offset + j;
-            bad += p[k] != (float)(k % 97) * 0.01f - 0.3f || mo[k] != (float)k * 1e-4f ||
-                   v[k] != (float)k * 1e-6f;
-        }
-    }
+    Model *m = fixture_model(ops, 1);
+    if (!m) return;
+    size_t bad = fixture_wrong(v1, m, &got, 97, 0.3f, 1e-4f, 1e-6f); /* the values make_v1 wrote */
     CHECK(bad == 0, "%zu version 1 values differ", bad);
 
     char future[600];
@@ -296,7 +335,74 @@ static void test_version1(NetOps *ops) {
     hid_t a = H5Aopen(f, "version", H5P_DEFAULT);
     H5Awrite(a, H5T_NATIVE_INT, &version);
     H5Aclose(a), H5Fclose(f);
-    EXPECT_REFUSED(checkpoint_peek(future, &got), "checkpoint version 3");
+    char needle[64];
+    snprintf(needle, sizeof needle, "checkpoint version %d", CHECKPOINT_VERSION + 1);
+    EXPECT_REFUSED(checkpoint_peek(future, &got), needle);
+    model_free(m);
+}
+
+static void test_version2(NetOps *ops) {
+    const char *v2 = E2E_FIXTURE_DIR "/checkpoint_v2.h5";
+    CheckpointState got;
+    CHECK(checkpoint_peek(v2, &got) == 0, "version 2 refused: %s", net_error());
+    CHECK(got.version == 2, "version %d", got.version);
+    CHECK(got.epoch == 2 && got.step_in_epoch == 5 && got.global_step == 61 && got.world_size == 2 &&
+          got.batch == 8 && got.seed == 7 && got.best_epoch == 2 && got.adam_step == 61,
+          "version 2 position differs");
+    CHECK(got.lr.base == 1e-3 && got.lr.scaled == 2e-3 && got.lr.warmup_steps == 20 && got.lr.plateau.lr == 2e-3,
+          "version 2 schedule: base %g scaled %g warm-up %ld plateau %g", got.lr.base, got.lr.scaled,
+          got.lr.warmup_steps, got.lr.plateau.lr);
+    CHECK(got.n_scales == 2 && got.scales[0] == 0.25f && got.scales[1] == 1.5f, "version 2 scales differ");
+    JetInputs def;
+    jet_inputs_default(&def, 2);
+    CHECK(jet_inputs_equal(&got.inputs, &def) && got.inputs.n_scalars == 2 && !strcmp(got.inputs.scalar[1], "ieta") &&
+              got.inputs.scale[0] == 360.0 && got.inputs.kind[0] == CHANNEL_ENERGY && got.inputs.kind[1] == CHANNEL_ENERGY,
+          "version 2: the default inputs (iphi/360, ieta/170, energy-like)");
+    Model *m = fixture_model(ops, 2);
+    if (!m) return;
+    size_t bad = fixture_wrong(v2, m, &got, 89, 0.4f, 2e-4f, 3e-6f); /* the values its writer was given */
+    CHECK(bad == 0, "%zu version 2 values differ", bad);
+    model_free(m);
+}
+
+static void test_inputs(NetOps *ops) {
+    ModelConfig cfg = model_default_config(1);
+    cfg.in_channels = 3;
+    cfg.height = cfg.width = 8;
+    cfg.n_scalars = 0;
+    cfg.blocks = 0;
+    Model *m = NULL;
+    if (model_create(&m, &cfg, ops)) {
+        CHECK(0, "a model without scalars: %s", net_error());
+        return;
+    }
+    size_t na = model_arena_size(m);
+    float *p = calloc(na, 4), *mo = calloc(na, 4), *v = calloc(na, 4);
+    CheckpointState st = state_of(m, 7), got;
+    st.n_scales = 3;
+    jet_inputs_default(&st.inputs, 3);
+    st.inputs.declared = 1;
+    st.inputs.n_scalars = 0;
+    st.inputs.kind[1] = CHANNEL_SIGNED;
+    char path[600];
+    snprintf(path, sizeof path, "%s/no_scalars.h5", dir);
+    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0, "write without scalars: %s", net_error());
+    CHECK(checkpoint_read(path, &got, m, p, mo, v) == 0 && got.inputs.n_scalars == 0 && got.inputs.channels == 3 &&
+              got.inputs.kind[1] == CHANNEL_SIGNED && jet_inputs_equal(&got.inputs, &st.inputs),
+          "no scalars and a signed channel read back: %s", net_error());
+    /* inputs that are not the model's: 1 scalar named, the model takes none */
+    st.inputs.n_scalars = 1;
+    snprintf(path, sizeof path, "%s/one_scalar.h5", dir);
+    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0, "write: %s", net_error());
+    EXPECT_REFUSED(checkpoint_peek(path, &got), "names 1 scalar inputs but its model takes 0");
+    /* a version-3 file without its inputs */
+    st.inputs.n_scalars = 0;
+    snprintf(path, sizeof path, "%s/no_inputs.h5", dir);
+    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0, "write: %s", net_error());
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), g = H5Gopen2(f, "data", H5P_DEFAULT);
+    H5Adelete(g, ATTR_CHANNEL_KINDS);
+    H5Gclose(g), H5Fclose(f);
+    EXPECT_REFUSED(checkpoint_peek(path, &got), "lacks the model's inputs");
     model_free(m);
     free(p), free(mo), free(v);
 }

@@ -1,12 +1,13 @@
 /* Every CPU op against a plain double-precision reference, and the convolution
- * gradients against finite differences, on both convolution paths (AVX2 direct
- * kernels and im2col + OpenBLAS GEMM), and the GEMMs themselves. */
+ * gradients against finite differences, on every convolution engine (AVX2 direct
+ * kernels, im2col + OpenBLAS GEMM, oneDNN), and the GEMMs themselves. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "adam.h"
 #include "check.h"
 #include "conv_shape.h"
+#include "cpu/conv_engine.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/cpu_internal.h"
 #include "cpu/sgemm.h"
@@ -193,6 +194,28 @@ static void test_convs(NetOps *ops, const char *path) {
     test_conv(ops, path, conv_shape(2, 32, 7, 7, 32, 3, 1, 1), LAYOUT_NHWC);    /* layer3 */
     test_conv(ops, path, conv_shape(2, 5, 9, 8, 8, 5, 3, 2), LAYOUT_NHWC);      /* odd sizes */
     test_conv(ops, path, conv_shape(1, 32, 6, 5, 48, 3, 1, 1), LAYOUT_NHWC);    /* 3 channel tiles */
+    test_conv(ops, path, conv_shape(2, 3, 11, 12, 32, 7, 1, 1), LAYOUT_NCHW);   /* conv0, 32 maps */
+}
+
+/* Every pass of every convolution above ran on the engine the backend was forced to
+ * (where the shape allows it), so the checks above were that engine's. */
+static void check_engines(NetOps *ops, ConvEngine want, const char *path) {
+    CpuCtx *c = ops->ctx;
+    int passes = 0;
+    CHECK(conv_engines_count(c) == 10, "[%s] %d convolution geometries planned, want 10", path,
+          conv_engines_count(c));
+    for (int i = 0; i < conv_engines_count(c); i++) {
+        const ConvPlanEntry *e = conv_engines_entry(c, i);
+        for (int op = 0; op < CONV_OPS; op++) {
+            if (e->engine[op] == ENGINE_NONE) continue;
+            ConvEngine expect = want == ENGINE_DIRECT && !conv_direct_fits(&e->s, op) ? ENGINE_GEMM : want;
+            CHECK(e->engine[op] == expect, "[%s] geometry %d pass %d ran on %s", path, i, op,
+                  conv_engine_name(e->engine[op]));
+            passes++;
+        }
+        CHECK(e->chosen == CHOSEN_FORCED, "[%s] geometry %d: choice not forced", path, i);
+    }
+    CHECK(passes == 27, "[%s] %d passes planned, want 27 (no backward data of NCHW inputs)", path, passes);
 }
 
 /* ---- the other ops ---- */
@@ -413,21 +436,47 @@ static void test_sgemm(void) {
                 }
 }
 
+static NetOps *forced(const char *engine) {
+    setenv("E2E_CPU_CONV", engine, 1);
+    NetOps *ops = net_cpu_create(2);
+    unsetenv("E2E_CPU_CONV");
+    return ops;
+}
+
 int main(void) {
     rng_seed(&rng, 1234);
-    NetOps *direct = net_cpu_create(2);
+    NetOps *direct = forced("direct");
     CHECK(direct != NULL, "cpu backend: %s", net_error());
     if (!direct) return check_main_result("test_cpu_ops");
     CpuCtx *dc = direct->ctx;
-    CHECK(dc->direct == conv_direct_supported(), "direct kernels not picked on an AVX2 machine");
-    printf("direct AVX2 kernels: %s\n", dc->direct ? "yes" : "no (this CPU lacks AVX2/FMA)");
-    setenv("E2E_CPU_CONV", "gemm", 1);
-    NetOps *gemm = net_cpu_create(2);
-    unsetenv("E2E_CPU_CONV");
+    CHECK(dc->direct == conv_direct_supported(), "direct kernels not picked at the CPU's widest vector");
+    printf("direct kernels: %s\n", dc->direct == 512 ? "AVX-512" : dc->direct ? "AVX2" : "no (this CPU lacks AVX2/FMA)");
+    NetOps *gemm = forced("gemm");
     CHECK(((CpuCtx *)gemm->ctx)->direct == 0, "E2E_CPU_CONV=gemm was ignored");
+    NetOps *dnn = forced("onednn");
+#ifdef E2E_HAVE_ONEDNN
+    CHECK(dnn != NULL, "E2E_CPU_CONV=onednn in a build with oneDNN: %s", net_error());
+#else
+    CHECK(dnn == NULL && strstr(net_error(), "oneDNN"), "E2E_CPU_CONV=onednn without oneDNN: %s", net_error());
+#endif
+    printf("%s\n", dnn ? net_cpu_conv_report(dnn) : "oneDNN: not in this build");
 
     test_convs(direct, dc->direct ? "direct" : "gemm");
+    check_engines(direct, ENGINE_DIRECT, "direct");
+    if (dc->direct == 512) {  /* the AVX2 build of the kernels too, as an AVX2 machine runs it */
+        NetOps *d256 = forced("direct");
+        ((CpuCtx *)d256->ctx)->direct = 256;
+        test_convs(d256, "direct-256");
+        check_engines(d256, ENGINE_DIRECT, "direct-256");
+        d256->destroy(d256);
+    }
     test_convs(gemm, "gemm");
+    check_engines(gemm, ENGINE_GEMM, "gemm");
+    if (dnn) {
+        test_convs(dnn, "onednn");
+        check_engines(dnn, ENGINE_ONEDNN, "onednn");
+        dnn->destroy(dnn);
+    }
     test_pools(direct);
     test_linear_loss(direct);
     test_eltwise(direct);

@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "check_mpi.h"
-#include "expect_open.h"
 #include "dataset.h"
 #include "data_error.h"
+#include "expect_open.h"
 #include "h5util.h"
 #include "synthfile.h"
 

@@ -1,6 +1,8 @@
-/* data/preprocess.h and data/half.h on known inputs: scaling, zero suppression,
- * clipping, non-finite counting; float16 conversions against independent definitions;
- * the scale statistic's histogram quantile against an exact sort; unbiasing weights. */
+/* data/preprocess.h, data/prep_pixel.h, data/plausible.h and data/half.h on known
+ * inputs: scaling, zero suppression, clipping, of energy-like and signed channels;
+ * non-finite counting; empty images; float16 conversions against independent
+ * definitions; the scale statistic's histogram quantile against an exact sort (of |x| for
+ * a signed channel); unbiasing weights; the plausibility of masses and images. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -8,7 +10,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "data_error.h"
 #include "half.h"
+#include "plausible.h"
 #include "preprocess.h"
 #include "keyed_rng.h"
 
@@ -21,13 +25,13 @@ static void test_preprocess_known(void) {
                    -INFINITY, 1e-6f, 0.125f, 1e9f}; /* sample 1, channel 1 */
     const float want[16] = {0.0f, 0.0f, 0.5f, 1.0f, 0.0f, 0.5f, 0.0f, 1.0f,
                             1e-4f, 1.0f, 1.0f, 0.9975f, 0.0f, 0.0f, 0.25f, 1.0f};
-    long long bad = preprocess_images(x, 2, 2, 4, scales, 1e-5f);
+    long long bad = preprocess_images(x, 2, 2, 4, scales, NULL, 1e-5f);
     CHECK(bad == 3, "non-finite count %lld, want 3 (NaN, +Inf, -Inf)", bad);
     for (int i = 0; i < 16; i++)
         CHECK(fabsf(x[i] - want[i]) <= 1e-6f * fmaxf(1.0f, want[i]), "x[%d] = %g, want %g", i, x[i], want[i]);
     /* 4e-6 / 4 = 1e-6 is below the threshold; 4e-4 / 4 = 1e-4 is above it */
     float y[2] = {4.1e-5f, 3.9e-5f};
-    preprocess_images(y, 1, 1, 2, scales, 1e-5f);
+    preprocess_images(y, 1, 1, 2, scales, NULL, 1e-5f);
     CHECK(y[0] > 0.0f && y[1] == 0.0f, "threshold applies after scaling: %g %g", y[0], y[1]);
     for (int i = 0; i < 16; i++) CHECK(x[i] >= 0.0f && x[i] <= 1.0f, "x[%d] = %g outside [0, 1]", i, x[i]);
 
@@ -35,6 +39,58 @@ static void test_preprocess_known(void) {
     long long first;
     CHECK(count_nonfinite(z, 5, &first) == 2 && first == 1, "count_nonfinite: first %lld", first);
     CHECK(count_nonfinite(z, 1, &first) == 0 && first == -1, "count_nonfinite on clean data: first %lld", first);
+}
+
+/* A signed channel beside an energy-like one holding the same values, by hand: scale 0.5,
+ * threshold 1e-3. Signed: v = x / 0.5, 0 where |v| < 1e-3, clipped to [-1, 1]; energy-like:
+ * the same but clipped to [0, 1]. */
+static void test_preprocess_signed(void) {
+    const float scales[2] = {0.5f, 0.5f};
+    const unsigned char kinds[2] = {CHANNEL_SIGNED, CHANNEL_ENERGY};
+    const float in[8] = {-0.25f, 0.25f, -0.0004f, 0.0004f, -1.0f, 3.0f, NAN, -INFINITY};
+    const float want_signed[8] = {-0.5f, 0.5f, 0.0f, 0.0f, -1.0f, 1.0f, 0.0f, -1.0f};
+    const float want_energy[8] = {0.0f, 0.5f, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f, 0.0f};
+    float x[16];
+    memcpy(x, in, sizeof in);
+    memcpy(x + 8, in, sizeof in);
+    long long bad = preprocess_images(x, 1, 2, 8, scales, kinds, 1e-3f);
+    CHECK(bad == 4, "non-finite count %lld, want 4", bad);
+    for (int i = 0; i < 8; i++) {
+        CHECK(x[i] == want_signed[i], "signed channel: %g -> %g, want %g", in[i], x[i], want_signed[i]);
+        CHECK(x[8 + i] == want_energy[i], "energy channel: %g -> %g, want %g", in[i], x[8 + i], want_energy[i]);
+    }
+    /* a negative deposit keeps its sign and its size: -0.3 / 0.5 = -0.6 */
+    CHECK(prep_pixel(-0.3f, 2.0f, CHANNEL_SIGNED, 1e-5f) == -0.6f, "-0.3 at scale 0.5 -> -0.6");
+    CHECK(prep_pixel(-0.3f, 2.0f, CHANNEL_ENERGY, 1e-5f) == 0.0f, "energy-like: -0.3 -> 0");
+    /* the kinds NULL: every channel energy-like, as before there were kinds */
+    memcpy(x, in, sizeof in);
+    preprocess_images(x, 1, 1, 8, scales, NULL, 1e-3f);
+    for (int i = 0; i < 8; i++) CHECK(x[i] == want_energy[i], "kinds NULL: %g -> %g", in[i], x[i]);
+
+    float empty[6] = {0.0f, -0.0f, 0.0f, 0.0f, 0.0f, 0.0f}, tiny[3] = {0.0f, 0.0f, -1e-30f};
+    float nan1[2] = {0.0f, NAN};
+    CHECK(all_zero(empty, 6) && !all_zero(tiny, 3) && !all_zero(nan1, 2) && all_zero(tiny, 2),
+          "all_zero: zeros of either sign only");
+}
+
+/* the plausibility checks (data/plausible.h) on masses and image counts */
+static void test_plausible(void) {
+    float gev[5] = {80.0f, 172.0f, -3.0f, 9000.0f, -1.0f}, mev[5] = {80e3f, 172e3f, 10.0f, 9e6f, 125e3f};
+    long long neg = 0;
+    CHECK(plausible_masses(gev, 5, "a.h5", 0, &neg) == 0 && neg == 2, "GeV masses pass, 2 negative (%lld)", neg);
+    CHECK(plausible_masses(mev, 5, "b.h5", 0, &neg) == -1 && strstr(data_error(), "b.h5: the median mass is 1.25e+05 GeV") &&
+              strstr(data_error(), "MeV") && neg == 2,
+          "MeV masses refused, with the file and the median: %s", data_error());
+    float half[4] = {6000.0f, 7000.0f, 100.0f, 120.0f}; /* median 3550: not above 5 TeV */
+    CHECK(plausible_masses(half, 4, "c.h5", 0, &neg) == 0, "half the masses above 5 TeV pass");
+    const char *paths[2] = {"one.h5", "two.h5"};
+    long long empty[2] = {3, 0}, checked[2] = {10, 5};
+    CHECK(plausible_images(paths, 2, empty, checked, 0) == 0, "some empty images pass");
+    empty[1] = 5;
+    CHECK(plausible_images(paths, 2, empty, checked, 0) == -1 && strstr(data_error(), "two.h5: every one of the 5 images"),
+          "a file of empty images refused: %s", data_error());
+    empty[1] = checked[1] = 0;
+    CHECK(plausible_images(paths, 2, empty, checked, 0) == 0, "a file with no image read is not judged");
 }
 
 /* the binary16 definition, written independently of half.c */
@@ -142,6 +198,26 @@ static void test_quantile(void) {
     float nanpix[3] = {NAN, INFINITY, 1.0f};
     pixel_hist_add(&h, nanpix, 1, 3);
     CHECK(h.nonfinite == 2, "non-finite pixels counted: %llu", (unsigned long long)h.nonfinite);
+    /* a signed channel's statistic is over |x|: -1 counts as 1, beside an energy-like
+     * channel of the same values, which counts only the positive ones */
+    float twice[2 * 6] = {-8.0f, -4.0f, 2.0f, 0.0f, -0.0f, -1.0f, -8.0f, -4.0f, 2.0f, 0.0f, -0.0f, -1.0f};
+    const unsigned char kinds[2] = {CHANNEL_SIGNED, CHANNEL_ENERGY};
+    PixelHist s;
+    CHECK(pixel_hist_init(&s, 2) == 0, "init");
+    s.kinds = kinds;
+    pixel_hist_add(&s, twice, 1, 6);
+    uint64_t in_bins[2] = {0, 0};
+    for (int c = 0; c < 2; c++)
+        for (int k = 0; k < PIXEL_HIST_BINS; k++) in_bins[c] += s.count[(size_t)c * PIXEL_HIST_BINS + k];
+    CHECK(in_bins[0] == 4 && s.nonpos[0] == 2 && in_bins[1] == 1 && s.nonpos[1] == 5,
+          "signed: 4 of |x| > 0 and 2 zeros; energy: 1 positive, 5 not (%llu %llu %llu %llu)",
+          (unsigned long long)in_bins[0], (unsigned long long)s.nonpos[0], (unsigned long long)in_bins[1],
+          (unsigned long long)s.nonpos[1]);
+    float q_signed = pixel_hist_quantile(&s, 0, 1.0), q_energy = pixel_hist_quantile(&s, 1, 1.0);
+    /* the top of the bin that holds the largest value: within 1/128 above it */
+    CHECK(q_signed >= 8.0f && q_signed <= 8.0f * (1 + 1.0f / 128) && q_energy >= 2.0f && q_energy <= 2.0f * (1 + 1.0f / 128),
+          "the largest |x| of the signed channel %g (8), of the energy channel %g (2)", q_signed, q_energy);
+    pixel_hist_free(&s);
     PixelHist empty;
     pixel_hist_init(&empty, 1);
     CHECK(pixel_hist_quantile(&empty, 0, 0.999) == 0.0f, "an empty channel has quantile 0");
@@ -174,6 +250,8 @@ static void test_unbias(void) {
 
 int main(void) {
     test_preprocess_known();
+    test_preprocess_signed();
+    test_plausible();
     test_half();
     test_quantile();
     test_unbias();

@@ -4,7 +4,7 @@
  *    e2e-synth's sparse layout equals the sparse copy of its dense file;
  *  - the reader gives the same batches (indices, pixels bit for bit, targets, weights)
  *    and the same scales from the dense file and its sparse copy, read raw, through
- *    HDF5 or from the memory cache; x_sparse batches densified and
+ *    HDF5 or from the memory cache (and with signed channels, channel_kinds); x_sparse batches densified and
  *    preprocessed by hand with dataset_prep_factors equal the preprocessed ones;
  *  - the split and the epoch order depend on the jets only: a re-chunked copy, the
  *    sparse copy and a list of two files that concatenate the file give them alike;
@@ -19,7 +19,9 @@
 #include "check_mpi.h"
 #include "convert.h"
 #include "dataset.h"
+#include "h5util.h"
 #include "half.h"
+#include "jet_inputs.h"
 #include "sparse.h"
 #include "synth_file.h"
 
@@ -181,7 +183,8 @@ static Dataset *open_opts(const DatasetOptions *o) {
 }
 
 /* x_sparse batches are densified and preprocessed here, by hand, with the reader's
- * numbers (dataset_prep_factors): what a GPU does with them */
+ * numbers (dataset_prep_factors, the channel kinds) and the one per-pixel rule
+ * (prep_pixel): what a GPU does with them */
 static void densify_by_hand(const Dataset *d, const DataBatch *b, float *x) {
     const DatasetInfo *in = dataset_info(d);
     const long long hw = (long long)in->height * in->width;
@@ -194,9 +197,8 @@ static void densify_by_hand(const Dataset *d, const DataBatch *b, float *x) {
                                                      : ((const uint32_t *)b->sparse->pos)[e];
             float v = b->sparse->value_bytes == 2 ? half_to_float(((const uint16_t *)b->sparse->value)[e])
                                                   : ((const float *)b->sparse->value)[e];
-            v *= f[p % in->channels];
-            v = v < zs ? 0.0f : v;
-            x[p * hw + pos] = v > 1.0f ? 1.0f : v;
+            int c = (int)(p % in->channels);
+            x[p * hw + pos] = prep_pixel(v, f[c], in->channel_kinds ? in->channel_kinds[c] : CHANNEL_ENERGY, zs);
         }
 }
 
@@ -275,6 +277,35 @@ static void test_batches(const char *dense, const char *sparse, const char *labe
     }
     free_epoch(&ref[0]);
     free_epoch(&ref[1]);
+}
+
+/* rank 0: a copy of the float32 file whose channels 1 and 2 (dz, d0) are declared
+ * signed (attribute channel_kinds) and hold values of either sign, so the signed
+ * preprocessing (|x| statistic, [-1, 1]) runs through both layouts */
+static void make_signed_copy(const char *from, const char *to) {
+    if (rank == 0) {
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+        CHECK(system(cmd) == 0, "cp");
+        hid_t f = H5Fopen(to, H5F_ACC_RDWR, H5P_DEFAULT), d = H5Dopen2(f, "X_jet", H5P_DEFAULT), sp = H5Dget_space(d);
+        hsize_t dims[4];
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        const size_t hw = dims[2] * dims[3], n = dims[0] * dims[1] * hw;
+        float *x = malloc(n * sizeof *x);
+        H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
+        long long negative = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t c = (i / hw) % dims[1];
+            if ((c == 1 || c == 2) && x[i] != 0.0f && (i * 2654435761u) % 3 == 0) x[i] = -x[i], negative++;
+        }
+        CHECK(negative > 100, "%lld negative impact parameters", negative);
+        H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
+        const char *kinds[8] = {"energy", "signed", "signed", "energy", "energy", "energy", "energy", "energy"};
+        CHECK(h5_attr_write_strs(f, ATTR_CHANNEL_KINDS, kinds, 8) == 0, "channel_kinds");
+        free(x);
+        H5Sclose(sp), H5Dclose(d), H5Fclose(f);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
 }
 
 /* the split and the order of a file, a re-chunked copy, the sparse copy and a list of
@@ -371,6 +402,12 @@ int main(int argc, char **argv) {
     convert(d16, s16, 1, 0, 0, 0, MPI_COMM_WORLD);
     test_batches(dense, sparse, "float32");
     test_batches(d16, s16, "float16");
+    char dsig[512], ssig[512];
+    path_in(dsig, "signed.h5");
+    path_in(ssig, "signed_sparse.h5");
+    make_signed_copy(dense, dsig);
+    convert(dsig, ssig, 1, 0, 0, 0, MPI_COMM_WORLD);
+    test_batches(dsig, ssig, "signed channels");
     test_split_invariance(dense, sparse);
     test_cache_errors(dense, sparse);
     return check_mpi_finish("test_data_sparse", dir);

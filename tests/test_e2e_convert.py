@@ -6,8 +6,8 @@ parquet). One test per subcommand (ctest runs each separately):
   layouts        each layout at 125 x 125, a few hundred jets, converted (2 decoding
                  processes and the main process): every pixel and column equals the
                  source's float32 rounding, extras copied in their own dtype; channels,
-                 channel_kinds, scalars and scalar_scale attributes; e2e-data info reads the
-                 files that have ieta and iphi
+                 channel_kinds, scalars and scalar_scale attributes; e2e-data info reads every
+                 file (those without ieta and iphi too) and shows its scalars and channel kinds
   names          known names mapped by default; ambiguous sources (two mass columns, two
                  image columns), a missing image: refused with the columns listed; --column;
                  the kind read from the content, not the name; --extra
@@ -28,8 +28,8 @@ parquet). One test per subcommand (ctest runs each separately):
   train          mpirun -np 2 e2e-train runs an epoch on converted Top Gun, run-2 and am/apt
                  files
   train_scalars  a converted file without ieta/iphi (quark-gluon) and one with three
-                 scalars train one epoch; skipped (77) while the reader lacks the `scalars`
-                 attribute ("needs the reader's scalars support")
+                 scalars train one epoch (2 ranks); the checkpoints record none and the three
+                 scalars' names and scales
 
 usage: test_e2e_convert.py TEST BUILD_DIR
 """
@@ -180,10 +180,12 @@ def t_layouts(e):
         p = convert("--jobs", jobs, "--batch", 24, *extra, "-o", out, path)
         check(not warnings(p), "%s (--jobs %d): no warning (%s)" % (name, jobs, "; ".join(warnings(p)) or "none"))
         check_output(out, truth, channels=channels, kinds=kinds, scalars=scalars, scales=scales)
-        if truth.ieta is not None:
-            p = run([e.exe("e2e-data"), "info", out], expect=0)
-            check("%d jets in 1 file, X_jet %d x 125 x 125" % (n, len(channels)) in p.stdout,
-                  "e2e-data info reads %s" % os.path.basename(out))
+        p = run([e.exe("e2e-data"), "info", out], expect=0)
+        want_scalars = ", ".join("%s / %g" % (s, c) for s, c in zip(scalars, scales)) or "none"
+        want_kinds = ", ".join("%s %s" % (c, k) for c, k in zip(channels, kinds))
+        check("%d jets in 1 file, X_jet %d x 125 x 125" % (n, len(channels)) in p.stdout and
+              "  scalars  %s\n" % want_scalars in p.stdout and "  channels %s\n" % want_kinds in p.stdout,
+              "e2e-data info reads %s: scalars %s; kinds %s" % (os.path.basename(out), want_scalars, want_kinds))
     with h5py.File(e.path("qg.hdf5"), "r") as f:
         check(f["X_jets"].compression == "lzf" and f["X_jets"].shape == (n, 125, 125, 3),
               "the quark-gluon HDF5 source was channel-last and lzf-compressed")
@@ -511,14 +513,20 @@ def t_train_scalars(e):
     convert("-q", "-o", e.path("qg.h5"), e.path("qg.hdf5"))
     convert("-q", "--scalars", "iphi,ieta,pt", "-o", e.path("tg3.h5"), e.path("tg.parquet"))
     p, rd = train_one(e, e.path("qg.h5"), "qg")
-    lacks = [ln for ln in (p.stdout + p.stderr).splitlines() if "no dataset 'ieta'" in ln or "no dataset 'iphi'" in ln]
-    if p.returncode != 0 and lacks:
-        raise Skip("needs the reader's scalars support: e2e-train still asks for ieta/iphi (%s)" % lacks[0].strip())
     check(p.returncode == 0 and os.path.exists(os.path.join(rd, "results.json")),
           "one epoch on a file without scalars (quark-gluon)%s" % ("" if p.returncode == 0 else ": " + p.stderr[-300:]))
+    with h5py.File(os.path.join(rd, "checkpoints", "best.h5"), "r") as f:
+        check(int(f.attrs["n_scalars"]) == 0 and len(f["data"].attrs["scalars"]) == 0,
+              "its checkpoint: a model without scalars, none recorded")
     p, rd = train_one(e, e.path("tg3.h5"), "tg3")
     check(p.returncode == 0 and os.path.exists(os.path.join(rd, "results.json")),
           "one epoch on a file with three scalars (iphi, ieta, pt)%s" % ("" if p.returncode == 0 else ": " + p.stderr[-300:]))
+    with h5py.File(os.path.join(rd, "checkpoints", "best.h5"), "r") as f:
+        names, scales = strings(f["data"].attrs["scalars"]), list(f["data"].attrs["scalar_scale"])
+        kinds = strings(f["data"].attrs["channel_kinds"])
+        check(int(f.attrs["n_scalars"]) == 3 and names == ["iphi", "ieta", "pt"] and scales == [360.0, 170.0, 1000.0]
+              and f["model/fc.weight"].shape == (1, 35) and kinds == TOPGUN_KINDS,
+              "its checkpoint records the three scalars %s with their scales %s, and the kinds" % (names, scales))
 
 
 TESTS = {"layouts": t_layouts, "names": t_names, "scalars": t_scalars, "kinds": t_kinds, "plausible": t_plausible,

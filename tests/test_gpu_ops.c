@@ -21,6 +21,7 @@
 #include "cuda/cuda_backend.h"
 #include "error.h"
 #include "model.h"
+#include "preprocess.h" /* data/'s CPU preprocessing: the reference for prep_input */
 #include "rng.h"
 
 static Rng rng;
@@ -391,7 +392,7 @@ static void test_densify_case(int n, int c, size_t hw, int pos_bytes, double den
         gpu->densify_input(gpu->ctx, n, c, hw, gs, gp, pos_bytes, half ? gb : gv, half, gx);
         CHECK(exact(gx, raw, total * 4), "[%s] densify_input %d x %d x %zu, uint%d positions, %s values", prec, n, c,
               hw, 8 * pos_bytes, half ? "binary16" : "float32");
-        gpu->prep_input(gpu->ctx, n, c, hw, gx, 0, scale, thr, gx);
+        gpu->prep_input(gpu->ctx, n, c, hw, gx, 0, scale, NULL, thr, gx);
         CHECK(exact(gx, want, total * 4), "[%s] densify_input then prep_input in place (%d x %d x %zu, %s)", prec, n,
               c, hw, half ? "binary16" : "float32");
     }
@@ -405,35 +406,51 @@ static void test_densify(void) {
     test_densify_case(32, 8, 125 * 125, 2, 0.011);
 }
 
+/* prep_input from float32 and binary16 pixels of either sign: without kinds against the
+ * energy-like rule written out here, with kinds (some channels signed) against the CPU
+ * reader's preprocess_images given the scales whose inverses the GPU multiplies by
+ * (dataset_prep_factors' numbers): bitwise equal; and as a plain conversion or copy. */
 static void test_prep(void) {
     const int n = 3, c = 8;
     const size_t hw = 7 * 5, total = (size_t)n * c * hw;
-    float scale[8] = {0.02f, 0.2f, 1.0f, 0.5f, 1.5f, 0.1f, 3.0f, 0.05f}, thr = 1e-3f;
-    float *raw = hzeros(total), *want = hzeros(total), *want_plain = hzeros(total);
+    const float scales[8] = {50.0f, 5.0f, 1.0f, 2.0f, 0.75f, 10.0f, 0.25f, 20.0f};
+    const unsigned char kind[8] = {CHANNEL_ENERGY, CHANNEL_SIGNED, CHANNEL_SIGNED, CHANNEL_ENERGY,
+                                   CHANNEL_SIGNED, CHANNEL_ENERGY, CHANNEL_ENERGY, CHANNEL_SIGNED};
+    float scale[8], thr = 1e-3f;
+    for (int ch = 0; ch < c; ch++) scale[ch] = 1.0f / scales[ch];
+    float *raw = hzeros(total), *want = hzeros(total), *want_plain = hzeros(total), *want_kinds = hzeros(total);
     uint16_t *bits = calloc(total, sizeof(uint16_t));
     for (size_t i = 0; i < total; i++) {
-        raw[i] = (float)(rng_next(&rng) % 2048) / 64.0f;
-        bits[i] = half_bits(raw[i]);
+        float mag = (float)(rng_next(&rng) % 2048) / 64.0f; /* binary16 holds these exactly */
+        raw[i] = rng_next(&rng) % 2 ? -mag : mag;
+        bits[i] = (uint16_t)(half_bits(mag) | (signbit(raw[i]) ? 0x8000 : 0)); /* -0 too */
         float v = raw[i] * scale[(i / hw) % c];
-        v = v < thr ? 0.0f : v;
+        v = v < thr ? 0.0f : v; /* negatives too */
         want[i] = v > 1.0f ? 1.0f : v;
         want_plain[i] = raw[i];
     }
+    memcpy(want_kinds, raw, total * 4);
+    preprocess_images(want_kinds, n, c, (long long)hw, scales, kind, thr);
+    size_t negative = 0;
+    for (size_t i = 0; i < total; i++) negative += want_kinds[i] < 0;
+    CHECK(negative > total / 10, "[%s] the signed channels keep negative values on the CPU (%zu)", prec, negative);
     void *graw = dev(total * 4), *ghalf = dev(total * 2);
     float *gx = dev_poisoned(total);
     gpu->upload(gpu->ctx, graw, raw, total * 4);
     gpu->upload(gpu->ctx, ghalf, bits, total * 2);
-    gpu->prep_input(gpu->ctx, n, c, hw, graw, 0, scale, thr, gx);
-    CHECK(exact(gx, want, total * 4), "[%s] prep_input of float32 pixels", prec);
-    poison(gx, total * 4);
-    gpu->prep_input(gpu->ctx, n, c, hw, ghalf, 1, scale, thr, gx);
-    CHECK(exact(gx, want, total * 4), "[%s] prep_input of binary16 pixels", prec);
-    poison(gx, total * 4);
-    gpu->prep_input(gpu->ctx, n, c, hw, ghalf, 1, NULL, 0.0f, gx);
-    CHECK(exact(gx, want_plain, total * 4), "[%s] binary16 to float32 without preprocessing", prec);
-    poison(gx, total * 4);
-    gpu->prep_input(gpu->ctx, n, c, hw, graw, 0, NULL, 0.0f, gx);
-    CHECK(exact(gx, want_plain, total * 4), "[%s] prep_input as a plain copy", prec);
+    struct { void *raw; int half; const float *scale; const unsigned char *kind; const float *want; const char *what; }
+        cases[] = {{graw, 0, scale, NULL, want, "prep_input of float32 pixels"},
+                   {ghalf, 1, scale, NULL, want, "prep_input of binary16 pixels"},
+                   {graw, 0, scale, kind, want_kinds, "prep_input with channel kinds = the CPU's preprocess_images"},
+                   {ghalf, 1, scale, kind, want_kinds, "prep_input of binary16 pixels with channel kinds"},
+                   {ghalf, 1, NULL, NULL, want_plain, "binary16 to float32 without preprocessing"},
+                   {graw, 0, NULL, NULL, want_plain, "prep_input as a plain copy"}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        poison(gx, total * 4);
+        gpu->prep_input(gpu->ctx, n, c, hw, cases[k].raw, cases[k].half, cases[k].scale, cases[k].kind,
+                        cases[k].scale ? thr : 0.0f, gx);
+        CHECK(exact(gx, cases[k].want, total * 4), "[%s] %s", prec, cases[k].what);
+    }
 
     /* upload_async from pageable and from pinned memory, after a mark */
     float *pinned = gpu->alloc_host(gpu->ctx, total * 4);
@@ -450,7 +467,7 @@ static void test_prep(void) {
     gpu->upload_async(gpu->ctx, gx, raw, total * 4);
     memset(raw, 0, total * 4);
     CHECK(exact(gx, want_plain, total * 4), "[%s] upload_async from pageable memory", prec);
-    free(raw), free(want), free(want_plain), free(bits);
+    free(raw), free(want), free(want_plain), free(want_kinds), free(bits);
     dfree(graw), dfree(ghalf), dfree(gx);
 }
 

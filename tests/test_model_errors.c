@@ -19,11 +19,11 @@
               net_error(), needle);                                                      \
     } while (0)
 
-/* Capabilities: the CPU backend declares host memory and nothing else; a declaration
- * whose members are missing, or a missing required op, is refused by ops_check and by
- * model_create. */
+/* Capabilities: the CPU backend declares host memory and the convolution preparation
+ * (its engine choice) and nothing else; a declaration whose members are missing, or a
+ * missing required op, is refused by ops_check and by model_create. */
 static void test_capabilities(NetOps *cpu) {
-    CHECK(cpu->caps == OPS_HOST_MEMORY, "the cpu backend declares 0x%x", cpu->caps);
+    CHECK(cpu->caps == (OPS_HOST_MEMORY | OPS_CONV_PREPARE), "the cpu backend declares 0x%x", cpu->caps);
     CHECK(ops_check(cpu) == 0, "the cpu backend's declaration refused: %s", net_error());
     ModelConfig cfg = model_default_config(2);
     Model *m = NULL;
@@ -34,6 +34,9 @@ static void test_capabilities(NetOps *cpu) {
     lying = *cpu;
     lying.caps |= OPS_PINNED_HOST;
     EXPECT_FAIL(ops_check(&lying), "alloc_host");
+    lying = *cpu;
+    lying.conv2d_prepare = NULL;
+    EXPECT_FAIL(ops_check(&lying), "conv2d_prepare");
     lying = *cpu;
     lying.l1_loss = NULL;
     EXPECT_FAIL(model_create(&m, &cfg, &lying), "lacks the required op 'l1_loss'");

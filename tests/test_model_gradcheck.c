@@ -2,7 +2,7 @@
  * directional derivative of the loss along a random direction restricted to that
  * tensor, (L(p + e v) - L(p - e v)) / 2e with |v| = 1, against grad . v from
  * model_backward. Small
- * images keep it fast; both convolution paths are checked. */
+ * images keep it fast; every convolution engine is checked (E2E_CPU_CONV). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +20,9 @@ static void run(const char *path, int channels, int size, int n_scalars) {
                        .n_scalars = n_scalars, .blocks = 1, .fmaps0 = 16, .fmaps1 = 32,
                        .max_batch = 3};
     const int n = 3;
+    setenv("E2E_CPU_CONV", path, 1);
     NetOps *ops = net_cpu_create(2);
+    unsetenv("E2E_CPU_CONV");
     Model *m;
     if (model_create(&m, &cfg, ops)) {
         CHECK(0, "model_create: %s", net_error());
@@ -83,7 +85,10 @@ static void run(const char *path, int channels, int size, int n_scalars) {
 int main(void) {
     run("direct", 3, 23, 2);
     run("direct", 8, 20, 0);
-    setenv("E2E_CPU_CONV", "gemm", 1);
     run("gemm", 3, 23, 2);
+#ifdef E2E_HAVE_ONEDNN
+    run("onednn", 3, 23, 2);
+    run("onednn", 8, 20, 0);
+#endif
     return check_main_result("test_model_gradcheck");
 }

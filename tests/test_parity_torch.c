@@ -1,7 +1,8 @@
 /* Parity with PyTorch (fixture from tests/reference/make_fixture.py): the same weights
  * and batch give the same prediction, loss, every gradient, and parameters after 3
  * Adam steps, to a relative error of 1e-4 (max |ours - torch| / max |torch|, per
- * tensor). Run on the direct and on the GEMM convolution path. */
+ * tensor). Run on each convolution engine (direct, gemm, onednn: E2E_CPU_CONV) and on
+ * the engines auto chooses. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,7 +54,13 @@ static void run(const Bundle *b, const char *path) {
     cfg.in_channels = x->dims[1];
     cfg.height = x->dims[2];
     cfg.width = x->dims[3];
+    setenv("E2E_CPU_CONV", path, 1);
     NetOps *ops = net_cpu_create(2);
+    unsetenv("E2E_CPU_CONV");
+    if (!ops) {
+        CHECK(0, "[%s] cpu backend: %s", path, net_error());
+        return;
+    }
     Model *m = NULL;
     CHECK(model_create(&m, &cfg, ops) == 0, "model_create: %s", net_error());
     if (!m) return;
@@ -99,8 +106,11 @@ int main(void) {
     Bundle b;
     if (bundle_read(E2E_FIXTURE_DIR "/resnet15_fixture.bin", &b)) return 1;
     run(&b, "direct");
-    setenv("E2E_CPU_CONV", "gemm", 1);
     run(&b, "gemm");
+#ifdef E2E_HAVE_ONEDNN
+    run(&b, "onednn");
+#endif
+    run(&b, "auto");
     bundle_free(&b);
     return check_main_result("test_parity_torch");
 }

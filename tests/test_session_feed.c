@@ -24,6 +24,7 @@
 #include "data_error.h"
 #include "error.h"
 #include "half.h"
+#include "prep_pixel.h"
 #include "session.h"
 #include "synth_file.h"
 
@@ -124,9 +125,10 @@ static long long differ_from_sparse(const HostBatch *h, int C, long long hw, con
     float *x = calloc((size_t)(h->n * C * hw), sizeof *x);
     for (long long p = 0; p < (long long)h->n * C; p++)
         for (uint32_t e = h->sparse.plane_start[p]; e < h->sparse.plane_start[p + 1]; e++) {
-            float v = half_to_float(((const uint16_t *)h->sparse.value)[e]) * h->prep->scale[p % C];
-            v = v < h->prep->threshold ? 0.0f : v;
-            x[p * hw + ((const uint16_t *)h->sparse.pos)[e]] = v > 1.0f ? 1.0f : v;
+            int c = (int)(p % C);
+            x[p * hw + ((const uint16_t *)h->sparse.pos)[e]] =
+                prep_pixel(half_to_float(((const uint16_t *)h->sparse.value)[e]), h->prep->scale[c],
+                           h->prep->kind ? h->prep->kind[c] : CHANNEL_ENERGY, h->prep->threshold);
         }
     long long differ = 0;
     for (long long i = 0; i < h->n * C * hw; i++) differ += memcmp(&x[i], &want[i], sizeof *x) != 0;
@@ -211,8 +213,9 @@ int main(int argc, char **argv) {
     InputPrep pc = {0}, pg = {0};
     HostBatch hc = session_host_batch(dc, &bc, &pc), hg = session_host_batch(dg, &bg, &pg);
     CHECK(hc.x && !hc.x_half && !hc.prep && hc.weight && hc.n == 4, "cpu batch: float32 x, no device preprocessing");
-    CHECK(!hg.x && hg.x_half && hg.prep == &pg && pg.scale && pg.threshold == 1e-5f && hg.n == 4,
-          "gpu batch: x_half and the preprocessing for the device");
+    CHECK(!hg.x && hg.x_half && hg.prep == &pg && pg.scale && pg.threshold == 1e-5f && hg.n == 4 &&
+              pg.kind == dataset_info(dg)->channel_kinds,
+          "gpu batch: x_half and the preprocessing for the device (the channel kinds too)");
     CHECK(!memcmp(hc.target, hg.target, 4 * sizeof(float)) && !memcmp(hc.scalars, hg.scalars, 8 * sizeof(float)),
           "both feeds: same rows, targets and scalars");
     long long differ = 0;

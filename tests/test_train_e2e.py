@@ -14,8 +14,14 @@ dataset made by e2e-synth. One test per subcommand (ctest runs each separately):
   nan_loss        a diverging run stops with a non-finite loss message (or skips steps)
   other_ranks     a 2-rank checkpoint resumes on 1 rank and finishes
   torch_load      the documented h5py + torch snippet loads best.h5 into the PyTorch model and
-                  reproduces e2e-eval's predictions
+                  reproduces e2e-eval's predictions, on the synthetic file and on a copy whose
+                  scalars are pt, iphi and whose first channel is signed
+  inputs          a copy without scalars (no ieta, iphi, pt) trains one epoch on 2 ranks into a
+                  model without scalars, its 3 negative masses warned about once; e2e-eval and
+                  --resume refuse a dataset of other scalars, naming both files and both inputs
   cli             --help, bad options, plot
+  kernel_plan     ranks whose CPU engine records differ run rank 0's engines: the weights
+                  equal a run where every rank has rank 0's record
 
 usage: test_train_e2e.py TEST BUILD_DIR
 """
@@ -68,8 +74,8 @@ class Env:
     def exe(self, name):
         return os.path.join(self.build, "launch", name)
 
-    def train(self, out, *extra, np_=2, expect=0, epochs=2, timeout=240):
-        cmd = MPIRUN + ["-np", str(np_), self.exe("e2e-train"), "--data", self.data, "--out", out,
+    def train(self, out, *extra, np_=2, expect=0, epochs=2, timeout=240, data=None):
+        cmd = MPIRUN + ["-np", str(np_), self.exe("e2e-train"), "--data", data or self.data, "--out", out,
                         "--epochs", str(epochs), "--batch", "32", "--seed", "5"] + list(extra)
         return run(cmd, timeout=timeout, expect=expect)
 
@@ -164,11 +170,14 @@ def t_resume(e):
 
 
 def to_version1(path):
-    """rewrites a version-2 checkpoint's attributes as version 1 wrote them: the plateau's
-    rate as "lr", Adam's rate as "adam_lr", no base, scaled or warm-up rate"""
+    """rewrites a version-3 checkpoint's attributes as version 1 wrote them: the plateau's
+    rate as "lr", Adam's rate as "adam_lr", no base, scaled or warm-up rate, no record of the
+    model's inputs (which were then always iphi / 360, ieta / 170, energy-like channels)"""
     with h5py.File(path, "r+") as f:
         a = f.attrs
-        check(int(a["version"]) == 2, "the trainer writes version 2")
+        check(int(a["version"]) == 3, "the trainer writes version 3")
+        for k in ("scalars", "scalar_scale", "channel_kinds"):
+            del f["data"].attrs[k]
         plateau = float(a["lr_plateau"])
         for k in ("lr_base", "lr_scaled", "lr_warmup_steps", "lr_plateau"):
             del a[k]
@@ -358,40 +367,105 @@ def t_other_ranks(e):
     check(len(rows) == 3, "two epochs in metrics.csv")
 
 
-def t_torch_load(e):
+def torch_predict(ckpt, data, index):
+    """the snippet of dist/README.md ("Loading a checkpoint into PyTorch"): the model from
+    the checkpoint, the jets `index` of the data file preprocessed as the reader does,
+    predicted masses in GeV; and the keys load_state_dict left out"""
     import torch
     sys.path.insert(0, os.path.join(HERE, "reference"))
     from resnet15 import ResNet15
-    good = e.path("uninterrupted")
-    if not os.path.exists(os.path.join(good, "results.json")):
-        e.train(good)
-    best = os.path.join(good, "checkpoints", "best.h5")
-    pred = e.path("test_pred.h5")
-    run(MPIRUN + ["-np", "2", e.exe("e2e-eval"), "--checkpoint", best, "--data", e.data,
-                  "--split", "test", "--predictions", pred], expect=0)
-    # the snippet of dist/README.md ("Loading a checkpoint into PyTorch")
-    with h5py.File(best, "r") as f:
+    with h5py.File(ckpt, "r") as f:
         state = {k: torch.from_numpy(f["model"][k][()]) for k in f["model"]}
         channels = int(f.attrs["in_channels"])
         scales = f["data/scales"][()]
-    model = ResNet15(in_channels=channels)
+        inputs = f["data"].attrs  # the dataset's scalars, their scales, the channel kinds
+        names = [str(s) for s in inputs["scalars"]]
+        scalar_scale = inputs["scalar_scale"][()]
+        signed = np.array([str(k) == "signed" for k in inputs["channel_kinds"]])[None, :, None, None]
+    model = ResNet15(in_channels=channels, n_scalars=len(names))
     missing, unexpected = model.load_state_dict(state, strict=False)
-    check(not unexpected and all(".shortcut." in k and not k.startswith("layer2") for k in missing),
-          "load_state_dict(strict=False) leaves only the unused identity shortcuts out")
-    with h5py.File(pred, "r") as f:
-        index, m_pred = f["index"][()], f["m_pred"][()]
-    with h5py.File(e.data, "r") as f:
+    with h5py.File(data, "r") as f:
         x = f["X_jet"][()][index].astype(np.float32)
-        iphi, ieta = f["iphi"][()][index], f["ieta"][()][index]
-    # the reader's preprocessing: x / scale, below 1e-5 -> 0, above 1 -> 1
+        sc = np.stack([f[n][()][index] / s for n, s in zip(names, scalar_scale)] or [np.zeros((len(index), 0))], 1)
+    # the reader's preprocessing: x / scale; below 1e-5 (|x| for a signed channel) -> 0;
+    # clipped to [0, 1] (energy-like) or [-1, 1] (signed)
     x = x / scales[None, :, None, None]
-    x[x < 1e-5] = 0.0
-    x[x > 1] = 1.0
-    sc = np.stack([iphi / 360.0, ieta / 170.0], 1).astype(np.float32)
+    x[np.where(signed, np.abs(x), x) < 1e-5] = 0.0
+    x = np.clip(x, np.where(signed, -1.0, 0.0), 1.0).astype(np.float32)
+    sc = sc.reshape(len(index), len(names)).astype(np.float32)
     with torch.no_grad():
         out = model(torch.from_numpy(x), torch.from_numpy(sc))[:, 0].numpy() * 500.0
-    err = np.max(np.abs(out - m_pred)) / np.max(np.abs(m_pred))
-    check(err < 1e-4, "PyTorch reproduces e2e-eval's %d test predictions (max rel diff %.2g)" % (len(index), err))
+    return out, missing, unexpected
+
+
+def other_inputs(src, dst):
+    """a copy of the synthetic file whose scalars are pt / 1000, iphi / 360 and whose first
+    channel is signed (its pixels' signs flipped at random, as impact parameters)"""
+    shutil.copy(src, dst)
+    rng = np.random.default_rng(4)
+    with h5py.File(dst, "r+") as f:
+        x = f["X_jet"][()]
+        x[:, 0] *= np.where(rng.random(x[:, 0].shape) < 0.5, -1.0, 1.0).astype(x.dtype)
+        f["X_jet"][...] = x
+        f.attrs["channel_kinds"] = np.array(["signed", "energy", "energy"], dtype=h5py.string_dtype())
+        f.attrs["scalars"] = np.array(["pt", "iphi"], dtype=h5py.string_dtype())
+        f.attrs["scalar_scale"] = np.array([1000.0, 360.0])
+
+
+def t_torch_load(e):
+    good = e.path("uninterrupted")
+    if not os.path.exists(os.path.join(good, "results.json")):
+        e.train(good)
+    other = e.path("other_inputs.h5")
+    other_inputs(e.data, other)
+    e.train(e.path("other_run"), data=other, epochs=1)
+    for run_dir, data in ((good, e.data), (e.path("other_run"), other)):
+        best = os.path.join(run_dir, "checkpoints", "best.h5")
+        pred = e.path("test_pred.h5")
+        run(MPIRUN + ["-np", "2", e.exe("e2e-eval"), "--checkpoint", best, "--data", data,
+                      "--split", "test", "--predictions", pred], expect=0)
+        with h5py.File(pred, "r") as f:
+            index, m_pred = f["index"][()], f["m_pred"][()]
+        out, missing, unexpected = torch_predict(best, data, index)
+        name = os.path.basename(data)
+        check(not unexpected and all(".shortcut." in k and not k.startswith("layer2") for k in missing),
+              "%s: load_state_dict(strict=False) leaves only the unused identity shortcuts out" % name)
+        err = np.max(np.abs(out - m_pred)) / np.max(np.abs(m_pred))
+        check(err < 1e-4, "%s: PyTorch reproduces e2e-eval's %d test predictions (max rel diff %.2g)"
+              % (name, len(index), err))
+    with h5py.File(other, "r") as f:
+        check(f["X_jet"][:, 0].min() < 0, "the signed channel holds negative pixels")
+
+
+def t_inputs(e):
+    none = e.path("no_scalars.h5")
+    shutil.copy(e.data, none)
+    with h5py.File(none, "r+") as f:
+        for k in ("ieta", "iphi", "pt"):
+            del f[k]
+        f.attrs["scalars"] = np.array([], dtype=h5py.string_dtype())
+        f.attrs["scalar_scale"] = np.array([], dtype=np.float64)
+        m = f["m"][()]
+        m[:3] = [-1.0, -2.0, -3.0]
+        f["m"][...] = m
+    out = e.path("no_scalars_run")
+    p = e.train(out, data=none, epochs=1)
+    check(os.path.exists(os.path.join(out, "results.json")), "one epoch on 2 ranks on a file without scalars")
+    warned = [ln for ln in (p.stdout + p.stderr).splitlines() if "warning:" in ln and "negative mass" in ln]
+    check(len(warned) == 1 and "no_scalars.h5: 3 of 2000 jets have a negative mass" in warned[0],
+          "the negative masses warned about once, naming the file: %s" % warned)
+    best = os.path.join(out, "checkpoints", "best.h5")
+    with h5py.File(best, "r") as f:
+        check(int(f.attrs["n_scalars"]) == 0 and f["model/fc.weight"].shape == (1, 32) and len(f["data"].attrs["scalars"]) == 0,
+              "a model without scalars, its checkpoint records none")
+    p = run(MPIRUN + ["-np", "2", e.exe("e2e-eval"), "--checkpoint", best, "--data", e.data], expect=1)
+    msg = err_line(p)
+    check(best in msg and "jets.h5" in msg and "scalars none" in msg and "scalars iphi/360, ieta/170" in msg and
+          p.stderr.count("error:") == 1, "e2e-eval refuses a dataset of other scalars, naming both: %s" % msg)
+    p = e.train(out, "--resume", "auto", epochs=2, expect=1)
+    msg = err_line(p)
+    check("jets.h5" in msg and "scalars none" in msg and "scalars iphi/360, ieta/170" in msg,
+          "--resume refuses a dataset of other scalars: %s" % msg)
 
 
 def t_cli(e):
@@ -411,9 +485,39 @@ def t_cli(e):
             check(f.read(8) == b"\x89PNG\r\n\x1a\n", "launch/plot wrote %s" % png)
 
 
+def other_engines(src, dst):
+    """the record src with every pass on one engine: the direct kernels where src runs
+    oneDNN anywhere, else oneDNN"""
+    text = open(src).read()
+    to = "direct" if "=onednn" in text else "onednn"
+    open(dst, "w").write(re.sub(r"=(onednn|direct)\b", "=" + to, text))
+
+
+def t_kernel_plan(e):
+    p0, p1 = e.path("plan0.txt"), e.path("plan1.txt")
+    args = ["--data", e.data, "--epochs", "1", "--batch", "32", "--seed", "5"]
+    p = run(MPIRUN + ["-np", "2", "-x", "E2E_CPU_CONV_PLAN=" + p0, e.exe("e2e-train"), "--out",
+                      e.path("a")] + args, expect=0)
+    check("convolution engines auto" in p.stdout, "the start line names the convolution engines")
+    other_engines(p0, p1)
+    check(open(p1).read() != open(p0).read(), "the second record runs other engines than the first")
+    mixed = MPIRUN + ["-np", "1", "-x", "E2E_CPU_CONV_PLAN=" + p0, e.exe("e2e-train"), "--out",
+                      e.path("b")] + args + [":", "-np", "1", "-x", "E2E_CPU_CONV_PLAN=" + p1,
+                                             e.exe("e2e-train"), "--out", e.path("b")] + args
+    run(mixed, expect=0)
+    same_weights(final_ckpt(e.path("a")), final_ckpt(e.path("b")))
+    run(MPIRUN + ["-np", "2", "-x", "E2E_CPU_CONV_PLAN=" + p1, e.exe("e2e-train"), "--out",
+                  e.path("c")] + args, expect=0)
+    ta, _ = tensors(final_ckpt(e.path("a")))
+    tc, _ = tensors(final_ckpt(e.path("c")))
+    check(any(ta[k].tobytes() != tc[k].tobytes() for k in ta),
+          "the other record alone gives other weights (so the equality above is rank 0's plan at work)")
+
+
 TESTS = {"learns": t_learns, "resume": t_resume, "resume_v1": t_resume_v1, "sigusr1": t_sigusr1, "killed": t_killed,
          "bad_checkpoint": t_bad_checkpoint, "bad_data": t_bad_data, "nan_loss": t_nan_loss,
-         "other_ranks": t_other_ranks, "torch_load": t_torch_load, "cli": t_cli}
+         "other_ranks": t_other_ranks, "torch_load": t_torch_load, "inputs": t_inputs, "cli": t_cli,
+         "kernel_plan": t_kernel_plan}
 
 
 def main():

@@ -1,6 +1,8 @@
 /* Non-x86 builds: no direct kernels; the GEMM path does every convolution. */
 #include "cpu_internal.h"
 
+int conv_direct_supported(void) { return 0; }
+
 int conv_direct_forward(CpuCtx *c, const ConvShape *s, Layout lay, const float *x,
                         const float *w, const float *b, const float *residual, int relu,
                         float *y) {

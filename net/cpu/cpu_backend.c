@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../error.h"
+#include "conv_engine.h"
 #include "cpu_internal.h"
 
 /* ---- memory ---- */
@@ -25,44 +26,10 @@ static void cpu_copy(void *ctx, void *dst, const void *src, size_t bytes) {
 }
 static void cpu_sync(void *ctx) {}
 
-/* ---- convolutions: direct kernels where they apply, else im2col + GEMM ---- */
-
-/* Here, not in conv_direct.c: that file is compiled for AVX2 and must not run before
- * this check. */
-int conv_direct_supported(void) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
-}
-
-static void cpu_conv_forward(void *ctx, const ConvShape *s, Layout lay, const float *x,
-                             const float *w, const float *b, const float *residual, int relu,
-                             float *y) {
-    CpuCtx *c = ctx;
-    if (c->direct && conv_direct_forward(c, s, lay, x, w, b, residual, relu, y) == 0) return;
-    conv_gemm_forward(c, s, lay, x, w, b, residual, relu, y);
-}
-
-static void cpu_conv_backward_data(void *ctx, const ConvShape *s, const float *dy,
-                                   const float *w, const float *mask, float *dx) {
-    CpuCtx *c = ctx;
-    if (c->direct && conv_direct_backward_data(c, s, dy, w, mask, dx) == 0) return;
-    conv_gemm_backward_data(c, s, dy, w, mask, dx);
-}
-
-static void cpu_conv_backward_filter(void *ctx, const ConvShape *s, Layout lay, const float *x,
-                                     const float *dy, float *dw, float *db) {
-    CpuCtx *c = ctx;
-    if (c->direct && conv_direct_backward_filter(c, s, lay, x, dy, dw, db) == 0) return;
-    conv_gemm_backward_filter(c, s, lay, x, dy, dw, db);
-}
-
 static void cpu_destroy(NetOps *self) {
     if (!self) return;
     CpuCtx *c = self->ctx;
+    conv_engines_destroy(c);
     for (int i = 0; i < CPU_MAX_THREADS; i++) free(c->scratch[i]);
     free(c->shared);
     free(c);
@@ -83,18 +50,23 @@ NetOps *net_cpu_create(int threads) {
         return NULL;
     }
     c->threads = threads;
-    const char *mode = getenv("E2E_CPU_CONV");
-    c->direct = conv_direct_supported() && !(mode && strcmp(mode, "gemm") == 0);
+    c->direct = conv_direct_supported();
+    if (conv_engines_create(c)) {
+        free(c);
+        free(o);
+        return NULL;
+    }
     *o = (NetOps){
         .name = "cpu",
         .ctx = c,
-        .caps = OPS_HOST_MEMORY,
+        .caps = OPS_HOST_MEMORY | OPS_CONV_PREPARE,
         .alloc = cpu_alloc,
         .release = cpu_release,
         .upload = cpu_copy,
         .download = cpu_copy,
         .sync = cpu_sync,
         .copy2d = cpu_copy2d,
+        .conv2d_prepare = cpu_conv_prepare,
         .conv2d_forward = cpu_conv_forward,
         .conv2d_backward_data = cpu_conv_backward_data,
         .conv2d_backward_filter = cpu_conv_backward_filter,
@@ -111,4 +83,26 @@ NetOps *net_cpu_create(int threads) {
         .destroy = cpu_destroy,
     };
     return o;
+}
+
+/* ---- the convolution engines chosen (cpu_backend.h) ---- */
+
+static CpuCtx *cpu_ctx_of(NetOps *ops) {
+    return ops && ops->destroy == cpu_destroy ? ops->ctx : NULL;
+}
+
+const char *net_cpu_conv_report(NetOps *ops) {
+    CpuCtx *c = cpu_ctx_of(ops);
+    return c ? conv_engines_report(c) : NULL;
+}
+
+int net_cpu_conv_plan(NetOps *ops, char *buf, size_t len) {
+    CpuCtx *c = cpu_ctx_of(ops);
+    return c ? conv_engines_plan_text(c, buf, len) : net_fail("net_cpu_conv_plan: not a CPU backend");
+}
+
+int net_cpu_conv_use_plan(NetOps *ops, const char *plan) {
+    CpuCtx *c = cpu_ctx_of(ops);
+    if (!c) return net_fail("net_cpu_conv_use_plan: not a CPU backend");
+    return plan ? conv_engines_use_plan(c, plan) : net_fail("net_cpu_conv_use_plan: plan is NULL");
 }

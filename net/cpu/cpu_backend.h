@@ -1,12 +1,28 @@
-/* The CPU backend: OpenMP threads over the batch, OpenBLAS GEMMs, and direct
- * convolution kernels for AVX2+FMA picked at run time. */
+/* The CPU backend: OpenMP threads over the batch, OpenBLAS GEMMs, and two convolution
+ * engines chosen per convolution: direct kernels for AVX2+FMA and oneDNN (net/README.md,
+ * "Convolution engines"). */
 #ifndef E2E_NET_CPU_BACKEND_H
 #define E2E_NET_CPU_BACKEND_H
 
 #include "../ops.h"
 
+#include <stddef.h>
+
 /* threads <= 0: OpenMP's default (OMP_NUM_THREADS or the cores). The environment
- * variable E2E_CPU_CONV=gemm forces the portable im2col + GEMM convolutions. */
+ * chooses the convolution engines: E2E_CPU_CONV=auto (default: per geometry and pass,
+ * by timing at model build, kept in the plan record E2E_CPU_CONV_PLAN), direct, onednn
+ * or gemm (the portable im2col + GEMM). NULL with net_error() on a bad value. */
 NetOps *net_cpu_create(int threads);
+
+/* One line naming the engines in use, for a run's start line: the mode, oneDNN's
+ * version and ISA, the plan record, and per convolution geometry the engine of each
+ * pass and how it was chosen (timed, recorded, given, forced). NULL when ops is not a
+ * CPU backend. Valid until the next call. */
+const char *net_cpu_conv_report(NetOps *ops);
+/* The plan (one line per geometry) into buf, so that ranks can agree: rank 0's plan
+ * given to every rank with net_cpu_conv_use_plan after model_create makes every rank
+ * run the same engines. 0, or -1 with net_error(). */
+int net_cpu_conv_plan(NetOps *ops, char *buf, size_t len);
+int net_cpu_conv_use_plan(NetOps *ops, const char *plan);
 
 #endif

@@ -8,9 +8,15 @@
 
 #define CPU_MAX_THREADS 256
 
+/* The three passes of a convolution. */
+typedef enum { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_FILTER = 2, CONV_OPS = 3 } ConvOp;
+
+struct ConvEngines;
+
 typedef struct {
     int threads;
-    int direct;                          /* AVX2+FMA direct convolutions in use */
+    int direct;                          /* direct convolutions: 512 (AVX-512), 256 (AVX2), 0 none */
+    struct ConvEngines *engines;         /* the engine of each convolution (conv_engine.c) */
     float *scratch[CPU_MAX_THREADS];     /* per-thread work space */
     size_t scratch_floats[CPU_MAX_THREADS];
     float *shared;                       /* one buffer for repacked weights and partial sums */
@@ -38,9 +44,16 @@ void conv_gemm_backward_data(CpuCtx *c, const ConvShape *s, const float *dy, con
 void conv_gemm_backward_filter(CpuCtx *c, const ConvShape *s, Layout lay, const float *x,
                                const float *dy, float *dw, float *db);
 
-/* Direct convolutions for AVX2+FMA (conv_direct.c); each returns 0 when it has done the
- * work and -1 when the shape is not one it handles (the caller then uses GEMM). */
+/* Direct convolutions (conv_direct.c) at the vector width c->direct; each returns 0
+ * when it has done the work and -1 when the shape is not one it handles
+ * (conv_direct_fits says which). conv_direct_supported: the widest width this CPU
+ * runs them at (512: AVX-512F, 256: AVX2+FMA, 0: none), capped by ONEDNN_MAX_CPU_ISA. */
 int conv_direct_supported(void);
+static inline int conv_direct_fits(const ConvShape *s, ConvOp op) {
+    if (op == CONV_BWD_DATA)  /* 16-channel tiles of dx; the padded-gradient trick */
+        return s->in_c % 16 == 0 && s->pad <= s->k_h - 1 && s->pad <= s->k_w - 1;
+    return s->out_c % 16 == 0;
+}
 int conv_direct_forward(CpuCtx *c, const ConvShape *s, Layout lay, const float *x,
                         const float *w, const float *b, const float *residual, int relu,
                         float *y);

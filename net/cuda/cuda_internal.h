@@ -149,7 +149,7 @@ void cuda_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, f
                       const AdamFactors *k);
 void cuda_nonfinite_check(void *ctx, size_t n, const float *x, float *out);
 void cuda_prep_input(void *ctx, int n, int c, size_t hw, const void *raw, int raw_half,
-                     const float *scale, float threshold, float *x);
+                     const float *scale, const unsigned char *kind, float threshold, float *x);
 void cuda_densify_input(void *ctx, int n, int c, size_t hw, const uint32_t *plane_start, const void *pos,
                         int pos_bytes, const void *value, int value_half, float *x);
 

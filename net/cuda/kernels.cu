@@ -7,6 +7,9 @@
 #include <math.h>
 
 #include "cuda_internal.h"
+/* the reader's per-pixel preprocessing, the one definition (plain C, no dependency): the
+ * only file of data/ that net/ includes */
+#include "../../data/prep_pixel.h"
 
 #define THREADS 256
 #define GRID_STRIDE(i, n) \
@@ -302,7 +305,8 @@ void cuda_nonfinite_check(void *ctx, size_t n, const float *x, float *out) {
 /* ---- input preprocessing (raw float32 or binary16 pixels, NCHW) ---- */
 
 typedef struct {
-    float s[OPS_PREP_MAX_CHANNELS];
+    float s[OPS_PREP_MAX_CHANNELS];      /* 1 / scale */
+    unsigned char kind[OPS_PREP_MAX_CHANNELS]; /* ChannelKind */
 } Scales;
 
 __global__ void k_prep(size_t total, int c, size_t hw, const void *raw, int half, int scaled,
@@ -310,16 +314,15 @@ __global__ void k_prep(size_t total, int c, size_t hw, const void *raw, int half
     GRID_STRIDE(i, total) {
         float v = half ? __half2float(((const __half *)raw)[i]) : ((const float *)raw)[i];
         if (scaled) {
-            v = v * sc.s[(i / hw) % c];
-            if (v < threshold) v = 0.0f;
-            if (v > 1.0f) v = 1.0f;
+            int ch = (int)((i / hw) % c);
+            v = prep_pixel(v, sc.s[ch], sc.kind[ch], threshold);
         }
         x[i] = v;
     }
 }
 
 void cuda_prep_input(void *ctx, int n, int c, size_t hw, const void *raw, int raw_half,
-                     const float *scale, float threshold, float *x) {
+                     const float *scale, const unsigned char *kind, float threshold, float *x) {
     CudaCtx *cx = (CudaCtx *)ctx;
     size_t total = (size_t)n * c * hw;
     if (!total) return;
@@ -330,7 +333,10 @@ void cuda_prep_input(void *ctx, int n, int c, size_t hw, const void *raw, int ra
     }
     Scales sc = {};
     if (scale)
-        for (int ch = 0; ch < c && ch < OPS_PREP_MAX_CHANNELS; ch++) sc.s[ch] = scale[ch];
+        for (int ch = 0; ch < c && ch < OPS_PREP_MAX_CHANNELS; ch++) {
+            sc.s[ch] = scale[ch];
+            sc.kind[ch] = kind ? kind[ch] : (unsigned char)CHANNEL_ENERGY;
+        }
     k_prep<<<blocks_for(total), THREADS, 0, cx->stream>>>(total, c, hw, raw, raw_half, scale != NULL,
                                                           sc, threshold, x);
     cudaCheckLaunch();

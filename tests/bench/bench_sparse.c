@@ -78,7 +78,7 @@ static double rate(Dataset *d, double *batch_bytes) {
 /* samples/s of sparse_densify with preprocessing over the first jets of a sparse file
  * (entries in memory), batch after batch into one batch buffer: touched = 1 zeroes only
  * the pixels the last batch wrote, 0 clears the whole batch first */
-static double densify_rate(const char *path, const float *factors, int touched) {
+static double densify_rate(const char *path, const float *factors, const unsigned char *kinds, int touched) {
     JetFile f;
     if (jetfile_open(&f, path, H5P_DEFAULT) || !f.sparse) MPI_Abort(MPI_COMM_WORLD, 1);
     const struct SparseFile *s = f.sparse;
@@ -101,7 +101,8 @@ static double densify_rate(const char *path, const float *factors, int touched) 
             for (long long i = i0; i < i0 + batch; i++) {
                 long long at = s->offsets[i];
                 sparse_densify(&s->g, s->counts + i * f.c, pos + at * s->g.pos_bytes, val + at * s->g.value_bytes,
-                               factors, 1e-5f, x + (i - i0) * rowf, touched ? t + nt : NULL, (uint32_t)((i - i0) * rowf));
+                               factors, kinds, 1e-5f, x + (i - i0) * rowf, touched ? t + nt : NULL,
+                               (uint32_t)((i - i0) * rowf));
                 nt += sparsefile_row_entries(s, i);
             }
             done += batch;
@@ -138,7 +139,9 @@ int main(int argc, char **argv) {
     Dataset *d = open_ds(files[0], 1, 0, NULL); /* the scales once, for every file */
     const DatasetInfo *in = dataset_info(d);
     float scales[64], factors[64], zs;
+    unsigned char kinds[64];
     memcpy(scales, dataset_scales(d), in->channels * sizeof *scales);
+    memcpy(kinds, in->channel_kinds, in->channels * sizeof *kinds);
     memcpy(factors, dataset_prep_factors(d, &zs), in->channels * sizeof *factors);
     const long long N = in->n_total;
     const double dense32 = 4.0 * in->channels * in->height * in->width;
@@ -171,7 +174,7 @@ int main(int argc, char **argv) {
                        dataset_info(d)->cache_bytes / 1e6);
             dataset_close(d);
         }
-        double a = densify_rate(files[sparse], factors, 1), b = densify_rate(files[sparse], factors, 0);
+        double a = densify_rate(files[sparse], factors, kinds, 1), b = densify_rate(files[sparse], factors, kinds, 0);
         MPI_Allreduce(MPI_IN_PLACE, &a, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
         MPI_Allreduce(MPI_IN_PLACE, &b, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
         if (rank == 0)
