@@ -14,8 +14,10 @@
 #include "format.h"
 #include "h5util.h"
 #include "half.h"
+#include "sparsefile.h"
 
 void jetfile_close(JetFile *f) {
+    sparsefile_close(f->sparse);
     if (f->half >= 0) H5Tclose(f->half);
     if (f->x >= 0) H5Dclose(f->x);
     if (f->file >= 0) H5Fclose(f->file);
@@ -139,8 +141,9 @@ static int describe_x(JetFile *f, struct stat *st) {
     return rc;
 }
 
-/* The file and its X_jet open, or a message saying why not. */
-static int open_x(JetFile *f, hid_t fapl) {
+/* The file and its X_jet open (*sparse = 1: X_jet is a group, the sparse layout), or
+ * a message saying why not. */
+static int open_x(JetFile *f, hid_t fapl, int *sparse) {
     const char *path = f->path;
     f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (f->file < 0) {
@@ -152,6 +155,11 @@ static int open_x(JetFile *f, hid_t fapl) {
     if (H5Lexists(f->file, DSET_X, H5P_DEFAULT) <= 0)
         return data_fail("%s: no dataset '%s' (a jet file holds X_jet, m, pt, ieta, iphi: data/FORMAT.md)",
                          path, DSET_X);
+    H5O_info_t oi;
+    if (H5Oget_info_by_name(f->file, DSET_X, &oi, H5P_DEFAULT) >= 0 && oi.type == H5O_TYPE_GROUP) {
+        *sparse = 1;
+        return 0;
+    }
     f->x = H5Dopen2(f->file, DSET_X, H5P_DEFAULT);
     return f->x < 0 ? h5_fail(path, "cannot open X_jet") : 0;
 }
@@ -163,10 +171,10 @@ int jetfile_open(JetFile *f, const char *path, hid_t fapl) {
     f->path = strdup(path);
     if (!f->path) return data_fail("out of memory");
     struct stat st;
-    int rc = 0;
+    int rc = 0, sparse = 0;
     if (stat(path, &st) != 0) rc = data_fail("%s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
-    if (!rc) rc = open_x(f, fapl);
-    if (!rc) rc = describe_x(f, &st);
+    if (!rc) rc = open_x(f, fapl, &sparse);
+    if (!rc) rc = sparse ? sparsefile_open(f, &st) : describe_x(f, &st);
     if (!rc) rc = read_names(f);
     if (!rc && h5_attr_read(f->file, ATTR_PIXEL_SIZE, H5T_NATIVE_DOUBLE, &f->pixel_size))
         f->pixel_size = 0; /* optional */
@@ -208,7 +216,7 @@ long long jetfile_row_addr(const JetFile *f, long long r) {
     return f->chunk_addr[r / f->chunk_rows] + (r % f->chunk_rows) * f->row_bytes;
 }
 
-static int pread_all(const JetFile *f, void *buf, long long len, long long off) {
+int jetfile_pread(const JetFile *f, void *buf, long long len, long long off) {
     char *p = buf;
     while (len > 0) {
         ssize_t got = pread(f->fd, p, (size_t)len, (off_t)off);
@@ -228,7 +236,7 @@ int jetfile_read_rows_raw(const JetFile *f, const long long *rows, long long n, 
         /* one read for each run of rows that lie back to back in the file */
         long long a = jetfile_row_addr(f, rows[i]), j = i + 1;
         while (j < n && jetfile_row_addr(f, rows[j]) == a + (j - i) * f->row_bytes) j++;
-        if (pread_all(f, dst + i * f->row_bytes, (j - i) * f->row_bytes, a)) return -1;
+        if (jetfile_pread(f, dst + i * f->row_bytes, (j - i) * f->row_bytes, a)) return -1;
         i = j;
     }
     if (f->dtype_bytes == 2 && out) half_to_float_n(stage, out, (size_t)(n * (f->row_bytes / 2)));

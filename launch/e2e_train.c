@@ -45,6 +45,10 @@ static const char *usage =
     "  --unbias none|weights    flatten the mass distribution with per-sample loss\n"
     "                           weights from the training split's histogram (weights)\n"
     "  --prefetch N             batches the reader thread reads ahead (2)\n"
+    "  --cache none|memory      memory: each rank reads its rows of a sparse dataset into\n"
+    "                           memory once, at the start, and every epoch from there (none)\n"
+    "  --cache-limit GB         the most memory the cache may take a rank (default: its share\n"
+    "                           of 90% of the node's available memory)\n"
     "  --keep K                 newest checkpoints kept, besides best.h5 (3)\n"
     "  --check-replicas N       every N steps, verify that all ranks hold identical\n"
     "                           parameters (0: never)\n"
@@ -64,7 +68,7 @@ enum {
     O_DATA = 256, O_OUT, O_EPOCHS, O_BATCH, O_LR, O_WD, O_SEED, O_DEVICE, O_PRECISION, O_THREADS,
     O_RESUME, O_LR_SCALING, O_WARMUP, O_PMODE, O_PFACTOR, O_PPATIENCE, O_PTHRESH, O_PTMODE,
     O_PCOOLDOWN, O_MINLR, O_NAN, O_MRE, O_ZERO, O_UNBIAS, O_PREFETCH, O_KEEP, O_CHECK, O_LOG,
-    O_STOP_AFTER, O_BLOCKS, O_PEER_TIMEOUT, O_HELP
+    O_STOP_AFTER, O_BLOCKS, O_PEER_TIMEOUT, O_CACHE, O_CACHE_LIMIT, O_HELP
 };
 
 static const struct option options[] = {
@@ -80,7 +84,8 @@ static const struct option options[] = {
     {"unbias", 1, 0, O_UNBIAS}, {"prefetch", 1, 0, O_PREFETCH}, {"keep", 1, 0, O_KEEP},
     {"check-replicas", 1, 0, O_CHECK}, {"log-every", 1, 0, O_LOG},
     {"stop-after-steps", 1, 0, O_STOP_AFTER}, {"blocks", 1, 0, O_BLOCKS},
-    {"peer-timeout", 1, 0, O_PEER_TIMEOUT}, {"help", 0, 0, O_HELP},
+    {"peer-timeout", 1, 0, O_PEER_TIMEOUT}, {"cache", 1, 0, O_CACHE},
+    {"cache-limit", 1, 0, O_CACHE_LIMIT}, {"help", 0, 0, O_HELP},
     {0, 0, 0, 0}};
 
 static int quiet;  /* ranks other than 0 parse silently */
@@ -158,6 +163,15 @@ static int parse(int argc, char **argv, TrainConfig *c) {
             c->unbias = k ? DATA_UNBIAS_WEIGHTS : DATA_UNBIAS_NONE;
             break;
         case O_PREFETCH: rc = num_long(o, optarg, &l); c->prefetch = (int)l; break;
+        case O_CACHE: rc = one_of(o, optarg, "none", "memory", &c->cache); break;
+        case O_CACHE_LIMIT:
+            rc = num_double(o, optarg, &d);
+            c->cache_limit = (long long)(d * 1e9);
+            if (!rc && !(c->cache_limit > 0)) {
+                if (!quiet) fprintf(stderr, "e2e-train: --cache-limit expects a positive number of GB, got '%s'\n", optarg);
+                rc = -1;
+            }
+            break;
         case O_KEEP: rc = num_long(o, optarg, &l); c->keep = (int)l; break;
         case O_CHECK: rc = num_long(o, optarg, &l); c->check_replicas = (int)l; break;
         case O_LOG: rc = num_long(o, optarg, &l); c->log_every = (int)l; break;
