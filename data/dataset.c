@@ -10,7 +10,10 @@
  * thread fills ahead of the caller. The thread reads with pread at chunk addresses
  * resolved at open (no HDF5: the library is not thread-safe in this build, and the
  * trainer's main thread calls HDF5 for checkpoints; no MPI either). Files that need
- * HDF5 to be read (compressed, big-endian, partial-row chunks) are read in the caller. */
+ * HDF5 to be read (compressed, big-endian, partial-row chunks) are read in the caller.
+ * Rows of sparse files (sparsefile.h) come as their entries, densified into the batch
+ * with the preprocessing fused, or handed over as entries (x_sparse); with the memory
+ * cache every rank's rows are read at open and batches come from memory. */
 #include "dataset.h"
 
 #include <errno.h>
@@ -29,14 +32,16 @@
 #include "h5util.h"
 #include "jetfile.h"
 #include "half.h"
+#include "memcache.h"
 #include "plausible.h"
 #include "preprocess.h"
 #include "keyed_rng.h"
+#include "sparsefile.h"
 
 #define TAG_SPLIT 0x53504c4954ULL   /* "SPLIT" */
 #define TAG_SHUFFLE 0x5348554646ULL /* "SHUFF" */
 #define STATS_WINDOW_BYTES (16LL << 20)
-#define CONTIGUOUS_BLOCK 64
+#define SPLIT_BLOCK 64
 
 static const char *const SPLIT_NAME[DATA_SPLITS] = {"training", "validation", "test"};
 
@@ -48,6 +53,14 @@ typedef struct {
     void *stage;
     int n, state, rc;
     char err[DATA_ERROR_LEN];
+    /* rows of sparse files: their entries (x_sparse: the batch's own), the pixels of x
+     * they wrote (zeroed before the next fill, so x is never cleared whole), the
+     * batch's planes (x_sparse) */
+    char *epos, *eval;
+    uint32_t *touched, *plane_start;
+    long long n_touched;
+    int x_clean;              /* 1: x is 0 but at touched; 0: not known */
+    SparseImages sparse;
 } Slot;
 
 struct Dataset {
@@ -67,6 +80,7 @@ struct Dataset {
     long steps[DATA_SPLITS];
     float *scales, *factors, *bin_weight;
     long long row_floats;
+    long long batch_entries;  /* sparse files: the most entries B of this rank's rows hold */
     hid_t dxpl_ind;
     /* the epoch */
     int split;
@@ -130,6 +144,8 @@ static int check_options(const DatasetOptions *o) {
     if (o->io < DATA_IO_AUTO || o->io > DATA_IO_HDF5_COLLECTIVE) return data_fail("%s: unknown io mode %d", p, o->io);
     if (o->split_block < 0 || o->scale_rows < 0) return data_fail("%s: split_block and scale_rows must be >= 0", p);
     if (!o->batch_alloc != !o->batch_free) return data_fail("%s: batch_alloc and batch_free go together", p);
+    if (o->cache != DATA_CACHE_NONE && o->cache != DATA_CACHE_MEMORY) return data_fail("%s: unknown cache mode %d", p, o->cache);
+    if (o->cache_limit < 0) return data_fail("%s: cache_limit must be >= 0", p);
     return 0;
 }
 
@@ -160,6 +176,7 @@ static int open_files(Dataset *d) {
         JetFile *f = &d->files[i];
         rc = data_agree(d->comm, jetfile_open(f, list[i], fapl));
         if (rc) break;
+        if (f->sparse && d->opt.io != DATA_IO_AUTO) f->raw = 0; /* its entries through HDF5 too */
         d->nfiles = i + 1;
         const JetFile *f0 = &d->files[0];
         int bad = 0;
@@ -213,14 +230,11 @@ static void shuffle(long long *a, long long n, const uint64_t *key, int nkey) {
     }
 }
 
+/* The split is a function of N, the seed and the block length only: the blocks are
+ * runs of consecutive dataset rows, whatever the files, their layout or chunking. */
 static int make_split(Dataset *d, long long **train_rows) {
-    const long long N = d->start[d->nfiles];
-    long long nb = 0;
-    for (int i = 0; i < d->nfiles; i++) {
-        const JetFile *f = &d->files[i];
-        long long bs = d->opt.split_block ? d->opt.split_block : (f->chunk_rows ? f->chunk_rows : CONTIGUOUS_BLOCK);
-        nb += (f->n + bs - 1) / bs;
-    }
+    const long long N = d->start[d->nfiles], bs = d->opt.split_block ? d->opt.split_block : SPLIT_BLOCK;
+    const long long nb = (N + bs - 1) / bs;
     Block *b = malloc((size_t)nb * sizeof *b);
     long long *perm = malloc((size_t)nb * sizeof *perm);
     *train_rows = NULL;
@@ -229,12 +243,8 @@ static int make_split(Dataset *d, long long **train_rows) {
         free(perm);
         return data_fail("%s: out of memory for %lld blocks", d->path, nb);
     }
-    long long k = 0;
-    for (int i = 0; i < d->nfiles; i++) {
-        const JetFile *f = &d->files[i];
-        long long bs = d->opt.split_block ? d->opt.split_block : (f->chunk_rows ? f->chunk_rows : CONTIGUOUS_BLOCK);
-        for (long long r = 0; r < f->n; r += bs) b[k++] = (Block){d->start[i] + r, r + bs <= f->n ? bs : f->n - r};
-    }
+    long long k;
+    for (k = 0; k < nb; k++) b[k] = (Block){k * bs, (k + 1) * bs <= N ? bs : N - k * bs};
     for (k = 0; k < nb; k++) perm[k] = k;
     shuffle(perm, nb, (uint64_t[]){d->opt.seed, TAG_SPLIT}, 2);
 
@@ -322,6 +332,102 @@ static int reject_nonfinite(const Dataset *d, long long row, long long bad) {
                      "pixels are rejected", d->files[fi].path, row - d->start[fi], bad, bad == 1 ? "" : "s");
 }
 
+/* the length of the run of consecutive rows at rows[0], at most max */
+static long long run_length(const long long *rows, long long n, long long max) {
+    long long k = 1;
+    while (k < n && k < max && rows[k] == rows[k - 1] + 1) k++;
+    return k;
+}
+
+/* ---- rows of sparse files (data/sparsefile.h) ---- */
+
+/* the rows rows[0..n) of one sparse file (dataset rows) as file rows in lrows, their
+ * entries read into pos and value */
+static const JetFile *read_sparse_rows(Dataset *d, const long long *rows, long long n, long long *lrows, char *pos,
+                                       char *value) {
+    int fi = file_of(d, rows[0]);
+    const JetFile *f = &d->files[fi];
+    for (long long j = 0; j < n; j++) lrows[j] = rows[j] - d->start[fi];
+    return sparsefile_read(f, lrows, n, pos, value, d->dxpl_ind) ? NULL : f;
+}
+
+/* non-finite values among a row's e stored values */
+static long long values_nonfinite(const void *v, long long e, int value_bytes) {
+    return value_bytes == 2 ? half_count_nonfinite(v, (size_t)e) : count_nonfinite(v, e, NULL);
+}
+
+/* 1 when a row's e stored values are all zero (of either sign): its image is empty */
+static int values_all_zero(const void *v, long long e, int value_bytes) {
+    if (value_bytes == 4) return all_zero(v, e);
+    for (long long k = 0; k < e; k++)
+        if (((const uint16_t *)v)[k] & 0x7fffu) return 0;
+    return 1;
+}
+
+/* rows[0..n) of one sparse file densified into batch rows at..at+n of s->x, preprocessed
+ * on the way (the dense path's rule, sparse_densify) unless preprocess = 0; the pixels
+ * written are recorded in s->touched */
+static int densify_rows(Dataset *d, Slot *s, const long long *rows, long long n, long long at) {
+    const JetFile *f = read_sparse_rows(d, rows, n, s->lrows, s->epos, s->eval);
+    if (!f) return -1;
+    const struct SparseFile *sf = f->sparse;
+    const char *p = s->epos, *v = s->eval;
+    for (long long j = 0; j < n; j++) {
+        long long r = s->lrows[j], e = sparsefile_row_entries(sf, r), base = (at + j) * d->row_floats;
+        uint32_t *t = s->touched ? s->touched + s->n_touched : NULL;
+        long long bad = sparse_densify(&sf->g, sf->counts + r * f->c, p, v, d->opt.preprocess ? d->factors : NULL,
+                                       d->info.channel_kinds, d->opt.zero_suppress, s->x + base, t, (uint32_t)base);
+        if (t) s->n_touched += e;
+        if (bad) return reject_nonfinite(d, rows[j], bad);
+        p += e * sf->g.pos_bytes;
+        v += e * sf->g.value_bytes;
+    }
+    return 0;
+}
+
+/* x of a slot that sparse rows will fill: zero, at the cost of the pixels written last */
+static void clear_x(Dataset *d, Slot *s) {
+    if (!s->x_clean) memset(s->x, 0, (size_t)(d->opt.batch * d->row_floats) * sizeof *s->x);
+    else
+        for (long long i = 0; i < s->n_touched; i++) s->x[s->touched[i]] = 0.0f;
+    s->n_touched = 0;
+    s->x_clean = s->touched != NULL;
+}
+
+/* how many of rows[0..n), from the first on, lie in the first one's file */
+static long long same_file(const Dataset *d, const long long *rows, long long n) {
+    int fi = file_of(d, rows[0]);
+    long long k = 1;
+    while (k < n && rows[k] >= d->start[fi] && rows[k] < d->start[fi + 1]) k++;
+    return k;
+}
+
+/* an x_sparse batch (every file sparse): the entries of rows[0..n) as stored, and the
+ * planes' starts */
+static int fill_sparse_batch(Dataset *d, Slot *s, const long long *rows, long long n) {
+    const int C = d->info.channels, pb = d->files[0].sparse->g.pos_bytes, vb = d->files[0].sparse->g.value_bytes;
+    long long e = 0;
+    s->plane_start[0] = 0;
+    for (long long i = 0; i < n;) {
+        long long k = same_file(d, rows + i, n - i);
+        const JetFile *f = read_sparse_rows(d, rows + i, k, s->lrows, s->epos + e * pb, s->eval + e * vb);
+        if (!f) return -1;
+        for (long long j = 0; j < k; j++) {
+            const uint32_t *cnt = f->sparse->counts + s->lrows[j] * C;
+            long long e0 = e;
+            for (int c = 0; c < C; c++) {
+                e += cnt[c];
+                s->plane_start[(i + j) * C + c + 1] = (uint32_t)e;
+            }
+            long long bad = values_nonfinite(s->eval + e0 * vb, e - e0, vb);
+            if (bad) return reject_nonfinite(d, rows[i + j], bad);
+        }
+        i += k;
+    }
+    s->sparse = (SparseImages){e, s->plane_start, s->epos, s->eval, pb, vb};
+    return 0;
+}
+
 /* ---- the scales: a statistics pass over the training split ---- */
 
 static int cmp_ll(const void *a, const void *b) {
@@ -329,11 +435,22 @@ static int cmp_ll(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* the length of the run of consecutive rows at rows[0], at most max */
-static long long run_length(const long long *rows, long long n, long long max) {
-    long long k = 1;
-    while (k < n && k < max && rows[k] == rows[k - 1] + 1) k++;
-    return k;
+/* rows[0..n) of one sparse file into the histogram (equal to their dense rows'),
+ * checked for non-finite values; pos and value hold n rows' entries, scratch a row's */
+static int stats_sparse(Dataset *d, const long long *rows, long long n, PixelHist *h, char *pos, char *value,
+                        float *scratch, long long *lrows, long long *empty) {
+    const JetFile *f = read_sparse_rows(d, rows, n, lrows, pos, value);
+    if (!f) return -1;
+    const struct SparseFile *sf = f->sparse;
+    const char *v = value;
+    for (long long i = 0; i < n; i++) {
+        long long e = sparsefile_row_entries(sf, lrows[i]), bad = values_nonfinite(v, e, sf->g.value_bytes);
+        if (bad) return reject_nonfinite(d, rows[i], bad);
+        *empty += values_all_zero(v, e, sf->g.value_bytes);
+        sparse_hist_add(h, &sf->g, sf->counts + lrows[i] * f->c, v, scratch);
+        v += e * sf->g.value_bytes;
+    }
+    return 0;
 }
 
 /* The empty images the statistics pass found, summed over the ranks: a file of nothing
@@ -361,12 +478,15 @@ static int compute_scales(Dataset *d) {
     if (d->opt.scale_rows > 0 && d->total[SPLIT_TRAIN] > d->opt.scale_rows)
         use = (d->opt.scale_rows * nl + d->total[SPLIT_TRAIN] - 1) / d->total[SPLIT_TRAIN];
     long long *rows = malloc((size_t)(nl ? nl : 1) * sizeof *rows), *lrows = malloc((size_t)W * sizeof *lrows);
-    float *x = malloc((size_t)(W * d->row_floats) * sizeof *x);
+    float *x = malloc((size_t)(W * d->row_floats) * sizeof *x); /* sparse files: their values */
     void *stage = malloc((size_t)(W * d->row_floats * 2));
     long long *empty = calloc((size_t)d->nfiles * 2, sizeof *empty), *checked = empty ? empty + d->nfiles : NULL;
+    /* sparse files: positions, and one row's values as float32 */
+    char *spos = d->info.sparse_files ? malloc((size_t)(W * d->row_floats) * sizeof(uint32_t)) : NULL;
+    float *scratch = d->info.sparse_files ? malloc((size_t)d->row_floats * sizeof *scratch) : NULL;
     PixelHist h = {0};
-    int rc = rows && lrows && x && stage && empty ? pixel_hist_init(&h, C)
-                                                  : data_fail("%s: out of memory for statistics", d->path);
+    int rc = rows && lrows && x && stage && empty && (!d->info.sparse_files || (spos && scratch))
+                 ? pixel_hist_init(&h, C) : data_fail("%s: out of memory for statistics", d->path);
     h.kinds = d->info.channel_kinds; /* a signed channel's scale is of |x| */
     if (!rc) {
         for (long long i = 0; i < use; i++) rows[i] = d->local[SPLIT_TRAIN][use == nl ? i : i * nl / use];
@@ -385,15 +505,19 @@ static int compute_scales(Dataset *d) {
         MPI_Allreduce(&pieces, &iters, 1, MPI_LONG_LONG, MPI_MAX, d->comm);
         for (long long it = 0, lo = from; !rc && it < iters; it++) {
             long long n = lo < at ? run_length(rows + lo, at - lo, W) : 0;
-            if (n > 0) rc = read_rows(d, rows + lo, n, x, stage, lrows, dxpl);
-            else if (!use_raw(d, &d->files[fi])) rc = jetfile_read_rows_hdf5(&d->files[fi], NULL, 0, x, stage, dxpl);
-            for (long long i = 0; !rc && i < n; i++) {
-                long long bad = count_nonfinite(x + i * d->row_floats, d->row_floats, NULL);
-                if (bad) rc = reject_nonfinite(d, rows[lo + i], bad);
-                empty[fi] += all_zero(x + i * d->row_floats, d->row_floats);
+            if (d->files[fi].sparse) { /* independent reads: no collective to join */
+                if (n > 0) rc = stats_sparse(d, rows + lo, n, &h, spos, (char *)x, scratch, lrows, &empty[fi]);
+            } else {
+                if (n > 0) rc = read_rows(d, rows + lo, n, x, stage, lrows, dxpl);
+                else if (!use_raw(d, &d->files[fi])) rc = jetfile_read_rows_hdf5(&d->files[fi], NULL, 0, x, stage, dxpl);
+                for (long long i = 0; !rc && i < n; i++) {
+                    long long bad = count_nonfinite(x + i * d->row_floats, d->row_floats, NULL);
+                    if (bad) rc = reject_nonfinite(d, rows[lo + i], bad);
+                    empty[fi] += all_zero(x + i * d->row_floats, d->row_floats);
+                }
+                if (!rc) pixel_hist_add(&h, x, n, hw);
             }
             checked[fi] += n;
-            if (!rc) pixel_hist_add(&h, x, n, hw);
             rc = data_agree(d->comm, rc);
             if (d->opt.progress) d->opt.progress();
             lo += n;
@@ -415,6 +539,99 @@ out:
     free(lrows);
     free(x);
     free(stage);
+    free(spos);
+    free(scratch);
+    return rc;
+}
+
+/* ---- this rank's rows of sparse files: the batch capacity, the memory cache ---- */
+
+/* this rank's rows of every split, increasing; NULL when out of memory */
+static long long *my_rows(const Dataset *d, long long *n) {
+    *n = d->nlocal[SPLIT_TRAIN] + d->nlocal[SPLIT_VAL] + d->nlocal[SPLIT_TEST];
+    long long *rows = malloc((size_t)(*n ? *n : 1) * sizeof *rows), at = 0;
+    for (int s = 0; rows && s < DATA_SPLITS; at += d->nlocal[s], s++)
+        memcpy(rows + at, d->local[s], (size_t)d->nlocal[s] * sizeof *rows);
+    if (rows) qsort(rows, (size_t)*n, sizeof *rows, cmp_ll);
+    return rows;
+}
+
+static int cmp_ll_desc(const void *a, const void *b) { return cmp_ll(b, a); }
+
+/* the most entries a batch of this rank's rows can hold: the B largest rows' sum */
+static int count_batch_entries(Dataset *d) {
+    long long n;
+    long long *rows = my_rows(d, &n), *e = malloc((size_t)(n ? n : 1) * sizeof *e);
+    if (!rows || !e) {
+        free(rows);
+        free(e);
+        return data_fail("%s: out of memory", d->path);
+    }
+    for (long long i = 0; i < n; i++) {
+        const JetFile *f = &d->files[file_of(d, rows[i])];
+        e[i] = f->sparse ? sparsefile_row_entries(f->sparse, rows[i] - d->start[file_of(d, rows[i])]) : 0;
+    }
+    qsort(e, (size_t)n, sizeof *e, cmp_ll_desc);
+    d->batch_entries = 0;
+    for (long long i = 0; i < n && i < d->opt.batch; i++) d->batch_entries += e[i];
+    free(rows);
+    free(e);
+    if (d->batch_entries >= 4294967296LL)
+        return data_fail("%s: a batch of %d rows may hold %lld entries, more than 2^32", d->path, d->opt.batch,
+                         d->batch_entries);
+    return 0;
+}
+
+/* rows[0..n) (increasing dataset rows) that lie in file i, as file rows in place;
+ * returns how many */
+static long long to_file_rows(const Dataset *d, int i, long long *rows, long long n) {
+    long long k = 0;
+    while (k < n && rows[k] < d->start[i + 1]) rows[k++] -= d->start[i];
+    return k;
+}
+
+/* The rank's rows of every split read into memory (sparse files only), if they fit
+ * in the cache's limit. Collective (the limit); local result. */
+static int load_cache(Dataset *d) {
+    long long limit, n, bytes = 0;
+    char how[256];
+    cache_limit(d->comm, d->opt.cache_limit, &limit, how, sizeof how);
+    for (int i = 0; i < d->nfiles; i++)
+        if (!d->files[i].sparse)
+            return data_fail("%s: --cache memory holds sparse files only, and this one is dense (%lld jets of %.0f KB); "
+                             "make a sparse copy with e2e-data convert --layout sparse", d->files[i].path, d->files[i].n,
+                             d->files[i].row_bytes / 1e3);
+    long long *rows = my_rows(d, &n), *frows = rows, left = n;
+    if (!rows) return data_fail("%s: out of memory", d->path);
+    long long *count = calloc((size_t)d->nfiles, sizeof *count);
+    for (int i = 0; count && i < d->nfiles; i++) {
+        count[i] = to_file_rows(d, i, frows, left);
+        bytes += sparsefile_cache_bytes(&d->files[i], frows, count[i]);
+        frows += count[i], left -= count[i];
+    }
+    int rc = count ? 0 : data_fail("%s: out of memory", d->path);
+    d->info.cache_bytes = bytes;
+    if (!rc && limit >= 0 && bytes > limit)
+        rc = data_fail("%s: --cache memory: rank %d's %lld jets need %.3g GB, more than %s", d->path, d->rank, n,
+                       bytes / 1e9, how);
+    frows = rows;
+    for (int i = 0; !rc && i < d->nfiles; frows += count[i], i++)
+        rc = sparsefile_cache_load(&d->files[i], frows, count[i], d->dxpl_ind);
+    free(count);
+    free(rows);
+    return rc;
+}
+
+/* Sparse files: the batch capacity; with the memory cache: the rank's rows in memory
+ * (then no read touches a file, so the prefetch thread serves every file). Agreed. */
+static int prepare_rows(Dataset *d) {
+    int rc = data_agree(d->comm, d->info.sparse_files ? count_batch_entries(d) : 0);
+    if (!rc && d->opt.cache == DATA_CACHE_MEMORY && !(rc = data_agree(d->comm, load_cache(d)))) {
+        d->info.cached = 1;
+        d->info.raw_io = 1;
+        d->info.prefetch = d->opt.prefetch;
+    }
+    d->info.sparse_batch_entries = d->info.x_sparse ? d->batch_entries : 0;
     return rc;
 }
 
@@ -457,10 +674,28 @@ static void batch_free(Dataset *d, void *p) {
         free(p);
 }
 
+/* A slot's buffers for rows of sparse files: their entries (x_sparse: the batch's,
+ * from the caller's allocator), the planes' starts (x_sparse) or the pixels written
+ * (touched: only where positions in a batch fit 32 bits). -1 when out of memory. */
+static int make_sparse_slot(Dataset *d, Slot *s) {
+    if (!d->info.sparse_files) return 0;
+    const size_t e = (size_t)(d->batch_entries ? d->batch_entries : 1);
+    if (d->info.x_sparse) {
+        s->epos = batch_alloc(d, e * sizeof(uint32_t));
+        s->eval = batch_alloc(d, e * sizeof(float));
+        s->plane_start = batch_alloc(d, ((size_t)d->opt.batch * d->info.channels + 1) * sizeof *s->plane_start);
+        return s->epos && s->eval && s->plane_start ? 0 : -1;
+    }
+    s->epos = malloc(e * sizeof(uint32_t));
+    s->eval = malloc(e * sizeof(float));
+    if ((double)d->opt.batch * (double)d->row_floats < 4294967296.0) s->touched = malloc(e * sizeof *s->touched);
+    return s->epos && s->eval ? 0 : -1;
+}
+
 static int make_slots(Dataset *d) {
     const int B = d->opt.batch;
     int need_stage = 0;
-    for (int i = 0; i < d->nfiles; i++) need_stage |= d->files[i].dtype_bytes == 2;
+    for (int i = 0; i < d->nfiles; i++) need_stage |= d->files[i].dtype_bytes == 2 && !d->files[i].sparse;
     d->nslots = d->info.prefetch > 0 ? d->info.prefetch + 1 : 1;
     d->slots = calloc((size_t)d->nslots, sizeof *d->slots);
     d->order = malloc((size_t)(d->nlocal[SPLIT_TRAIN] + d->nlocal[SPLIT_VAL] + d->nlocal[SPLIT_TEST] + 1) *
@@ -470,7 +705,7 @@ static int make_slots(Dataset *d) {
     for (int i = 0; i < d->nslots; i++) {
         Slot *s = &d->slots[i];
         /* with x_half the batch is the stage buffer itself */
-        s->x = d->info.x_half ? NULL : batch_alloc(d, (size_t)(B * d->row_floats) * sizeof *s->x);
+        s->x = d->info.x_half || d->info.x_sparse ? NULL : batch_alloc(d, (size_t)(B * d->row_floats) * sizeof *s->x);
         const int S = d->info.n_scalars;
         s->scalars = S ? batch_alloc(d, (size_t)(B * S) * sizeof *s->scalars) : NULL;
         s->target = batch_alloc(d, (size_t)B * sizeof *s->target);
@@ -479,8 +714,8 @@ static int make_slots(Dataset *d) {
         s->index = malloc((size_t)B * sizeof *s->index);
         s->lrows = malloc((size_t)B * sizeof *s->lrows);
         s->stage = !need_stage ? NULL : d->info.x_half ? batch_alloc(d, stage_bytes) : malloc(stage_bytes);
-        if ((!s->x && !d->info.x_half) || (S && !s->scalars) || !s->target || !s->weight || !s->mass || !s->index || !s->lrows ||
-            (need_stage && !s->stage))
+        if ((!s->x && !d->info.x_half && !d->info.x_sparse) || (S && !s->scalars) || !s->target || !s->weight ||
+            !s->mass || !s->index || !s->lrows || (need_stage && !s->stage) || make_sparse_slot(d, s))
             return data_fail("%s: out of %smemory for a batch of %d rows", d->path,
                              d->opt.batch_alloc ? "the device's host (pinned) memory or " : "", B);
     }
@@ -501,6 +736,15 @@ static void free_slots(Dataset *d) {
             batch_free(d, s->stage);
         else
             free(s->stage);
+        if (d->info.x_sparse) {
+            batch_free(d, s->epos);
+            batch_free(d, s->eval);
+            batch_free(d, s->plane_start);
+        } else {
+            free(s->epos);
+            free(s->eval);
+        }
+        free(s->touched);
     }
     free(d->slots);
     d->slots = NULL;
@@ -554,7 +798,13 @@ static void fill_info(Dataset *d, const DatasetOptions *o) {
     in->preprocessed = o->preprocess != 0;
     in->mass_scale = o->mass_scale;
     in->x_half = !o->preprocess && o->keep_half;
-    for (int i = 0; i < d->nfiles; i++) in->x_half &= d->files[i].dtype_bytes == 2;
+    in->x_sparse = !o->preprocess && o->keep_sparse;
+    for (int i = 0; i < d->nfiles; i++) {
+        const JetFile *f = &d->files[i];
+        in->x_half &= f->dtype_bytes == 2 && !f->sparse;
+        in->sparse_files += f->sparse != NULL;
+        in->x_sparse &= f->sparse && f->dtype_bytes == f0->dtype_bytes;
+    }
 }
 
 int dataset_open(Dataset **out, const DatasetOptions *o) {
@@ -602,6 +852,7 @@ int dataset_open(Dataset **out, const DatasetOptions *o) {
                                            "on data with the channels it was trained on", d->path,
                                            d->info.channels, o->scales_from ? o->scales_from : "the given scales",
                                            o->scales_from ? "was" : "were", o->n_scales));
+    if (!rc) rc = prepare_rows(d);
     if (!rc && o->scales) {
         for (int c = 0; !rc && c < d->info.channels; c++)
             if (!(o->scales[c] > 0.0f) || !isfinite(o->scales[c]))
@@ -652,18 +903,25 @@ const long long *dataset_split_rows(const Dataset *d, Split s, long long *n) {
 
 /* ---- batches ---- */
 
-static int fill_step(Dataset *d, Slot *s, long step) {
-    const long long B = d->opt.batch, first = step * B;
-    long long n = d->split == SPLIT_TRAIN ? B : (d->nlocal[d->split] - first < B ? d->nlocal[d->split] - first : B);
-    const long long *rows = d->order + first;
+/* rows[0..n) into the slot's images: dense rows read and preprocessed a run at a time,
+ * rows of sparse files densified (x_sparse: kept as entries) */
+static int fill_images(Dataset *d, Slot *s, const long long *rows, long long n) {
     const int C = d->info.channels;
     const long long hw = (long long)d->info.height * d->info.width;
-    s->n = (int)n;
+    if (d->info.x_sparse) return fill_sparse_batch(d, s, rows, n);
+    if (d->info.sparse_files) clear_x(d, s);
     /* read a run of adjacent rows (up to ~2 MB), then preprocess it while it is still
      * in cache: one pass over memory instead of two */
     const long long run_max = ((2LL << 20) / (d->row_floats * 4)) + 1;
     for (long long i = 0; i < n;) {
-        long long k = run_length(rows + i, n - i, run_max);
+        if (d->files[file_of(d, rows[i])].sparse) { /* every row of the batch in this file at once */
+            long long k = same_file(d, rows + i, n - i);
+            if (densify_rows(d, s, rows + i, k, i)) return -1;
+            i += k;
+            continue;
+        }
+        long long k = run_length(rows + i, same_file(d, rows + i, n - i), run_max);
+        s->x_clean = 0; /* a dense row fills every pixel */
         if (d->info.x_half) {
             /* the rows go to the batch as stored; only the NaN/Inf check reads them */
             uint16_t *h = (uint16_t *)s->stage + i * d->row_floats;
@@ -684,6 +942,18 @@ static int fill_step(Dataset *d, Slot *s, long step) {
             if (bad) return reject_nonfinite(d, rows[j], bad);
         }
         i += k;
+    }
+    return 0;
+}
+
+static int fill_step(Dataset *d, Slot *s, long step) {
+    const long long B = d->opt.batch, first = step * B;
+    long long n = d->split == SPLIT_TRAIN ? B : (d->nlocal[d->split] - first < B ? d->nlocal[d->split] - first : B);
+    const long long *rows = d->order + first;
+    s->n = (int)n;
+    if (fill_images(d, s, rows, n)) {
+        s->x_clean = 0; /* which pixels a failed fill wrote is not known */
+        return -1;
     }
     const int S = d->info.n_scalars;
     const float *m = d->cols.m;
@@ -791,8 +1061,9 @@ int dataset_next(Dataset *d, DataBatch *b) {
     d->held = s;
     d->next_step++;
     b->n = s->n;
-    b->x = d->info.x_half ? NULL : s->x;
+    b->x = d->info.x_half || d->info.x_sparse ? NULL : s->x;
     b->x_half = d->info.x_half ? s->stage : NULL;
+    b->sparse = d->info.x_sparse ? &s->sparse : NULL;
     b->scalars = s->scalars;
     b->target = s->target;
     b->weight = d->bin_weight ? s->weight : NULL;

@@ -26,6 +26,12 @@ typedef enum {
                                     in dataset_next */
 } DataIo;
 
+typedef enum {
+    DATA_CACHE_NONE = 0,   /* batches are read from the files (the page cache) */
+    DATA_CACHE_MEMORY = 1, /* the rank's rows of every split are read into memory once, at
+                              open (sparse files only), and batches come from there */
+} DataCache;
+
 typedef struct {
     const char *path;      /* HDF5 file, or a text file listing HDF5 files */
     MPI_Comm comm;         /* the reader dups it for its own use */
@@ -45,20 +51,27 @@ typedef struct {
     float mass_scale;      /* target = m / mass_scale (MASS_SCALE_GEV of format.h: 500) */
     int preprocess;        /* 1: scale, zero-suppress, clip (default); 0: x as stored (a GPU
                               path preprocesses itself with dataset_prep_factors()) */
-    int keep_half;         /* with preprocess = 0 and every file float16: batches carry the
-                              stored binary16 values (x_half, half the bytes to move to a
+    int keep_half;         /* with preprocess = 0 and every file dense float16: batches carry
+                              the stored binary16 values (x_half, half the bytes to move to a
                               GPU, no decoding on the CPU) instead of float32 x */
+    int keep_sparse;       /* with preprocess = 0 and every file sparse (with one value
+                              dtype): batches carry the stored entries (sparse: a few KB a
+                              jet to move to a GPU, which densifies them) instead of x */
+    int cache;             /* DataCache (default DATA_CACHE_NONE) */
+    long long cache_limit; /* bytes the cache may take on a rank; 0: its share of the
+                              node's available memory (90% of MemAvailable over the ranks
+                              on the node) */
     double scale_quantile; /* the scale statistic: this quantile of the channel's positive
                               pixels over the training split (0.999) */
     long long scale_rows;  /* 0: the whole training split; else about this many rows */
     int unbias_bins;       /* mass histogram for the weights: 50 bins over */
     float unbias_min, unbias_max; /* [0, 500) GeV */
     float unbias_max_weight; /* cap before renormalising (20); 0 = none */
-    long long split_block; /* rows assigned to a split together; 0: the file's X_jet chunk
-                              length (64 for contiguous files) */
+    long long split_block; /* consecutive dataset rows assigned to a split together (0: 64);
+                              the split depends on it, the seed and N only */
     int io;                /* DataIo (default DATA_IO_AUTO) */
-    /* Where the buffers a device copies a batch from live (x or x_half, scalars, target,
-       weight): batch_alloc(batch_alloc_ctx, bytes) and batch_free(batch_alloc_ctx, p),
+    /* Where the buffers a device copies a batch from live (x, x_half or sparse's arrays,
+       scalars, target, weight): batch_alloc(batch_alloc_ctx, bytes) and batch_free(batch_alloc_ctx, p),
        or malloc/free when batch_alloc is NULL. A GPU path passes its pinned-memory
        allocator (NetOps.alloc_host): the host-to-device copy then goes straight from the
        batch, with no bounce through a staging buffer. Called from dataset_open and
@@ -93,6 +106,11 @@ typedef struct {
     int weight_capped_bins;   /* bins whose weight hit unbias_max_weight */
     int preprocessed;         /* batches are preprocessed (options.preprocess) */
     int x_half;               /* batches carry x_half, not x (options.keep_half took effect) */
+    int sparse_files;         /* files in the sparse layout (format version 2) */
+    int x_sparse;             /* batches carry sparse, not x (options.keep_sparse took effect) */
+    long long sparse_batch_entries; /* x_sparse: the most entries a batch can hold */
+    int cached;               /* the rank's rows are in memory (options.cache) */
+    long long cache_bytes;    /* this rank's cache */
     float mass_scale;         /* target = m / mass_scale (options.mass_scale): a prediction
                                  times it is a mass in GeV */
     /* plausibility (data/README.md): each finding was a warning on rank 0 at open */
@@ -101,13 +119,28 @@ typedef struct {
     long long empty_images;    /* of those, images whose every pixel is zero */
 } DatasetInfo;
 
+/* A batch's images as entries (DatasetInfo.x_sparse; data/sparse.h for one jet):
+ * plane p = i * C + c (jet i of the batch, channel c) holds the entries
+ * [plane_start[p], plane_start[p + 1]), each a position y * W + x inside the plane and
+ * a value as stored. Every other pixel is 0. */
+typedef struct {
+    long long nnz;
+    const uint32_t *plane_start;  /* n * C + 1 */
+    const void *pos;              /* nnz uint16 (pos_bytes 2) or uint32 */
+    const void *value;            /* nnz float32 (value_bytes 4) or binary16 */
+    int pos_bytes, value_bytes;
+} SparseImages;
+
 typedef struct {
     int n;                     /* samples in this batch (train: always == batch) */
     const float *x;            /* n*C*H*W float32 NCHW, preprocessed (scaled,
                                   zero-suppressed, clipped to [0,1], or [-1,1] for a signed
-                                  channel) unless preprocess = 0; NULL when info.x_half */
+                                  channel) unless preprocess = 0; NULL when info.x_half or
+                                  info.x_sparse */
     const uint16_t *x_half;    /* n*C*H*W binary16 NCHW as stored (info.x_half), else NULL;
                                   rows with NaN or Inf are rejected as in x */
+    const SparseImages *sparse; /* the images as entries (info.x_sparse), else NULL; rows
+                                  with NaN or Inf are rejected as in x */
     const float *scalars;      /* n*S (S = info.n_scalars): each declared scalar / its
                                   scale, in the declared order (by default iphi/360,
                                   ieta/170: the E2E model's); NULL when S = 0 */

@@ -3,13 +3,23 @@
 #define E2E_DATA_FORMAT_H
 
 #define FORMAT_NAME "e2e-jet-images"
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 1        /* dense files (X_jet a dataset) */
+#define FORMAT_VERSION_SPARSE 2 /* sparse files (X_jet a group); readers take both */
 
 #define DSET_X "X_jet" /* (N, C, H, W) float32 | float16, chunked along N */
 #define DSET_M "m"     /* (N,) jet mass, GeV: the target */
 #define DSET_PT "pt"   /* (N,) jet pT, GeV */
 #define DSET_IETA "ieta"
 #define DSET_IPHI "iphi"
+
+/* The sparse layout: X_jet is a group of four datasets (data/sparse.h for one jet) */
+#define SPARSE_OFFSETS "offsets" /* (N+1,) int64: jet i's entries are [offsets[i], offsets[i+1]) */
+#define SPARSE_COUNTS "counts"   /* (N, C) uint32: entries of each channel plane */
+#define SPARSE_POS "pos"         /* (nnz,) uint16 | uint32: y * W + x inside the plane */
+#define SPARSE_VALUE "value"     /* (nnz,) float32 | float16: the value as stored */
+#define ATTR_LAYOUT "layout"     /* X_jet group's string: "sparse" */
+#define ATTR_SHAPE "shape"       /* X_jet group's int64[4]: N, C, H, W */
+#define LAYOUT_SPARSE "sparse"
 
 /* attributes of the root group */
 #define ATTR_FORMAT "format"                 /* string FORMAT_NAME */

@@ -13,6 +13,7 @@
 #include "jet_inputs.h"
 #include "jetfile.h"
 #include "preprocess.h"
+#include "sparsefile.h"
 
 #define MASS_BINS 25
 #define MASS_BIN_GEV 20.0
@@ -167,6 +168,17 @@ static void close_all(Opened *d) {
     jet_list_free(d->list, d->nf);
 }
 
+/* a sparse file's entries per channel over all its jets (its counts) */
+static void print_entries(FILE *out, const JetFile *f) {
+    fprintf(out, "  non-zero pixels per channel (all jets):");
+    for (int c = 0; c < f->c; c++) {
+        long long e = 0;
+        for (long long i = 0; i < f->n; i++) e += f->sparse->counts[i * f->c + c];
+        fprintf(out, " %s %.2f%%", f->n_names ? f->names[c] : "-", 100.0 * (double)e / ((double)f->n * f->sparse->g.hw));
+    }
+    fputc('\n', out);
+}
+
 /* What the model takes from the dataset, as the reader resolves it (data/FORMAT.md). */
 static void print_inputs(FILE *out, const Opened *d) {
     const JetInputs *in = &d->inputs;
@@ -194,13 +206,20 @@ static void print_files(FILE *out, const char *path, const Opened *d) {
         const JetFile *f = &d->files[i];
         struct stat st;
         stat(f->path, &st);
-        fprintf(out, "file %s (%.1f MB)\n  N %lld, dtype %s, ", f->path, st.st_size / 1e6, f->n,
-                f->dtype_bytes == 2 ? "float16" : "float32");
-        if (f->chunk_rows)
-            fprintf(out, "chunks of %lld x %d x %d x %d (%.2f MB)", f->chunk_rows, f->c, f->h, f->w,
+        fprintf(out, "file %s (%.1f MB, %.0f bytes a jet)\n  N %lld, dtype %s, ", f->path, st.st_size / 1e6,
+                (double)st.st_size / (double)f->n, f->n, f->dtype_bytes == 2 ? "float16" : "float32");
+        if (f->sparse)
+            fprintf(out, "layout sparse (format version 2): %lld entries, %.1f a jet (%.2f%% of the pixels), "
+                    "positions uint%d", f->sparse->nnz, (double)f->sparse->nnz / (double)f->n,
+                    100.0 * (double)f->sparse->nnz / ((double)f->n * f->c * f->h * f->w), 8 * f->sparse->g.pos_bytes);
+        else if (f->chunk_rows)
+            fprintf(out, "layout dense, chunks of %lld x %d x %d x %d (%.2f MB)", f->chunk_rows, f->c, f->h, f->w,
                     f->chunk_rows * f->row_bytes / 1e6);
-        else fprintf(out, "not chunked");
-        fprintf(out, ", %d filter%s, %s\n  attributes:\n", f->filters, f->filters == 1 ? "" : "s", f->storage);
+        else fprintf(out, "layout dense, contiguous");
+        fprintf(out, ", %d filter%s, %s%s\n", f->filters, f->filters == 1 ? "" : "s",
+                f->raw ? "raw reads" : "read through HDF5: ", f->raw ? "" : f->storage);
+        if (f->sparse) print_entries(out, f);
+        fprintf(out, "  attributes:\n");
         H5Aiterate2(f->file, H5_INDEX_NAME, H5_ITER_INC, NULL, print_attr, out);
     }
     print_inputs(out, d);
@@ -227,6 +246,19 @@ static long long add_pixels(ChanStat *cs, const float *x, int channels, long lon
     return bad;
 }
 
+/* file row r as float32 pixels (scratch: a dense row as stored, or a sparse row's
+ * entries) */
+static int read_row(const JetFile *f, long long r, float *x, char *scratch) {
+    if (!f->sparse)
+        return f->raw ? jetfile_read_rows_raw(f, &r, 1, x, scratch) : jetfile_read_rows_hdf5(f, &r, 1, x, scratch, H5P_DEFAULT);
+    const struct SparseFile *s = f->sparse;
+    char *value = scratch + sparsefile_row_entries(s, r) * s->g.pos_bytes;
+    if (sparsefile_read(f, &r, 1, scratch, value, H5P_DEFAULT)) return -1;
+    memset(x, 0, (size_t)(f->c * s->g.hw) * sizeof *x);
+    sparse_densify(&s->g, s->counts + r * f->c, scratch, value, NULL, NULL, 0.0f, x, NULL, 0);
+    return 0;
+}
+
 /* Per-channel pixel statistics over `used` evenly spaced jets. */
 static int pixel_stats(FILE *out, const Opened *d, long long used) {
     const JetFile *f0 = &d->files[0];
@@ -234,7 +266,7 @@ static int pixel_stats(FILE *out, const Opened *d, long long used) {
     PixelHist hist = {0};
     ChanStat *cs = calloc((size_t)f0->c, sizeof *cs);
     float *x = malloc((size_t)rowf * sizeof *x);
-    void *stage = malloc((size_t)rowf * 2);
+    void *stage = malloc((size_t)rowf * 8); /* a dense row as stored, or a sparse row's entries */
     int rc = cs && x && stage ? pixel_hist_init(&hist, f0->c) : data_fail("out of memory");
     hist.kinds = d->inputs.kind; /* the reader's statistic: of |x| for a signed channel */
     for (int c = 0; !rc && c < f0->c; c++) cs[c] = (ChanStat){0, INFINITY, -INFINITY, 0};
@@ -244,7 +276,7 @@ static int pixel_stats(FILE *out, const Opened *d, long long used) {
         int fi = 0;
         while (r >= d->files[fi].n) r -= d->files[fi++].n;
         const JetFile *f = &d->files[fi];
-        rc = f->raw ? jetfile_read_rows_raw(f, &r, 1, x, stage) : jetfile_read_rows_hdf5(f, &r, 1, x, stage, H5P_DEFAULT);
+        rc = read_row(f, r, x, stage);
         if (!rc) bad += add_pixels(cs, x, f0->c, hw);
         if (!rc) pixel_hist_add(&hist, x, 1, hw);
     }

@@ -3,7 +3,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <libgen.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +14,11 @@
 #include "h5util.h"
 #include "half.h"
 #include "keyed_rng.h"
+#include "sparsefile.h"
+#include "storage.h"
 
 void jetfile_close(JetFile *f) {
+    sparsefile_close(f->sparse);
     if (f->half >= 0) H5Tclose(f->half);
     if (f->x >= 0) H5Dclose(f->x);
     if (f->local >= 0) H5Fclose(f->local);
@@ -63,99 +65,6 @@ static int read_names(JetFile *f) {
     return rc;
 }
 
-/* ---- where X_jet's bytes are: decided from what HDF5 says of its storage ---- */
-
-/* Every filter of dataset `name` can be decoded here (HDF5 has it, or found its plugin). */
-static int check_filters(const char *path, const char *name, hid_t dcpl) {
-    int n = H5Pget_nfilters(dcpl);
-    for (int i = 0; i < n; i++) {
-        unsigned flags = 0, conf = 0, info = 0;
-        size_t nelm = 0;
-        char fname[64] = "";
-        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &nelm, NULL, sizeof fname, fname, &conf);
-        if (id >= 0 && H5Zfilter_avail(id) > 0 && H5Zget_filter_info(id, &info) >= 0 &&
-            (info & H5Z_FILTER_CONFIG_DECODE_ENABLED))
-            continue;
-        const char *pp = getenv("HDF5_PLUGIN_PATH");
-        H5Eclear2(H5E_DEFAULT);
-        return data_fail("%s: %s is stored with HDF5 filter %d%s%s%s, which this HDF5 library cannot decode (no "
-                         "plugin for it%s%s): install the filter's plugin and set HDF5_PLUGIN_PATH, or rewrite the "
-                         "file without it (h5repack -f NONE %s OUT.h5); the file itself is not damaged",
-                         path, name, (int)id, fname[0] ? " ('" : "", fname, fname[0] ? "')" : "",
-                         pp ? ", HDF5_PLUGIN_PATH=" : ", HDF5_PLUGIN_PATH is not set", pp ? pp : "", path);
-    }
-    return 0;
-}
-
-/* A dataset in external raw files (H5Pset_external): they all exist. Relative names are
- * HDF5's, relative to the working folder; where that fails but they are beside the
- * HDF5 file, *origin = 1 (open the dataset with the prefix "${ORIGIN}"). */
-static int check_external(const char *path, const char *name, hid_t dcpl, int *origin) {
-    int n = H5Pget_external_count(dcpl), here = 0, beside = 0;
-    char dir[4096], ext[4096], full[8300];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = '\0';
-    else snprintf(dir, sizeof dir, ".");
-    for (int i = 0; i < n; i++) {
-        off_t off;
-        hsize_t size;
-        if (H5Pget_external(dcpl, (unsigned)i, sizeof ext, ext, &off, &size) < 0)
-            return h5_fail(path, "cannot read the external storage list");
-        snprintf(full, sizeof full, "%s/%s", dir, ext);
-        here += access(ext, R_OK) == 0;
-        beside += ext[0] != '/' && access(full, R_OK) == 0;
-        if (access(ext, R_OK) != 0 && (ext[0] == '/' || access(full, R_OK) != 0))
-            return data_fail("%s: %s is stored in the external raw file '%s', which %s (looked in the working folder "
-                             "and in %s)", path, name, ext, errno == ENOENT ? "does not exist" : "cannot be read", dir);
-    }
-    *origin = n > 0 && here < n && beside > 0;
-    return 0;
-}
-
-/* Opens dataset `name`: through `local` when it is virtual (MPI-IO cannot read virtual
- * datasets: "parallel reads not supported"), with "${ORIGIN}" as the external-file
- * prefix when its raw files are beside the HDF5 file; unreadable filters refused. */
-static hid_t open_dataset(JetFile *f, const char *name) {
-    hid_t d = H5Dopen2(f->file, name, H5P_DEFAULT);
-    hid_t dcpl = d < 0 ? -1 : H5Dget_create_plist(d);
-    int origin = 0, bad = d < 0 ? h5_fail(f->path, "cannot open a dataset") : 0;
-    if (!bad) bad = check_filters(f->path, name, dcpl) || check_external(f->path, name, dcpl, &origin);
-    H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
-    if (dcpl >= 0) H5Pclose(dcpl);
-    if (bad) {
-        if (d >= 0) H5Dclose(d);
-        return -1;
-    }
-    if (layout != H5D_VIRTUAL && !origin) return d;
-    H5Dclose(d);
-    if (layout == H5D_VIRTUAL && f->local < 0 && (f->local = H5Fopen(f->path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
-        h5_fail(f->path, "cannot open it for the reads of a virtual dataset");
-        return -1;
-    }
-    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
-    if (origin) H5Pset_efile_prefix(dapl, "${ORIGIN}");
-    d = H5Dopen2(layout == H5D_VIRTUAL ? f->local : f->file, name, dapl);
-    H5Pclose(dapl);
-    if (d < 0) h5_fail(f->path, "cannot open a dataset");
-    return d;
-}
-
-/* the file that holds X_jet (another one behind an external link) and its user block,
- * HDF5's chunk addresses being relative to it */
-static int data_file_of(JetFile *f, long long *userblock) {
-    hid_t fid = H5Iget_file_id(f->x), fcpl = fid < 0 ? -1 : H5Fget_create_plist(fid);
-    char name[4096] = "";
-    hsize_t ub = 0;
-    ssize_t n = fid < 0 ? -1 : H5Fget_name(fid, name, sizeof name);
-    if (fcpl >= 0) H5Pget_userblock(fcpl, &ub);
-    if (fcpl >= 0) H5Pclose(fcpl);
-    if (fid >= 0) H5Fclose(fid);
-    *userblock = (long long)ub;
-    f->data_path = strdup(n > 0 ? name : f->path);
-    return f->data_path ? 0 : data_fail("out of memory");
-}
-
 /* the file offsets of X_jet's chunks (raw reads), as HDF5 gives them */
 static int map_chunks(JetFile *f, hid_t dcpl, long long *end) {
     *end = 0;
@@ -187,7 +96,6 @@ static int map_chunks(JetFile *f, hid_t dcpl, long long *end) {
 }
 
 static int read_run(const JetFile *f, long long row, long long n, void *out, hid_t dxpl);
-static int pread_all(const JetFile *f, void *buf, long long len, long long off);
 
 /* Row r read raw equals HDF5's own read of it (byte for byte): 1, 0 (differs or cannot
  * be read raw), -1 (HDF5 cannot read it) */
@@ -198,7 +106,7 @@ static int raw_row_matches(JetFile *f, long long r) {
     if (!rc && H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_INDEPENDENT) < 0) H5Eclear2(H5E_DEFAULT);  /* not an MPI file */
     if (!rc) rc = h5_rows_io(f->x, f->dtype_bytes == 2 ? f->half : H5T_NATIVE_FLOAT, dxpl, r, 1, a, 0) < 0
                       ? h5_fail(f->path, "cannot read X_jet (truncated or damaged file?)") : 0;
-    int same = !rc && pread_all(f, b, f->row_bytes, jetfile_row_addr(f, r)) == 0 && !memcmp(a, b, (size_t)f->row_bytes);
+    int same = !rc && jetfile_pread(f, b, f->row_bytes, jetfile_row_addr(f, r)) == 0 && !memcmp(a, b, (size_t)f->row_bytes);
     data_clear_error();
     H5Pclose(dxpl);
     free(a);
@@ -215,16 +123,13 @@ static int raw_rows_match(JetFile *f) {
 /* Raw reads at HDF5's addresses, checked on the first and last rows; chunk addresses
  * that this HDF5 gives relative to a user block (1.10 does) are shifted by it. Where
  * neither holds, f->raw is cleared and the rows are read through HDF5. */
-static int settle_raw(JetFile *f, hid_t dcpl, struct stat *st) {
+static int settle_raw(JetFile *f, hid_t dcpl) {
     long long userblock = 0, end = 0;
-    if (data_file_of(f, &userblock) || map_chunks(f, dcpl, &end)) return -1;
     struct stat ds;
-    if (stat(f->data_path, &ds) != 0) ds = *st;
+    if (storage_open_data_file(f, f->x, &ds, &userblock) || map_chunks(f, dcpl, &end)) return -1;
     if (end > (long long)ds.st_size && !userblock)
         return data_fail("%s: truncated file: X_jet needs %lld bytes but the file has %lld", f->data_path, end,
                          (long long)ds.st_size);
-    f->fd = open(f->data_path, O_RDONLY | O_CLOEXEC);
-    if (f->fd < 0) return data_fail("%s: cannot open for reading: %s", f->data_path, strerror(errno));
     int ok = raw_rows_match(f);
     if (ok == 0 && userblock && f->chunk_rows) {
         for (long long k = 0; k < (f->n + f->chunk_rows - 1) / f->chunk_rows; k++) f->chunk_addr[k] += userblock;
@@ -232,7 +137,7 @@ static int settle_raw(JetFile *f, hid_t dcpl, struct stat *st) {
     }
     if (ok) return ok < 0 ? -1 : 0;
     f->raw = 0;
-    f->storage = "read through HDF5 (raw reads at its addresses did not give its bytes)";
+    f->storage = "raw reads at its addresses did not give its bytes";
     close(f->fd);
     f->fd = -1;
     return 0;
@@ -262,20 +167,14 @@ static int check_x(const char *path, int nd, const hsize_t *d, int dtype_bytes, 
 
 /* Whether raw reads can serve X_jet, from its storage; else f->storage says why not. */
 static int raw_capable(JetFile *f, hid_t dcpl, int little, int whole_rows) {
-    H5D_layout_t layout = H5Pget_layout(dcpl);
-    const char *why = layout == H5D_VIRTUAL ? "a virtual dataset, read through HDF5 by each rank"
-                    : layout == H5D_COMPACT ? "compact (in the object header), read through HDF5"
-                    : H5Pget_external_count(dcpl) > 0 ? "in external raw files, read through HDF5"
-                    : f->filters ? "filtered (compressed), read through HDF5"
-                    : !little ? "big-endian, read through HDF5"
-                    : !whole_rows ? "chunks that cut images, read through HDF5" : NULL;
-    f->storage = why ? why : layout == H5D_CHUNKED ? "chunked, raw reads" : "contiguous, raw reads";
-    return why == NULL;
+    const char *why = storage_raw_refusal(dcpl, little);
+    f->storage = why ? why : !whole_rows ? "chunks that cut images" : "raw reads";
+    return why == NULL && whole_rows;
 }
 
 /* X_jet's shape, type and layout into f (its dataset open), and whether raw reads can
  * serve it (then its chunks are located and checked). */
-static int describe_x(JetFile *f, struct stat *st) {
+static int describe_x(JetFile *f) {
     hid_t sp = H5Dget_space(f->x), t = H5Dget_type(f->x), dcpl = H5Dget_create_plist(f->x);
     hsize_t d[H5S_MAX_RANK];
     int nd = H5Sget_simple_extent_dims(sp, d, NULL), little = 0;
@@ -296,7 +195,7 @@ static int describe_x(JetFile *f, struct stat *st) {
         int whole_rows = f->chunk_rows == 0 || (cd[1] == d[1] && cd[2] == d[2] && cd[3] == d[3]);
         f->raw = raw_capable(f, dcpl, little, whole_rows);
         if (f->dtype_bytes == 2 && (f->half = h5_half_type()) < 0) rc = h5_fail(f->path, "cannot make the float16 type");
-        if (!rc && f->raw) rc = settle_raw(f, dcpl, st);
+        if (!rc && f->raw) rc = settle_raw(f, dcpl);
     }
     H5Pclose(dcpl);
     H5Tclose(t);
@@ -304,8 +203,9 @@ static int describe_x(JetFile *f, struct stat *st) {
     return rc;
 }
 
-/* The file and its X_jet open, or a message saying why not. */
-static int open_x(JetFile *f, hid_t fapl) {
+/* The file and its X_jet open (*sparse = 1: X_jet is a group, the sparse layout), or
+ * a message saying why not. */
+static int open_x(JetFile *f, hid_t fapl, int *sparse) {
     const char *path = f->path;
     f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (f->file < 0) {
@@ -317,7 +217,12 @@ static int open_x(JetFile *f, hid_t fapl) {
     if (H5Lexists(f->file, DSET_X, H5P_DEFAULT) <= 0)
         return data_fail("%s: no dataset '%s' (a jet file holds X_jet, m, pt, ieta, iphi: data/FORMAT.md)%s",
                          path, DSET_X, is_checkpoint(f->file) ? "; this is an e2e-ddp checkpoint, not a jet file" : "");
-    f->x = open_dataset(f, DSET_X);
+    H5O_info_t oi;
+    if (H5Oget_info_by_name(f->file, DSET_X, &oi, H5P_DEFAULT) >= 0 && oi.type == H5O_TYPE_GROUP) {
+        *sparse = 1;
+        return 0;
+    }
+    f->x = storage_open_dataset(f, DSET_X);
     return f->x < 0 ? -1 : 0;
 }
 
@@ -328,12 +233,12 @@ int jetfile_open(JetFile *f, const char *path, hid_t fapl) {
     f->path = strdup(path);
     if (!f->path) return data_fail("out of memory");
     struct stat st;
-    int rc = 0;
+    int rc = 0, sparse = 0;
     if (stat(path, &st) != 0) rc = data_fail("%s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
     else if (S_ISDIR(st.st_mode)) rc = data_fail("%s: is a folder, not an HDF5 jet file", path);
     else if (!S_ISREG(st.st_mode)) rc = data_fail("%s: is not a regular file (a device, a pipe?)", path);
-    if (!rc) rc = open_x(f, fapl);
-    if (!rc) rc = describe_x(f, &st);
+    if (!rc) rc = open_x(f, fapl, &sparse);
+    if (!rc) rc = sparse ? sparsefile_open(f) : describe_x(f);
     if (!rc) rc = read_names(f);
     if (!rc && h5_attr_read(f->file, ATTR_PIXEL_SIZE, H5T_NATIVE_DOUBLE, &f->pixel_size))
         f->pixel_size = 0; /* optional */
@@ -345,7 +250,7 @@ int jetfile_read_column(JetFile *f, const char *name, float *out, hid_t dxpl) {
     if (H5Lexists(f->file, name, H5P_DEFAULT) <= 0)
         return data_fail("%s: no dataset '%s' (a jet file holds X_jet, m, pt, ieta, iphi: data/FORMAT.md)",
                          f->path, name);
-    hid_t d = open_dataset(f, name);
+    hid_t d = storage_open_dataset(f, name);
     if (d < 0) return -1;
     hid_t sp = H5Dget_space(d), t = H5Dget_type(d);
     hsize_t dims[H5S_MAX_RANK];
@@ -371,7 +276,7 @@ long long jetfile_row_addr(const JetFile *f, long long r) {  /* raw files only *
     return f->chunk_addr[r / f->chunk_rows] + (r % f->chunk_rows) * f->row_bytes;
 }
 
-static int pread_all(const JetFile *f, void *buf, long long len, long long off) {
+int jetfile_pread(const JetFile *f, void *buf, long long len, long long off) {
     char *p = buf;
     while (len > 0) {
         ssize_t got = pread(f->fd, p, (size_t)len, (off_t)off);
@@ -391,7 +296,7 @@ int jetfile_read_rows_raw(const JetFile *f, const long long *rows, long long n, 
         /* one read for each run of rows that lie back to back in the file */
         long long a = jetfile_row_addr(f, rows[i]), j = i + 1;
         while (j < n && jetfile_row_addr(f, rows[j]) == a + (j - i) * f->row_bytes) j++;
-        if (pread_all(f, dst + i * f->row_bytes, (j - i) * f->row_bytes, a)) return -1;
+        if (jetfile_pread(f, dst + i * f->row_bytes, (j - i) * f->row_bytes, a)) return -1;
         i = j;
     }
     if (f->dtype_bytes == 2 && out) half_to_float_n(stage, out, (size_t)(n * (f->row_bytes / 2)));

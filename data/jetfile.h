@@ -36,6 +36,10 @@ typedef struct {
     int n_names;            /* channel names from the "channels" attribute, or 0 */
     char *names[JET_MAX_CHANNELS];
     double pixel_size;      /* 0 when the attribute is absent */
+    /* the sparse layout (X_jet a group: data/sparsefile.h), or NULL for a dense file;
+     * then x is -1, dtype_bytes is the values' width, and raw says whether the entry
+     * arrays are read with pread */
+    struct SparseFile *sparse;
 } JetFile;
 
 /* Opens (collectively over the fapl's communicator when it is an MPI-IO one) and checks
@@ -59,8 +63,10 @@ int jetfile_read_rows_raw(const JetFile *f, const long long *rows, long long n, 
 int jetfile_read_rows_hdf5(const JetFile *f, const long long *rows, long long n, float *out,
                            void *stage, hid_t dxpl);
 
-/* Where row r lies in the file (raw files only) */
+/* Where row r lies in the file (raw dense files only) */
 long long jetfile_row_addr(const JetFile *f, long long r);
+/* len bytes at file offset off into buf with pread on f->fd (raw files) */
+int jetfile_pread(const JetFile *f, void *buf, long long len, long long off);
 
 /* The files of a dataset: path is an HDF5 file (a list of one) or a text file naming
  * one HDF5 file a line ('#' starts a comment; relative names are relative to the

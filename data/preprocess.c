@@ -79,24 +79,38 @@ void pixel_hist_free(PixelHist *h) {
     h->count = h->nonpos = NULL;
 }
 
+/* a signed channel counts |x|: its sign bit is dropped */
+static inline uint32_t hist_mask(const PixelHist *h, int c) {
+    return h->kinds && h->kinds[c] == CHANNEL_SIGNED ? 0x7fffffffu : 0xffffffffu;
+}
+
+/* one value of channel c into its bins (positive finite), nonpos or nonfinite */
+static inline void hist_value(PixelHist *h, uint64_t *cnt, int c, uint32_t mask, float v) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    u &= mask;
+    if ((u & 0x7fffffff) >= 0x7f800000) h->nonfinite++;
+    else if (u == 0 || (u >> 31)) h->nonpos[c]++;
+    else cnt[u >> 16]++;
+}
+
 AVX2_CLONES
 void pixel_hist_add(PixelHist *h, const float *x, long long n, long long hw) {
     for (long long i = 0; i < n; i++) {
         for (int c = 0; c < h->channels; c++) {
             const float *p = x + (i * h->channels + c) * hw;
             uint64_t *cnt = h->count + (size_t)c * PIXEL_HIST_BINS;
-            /* a signed channel counts |x|: its sign bit is dropped */
-            const uint32_t mask = h->kinds && h->kinds[c] == CHANNEL_SIGNED ? 0x7fffffffu : 0xffffffffu;
-            for (long long k = 0; k < hw; k++) {
-                uint32_t u;
-                memcpy(&u, &p[k], 4);
-                u &= mask;
-                if ((u & 0x7fffffff) >= 0x7f800000) h->nonfinite++;
-                else if (u == 0 || (u >> 31)) h->nonpos[c]++;
-                else cnt[u >> 16]++;
-            }
+            const uint32_t mask = hist_mask(h, c);
+            for (long long k = 0; k < hw; k++) hist_value(h, cnt, c, mask, p[k]);
         }
     }
+}
+
+void pixel_hist_add_values(PixelHist *h, int c, const float *v, long long n, long long zeros) {
+    uint64_t *cnt = h->count + (size_t)c * PIXEL_HIST_BINS;
+    const uint32_t mask = hist_mask(h, c);
+    for (long long k = 0; k < n; k++) hist_value(h, cnt, c, mask, v[k]);
+    h->nonpos[c] += (uint64_t)zeros;
 }
 
 static float bits_to_float(uint32_t u) {

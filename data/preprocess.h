@@ -43,6 +43,10 @@ int pixel_hist_init(PixelHist *h, int channels); /* 0, or -1 when out of memory 
 void pixel_hist_free(PixelHist *h);
 /* adds x[n][channels][hw] */
 void pixel_hist_add(PixelHist *h, const float *x, long long n, long long hw);
+/* adds n values of channel c (each by pixel_hist_add's rule) and `zeros` zero pixels:
+ * pixel_hist_add of a dense row equals this over each channel's stored values with the
+ * rest as zeros (sparse rows, data/sparse.h) */
+void pixel_hist_add_values(PixelHist *h, int c, const float *v, long long n, long long zeros);
 /* the q-quantile (0 < q <= 1) of channel c's positive values (of |x| for a signed
  * channel), interpolated inside the bin; 0 when the channel has no such value */
 float pixel_hist_quantile(const PixelHist *h, int c, double q);

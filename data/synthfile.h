@@ -14,15 +14,13 @@ typedef struct {
     uint64_t seed;
     int size, channels;
     int dtype_bytes;    /* 4: float32, 2: float16 */
-    long long chunk;    /* X_jet rows per chunk; 0: synth_default_chunk */
+    int sparse;         /* 0: dense X_jet, 1: the sparse layout (format version 2) */
+    long long chunk;    /* dense X_jet rows per chunk; 0: jet_default_chunk */
     double pixel_size;
     const char *command; /* the options, recorded in the file (may be NULL) */
 } SynthFileOptions;
 
 void synth_file_defaults(SynthFileOptions *o);
-/* rows per chunk: about 4 MiB, and at least 64 chunks in the file (the reader splits
- * train/validation/test by chunks) */
-long long synth_default_chunk(long long samples, long long row_bytes);
 /* Collective over comm. 0, or -1 on every rank with one message (data_error()). */
 int synth_write_file(const SynthFileOptions *o, MPI_Comm comm);
 

@@ -51,9 +51,10 @@ int session_open_backend(Session *s, const BackendOptions *bo);
  * them (o's own batch_alloc, if set, is kept). */
 int session_open_data(Session *s, const DatasetOptions *o);
 /* Where the input is preprocessed: on a GPU ("cuda") the reader hands over the stored
- * values (float16 kept as stored: half the bytes over PCIe, no decode on the CPU) and
- * the device scales, zero-suppresses and clips them; on the CPU the reader's prefetch
- * thread does it. Sets o->preprocess and o->keep_half. */
+ * values (float16 kept as stored: half the bytes over PCIe, no decode on the CPU; sparse
+ * files as their entries: a few KB a jet, densified by a kernel) and the device scales,
+ * zero-suppresses and clips them; on the CPU the reader's prefetch thread does it (and
+ * densifies sparse rows on the way). Sets o->preprocess, o->keep_half, o->keep_sparse. */
 void session_feed_for_device(DatasetOptions *o, const char *device);
 /* The model's view of a reader batch; prep is filled (and pointed to) when the batch
  * still needs the preprocessing, with the reader's own numbers (dataset_prep_factors). */

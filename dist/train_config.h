@@ -36,6 +36,8 @@ typedef struct {
     float zero_suppress;      /* preprocessing threshold; 1e-5 */
     int unbias;               /* data/'s unbiasing mode */
     int prefetch;             /* batches the reader's thread reads ahead */
+    int cache;                /* data/'s DataCache: the rank's rows held in memory (sparse) */
+    long long cache_limit;    /* bytes the cache may take a rank (0: its share of the node) */
     int keep;                 /* newest checkpoints kept besides best.h5 */
     int check_replicas;       /* every N steps, check that all ranks hold the same
                                  parameters (0: never) */

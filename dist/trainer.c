@@ -179,6 +179,8 @@ static SessionOptions session_options(const Trainer *t, const char *resume_path,
     o.data.batch = cfg->batch;
     o.data.zero_suppress = cfg->zero_suppress;
     o.data.prefetch = cfg->prefetch;
+    o.data.cache = cfg->cache;
+    o.data.cache_limit = cfg->cache_limit;
     if (cfg->unbias >= 0) o.data.unbias = cfg->unbias;
     return o;
 }

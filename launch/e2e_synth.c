@@ -24,7 +24,9 @@ static const char USAGE[] =
     "  --channels C        1 to 8: 3 = track_pt, ecal, hcal; 8 = track_pt, dz, d0, ecal,\n"
     "                      hcal, bpix1, bpix2, bpix3 (default 8)\n"
     "  --dtype TYPE        float32 or float16 (default float32)\n"
-    "  --chunk N           jets per HDF5 chunk (default: about 4 MiB, >= 64 chunks)\n"
+    "  --layout L          dense (X_jet a (N, C, H, W) dataset) or sparse (the non-zero\n"
+    "                      pixels only, format version 2; bit-exact) (default dense)\n"
+    "  --chunk N           dense: jets per HDF5 chunk (default: about 4 MiB, >= 64 chunks)\n"
     "  --pixel-size X      eta-phi size of a pixel (default 0.0174, one ECAL crystal)\n"
     "  --help              this text\n";
 
@@ -33,7 +35,8 @@ static int parse(int argc, char **argv, SynthFileOptions *o, int say) {
     static const struct option opts[] = {
         {"out", 1, 0, 'o'},  {"samples", 1, 0, 'n'}, {"seed", 1, 0, 's'},
         {"size", 1, 0, 'z'}, {"channels", 1, 0, 'c'}, {"dtype", 1, 0, 'd'},
-        {"chunk", 1, 0, 'k'}, {"pixel-size", 1, 0, 'p'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"chunk", 1, 0, 'k'}, {"pixel-size", 1, 0, 'p'}, {"layout", 1, 0, 'l'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
     const char *P = "e2e-synth";
     long long v;
     int c;
@@ -53,6 +56,13 @@ static int parse(int argc, char **argv, SynthFileOptions *o, int say) {
             else if (!strcmp(optarg, "float16")) o->dtype_bytes = 2;
             else {
                 if (say) fprintf(stderr, "%s: --dtype expects float32 or float16, got '%s'\n", P, optarg);
+                return 2;
+            }
+            break;
+        case 'l':
+            if (!strcmp(optarg, "dense") || !strcmp(optarg, "sparse")) o->sparse = optarg[0] == 's';
+            else {
+                if (say) fprintf(stderr, "%s: --layout expects dense or sparse, got '%s'\n", P, optarg);
                 return 2;
             }
             break;
@@ -99,9 +109,10 @@ int main(int argc, char **argv) {
     if (rank == 0) {
         if (rc) fprintf(stderr, "e2e-synth: %s\n", data_error());
         else
-            printf("e2e-synth: wrote %lld jets (%d x %d x %d, %s) to %s in %.2f s with %d rank%s "
+            printf("e2e-synth: wrote %lld jets (%d x %d x %d, %s, %s) to %s in %.2f s with %d rank%s "
                    "(%.0f jets/s)\n",
                    o.samples, o.channels, o.size, o.size, o.dtype_bytes == 2 ? "float16" : "float32",
+                   o.sparse ? "sparse" : "dense",
                    o.out, dt, nranks, nranks > 1 ? "s" : "", (double)o.samples / dt);
     }
     MPI_Finalize();

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "comm.h"
 #include "dataset.h"
+#include "heartbeat.h"
 #include "stop_signal.h"
 #include "train_config.h"
 #include "trainer.h"
@@ -51,6 +52,10 @@ static const char *usage =
     "  --unbias none|weights    flatten the mass distribution with per-sample loss\n"
     "                           weights from the training split's histogram (weights)\n"
     "  --prefetch N             batches the reader thread reads ahead (2)\n"
+    "  --cache none|memory      memory: each rank reads its rows of a sparse dataset into\n"
+    "                           memory once, at the start, and every epoch from there (none)\n"
+    "  --cache-limit GB         the most memory the cache may take a rank (default: its share\n"
+    "                           of 90% of the node's available memory)\n"
     "  --keep K                 newest checkpoints kept, besides best.h5 (3)\n"
     "  --check-replicas N       every N steps, verify that all ranks hold identical\n"
     "                           parameters (0: never)\n"
@@ -60,6 +65,9 @@ static const char *usage =
     "  --watchdog SECONDS       end every rank, naming the stuck one, when a rank makes no\n"
     "                           progress for this long (600; 0: off); validation batches,\n"
     "                           checkpoint writes and the first step have longer limits\n"
+    "  --peer-timeout S         a rank that hears nothing from its neighbour rank for S\n"
+    "                           seconds (its process or node lost) ends the job with a\n"
+    "                           message naming it (30; 0: off)\n"
     "  --help                   this text\n"
     "\n"
     "Exit codes: 0 finished; 1 error (the first failing rank's message is printed once);\n"
@@ -71,7 +79,7 @@ enum {
     O_DATA = 256, O_OUT, O_EPOCHS, O_BATCH, O_LR, O_WD, O_SEED, O_DEVICE, O_PRECISION, O_THREADS,
     O_RESUME, O_LR_SCALING, O_WARMUP, O_PMODE, O_PFACTOR, O_PPATIENCE, O_PTHRESH, O_PTMODE,
     O_PCOOLDOWN, O_MINLR, O_NAN, O_MRE, O_ZERO, O_UNBIAS, O_PREFETCH, O_KEEP, O_CHECK, O_LOG,
-    O_STOP_AFTER, O_BLOCKS, O_OVERWRITE, O_WATCHDOG, O_HELP
+    O_STOP_AFTER, O_BLOCKS, O_OVERWRITE, O_WATCHDOG, O_PEER_TIMEOUT, O_CACHE, O_CACHE_LIMIT, O_HELP
 };
 
 static const struct option options[] = {
@@ -87,10 +95,12 @@ static const struct option options[] = {
     {"unbias", 1, 0, O_UNBIAS}, {"prefetch", 1, 0, O_PREFETCH}, {"keep", 1, 0, O_KEEP},
     {"check-replicas", 1, 0, O_CHECK}, {"log-every", 1, 0, O_LOG},
     {"stop-after-steps", 1, 0, O_STOP_AFTER}, {"blocks", 1, 0, O_BLOCKS}, {"overwrite", 0, 0, O_OVERWRITE},
-    {"watchdog", 1, 0, O_WATCHDOG}, {"help", 0, 0, O_HELP},
+    {"watchdog", 1, 0, O_WATCHDOG}, {"peer-timeout", 1, 0, O_PEER_TIMEOUT}, {"cache", 1, 0, O_CACHE},
+    {"cache-limit", 1, 0, O_CACHE_LIMIT}, {"help", 0, 0, O_HELP},
     {0, 0, 0, 0}};
 
 static int quiet;  /* ranks other than 0 parse silently */
+static double peer_timeout = 30;  /* --peer-timeout: launcher-level, not part of TrainConfig */
 
 static const char *opt_name(int code) {
     for (const struct option *o = options; o->name; o++)
@@ -181,6 +191,15 @@ static int parse(int argc, char **argv, TrainConfig *c) {
             c->unbias = k ? DATA_UNBIAS_WEIGHTS : DATA_UNBIAS_NONE;
             break;
         case O_PREFETCH: rc = num_long(o, optarg, &l); c->prefetch = (int)l; break;
+        case O_CACHE: rc = one_of(o, optarg, "none", "memory", &c->cache); break;
+        case O_CACHE_LIMIT:
+            rc = num_double(o, optarg, &d);
+            c->cache_limit = (long long)(d * 1e9);
+            if (!rc && !(c->cache_limit > 0)) {
+                if (!quiet) fprintf(stderr, "e2e-train: --cache-limit expects a positive number of GB, got '%s'\n", optarg);
+                rc = -1;
+            }
+            break;
         case O_KEEP: rc = num_long(o, optarg, &l); c->keep = (int)l; break;
         case O_CHECK: rc = num_long(o, optarg, &l); c->check_replicas = (int)l; break;
         case O_LOG: rc = num_long(o, optarg, &l); c->log_every = (int)l; break;
@@ -188,6 +207,7 @@ static int parse(int argc, char **argv, TrainConfig *c) {
         case O_BLOCKS: rc = num_long(o, optarg, &l); c->blocks = (int)l; break;
         case O_OVERWRITE: c->overwrite = 1; break;
         case O_WATCHDOG: rc = num_double(o, optarg, &c->watchdog_s); break;
+        case O_PEER_TIMEOUT: rc = num_double(o, optarg, &peer_timeout); break;
         case O_HELP: return 1;
         default: return -1;  /* getopt printed the problem */
         }
@@ -206,6 +226,27 @@ static int parse(int argc, char **argv, TrainConfig *c) {
     return 0;
 }
 
+/* Where each rank runs, printed by rank 0 in rank order: its node (MPI's processor name,
+ * the hostname) and its node-local rank from comm_init, which is the GPU it takes with
+ * --device cuda. On clusters this is the first thing to check when ranks land wrong. */
+static void print_placement(const Comm *c) {
+    typedef struct { char host[MPI_MAX_PROCESSOR_NAME]; int local_rank, local_size; } Place;
+    Place mine = {.local_rank = c->local_rank, .local_size = c->local_size};
+    int len = 0;
+    MPI_Get_processor_name(mine.host, &len);
+    Place *all = c->rank == 0 ? calloc((size_t)c->size, sizeof *all) : NULL;
+    if (c->rank == 0 && !all) {
+        fprintf(stderr, "e2e-train: out of memory for the placement of %d ranks\n", c->size);
+        MPI_Abort(c->world, 1);
+    }
+    MPI_Gather(&mine, (int)sizeof mine, MPI_BYTE, all, (int)sizeof mine, MPI_BYTE, 0, c->world);
+    for (int r = 0; all && r < c->size; r++)
+        printf("e2e-train: rank %d of %d on %s: node-local rank %d of %d (GPU %d with --device cuda)\n", r,
+               c->size, all[r].host, all[r].local_rank, all[r].local_size, all[r].local_rank);
+    fflush(stdout);
+    free(all);
+}
+
 int main(int argc, char **argv) {
     Comm comm;
     comm_init(&comm, &argc, &argv);
@@ -221,7 +262,10 @@ int main(int argc, char **argv) {
         if (comm.rank == 0) fputs("e2e-train: see e2e-train --help\n", stderr);
         code = 2;
     } else {
+        print_placement(&comm);
+        Heartbeat *heartbeat = heartbeat_start(comm.world, peer_timeout, "e2e-train");
         code = trainer_run(&cfg, &comm);
+        heartbeat_stop(heartbeat);
     }
     comm_finalize(&comm);
     return code;

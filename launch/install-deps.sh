@@ -3,10 +3,11 @@
 # (OpenMP build), oneDNN (libdnnl-dev 2.6.3: the CPU backend's second convolution
 # engine, the library PyTorch's CPU convolutions run on), Open MPI, parallel HDF5,
 # PyTorch (the numerical reference and the baseline of the benchmarks), h5py, gnuplot;
-# Slurm and munge for the Slurm tests and the local one-node cluster
-# (launch/local-slurm.sh; libpmix-dev holds the libpmix.so that Slurm's mpi/pmix plugin
-# loads for `srun --mpi=pmix`); and the Python environment of data/e2e-convert, the
-# importer of E2E parquet and HDF5 files (pyarrow, h5py, numpy from PyPI, pinned in
+# Slurm and munge for the Slurm tests and the local cluster (launch/local-slurm.sh;
+# libpmix-dev holds the libpmix.so that Slurm's mpi/pmix plugin loads for `srun
+# --mpi=pmix`; iproute2 and util-linux give ip, ss, unshare and nsenter for its nodes in
+# network namespaces); and the Python environment of data/e2e-convert, the importer of
+# E2E parquet and HDF5 files (pyarrow, h5py, numpy from PyPI, pinned in
 # data/requirements.txt; its tests, ctest convert_* and e2e_convert_*, and benchmarks run
 # in it too) in .venv, or the folder E2E_VENV names. The CUDA toolkit is not installed
 # here: the CUDA backend is built when /usr/local/cuda is present.
@@ -19,7 +20,7 @@ pkgs=(build-essential cmake pkg-config git
       openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       python3 python3-numpy python3-torch python3-h5py python3-venv
       gnuplot-nox procps
-      slurmctld slurmd slurm-client munge libpmix-dev)
+      slurmctld slurmd slurm-client munge libpmix-dev iproute2 util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -41,7 +41,7 @@ static int alloc_inputs(Model *m) {
 void feed_free(Model *m) {
     NetOps *o = m->ops;
     Feed *f = &m->feed;
-    void *bufs[] = {f->x, f->scalars, f->target, f->weight, f->staging};
+    void *bufs[] = {f->x, f->scalars, f->target, f->weight, f->staging, f->sparse_stage};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) o->release(o->ctx, bufs[i]);
     memset(f, 0, sizeof *f);
@@ -58,11 +58,19 @@ static int check_batch(const Model *m, const HostBatch *b, int with_target) {
     if (!b) return net_fail("batch is NULL");
     if (b->n <= 0 || b->n > c->max_batch)
         return net_fail("batch of %d samples, the model holds 1 to %d", b->n, c->max_batch);
-    if (!b->x && !b->x_half) return net_fail("batch images are NULL");
-    if (b->x && b->x_half) return net_fail("batch has both x and x_half: give one of them");
-    if ((b->x_half || b->prep) && !ops_can(m->ops, OPS_PREP_INPUT))
-        return net_fail("the %s backend takes preprocessed float32 images (x); x_half and "
-                        "prep need a GPU backend", m->ops->name);
+    int images = (b->x != NULL) + (b->x_half != NULL) + (b->sparse.plane_start != NULL);
+    if (!images) return net_fail("batch images are NULL");
+    if (images > 1) return net_fail("batch has more than one of x, x_half, sparse: give one of them");
+    if ((b->x_half || b->prep || b->sparse.plane_start) && !ops_can(m->ops, OPS_PREP_INPUT))
+        return net_fail("the %s backend takes preprocessed float32 images (x); x_half, sparse "
+                        "images and prep need a GPU backend", m->ops->name);
+    if (b->sparse.plane_start && !ops_can(m->ops, OPS_SPARSE_INPUT))
+        return net_fail("the %s backend cannot densify sparse images: give x or x_half",
+                        m->ops->name);
+    if (b->sparse.plane_start && (b->sparse.nnz < 0 || !b->sparse.pos || !b->sparse.value ||
+                                  (b->sparse.pos_bytes != 2 && b->sparse.pos_bytes != 4)))
+        return net_fail("sparse batch: needs positions (uint16 or uint32) and values for its %lld entries",
+                        b->sparse.nnz);
     if (b->prep && (!b->prep->scale || c->in_channels > OPS_PREP_MAX_CHANNELS))
         return net_fail("batch prep needs %d channel scales (at most %d channels)",
                         c->in_channels, OPS_PREP_MAX_CHANNELS);
@@ -91,21 +99,77 @@ static Move move_of(const Model *m, const HostBatch *b) {
                   .kind = b->prep ? b->prep->kind : NULL, .threshold = b->prep ? b->prep->threshold : 0.0f};
 }
 
+/* room for `bytes` in the sparse staging buffer: a larger one when needed, once the
+ * ops and copies that use the old one are done */
+static int sparse_room(Model *m, size_t bytes) {
+    NetOps *o = m->ops;
+    Feed *f = &m->feed;
+    if (bytes <= f->sparse_cap) return 0;
+    size_t cap = f->sparse_cap * 2 > bytes ? f->sparse_cap * 2 : bytes;
+    if (f->sparse_stage) {
+        o->sync(o->ctx);
+        o->release(o->ctx, f->sparse_stage);
+    }
+    f->sparse_cap = 0;
+    if (!(f->sparse_stage = o->alloc(o->ctx, cap)))
+        return net_fail("the %s backend could not allocate %zu bytes for a sparse batch", o->name, cap);
+    f->sparse_cap = cap;
+    return 0;
+}
+
+/* A sparse batch's entries copied into the sparse staging buffer (its device copy in
+ * *dev); with on_device, *dev is the batch itself. */
+static int upload_sparse(Model *m, const HostBatch *b, SparseInput *dev) {
+    NetOps *o = m->ops;
+    Feed *f = &m->feed;
+    const SparseInput *s = &b->sparse;
+    *dev = *s;
+    if (b->on_device) return 0;
+    const size_t planes = ((size_t)b->n * m->cfg.in_channels + 1) * sizeof(uint32_t), nnz = (size_t)s->nnz;
+    const size_t at_pos = round_up(planes, 256), at_val = at_pos + round_up(nnz * s->pos_bytes, 256);
+    const size_t val_bytes = nnz * (s->value_half ? 2 : 4);
+    if (sparse_room(m, at_val + val_bytes)) return -1;
+    o->upload_async(o->ctx, f->sparse_stage, s->plane_start, planes);
+    o->upload_async(o->ctx, f->sparse_stage + at_pos, s->pos, nnz * s->pos_bytes);
+    o->upload_async(o->ctx, f->sparse_stage + at_val, s->value, val_bytes);
+    dev->plane_start = (const uint32_t *)f->sparse_stage;
+    dev->pos = f->sparse_stage + at_pos;
+    dev->value = f->sparse_stage + at_val;
+    return 0;
+}
+
+/* the entries (in backend memory) densified into the model's input, then preprocessed
+ * there in place */
+static void densify_sparse(Model *m, int n, const SparseInput *dev, const Move *v) {
+    NetOps *o = m->ops;
+    const int c = m->cfg.in_channels;
+    o->densify_input(o->ctx, n, c, v->hw, dev->plane_start, dev->pos, dev->pos_bytes, dev->value, dev->value_half,
+                     m->feed.x);
+    if (v->scale) o->prep_input(o->ctx, n, c, v->hw, m->feed.x, 0, v->scale, v->kind, v->threshold, m->feed.x);
+}
+
 /* host -> staging on the copy stream, overlapping the previous pass; staging -> inputs
  * in op order; then mark: the next batch may overwrite the staging */
-static void stage_async(Model *m, const HostBatch *b, const Move *v, int with_target,
-                        HostBatch *out) {
+static int stage_async(Model *m, const HostBatch *b, const Move *v, int with_target,
+                       HostBatch *out) {
     NetOps *o = m->ops;
     Feed *f = &m->feed;
     size_t bytes = (size_t)b->n * sizeof(float);
-    o->upload_async(o->ctx, f->staging, v->raw, v->nx * (v->half ? 2 : sizeof(float)));
+    SparseInput dev;
+    if (b->sparse.plane_start) {
+        if (upload_sparse(m, b, &dev)) return -1;
+    } else
+        o->upload_async(o->ctx, f->staging, v->raw, v->nx * (v->half ? 2 : sizeof(float)));
     if (v->ns) o->upload_async(o->ctx, f->staging + f->st_scalars, b->scalars, v->ns * sizeof(float));
     if (with_target) {
         o->upload_async(o->ctx, f->staging + f->st_target, b->target, bytes);
         if (b->weight) o->upload_async(o->ctx, f->staging + f->st_weight, b->weight, bytes);
     }
-    o->prep_input(o->ctx, b->n, m->cfg.in_channels, v->hw, f->staging, v->half, v->scale, v->kind,
-                  v->threshold, f->x);
+    if (b->sparse.plane_start)
+        densify_sparse(m, b->n, &dev, v);
+    else
+        o->prep_input(o->ctx, b->n, m->cfg.in_channels, v->hw, f->staging, v->half, v->scale, v->kind,
+                      v->threshold, f->x);
     out->x = f->x;
     if (v->ns) {
         copy_floats(o, f->scalars, f->staging + f->st_scalars, v->ns);
@@ -120,6 +184,7 @@ static void stage_async(Model *m, const HostBatch *b, const Move *v, int with_ta
         }
     }
     o->mark(o->ctx);
+    return 0;
 }
 
 /* plain uploads in op order (a backend without asynchronous copies) */
@@ -128,8 +193,8 @@ static int stage_uploads(Model *m, const HostBatch *b, const Move *v, int with_t
     NetOps *o = m->ops;
     Feed *f = &m->feed;
     size_t bytes = (size_t)b->n * sizeof(float);
-    if (v->half || v->scale)
-        return net_fail("the %s backend cannot stage raw (x_half or prep) batches", o->name);
+    if (v->half || v->scale || b->sparse.plane_start)
+        return net_fail("the %s backend cannot stage raw (x_half, sparse or prep) batches", o->name);
     o->upload(o->ctx, f->x, b->x, v->nx * sizeof(float));
     out->x = f->x;
     if (m->cfg.n_scalars) {
@@ -156,9 +221,15 @@ static int stage(Model *m, const HostBatch *b, int with_target, HostBatch *out) 
     if (alloc_inputs(m)) return -1;
     Move v = move_of(m, b);
     out->x_half = NULL;
+    out->sparse = (SparseInput){0};
     out->prep = NULL;
     out->on_device = 1;
     if (b->on_device) {  /* already in backend memory: only the raw images need work */
+        if (b->sparse.plane_start) {
+            densify_sparse(m, b->n, &b->sparse, &v);
+            out->x = m->feed.x;
+            return 0;
+        }
         if (v.half || v.scale) {
             m->ops->prep_input(m->ops->ctx, b->n, m->cfg.in_channels, v.hw, v.raw, v.half,
                                v.scale, v.kind, v.threshold, m->feed.x);
@@ -166,10 +237,7 @@ static int stage(Model *m, const HostBatch *b, int with_target, HostBatch *out) 
         }
         return 0;
     }
-    if (m->feed.staging) {
-        stage_async(m, b, &v, with_target, out);
-        return 0;
-    }
+    if (m->feed.staging) return stage_async(m, b, &v, with_target, out);
     return stage_uploads(m, b, &v, with_target, out);
 }
 

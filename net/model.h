@@ -92,6 +92,18 @@ typedef struct {
                               NULL: every channel energy-like */
 } InputPrep;
 
+/* A batch's images as their non-zero pixels (the sparse layout, data/FORMAT.md): plane
+ * p = i * C + ch (sample i, channel ch) holds the entries [plane_start[p],
+ * plane_start[p + 1]), each a position y * W + x inside the plane and a value; every
+ * other pixel is 0. plane_start == NULL: no sparse images. */
+typedef struct {
+    long long nnz;
+    const uint32_t *plane_start;   /* n * C + 1 */
+    const void *pos;               /* nnz uint16 (pos_bytes 2) or uint32 (pos_bytes 4) */
+    const void *value;             /* nnz float32, or IEEE binary16 when value_half */
+    int pos_bytes, value_half;
+} SparseInput;
+
 /* A batch in host memory, as the data reader yields it. The fields after weight are
  * optional: their zero value keeps the plain meaning above them. */
 typedef struct {
@@ -103,7 +115,10 @@ typedef struct {
     /* GPU backends only (the CPU backend refuses them): */
     const uint16_t *x_half;  /* instead of x (which is then NULL): IEEE binary16 pixels,
                               * half the bytes to copy */
-    const InputPrep *prep;   /* preprocess x or x_half on the device (NULL: already done) */
+    SparseInput sparse;      /* instead of x and x_half (both NULL): the images as entries,
+                              * a few KB a sample to copy, densified on the device */
+    const InputPrep *prep;   /* preprocess x, x_half or sparse on the device (NULL: already
+                              * done) */
     int on_device;           /* 1: every pointer above is already in backend memory (no
                               * copy), e.g. a batch kept resident on the GPU */
 } HostBatch;

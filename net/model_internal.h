@@ -15,6 +15,10 @@ typedef struct {
      * batch's pass */
     char *staging;
     size_t st_scalars, st_target, st_weight;   /* byte offsets in staging */
+    /* where a sparse batch's entries land (planes' starts, positions, values) before
+     * densify_input writes x: grown to the largest batch seen */
+    char *sparse_stage;
+    size_t sparse_cap;
     /* model_stage_batch: the batch staged ahead (the buffers above on a GPU, the host
      * pointers on the CPU) that the next model_train_pass(m, NULL) trains on */
     HostBatch ahead;

@@ -27,7 +27,7 @@ int ops_check(const NetOps *o) {
         OF(OPS_PINNED_HOST, release_host), OF(OPS_ASYNC_UPLOAD, mark),
         OF(OPS_ASYNC_UPLOAD, upload_async), OF(OPS_PREP_INPUT, prep_input),
         OF(OPS_GRAPHS, graph_begin), OF(OPS_GRAPHS, graph_end),
-        OF(OPS_CONV_PREPARE, conv2d_prepare),
+        OF(OPS_CONV_PREPARE, conv2d_prepare), OF(OPS_SPARSE_INPUT, densify_input),
     };
     const char *name = o->name ? o->name : "unnamed";
     for (size_t i = 0; i < sizeof members / sizeof members[0]; i++) {

@@ -56,6 +56,7 @@ enum {
     OPS_PREP_INPUT = 1 << 4,   /* prep_input */
     OPS_GRAPHS = 1 << 5,       /* graph_begin, graph_end */
     OPS_CONV_PREPARE = 1 << 6, /* conv2d_prepare */
+    OPS_SPARSE_INPUT = 1 << 7, /* densify_input */
 };
 
 typedef struct NetOps NetOps;
@@ -160,10 +161,19 @@ struct NetOps {
      * preprocessing (data/prep_pixel.h, the one definition): v = scale[ch] * v, v = 0 where
      * |v| < threshold (NaN too), then clipped to [0, 1] where kind[ch] is 0 (energy-like)
      * or to [-1, 1] where it is 1 (signed; kind NULL: every channel energy-like). raw and
-     * x are (n, c, hw) NCHW in backend memory; scale and kind are c entries in HOST
-     * memory, read during the call (c <= OPS_PREP_MAX_CHANNELS). */
+     * x are (n, c, hw) NCHW in backend memory and may be the same buffer; scale and kind
+     * are c entries in HOST memory, read during the call (c <= OPS_PREP_MAX_CHANNELS). */
     void (*prep_input)(void *ctx, int n, int c, size_t hw, const void *raw, int raw_half,
                        const float *scale, const unsigned char *kind, float threshold, float *x);
+
+    /* OPS_SPARSE_INPUT: the network's input from a batch's non-zero pixels (SparseInput of
+     * model.h): x (n, c, hw) NCHW float32 becomes 0, then x[p * hw + pos[e]] = value[e] as
+     * float for every plane p < n * c and entry e in [plane_start[p], plane_start[p + 1]).
+     * pos is uint16 (pos_bytes 2) or uint32; value is IEEE binary16 when value_half, else
+     * float32. Every pointer in backend memory. No preprocessing: prep_input on x follows. */
+    void (*densify_input)(void *ctx, int n, int c, size_t hw, const uint32_t *plane_start,
+                          const void *pos, int pos_bytes, const void *value, int value_half,
+                          float *x);
 
     /* OPS_GRAPHS: recording a sequence of ops once and replaying it (CUDA graphs). graph_begin(ctx,
      * key) answers OPS_GRAPH_DIRECT (run the ops; graph_end does nothing),

@@ -1,5 +1,5 @@
 /* The reader under real mpirun -np 2 (data/dataset.h): splits disjoint and covering,
- * the same for 1 and 2 ranks, by whole chunks; shuffling reproducible per seed and
+ * the same for 1 and 2 ranks, by whole blocks of 64 rows (not chunks); shuffling reproducible per seed and
  * different between epochs; first_step resume; prefetch and HDF5 reads equal raw
  * reads; batch contents against direct HDF5 reads and preprocessing by hand; float16
  * files; the scale statistic; flat mass after unbiasing (a chi-square test that fails
@@ -143,7 +143,7 @@ static void read_ref(const char *path, long long r, float *x, float *col4) {
     H5Fclose(f);
 }
 
-static void test_splits(const char *path, long long N, long long chunk) {
+static void test_splits(const char *path, long long N, long long block) {
     Dataset *d = open_ds(path, MPI_COMM_WORLD, 5, 8, 2, DATA_IO_AUTO);
     char *seen = calloc(N, 1);
     const long long want[3] = {(long long)floor(0.9 * N + 0.5), 0, 0};
@@ -168,20 +168,17 @@ static void test_splits(const char *path, long long N, long long chunk) {
     CHECK(sizes[0] == want[0] && sizes[1] + sizes[2] == N - want[0] && llabs(sizes[1] - sizes[2]) <= 1,
           "split sizes %lld %lld %lld", sizes[0], sizes[1], sizes[2]);
 
-    /* whole chunks: at most the chunks at the two cuts hold rows of two splits */
-    int *chunk_split = malloc((N / chunk + 1) * sizeof(int)), mixed = 0;
-    for (long long i = 0; i <= N / chunk; i++) chunk_split[i] = -1;
+    /* whole blocks of rows (not chunks): at most the blocks at the two cuts hold rows of
+     * two splits */
+    int *splits_of = calloc(N / block + 1, sizeof(int)), mixed = 0; /* a bit a split */
     for (int s = 0; s < 3; s++) {
         long long total, *all = gather_rows(d, s, &total);
-        for (long long i = 0; i < total; i++) {
-            int *cs = &chunk_split[all[i] / chunk];
-            if (*cs >= 0 && *cs != s) mixed++, *cs = 100 + s;
-            else if (*cs < 0) *cs = s;
-        }
+        for (long long i = 0; i < total; i++) splits_of[all[i] / block] |= 1 << s;
         free(all);
     }
-    CHECK(mixed <= 2, "%d chunks are shared between splits", mixed);
-    free(chunk_split);
+    for (long long i = 0; i <= N / block; i++) mixed += splits_of[i] != 0 && (splits_of[i] & (splits_of[i] - 1)) != 0;
+    CHECK(mixed <= 2, "%d blocks of %lld rows are shared between splits", mixed, block);
+    free(splits_of);
 
     /* steps: TRAIN the same everywhere, VAL this rank's ceil(local / batch) */
     long st = dataset_steps_per_epoch(d, SPLIT_TRAIN), lo, hi;
@@ -611,7 +608,7 @@ int main(int argc, char **argv) {
     make_file("other.h5", N, 16, 3, 4, CHUNK, 9, pother);
     make_file("big.h5", 20000, 8, 1, 4, 100, 3, pbig);
 
-    test_splits(p32, N, CHUNK);
+    test_splits(p32, N, 64); /* the default split_block */
     test_epochs(p32);
     test_scales_and_half(p32, p16);
     test_keep_half(p32, p16);

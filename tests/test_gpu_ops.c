@@ -1,4 +1,5 @@
-/* The CUDA backend against the CPU backend on the same random inputs: every op, then
+/* The CUDA backend against the CPU backend on the same random inputs: every op (the
+ * densification of sparse input against the dense pixels preprocessed on the host), then
  * the whole model (forward, loss, backward and Adam steps through model_train_pass, so
  * the staging and CUDA-graph paths run), in each precision. Every GPU output is
  * poisoned with NaN before the op, so an element the op fails to write fails the
@@ -340,6 +341,71 @@ static uint16_t half_bits(float f) {
     return (uint16_t)(exp << 10 | man);
 }
 
+/* A batch's non-zero pixels as entries (the sparse layout): plane starts, positions and
+ * values (float32 and their binary16 bits) of the non-zero pixels of raw (n*c planes of
+ * hw), in plane order. Returns the entry count. */
+static long long entries_of(const float *raw, int planes, size_t hw, uint32_t *starts, void *pos, int pos_bytes,
+                            float *val, uint16_t *bits) {
+    long long e = 0;
+    starts[0] = 0;
+    for (int p = 0; p < planes; p++) {
+        for (size_t k = 0; k < hw; k++) {
+            if (raw[p * hw + k] == 0.0f) continue;
+            if (pos_bytes == 2) ((uint16_t *)pos)[e] = (uint16_t)k;
+            else ((uint32_t *)pos)[e] = (uint32_t)k;
+            val[e] = raw[p * hw + k];
+            bits[e++] = half_bits(raw[p * hw + k]);
+        }
+        starts[p + 1] = (uint32_t)e;
+    }
+    return e;
+}
+
+/* densify_input (then prep_input in place, as the feed does) against the dense pixels
+ * preprocessed on the host: uint16 and uint32 positions, float32 and binary16 values, a
+ * plane without entries, and the planes of a 125 x 125 x 8 batch of 32 */
+static void test_densify_case(int n, int c, size_t hw, int pos_bytes, double density) {
+    const size_t total = (size_t)n * c * hw;
+    float scale[8] = {0.02f, 0.2f, 1.0f, 0.5f, 1.5f, 0.1f, 3.0f, 0.05f}, thr = 1e-3f;
+    float *raw = hzeros(total), *want = hzeros(total), *val = hzeros(total);
+    uint16_t *bits = calloc(total, sizeof(uint16_t));
+    uint32_t *starts = calloc((size_t)n * c + 1, sizeof(uint32_t));
+    void *pos = calloc(total, (size_t)pos_bytes);
+    for (size_t i = 0; i < total; i++) {
+        int empty = (i / hw) == 1; /* plane 1 holds nothing */
+        raw[i] = !empty && rng_uniform(&rng) < density ? (float)(1 + rng_next(&rng) % 2047) / 64.0f : 0.0f;
+        float v = raw[i] * scale[(i / hw) % c];
+        v = v < thr ? 0.0f : v;
+        want[i] = v > 1.0f ? 1.0f : v;
+    }
+    long long nnz = entries_of(raw, n * c, hw, starts, pos, pos_bytes, val, bits);
+    uint32_t *gs = dev(((size_t)n * c + 1) * 4);
+    void *gp = dev((size_t)(nnz ? nnz : 1) * pos_bytes), *gv = dev((size_t)(nnz ? nnz : 1) * 4);
+    void *gb = dev((size_t)(nnz ? nnz : 1) * 2);
+    float *gx = dev_poisoned(total);
+    gpu->upload(gpu->ctx, gs, starts, ((size_t)n * c + 1) * 4);
+    gpu->upload(gpu->ctx, gp, pos, (size_t)nnz * pos_bytes);
+    gpu->upload(gpu->ctx, gv, val, (size_t)nnz * 4);
+    gpu->upload(gpu->ctx, gb, bits, (size_t)nnz * 2);
+    for (int half = 0; half < 2; half++) {
+        poison(gx, total * 4);
+        gpu->densify_input(gpu->ctx, n, c, hw, gs, gp, pos_bytes, half ? gb : gv, half, gx);
+        CHECK(exact(gx, raw, total * 4), "[%s] densify_input %d x %d x %zu, uint%d positions, %s values", prec, n, c,
+              hw, 8 * pos_bytes, half ? "binary16" : "float32");
+        gpu->prep_input(gpu->ctx, n, c, hw, gx, 0, scale, NULL, thr, gx);
+        CHECK(exact(gx, want, total * 4), "[%s] densify_input then prep_input in place (%d x %d x %zu, %s)", prec, n,
+              c, hw, half ? "binary16" : "float32");
+    }
+    free(raw), free(want), free(val), free(bits), free(starts), free(pos);
+    dfree(gs), dfree(gp), dfree(gv), dfree(gb), dfree(gx);
+}
+
+static void test_densify(void) {
+    test_densify_case(3, 8, 7 * 5, 2, 0.3);
+    test_densify_case(2, 3, 300 * 300, 4, 0.01); /* planes too large for uint16 positions */
+    test_densify_case(32, 8, 125 * 125, 2, 0.011);
+}
+
 /* prep_input from float32 and binary16 pixels of either sign: without kinds against the
  * energy-like rule written out here, with kinds (some channels signed) against the CPU
  * reader's preprocess_images given the scales whose inverses the GPU multiplies by
@@ -531,6 +597,27 @@ static void compare_params(Trainer *tc, Trainer *tg, int steps, const char *labe
     free(pc), free(pg);
 }
 
+/* hg's binary16 images (bits: planes of hw) as entries, densified and preprocessed on
+ * the GPU, against hc's images preprocessed on the host */
+static void pass_sparse(Trainer *tc, Trainer *tg, const HostBatch *hc, const HostBatch *hg, const uint16_t *bits,
+                        int planes, size_t hw) {
+    const size_t nx = (size_t)planes * hw;
+    float *raw = hzeros(nx), *val = hzeros(nx);
+    uint16_t *vbits = calloc(nx, sizeof(uint16_t)), *pos = calloc(nx, sizeof(uint16_t));
+    uint32_t *starts = calloc((size_t)planes + 1, sizeof(uint32_t));
+    for (size_t i = 0; i < nx; i++) { /* the binary16 values (k / 64, normal) as floats: exact */
+        uint16_t h = bits[i];
+        raw[i] = h ? ldexpf((float)(1024 + (h & 1023)), ((h >> 10) & 31) - 25) : 0.0f;
+    }
+    long long nnz = entries_of(raw, planes, hw, starts, pos, 2, val, vbits);
+    HostBatch hs = *hg;
+    hs.x_half = NULL;
+    hs.sparse = (SparseInput){.nnz = nnz, .plane_start = starts, .pos = pos, .value = vbits, .pos_bytes = 2,
+                              .value_half = 1};
+    pass_both(tc, tg, hc, &hs, "sparse input densified and preprocessed on the GPU");
+    free(raw), free(val), free(vbits), free(pos), free(starts);
+}
+
 static void test_model(void) {
     ModelConfig cfg = model_default_config(8);
     cfg.height = cfg.width = 29;
@@ -587,6 +674,8 @@ static void test_model(void) {
     hg.x_half = bits;
     hg.prep = &prep;
     pass_both(&tc, &tg, &hc, &hg, "binary16 input preprocessed on the GPU");
+
+    pass_sparse(&tc, &tg, &hc, &hg, bits, 8 * cfg.in_channels, hw);
 
     /* a batch already on the device */
     float *dx = dev_from(xp, nx), *dsc = dev_from(b[1].sc, (size_t)8 * cfg.n_scalars);
@@ -717,6 +806,7 @@ int main(void) {
         test_eltwise();
         test_adam();
         test_prep();
+        test_densify();
         test_model();
         gpu->destroy(gpu);
         printf("[%s] done\n", prec);

@@ -43,6 +43,18 @@ static void test_capabilities(NetOps *cpu) {
     CHECK(m == NULL, "a model was made on a backend that failed its check");
 }
 
+/* sparse images (their entries: one pixel a sample and channel) are for GPU backends */
+static void sparse_refused(Model *m, HostBatch hb) {
+    static uint32_t starts[4 * 8 + 1];
+    static uint16_t pos[4 * 8], half[4 * 8];
+    float pred[4];
+    for (int p = 0; p <= 4 * 8; p++) starts[p] = (uint32_t)p;
+    hb.sparse = (SparseInput){.nnz = 32, .plane_start = starts, .pos = pos, .value = half, .pos_bytes = 2, .value_half = 1};
+    EXPECT_FAIL(model_predict(m, &hb, pred), "more than one of x, x_half, sparse");
+    hb.x = NULL;
+    EXPECT_FAIL(model_predict(m, &hb, pred), "x_half, sparse images and prep need a GPU backend");
+}
+
 int main(void) {
     ModelConfig good = model_default_config(4);
     CHECK(model_check_config(&good) == 0, "default config refused: %s", net_error());
@@ -122,14 +134,15 @@ int main(void) {
     float scale[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     InputPrep prep = {.scale = scale, .threshold = 0.0f};
     hb.x_half = half;
-    EXPECT_FAIL(model_predict(m, &hb, pred), "both x and x_half");
+    EXPECT_FAIL(model_predict(m, &hb, pred), "more than one of x, x_half, sparse");
     hb.x = NULL;
-    EXPECT_FAIL(model_predict(m, &hb, pred), "x_half and prep need a GPU backend");
+    EXPECT_FAIL(model_predict(m, &hb, pred), "x_half, sparse images and prep need a GPU backend");
     hb.x = x;
     hb.x_half = NULL;
     hb.prep = &prep;
-    EXPECT_FAIL(model_predict(m, &hb, pred), "x_half and prep need a GPU backend");
+    EXPECT_FAIL(model_predict(m, &hb, pred), "x_half, sparse images and prep need a GPU backend");
     hb.prep = NULL;
+    sparse_refused(m, hb);
     hb.x = NULL;
     EXPECT_FAIL(model_predict(m, &hb, pred), "images are NULL");
     EXPECT_FAIL(model_train_pass(m, NULL), "batch is NULL");

@@ -17,12 +17,14 @@ CPU) on small datasets made by e2e-synth and h5py. One test per subcommand:
                the same jets moved, warns for an old checkpoint; the options report; e2e-eval
                takes the checkpoint's zero suppression
   layouts      external link, external raw storage, virtual dataset, user blocks, gzip,
-               big-endian, a re-chunked copy: the same predictions as the plain file; an
-               unavailable filter named; compact storage read right
-  file_list    a file listed twice (name, ./name, symbolic link, hard link, copy) refused;
-               a byte-order mark and CRLF line ends accepted
-  split_rechunked  a re-chunked copy gets the same validation and test jets (skipped,
-               exit 77, while the reader's split depends on the chunking)
+               big-endian, a re-chunked copy, the sparse copy and its X_jet group behind an
+               external link, its arrays behind external links, virtual, with a user block,
+               gzip: the same predictions as the plain file; an unavailable filter named
+               (dense and sparse); compact storage read right
+  file_list    a file listed twice (name, ./name, symbolic link, hard link, copy, sparse
+               copy) refused; a byte-order mark and CRLF line ends accepted
+  split_rechunked  a re-chunked copy and the sparse copy get the same validation and test
+               jets
   watchdog     SIGSTOP on one rank (either) ends every rank within seconds, naming it; a rank
                stuck in its own work, a deadlock; long evaluation, checkpoint and first step
                do not fire it
@@ -545,6 +547,70 @@ def layout_files(e):
     return files, e.path("lay/lzf.h5")
 
 
+def sparse_copy(e):
+    """the data in the sparse layout (e2e-data convert), made once"""
+    out = e.path("jets_sparse.h5")
+    if not os.path.exists(out):
+        run(MPIRUN + ["-np", "2", e.exe("e2e-data"), "convert", "--layout", "sparse", e.data, out], expect=0)
+    return out
+
+
+def sparse_layout_files(e):
+    """copies of the sparse file with the X_jet group or its arrays stored in other ways"""
+    src = sparse_copy(e)
+    os.makedirs(e.path("slay"), exist_ok=True)
+    with h5py.File(src, "r") as f:
+        cols = {k: f[k][()] for k in ("m", "pt", "ieta", "iphi")}
+        attrs, gattrs = dict(f.attrs), dict(f["X_jet"].attrs)
+        arrays = {k: f["X_jet"][k][()] for k in ("offsets", "counts", "pos", "value")}
+
+    def base(name, **kw):
+        f = h5py.File(e.path("slay/" + name), "w", **kw)
+        for k, v in cols.items():
+            f[k] = v
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        return f
+
+    def group(f, **kw):  # the X_jet group: kw gives an array's storage (a callable) or h5py options
+        g = f.create_group("X_jet")
+        for k, v in gattrs.items():
+            g.attrs[k] = v
+        for k, a in arrays.items():
+            if callable(kw.get(k)):
+                kw[k](g, k, a)
+            else:
+                g.create_dataset(k, data=a, **(kw.get(k) or {}))
+        return g
+
+    with h5py.File(e.path("slay/target.h5"), "w") as t:
+        t.create_dataset("decoy", data=np.full(len(arrays["value"]) * 3, 7.0, np.float32))  # other bytes first
+        group(t, pos={"chunks": (4096,)}, value={"chunks": (4096,)})
+    with base("group_elink.h5") as f:  # the whole X_jet group in the target file
+        f.create_dataset("decoy", data=np.full(len(arrays["value"]), 5.0, np.float32))
+        f["X_jet"] = h5py.ExternalLink("target.h5", "/X_jet")
+    link = lambda g, k, a: g.__setitem__(k, h5py.ExternalLink("target.h5", "/X_jet/" + k))  # noqa: E731
+    with base("arrays_elink.h5") as f:  # pos and value behind external links, the index here
+        f.create_dataset("decoy", data=np.full(len(arrays["value"]), 5.0, np.float32))
+        group(f, pos=link, value=link)
+
+    def virtual(g, k, a):
+        lay = h5py.VirtualLayout(shape=a.shape, dtype=a.dtype)
+        lay[:] = h5py.VirtualSource("target.h5", "X_jet/" + k, shape=a.shape)
+        g.create_virtual_dataset(k, lay)
+    with base("value_vds.h5") as f:
+        group(f, value=virtual)
+    with base("ublock.h5", userblock_size=4096) as f:
+        group(f, pos={"chunks": (1000,)}, value={"chunks": (1000,)})
+    with base("gzip.h5") as f:
+        group(f, value={"compression": "gzip", "shuffle": True})
+    with base("lzf.h5") as f:
+        group(f, value={"compression": "lzf"})
+    files = {"sparse_" + n: e.path("slay/%s.h5" % n) for n in ("group_elink", "arrays_elink", "value_vds", "ublock",
+                                                                 "gzip")}
+    return files, e.path("slay/lzf.h5")
+
+
 def predictions(path):
     with h5py.File(path, "r") as f:
         return dict(zip(f["index"][()].tolist(), f["m_pred"][()].tolist()))
@@ -553,6 +619,9 @@ def predictions(path):
 def t_layouts(e):
     d, best = trained(e)
     files, lzf = layout_files(e)
+    sparse_files, sparse_lzf = sparse_layout_files(e)
+    files.update(sparse_files)
+    files["sparse"] = sparse_copy(e)
     ref = e.path("ref_pred.h5")
     e.eval(best, "--split", "train", "--predictions", ref)
     want = predictions(ref)
@@ -568,8 +637,15 @@ def t_layouts(e):
               % (name, len(common), len(differ)))
     p = e.eval(best, data=lzf, expect=1)
     refused(p, "filter 32000", "lzf", "not damaged", what="a filter this HDF5 cannot decode")
+    p = e.eval(best, data=sparse_lzf, expect=1)
+    refused(p, "X_jet/value", "filter 32000", "lzf", "not damaged",
+            what="a filter this HDF5 cannot decode on the sparse X_jet's values")
     p = run([e.exe("e2e-data"), "info", files["vds"]], expect=0)
     check("virtual dataset" in p.stdout, "e2e-data info says how X_jet is stored")
+    for name, words in (("sparse_value_vds", "virtual dataset"), ("sparse_gzip", "read through HDF5: filtered"),
+                        ("sparse_group_elink", "raw reads"), ("sparse_ublock", "raw reads")):
+        p = run([e.exe("e2e-data"), "info", files[name]], expect=0)
+        check(words in p.stdout, "e2e-data info of %s says '%s'" % (name, words))
     compact(e)
 
 
@@ -615,7 +691,8 @@ def t_file_list(e):
     os.link(e.data, hard)
     lists = {"the same name": "jets.h5\njets.h5\n", "./name": "jets.h5\n./jets.h5\n",
              "a symbolic link": "jets.h5\nlink2.h5\n", "a hard link": "jets.h5\nhard2.h5\n",
-             "a copy": "jets.h5\ncopy.h5\n"}
+             "a copy": "jets.h5\ncopy.h5\n", "a sparse copy": "jets.h5\njets_sparse.h5\n"}
+    sparse_copy(e)
     for what, text in lists.items():
         lst = e.path("list_%s.txt" % what.replace(" ", "_").replace("/", "_"))
         open(lst, "w").write(text)
@@ -643,11 +720,11 @@ def t_split_rechunked(e):
         for k, v in f.attrs.items():
             g.attrs[k] = v
         g.create_dataset("X_jet", data=f["X_jet"][()], chunks=(50,) + f["X_jet"].shape[1:])
-    same = all(split_of(e, best, e.data, s) == split_of(e, best, again, s) for s in ("val", "test"))
-    if not same:
-        raise Skipped("expected failure: a re-chunked copy gets another validation and test split while the "
-                      "reader splits by chunks; the split made a function of the jets (issue 15) fixes it")
-    check(same, "a re-chunked copy has the same validation and test jets")
+    sparse = sparse_copy(e)
+    for s in ("val", "test"):
+        want = split_of(e, best, e.data, s)
+        check(split_of(e, best, again, s) == want, "a re-chunked copy has the same %s jets" % s)
+        check(split_of(e, best, sparse, s) == want, "the sparse copy has the same %s jets" % s)
 
 
 # ---- class 6: the watchdog ----

@@ -7,7 +7,10 @@
  * (the comparison is reported as skipped otherwise; the CPU checks run everywhere).
  * session_open_data puts the reader's batch buffers in a GPU backend's pinned host
  * memory: checked with a backend whose alloc_host records its blocks, and on a GPU by
- * a training pass from such batches against the CPU's. */
+ * a training pass from such batches against the CPU's. The file's sparse copy: for the
+ * CPU the reader densifies and preprocesses (the same batch, bit for bit); for a GPU it
+ * hands over the entries, which densified and preprocessed by hand equal the CPU feed,
+ * the CPU backend refuses, and a GPU trains on with the CPU's loss. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +18,13 @@
 
 #include "backend.h"
 #include "check_mpi.h"
+#include "convert.h"
 #include "comm.h"
 #include "recorded_alloc.h"
 #include "data_error.h"
 #include "error.h"
 #include "half.h"
+#include "prep_pixel.h"
 #include "session.h"
 #include "synth_file.h"
 
@@ -113,6 +118,62 @@ static void test_pinned_gpu(Comm *comm, const char *path, const float *scales, c
     session_close(&s);
 }
 
+static int loss_on(const char *device, const ModelConfig *mc, const HostBatch *hb, float *loss);
+
+/* a sparse batch densified and preprocessed here, by hand: what the device does */
+static long long differ_from_sparse(const HostBatch *h, int C, long long hw, const float *want) {
+    float *x = calloc((size_t)(h->n * C * hw), sizeof *x);
+    for (long long p = 0; p < (long long)h->n * C; p++)
+        for (uint32_t e = h->sparse.plane_start[p]; e < h->sparse.plane_start[p + 1]; e++) {
+            int c = (int)(p % C);
+            x[p * hw + ((const uint16_t *)h->sparse.pos)[e]] =
+                prep_pixel(half_to_float(((const uint16_t *)h->sparse.value)[e]), h->prep->scale[c],
+                           h->prep->kind ? h->prep->kind[c] : CHANNEL_ENERGY, h->prep->threshold);
+        }
+    long long differ = 0;
+    for (long long i = 0; i < h->n * C * hw; i++) differ += memcmp(&x[i], &want[i], sizeof *x) != 0;
+    free(x);
+    return differ;
+}
+
+/* The sparse copy of the float16 file through both feeds, against the dense file's CPU
+ * batch hc (the same rows: the split does not depend on the layout) and its loss lc. */
+static void test_sparse_feed(const char *path, const float *scales, const HostBatch *hc, const ModelConfig *mc,
+                             float lc, int gpu) {
+    char sp[512];
+    snprintf(sp, sizeof sp, "%s/half_sparse.h5", dir);
+    ConvertOptions co;
+    convert_defaults(&co);
+    co.in = path, co.out = sp, co.sparse = 1;
+    CHECK(data_convert(&co, MPI_COMM_WORLD) == 0, "sparse copy: %s", data_error());
+    Dataset *dc = open_for(sp, "cpu", scales), *dg = open_for(sp, "cuda", scales);
+    const DatasetInfo *in = dataset_info(dg);
+    const long long rowf = (long long)in->channels * in->height * in->width, hw = (long long)in->height * in->width;
+    CHECK(dataset_info(dc)->preprocessed && !dataset_info(dc)->x_sparse, "cpu feed of a sparse file: dense x");
+    CHECK(!in->preprocessed && in->x_sparse && !in->x_half, "cuda feed of a sparse file: its entries");
+    DataBatch bc, bg;
+    CHECK(dataset_begin_epoch(dc, SPLIT_TRAIN, 2, 0) == 0 && dataset_begin_epoch(dg, SPLIT_TRAIN, 2, 0) == 0 &&
+          dataset_next(dc, &bc) == 1 && dataset_next(dg, &bg) == 1, "sparse batches: %s", data_error());
+    InputPrep pc = {0}, pg = {0};
+    HostBatch sc = session_host_batch(dc, &bc, &pc), sg = session_host_batch(dg, &bg, &pg);
+    CHECK(sc.x && !memcmp(sc.x, hc->x, (size_t)(hc->n * rowf) * sizeof(float)),
+          "cpu feed: the sparse file's batch differs from the dense file's");
+    CHECK(!sg.x && !sg.x_half && sg.sparse.plane_start && sg.sparse.value_half && sg.sparse.pos_bytes == 2 &&
+          sg.prep == &pg, "gpu batch: the entries (binary16 values) and the preprocessing for the device");
+    CHECK(sg.sparse.plane_start && differ_from_sparse(&sg, in->channels, hw, hc->x) == 0,
+          "the device's densification and preprocessing, done by hand, differ from the cpu feed");
+    float l = NAN;
+    CHECK(loss_on("cpu", mc, &sg, &l) == -1 && strstr(net_error(), "sparse images and prep need a GPU backend"),
+          "the cpu backend refuses sparse images: '%s'", net_error());
+    if (gpu) {
+        CHECK(loss_on("cuda", mc, &sg, &l) == 0, "gpu pass on sparse input: %s", net_error());
+        CHECK(fabsf(l - lc) <= 1e-4f * fabsf(lc), "gpu loss from sparse input %.7g, cpu %.7g", l, lc);
+        if (rank == 0) printf("gpu feed of the sparse file: loss %.7g, cpu feed %.7g\n", l, lc);
+    }
+    dataset_close(dg);
+    dataset_close(dc);
+}
+
 /* loss of one training pass of a freshly initialised model on backend `device` */
 static int loss_on(const char *device, const ModelConfig *mc, const HostBatch *hb, float *loss) {
     BackendOptions bo = {.device = device, .threads = 1};
@@ -185,6 +246,7 @@ int main(int argc, char **argv) {
         if (rank == 0) printf("gpu feed: loss %.7g, cpu feed %.7g\n", lg, lc);
         test_pinned_gpu(&comm, path, scales, &mc, lc);
     } else if (rank == 0) printf("gpu comparison: skipped (%s)\n", net_has_cuda() ? net_error() : "no CUDA in this build");
+    test_sparse_feed(path, scales, &hc, &mc, lc, gpu != NULL);
     dataset_close(dg);
     dataset_close(dc);
     test_pinned_routing(&comm, path, scales);

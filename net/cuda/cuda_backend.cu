@@ -362,7 +362,7 @@ static void fill_ops(NetOps *o, CudaCtx *c) {
     *o = (NetOps){};
     o->name = "cuda";
     o->ctx = c;
-    o->caps = OPS_STREAM | OPS_PINNED_HOST | OPS_ASYNC_UPLOAD | OPS_PREP_INPUT | OPS_GRAPHS;
+    o->caps = OPS_STREAM | OPS_PINNED_HOST | OPS_ASYNC_UPLOAD | OPS_PREP_INPUT | OPS_GRAPHS | OPS_SPARSE_INPUT;
     o->alloc = cu_alloc;
     o->release = cu_release;
     o->upload = cu_upload;
@@ -389,6 +389,7 @@ static void fill_ops(NetOps *o, CudaCtx *c) {
     o->mark = cu_mark;
     o->upload_async = cu_upload_async;
     o->prep_input = cuda_prep_input;
+    o->densify_input = cuda_densify_input;
     o->graph_begin = cu_graph_begin;
     o->graph_end = cu_graph_end;
 }

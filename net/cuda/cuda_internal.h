@@ -150,6 +150,8 @@ void cuda_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, f
 void cuda_nonfinite_check(void *ctx, size_t n, const float *x, float *out);
 void cuda_prep_input(void *ctx, int n, int c, size_t hw, const void *raw, int raw_half,
                      const float *scale, const unsigned char *kind, float threshold, float *x);
+void cuda_densify_input(void *ctx, int n, int c, size_t hw, const uint32_t *plane_start, const void *pos,
+                        int pos_bytes, const void *value, int value_half, float *x);
 
 /* Blocks for a grid-stride loop over n elements. */
 static inline unsigned cuda_blocks(size_t n, unsigned threads) {

@@ -327,7 +327,8 @@ void cuda_prep_input(void *ctx, int n, int c, size_t hw, const void *raw, int ra
     size_t total = (size_t)n * c * hw;
     if (!total) return;
     if (!raw_half && !scale) {  /* a plain copy */
-        cudaCheck(cudaMemcpyAsync(x, raw, total * sizeof(float), cudaMemcpyDeviceToDevice, cx->stream));
+        if (raw != x)
+            cudaCheck(cudaMemcpyAsync(x, raw, total * sizeof(float), cudaMemcpyDeviceToDevice, cx->stream));
         return;
     }
     Scales sc = {};
@@ -338,5 +339,36 @@ void cuda_prep_input(void *ctx, int n, int c, size_t hw, const void *raw, int ra
         }
     k_prep<<<blocks_for(total), THREADS, 0, cx->stream>>>(total, c, hw, raw, raw_half, scale != NULL,
                                                           sc, threshold, x);
+    cudaCheckLaunch();
+}
+
+/* ---- sparse input: a batch's non-zero pixels scattered into its zeroed NCHW images ---- */
+
+/* a block a plane (grid-stride over the planes), its threads over the plane's entries:
+ * the entries of a plane are contiguous, and their positions differ, so no two threads
+ * write one pixel */
+template <typename P>
+__global__ void k_densify(int planes, size_t hw, const uint32_t *plane_start, const P *pos, const void *value,
+                          int half, float *x) {
+    for (int p = blockIdx.x; p < planes; p += gridDim.x) {
+        float *plane = x + (size_t)p * hw;
+        for (uint32_t e = plane_start[p] + threadIdx.x; e < plane_start[p + 1]; e += blockDim.x)
+            plane[pos[e]] = half ? __half2float(((const __half *)value)[e]) : ((const float *)value)[e];
+    }
+}
+
+void cuda_densify_input(void *ctx, int n, int c, size_t hw, const uint32_t *plane_start, const void *pos,
+                        int pos_bytes, const void *value, int value_half, float *x) {
+    CudaCtx *cx = (CudaCtx *)ctx;
+    const int planes = n * c;
+    if (!planes) return;
+    cudaCheck(cudaMemsetAsync(x, 0, (size_t)planes * hw * sizeof(float), cx->stream));
+    const int blocks = planes < 65535 ? planes : 65535;
+    if (pos_bytes == 2)
+        k_densify<uint16_t><<<blocks, THREADS, 0, cx->stream>>>(planes, hw, plane_start, (const uint16_t *)pos, value,
+                                                                value_half, x);
+    else
+        k_densify<uint32_t><<<blocks, THREADS, 0, cx->stream>>>(planes, hw, plane_start, (const uint32_t *)pos, value,
+                                                                value_half, x);
     cudaCheckLaunch();
 }

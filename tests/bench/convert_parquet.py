@@ -17,7 +17,10 @@ configuration again, in turn (on a shared machine the first runs often differ).
 usage: tests/bench/convert_parquet.py [--build DIR] [--jets N] [--distinct N]
          [--channels C] [--size S] [--row-group R] [--values float64|float32]
          [--source parquet|hdf5] [--jobs 1,2] [--dtypes float32,float16] [--dir DIR]
-         [--baseline PROGRAM] [--repeat N] [--keep]
+         [--baseline PROGRAM] [--repeat N] [--keep] [--stores dense,sparse]
+
+--stores: the output layouts to write (e2e-convert --store; default dense); the sparse
+output's size a jet is printed beside.
 """
 import argparse
 import os
@@ -107,6 +110,7 @@ def main():
     p.add_argument("--baseline", metavar="PROGRAM", help="another converter run beside, with the same options")
     p.add_argument("--repeat", type=int, default=1, help="run every configuration this many times, in turn")
     p.add_argument("--keep", action="store_true", help="keep the source file for the next run")
+    p.add_argument("--stores", default="dense", help="output layouts, comma-separated (dense, sparse)")
     a = p.parse_args()
     a.build = os.path.abspath(a.build)
     os.makedirs(a.dir, exist_ok=True)
@@ -132,8 +136,9 @@ def main():
     for _ in range(a.repeat):
         for dtype in a.dtypes.split(","):
             for jobs in (int(j) for j in a.jobs.split(",")):
-                for name, prog in programs:
-                    summary.append(run_one(a, name, prog, src, size, dtype, jobs))
+                for store in a.stores.split(","):
+                    for name, prog in programs:
+                        summary.append(run_one(a, name, prog, src, size, dtype, jobs, store))
     print()
     print("the converters' own lines (their clock starts after Python starts):")
     for line in summary:
@@ -142,20 +147,25 @@ def main():
         os.unlink(src)
 
 
-def run_one(a, name, prog, src, size, dtype, jobs):
+def run_one(a, name, prog, src, size, dtype, jobs, store="dense"):
     subprocess.run(["cat", src], stdout=subprocess.DEVNULL, check=True)  # page cache
     os.sync()  # no run starts behind the previous one's writes
     out = os.path.join(a.dir, "bench_convert_out.h5")
     if os.path.exists(out):
         os.unlink(out)
-    r = Sampled([prog, "-q", "--dtype", dtype, "--jobs", str(jobs), "--batch", str(a.batch), "-o", out, src])
+    r = Sampled([prog, "-q", "--dtype", dtype, "--jobs", str(jobs), "--batch", str(a.batch), "-o", out, src]
+                + (["--store", store] if store != "dense" else []))
     if r.rc != 0:
         sys.exit("%s failed: %s" % (prog, r.stdout + r.stderr))
     n = a.jets
     row_bytes = a.channels * a.size * a.size * (4 if dtype == "float32" else 2)
     with h5py.File(out) as f:
-        assert f["X_jet"].shape[0] == n
+        x = f["X_jet"]
+        assert (x.shape[0] if hasattr(x, "shape") else int(x.attrs["shape"][0])) == n
+    out_bytes = os.path.getsize(out)
     os.unlink(out)
+    if store != "dense":
+        name = "%s --store %s (%.0f bytes a jet)" % (name, store, out_bytes / n)
     el = r.seconds
     print("| %s | %s | %d | %.1f | %.0f | %.0f | %.1f | %.0f | %.0f |" % (
         name, dtype, jobs, el, n / el, n * row_bytes / 1e6 / el, size / 1e6 / el, r.peak_mb, max(r.hwm_mb.values())))

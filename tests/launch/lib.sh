@@ -54,7 +54,7 @@ cleanup() {
     fi
     "$E2E_SOURCE/launch/local-slurm.sh" stop "$cluster" >/dev/null || true
   fi
-  if [ "$failed" -eq 0 ] && [ "$rc" -eq 0 ]; then rm -rf "$work"; else echo "$test_name: files kept in $work"; fi
+  if [ "$failed" -eq 0 ] && { [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ]; }; then rm -rf "$work"; else echo "$test_name: files kept in $work"; fi
 }
 trap cleanup EXIT
 trap 'echo "$test_name: interrupted"; exit 1' INT TERM
@@ -74,18 +74,45 @@ wait_for() {
   done
 }
 
-# start_cluster: a private Slurm for this test; sets SLURM_CONF
+# start_cluster [--nodes N]: a private Slurm for this test (launch/local-slurm.sh start
+# with these options); sets SLURM_CONF. With --nodes, the test is skipped where this
+# machine cannot host namespaced nodes (not root, no ip/unshare, namespaces refused).
 start_cluster() {
   need munged slurmctld slurmd sbatch srun
-  local t0 t1 envs
+  local t0 t1 envs why
+  if [ "${1:-}" = --nodes ]; then
+    why=$("$E2E_SOURCE/launch/local-slurm.sh" check-nodes 2>&1) || skip "${why#local-slurm: }"
+  fi
   t0=$(date +%s.%N)
-  envs=$(timeout 60 "$E2E_SOURCE/launch/local-slurm.sh" start "$work/slurm") ||
+  # --owner: the cluster stops itself if this test is killed before its cleanup runs
+  envs=$(timeout 60 "$E2E_SOURCE/launch/local-slurm.sh" start "$@" --owner $$ "$work/slurm") ||
     { cluster=$work/slurm; echo "$test_name: FAILED: the local Slurm did not start" >&2; failed=$((failed + 1)); finish; }
   t1=$(date +%s.%N)
   eval "$envs"
   cluster=$E2E_SLURM_DIR
-  note "local Slurm up in $(awk "BEGIN {printf \"%.2f\", $t1 - $t0}") s ($SLURM_CONF)"
+  note "local Slurm ($*) up in $(awk "BEGIN {printf \"%.2f\", $t1 - $t0}") s ($SLURM_CONF)"
 }
+
+# stop_cluster: stops it now (cleanup would at exit); the seconds it took in $stop_s
+stop_cluster() {
+  local t0=$SECONDS
+  "$E2E_SOURCE/launch/local-slurm.sh" stop "$cluster" >/dev/null
+  cluster=""
+  stop_s=$((SECONDS - t0))
+}
+
+# the e2e-train processes of job $1 of this test's cluster
+job_tasks() {
+  local p env
+  for p in /proc/[0-9]*; do
+    [ "$(cat "$p/comm" 2>/dev/null)" = e2e-train ] || continue
+    env=$(tr '\0' '\n' 2>/dev/null < "$p/environ")
+    grep -qx "SLURM_JOB_ID=$1" <<< "$env" && grep -qx "SLURM_CONF=$SLURM_CONF" <<< "$env" && echo "${p#/proc/}"
+  done
+  return 0
+}
+# task_env PID NAME: a variable of a process's environment
+task_env() { tr '\0' '\n' 2>/dev/null < "/proc/$1/environ" | sed -n "s/^$2=//p"; }
 
 job_state() { timeout 10 squeue -h -j "$1" -o %T 2>/dev/null; }
 job_gone() { [ -z "$(job_state "$1")" ]; }

@@ -25,8 +25,8 @@ cat "$work/job.out" "$work/pmix.out"
 check "srun --mpi=pmix exited 0" grep -q "^pmix rc=0$" "$work/job.out"
 check "two ranks reported" test "$(grep -c '^mpi_hello ' "$work/pmix.out")" -eq 2
 for r in 0 1; do
-  check "rank $r of 2, its rank from PMIx (PMIX_RANK=$r), the all-reduce sum 3" \
-    grep -q "^mpi_hello rank=$r size=2 sum=3 PMIX_RANK=$r PMIX_NAMESPACE=slurm\.pmix\.[0-9]*\.0 SLURM_PROCID=$r SLURM_STEP_ID=0 SLURM_MPI_TYPE=pmix$" "$work/pmix.out"
+  check "rank $r of 2, its rank from PMIx (PMIX_RANK=$r), the all-reduce sum 3, node-local rank $r of 2" \
+    grep -q "^mpi_hello rank=$r size=2 sum=3 PMIX_RANK=$r PMIX_NAMESPACE=slurm\.pmix\.[0-9]*\.0 SLURM_PROCID=$r SLURM_STEP_ID=0 SLURM_MPI_TYPE=pmix host=[^ ]* local_rank=$r local_size=2 SLURM_LOCALID=$r$" "$work/pmix.out"
 done
 check "without PMIx (srun --mpi=none) Open MPI cannot start" bash -c "grep -q '^none rc=[1-9]' '$work/job.out'"
 finish

@@ -25,15 +25,6 @@ submit() {  # submit NAME: the template with 2 tasks on CPU; prints the job id
 in_log() { grep -q -- "$2" "$work/$1.out" 2>/dev/null; }
 count_in_log() { grep -c -- "$2" "$work/$1.out" 2>/dev/null; }
 
-# the e2e-train processes of job $1 of this test's cluster
-job_tasks() {
-  local p env
-  for p in /proc/[0-9]*; do
-    [ "$(cat "$p/comm" 2>/dev/null)" = e2e-train ] || continue
-    env=$(tr '\0' '\n' < "$p/environ" 2>/dev/null)
-    grep -qx "SLURM_JOB_ID=$1" <<< "$env" && grep -qx "SLURM_CONF=$SLURM_CONF" <<< "$env" && echo "${p#/proc/}"
-  done
-}
 two_tasks() { [ "$(job_tasks "$1" | wc -l)" -eq 2 ]; }
 # "parent-comm PMIX_RANK SLURM_MPI_TYPE SLURM_STEP_ID" of a process
 describe_task() {

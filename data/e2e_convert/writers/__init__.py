@@ -12,12 +12,14 @@ A writer class has:
                            {"n", "chw", "dtype", "chunk", "columns": {name: dtype}}
   owns(f)                  (static) whether an existing file is of this layout
 
-The sparse (zero-suppressed) layout of format version 2 is one more module here with the
-same methods, added to WRITERS; its encoding can start in write() and move into the
-decoding processes (workers.decode_task) if the main process becomes the bottleneck."""
+dense.py writes the dense layout (format version 1), sparse.py the sparse one (format
+version 2: each jet's non-zero pixels). The sparse encoding runs in write(), in the main
+process (numpy over a batch); it can move into the decoding processes
+(workers.decode_task) if the main process becomes the bottleneck."""
 from .dense import DenseWriter
+from .sparse import SparseWriter
 
-WRITERS = {DenseWriter.name: DenseWriter}
+WRITERS = {DenseWriter.name: DenseWriter, SparseWriter.name: SparseWriter}
 
 
 def writer_of_file(f):
