@@ -615,8 +615,10 @@ static int load_cache(Dataset *d) {
         rc = data_fail("%s: --cache memory: rank %d's %lld jets need %.3g GB, more than %s", d->path, d->rank, n,
                        bytes / 1e9, how);
     frows = rows;
-    for (int i = 0; !rc && i < d->nfiles; frows += count[i], i++)
+    for (int i = 0; !rc && i < d->nfiles; frows += count[i], i++) {
         rc = sparsefile_cache_load(&d->files[i], frows, count[i], d->dxpl_ind);
+        if (d->opt.progress) d->opt.progress();
+    }
     free(count);
     free(rows);
     return rc;

@@ -23,6 +23,7 @@ void train_config_defaults(TrainConfig *c) {
     c->keep = 3;
     c->blocks = 3;
     c->watchdog_s = WATCHDOG_DEFAULT_S;
+    c->peer_timeout_s = PEER_TIMEOUT_DEFAULT_S;
 }
 
 int train_config_check(const TrainConfig *c) {
@@ -37,6 +38,7 @@ int train_config_check(const TrainConfig *c) {
     if (c->overwrite && c->resume && strcmp(c->resume, "auto") == 0)
         return net_fail("--overwrite and --resume auto exclude each other (--overwrite starts the folder's run over)");
     if (!(c->watchdog_s >= 0)) return net_fail("--watchdog must be >= 0 seconds (0: off)");
+    if (!(c->peer_timeout_s >= 0)) return net_fail("--peer-timeout must be >= 0 seconds (0: off)");
     if (c->check_replicas < 0 || c->log_every < 0 || c->prefetch < 0 || c->stop_after_steps < 0 ||
         c->cache_limit < 0)
         return net_fail("negative counts are not allowed");
@@ -56,13 +58,14 @@ int train_config_json(const TrainConfig *c, int ranks, char *out, size_t size) {
         "\"threshold\": %.9g, \"threshold_mode\": \"%s\", \"cooldown\": %d, \"min_lr\": %.9g}, "
         "\"nan_policy\": \"%s\", \"mre_min_mass\": %.9g, \"zero_suppress\": %.9g, "
         "\"unbias\": %d, \"prefetch\": %d, \"cache\": \"%s\", \"cache_limit\": %lld, \"keep\": %d, "
-        "\"check_replicas\": %d, \"blocks\": %d, \"watchdog_s\": %.9g}",
+        "\"check_replicas\": %d, \"blocks\": %d, \"watchdog_s\": %.9g, \"peer_timeout_s\": %.9g}",
         data, dir, c->device, c->precision, ranks, c->threads, c->epochs, c->batch,
         c->batch * ranks, c->lr, c->weight_decay, (unsigned long long)c->seed,
         c->lr_scaling ? "linear" : "none", c->warmup_steps, c->plateau.mode_max ? "max" : "min",
         c->plateau.factor, c->plateau.patience, c->plateau.threshold,
         c->plateau.threshold_abs ? "abs" : "rel", c->plateau.cooldown, c->plateau.min_lr,
         c->nan_skip ? "skip" : "stop", c->mre_min_mass, c->zero_suppress, c->unbias, c->prefetch,
-        c->cache ? "memory" : "none", c->cache_limit, c->keep, c->check_replicas, c->blocks, c->watchdog_s);
+        c->cache ? "memory" : "none", c->cache_limit, c->keep, c->check_replicas, c->blocks, c->watchdog_s,
+        c->peer_timeout_s);
     return n < 0 || (size_t)n >= size ? net_fail("configuration too long for JSON buffer") : 0;
 }

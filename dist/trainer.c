@@ -585,7 +585,7 @@ int trainer_run(const TrainConfig *cfg, Comm *comm) {
     t.comm = comm;
     t.s.comm = comm;
     t.folder.lock_fd = -1;
-    int rc = train_config_check(cfg) || watchdog_start(comm, cfg->watchdog_s) ? -1 : run(&t);
+    int rc = train_config_check(cfg) || watchdog_start(comm, cfg->watchdog_s, cfg->peer_timeout_s) ? -1 : run(&t);
     watchdog_stop();
     if (rc < 0 && comm->rank == 0) fprintf(stderr, "e2e-train: error: %s\n", net_error());
     if (t.adam_ready) adam_free(&t.adam);

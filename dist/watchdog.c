@@ -14,6 +14,8 @@
 #define HOST_LEN 64
 #define WAIT_LEN 48
 #define RANK0_GRACE_S 10.0   /* ranks other than 1 wait this much longer for a silent rank 0 */
+#define TICK_MAX_S 1.0       /* a heartbeat at least every second */
+#define MAX_NAMED 8          /* silent ranks named in one message */
 
 static const char *const PHASE_NAME[WD_PHASES] = {
     "setup (opening the data and the model)", "reading a batch", "a training step",
@@ -36,8 +38,9 @@ typedef struct {
 
 static struct {
     int on;
-    double limit, tick, t0;
+    double limit, silence, tick, t0; /* progress and silence limits (0: off) */
     MPI_Comm comm;
+    MPI_Comm world;               /* the main thread's (the end barrier) */
     int rank, size, mpi_ok;
     char (*hosts)[HOST_LEN];      /* every rank's host */
     pthread_t thread;
@@ -89,6 +92,7 @@ void watchdog_wait_end(void) {
 
 /* ---- ending the job ---- */
 
+/* the progress limit of a phase (0: off) */
 static double limit_of(int phase) {
     return phase == WD_SETUP || phase == WD_FIRST_STEP || phase == WD_CHECKPOINT ? WATCHDOG_LONG_FACTOR * W.limit
                                                                                   : W.limit;
@@ -101,15 +105,15 @@ static void where(char *out, size_t size, const Beat *b) {
     else snprintf(out, size, "%s", b->waiting ? b->wait : PHASE_NAME[b->phase]);
 }
 
-/* the line, then every process of the job ends */
-static void fire(const char *what) {
+/* the line, then every process of the job ends with code */
+static void fire(const char *what, int code) {
     fprintf(stderr, "watchdog: %s; reported by rank %d (host %s), ending every rank (exit %d)\n", what, W.rank,
-            W.hosts[W.rank], WATCHDOG_EXIT);
+            W.hosts[W.rank], code);
     fflush(stderr);
     fflush(stdout);
     alarm(30);  /* should the abort itself hang: SIGALRM ends this process */
-    if (W.mpi_ok) MPI_Abort(W.comm, WATCHDOG_EXIT);
-    _exit(WATCHDOG_EXIT);
+    if (W.mpi_ok) MPI_Abort(W.comm, code);
+    _exit(code);
 }
 
 static Beat my_beat(double t) {
@@ -152,53 +156,67 @@ static void exchange(double t) {
 
 /* ---- the checks ---- */
 
-/* this rank, outside a collective, without progress for its phase's limit */
+/* this rank, outside a collective, without progress for its phase's limit: exit 3 */
 static void check_self(double t) {
     Beat b = my_beat(t);
-    if (b.waiting || b.idle <= limit_of(b.phase)) return;
+    if (!W.limit || b.waiting || b.idle <= limit_of(b.phase)) return;
     char msg[512], at[256];
     where(at, sizeof at, &b);
-    snprintf(msg, sizeof msg, "rank %d made no progress for %.0f s in %s (host %s)", W.rank, b.idle, at,
-             W.hosts[W.rank]);
-    fire(msg);
+    snprintf(msg, sizeof msg, "rank %d made no progress for %.0f s in %s (host %s): stuck in its own work", W.rank,
+             b.idle, at, W.hosts[W.rank]);
+    fire(msg, WATCHDOG_EXIT_STUCK);
 }
 
-/* a peer silent for the limit: frozen, dead or unreachable */
-static void check_silent(double t, int r, const Peer *p, double limit) {
-    if (t - p->arrived <= limit) return;
-    char msg[512], at[256] = "no heartbeat ever arrived";
+/* Peers [from, to) silent for more than limit: stopped, gone or unreachable: exit 76,
+ * naming the first and listing the others (the ranks of a lost node). */
+static void check_silent(double t, int from, int to, double limit) {
+    int first = -1, more = 0;
+    char others[MAX_NAMED * (HOST_LEN + 24)] = "";
+    for (int r = from; r < to; r++) {
+        if (t - W.peers[W.rank == 0 ? r : 0].arrived <= limit) continue;
+        if (first < 0) first = r;
+        else if (more++ < MAX_NAMED)
+            snprintf(others + strlen(others), sizeof others - strlen(others), "%srank %d (host %s)",
+                     more > 1 ? ", " : "; also silent: ", r, W.hosts[r]);
+    }
+    if (first < 0) return;
+    const Peer *p = &W.peers[W.rank == 0 ? first : 0];
+    char msg[1536], at[256] = "no heartbeat ever arrived";
     if (p->seen) {
         char w[200];
         where(w, sizeof w, &p->last);
         snprintf(at, sizeof at, "last seen in %s", w);
     }
-    snprintf(msg, sizeof msg, "rank %d stopped answering: no heartbeat for %.0f s, %s (host %s): the rank is "
-             "stopped, hung or its node unreachable", r, t - p->arrived, at, W.hosts[r]);
-    fire(msg);
+    snprintf(msg, sizeof msg, "rank %d stopped answering: no heartbeat for %.0f s, %s (host %s): its process is "
+             "stopped or gone, or its node is down or cut off%s%s", first, t - p->arrived, at, W.hosts[first], others,
+             more > MAX_NAMED ? ", ..." : "");
+    fire(msg, WATCHDOG_EXIT_LOST);
 }
 
-/* rank 0: every rank in a collective, none progressing (MPI or the network is stuck) */
+/* rank 0: every rank in a collective, none progressing (MPI or the network is stuck):
+ * exit 3 */
 static void check_all_waiting(double t) {
     Beat b = my_beat(t);
-    if (!b.waiting || b.idle <= W.limit) return;
+    if (!W.limit || !b.waiting || b.idle <= W.limit) return;
     for (int r = 1; r < W.size; r++) {
         const Peer *p = &W.peers[r];
         if (!p->seen || !p->last.waiting || p->last.idle + (t - p->arrived) <= W.limit) return;
     }
-    char msg[512];
+    char msg[512], at[256];
+    where(at, sizeof at, &b);
     snprintf(msg, sizeof msg, "rank 0 and every other rank have waited in collectives for %.0f s (rank 0 in %s) "
-             "(host %s): MPI or the network is stuck", b.idle, b.wait, W.hosts[0]);
-    fire(msg);
+             "(host %s): MPI or the network is stuck", b.idle, at, W.hosts[0]);
+    fire(msg, WATCHDOG_EXIT_STUCK);
 }
 
 static void check(double t) {
     check_self(t);
     if (!W.mpi_ok) return;
     if (W.rank == 0) {
-        for (int r = 1; r < W.size; r++) check_silent(t, r, &W.peers[r], W.limit);
+        if (W.silence) check_silent(t, 1, W.size, W.silence);
         check_all_waiting(t);
-    } else {
-        check_silent(t, 0, &W.peers[0], W.limit + (W.rank == 1 ? 0 : RANK0_GRACE_S));
+    } else if (W.silence) {
+        check_silent(t, 0, 1, W.silence + (W.rank == 1 ? 0 : RANK0_GRACE_S));
     }
 }
 
@@ -209,6 +227,10 @@ static void resumed(double t) {
     for (int r = 0; r < W.size; r++) W.peers[r].arrived = t;
 }
 
+static double shortest_limit(void) {
+    return W.limit && W.silence ? (W.limit < W.silence ? W.limit : W.silence) : W.limit ? W.limit : W.silence;
+}
+
 static void *watch(void *arg) {
     (void)arg;
     double last = now();
@@ -216,7 +238,7 @@ static void *watch(void *arg) {
         struct timespec ts = {(time_t)W.tick, (long)((W.tick - (time_t)W.tick) * 1e9)};
         nanosleep(&ts, NULL);
         double t = now();
-        if (t - last > W.tick + W.limit / 2) resumed(t);
+        if (t - last > W.tick + shortest_limit() / 2) resumed(t);
         last = t;
         if (W.mpi_ok) exchange(t);
         check(t);
@@ -237,11 +259,14 @@ static void release(void) {
     W.out = NULL;
 }
 
-int watchdog_start(Comm *c, double seconds) {
+int watchdog_start(Comm *c, double progress_s, double peer_timeout_s) {
     memset(&W, 0, sizeof W);
-    if (!(seconds > 0)) return 0;
-    W.limit = seconds;
-    W.tick = seconds / 8 < 0.02 ? 0.02 : seconds / 8 > 5 ? 5 : seconds / 8;
+    W.limit = progress_s > 0 ? progress_s : 0;
+    W.silence = peer_timeout_s > 0 ? peer_timeout_s : 0;
+    if (!W.limit && !W.silence) return 0;
+    double tick = shortest_limit() / 8;
+    W.tick = tick < 0.02 ? 0.02 : tick > TICK_MAX_S ? TICK_MAX_S : tick;
+    W.world = c->world;
     W.rank = c->rank;
     W.size = c->size;
     W.mpi_ok = c->thread_level >= MPI_THREAD_MULTIPLE;
@@ -276,6 +301,9 @@ int watchdog_start(Comm *c, double seconds) {
 
 void watchdog_stop(void) {
     if (!W.on) return;
+    /* heartbeats go on while the ranks gather: one that finished first is not silent */
+    watchdog_wait("the end of the run");
+    MPI_Barrier(W.world);
     atomic_store(&W.stop, 1);
     pthread_join(W.thread, NULL);
     W.on = 0;

@@ -34,20 +34,23 @@ static const char *usage =
     "  --device cpu|cuda      (cpu)   --precision fp32|tf32|bf16 (fp32)\n"
     "  --threads T            CPU threads per rank\n"
     "  --mre-min-mass GEV     MRE over jets above this mass (85)\n"
-    "  --watchdog SECONDS     end every rank, naming the stuck one, when a rank makes no\n"
-    "                         progress for this long (600; 0: off)\n"
+    "  --watchdog SECONDS     end every rank (exit 3), naming the stuck one, when a rank\n"
+    "                         alive makes no progress for this long (600; 0: off)\n"
+    "  --peer-timeout SECONDS end every rank (exit 76), naming the silent one, when no\n"
+    "                         heartbeat comes from a rank for this long (30; 0: off)\n"
     "  --help\n"
     "The split and the preprocessing (scales, zero suppression) are the checkpoint's. The\n"
     "outputs are written whole (temporary name, then renamed) and never over an input\n"
     "(the checkpoint, the data, the files it lists) or a file of another kind.\n"
-    "Exit codes: 0 done, 1 error, 2 bad command line, 3 the watchdog ended a stuck run.\n";
+    "Exit codes: 0 done, 1 error, 2 bad command line, 3 the watchdog ended a stuck run,\n"
+    "76 a rank was lost (its process or node).\n";
 
 typedef struct {
     const char *checkpoint, *data, *predictions, *metrics, *device, *precision;
     Split split;
     int batch, threads;
     double mre_min_mass;
-    double watchdog_s;
+    double watchdog_s, peer_timeout_s;
 } EvalArgs;
 
 static int parse(int argc, char **argv, EvalArgs *a, int quiet) {
@@ -55,7 +58,8 @@ static int parse(int argc, char **argv, EvalArgs *a, int quiet) {
         {"checkpoint", 1, 0, 'c'}, {"data", 1, 0, 'd'}, {"split", 1, 0, 's'},
         {"predictions", 1, 0, 'p'}, {"metrics", 1, 0, 'm'}, {"batch", 1, 0, 'b'},
         {"device", 1, 0, 'D'}, {"precision", 1, 0, 'P'}, {"threads", 1, 0, 't'},
-        {"mre-min-mass", 1, 0, 'M'}, {"watchdog", 1, 0, 'W'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"mre-min-mass", 1, 0, 'M'}, {"watchdog", 1, 0, 'W'}, {"peer-timeout", 1, 0, 'T'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     opterr = !quiet;
     int o;
     long long v;
@@ -88,7 +92,10 @@ static int parse(int argc, char **argv, EvalArgs *a, int quiet) {
                 return -1;
             break;
         case 'W':
-            if (cli_double("e2e-eval", "--watchdog", optarg, 0, DBL_MAX, &a->watchdog_s, !quiet)) return -1;
+        case 'T':
+            if (cli_double("e2e-eval", o == 'W' ? "--watchdog" : "--peer-timeout", optarg, 0, DBL_MAX,
+                           o == 'W' ? &a->watchdog_s : &a->peer_timeout_s, !quiet))
+                return -1;
             break;
         case 'h': return 1;
         default: return -1;
@@ -197,7 +204,7 @@ static int run(const EvalArgs *a, Comm *c) {
         net_fail("out of host memory");
         goto done;
     }
-    if (watchdog_start(c, a->watchdog_s)) goto done;
+    if (watchdog_start(c, a->watchdog_s, a->peer_timeout_s)) goto done;
     if (session_peek(&s, a->checkpoint, st)) goto done;
     SessionOptions so = {.backend = {.device = a->device, .threads = a->threads,
                                      .precision = a->precision},
@@ -240,7 +247,8 @@ done:
 int main(int argc, char **argv) {
     Comm comm;
     comm_init(&comm, &argc, &argv);
-    EvalArgs a = {.split = SPLIT_TEST, .batch = 256, .mre_min_mass = 85.0, .watchdog_s = WATCHDOG_DEFAULT_S};
+    EvalArgs a = {.split = SPLIT_TEST, .batch = 256, .mre_min_mass = 85.0, .watchdog_s = WATCHDOG_DEFAULT_S,
+                  .peer_timeout_s = PEER_TIMEOUT_DEFAULT_S};
     int p = parse(argc, argv, &a, comm.rank != 0);
     int code = p == 1 ? 0 : p < 0 ? 2 : run(&a, &comm);
     if (p == 1 && comm.rank == 0) fputs(usage, stdout);

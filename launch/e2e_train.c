@@ -10,7 +10,6 @@
 #include "cli.h"
 #include "comm.h"
 #include "dataset.h"
-#include "heartbeat.h"
 #include "stop_signal.h"
 #include "train_config.h"
 #include "trainer.h"
@@ -62,18 +61,19 @@ static const char *usage =
     "  --log-every N            progress line every N steps (about 10 per epoch)\n"
     "  --stop-after-steps N     act as if SIGUSR1 arrived after N steps (drills, tests)\n"
     "  --blocks N               residual blocks in layer1 and layer3 (3)\n"
-    "  --watchdog SECONDS       end every rank, naming the stuck one, when a rank makes no\n"
-    "                           progress for this long (600; 0: off); validation batches,\n"
-    "                           checkpoint writes and the first step have longer limits\n"
-    "  --peer-timeout S         a rank that hears nothing from its neighbour rank for S\n"
-    "                           seconds (its process or node lost) ends the job with a\n"
-    "                           message naming it (30; 0: off)\n"
+    "  --watchdog SECONDS       end every rank (exit 3), naming the stuck one, when a rank\n"
+    "                           alive makes no progress for this long (600; 0: off); setup,\n"
+    "                           checkpoint writes and the first step get 5 times as long\n"
+    "  --peer-timeout SECONDS   end every rank (exit 76), naming the silent one, when no\n"
+    "                           heartbeat comes from a rank for this long: its process\n"
+    "                           stopped or gone, its node down or cut off (30; 0: off)\n"
     "  --help                   this text\n"
     "\n"
     "Exit codes: 0 finished; 1 error (the first failing rank's message is printed once);\n"
     "2 bad command line; 3 the watchdog ended a stuck run (its checkpoints are intact:\n"
     "--resume auto continues); 75 stopped on SIGUSR1/SIGTERM after writing a checkpoint:\n"
-    "requeue the job and run the same command with --resume auto.\n";
+    "requeue the job and run the same command with --resume auto; 76 a rank was lost\n"
+    "(--peer-timeout): run the same command with --resume auto on the nodes left.\n";
 
 enum {
     O_DATA = 256, O_OUT, O_EPOCHS, O_BATCH, O_LR, O_WD, O_SEED, O_DEVICE, O_PRECISION, O_THREADS,
@@ -100,7 +100,6 @@ static const struct option options[] = {
     {0, 0, 0, 0}};
 
 static int quiet;  /* ranks other than 0 parse silently */
-static double peer_timeout = 30;  /* --peer-timeout: launcher-level, not part of TrainConfig */
 
 static const char *opt_name(int code) {
     for (const struct option *o = options; o->name; o++)
@@ -207,7 +206,7 @@ static int parse(int argc, char **argv, TrainConfig *c) {
         case O_BLOCKS: rc = num_long(o, optarg, &l); c->blocks = (int)l; break;
         case O_OVERWRITE: c->overwrite = 1; break;
         case O_WATCHDOG: rc = num_double(o, optarg, &c->watchdog_s); break;
-        case O_PEER_TIMEOUT: rc = num_double(o, optarg, &peer_timeout); break;
+        case O_PEER_TIMEOUT: rc = num_double(o, optarg, &c->peer_timeout_s); break;
         case O_HELP: return 1;
         default: return -1;  /* getopt printed the problem */
         }
@@ -263,9 +262,7 @@ int main(int argc, char **argv) {
         code = 2;
     } else {
         print_placement(&comm);
-        Heartbeat *heartbeat = heartbeat_start(comm.world, peer_timeout, "e2e-train");
         code = trainer_run(&cfg, &comm);
-        heartbeat_stop(heartbeat);
     }
     comm_finalize(&comm);
     return code;

@@ -25,9 +25,9 @@ CPU) on small datasets made by e2e-synth and h5py. One test per subcommand:
                copy) refused; a byte-order mark and CRLF line ends accepted
   split_rechunked  a re-chunked copy and the sparse copy get the same validation and test
                jets
-  watchdog     SIGSTOP on one rank (either) ends every rank within seconds, naming it; a rank
-               stuck in its own work, a deadlock; long evaluation, checkpoint and first step
-               do not fire it
+  watchdog     SIGSTOP on one rank (either) ends every rank within seconds of --peer-timeout
+               with exit 76, naming it; a rank stuck in its own work, a deadlock: exit 3;
+               long evaluation, checkpoint and first step do not fire it
   messages     another channel count, a folder or a checkpoint as data, the default eval
                batch on a small file, --out a file
 
@@ -500,22 +500,30 @@ def zero_suppress(e):
 
 # ---- class 4: HDF5 storage layouts ----
 
-def layout_files(e):
-    """copies of the data in every storage HDF5 offers"""
-    with h5py.File(e.data, "r") as f:
-        X = f["X_jet"][()]
+def file_maker(src, folder):
+    """a function base(name, **h5py_file_options) that opens a new file `name` in folder
+    holding src's columns and root attributes, for the caller to add X_jet"""
+    with h5py.File(src, "r") as f:
         cols = {k: f[k][()] for k in ("m", "pt", "ieta", "iphi")}
         attrs = dict(f.attrs)
-    chunks = (16,) + X.shape[1:]
-    os.makedirs(e.path("lay"))
+    os.makedirs(folder, exist_ok=True)
 
     def base(name, **kw):
-        f = h5py.File(e.path("lay/" + name), "w", **kw)
+        f = h5py.File(os.path.join(folder, name), "w", **kw)
         for k, v in cols.items():
             f[k] = v
         for k, v in attrs.items():
             f.attrs[k] = v
         return f
+    return base
+
+
+def layout_files(e):
+    """copies of the data in every storage HDF5 offers"""
+    with h5py.File(e.data, "r") as f:
+        X = f["X_jet"][()]
+    chunks = (16,) + X.shape[1:]
+    base = file_maker(e.data, e.path("lay"))
 
     with h5py.File(e.path("lay/target.h5"), "w") as t:
         t.create_dataset("X_jet", data=X, chunks=chunks)
@@ -558,19 +566,10 @@ def sparse_copy(e):
 def sparse_layout_files(e):
     """copies of the sparse file with the X_jet group or its arrays stored in other ways"""
     src = sparse_copy(e)
-    os.makedirs(e.path("slay"), exist_ok=True)
+    base = file_maker(src, e.path("slay"))
     with h5py.File(src, "r") as f:
-        cols = {k: f[k][()] for k in ("m", "pt", "ieta", "iphi")}
-        attrs, gattrs = dict(f.attrs), dict(f["X_jet"].attrs)
+        gattrs = dict(f["X_jet"].attrs)
         arrays = {k: f["X_jet"][k][()] for k in ("offsets", "counts", "pos", "value")}
-
-    def base(name, **kw):
-        f = h5py.File(e.path("slay/" + name), "w", **kw)
-        for k, v in cols.items():
-            f[k] = v
-        for k, v in attrs.items():
-            f.attrs[k] = v
-        return f
 
     def group(f, **kw):  # the X_jet group: kw gives an array's storage (a callable) or h5py options
         g = f.create_group("X_jet")
@@ -730,10 +729,12 @@ def t_split_rechunked(e):
 # ---- class 6: the watchdog ----
 
 def stop_one(e, which, limit=3.0):
+    """SIGSTOP on rank `which` of a training run with --peer-timeout `limit` (the progress
+    limit left at its default): the silence ends every rank with exit 76"""
     out = e.path("wd_%d" % which)
     log = open(e.path("wd_%d.log" % which), "w")
     proc = subprocess.Popen(MPIRUN + ["-np", "2", e.exe("e2e-train"), "--data", e.data, "--out", out, "--epochs",
-                                      "300", "--batch", "16", "--log-every", "1", "--watchdog", str(limit)],
+                                      "300", "--batch", "16", "--log-every", "1", "--peer-timeout", str(limit)],
                             env=ENV, stdout=log, stderr=subprocess.STDOUT)
     t0 = time.time()
     while time.time() - t0 < 120 and "step 3/" not in open(log.name).read():
@@ -755,8 +756,10 @@ def stop_one(e, which, limit=3.0):
     log.close()
     text = open(log.name).read()
     line = [l for l in text.splitlines() if l.startswith("watchdog:")]
-    check(code == 3 and dt < 4 * limit + 20, "SIGSTOP on one rank: every process ended, exit %d, %.1f s later"
-          % (code, dt))
+    check(code == 76 and dt < 4 * limit + 20, "SIGSTOP on one rank: every process ended, exit %d (76: a rank "
+          "lost), %.1f s later" % (code, dt))
+    check(len(line) == 1 and line[0].endswith("(exit 76)") and "stopped answering" in line[0],
+          "one line, 'stopped answering ... (exit 76)': %s" % line)
     named = re.search(r"watchdog: rank (\d+) .*\(host ([^)]+)\)", line[0]) if line else None
     return named, pids, line
 
@@ -766,7 +769,9 @@ def t_watchdog(e):
         named, pids, line = stop_one(e, which)
         check(named is not None and int(named.group(1)) == which and named.group(2) == socket.gethostname(),
               "the first line names rank %d: 'watchdog: rank N ... (host H)': %s" % (which, line))
-        check("last seen in" in line[0], "it says where the rank was last seen")
+        check(re.search(r"last seen in .*, epoch \d+, step \d+ \(host", line[0]) is not None and
+              "reported by rank %d" % (1 - which) in line[0], "it says where the rank was last seen (epoch, step) "
+              "and which rank reports it")
         for _ in range(50):
             if not [p for p in pids if alive(p)]:
                 break
@@ -780,7 +785,8 @@ def t_watchdog(e):
                         ("deadlock", ["watchdog: rank 0 and every other rank have waited"])):
         t0 = time.time()
         p = run_env(MPIRUN + ["-np", "2", probe, case, "1.5"], timeout=120)
-        check(p.returncode == 3 and all(w in p.stderr for w in words) and time.time() - t0 < 60,
+        check(p.returncode == 3 and all(w in p.stderr for w in words) and "(exit 3)" in p.stderr and
+              time.time() - t0 < 60,
               "%s: ended with exit %d in %.0f s: %s" % (case, p.returncode, time.time() - t0,
                                                        [l for l in p.stderr.splitlines() if "watchdog" in l]))
     for case in ("long_eval", "long_checkpoint", "first_step"):
@@ -788,11 +794,14 @@ def t_watchdog(e):
         check(p.returncode == 0 and "ran to its end" in p.stdout, "%s: the watchdog stays quiet (exit %d) %s"
               % (case, p.returncode, p.stderr[-300:]))
     d = e.path("wd_quiet")
-    e.train(d, "--watchdog", "1", epochs=2)
-    e.eval(os.path.join(d, "checkpoints", "best.h5"), "--watchdog", "1")
-    check(True, "a whole run and an evaluation with a 1 s watchdog end normally")
-    p = run([e.exe("e2e-train"), "--help"], expect=0)
-    check("--watchdog SECONDS" in p.stdout and "(600" in p.stdout, "--help documents the watchdog and its default")
+    e.train(d, "--watchdog", "1", "--peer-timeout", "1", epochs=2)
+    e.eval(os.path.join(d, "checkpoints", "best.h5"), "--watchdog", "1", "--peer-timeout", "1")
+    check(True, "a whole run and an evaluation with 1 s limits end normally")
+    for exe in ("e2e-train", "e2e-eval"):
+        p = run([e.exe(exe), "--help"], expect=0)
+        check("--watchdog SECONDS" in p.stdout and "(600" in p.stdout and "--peer-timeout SECONDS" in p.stdout and
+              "(30" in p.stdout and "76" in p.stdout, "%s --help documents both limits, their defaults and exit 76"
+              % exe)
 
 
 # ---- class 7: messages ----

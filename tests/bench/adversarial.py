@@ -692,8 +692,10 @@ def c_split_rechunked(x):
 # ---- 6: stuck ranks ----
 
 def sigstop(x, which):
+    """a frozen rank: the build's shortest limit for it (3 s), --peer-timeout where it has
+    one, else --watchdog; named by its rank and host in either build's message"""
     out = x.path("c6_%d" % which)
-    wd = ["--watchdog", "3"] if x.has("--watchdog") else []
+    wd = ["--peer-timeout", "3"] if x.has("--peer-timeout") else ["--watchdog", "3"] if x.has("--watchdog") else []
     log = open(x.path("c6_%d.log" % which), "w")
     p = subprocess.Popen(MPIRUN + ["-np", "2", x.exe("e2e-train"), "--data", x.data, "--out", out, "--epochs", "300",
                                    "--batch", "16", "--log-every", "1"] + wd, env=ENV, stdout=log,
@@ -719,7 +721,7 @@ def sigstop(x, which):
         return "hang", "still running 60 s after SIGSTOP on rank %d" % which
     log.close()
     text = open(log.name).read()
-    named = re.search(r"watchdog: rank %d .*\(host [^)]+\)" % which, text)
+    named = re.search(r"watchdog: rank %d .*\(host [^)]+\)|no heartbeat from rank %d on \S+" % (which, which), text)
     if named:
         return "clear error", "ended %.1f s later, exit %d: %s" % (time.time() - t0, p.returncode, named.group(0)[:90])
     return "unclear message", "ended, exit %d, without naming the rank" % p.returncode

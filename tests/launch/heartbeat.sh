@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# dist/heartbeat.h through a real mpirun (3 ranks, heartbeat timeout 2 s; heartbeat_test.c):
-#  1. a rank that goes silent (stopped, as a node cut off) is named by the next rank,
-#     which ends the job with exit 76 within a few seconds, while the others wait in a
-#     collective;
+# dist/watchdog.h's heartbeats through a real mpirun (3 ranks, --peer-timeout 2 s, the
+# progress limit 60 s; tests/watchdog_probe.c):
+#  1. a rank that goes silent (stopped, as a node cut off) is named by rank 0, which ends
+#     the job with exit 76 within a few seconds, while the others wait in a collective;
 #  2. ranks that finish at different times, or work long without any MPI call, are not
-#     declared lost (a finished rank says goodbye; the heartbeat has its own thread);
+#     declared lost (heartbeats go on until every rank has reached the end);
 #  3. all ranks stopped together for 3 timeouts and continued (a suspended job) are not
 #     declared lost either.
-# Usage: heartbeat.sh HEARTBEAT_TEST
+# Usage: heartbeat.sh WATCHDOG_PROBE
 . "$(dirname "$0")/lib.sh"
-prog=${1:?usage: heartbeat.sh HEARTBEAT_TEST}
+prog=${1:?usage: heartbeat.sh WATCHDOG_PROBE}
 need mpirun
 run() {  # run MODE: mpirun -np 3 in the background, output in $work/MODE.out; sets $pid
-  mpirun -np 3 --bind-to none "$prog" "$1" 2 > "$work/$1.out" 2>&1 &
+  mpirun -np 3 --bind-to none "$prog" "$1" 60 2 > "$work/$1.out" 2>&1 &
   pid=$!
 }
 ready() { [ "$(cat "$work/$1.out" 2>/dev/null | grep -c "ready$")" -eq 3 ]; }
@@ -28,8 +28,9 @@ secs=$((SECONDS - t0))
 cat "$work/lost.out"
 check "the job ended with exit 76 (got $rc) in $secs s" test "$rc" -eq 76
 check "  within 20 s" test "$secs" -le 20
-check "  rank 0 named the silent rank 2" \
-  grep -q "^heartbeat_test: rank 0 on [^ ]*: no heartbeat from rank 2 on [^ ]* for [23] s: .*(exit 76)$" "$work/lost.out"
+check "  rank 0 named the silent rank 2, its host, where it was and the exit code" \
+  grep -q "^watchdog: rank 2 stopped answering: no heartbeat for [23] s, last seen in a training step ([^)]*): .*; reported by rank 0 (host [^)]*), ending every rank (exit 76)$" "$work/lost.out"
+check "  one report" test "$(grep -c '^watchdog:' "$work/lost.out")" -eq 1
 
 # ---- 2. finish at different times
 run finish
@@ -38,13 +39,13 @@ wait "$pid"
 rc=$?
 cat "$work/finish.out"
 check "ranks that leave at different times: exit 0 (got $rc)" test "$rc" -eq 0
-check "  nobody declared lost" bash -c "! grep -q 'no heartbeat' '$work/finish.out'"
+check "  nobody declared lost" bash -c "! grep -q '^watchdog:' '$work/finish.out'"
 
 # ---- 3. the whole job stopped and continued
 run idle
 if wait_for 30 "the idle job's ranks" ready idle; then
   ranks=$(pgrep -P "$pid" -d ' ' -f "$prog" || true)
-  [ -n "$ranks" ] || ranks=$(pgrep -d ' ' -f "$prog idle 2$")
+  [ -n "$ranks" ] || ranks=$(pgrep -d ' ' -f "$prog idle 60 2$")
   note "stopping ranks $ranks for 6 s"
   kill -STOP $ranks
   sleep 6
@@ -55,5 +56,5 @@ wait "$pid"
 rc=$?
 cat "$work/idle.out"
 check "a job stopped and continued as a whole: exit 0 (got $rc)" test "$rc" -eq 0
-check "  nobody declared lost" bash -c "! grep -q 'no heartbeat' '$work/idle.out'"
+check "  nobody declared lost" bash -c "! grep -q '^watchdog:' '$work/idle.out'"
 finish

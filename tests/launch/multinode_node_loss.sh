@@ -6,8 +6,9 @@
 #   link: node2's network link taken down (its processes live on, cut off).
 # Each time:
 #  - the surviving ranks (on node1) are all gone within 60 s, and the job's output names
-#    the lost rank and node (e2e-train's heartbeat: "no heartbeat from rank 3 on node2";
-#    Open MPI alone would wait forever), exit 76;
+#    the lost rank and node (e2e-train's watchdog, --peer-timeout 10: "watchdog: rank 2
+#    stopped answering: ... (host node2) ...; reported by rank 0 (host node1) ... (exit
+#    76)"; Open MPI alone would wait forever), exit 76;
 #  - Slurm marks node2 down and requeues the job; the template asks again for the node
 #    range, and the job starts again on node1 alone: 2 ranks, resumed from the newest
 #    checkpoint, and finishes (exit 0);
@@ -67,7 +68,7 @@ loss() {
   grep -v "^epoch .*  step\|^ \|^$\|^-----\|^\(NOTE\|You may\|exactly\|with errorcode\|should not\|Your Open\)" "$work/$name.out"
 
   check "$name: a rank names the lost rank and node" \
-    in_out "$name" "^e2e-train: rank 0 on node1: no heartbeat from rank 3 on node2 for 1[0-9] s: .* (exit 76)$"
+    in_out "$name" "^watchdog: rank [23] stopped answering: no heartbeat for 1[0-9] s, last seen in .*, epoch [0-9]*, step [0-9]* (host node2): .*; reported by rank 0 (host node1), ending every rank (exit 76)$"
   check "$name: the template saw exit 76 (a rank lost)" in_out "$name" "^e2e-train.sbatch: a rank was lost (exit 76"
   check "$name: Slurm requeued the job for node2's failure" \
     grep -q "requeue job JobId=$jid due to failure of node node2" "$cluster/log/slurmctld.log"

@@ -2,15 +2,17 @@
 # The time limit, with nobody calling scancel: launch/e2e-train.sbatch submitted with
 # --time=1 (minute) and --signal=USR1@55, so that Slurm's own timer sends SIGUSR1 to the
 # job step 55 s before the limit. slurmctld looks at time limits every 30 s, so the signal
-# comes 5 to 35 s after a start; training takes about 45 s here, so it needs more than
-# one start: each start stops with a checkpoint before the limit, the template requeues
-# the job, and the job finishes without ever being killed by the limit.
+# comes 5 to 35 s after a start; training (10000 jets of 8 x 64 x 64, 7 epochs) takes about
+# 55 s here on an idle machine (20 s with 4000 jets since the oneDNN engine: too short to
+# be sure of a signal), so it needs more than one start: each start stops with a checkpoint
+# before the limit, the template requeues the job, and the job finishes without ever being
+# killed by the limit.
 # Usage: slurm_time_limit.sh E2E_TRAIN E2E_SYNTH
 . "$(dirname "$0")/lib.sh"
 train_and_synth "$@"
 start_cluster
 
-make_jets 4000 9 64
+make_jets 10000 9 64
 epochs=7
 jid=$(E2E_TRAIN=$train timeout 20 sbatch --parsable --nodes=1 --ntasks-per-node=2 --gpus-per-node=0 \
   --cpus-per-task=1 --time=1 --signal=USR1@55 --output="$work/job.out" \
