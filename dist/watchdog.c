@@ -248,6 +248,12 @@ static void *watch(void *arg) {
 
 /* ---- start and stop ---- */
 
+static void join_thread(void) {
+    atomic_store(&W.stop, 1);
+    pthread_join(W.thread, NULL);
+    W.on = 0;
+}
+
 static void release(void) {
     free(W.hosts);
     free(W.peers);
@@ -293,7 +299,9 @@ int watchdog_start(Comm *c, double progress_s, double peer_timeout_s) {
     failed = pthread_create(&W.thread, NULL, watch, NULL) != 0;
     if (failed) W.on = 0;
     if (comm_outcome(c, failed ? net_fail("watchdog: cannot start its thread") : 0)) {
-        if (!failed) watchdog_stop();
+        if (!failed) join_thread();  /* not watchdog_stop: the failed rank has no thread */
+        MPI_Comm_free(&W.comm);
+        release();
         return -1;
     }
     return 0;
@@ -304,9 +312,7 @@ void watchdog_stop(void) {
     /* heartbeats go on while the ranks gather: one that finished first is not silent */
     watchdog_wait("the end of the run");
     MPI_Barrier(W.world);
-    atomic_store(&W.stop, 1);
-    pthread_join(W.thread, NULL);
-    W.on = 0;
+    join_thread();
     if (W.mpi_ok) MPI_Barrier(W.comm);  /* every rank's thread has stopped sending */
     /* heartbeats still on their way: wait a moment for ours, then let MPI keep them */
     double t0 = now();
