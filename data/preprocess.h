@@ -25,8 +25,9 @@ long long count_nonfinite(const float *x, long long n, long long *first);
 
 /* The scale statistic: the q-quantile of a channel's positive pixel values, from a
  * histogram whose bins are the float32 bit patterns with the low 16 bits dropped
- * (128 bins per octave, < 0.55% wide), so statistics from any number of ranks add up
- * exactly and the quantile does not depend on how the data was divided. */
+ * (128 bins per octave, each 2^-7 of its lower edge wide: 0.39% to 0.78% of the value),
+ * so statistics from any number of ranks add up exactly and the quantile does not
+ * depend on how the data was divided. */
 #define PIXEL_HIST_BINS 32768
 typedef struct {
     int channels;

@@ -51,7 +51,9 @@ TOP_GUN = ["track_pt", "dz", "d0", "ecal", "hcal", "bpix1", "bpix2", "bpix3"]
 
 
 def convert(*args, expect=0, timeout=120):
-    return run([CONVERT] + [str(a) for a in args], expect=expect, timeout=timeout)
+    """e2e-convert storing X_jet dense (these tests check the dense dataset's chunks and
+    growth; the sparse store, the default, is tests/test_convert_sparse.py's)"""
+    return run([CONVERT, "--store", "dense"] + [str(a) for a in args], expect=expect, timeout=timeout)
 
 
 # ---------------------------------------------------------------- parquet files in the E2E schema

@@ -31,23 +31,13 @@ import numpy as np  # noqa: E402
 import e2e_sources as src  # noqa: E402
 
 CONVERT = os.path.join(TOP, "data", "e2e-convert")
-from test_train_e2e import Failure, check, run  # noqa: E402 - the e2e tests' helpers
+from test_train_e2e import Failure, check, jet_images, run  # noqa: E402 - the e2e tests' helpers
 
 
 def densify(path):
     """a sparse file's X_jet as a dense array, from its four datasets"""
     with h5py.File(path, "r") as f:
-        g = f["X_jet"]
-        N, C, H, W = [int(v) for v in g.attrs["shape"]]
-        off, cnt, pos, val = g["offsets"][()], g["counts"][()], g["pos"][()], g["value"][()]
-    x = np.zeros((N, C, H * W), val.dtype)
-    for i in range(N):
-        e = off[i]
-        for c in range(C):
-            k = int(cnt[i, c])
-            x[i, c, pos[e:e + k]] = val[e:e + k]
-            e += k
-    return x.reshape(N, C, H, W)
+        return jet_images(f)
 
 
 def same_bits(a, b):
@@ -69,7 +59,7 @@ def t_sources(tmp, build):
         inp = os.path.join(tmp, "tg.parquet" if name == "topgun" else "r2.parquet")
         for dtype in ("float32", "float16"):
             dense, sparse = (os.path.join(tmp, "%s_%s_%s.h5" % (name, dtype, k)) for k in ("dense", "sparse"))
-            run([CONVERT, "-q", "-j", "1", "--dtype", dtype, "-o", dense, inp], expect=0)
+            run([CONVERT, "-q", "-j", "1", "--dtype", dtype, "--store", "dense", "-o", dense, inp], expect=0)
             run([CONVERT, "-q", "-j", "1", "--dtype", dtype, "--store", "sparse", "-o", sparse, inp], expect=0)
             with h5py.File(dense, "r") as f:
                 want = f["X_jet"][()]

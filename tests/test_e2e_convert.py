@@ -55,7 +55,7 @@ sys.path.insert(0, os.path.join(HERE, "bench"))
 sys.path.insert(0, os.path.join(TOP, "data"))
 import e2e_sources as src  # noqa: E402
 from proc_memory import Sampled, pyarrow_open_mb  # noqa: E402
-from test_train_e2e import ENV, MPIRUN, Failure, check, run  # noqa: E402 - the e2e tests' helpers
+from test_train_e2e import ENV, MPIRUN, Failure, check, jet_images, run  # noqa: E402 - the e2e tests' helpers
 
 CONVERT = os.path.join(TOP, "data", "e2e-convert")
 SKIP = 77
@@ -119,7 +119,7 @@ def check_output(path, truth, dtype="float32", channels=None, kinds=None, scalar
     name = os.path.basename(path)
     with h5py.File(path, "r") as f:
         want = truth.x.astype(np.float32 if dtype == "float32" else np.float16)
-        got = f["X_jet"][()]
+        got = jet_images(f)
         check(got.shape == want.shape and got.dtype == want.dtype, "%s: X_jet %s %s" % (name, got.dtype, got.shape))
         u = np.uint32 if dtype == "float32" else np.uint16
         if not np.array_equal(got.view(u), want.view(u)):
@@ -140,7 +140,9 @@ def check_output(path, truth, dtype="float32", channels=None, kinds=None, scalar
             check(d.dtype == np.asarray(v).dtype and np.array_equal(d[()], v),
                   "%s: %s copied as %s, every value the source's" % (name, c, d.dtype))
         a = f.attrs
-        check(a["format"] == "e2e-jet-images" and a["format_version"] == 1, "%s: format version 1" % name)
+        version = 2 if isinstance(f["X_jet"], h5py.Group) else 1  # data/FORMAT.md: sparse is version 2
+        check(a["format"] == "e2e-jet-images" and a["format_version"] == version,
+              "%s: format version %d (%s)" % (name, version, "sparse" if version == 2 else "dense"))
         if channels is not None:
             check(strings(a["channels"]) == channels, "%s: channels %s" % (name, ",".join(channels)))
         if kinds is not None:
@@ -180,6 +182,8 @@ def t_layouts(e):
         p = convert("--jobs", jobs, "--batch", 24, *extra, "-o", out, path)
         check(not warnings(p), "%s (--jobs %d): no warning (%s)" % (name, jobs, "; ".join(warnings(p)) or "none"))
         check_output(out, truth, channels=channels, kinds=kinds, scalars=scalars, scales=scales)
+        with h5py.File(out, "r") as f:
+            check(isinstance(f["X_jet"], h5py.Group), "%s: stored sparse, the default" % os.path.basename(out))
         p = run([e.exe("e2e-data"), "info", out], expect=0)
         want_scalars = ", ".join("%s / %g" % (s, c) for s, c in zip(scalars, scales)) or "none"
         want_kinds = ", ".join("%s %s" % (c, k) for c, k in zip(channels, kinds))
@@ -190,7 +194,8 @@ def t_layouts(e):
         check(f["X_jets"].compression == "lzf" and f["X_jets"].shape == (n, 125, 125, 3),
               "the quark-gluon HDF5 source was channel-last and lzf-compressed")
     with h5py.File(e.path("run2.parquet.h5"), "r") as f:
-        check(f["X_jet"][:, 1].min() < 0 and f["X_jet"][:, 2].min() < 0, "run-2 impact parameters keep their sign")
+        x = jet_images(f)
+        check(x[:, 1].min() < 0 and x[:, 2].min() < 0, "run-2 impact parameters keep their sign")
     # float16, the HDF5 source in the main process
     out16 = e.path("qg16.h5")
     convert("-q", "--jobs", 0, "--dtype", "float16", "-o", out16, e.path("qg.hdf5"))

@@ -83,6 +83,24 @@ class Env:
         return os.path.join(self.tmp, name)
 
 
+def jet_images(f):
+    """X_jet of the open h5py file f as one dense (N, C, H, W) array, whichever layout it is
+    stored in (data/FORMAT.md: a dataset, or the sparse group of offsets, counts, pos, value)"""
+    x = f["X_jet"]
+    if isinstance(x, h5py.Dataset):
+        return x[()]
+    n, c, h, w = [int(v) for v in x.attrs["shape"]]
+    off, cnt, pos, val = x["offsets"][()], x["counts"][()], x["pos"][()], x["value"][()]
+    out = np.zeros((n, c, h * w), val.dtype)
+    for i in range(n):
+        e = int(off[i])
+        for k in range(c):
+            m = int(cnt[i, k])
+            out[i, k, pos[e:e + m]] = val[e:e + m]
+            e += m
+    return out.reshape(n, c, h, w)
+
+
 def err_line(p):
     """our message (mpirun adds its own banner around it)"""
     lines = [l for l in p.stderr.splitlines() if "error:" in l]

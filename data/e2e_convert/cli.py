@@ -58,8 +58,8 @@ def parse_args(argv):
     p.add_argument("-f", "--force", action="store_true", help="replace FILE if it exists")
     p.add_argument("--dtype", choices=("float32", "float16"), metavar="TYPE",
                    help="float32 (default) or float16 for X_jet; with --append, the file's")
-    p.add_argument("--store", choices=sorted(WRITERS), default="dense", metavar="LAYOUT",
-                   help="how the images are stored: %s (default dense)" % ", ".join(sorted(WRITERS)))
+    p.add_argument("--store", choices=sorted(WRITERS), default="sparse", metavar="LAYOUT",
+                   help="how the images are stored: %s (default sparse: the non-zero pixels, a few KB a jet; dense for tools that read X_jet as one array)" % ", ".join(sorted(WRITERS)))
     p.add_argument("--layout", choices=("auto", "chw", "hwc"), default="auto", metavar="L",
                    help="auto (default), chw or hwc: the source's image axes (see below)")
     p.add_argument("--channels", metavar="A,B,...",

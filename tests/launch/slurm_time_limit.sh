@@ -2,18 +2,24 @@
 # The time limit, with nobody calling scancel: launch/e2e-train.sbatch submitted with
 # --time=1 (minute) and --signal=USR1@55, so that Slurm's own timer sends SIGUSR1 to the
 # job step 55 s before the limit. slurmctld looks at time limits every 30 s, so the signal
-# comes 5 to 35 s after a start; training (10000 jets of 8 x 64 x 64, 7 epochs) takes about
-# 55 s here on an idle machine (20 s with 4000 jets since the oneDNN engine: too short to
-# be sure of a signal), so it needs more than one start: each start stops with a checkpoint
-# before the limit, the template requeues the job, and the job finishes without ever being
-# killed by the limit.
+# comes 5 to 35 s after a start. The number of epochs is measured, not guessed: one
+# epoch under mpirun first, then enough epochs for about 70 s of training on this
+# machine, so the job needs more than one start whatever the CPU: each start stops with
+# a checkpoint before the limit, the template requeues the job, and the job finishes
+# without ever being killed by the limit.
 # Usage: slurm_time_limit.sh E2E_TRAIN E2E_SYNTH
 . "$(dirname "$0")/lib.sh"
 train_and_synth "$@"
 start_cluster
 
-make_jets 10000 9 64
-epochs=7
+make_jets 4000 9 64
+timeout 300 mpirun -np 2 "$train" --data "$work/jets.h5" --epochs 1 --batch 16 --threads 1 \
+  --out "$work/calibrate" > "$work/calibrate.out" 2>&1
+epoch_s=$(sed -n 's/^epoch 1\/1 done: .*(\([0-9.]*\) s, .*/\1/p' "$work/calibrate.out")
+check "one epoch timed under mpirun (${epoch_s:-none} s)" test -n "$epoch_s"
+[ -n "$epoch_s" ] || { cat "$work/calibrate.out"; finish; }
+epochs=$(awk -v t="$epoch_s" 'BEGIN { e = int(70 / t) + 1; print (e < 3 ? 3 : e > 150 ? 150 : e) }')
+note "an epoch takes $epoch_s s: $epochs epochs"
 jid=$(E2E_TRAIN=$train timeout 20 sbatch --parsable --nodes=1 --ntasks-per-node=2 --gpus-per-node=0 \
   --cpus-per-task=1 --time=1 --signal=USR1@55 --output="$work/job.out" \
   "$E2E_SOURCE/launch/e2e-train.sbatch" --data "$work/jets.h5" --epochs $epochs --batch 16 --out "$work/run")
