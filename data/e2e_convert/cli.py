@@ -157,9 +157,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         sys.stderr.write("\n%s: interrupted; no output written (%s is as it was)\n" % (PROG, a.out))
         return 143 if got else 130
-    except OSError as e:
+    except (OSError, RuntimeError) as e:
         from .output import is_disk_full
 
+        if isinstance(e, RuntimeError) and not is_disk_full(e):
+            raise  # HDF5's flush reports a full disk as a RuntimeError; anything else is a bug
         if is_disk_full(e):
             sys.stderr.write("%s: %s: no space left on the file system of %s (or the quota is full); nothing was "
                              "written%s\n" % (PROG, a.out, os.path.dirname(os.path.abspath(a.out)),

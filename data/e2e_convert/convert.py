@@ -200,16 +200,20 @@ def convert(a, argv):
                           % (", ".join(a.inputs), new_rows, at - n0))
             write_attrs(f, a, p, writer, old, files, rows, command, source)
             t0 = time.monotonic()
+            # what HDF5 still caches (the sparse layout's small chunks: all of a small
+            # file) goes to the disk here, where a full disk can still be handled below,
+            # not in the close
+            f.flush()
         except BaseException as e:
             if is_disk_full(e):
                 release(tmp)  # frees the disk for the close's flush of what is not cached
             try:
                 close_output(f)
-            except OSError:
+            except (OSError, RuntimeError):
                 pass  # the first failure is the one to report
             raise
         close_output(f)
-        tm["HDF5 write"] += time.monotonic() - t0  # the close flushes
+        tm["HDF5 write"] += time.monotonic() - t0  # the flush and the close
         decoders.close()
         decoders = None
         t0 = time.monotonic()

@@ -47,7 +47,14 @@ class SparseWriter:
         g.create_dataset("value", shape=(0,), maxshape=(None,), chunks=(ENTRY_CHUNK,), dtype=np.dtype(dtype))
         g["offsets"][0] = 0
         self.nnz = 0
+        self.hold(g)
         self.cols = create_columns(self.f, total, outs)
+
+    def hold(self, g):
+        """the four arrays kept open for the writes: a dataset object let go flushes its
+        cached chunks in h5py's deallocator, where a failure (a full disk) is only
+        printed and the conversion would go on as if written"""
+        self.d = {name: g[name] for name in ("offsets", "counts", "pos", "value")}
 
     def grow(self, old, total, outs):
         g = self.f["X_jet"]
@@ -57,18 +64,19 @@ class SparseWriter:
         shape[0] = total
         g.attrs["shape"] = shape
         self.nnz = int(g["offsets"][old])
+        self.hold(g)
         self.cols = grow_columns(self.f, total, outs)
 
     def write(self, pos, x, cols):
-        g = self.f["X_jet"]
+        d = self.d
         n = len(x)
         counts, p, v = encode(x)
-        g["counts"][pos:pos + n] = counts
-        g["offsets"][pos + 1:pos + n + 1] = self.nnz + np.cumsum(counts.sum(axis=1, dtype=np.int64))
+        d["counts"][pos:pos + n] = counts
+        d["offsets"][pos + 1:pos + n + 1] = self.nnz + np.cumsum(counts.sum(axis=1, dtype=np.int64))
         end = self.nnz + len(p)
         for name, a in (("pos", p), ("value", v)):
-            g[name].resize(end, axis=0)
-            g[name][self.nnz:end] = a
+            d[name].resize(end, axis=0)
+            d[name][self.nnz:end] = a
         self.nnz = end
         for d, c in zip(self.cols, cols):
             d[pos:pos + n] = c
