@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "comm.h"
 #include "error.h"
 
@@ -19,12 +20,6 @@
 int comm_nccl_available(void) { return 1; }
 
 static cudaStream_t stream_of(Comm *c) { return (cudaStream_t)c->ops->stream(c->ops->ctx); }
-
-static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 
 /* Polling, without taking a whole core from the reader's threads. */
 static void pause_briefly(void) {
@@ -46,7 +41,7 @@ static int give_up(Comm *c, const char *what, ncclResult_t r) {
  * collective). Any asynchronous error, or the time limit, aborts the communicator: 0,
  * or -1. */
 static int wait_for(Comm *c, const char *what, cudaStream_t stream) {
-    double t0 = seconds();
+    double t0 = monotonic_seconds();
     for (;;) {
         if (stream) {
             cudaError_t q = cudaStreamQuery(stream);
@@ -58,7 +53,7 @@ static int wait_for(Comm *c, const char *what, cudaStream_t stream) {
         if (r != ncclSuccess) return give_up(c, what, r);
         if (!stream && state == ncclSuccess) return 0;
         if (state != ncclSuccess && state != ncclInProgress) return give_up(c, what, state);
-        if (seconds() - t0 > NCCL_TIMEOUT_S) return give_up(c, what, ncclInProgress);
+        if (monotonic_seconds() - t0 > NCCL_TIMEOUT_S) return give_up(c, what, ncclInProgress);
         pause_briefly();
     }
 }

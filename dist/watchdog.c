@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 
 #define TAG_BEAT 0x5744
@@ -54,16 +55,10 @@ static struct {
     Beat *out;
 } W;
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
 /* ---- the main thread's marks ---- */
 
 void watchdog_progress(void) {
-    if (W.on) atomic_store(&W.last_progress, now());
+    if (W.on) atomic_store(&W.last_progress, monotonic_seconds());
 }
 
 void watchdog_phase(WatchdogPhase p) {
@@ -233,11 +228,11 @@ static double shortest_limit(void) {
 
 static void *watch(void *arg) {
     (void)arg;
-    double last = now();
+    double last = monotonic_seconds();
     while (!atomic_load(&W.stop)) {
         struct timespec ts = {(time_t)W.tick, (long)((W.tick - (time_t)W.tick) * 1e9)};
         nanosleep(&ts, NULL);
-        double t = now();
+        double t = monotonic_seconds();
         if (t - last > W.tick + shortest_limit() / 2) resumed(t);
         last = t;
         if (W.mpi_ok) exchange(t);
@@ -287,7 +282,7 @@ int watchdog_start(Comm *c, double progress_s, double peer_timeout_s) {
     host[HOST_LEN - 1] = '\0';
     MPI_Allgather(host, HOST_LEN, MPI_CHAR, W.hosts, HOST_LEN, MPI_CHAR, c->world);
     MPI_Comm_dup(c->world, &W.comm);
-    W.t0 = now();
+    W.t0 = monotonic_seconds();
     for (int r = 0; r < c->size; r++) {
         W.req[r] = MPI_REQUEST_NULL;
         W.peers[r].arrived = W.t0;
@@ -315,10 +310,10 @@ void watchdog_stop(void) {
     join_thread();
     if (W.mpi_ok) MPI_Barrier(W.comm);  /* every rank's thread has stopped sending */
     /* heartbeats still on their way: wait a moment for ours, then let MPI keep them */
-    double t0 = now();
+    double t0 = monotonic_seconds();
     for (int r = 0; r < W.size; r++) {
         int done = W.req[r] == MPI_REQUEST_NULL;
-        while (!done && now() - t0 < 1.0) MPI_Test(&W.req[r], &done, MPI_STATUS_IGNORE);
+        while (!done && monotonic_seconds() - t0 < 1.0) MPI_Test(&W.req[r], &done, MPI_STATUS_IGNORE);
         if (!done) MPI_Request_free(&W.req[r]);
     }
     for (int flag = 1; flag;) {  /* theirs that arrived */

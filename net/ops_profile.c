@@ -1,26 +1,21 @@
 #include "ops_profile.h"
 
 #include <stdlib.h>
-#include <time.h>
+
+#include "clock.h"
 
 typedef struct {
     NetOps *inner;
     OpsProfile *prof;
 } Wrap;
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
 #define TIMED(kind, call)                                   \
     do {                                                    \
         Wrap *w_ = ctx;                                     \
-        double t0_ = now();                                 \
+        double t0_ = monotonic_seconds();                   \
         w_->inner->call;                                    \
         w_->inner->sync(w_->inner->ctx);                    \
-        w_->prof->seconds[kind] += now() - t0_;             \
+        w_->prof->seconds[kind] += monotonic_seconds() - t0_; \
         w_->prof->calls[kind]++;                            \
     } while (0)
 #define IN(ctx) (((Wrap *)(ctx))->inner->ctx)
