@@ -34,10 +34,8 @@ parquet). One test per subcommand (ctest runs each separately):
 usage: test_e2e_convert.py TEST BUILD_DIR
 """
 import os
-import shutil
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
@@ -55,15 +53,9 @@ sys.path.insert(0, os.path.join(HERE, "bench"))
 sys.path.insert(0, os.path.join(TOP, "data"))
 import e2e_sources as src  # noqa: E402
 from proc_memory import Sampled, pyarrow_open_mb  # noqa: E402
-from test_train_e2e import ENV, MPIRUN, Failure, check, jet_images, run  # noqa: E402 - the e2e tests' helpers
+from test_train_e2e import ENV, MPIRUN, Failure, check, jet_images, run, run_test  # noqa: E402 - the e2e tests' helpers
 
 CONVERT = os.path.join(TOP, "data", "e2e-convert")
-SKIP = 77
-
-
-class Skip(Exception):
-    pass
-
 
 class Env:
     """a temporary folder for a test's files, and the build's programs"""
@@ -537,31 +529,6 @@ def t_train_scalars(e):
 TESTS = {"layouts": t_layouts, "names": t_names, "scalars": t_scalars, "kinds": t_kinds, "plausible": t_plausible,
          "hdf5_bad": t_hdf5_bad, "append": t_append, "footer": t_footer, "train": t_train,
          "train_scalars": t_train_scalars}
-
-
-def run_test(tests, doc, make_env):
-    """runs the test named by argv[1] in an Env of the build folder argv[2]; the exit
-    status: 0 passed, 1 failed, 77 skipped, 2 a bad command line"""
-    test = tests.get(sys.argv[1]) if len(sys.argv) == 3 else None
-    if test is None:
-        print(doc)
-        return 2
-    t0 = time.time()
-    e = make_env(sys.argv[2])
-    failed = skipped = None
-    try:
-        test(e)
-    except Failure as f:
-        failed = f
-    except Skip as s:
-        skipped = s
-    finally:
-        shutil.rmtree(e.tmp, ignore_errors=True)
-    if skipped:
-        print("SKIPPED: %s" % skipped)
-        return SKIP
-    print("FAILED: %s" % failed if failed else "%s: passed (%.1f s)" % (sys.argv[1], time.time() - t0))
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -48,16 +48,11 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_train_e2e import ENV, MPIRUN, Failure, alive, check, rank_pids, run  # noqa: E402
+from test_train_e2e import ENV, MPIRUN, Failure, Skip, alive, check, rank_pids, run, run_test  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-SKIP = 77
 STEPS = 16  # 540 training jets / (2 ranks x batch 16)
-
-
-class Skipped(Exception):
-    pass
 
 
 class Env:
@@ -348,7 +343,7 @@ class Tmpfs:
         p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", path], capture_output=True,
                            text=True)
         if p.returncode != 0:
-            raise Skipped("cannot mount a small tmpfs to fill (%s): run as root to test a full disk"
+            raise Skip("cannot mount a small tmpfs to fill (%s): run as root to test a full disk"
                           % (p.stderr.strip() or "mount refused"))
 
     def __enter__(self):
@@ -846,24 +841,5 @@ TESTS = {"run_folder": t_run_folder, "outputs": t_outputs, "full_disk": t_full_d
          "watchdog": t_watchdog, "messages": t_messages}
 
 
-def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in TESTS:
-        print(__doc__)
-        return 2
-    e = Env(sys.argv[2])
-    try:
-        TESTS[sys.argv[1]](e)
-    except Skipped as s:
-        print("SKIPPED:", s)
-        return SKIP
-    except Failure as f:
-        print("FAILED:", f)
-        return 1
-    finally:
-        shutil.rmtree(e.tmp, ignore_errors=True)
-    print("%s: passed" % sys.argv[1])
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_test(TESTS, __doc__, Env))

@@ -49,6 +49,13 @@ class Failure(Exception):
     pass
 
 
+SKIP = 77  # ctest's SKIP_RETURN_CODE
+
+
+class Skip(Exception):
+    """a test this machine cannot run (run_test exits SKIP)"""
+
+
 def check(cond, msg):
     if not cond:
         raise Failure(msg)
@@ -538,21 +545,30 @@ TESTS = {"learns": t_learns, "resume": t_resume, "resume_v1": t_resume_v1, "sigu
          "kernel_plan": t_kernel_plan}
 
 
-def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in TESTS:
-        print(__doc__)
+def run_test(tests, doc, make_env):
+    """runs the test named by argv[1] in an Env of the build folder argv[2]; the exit
+    status: 0 passed, 1 failed, 77 skipped, 2 a bad command line"""
+    test = tests.get(sys.argv[1]) if len(sys.argv) == 3 else None
+    if test is None:
+        print(doc)
         return 2
-    e = Env(sys.argv[2])
+    t0 = time.time()
+    e = make_env(sys.argv[2])
+    failed = skipped = None
     try:
-        TESTS[sys.argv[1]](e)
+        test(e)
     except Failure as f:
-        print("FAILED:", f)
-        return 1
+        failed = f
+    except Skip as s:
+        skipped = s
     finally:
         shutil.rmtree(e.tmp, ignore_errors=True)
-    print("%s: passed" % sys.argv[1])
-    return 0
+    if skipped:
+        print("SKIPPED: %s" % skipped)
+        return SKIP
+    print("FAILED: %s" % failed if failed else "%s: passed (%.1f s)" % (sys.argv[1], time.time() - t0))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_test(TESTS, __doc__, Env))
