@@ -199,8 +199,8 @@ static void check_all_waiting(double t) {
     }
     char msg[512], at[256];
     where(at, sizeof at, &b);
-    snprintf(msg, sizeof msg, "rank 0 and every other rank have waited in collectives for %.0f s (rank 0 in %s) "
-             "(host %s): MPI or the network is stuck", b.idle, at, W.hosts[0]);
+    snprintf(msg, sizeof msg, "rank 0 and every other rank have waited in collectives for %.0f s (rank 0 in %s, "
+             "host %s): MPI or the network is stuck", b.idle, at, W.hosts[0]);
     fire(msg, WATCHDOG_EXIT_STUCK);
 }
 
@@ -291,9 +291,12 @@ int watchdog_start(Comm *c, double progress_s, double peer_timeout_s) {
     atomic_store(&W.epoch, -1L);
     atomic_store(&W.phase, (int)WD_SETUP);
     W.on = 1;
-    failed = pthread_create(&W.thread, NULL, watch, NULL) != 0;
+    int err = pthread_create(&W.thread, NULL, watch, NULL);
+    failed = err != 0;
     if (failed) W.on = 0;
-    if (comm_outcome(c, failed ? net_fail("watchdog: cannot start its thread") : 0)) {
+    if (comm_outcome(c, failed ? net_fail("watchdog: cannot start its thread (%s; a process or memory limit of the "
+                                          "node?); --watchdog 0 --peer-timeout 0 runs without it", strerror(err))
+                               : 0)) {
         if (!failed) join_thread();  /* not watchdog_stop: the failed rank has no thread */
         MPI_Comm_free(&W.comm);
         release();

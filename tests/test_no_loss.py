@@ -760,7 +760,48 @@ def stop_one(e, which, limit=3.0):
     return named, pids, line
 
 
+def model_weights(ckpt):
+    with h5py.File(ckpt, "r") as f:
+        return {n: f["model"][n][()] for n in f["model"]}
+
+
+def thread_refused(e):
+    """a rank whose threads cannot start (tests/refuse_thread.c preloaded on that rank only,
+    as a node at its process limit): the watchdog's start fails there and every rank ends
+    with the message, nothing written; with both limits off, the data reader falls back to
+    reading in the caller and training ends as a normal run does"""
+    shim = os.path.join(e.build, "tests", "librefuse_thread.so")
+
+    def mpmd(which, args):
+        ranks = []
+        for r in (0, 1):
+            ranks += [":"] * (r > 0) + ["-np", "1"] + (["env", "LD_PRELOAD=" + shim] if r == which else []) + args
+        return MPIRUN + ranks
+
+    train = [e.exe("e2e-train"), "--data", e.data, "--epochs", "1", "--batch", "16", "--seed", "5", "--log-every",
+             "1000", "--out"]
+    for which in (0, 1):
+        out = e.path("refused_%d" % which)
+        t0 = time.time()
+        p = run_env(mpmd(which, train + [out]), timeout=120)
+        refused(p, "rank %d: watchdog: cannot start its thread" % which, "--watchdog 0 --peer-timeout 0",
+                what="a rank whose watchdog thread cannot start (rank %d)" % which)
+        check("refusing the program's first thread" in p.stderr and time.time() - t0 < 60 and
+              not os.path.exists(out), "  within a minute, nothing written (%s)" % os.listdir(e.tmp))
+    _, best = trained(e)
+    p = run_env(mpmd(1, [e.exe("e2e-eval"), "--checkpoint", best, "--data", e.data]), timeout=120)
+    refused(p, "rank 1: watchdog: cannot start its thread", what="e2e-eval, rank 1's watchdog thread refused")
+    out = e.path("refused_off")
+    p = run_env(mpmd(1, train + [out, "--watchdog", "0", "--peer-timeout", "0"]), timeout=120)
+    ref, got = model_weights(best), model_weights(os.path.join(out, "checkpoints", "best.h5"))
+    check(p.returncode == 0 and "refusing the program's first thread" in p.stderr and
+          all((ref[n] == got[n]).all() for n in ref),
+          "both limits off, rank 1's reader thread refused: it reads in the caller; the model is bitwise the "
+          "normal run's (exit %d)" % p.returncode)
+
+
 def t_watchdog(e):
+    thread_refused(e)
     for which in (1, 0):
         named, pids, line = stop_one(e, which)
         check(named is not None and int(named.group(1)) == which and named.group(2) == socket.gethostname(),
@@ -778,7 +819,8 @@ def t_watchdog(e):
         check(not left, "no rank process is left behind")
     probe = e.exe("watchdog_probe")
     for case, words in (("stuck_local", ["watchdog: rank 1 made no progress", "reading a batch"]),
-                        ("deadlock", ["watchdog: rank 0 and every other rank have waited"])):
+                        ("deadlock", ["watchdog: rank 0 and every other rank have waited",
+                                      "(rank 0 in the agreement point, host %s): MPI" % socket.gethostname()])):
         t0 = time.time()
         p = run_env(MPIRUN + ["-np", "2", probe, case, "1.5"], timeout=120)
         check(p.returncode == 3 and all(w in p.stderr for w in words) and "(exit 3)" in p.stderr and
