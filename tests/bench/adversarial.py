@@ -169,8 +169,9 @@ def ok_if(cond, note, r=None):
 # ---- the cases ----
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from test_no_loss import (Skipped, Tmpfs, compact_file, digest, fill, layout_files, pixel_stats,  # noqa: E402
+from test_no_loss import (Tmpfs, compact_file, digest, fill, layout_files, pixel_stats,  # noqa: E402
                           qg_source, shuffled_copy, tree)
+from test_train_e2e import Skip  # noqa: E402
 
 NEVER = r"(?!x)x"  # matches nothing: an error where succeeding is right
 
@@ -424,7 +425,7 @@ def c_convert_link(x):
 def full(x, name, size):
     try:
         return Tmpfs(x.path(name), size)
-    except Skipped as s:
+    except Skip as s:
         raise RuntimeError(str(s))
 
 

@@ -107,6 +107,9 @@ def measure(build, jets, dtype, tmp):
 
 
 def main():
+    if "-h" in sys.argv[1:] or "--help" in sys.argv[1:]:
+        print(__doc__)
+        return
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     jets = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
     with tempfile.TemporaryDirectory(prefix="e2e_sparse_enc_") as tmp:
