@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Checks the carry bundle (tests/gpu_bundle.sh) the way a GPU machine with only the CUDA
 # toolkit will use it, on this machine, without the system's Open MPI or HDF5:
-#   1. a minimal Debian 12 (debootstrap --variant=minbase, plus gcc, g++, make, cmake;
-#      no MPI, HDF5, PMIx, hwloc, libevent, OpenBLAS, ssh) in build-bundle/chroot, made
-#      once (about 2 minutes) and reused;
+#   1. a minimal Debian 12 (debootstrap --variant=minbase, plus gcc, g++, make, cmake
+#      and python3, as the GPU machine has; no MPI, HDF5, PMIx, hwloc, libevent,
+#      OpenBLAS, oneDNN, ssh) in build-bundle/chroot, made once and reused;
 #   2. in a private mount namespace: the repository at /src, /proc, /dev, /sys, and the
 #      CUDA toolkit at /usr/local/cuda when this machine has one; chroot there with an
 #      environment that holds nothing but PATH and HOME (LD_LIBRARY_PATH empty);
@@ -14,7 +14,9 @@
 #      mpirun -np 2 e2e-synth, mpirun -np 1 e2e-train --device cpu (1 epoch), e2e-eval,
 #      a stop after 5 steps + --resume auto against the uninterrupted run (h5diff of the
 #      final checkpoints); then the CUDA configuration (sm_90, cuDNN and NCCL found by
-#      tests/gpu_cuda_env.sh) and `ldd` of its e2e-train;
+#      tests/gpu_cuda_env.sh) and `ldd` of its e2e-train; then tests/gpu_full.sh itself,
+#      as the GPU machine runs it, with its trainer steps on the CPU (GPU_FULL_DEVICE_AS=
+#      cpu, 800 jets, 1 epoch): every step but the GPU-only ones must pass;
 #   4. outside the chroot, on this machine, where Debian's own Open MPI, PMIx, hwloc and
 #      HDF5 ARE installed: a 2-rank e2e-synth and a 1-epoch e2e-train under strace, which
 #      must open no file of theirs (relocation: OPAL_PREFIX, PMIX_*, HWLOC_PLUGINS_PATH).
@@ -32,11 +34,11 @@ die() { echo "gpu_bundle_check: $*" >&2; exit 1; }
 [ -f "$bundle/MANIFEST" ] || die "no bundle at $bundle: run tests/gpu_bundle.sh first"
 mkdir -p "$logs"
 
-if [ ! -x "$chroot_dir/usr/bin/cmake" ]; then
+if [ ! -x "$chroot_dir/usr/bin/cmake" ] || [ ! -x "$chroot_dir/usr/bin/python3" ]; then
   command -v debootstrap >/dev/null || die "needs debootstrap (apt-get install debootstrap)"
   echo "gpu_bundle_check: making a minimal Debian 12 in $chroot_dir (once)"
   rm -rf "$chroot_dir"
-  debootstrap --variant=minbase --include=gcc,g++,make,cmake,libc6-dev bookworm "$chroot_dir" \
+  debootstrap --variant=minbase --include=gcc,g++,make,cmake,libc6-dev,python3 bookworm "$chroot_dir" \
     http://deb.debian.org/debian >"$logs/debootstrap.log" 2>&1 || die "debootstrap failed ($logs/debootstrap.log)"
 fi
 cuda=
@@ -59,7 +61,7 @@ export OMP_NUM_THREADS=1
 B=/tmp/check-cpu
 rm -rf "$B"
 echo "== configure + build (CPU, E2E_BLAS=portable)"
-cmake -S /src -B "$B" -DCMAKE_BUILD_TYPE=Release -DE2E_BLAS=portable >"$B.configure.log" 2>&1 ||
+cmake -S /src -B "$B" -DCMAKE_BUILD_TYPE=Release -DE2E_BLAS=portable -DE2E_ONEDNN=AUTO >"$B.configure.log" 2>&1 ||
   { tail -30 "$B.configure.log"; exit 1; }
 grep -E 'Found (MPI_C|HDF5)' "$B.configure.log"
 grep -E 'Found (MPI_C|HDF5).*/src/\.gpu-bundle/' "$B.configure.log" | wc -l | grep -qx 2 ||
@@ -94,7 +96,7 @@ if [ -x /usr/local/cuda/bin/nvcc ]; then
   source /src/tests/gpu_cuda_env.sh
   C=/tmp/check-cuda
   rm -rf "$C"
-  cmake -S /src -B "$C" -DCMAKE_BUILD_TYPE=Release -DE2E_BLAS=portable -DUSE_CUDA=ON \
+  cmake -S /src -B "$C" -DCMAKE_BUILD_TYPE=Release -DE2E_BLAS=portable -DE2E_ONEDNN=AUTO -DUSE_CUDA=ON \
     $E2E_CUDA_CMAKE_ARGS -DCMAKE_CUDA_ARCHITECTURES=90 >"$C.configure.log" 2>&1 ||
     { tail -30 "$C.configure.log"; exit 1; }
   cmake --build "$C" -j"$(nproc)" --target e2e-train >"$C.build.log" 2>&1 ||
@@ -105,6 +107,15 @@ if [ -x /usr/local/cuda/bin/nvcc ]; then
   if command -v cuobjdump >/dev/null; then
     cuobjdump --list-elf "$C/launch/e2e-train" | grep -o 'sm_[0-9]*' | sort -u | paste -sd' '
   fi
+fi
+if [ -x /usr/local/cuda/bin/nvcc ]; then
+  echo "== tests/gpu_full.sh as on the GPU machine, its trainer steps on the CPU (GPU_FULL_DEVICE_AS=cpu)"
+  rc=0
+  GPU_FULL_DEVICE_AS=cpu GPU_FULL_SAMPLES=800 GPU_FULL_EPOCHS=1 GPU_FULL_SIZE=32 GPU_FULL_BUDGET_S=1500 \
+    GPU_FULL_BUILD=/tmp/check-full GPU_FULL_WORK=/tmp/check-full-work bash /src/tests/gpu_full.sh /tmp/check-full-out \
+    >/tmp/check-full.log 2>&1 || rc=$?
+  sed -n '/= summary (/,$p' /tmp/check-full.log
+  [ $rc = 0 ] || { echo "FAIL: tests/gpu_full.sh exited $rc (its logs: /tmp/check-full-out)"; exit 1; }
 fi
 echo "CHROOT CHECK PASSED"
 INNER
@@ -138,7 +149,7 @@ echo "gpu_bundle_check: relocation on this machine (system Open MPI/HDF5 present
   export OMP_NUM_THREADS=1
   B=$logs/host-build D=$logs/host-run
   rm -rf "$B" "$D"; mkdir -p "$D"
-  cmake -S "$top" -B "$B" -DCMAKE_BUILD_TYPE=Release -DE2E_BLAS=portable >"$B.configure.log" 2>&1
+  cmake -S "$top" -B "$B" -DCMAKE_BUILD_TYPE=Release -DE2E_BLAS=portable -DE2E_ONEDNN=AUTO >"$B.configure.log" 2>&1
   cmake --build "$B" -j"$(nproc)" --target e2e-synth e2e-train >"$B.build.log" 2>&1
   strace -f -qq -e trace=openat,execve -o "$logs/strace.log" \
     mpirun --oversubscribe -np 2 "$B/launch/e2e-synth" --out "$D/jets.h5" --samples 400 --size 32 --channels 3

@@ -137,7 +137,7 @@ configure_and_build() {  # BUILD_DIR [extra cmake args...]
   shift
   [ "${GPU_FULL_KEEP_BUILD:-0}" = 1 ] || rm -rf "$dir"
   # shellcheck disable=SC2086
-  cmake -S "$top" -B "$dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DUSE_CUDA=ON -DE2E_BLAS=$blas \
+  cmake -S "$top" -B "$dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DUSE_CUDA=ON -DE2E_BLAS=$blas -DE2E_ONEDNN=AUTO \
     $E2E_CUDA_CMAKE_ARGS "-DCMAKE_CUDA_ARCHITECTURES=$archs" "$@" &&
   cmake --build "$dir" -j"$cores"
 }
