@@ -107,8 +107,6 @@ if [ -x /usr/local/cuda/bin/nvcc ]; then
   if command -v cuobjdump >/dev/null; then
     cuobjdump --list-elf "$C/launch/e2e-train" | grep -o 'sm_[0-9]*' | sort -u | paste -sd' '
   fi
-fi
-if [ -x /usr/local/cuda/bin/nvcc ]; then
   echo "== tests/gpu_full.sh as on the GPU machine, its trainer steps on the CPU (GPU_FULL_DEVICE_AS=cpu)"
   rc=0
   GPU_FULL_DEVICE_AS=cpu GPU_FULL_SAMPLES=800 GPU_FULL_EPOCHS=1 GPU_FULL_SIZE=32 GPU_FULL_BUDGET_S=1500 \

@@ -78,8 +78,8 @@ class SparseWriter:
             d[name].resize(end, axis=0)
             d[name][self.nnz:end] = a
         self.nnz = end
-        for d, c in zip(self.cols, cols):
-            d[pos:pos + n] = c
+        for column, c in zip(self.cols, cols):
+            column[pos:pos + n] = c
 
     @staticmethod
     def owns(f):
