@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data_error.h"
 #include "error.h"
 #include "h5util.h"
 #include "session.h"
@@ -22,7 +21,7 @@ static int keep(Predictions *p, const DataBatch *b, const float *pred, double ma
         if (mt) p->m_true = mt;
         float *mp = realloc(p->m_pred, sizeof(float) * cap);
         if (mp) p->m_pred = mp;
-        if (!ix || !mt || !mp) return net_fail("out of host memory for %lld predictions", cap);
+        if (!ix || !mt || !mp) return e2e_fail("out of host memory for %lld predictions", cap);
         p->cap = cap;
     }
     for (int i = 0; i < b->n; i++) {
@@ -35,19 +34,19 @@ static int keep(Predictions *p, const DataBatch *b, const float *pred, double ma
 }
 
 /* This rank's share of split s: the sums {L1 loss, |error| GeV, relative error, count,
- * relative count}; 0, or -1 with net_error(). */
+ * relative count}; 0, or -1 with e2e_error(). */
 static int local_sums(Model *m, Dataset *d, Split s, double mre_min_mass, double sums[5],
                       Predictions *preds) {
     int batch = model_config(m)->max_batch;
     double mass_scale = dataset_info(d)->mass_scale;
     float *pred = malloc(sizeof(float) * batch);
-    if (!pred) return net_fail("out of host memory for %d predictions", batch);
-    int rc = dataset_begin_epoch(d, s, 0, 0) ? session_data_fail() : 0;
+    if (!pred) return e2e_fail("out of host memory for %d predictions", batch);
+    int rc = dataset_begin_epoch(d, s, 0, 0) ? -1 : 0;
     DataBatch b;
     while (!rc) {
         int got = dataset_next(d, &b);
         if (got <= 0) {
-            rc = got < 0 ? session_data_fail() : 0;
+            rc = got < 0 ? -1 : 0;
             break;
         }
         InputPrep prep;
@@ -82,11 +81,11 @@ int evaluate_split(Comm *c, Model *m, Dataset *d, Split s, double mre_min_mass, 
     if (comm_agree(c, failed ? AGREE_ERROR : 0, sums, 5, &a)) return -1;
     out->count = (long long)a.sum[3];
     out->mre_count = (long long)a.sum[4];
-    if (out->count == 0) return net_fail("the %s split is empty", split_name(s));
+    if (out->count == 0) return e2e_fail("the %s split is empty", split_name(s));
     out->loss = a.sum[0] / a.sum[3];
     out->mae = a.sum[1] / a.sum[3];
     out->mre = a.sum[4] > 0 ? a.sum[2] / a.sum[4] : NAN;
-    if (!isfinite(out->loss)) return net_fail("non-finite predictions on the %s split", split_name(s));
+    if (!isfinite(out->loss)) return e2e_fail("non-finite predictions on the %s split", split_name(s));
     return 0;
 }
 
@@ -142,7 +141,7 @@ static int sort_by_index(Gathered *g) {
     free(order);
     free(g->index), free(g->m_true), free(g->m_pred);
     g->index = ix, g->m_true = mt, g->m_pred = mp;
-    return ok ? 0 : net_fail("out of host memory for %lld predictions", g->total);
+    return ok ? 0 : e2e_fail("out of host memory for %lld predictions", g->total);
 }
 
 static int write_on_root(void *arg) {
@@ -152,9 +151,9 @@ static int write_on_root(void *arg) {
     H5Quiet quiet;
     h5_quiet_begin(&quiet);
     hid_t f = h5_memfile_create();  /* written whole through data/outfile.h */
-    int rc = f < 0 ? net_fail("%s: cannot create the prediction file", path) : 0;
+    int rc = f < 0 ? e2e_fail("%s: cannot create the prediction file", path) : 0;
     if (!rc && h5_attr_write_str(f, "format", PREDICTIONS_FORMAT, 0))
-        rc = net_fail("%s: cannot write the format attribute", path);
+        rc = e2e_fail("%s: cannot write the format attribute", path);
     hsize_t dims[1] = {(hsize_t)g->total};
     struct { const char *name; hid_t ft, mt; const void *data; } cols[3] = {
         {"index", H5T_STD_I64LE, H5T_NATIVE_LLONG, g->index},
@@ -162,9 +161,9 @@ static int write_on_root(void *arg) {
         {"m_pred", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, g->m_pred}};
     for (int k = 0; k < 3 && !rc; k++)
         if (h5_dataset_write(f, cols[k].name, cols[k].ft, cols[k].mt, 1, dims, cols[k].data))
-            rc = net_fail("%s: cannot write %s", path, cols[k].name);
+            rc = e2e_fail("%s: cannot write %s", path, cols[k].name);
     if (rc && f >= 0) H5Fclose(f);
-    else if (!rc && h5_memfile_save(f, path)) rc = net_fail("predictions not written: %s", data_error());
+    else if (!rc && h5_memfile_save(f, path)) rc = e2e_fail("predictions not written: %s", e2e_error());
     h5_quiet_end(&quiet);
     return rc;
 }
@@ -197,7 +196,7 @@ int predictions_replaceable(const char *path) {
         h5_quiet_end(&q);
     }
     if (old) return 1;
-    net_fail("%s: exists and is %s%s%s; --predictions replaces only an earlier prediction file: give another name",
+    e2e_fail("%s: exists and is %s%s%s; --predictions replaces only an earlier prediction file: give another name",
              path, kind == 0 ? "not an HDF5 file" : "an HDF5 file of format '",
              kind == 0 ? "" : format[0] ? format : "(none)", kind == 0 ? "" : "'");
     return 0;

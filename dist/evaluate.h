@@ -25,7 +25,7 @@ typedef struct {
 
 /* Runs split s of d on this rank's share; all ranks get the result. Predictions become
  * masses with the dataset's own mass scale (DatasetInfo.mass_scale). preds may be NULL.
- * Returns 0, or -1 on every rank with the failing rank's message in net_error(). */
+ * Returns 0, or -1 on every rank with the failing rank's message in e2e_error(). */
 int evaluate_split(Comm *c, Model *m, Dataset *d, Split s, double mre_min_mass, EvalResult *out,
                    Predictions *preds);
 /* The root attribute "format" of a prediction file. */
@@ -39,7 +39,7 @@ int predictions_write(Comm *c, const Predictions *p, const char *path);
 void predictions_free(Predictions *p);
 /* 1 when path may be replaced by a prediction file: it does not exist, or it is one
  * (its format attribute, or an older one's index, m_true, m_pred); else 0 with the
- * reason in net_error() (a checkpoint, a jet file, anything else). */
+ * reason in e2e_error() (a checkpoint, a jet file, anything else). */
 int predictions_replaceable(const char *path);
 
 #endif

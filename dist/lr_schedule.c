@@ -11,11 +11,11 @@ PlateauConfig plateau_default_config(void) {
 
 int plateau_check_config(const PlateauConfig *c) {
     if (!(c->factor > 0.0 && c->factor < 1.0))
-        return net_fail("plateau factor must be in (0, 1), got %g", c->factor);
-    if (c->patience < 0) return net_fail("plateau patience must be >= 0, got %d", c->patience);
-    if (c->cooldown < 0) return net_fail("plateau cooldown must be >= 0, got %d", c->cooldown);
-    if (!(c->threshold >= 0.0)) return net_fail("plateau threshold must be >= 0, got %g", c->threshold);
-    if (!(c->min_lr >= 0.0)) return net_fail("min_lr must be >= 0, got %g", c->min_lr);
+        return e2e_fail("plateau factor must be in (0, 1), got %g", c->factor);
+    if (c->patience < 0) return e2e_fail("plateau patience must be >= 0, got %d", c->patience);
+    if (c->cooldown < 0) return e2e_fail("plateau cooldown must be >= 0, got %d", c->cooldown);
+    if (!(c->threshold >= 0.0)) return e2e_fail("plateau threshold must be >= 0, got %g", c->threshold);
+    if (!(c->min_lr >= 0.0)) return e2e_fail("min_lr must be >= 0, got %g", c->min_lr);
     return 0;
 }
 

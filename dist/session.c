@@ -7,7 +7,6 @@
 #include "error.h"
 #include "watchdog.h"
 
-int session_data_fail(void) { return net_fail("%s", data_error()); }
 
 void session_feed_for_device(DatasetOptions *o, const char *device) {
     int gpu = device && strcmp(device, "cuda") == 0;
@@ -35,7 +34,7 @@ int session_open_backend(Session *s, const BackendOptions *bo) {
     BackendOptions o = *bo;
     o.gpu = s->comm->local_rank;
     s->ops = net_backend_create(&o);
-    return comm_outcome(s->comm, !s->ops);
+    return comm_fail_together(s->comm, !s->ops);
 }
 
 static void *pinned_alloc(void *ctx, size_t bytes) {
@@ -57,7 +56,7 @@ int session_open_data(Session *s, const DatasetOptions *o) {
         opt.batch_alloc_ctx = s->ops;
     }
     /* dataset_open agrees over the ranks by itself */
-    return dataset_open(&s->data, &opt) ? session_data_fail() : 0;
+    return dataset_open(&s->data, &opt) ? -1 : 0;
 }
 
 /* Every rank runs rank 0's kernel choices (the CPU's convolution engines): timings
@@ -66,10 +65,10 @@ int session_open_data(Session *s, const DatasetOptions *o) {
 static int agree_kernels(Session *s) {
     char plan[8192];
     int failed = s->comm->rank == 0 && net_backend_plan(s->ops, plan, sizeof plan) != 0;
-    if (comm_outcome(s->comm, failed)) return -1;
+    if (comm_fail_together(s->comm, failed)) return -1;
     comm_bcast_string(s->comm, plan, sizeof plan);
     failed = s->comm->rank != 0 && net_backend_use_plan(s->ops, plan) != 0;
-    return comm_outcome(s->comm, failed);
+    return comm_fail_together(s->comm, failed);
 }
 
 int session_build_model(Session *s, int blocks, int batch) {
@@ -85,10 +84,10 @@ int session_build_model(Session *s, int blocks, int batch) {
     size_t n = failed ? 0 : model_arena_size(s->model);
     for (int a = 0; a < 3 && !failed; a++)
         if (!(s->host[a] = calloc(n, sizeof(float)))) {
-            net_fail("out of host memory for %zu parameters", n);
+            e2e_fail("out of host memory for %zu parameters", n);
             failed = 1;
         }
-    if (comm_outcome(s->comm, failed) || agree_kernels(s)) return -1;
+    if (comm_fail_together(s->comm, failed) || agree_kernels(s)) return -1;
     return comm_attach(s->comm, s->ops);
 }
 
@@ -135,7 +134,7 @@ int session_check_inputs(const CheckpointState *st, const char *ckpt_path, const
     const JetInputs *have = dataset_inputs(d);
     if (jet_inputs_equal(&st->inputs, have)) return 0;
     char was[600], is[600];
-    return net_fail("%s: the checkpoint's model was trained on %s, but %s gives %s: use a dataset with the "
+    return e2e_fail("%s: the checkpoint's model was trained on %s, but %s gives %s: use a dataset with the "
                     "same scalars and channel kinds", ckpt_path, jet_inputs_describe(&st->inputs, was, sizeof was),
                     data_path, jet_inputs_describe(have, is, sizeof is));
 }
@@ -149,8 +148,8 @@ int session_peek(Session *s, const char *path, CheckpointState *st) {
 
 int session_load(Session *s, const char *path, CheckpointState *st) {
     CheckpointState *tmp = malloc(sizeof *tmp);
-    if (!tmp) net_fail("out of host memory for a checkpoint's state");
-    if (comm_outcome(s->comm, !tmp)) {
+    if (!tmp) e2e_fail("out of host memory for a checkpoint's state");
+    if (comm_fail_together(s->comm, !tmp)) {
         free(tmp);
         return -1;
     }

@@ -1,7 +1,7 @@
 /* What e2e-train and e2e-eval share: the dataset, the backend and the model built to
  * the dataset's shape, and checkpoints read by rank 0 and broadcast to every rank.
  * Every function is collective and fails on all ranks together (with the first failing
- * rank's message in net_error()). */
+ * rank's message in e2e_error()). */
 #ifndef E2E_DIST_SESSION_H
 #define E2E_DIST_SESSION_H
 
@@ -40,9 +40,6 @@ typedef struct {
  * feed for the device, and the model for the dataset's shape with the host arenas. */
 int session_open(Session *s, const SessionOptions *o);
 
-/* net_fail with data/'s last message (data_error()): a reader failure in dist/'s
- * error channel. Returns -1. */
-int session_data_fail(void);
 /* The backend (its GPU = the node-local rank). Open it before the data: a GPU backend's
  * pinned allocator then holds the reader's batch buffers. */
 int session_open_backend(Session *s, const BackendOptions *bo);

@@ -126,7 +126,7 @@ static int check_data(Trainer *t, const char *resume_path, int resumed) {
     if (resumed && st->has_data && data_fingerprint_differs(&st->data, &t->data_fp, why, sizeof why)) {
         data_fingerprint_describe(&st->data, was, sizeof was);
         data_fingerprint_describe(&t->data_fp, now, sizeof now);
-        return net_fail("%s was trained on %s, but --data %s holds %s: %s. Resuming would continue mid-run on "
+        return e2e_fail("%s was trained on %s, but --data %s holds %s: %s. Resuming would continue mid-run on "
                         "other jets with the old scales: give the run's data, or start a new run", resume_path,
                         was, t->cfg->data, now, why);
     }
@@ -199,7 +199,7 @@ static int setup(Trainer *t, char *resume_path, int *resumed) {
     h.weight_decay = (float)cfg->weight_decay;
     int failed = adam_create(&t->adam, model_ops(t->model), model_arena_size(t->model), h) != 0;
     t->adam_ready = !failed;
-    if (comm_outcome(c, failed)) return -1;
+    if (comm_fail_together(c, failed)) return -1;
     double scaled = cfg->lr_scaling ? cfg->lr * c->size : cfg->lr;
     if (*resumed) return resume_from(t, resume_path, scaled);
     start_fresh(t, scaled);
@@ -232,23 +232,23 @@ typedef struct {
 
 /* What one step did on this rank before the agreement. */
 typedef struct {
-    int flags;                   /* AGREE_ERROR (reason in net_error()), AGREE_NONFINITE */
+    int flags;                   /* AGREE_ERROR (reason in e2e_error()), AGREE_NONFINITE */
     float loss;                  /* the rank's batch mean */
     double read_s, ahead_s;      /* reading this batch; reading and staging the next */
     double pass_s;               /* the training pass and its checks */
 } LocalStep;
 
-/* The reader's next training batch as the model takes it: 0, or -1 (net_error()). */
+/* The reader's next training batch as the model takes it: 0, or -1 (e2e_error()). */
 static int read_batch(Trainer *t, DataBatch *b, InputPrep *prep, HostBatch *hb) {
     int rc = dataset_next(t->data, b);
-    if (rc < 0) return session_data_fail();
-    if (rc == 0) return net_fail("training split ended before the epoch's steps");
+    if (rc < 0) return -1;
+    if (rc == 0) return e2e_fail("training split ended before the epoch's steps");
     *hb = session_host_batch(t->data, b, prep);
     return 0;
 }
 
 /* The next step's batch, read and staged while this step's pass runs: on a GPU its copy
- * overlaps the pass (the loss read-back waits for the pass). 0, or -1 (net_error()). */
+ * overlaps the pass (the loss read-back waits for the pass). 0, or -1 (e2e_error()). */
 static int stage_next(Trainer *t, long step) {
     if (step + 1 >= dataset_steps_per_epoch(t->data, SPLIT_TRAIN)) return 0;
     DataBatch b;
@@ -291,7 +291,7 @@ static void local_step(Trainer *t, long step, LocalStep *l) {
 /* A non-finite step ends the run, or with --nan-policy skip is skipped. */
 static int skip_step(Trainer *t, long epoch, long step, StepTimes *tm) {
     if (!t->cfg->nan_skip)
-        return net_fail("non-finite loss or gradients at epoch %ld, step %ld: stopping "
+        return e2e_fail("non-finite loss or gradients at epoch %ld, step %ld: stopping "
                         "(--nan-policy skip skips such steps instead)", epoch + 1, step + 1);
     tm->skipped++;
     if (say(t))
@@ -321,7 +321,7 @@ static int check_replicas(Trainer *t) {
     int same = 0;
     if (comm_replicas_identical(t->comm, model_params(t->model), model_arena_size(t->model), &same))
         return -1;
-    return same ? 0 : net_fail("replicas diverged: ranks hold different parameters after step %ld",
+    return same ? 0 : e2e_fail("replicas diverged: ranks hold different parameters after step %ld",
                                t->st.global_step);
 }
 
@@ -441,8 +441,8 @@ static int run_epoch(Trainer *t, long epoch, long steps, const Pace *pace, long 
     StepTimes tm = {0};
     double epoch_t0 = now();
     long first = t->st.step_in_epoch;
-    int failed = dataset_begin_epoch(t->data, SPLIT_TRAIN, epoch, first) ? session_data_fail() : 0;
-    if (comm_outcome(t->comm, failed)) return -1;
+    int failed = dataset_begin_epoch(t->data, SPLIT_TRAIN, epoch, first) ? -1 : 0;
+    if (comm_fail_together(t->comm, failed)) return -1;
     for (long step = first; step < steps; step++) {
         int rc = train_step(t, epoch, step, &tm, process_steps);
         if (rc < 0) return -1;
@@ -467,7 +467,7 @@ static int run_epoch(Trainer *t, long epoch, long steps, const Pace *pace, long 
 /* ---- the run ---- */
 
 static int best_exists_root(void *path) {
-    return access(path, R_OK) == 0 ? 0 : net_fail("%s: no best checkpoint to test", (char *)path);
+    return access(path, R_OK) == 0 ? 0 : e2e_fail("%s: no best checkpoint to test", (char *)path);
 }
 
 typedef struct {
@@ -557,7 +557,7 @@ static int run(Trainer *t) {
     if (setup(t, resume_path, &resumed)) return -1;
     long steps = dataset_steps_per_epoch(t->data, SPLIT_TRAIN);
     if (steps <= 0)
-        return net_fail("%s: the training split gives each of the %d ranks %lld jets, fewer than --batch %d: give a "
+        return e2e_fail("%s: the training split gives each of the %d ranks %lld jets, fewer than --batch %d: give a "
                         "smaller --batch (it is per rank)", cfg->data, t->comm->size,
                         dataset_split_total(t->data, SPLIT_TRAIN) / t->comm->size, cfg->batch);
     if (resumed) rescale_position(t, steps);
@@ -587,7 +587,7 @@ int trainer_run(const TrainConfig *cfg, Comm *comm) {
     t.folder.lock_fd = -1;
     int rc = train_config_check(cfg) || watchdog_start(comm, cfg->watchdog_s, cfg->peer_timeout_s) ? -1 : run(&t);
     watchdog_stop();
-    if (rc < 0 && comm->rank == 0) fprintf(stderr, "e2e-train: error: %s\n", net_error());
+    if (rc < 0 && comm->rank == 0) fprintf(stderr, "e2e-train: error: %s\n", e2e_error());
     if (t.adam_ready) adam_free(&t.adam);
     session_close(&t.s);
     run_folder_close(&t.folder);

@@ -199,11 +199,11 @@ static int make_buffers(Comm *c, long max_bytes, Buffers *b) {
     b->host = calloc(1, (size_t)max_bytes);
     float *init = calloc(cap, sizeof(float));
     int failed = !b->dev || !b->host || !init;
-    if (failed) net_fail("out of memory for %ld bytes", max_bytes);
+    if (failed) e2e_fail("out of memory for %ld bytes", max_bytes);
     for (size_t i = 0; !failed && i < cap; i++) init[i] = 1.0f;
     if (!failed) ops->upload(ops->ctx, b->dev, init, cap * sizeof(float));
     free(init);
-    return comm_outcome(c, failed);
+    return comm_fail_together(c, failed);
 }
 
 /* Ping-pong (ranks 0 and 1) and the all-reduce (all ranks) for every message size. */
@@ -218,7 +218,7 @@ static int measure(Comm *c, MPI_Comm pair, const Buffers *buf, Point *pt, int np
         comm_bcast_bytes(c, &pt[i].pingpong_s, sizeof pt[i].pingpong_s);
         Reduce r = {.comm = c, .buf = buf->dev, .n = (size_t)bytes / 4};
         pt[i].allreduce_s = time_op(c->world, allreduce_op, &r, min_time);
-        if (comm_outcome(c, r.failed)) return -1;
+        if (comm_fail_together(c, r.failed)) return -1;
         if (say)
             printf("%12d %13.2f us %14.1f %15.2f us%s\n", bytes, pt[i].pingpong_s * 1e6,
                    bytes / pt[i].pingpong_s / 1e6, pt[i].allreduce_s * 1e6,
@@ -275,7 +275,7 @@ static int write_json_root(void *arg) {
     const JsonOut *j = arg;
     const Fit *f = j->fit;
     FILE *out = fopen(j->path, "w");
-    if (!out) return net_fail("%s: %s", j->path, strerror(errno));
+    if (!out) return e2e_fail("%s: %s", j->path, strerror(errno));
     fprintf(out,
             "{\"ranks\": %d, \"ranks_per_node\": %d, \"device\": \"%s\",\n"
             " \"alpha_s\": %.6e, \"beta_bytes_per_s\": %.6e,\n"
@@ -288,20 +288,20 @@ static int write_json_root(void *arg) {
         fprintf(out, "%s\n  {\"bytes\": %.0f, \"pingpong_s\": %.6e, \"allreduce_s\": %.6e}",
                 i ? "," : "", j->pt[i].bytes, j->pt[i].pingpong_s, j->pt[i].allreduce_s);
     fprintf(out, "]}\n");
-    return fclose(out) ? net_fail("%s: %s", j->path, strerror(errno)) : 0;
+    return fclose(out) ? e2e_fail("%s: %s", j->path, strerror(errno)) : 0;
 }
 
 /* Measures, fits and reports; 0, 1 (a failure, said on rank 0) or 2 (bad usage). */
 static int bench(Comm *c, BenchArgs *a) {
     BackendOptions bo = {.device = a->device, .gpu = c->local_rank};
     ops = net_backend_create(&bo);
-    if (comm_outcome(c, !ops)) {
-        if (say) fprintf(stderr, "e2e-allreduce-bench: --device %s: %s\n", a->device, net_error());
+    if (comm_fail_together(c, !ops)) {
+        if (say) fprintf(stderr, "e2e-allreduce-bench: --device %s: %s\n", a->device, e2e_error());
         return 1;
     }
     const char *what;
     if (gradient_floats(a, &what)) {
-        if (say) fprintf(stderr, "e2e-allreduce-bench: model: %s\n", net_error());
+        if (say) fprintf(stderr, "e2e-allreduce-bench: model: %s\n", e2e_error());
         return 2;
     }
     long floats = a->floats, max_bytes = a->max_bytes;
@@ -310,7 +310,7 @@ static int bench(Comm *c, BenchArgs *a) {
     comm_attach(c, ops);
     Buffers buf = {0};
     if (make_buffers(c, max_bytes, &buf)) {
-        if (say) fprintf(stderr, "e2e-allreduce-bench: %s\n", net_error());
+        if (say) fprintf(stderr, "e2e-allreduce-bench: %s\n", e2e_error());
         return 1;
     }
     MPI_Comm pair;
@@ -325,13 +325,13 @@ static int bench(Comm *c, BenchArgs *a) {
         printf("%12s %16s %14s %18s\n", "bytes", "ping-pong 1-way", "MB/s", "all-reduce (mean)");
     }
     int failed = measure(c, pair, &buf, pt, np, a->min_time) != 0;
-    if (failed && say) fprintf(stderr, "e2e-allreduce-bench: all-reduce failed: %s\n", net_error());
+    if (failed && say) fprintf(stderr, "e2e-allreduce-bench: all-reduce failed: %s\n", e2e_error());
     if (!failed) {
         Fit f = fit(pt, np, max_bytes, floats, c->size);
         if (say) print_fit(&f, floats, c->size);
         JsonOut j = {.path = a->json, .c = c, .fit = &f, .pt = pt, .np = np, .floats = floats};
         failed = a->json && comm_on_root(c, write_json_root, &j);
-        if (failed && say) fprintf(stderr, "e2e-allreduce-bench: %s\n", net_error());
+        if (failed && say) fprintf(stderr, "e2e-allreduce-bench: %s\n", e2e_error());
     }
     if (pair != MPI_COMM_NULL) MPI_Comm_free(&pair);
     if (buf.dev) ops->release(ops->ctx, buf.dev);

@@ -1,7 +1,7 @@
 /* e2e-data: look at a jet dataset, or convert a jet file to another layout or dtype.
  *   e2e-data info FILE [--rows N]
  *   [mpirun -np P] e2e-data convert [--layout L] [--dtype T] [--chunk N] [--rows A:B] IN OUT
- * FILE is an HDF5 jet file or a text file listing them (data/FORMAT.md). */
+ * FILE is an HDF5 jet file or a text file listing them (data/format/FORMAT.md). */
 #include <getopt.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -10,7 +10,7 @@
 
 #include "cli.h"
 #include "convert.h"
-#include "data_error.h"
+#include "error.h"
 #include "inspect.h"
 
 static const char USAGE[] =
@@ -30,7 +30,7 @@ static const char USAGE[] =
     "rows; every per-jet column and attribute comes along. dense <-> sparse is exact, bit for\n"
     "bit; float32 -> float16 rounds to nearest even. OUT is written under a temporary name and\n"
     "renamed when complete (replaced if it exists; never IN).\n"
-    "  --layout L  dense or sparse (the non-zero pixels only: data/FORMAT.md) (default sparse)\n"
+    "  --layout L  dense or sparse (the non-zero pixels only: data/format/FORMAT.md) (default sparse)\n"
     "  --dtype T   float32 or float16 (default: IN's)\n"
     "  --chunk N   dense OUT: jets per HDF5 chunk (default: about 4 MiB, >= 64 chunks)\n"
     "  --rows A:B  only IN's rows A to B-1 (default: all)\n"
@@ -105,10 +105,10 @@ int main(int argc, char **argv) {
     else if (!rc && o.in) {
         double t0 = MPI_Wtime();
         rc = data_convert(&o, MPI_COMM_WORLD) ? 1 : 0;
-        if (rank == 0 && rc) fprintf(stderr, "e2e-data: %s\n", data_error());
+        if (rank == 0 && rc) fprintf(stderr, "e2e-data: %s\n", e2e_error());
         if (rank == 0 && !rc) printf("e2e-data: wrote %s (%s) in %.2f s\n", o.out, o.sparse ? "sparse" : "dense", MPI_Wtime() - t0);
     } else if (!rc && data_inspect(argv[optind + 1], stdout, rows)) {
-        fprintf(stderr, "e2e-data: %s\n", data_error());
+        fprintf(stderr, "e2e-data: %s\n", e2e_error());
         rc = 1;
     }
     MPI_Finalize();

@@ -12,7 +12,6 @@
 #include "cli.h"
 #include "comm.h"
 #include "error.h"
-#include "data_error.h"
 #include "evaluate.h"
 #include "fingerprint.h"
 #include "outfile.h"
@@ -127,7 +126,7 @@ static int report_root(void *arg) {
     fputs(r->json, stdout);
     fflush(stdout);
     if (!r->path) return 0;
-    return out_write_file(r->path, r->json, strlen(r->json)) ? net_fail("metrics not written: %s", data_error()) : 0;
+    return out_write_file(r->path, r->json, strlen(r->json)) ? e2e_fail("metrics not written: %s", e2e_error()) : 0;
 }
 
 typedef struct {
@@ -144,7 +143,7 @@ static int metrics_replaceable(const char *path) {
     head[n] = '\0';
     fclose(f);
     if (strstr(head, "\"checkpoint\":") && strstr(head, "\"mae_gev\":")) return 1;
-    net_fail("%s: exists and is not an e2e-eval metrics file; --metrics replaces only an earlier one: give "
+    e2e_fail("%s: exists and is not an e2e-eval metrics file; --metrics replaces only an earlier one: give "
              "another name", path);
     return 0;
 }
@@ -157,22 +156,22 @@ static int check_outputs_root(void *arg) {
     const EvalArgs *a = o->a;
     int nf = dataset_info(o->data)->n_files;
     OutInput *in = calloc((size_t)nf + 2, sizeof *in);
-    if (!in) return net_fail("out of memory");
+    if (!in) return e2e_fail("out of memory");
     in[0] = (OutInput){a->checkpoint, "--checkpoint"};
     in[1] = (OutInput){a->data, "--data"};
     for (int i = 0; i < nf; i++) in[i + 2] = (OutInput){dataset_file_path(o->data, i), "--data"};
     int rc = 0;
-    if (a->predictions && out_check_path(a->predictions, "--predictions", in, nf + 2)) rc = net_fail("%s", data_error());
-    if (!rc && a->metrics && out_check_path(a->metrics, "--metrics", in, nf + 2)) rc = net_fail("%s", data_error());
+    if (a->predictions && out_check_path(a->predictions, "--predictions", in, nf + 2)) rc = e2e_fail("%s", e2e_error());
+    if (!rc && a->metrics && out_check_path(a->metrics, "--metrics", in, nf + 2)) rc = e2e_fail("%s", e2e_error());
     free(in);
     if (!rc && a->predictions && a->metrics && strcmp(a->predictions, a->metrics) == 0)
-        rc = net_fail("%s: given as both --predictions and --metrics", a->metrics);
+        rc = e2e_fail("%s: given as both --predictions and --metrics", a->metrics);
     if (!rc && a->predictions && !predictions_replaceable(a->predictions)) rc = -1;
     if (!rc && a->metrics && !metrics_replaceable(a->metrics)) rc = -1;
     /* 16 bytes a jet, plus HDF5's own */
     unsigned long long bytes = 16ull * (unsigned long long)dataset_split_total(o->data, a->split) + 65536;
     if (!rc && a->predictions && out_check_space(a->predictions, bytes, "the prediction file"))
-        rc = net_fail("%s", data_error());
+        rc = e2e_fail("%s", e2e_error());
     return rc;
 }
 
@@ -185,7 +184,7 @@ static int check_data(const EvalArgs *a, Comm *c, const CheckpointState *st, con
     data_fingerprint(d, c->world, &fp);
     if (!st->has_data) return 2;
     if (fp.channels == st->data.channels && strcmp(fp.channel_names, st->data.channel_names))
-        return net_fail("%s was trained on channels (%s) but %s has (%s): the model would read each channel as "
+        return e2e_fail("%s was trained on channels (%s) but %s has (%s): the model would read each channel as "
                         "another", a->checkpoint, st->data.channel_names, a->data, fp.channel_names);
     char why[2048];
     if (!data_fingerprint_differs(&st->data, &fp, why, sizeof why)) return 1;
@@ -201,7 +200,7 @@ static int run(const EvalArgs *a, Comm *c) {
     Predictions preds = {0};
     int rc = -1;
     if (!st) {
-        net_fail("out of host memory");
+        e2e_fail("out of host memory");
         goto done;
     }
     if (watchdog_start(c, a->watchdog_s, a->peer_timeout_s)) goto done;
@@ -237,7 +236,7 @@ static int run(const EvalArgs *a, Comm *c) {
     rc = comm_on_root(c, report_root, &report);
 done:
     watchdog_stop();
-    if (rc && c->rank == 0) fprintf(stderr, "e2e-eval: error: %s\n", net_error());
+    if (rc && c->rank == 0) fprintf(stderr, "e2e-eval: error: %s\n", e2e_error());
     predictions_free(&preds);
     session_close(&s);
     free(st);

@@ -1,4 +1,4 @@
-/* e2e-synth: writes a file of synthetic boosted jets (data/FORMAT.md, data/README.md).
+/* e2e-synth: writes a file of synthetic boosted jets (data/format/FORMAT.md, data/README.md).
  * Run it under mpirun: every rank generates and writes its own slice of the one file
  * with collective parallel-HDF5 writes; the data depends only on the options, not on
  * the number of ranks. */
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "data_error.h"
+#include "error.h"
 #include "synth.h"
 #include "synthfile.h"
 
@@ -107,7 +107,7 @@ int main(int argc, char **argv) {
     int rc = synth_write_file(&o, MPI_COMM_WORLD);
     double dt = MPI_Wtime() - t0;
     if (rank == 0) {
-        if (rc) fprintf(stderr, "e2e-synth: %s\n", data_error());
+        if (rc) fprintf(stderr, "e2e-synth: %s\n", e2e_error());
         else
             printf("e2e-synth: wrote %lld jets (%d x %d x %d, %s, %s) to %s in %.2f s with %d rank%s "
                    "(%.0f jets/s)\n",

@@ -22,17 +22,17 @@ AdamHyper adam_default_hyper(void) {
 
 static int check_hyper(const AdamHyper *h) {
     if (!(h->beta1 >= 0.0f && h->beta1 < 1.0f) || !(h->beta2 >= 0.0f && h->beta2 < 1.0f))
-        return net_fail("adam: betas must be in [0, 1), got %g and %g", h->beta1, h->beta2);
-    if (!(h->eps >= 0.0f)) return net_fail("adam: invalid eps %g", h->eps);
+        return e2e_fail("adam: betas must be in [0, 1), got %g and %g", h->beta1, h->beta2);
+    if (!(h->eps >= 0.0f)) return e2e_fail("adam: invalid eps %g", h->eps);
     if (!(h->weight_decay >= 0.0f))
-        return net_fail("adam: invalid weight decay %g", h->weight_decay);
+        return e2e_fail("adam: invalid weight decay %g", h->weight_decay);
     return 0;
 }
 
 int adam_create(Adam *a, NetOps *ops, size_t n, AdamHyper hyper) {
-    if (!a || !ops) return net_fail("adam_create: NULL argument");
+    if (!a || !ops) return e2e_fail("adam_create: NULL argument");
     memset(a, 0, sizeof *a);
-    if (n == 0) return net_fail("adam_create: no parameters to optimise");
+    if (n == 0) return e2e_fail("adam_create: no parameters to optimise");
     if (check_hyper(&hyper)) return -1;
     a->ops = ops;
     a->n = n;
@@ -41,7 +41,7 @@ int adam_create(Adam *a, NetOps *ops, size_t n, AdamHyper hyper) {
     a->v = ops->alloc(ops->ctx, n * sizeof(float));
     if (!a->m || !a->v) {
         adam_free(a);
-        return net_fail("adam_create: the %s backend could not allocate %zu moments", ops->name, n);
+        return e2e_fail("adam_create: the %s backend could not allocate %zu moments", ops->name, n);
     }
     return 0;
 }
@@ -54,8 +54,8 @@ void adam_free(Adam *a) {
 }
 
 int adam_step(Adam *a, float lr, float *params, const float *grads) {
-    if (!a || !a->m || !params || !grads) return net_fail("adam_step: NULL argument");
-    if (!(lr >= 0.0f) || !isfinite(lr)) return net_fail("adam: invalid learning rate %g", lr);
+    if (!a || !a->m || !params || !grads) return e2e_fail("adam_step: NULL argument");
+    if (!(lr >= 0.0f) || !isfinite(lr)) return e2e_fail("adam: invalid learning rate %g", lr);
     if (check_hyper(&a->hyper)) return -1;
     a->step++;
     AdamFactors k = adam_factors(&a->hyper, lr, a->step);
@@ -64,14 +64,14 @@ int adam_step(Adam *a, float lr, float *params, const float *grads) {
 }
 
 int adam_get_moments(const Adam *a, float *m, float *v) {
-    if (!a || !a->m || !m || !v) return net_fail("adam_get_moments: NULL argument");
+    if (!a || !a->m || !m || !v) return e2e_fail("adam_get_moments: NULL argument");
     a->ops->download(a->ops->ctx, m, a->m, a->n * sizeof(float));
     a->ops->download(a->ops->ctx, v, a->v, a->n * sizeof(float));
     return 0;
 }
 
 int adam_set_moments(Adam *a, const float *m, const float *v) {
-    if (!a || !a->m || !m || !v) return net_fail("adam_set_moments: NULL argument");
+    if (!a || !a->m || !m || !v) return e2e_fail("adam_set_moments: NULL argument");
     a->ops->upload(a->ops->ctx, a->m, m, a->n * sizeof(float));
     a->ops->upload(a->ops->ctx, a->v, v, a->n * sizeof(float));
     return 0;

@@ -23,7 +23,7 @@ NetOps *net_backend_create(const BackendOptions *opt) {
     if (!o.precision) o.precision = "fp32";
     if (strcmp(o.device, "cpu") == 0) {
         if (strcmp(o.precision, "fp32") != 0) {
-            net_fail("device cpu: precision '%s' is not available (the CPU computes in fp32)",
+            e2e_fail("device cpu: precision '%s' is not available (the CPU computes in fp32)",
                      o.precision);
             return NULL;
         }
@@ -33,11 +33,11 @@ NetOps *net_backend_create(const BackendOptions *opt) {
 #ifdef E2E_HAVE_CUDA
         return net_cuda_create(o.gpu, o.precision);
 #else
-        net_fail("device 'cuda': this build has no CUDA backend (configure with -DUSE_CUDA=ON)");
+        e2e_fail("device 'cuda': this build has no CUDA backend (configure with -DUSE_CUDA=ON)");
         return NULL;
 #endif
     }
-    net_fail("unknown device '%s' (expected cpu or cuda)", o.device);
+    e2e_fail("unknown device '%s' (expected cpu or cuda)", o.device);
     return NULL;
 }
 

@@ -14,14 +14,14 @@ typedef struct {
     const char *precision;  /* "fp32" (default); cuda also "tf32" and "bf16" */
 } BackendOptions;
 
-/* Returns NULL with a message in net_error() when the backend cannot start (e.g.
+/* Returns NULL with a message in e2e_error() when the backend cannot start (e.g.
  * "cuda" in a build without CUDA, no GPU, a precision the backend lacks). Free with
  * ops->destroy(ops). opt may be NULL (CPU, defaults). */
 NetOps *net_backend_create(const BackendOptions *opt);
 /* The kernel choices a backend made while a model was built on it (the CPU's
  * convolution engine per shape and pass), as text that one rank hands to the others so
  * that every rank runs the same kernels: "" when the backend makes no such choice.
- * 0, or -1 with net_error() (buf too small). */
+ * 0, or -1 with e2e_error() (buf too small). */
 int net_backend_plan(NetOps *ops, char *buf, size_t len);
 /* Runs the kernels a plan names from now on (a plan of "" changes nothing). */
 int net_backend_use_plan(NetOps *ops, const char *plan);

@@ -22,7 +22,7 @@ static int alloc_inputs(Model *m) {
     f->target = model_alloc_floats(m, mb);
     f->weight = model_alloc_floats(m, mb);
     if (!f->x || !f->scalars || !f->target || !f->weight)
-        return net_fail("the %s backend could not allocate input buffers for batch %d", o->name,
+        return e2e_fail("the %s backend could not allocate input buffers for batch %d", o->name,
                         c->max_batch);
     if (ops_can(o, OPS_ASYNC_UPLOAD)) {
         /* images (float32 or binary16), then scalars, target, weight, each 256-aligned */
@@ -32,7 +32,7 @@ static int alloc_inputs(Model *m) {
         size_t bytes = f->st_weight + round_up(mb * sizeof(float), 256);
         f->staging = o->alloc(o->ctx, bytes);
         if (!f->staging)
-            return net_fail("the %s backend could not allocate a staging buffer for batch %d",
+            return e2e_fail("the %s backend could not allocate a staging buffer for batch %d",
                             o->name, c->max_batch);
     }
     return 0;
@@ -55,28 +55,28 @@ static void copy_floats(NetOps *o, float *dst, const void *src, size_t count) {
 /* The model API's checks of a host batch. */
 static int check_batch(const Model *m, const HostBatch *b, int with_target) {
     const ModelConfig *c = &m->cfg;
-    if (!b) return net_fail("batch is NULL");
+    if (!b) return e2e_fail("batch is NULL");
     if (b->n <= 0 || b->n > c->max_batch)
-        return net_fail("batch of %d samples, the model holds 1 to %d", b->n, c->max_batch);
+        return e2e_fail("batch of %d samples, the model holds 1 to %d", b->n, c->max_batch);
     int images = (b->x != NULL) + (b->x_half != NULL) + (b->sparse.plane_start != NULL);
-    if (!images) return net_fail("batch images are NULL");
-    if (images > 1) return net_fail("batch has more than one of x, x_half, sparse: give one of them");
+    if (!images) return e2e_fail("batch images are NULL");
+    if (images > 1) return e2e_fail("batch has more than one of x, x_half, sparse: give one of them");
     if ((b->x_half || b->prep || b->sparse.plane_start) && !ops_can(m->ops, OPS_PREP_INPUT))
-        return net_fail("the %s backend takes preprocessed float32 images (x); x_half, sparse "
+        return e2e_fail("the %s backend takes preprocessed float32 images (x); x_half, sparse "
                         "images and prep need a GPU backend", m->ops->name);
     if (b->sparse.plane_start && !ops_can(m->ops, OPS_SPARSE_INPUT))
-        return net_fail("the %s backend cannot densify sparse images: give x or x_half",
+        return e2e_fail("the %s backend cannot densify sparse images: give x or x_half",
                         m->ops->name);
     if (b->sparse.plane_start && (b->sparse.nnz < 0 || !b->sparse.pos || !b->sparse.value ||
                                   (b->sparse.pos_bytes != 2 && b->sparse.pos_bytes != 4)))
-        return net_fail("sparse batch: needs positions (uint16 or uint32) and values for its %lld entries",
+        return e2e_fail("sparse batch: needs positions (uint16 or uint32) and values for its %lld entries",
                         b->sparse.nnz);
     if (b->prep && (!b->prep->scale || c->in_channels > OPS_PREP_MAX_CHANNELS))
-        return net_fail("batch prep needs %d channel scales (at most %d channels)",
+        return e2e_fail("batch prep needs %d channel scales (at most %d channels)",
                         c->in_channels, OPS_PREP_MAX_CHANNELS);
     if (!b->scalars && c->n_scalars > 0)
-        return net_fail("the model takes %d per-jet scalars, the batch has none", c->n_scalars);
-    if (with_target && !b->target) return net_fail("batch target is NULL");
+        return e2e_fail("the model takes %d per-jet scalars, the batch has none", c->n_scalars);
+    if (with_target && !b->target) return e2e_fail("batch target is NULL");
     return 0;
 }
 
@@ -112,7 +112,7 @@ static int sparse_room(Model *m, size_t bytes) {
     }
     f->sparse_cap = 0;
     if (!(f->sparse_stage = o->alloc(o->ctx, cap)))
-        return net_fail("the %s backend could not allocate %zu bytes for a sparse batch", o->name, cap);
+        return e2e_fail("the %s backend could not allocate %zu bytes for a sparse batch", o->name, cap);
     f->sparse_cap = cap;
     return 0;
 }
@@ -194,7 +194,7 @@ static int stage_uploads(Model *m, const HostBatch *b, const Move *v, int with_t
     Feed *f = &m->feed;
     size_t bytes = (size_t)b->n * sizeof(float);
     if (v->half || v->scale || b->sparse.plane_start)
-        return net_fail("the %s backend cannot stage raw (x_half, sparse or prep) batches", o->name);
+        return e2e_fail("the %s backend cannot stage raw (x_half, sparse or prep) batches", o->name);
     o->upload(o->ctx, f->x, b->x, v->nx * sizeof(float));
     out->x = f->x;
     if (m->cfg.n_scalars) {
@@ -255,7 +255,7 @@ static uint64_t graph_key(const HostBatch *d) {
 }
 
 int model_stage_batch(Model *m, const HostBatch *b) {
-    if (!m) return net_fail("model_stage_batch: model is NULL");
+    if (!m) return e2e_fail("model_stage_batch: model is NULL");
     m->feed.has_ahead = 0;
     if (stage(m, b, 1, &m->feed.ahead)) return -1;
     m->feed.has_ahead = 1;
@@ -263,11 +263,11 @@ int model_stage_batch(Model *m, const HostBatch *b) {
 }
 
 int model_train_pass(Model *m, const HostBatch *b) {
-    if (!m) return net_fail("model_train_pass: model is NULL");
+    if (!m) return e2e_fail("model_train_pass: model is NULL");
     HostBatch d = {0};
     if (!b) {
         if (!m->feed.has_ahead)
-            return net_fail("model_train_pass: batch is NULL and none staged (model_stage_batch)");
+            return e2e_fail("model_train_pass: batch is NULL and none staged (model_stage_batch)");
         d = m->feed.ahead;
     } else if (stage(m, b, 1, &d))
         return -1;
@@ -283,15 +283,15 @@ int model_train_pass(Model *m, const HostBatch *b) {
     if (mode == OPS_GRAPH_RECORDING && o->graph_end(o->ctx)) {
         /* The capture ran nothing and graph replay is now off: warn once, then run the
          * pass directly (a backend without graphs is slower, not wrong). */
-        fprintf(stderr, "e2e-ddp: warning: %s\n", net_error());
+        fprintf(stderr, "e2e-ddp: warning: %s\n", e2e_error());
         return train_ops(m, &d);
     }
     return rc;
 }
 
 int model_predict(Model *m, const HostBatch *b, float *pred) {
-    if (!m) return net_fail("model_predict: model is NULL");
-    if (!pred) return net_fail("model_predict: prediction buffer is NULL");
+    if (!m) return e2e_fail("model_predict: model is NULL");
+    if (!pred) return e2e_fail("model_predict: prediction buffer is NULL");
     HostBatch d = {0};
     m->feed.has_ahead = 0;  /* its inputs take the input buffers */
     if (stage(m, b, 0, &d) || model_forward(m, d.n, d.x, d.scalars)) return -1;

@@ -9,7 +9,7 @@
  *
  * A step:  model_forward -> model_loss -> model_backward -> (all-reduce grads) ->
  *          adam_step (net/adam.h).
- * Every function returns 0 on success or -1 with a message in net_error(). */
+ * Every function returns 0 on success or -1 with a message in e2e_error(). */
 #ifndef E2E_NET_MODEL_H
 #define E2E_NET_MODEL_H
 
@@ -84,7 +84,7 @@ const float *model_predictions(const Model *m);
 int model_loss(Model *m, const float *target, const float *weight);
 /* Preprocessing done on the device (the reader's, data/README.md): per pixel of channel ch,
  * v = scale[ch] * raw, then v = 0 where |v| < threshold, then clipped to [0, 1] for an
- * energy-like channel or [-1, 1] for a signed one (data/prep_pixel.h). */
+ * energy-like channel or [-1, 1] for a signed one (net/base/prep_pixel.h). */
 typedef struct {
     const float *scale;    /* C per-channel factors, host memory */
     float threshold;       /* zero suppression, applied after scaling */
@@ -92,7 +92,7 @@ typedef struct {
                               NULL: every channel energy-like */
 } InputPrep;
 
-/* A batch's images as their non-zero pixels (the sparse layout, data/FORMAT.md): plane
+/* A batch's images as their non-zero pixels (the sparse layout, data/format/FORMAT.md): plane
  * p = i * C + ch (sample i, channel ch) holds the entries [plane_start[p],
  * plane_start[p + 1]), each a position y * W + x inside the plane and a value; every
  * other pixel is 0. plane_start == NULL: no sparse images. */

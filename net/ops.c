@@ -14,7 +14,7 @@ typedef struct {
 #define OF(cap, m) {cap, #m, o->m != NULL}
 
 int ops_check(const NetOps *o) {
-    if (!o) return net_fail("no backend (NetOps is NULL)");
+    if (!o) return e2e_fail("no backend (NetOps is NULL)");
     const Member members[] = {
         REQUIRED(alloc), REQUIRED(release), REQUIRED(upload), REQUIRED(download),
         REQUIRED(sync), REQUIRED(copy2d), REQUIRED(conv2d_forward),
@@ -33,8 +33,8 @@ int ops_check(const NetOps *o) {
     for (size_t i = 0; i < sizeof members / sizeof members[0]; i++) {
         const Member *m = &members[i];
         if (m->set || (m->cap && !ops_can(o, m->cap))) continue;
-        if (!m->cap) return net_fail("the %s backend lacks the required op '%s'", name, m->member);
-        return net_fail("the %s backend declares a capability without its member '%s'", name,
+        if (!m->cap) return e2e_fail("the %s backend lacks the required op '%s'", name, m->member);
+        return e2e_fail("the %s backend declares a capability without its member '%s'", name,
                         m->member);
     }
     return 0;

@@ -158,7 +158,7 @@ struct NetOps {
 
     /* OPS_PREP_INPUT: the network's input from raw pixels: x[i] = raw[i] as float (raw is IEEE binary16
      * when raw_half, else float32), then, when scale is not NULL, the reader's per-pixel
-     * preprocessing (data/prep_pixel.h, the one definition): v = scale[ch] * v, v = 0 where
+     * preprocessing (net/base/prep_pixel.h, the one definition): v = scale[ch] * v, v = 0 where
      * |v| < threshold (NaN too), then clipped to [0, 1] where kind[ch] is 0 (energy-like)
      * or to [-1, 1] where it is 1 (signed; kind NULL: every channel energy-like). raw and
      * x are (n, c, hw) NCHW in backend memory and may be the same buffer; scale and kind
@@ -180,7 +180,7 @@ struct NetOps {
      * OPS_GRAPH_RECORDING (run the ops: they are recorded, not executed, until graph_end,
      * which then enqueues the recording) or OPS_GRAPH_REPLAYED (the recording for key is
      * enqueued: do not run the ops). The same key must mean the same ops on the same
-     * buffers. graph_end returns 0, or -1 with net_error() when recording failed (the
+     * buffers. graph_end returns 0, or -1 with e2e_error() when recording failed (the
      * ops did not run). */
     int (*graph_begin)(void *ctx, uint64_t key);
     int (*graph_end)(void *ctx);
@@ -193,7 +193,7 @@ static inline int ops_can(const NetOps *o, unsigned cap) { return (o->caps & cap
 extern "C" {
 #endif
 /* 0 when every required member is set and every declared capability's members are;
- * else -1 with a message naming the backend and the missing member (net_error()). */
+ * else -1 with a message naming the backend and the missing member (e2e_error()). */
 int ops_check(const NetOps *o);
 #ifdef __cplusplus
 }

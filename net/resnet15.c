@@ -23,21 +23,21 @@ static int conv_out(int in, int k, int stride, int pad) {
 }
 
 int model_check_config(const ModelConfig *c) {
-    if (!c) return net_fail("model config is NULL");
+    if (!c) return e2e_fail("model config is NULL");
     if (c->in_channels <= 0 || c->height <= 0 || c->width <= 0)
-        return net_fail("model input must be positive, got C=%d H=%d W=%d", c->in_channels,
+        return e2e_fail("model input must be positive, got C=%d H=%d W=%d", c->in_channels,
                         c->height, c->width);
-    if (c->n_scalars < 0) return net_fail("n_scalars must be >= 0, got %d", c->n_scalars);
+    if (c->n_scalars < 0) return e2e_fail("n_scalars must be >= 0, got %d", c->n_scalars);
     /* tensors: conv0 2, per block 4 (+2 shortcut), fc 2 */
     if (c->blocks < 0 || 8 * c->blocks + 10 > MODEL_MAX_TENSORS)
-        return net_fail("blocks per layer must be 0 to %d, got %d", (MODEL_MAX_TENSORS - 10) / 8,
+        return e2e_fail("blocks per layer must be 0 to %d, got %d", (MODEL_MAX_TENSORS - 10) / 8,
                         c->blocks);
     if (c->fmaps0 <= 0 || c->fmaps1 <= 0)
-        return net_fail("feature maps must be positive, got %d and %d", c->fmaps0, c->fmaps1);
-    if (c->max_batch <= 0) return net_fail("max_batch must be positive, got %d", c->max_batch);
+        return e2e_fail("feature maps must be positive, got %d and %d", c->fmaps0, c->fmaps1);
+    if (c->max_batch <= 0) return e2e_fail("max_batch must be positive, got %d", c->max_batch);
     int h = conv_out(c->height, 7, 1, 1) / 2, w = conv_out(c->width, 7, 1, 1) / 2;
     if (h < 1 || w < 1)
-        return net_fail("input %dx%d is too small: conv0 (7x7, pad 1) and the 2x2 max-pool "
+        return e2e_fail("input %dx%d is too small: conv0 (7x7, pad 1) and the 2x2 max-pool "
                         "need at least 6x6", c->height, c->width);
     return 0;
 }
@@ -154,19 +154,19 @@ float *model_alloc_floats(Model *m, size_t n) {
 }
 
 int model_create(Model **out, const ModelConfig *cfg, NetOps *ops) {
-    if (!out) return net_fail("model_create: output pointer is NULL");
+    if (!out) return e2e_fail("model_create: output pointer is NULL");
     *out = NULL;
-    if (!ops) return net_fail("model_create: no backend (ops is NULL)");
+    if (!ops) return e2e_fail("model_create: no backend (ops is NULL)");
     if (ops_check(ops)) return -1;
     if (model_check_config(cfg)) return -1;
     Model *m = calloc(1, sizeof *m);
-    if (!m) return net_fail("model_create: out of host memory");
+    if (!m) return e2e_fail("model_create: out of host memory");
     m->cfg = *cfg;
     m->ops = ops;
     m->blocks = calloc((size_t)(2 * cfg->blocks + 1), sizeof *m->blocks);
     if (!m->blocks) {
         free(m);
-        return net_fail("model_create: out of host memory");
+        return e2e_fail("model_create: out of host memory");
     }
     build_table(m);
 
@@ -205,7 +205,7 @@ int model_create(Model **out, const ModelConfig *cfg, NetOps *ops) {
 #undef ALLOC
     if (!ok) {
         model_free(m);
-        return net_fail("model_create: the %s backend could not allocate memory for batch %d",
+        return e2e_fail("model_create: the %s backend could not allocate memory for batch %d",
                         ops->name, cfg->max_batch);
     }
     prepare_convs(m);
@@ -250,9 +250,9 @@ const ParamTensor *model_find_tensor(const Model *m, const char *name) {
 }
 
 int model_init(Model *m, uint64_t seed) {
-    if (!m) return net_fail("model_init: model is NULL");
+    if (!m) return e2e_fail("model_init: model is NULL");
     float *host = calloc(m->arena, sizeof(float));
-    if (!host) return net_fail("model_init: out of host memory");
+    if (!host) return e2e_fail("model_init: out of host memory");
     Rng rng;
     rng_seed(&rng, seed);
     for (int i = 0; i < m->n_tensors; i++) {
@@ -266,19 +266,19 @@ int model_init(Model *m, uint64_t seed) {
 }
 
 int model_set_params(Model *m, const float *host) {
-    if (!m || !host) return net_fail("model_set_params: NULL argument");
+    if (!m || !host) return e2e_fail("model_set_params: NULL argument");
     m->ops->upload(m->ops->ctx, m->params, host, m->arena * sizeof(float));
     return 0;
 }
 
 int model_get_params(Model *m, float *host) {
-    if (!m || !host) return net_fail("model_get_params: NULL argument");
+    if (!m || !host) return e2e_fail("model_get_params: NULL argument");
     m->ops->download(m->ops->ctx, host, m->params, m->arena * sizeof(float));
     return 0;
 }
 
 int model_get_grads(Model *m, float *host) {
-    if (!m || !host) return net_fail("model_get_grads: NULL argument");
+    if (!m || !host) return e2e_fail("model_get_grads: NULL argument");
     m->ops->download(m->ops->ctx, host, m->grads, m->arena * sizeof(float));
     return 0;
 }
@@ -296,13 +296,13 @@ static void conv_fwd(Model *m, const Conv *cv, Layout lay, const float *x,
 }
 
 int model_forward(Model *m, int n, const float *x, const float *scalars) {
-    if (!m) return net_fail("model_forward: model is NULL");
+    if (!m) return e2e_fail("model_forward: model is NULL");
     if (n <= 0 || n > m->cfg.max_batch)
-        return net_fail("model_forward: batch of %d samples, the model holds 1 to %d", n,
+        return e2e_fail("model_forward: batch of %d samples, the model holds 1 to %d", n,
                         m->cfg.max_batch);
-    if (!x) return net_fail("model_forward: input images are NULL");
+    if (!x) return e2e_fail("model_forward: input images are NULL");
     if (!scalars && m->cfg.n_scalars > 0)
-        return net_fail("model_forward: the model takes %d per-jet scalars, got NULL",
+        return e2e_fail("model_forward: the model takes %d per-jet scalars, got NULL",
                         m->cfg.n_scalars);
     NetOps *o = m->ops;
     const ModelConfig *c = &m->cfg;
@@ -332,21 +332,21 @@ int model_forward(Model *m, int n, const float *x, const float *scalars) {
 }
 
 int model_loss(Model *m, const float *target, const float *weight) {
-    if (!m) return net_fail("model_loss: model is NULL");
-    if (m->n <= 0) return net_fail("model_loss: no forward pass to take the loss of");
-    if (!target) return net_fail("model_loss: target is NULL");
+    if (!m) return e2e_fail("model_loss: model is NULL");
+    if (m->n <= 0) return e2e_fail("model_loss: no forward pass to take the loss of");
+    if (!target) return e2e_fail("model_loss: target is NULL");
     m->ops->l1_loss(m->ops->ctx, m->n, m->pred, target, weight, m->loss, m->dpred);
     return 0;
 }
 
 int model_loss_value(Model *m, float *loss) {
-    if (!m || !loss) return net_fail("model_loss_value: NULL argument");
+    if (!m || !loss) return e2e_fail("model_loss_value: NULL argument");
     m->ops->download(m->ops->ctx, loss, m->loss, sizeof(float));
     return 0;
 }
 
 int model_grads_nonfinite(Model *m, int *nonfinite) {
-    if (!m || !nonfinite) return net_fail("model_grads_nonfinite: NULL argument");
+    if (!m || !nonfinite) return e2e_fail("model_grads_nonfinite: NULL argument");
     float flag = 0.0f;
     m->ops->nonfinite_check(m->ops->ctx, m->arena, m->grads, m->nonfinite);
     m->ops->download(m->ops->ctx, &flag, m->nonfinite, sizeof(float));
@@ -371,8 +371,8 @@ static size_t numel(const Model *m, const ConvShape *s) {
 }
 
 int model_backward(Model *m) {
-    if (!m) return net_fail("model_backward: model is NULL");
-    if (m->n <= 0) return net_fail("model_backward: no forward pass to differentiate");
+    if (!m) return e2e_fail("model_backward: model is NULL");
+    if (m->n <= 0) return e2e_fail("model_backward: no forward pass to differentiate");
     NetOps *o = m->ops;
     const ModelConfig *c = &m->cfg;
     int n = m->n, k = c->fmaps1 + c->n_scalars;

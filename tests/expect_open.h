@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "data_error.h"
+#include "error.h"
 #include "dataset.h"
 
 static inline void expect_open_fails(const char *what, DatasetOptions o, const char *n1, const char *n2) {
@@ -19,8 +19,8 @@ static inline void expect_open_fails(const char *what, DatasetOptions o, const c
     alarm(60);
     int rc = dataset_open(&d, &o);
     alarm(0);
-    char mine[DATA_ERROR_LEN], first[DATA_ERROR_LEN];
-    snprintf(mine, sizeof mine, "%s", data_error());
+    char mine[E2E_ERROR_LEN], first[E2E_ERROR_LEN];
+    snprintf(mine, sizeof mine, "%s", e2e_error());
     memcpy(first, mine, sizeof first);
     MPI_Bcast(first, sizeof first, MPI_CHAR, 0, MPI_COMM_WORLD);
     int failed = rc == -1 && d == NULL, all;

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "data_error.h"
+#include "error.h"
 #include "synthfile.h"
 
 static inline void synth_file_or_abort(const char *path, long long samples, int size, int channels,
@@ -23,7 +23,7 @@ static inline void synth_file_or_abort(const char *path, long long samples, int 
     so.chunk = chunk;
     so.seed = seed;
     if (synth_write_file(&so, MPI_COMM_WORLD)) {
-        fprintf(stderr, "cannot write %s: %s\n", path, data_error());
+        fprintf(stderr, "cannot write %s: %s\n", path, e2e_error());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
 }

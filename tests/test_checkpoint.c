@@ -28,7 +28,7 @@ static Model *small_model(NetOps *ops, int channels) {
     cfg.in_channels = channels;
     cfg.height = cfg.width = 16;
     Model *m = NULL;
-    if (model_create(&m, &cfg, ops)) CHECK(0, "model_create: %s", net_error());
+    if (model_create(&m, &cfg, ops)) CHECK(0, "model_create: %s", e2e_error());
     return m;
 }
 
@@ -115,8 +115,8 @@ static void test_inputs(NetOps *ops);
 #define EXPECT_REFUSED(call, needle)                                                             \
     do {                                                                                         \
         int rc_ = (call);                                                                        \
-        CHECK(rc_ == -1 && strstr(net_error(), needle) != NULL, "%s: rc %d, message '%s' lacks '%s'", \
-              #call, rc_, net_error(), needle);                                                  \
+        CHECK(rc_ == -1 && strstr(e2e_error(), needle) != NULL, "%s: rc %d, message '%s' lacks '%s'", \
+              #call, rc_, e2e_error(), needle);                                                  \
     } while (0)
 
 int main(void) {
@@ -144,8 +144,8 @@ int main(void) {
     char path[512], path2[512], found[512];
     checkpoint_name(path, sizeof path, dir, 120);
     CheckpointState st = state_of(m, 120), got;
-    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0, "write: %s", net_error());
-    CHECK(checkpoint_read(path, &got, m, p2, mo2, v2) == 0, "read: %s", net_error());
+    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0, "write: %s", e2e_error());
+    CHECK(checkpoint_read(path, &got, m, p2, mo2, v2) == 0, "read: %s", e2e_error());
     CHECK(memcmp(p, p2, na * 4) == 0 && memcmp(mo, mo2, na * 4) == 0 && memcmp(v, v2, na * 4) == 0,
           "arenas differ after the roundtrip");
     CHECK(got.epoch == 3 && got.step_in_epoch == 17 && got.global_step == 120 && got.world_size == 2 &&
@@ -176,7 +176,7 @@ int main(void) {
     /* newest valid wins; a corrupt newest is skipped */
     checkpoint_name(path2, sizeof path2, dir, 240);
     st = state_of(m, 240);
-    CHECK(checkpoint_write(path2, &st, m, p, mo, v) == 0, "second write: %s", net_error());
+    CHECK(checkpoint_write(path2, &st, m, p, mo, v) == 0, "second write: %s", e2e_error());
     CHECK(checkpoint_find_latest(dir, found, sizeof found) == 1 && strcmp(found, path2) == 0,
           "latest: %s", found);
 
@@ -244,7 +244,7 @@ int main(void) {
         kills++;
         intact += checkpoint_peek(path, &got) == 0;
     }
-    CHECK(intact == kills, "%d of %d kills left a broken checkpoint: %s", kills - intact, kills, net_error());
+    CHECK(intact == kills, "%d of %d kills left a broken checkpoint: %s", kills - intact, kills, e2e_error());
 
     /* the folder's checkpoints, newest first (pruning by a run's history: test_run_folder) */
     for (long s = 1; s <= 5; s++) {
@@ -278,7 +278,7 @@ static Model *fixture_model(NetOps *ops, int channels) {
     cfg.fmaps0 = 2;
     cfg.fmaps1 = 3;
     Model *m = NULL;
-    if (model_create(&m, &cfg, ops)) CHECK(0, "the fixture's model: %s", net_error());
+    if (model_create(&m, &cfg, ops)) CHECK(0, "the fixture's model: %s", e2e_error());
     return m;
 }
 
@@ -289,7 +289,7 @@ static size_t fixture_wrong(const char *path, Model *m, CheckpointState *got, in
                             float vstep) {
     size_t na = model_arena_size(m), bad = 0;
     float *p = calloc(na, 4), *mo = calloc(na, 4), *v = calloc(na, 4);
-    CHECK(checkpoint_read(path, got, m, p, mo, v) == 0, "%s tensors: %s", path, net_error());
+    CHECK(checkpoint_read(path, got, m, p, mo, v) == 0, "%s tensors: %s", path, e2e_error());
     for (int i = 0; i < model_num_tensors(m); i++) {
         const ParamTensor *t = model_tensor(m, i);
         for (size_t j = 0; j < t->numel; j++) {
@@ -304,7 +304,7 @@ static size_t fixture_wrong(const char *path, Model *m, CheckpointState *got, in
 static void test_version1(NetOps *ops) {
     const char *v1 = E2E_FIXTURE_DIR "/checkpoint_v1.h5";
     CheckpointState got;
-    CHECK(checkpoint_peek(v1, &got) == 0, "version 1 refused: %s", net_error());
+    CHECK(checkpoint_peek(v1, &got) == 0, "version 1 refused: %s", e2e_error());
     CHECK(got.version == 1, "version %d", got.version);
     CHECK(got.epoch == 4 && got.step_in_epoch == 7 && got.global_step == 107 && got.world_size == 2 &&
           got.batch == 16 && got.seed == 3 && got.best_epoch == 3 && got.adam_step == 107,
@@ -344,7 +344,7 @@ static void test_version1(NetOps *ops) {
 static void test_version2(NetOps *ops) {
     const char *v2 = E2E_FIXTURE_DIR "/checkpoint_v2.h5";
     CheckpointState got;
-    CHECK(checkpoint_peek(v2, &got) == 0, "version 2 refused: %s", net_error());
+    CHECK(checkpoint_peek(v2, &got) == 0, "version 2 refused: %s", e2e_error());
     CHECK(got.version == 2, "version %d", got.version);
     CHECK(got.epoch == 2 && got.step_in_epoch == 5 && got.global_step == 61 && got.world_size == 2 &&
           got.batch == 8 && got.seed == 7 && got.best_epoch == 2 && got.adam_step == 61,
@@ -373,7 +373,7 @@ static void test_inputs(NetOps *ops) {
     cfg.blocks = 0;
     Model *m = NULL;
     if (model_create(&m, &cfg, ops)) {
-        CHECK(0, "a model without scalars: %s", net_error());
+        CHECK(0, "a model without scalars: %s", e2e_error());
         return;
     }
     size_t na = model_arena_size(m);
@@ -386,19 +386,19 @@ static void test_inputs(NetOps *ops) {
     st.inputs.kind[1] = CHANNEL_SIGNED;
     char path[600];
     snprintf(path, sizeof path, "%s/no_scalars.h5", dir);
-    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0, "write without scalars: %s", net_error());
+    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0, "write without scalars: %s", e2e_error());
     CHECK(checkpoint_read(path, &got, m, p, mo, v) == 0 && got.inputs.n_scalars == 0 && got.inputs.channels == 3 &&
               got.inputs.kind[1] == CHANNEL_SIGNED && jet_inputs_equal(&got.inputs, &st.inputs),
-          "no scalars and a signed channel read back: %s", net_error());
+          "no scalars and a signed channel read back: %s", e2e_error());
     /* inputs that are not the model's: 1 scalar named, the model takes none */
     st.inputs.n_scalars = 1;
     snprintf(path, sizeof path, "%s/one_scalar.h5", dir);
-    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0, "write: %s", net_error());
+    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0, "write: %s", e2e_error());
     EXPECT_REFUSED(checkpoint_peek(path, &got), "names 1 scalar inputs but its model takes 0");
     /* a version-3 file without its inputs */
     st.inputs.n_scalars = 0;
     snprintf(path, sizeof path, "%s/no_inputs.h5", dir);
-    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0, "write: %s", net_error());
+    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0, "write: %s", e2e_error());
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), g = H5Gopen2(f, "data", H5P_DEFAULT);
     H5Adelete(g, ATTR_CHANNEL_KINDS);
     H5Gclose(g), H5Fclose(f);

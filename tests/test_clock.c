@@ -1,4 +1,4 @@
-/* net/clock.h: monotonic_seconds() moves forward by the time slept (at least the sleep,
+/* net/base/clock.h: monotonic_seconds() moves forward by the time slept (at least the sleep,
  * not absurdly more) and never backwards between readings. */
 #include <time.h>
 

@@ -11,33 +11,33 @@
 #include "hash.h"
 
 /* The agreement point: flags OR'ed, sums, and a failure's message (taken from the
- * failing rank's net_error(), named by rank) on every rank. */
+ * failing rank's e2e_error(), named by rank) on every rank. */
 static void test_agreement(Comm *c) {
     Agreement a;
     double v[2] = {c->rank + 1.0, 10.0};
-    CHECK(comm_agree(c, 0, v, 2, &a) == 0, "quiet agreement failed: %s", net_error());
+    CHECK(comm_agree(c, 0, v, 2, &a) == 0, "quiet agreement failed: %s", e2e_error());
     CHECK(a.flags == 0 && a.error_rank == -1, "quiet agreement: flags %d rank %d", a.flags, a.error_rank);
     CHECK(a.sum[0] == 3.0 && a.sum[1] == 20.0, "sums %g %g", a.sum[0], a.sum[1]);
-    net_clear_error();
-    if (c->rank == 1) net_fail("data.h5: NaN in X_jet row 7");
+    e2e_clear_error();
+    if (c->rank == 1) e2e_fail("data.h5: NaN in X_jet row 7");
     CHECK(comm_agree(c, c->rank == 1 ? AGREE_ERROR : 0, NULL, 0, &a) == -1, "an error agreed as success");
     CHECK(a.flags == AGREE_ERROR && a.error_rank == 1, "error on rank 1: flags %d rank %d", a.flags,
           a.error_rank);
-    CHECK(strcmp(net_error(), "rank 1: data.h5: NaN in X_jet row 7") == 0, "message on rank %d: '%s'",
-          c->rank, net_error());
-    net_fail(c->rank ? "second" : "first");
+    CHECK(strcmp(e2e_error(), "rank 1: data.h5: NaN in X_jet row 7") == 0, "message on rank %d: '%s'",
+          c->rank, e2e_error());
+    e2e_fail(c->rank ? "second" : "first");
     CHECK(comm_agree(c, AGREE_ERROR | (c->rank == 0 ? AGREE_STOP : 0), NULL, 0, &a) == -1, "two errors");
-    CHECK(a.error_rank == 0 && strcmp(net_error(), "rank 0: first") == 0, "lowest failing rank wins: %d '%s'",
-          a.error_rank, net_error());
+    CHECK(a.error_rank == 0 && strcmp(e2e_error(), "rank 0: first") == 0, "lowest failing rank wins: %d '%s'",
+          a.error_rank, e2e_error());
     CHECK(a.flags == (AGREE_ERROR | AGREE_STOP), "flags OR'ed: %d", a.flags);
     CHECK(comm_agree(c, c->rank == 1 ? AGREE_NONFINITE : 0, NULL, 0, &a) == 0 && a.flags == AGREE_NONFINITE,
           "non-finite flag from rank 1: %d", a.flags);
     CHECK(comm_agree(c, 0, v, AGREE_MAX_VALUES + 1, &a) == -1, "more than the supported values accepted");
 
-    CHECK(comm_outcome(c, 0) == 0, "comm_outcome: all succeeded");
-    net_fail("backend: no GPU");
-    CHECK(comm_outcome(c, c->rank == 0) == -1 && strcmp(net_error(), "rank 0: backend: no GPU") == 0,
-          "comm_outcome: rank 0's failure on rank %d: '%s'", c->rank, net_error());
+    CHECK(comm_fail_together(c, 0) == 0, "comm_outcome: all succeeded");
+    e2e_fail("backend: no GPU");
+    CHECK(comm_fail_together(c, c->rank == 0) == -1 && strcmp(e2e_error(), "rank 0: backend: no GPU") == 0,
+          "comm_outcome: rank 0's failure on rank %d: '%s'", c->rank, e2e_error());
 }
 
 static int root_calls;
@@ -48,7 +48,7 @@ static int root_ok(void *arg) {
 }
 static int root_fails(void *arg) {
     root_calls++;
-    return net_fail("%s: cannot write", (const char *)arg);
+    return e2e_fail("%s: cannot write", (const char *)arg);
 }
 
 /* Rank 0 does the work, every rank learns the outcome; broadcasts of typed values. */
@@ -59,10 +59,10 @@ static void test_root_and_broadcasts(Comm *c) {
           "the function runs on rank 0 only (rank %d: %d calls, answer %d)", c->rank, root_calls, answer);
     comm_bcast_int(c, &answer);
     CHECK(answer == 42, "comm_bcast_int: rank %d has %d", c->rank, answer);
-    net_clear_error();
+    e2e_clear_error();
     CHECK(comm_on_root(c, root_fails, "run/metrics.csv") == -1, "comm_on_root: failure lost");
-    CHECK(strcmp(net_error(), "run/metrics.csv: cannot write") == 0, "rank 0's message on rank %d: '%s'",
-          c->rank, net_error());
+    CHECK(strcmp(e2e_error(), "run/metrics.csv: cannot write") == 0, "rank 0's message on rank %d: '%s'",
+          c->rank, e2e_error());
 
     struct { long step; double best; } st = {c->rank ? -1 : 17, c->rank ? 0.0 : 61.5};
     comm_bcast_bytes(c, &st, sizeof st);

@@ -41,7 +41,7 @@ static size_t train(NetOps *ops, float **params) {
     Model *m = NULL;
     *params = NULL;
     if (model_create(&m, &cfg, ops)) {
-        CHECK(0, "model_create: %s", net_error());
+        CHECK(0, "model_create: %s", e2e_error());
         return 0;
     }
     model_init(m, 3);
@@ -84,12 +84,12 @@ static int all_chosen(NetOps *ops, ConvChosen how) {
 
 static void test_bad_values(void) {
     CHECK(backend("fastest", "none", 2) == NULL, "E2E_CPU_CONV=fastest accepted");
-    CHECK(strstr(net_error(), "E2E_CPU_CONV=fastest") && strstr(net_error(), "onednn"),
-          "message for a bad E2E_CPU_CONV: %s", net_error());
+    CHECK(strstr(e2e_error(), "E2E_CPU_CONV=fastest") && strstr(e2e_error(), "onednn"),
+          "message for a bad E2E_CPU_CONV: %s", e2e_error());
     NetOps *ops = backend("auto", "none", 2);
     CHECK(ops && net_cpu_conv_use_plan(ops, "t2 n4 8x20x20 nchw o16 k7x7 s1 p1 : fwd=fastest") == -1,
           "a malformed plan accepted");
-    CHECK(strstr(net_error(), "line 1"), "message for a malformed plan: %s", net_error());
+    CHECK(strstr(e2e_error(), "line 1"), "message for a malformed plan: %s", e2e_error());
     if (ops) ops->destroy(ops);
 }
 
@@ -101,7 +101,7 @@ static void test_forced(void) {
     for (int k = 0; k < 3; k++) {
         NetOps *a = backend(names[k], "none", 2), *b = backend(names[k], "none", 2);
         if (!a || !b) {
-            CHECK(k == 2, "E2E_CPU_CONV=%s: %s", names[k], net_error());  /* no oneDNN here */
+            CHECK(k == 2, "E2E_CPU_CONV=%s: %s", names[k], e2e_error());  /* no oneDNN here */
             continue;
         }
         float *pa, *pb;
@@ -179,9 +179,9 @@ static void test_given(void) {
     float *pa, *pc;
     size_t n = train(a, &pa);
     char text[4096], small[40];
-    CHECK(net_cpu_conv_plan(a, text, sizeof text) == 0, "plan text: %s", net_error());
+    CHECK(net_cpu_conv_plan(a, text, sizeof text) == 0, "plan text: %s", e2e_error());
     CHECK(net_cpu_conv_plan(a, small, sizeof small) == -1, "a plan longer than its buffer was cut silently");
-    CHECK(net_cpu_conv_use_plan(c, text) == 0, "use_plan: %s", net_error());
+    CHECK(net_cpu_conv_use_plan(c, text) == 0, "use_plan: %s", e2e_error());
     CHECK(all_chosen(c, CHOSEN_GIVEN), "a given plan was not taken: %s", net_cpu_conv_report(c));
     train(c, &pc);
     CHECK(all_chosen(c, CHOSEN_GIVEN) && plan_equal(a, c), "the given plan did not stay");

@@ -446,7 +446,7 @@ static NetOps *forced(const char *engine) {
 int main(void) {
     rng_seed(&rng, 1234);
     NetOps *direct = forced("direct");
-    CHECK(direct != NULL, "cpu backend: %s", net_error());
+    CHECK(direct != NULL, "cpu backend: %s", e2e_error());
     if (!direct) return check_main_result("test_cpu_ops");
     CpuCtx *dc = direct->ctx;
     CHECK(dc->direct == conv_direct_supported(), "direct kernels not picked at the CPU's widest vector");
@@ -455,9 +455,9 @@ int main(void) {
     CHECK(((CpuCtx *)gemm->ctx)->direct == 0, "E2E_CPU_CONV=gemm was ignored");
     NetOps *dnn = forced("onednn");
 #ifdef E2E_HAVE_ONEDNN
-    CHECK(dnn != NULL, "E2E_CPU_CONV=onednn in a build with oneDNN: %s", net_error());
+    CHECK(dnn != NULL, "E2E_CPU_CONV=onednn in a build with oneDNN: %s", e2e_error());
 #else
-    CHECK(dnn == NULL && strstr(net_error(), "oneDNN"), "E2E_CPU_CONV=onednn without oneDNN: %s", net_error());
+    CHECK(dnn == NULL && strstr(e2e_error(), "oneDNN"), "E2E_CPU_CONV=onednn without oneDNN: %s", e2e_error());
 #endif
     printf("%s\n", dnn ? net_cpu_conv_report(dnn) : "oneDNN: not in this build");
 
@@ -484,7 +484,7 @@ int main(void) {
     test_sgemm();
 
     CHECK(net_cpu_create(100000) == NULL, "absurd thread count accepted");
-    CHECK(strstr(net_error(), "threads") != NULL, "thread error message: %s", net_error());
+    CHECK(strstr(e2e_error(), "threads") != NULL, "thread error message: %s", e2e_error());
     direct->destroy(direct);
     gemm->destroy(gemm);
     return check_main_result("test_cpu_ops");

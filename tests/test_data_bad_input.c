@@ -15,7 +15,7 @@
 
 #include "check_mpi.h"
 #include "dataset.h"
-#include "data_error.h"
+#include "error.h"
 #include "expect_open.h"
 #include "h5util.h"
 #include "synthfile.h"
@@ -164,7 +164,7 @@ static void test_files(void) {
     so.samples = 200;
     so.size = 16;
     so.channels = 3;
-    CHECK(synth_write_file(&so, MPI_COMM_WORLD) == 0, "synth: %s", data_error());
+    CHECK(synth_write_file(&so, MPI_COMM_WORLD) == 0, "synth: %s", e2e_error());
     if (rank == 0) CHECK(truncate(q, 200LL * 3 * 16 * 16 * 4 * 6 / 10) == 0, "truncate");
     MPI_Barrier(MPI_COMM_WORLD);
     expect_open_fails("truncated file", options(q, 4), q, "truncated");
@@ -251,7 +251,7 @@ static void test_splits(void) {
     Dataset *d = NULL;
     DatasetOptions big = options(p, 32);
     int rc = dataset_open(&d, &big);
-    CHECK(rc == 0, "batch above the training share: open failed: %s", data_error());
+    CHECK(rc == 0, "batch above the training share: open failed: %s", e2e_error());
     if (!rc) {
         CHECK(dataset_steps_per_epoch(d, SPLIT_TRAIN) == 0, "batch above the share gives %ld training steps",
               dataset_steps_per_epoch(d, SPLIT_TRAIN));
@@ -273,7 +273,7 @@ static void test_nan(void) {
     Dataset *d;
     DatasetOptions o = options(p, 4);
     if (dataset_open(&d, &o)) {
-        CHECK(0, "clean file: %s", data_error());
+        CHECK(0, "clean file: %s", e2e_error());
         return;
     }
     long long n0, n1;
@@ -297,15 +297,15 @@ static void test_nan(void) {
     o.scales = scales;
     o.prefetch = 2;
     if (dataset_open(&d, &o)) {
-        CHECK(0, "open with scales: %s", data_error());
+        CHECK(0, "open with scales: %s", e2e_error());
         return;
     }
     DataBatch b;
     int r = 0;
     dataset_begin_epoch(d, SPLIT_TRAIN, 0, 0);
     while ((r = dataset_next(d, &b)) == 1) {}
-    if (rank == 0) CHECK(r == -1 && strstr(data_error(), needle) && strstr(data_error(), p),
-                         "training batch with NaN: %d '%s'", r, data_error());
+    if (rank == 0) CHECK(r == -1 && strstr(e2e_error(), needle) && strstr(e2e_error(), p),
+                         "training batch with NaN: %d '%s'", r, e2e_error());
     if (rank == 0) CHECK(dataset_next(d, &b) == -1, "a failed epoch keeps failing");
     dataset_close(d);
 
@@ -314,16 +314,16 @@ static void test_nan(void) {
     write_file(p, s);
     o = options(p, 4);
     if (dataset_open(&d, &o)) {
-        CHECK(0, "NaN in a validation row: open: %s", data_error());
+        CHECK(0, "NaN in a validation row: open: %s", e2e_error());
         return;
     }
     dataset_begin_epoch(d, SPLIT_VAL, 0, 0);
     while ((r = dataset_next(d, &b)) == 1) {}
     snprintf(needle, sizeof needle, "X_jet row %lld holds 1 non-finite value", rows[1]);
-    if (rank == 0) CHECK(r == -1 && strstr(data_error(), needle) && strstr(data_error(), p),
-                         "validation batch with NaN: %d '%s'", r, data_error());
-    else CHECK(r == 0, "rank %d reads no NaN row and ends its epoch: %d %s", rank, r, data_error());
-    if (rank == 0) printf("%-26s -> %s\n", "NaN pixel (validation row)", data_error());
+    if (rank == 0) CHECK(r == -1 && strstr(e2e_error(), needle) && strstr(e2e_error(), p),
+                         "validation batch with NaN: %d '%s'", r, e2e_error());
+    else CHECK(r == 0, "rank %d reads no NaN row and ends its epoch: %d %s", rank, r, e2e_error());
+    if (rank == 0) printf("%-26s -> %s\n", "NaN pixel (validation row)", e2e_error());
     dataset_close(d);
 
     /* float16 rows handed over as stored (keep_half, a GPU feed) are checked too */
@@ -335,16 +335,16 @@ static void test_nan(void) {
     o.preprocess = 0;
     o.keep_half = 1;
     if (dataset_open(&d, &o)) {
-        CHECK(0, "NaN in a float16 validation row: open: %s", data_error());
+        CHECK(0, "NaN in a float16 validation row: open: %s", e2e_error());
         return;
     }
     CHECK(dataset_info(d)->x_half, "float16 file with keep_half: batches carry x_half");
     dataset_begin_epoch(d, SPLIT_VAL, 0, 0);
     while ((r = dataset_next(d, &b)) == 1) {}
-    if (rank == 0) CHECK(r == -1 && strstr(data_error(), needle) && strstr(data_error(), p),
-                         "float16 batch (x_half) with NaN: %d '%s'", r, data_error());
-    else CHECK(r == 0, "rank %d reads no NaN row and ends its float16 epoch: %d %s", rank, r, data_error());
-    if (rank == 0) printf("%-26s -> %s\n", "NaN pixel (float16, x_half)", data_error());
+    if (rank == 0) CHECK(r == -1 && strstr(e2e_error(), needle) && strstr(e2e_error(), p),
+                         "float16 batch (x_half) with NaN: %d '%s'", r, e2e_error());
+    else CHECK(r == 0, "rank %d reads no NaN row and ends its float16 epoch: %d %s", rank, r, e2e_error());
+    if (rank == 0) printf("%-26s -> %s\n", "NaN pixel (float16, x_half)", e2e_error());
     dataset_close(d);
 }
 
@@ -353,17 +353,17 @@ static void test_api(void) {
     path_in(p, "good.h5");
     Dataset *d;
     DatasetOptions o = options(p, 4);
-    CHECK(dataset_open(&d, &o) == 0, "open: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "open: %s", e2e_error());
     DataBatch b;
-    CHECK(dataset_next(d, &b) == -1 && strstr(data_error(), "before dataset_begin_epoch"), "next before begin");
-    CHECK(dataset_begin_epoch(d, (Split)7, 0, 0) == -1 && strstr(data_error(), "unknown split"), "bad split");
+    CHECK(dataset_next(d, &b) == -1 && strstr(e2e_error(), "before dataset_begin_epoch"), "next before begin");
+    CHECK(dataset_begin_epoch(d, (Split)7, 0, 0) == -1 && strstr(e2e_error(), "unknown split"), "bad split");
     CHECK(dataset_begin_epoch(d, SPLIT_TRAIN, -1, 0) == -1, "negative epoch");
     dataset_close(d);
     o.fractions[SPLIT_TEST] = 0.0;
     o.fractions[SPLIT_VAL] = 0.1;
-    CHECK(dataset_open(&d, &o) == 0, "open without a test split: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "open without a test split: %s", e2e_error());
     CHECK(dataset_split_total(d, SPLIT_TEST) == 0 && dataset_begin_epoch(d, SPLIT_TEST, 0, 0) == -1 &&
-              strstr(data_error(), "test split is empty"), "an unused split cannot be iterated");
+              strstr(e2e_error(), "test split is empty"), "an unused split cannot be iterated");
     dataset_close(d);
     float bad_scales[1] = {0.0f};
     o = options(p, 4);

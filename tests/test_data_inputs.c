@@ -1,5 +1,5 @@
 /* The reader under real mpirun -np 2 on files that declare the model's inputs
- * (data/FORMAT.md: scalars, scalar_scale, channel_kinds): no scalars (and no ieta, iphi,
+ * (data/format/FORMAT.md: scalars, scalar_scale, channel_kinds): no scalars (and no ieta, iphi,
  * pt datasets), three scalars in a declared order with their scales, the default of a
  * file that declares nothing; a signed channel through the preprocessing, values checked
  * by hand, its scale taken over |x|, the device's numbers (dataset_prep_factors and the
@@ -14,7 +14,7 @@
 
 #include "check_mpi.h"
 #include "dataset.h"
-#include "data_error.h"
+#include "error.h"
 #include "expect_open.h"
 #include "h5util.h"
 #include "prep_pixel.h"
@@ -117,7 +117,7 @@ static DatasetOptions options(const char *path) {
 static void check_scalars(Dataset *d, int S, const int *cols, const double *scales, const char *what) {
     DataBatch b;
     long long wrong = 0, seen = 0;
-    CHECK(dataset_begin_epoch(d, SPLIT_VAL, 0, 0) == 0, "%s: begin: %s", what, data_error());
+    CHECK(dataset_begin_epoch(d, SPLIT_VAL, 0, 0) == 0, "%s: begin: %s", what, e2e_error());
     while (dataset_next(d, &b) == 1) {
         CHECK(S ? b.scalars != NULL : b.scalars == NULL, "%s: scalars %s", what, S ? "missing" : "given for none");
         for (int i = 0; i < b.n; i++, seen++)
@@ -138,7 +138,7 @@ static void test_scalars(void) {
     write_file(p, s);
     Dataset *d = NULL;
     DatasetOptions o = options(p);
-    CHECK(dataset_open(&d, &o) == 0, "a file without scalars: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "a file without scalars: %s", e2e_error());
     if (d) {
         CHECK(dataset_info(d)->n_scalars == 0, "no scalars: n_scalars %d", dataset_info(d)->n_scalars);
         check_scalars(d, 0, NULL, NULL, "no scalars");
@@ -153,7 +153,7 @@ static void test_scalars(void) {
     path_in(p, "three.h5");
     write_file(p, s);
     o = options(p);
-    CHECK(dataset_open(&d, &o) == 0, "three scalars: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "three scalars: %s", e2e_error());
     if (d) {
         const DatasetInfo *in = dataset_info(d);
         CHECK(in->n_scalars == 3 && !strcmp(in->scalar_names[0], "iphi") && !strcmp(in->scalar_names[1], "pt") &&
@@ -166,7 +166,7 @@ static void test_scalars(void) {
     path_in(p, "default.h5");
     write_file(p, plain(2));
     o = options(p);
-    CHECK(dataset_open(&d, &o) == 0, "the default: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "the default: %s", e2e_error());
     if (d) {
         const DatasetInfo *in = dataset_info(d);
         CHECK(in->n_scalars == 2 && !strcmp(in->scalar_names[0], "iphi") && in->scalar_scales[1] == 170.0 &&
@@ -191,7 +191,7 @@ static void test_signed(void) {
      * the energy-like one of the positive pixels (largest 0.3) */
     Dataset *d = NULL;
     DatasetOptions o = options(p);
-    CHECK(dataset_open(&d, &o) == 0, "signed: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "signed: %s", e2e_error());
     if (d) {
         const float *sc = dataset_scales(d);
         CHECK(sc[1] >= 0.6f && sc[1] <= 0.6f * (1 + 1.0f / 128) && sc[0] >= 0.3f && sc[0] <= 0.3f * (1 + 1.0f / 128),
@@ -201,10 +201,10 @@ static void test_signed(void) {
     }
     const float given[2] = {0.25f, 0.25f};
     o.scales = given;
-    CHECK(dataset_open(&d, &o) == 0, "signed, given scales: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "signed, given scales: %s", e2e_error());
     Dataset *raw = NULL;
     o.preprocess = 0;
-    CHECK(dataset_open(&raw, &o) == 0, "signed, not preprocessed: %s", data_error());
+    CHECK(dataset_open(&raw, &o) == 0, "signed, not preprocessed: %s", e2e_error());
     if (!d || !raw) return;
     DataBatch b, r;
     long long wrong = 0, device = 0, seen = 0;
@@ -317,7 +317,7 @@ static void test_plausible(void) {
     write_file(p, s);
     Dataset *d = NULL;
     DatasetOptions o = options(p);
-    CHECK(dataset_open(&d, &o) == 0, "negative masses and some empty images are trained on: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "negative masses and some empty images are trained on: %s", e2e_error());
     if (d) {
         const DatasetInfo *in = dataset_info(d);
         long long want = train_rows_where(d, 4);
@@ -328,7 +328,7 @@ static void test_plausible(void) {
     }
     const float given[2] = {1.0f, 1.0f};
     o.scales = given; /* no statistics pass: no image is judged */
-    CHECK(dataset_open(&d, &o) == 0, "given scales: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "given scales: %s", e2e_error());
     if (d) {
         CHECK(dataset_info(d)->images_checked == 0 && dataset_info(d)->empty_images == 0, "given scales: none checked");
         dataset_close(d);

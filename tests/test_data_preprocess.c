@@ -1,4 +1,4 @@
-/* data/preprocess.h, data/prep_pixel.h, data/plausible.h and data/half.h on known
+/* data/reader/preprocess.h, net/base/prep_pixel.h, data/plausible.h and data/format/half.h on known
  * inputs: scaling, zero suppression, clipping, of energy-like and signed channels;
  * non-finite counting; empty images; float16 conversions against independent
  * definitions; the scale statistic's histogram quantile against an exact sort (of |x| for
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "data_error.h"
+#include "error.h"
 #include "half.h"
 #include "plausible.h"
 #include "preprocess.h"
@@ -78,17 +78,17 @@ static void test_plausible(void) {
     float gev[5] = {80.0f, 172.0f, -3.0f, 9000.0f, -1.0f}, mev[5] = {80e3f, 172e3f, 10.0f, 9e6f, 125e3f};
     long long neg = 0;
     CHECK(plausible_masses(gev, 5, "a.h5", 0, &neg) == 0 && neg == 2, "GeV masses pass, 2 negative (%lld)", neg);
-    CHECK(plausible_masses(mev, 5, "b.h5", 0, &neg) == -1 && strstr(data_error(), "b.h5: the median mass is 1.25e+05 GeV") &&
-              strstr(data_error(), "MeV") && neg == 2,
-          "MeV masses refused, with the file and the median: %s", data_error());
+    CHECK(plausible_masses(mev, 5, "b.h5", 0, &neg) == -1 && strstr(e2e_error(), "b.h5: the median mass is 1.25e+05 GeV") &&
+              strstr(e2e_error(), "MeV") && neg == 2,
+          "MeV masses refused, with the file and the median: %s", e2e_error());
     float half[4] = {6000.0f, 7000.0f, 100.0f, 120.0f}; /* median 3550: not above 5 TeV */
     CHECK(plausible_masses(half, 4, "c.h5", 0, &neg) == 0, "half the masses above 5 TeV pass");
     const char *paths[2] = {"one.h5", "two.h5"};
     long long empty[2] = {3, 0}, checked[2] = {10, 5};
     CHECK(plausible_images(paths, 2, empty, checked, 0) == 0, "some empty images pass");
     empty[1] = 5;
-    CHECK(plausible_images(paths, 2, empty, checked, 0) == -1 && strstr(data_error(), "two.h5: every one of the 5 images"),
-          "a file of empty images refused: %s", data_error());
+    CHECK(plausible_images(paths, 2, empty, checked, 0) == -1 && strstr(e2e_error(), "two.h5: every one of the 5 images"),
+          "a file of empty images refused: %s", e2e_error());
     empty[1] = checked[1] = 0;
     CHECK(plausible_images(paths, 2, empty, checked, 0) == 0, "a file with no image read is not judged");
 }

@@ -37,7 +37,7 @@ static Dataset *open_ds(const char *path, MPI_Comm comm, uint64_t seed, int batc
     o.io = io;
     Dataset *d = NULL;
     if (dataset_open(&d, &o)) {
-        fprintf(stderr, "rank %d: dataset_open %s: %s\n", rank, path, data_error());
+        fprintf(stderr, "rank %d: dataset_open %s: %s\n", rank, path, e2e_error());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     return d;
@@ -78,7 +78,7 @@ static Epoch run_epoch(Dataset *d, Split s, long epoch, long first_step) {
     e.weight = malloc(cap * sizeof(float));
     e.mass = malloc(cap * sizeof(float));
     e.scalars = malloc(cap * 2 * sizeof(float));
-    CHECK(dataset_begin_epoch(d, s, epoch, first_step) == 0, "begin_epoch: %s", data_error());
+    CHECK(dataset_begin_epoch(d, s, epoch, first_step) == 0, "begin_epoch: %s", e2e_error());
     DataBatch b;
     int r;
     while ((r = dataset_next(d, &b)) == 1) {
@@ -97,7 +97,7 @@ static Epoch run_epoch(Dataset *d, Split s, long epoch, long first_step) {
         e.n += b.n;
         e.nb++;
     }
-    CHECK(r == 0, "epoch ended with %d: %s", r, data_error());
+    CHECK(r == 0, "epoch ended with %d: %s", r, e2e_error());
     return e;
 }
 
@@ -257,8 +257,8 @@ static void test_epochs(const char *path) {
     /* the epoch's end and no more */
     Epoch end = run_epoch(again, SPLIT_TRAIN, 1, steps);
     CHECK(end.n == 0, "resume at the last step gives %lld samples", end.n);
-    CHECK(dataset_begin_epoch(again, SPLIT_TRAIN, 1, steps + 1) < 0 && strstr(data_error(), "first_step"),
-          "first_step beyond the epoch is refused: %s", data_error());
+    CHECK(dataset_begin_epoch(again, SPLIT_TRAIN, 1, steps + 1) < 0 && strstr(e2e_error(), "first_step"),
+          "first_step beyond the epoch is refused: %s", e2e_error());
     free_epoch(&a1);
     free_epoch(&r1);
     free_epoch(&end);
@@ -324,7 +324,7 @@ static void test_scales_and_half(const char *p32, const char *p16) {
     o.preprocess = 0;
     o.seed = 5;
     Dataset *d;
-    CHECK(dataset_open(&d, &o) == 0, "open: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "open: %s", e2e_error());
     const DatasetInfo *in = dataset_info(d);
     const int C = in->channels;
     const long long hw = (long long)in->height * in->width, rowf = C * hw;
@@ -354,13 +354,13 @@ static void test_scales_and_half(const char *p32, const char *p16) {
 
     o.scales = sc;
     sc[0] *= 2.0f; /* a resumed run's stored scales win over the statistic */
-    CHECK(dataset_open(&d, &o) == 0, "open with scales: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "open with scales: %s", e2e_error());
     CHECK(!memcmp(dataset_scales(d), sc, C * sizeof *sc), "given scales are used as given");
     Epoch e32 = run_epoch(d, SPLIT_VAL, 0, 0);
     dataset_close(d);
 
     o.path = p16;
-    CHECK(dataset_open(&d, &o) == 0, "open float16: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "open float16: %s", e2e_error());
     CHECK(dataset_info(d)->dtype_bytes == 2 && dataset_info(d)->raw_io, "float16 file, raw reads");
     Epoch e16 = run_epoch(d, SPLIT_VAL, 0, 0);
     int wrong = 0;
@@ -370,7 +370,7 @@ static void test_scales_and_half(const char *p32, const char *p16) {
           "float16 batches: %d values differ from the float32 data rounded", wrong);
     dataset_close(d);
     o.io = DATA_IO_HDF5; /* float16 through HDF5: read unconverted, decoded by the reader */
-    CHECK(dataset_open(&d, &o) == 0, "open float16 through HDF5: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "open float16 through HDF5: %s", e2e_error());
     Epoch h16 = run_epoch(d, SPLIT_VAL, 0, 0);
     CHECK(h16.n == e16.n && !memcmp(h16.x, e16.x, e16.n * rowf * sizeof(float)), "float16: HDF5 and raw reads differ");
     free_epoch(&h16);
@@ -390,7 +390,7 @@ static void test_keep_half(const char *p32, const char *p16) {
     o.batch = 8;
     o.seed = 9;
     Dataset *d;
-    CHECK(dataset_open(&d, &o) == 0, "open float16: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "open float16: %s", e2e_error());
     const DatasetInfo *in = dataset_info(d);
     const int C = in->channels;
     const long long hw = (long long)in->height * in->width, rowf = C * hw;
@@ -405,7 +405,7 @@ static void test_keep_half(const char *p32, const char *p16) {
     o.scales = sc;
     for (int io = 0; io < 2; io++) { /* raw reads with prefetch, then HDF5 reads */
         o.io = io ? DATA_IO_HDF5 : DATA_IO_AUTO;
-        CHECK(dataset_open(&d, &o) == 0, "open float16 with keep_half: %s", data_error());
+        CHECK(dataset_open(&d, &o) == 0, "open float16 with keep_half: %s", e2e_error());
         in = dataset_info(d);
         CHECK(!in->preprocessed && in->x_half, "keep_half on a float16 file: x_half batches");
         float zs = -1.0f;
@@ -436,7 +436,7 @@ static void test_keep_half(const char *p32, const char *p16) {
     }
     o.path = p32; /* keep_half on a float32 file: float32 batches as usual */
     o.io = DATA_IO_AUTO;
-    CHECK(dataset_open(&d, &o) == 0, "open float32 with keep_half: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "open float32 with keep_half: %s", e2e_error());
     CHECK(!dataset_info(d)->x_half, "keep_half on a float32 file: x batches");
     Epoch e = run_epoch(d, SPLIT_VAL, 0, 0);
     CHECK(e.n > 0 && !e.xh, "float32 file: float32 batches");
@@ -461,7 +461,7 @@ static void test_batch_alloc(const char *p32, const char *p16) {
         o.preprocess = !half; /* float16: x_half as a GPU feed gets it; float32: preprocessed x */
         o.keep_half = half;
         Dataset *d;
-        CHECK(dataset_open(&d, &o) == 0, "open: %s", data_error());
+        CHECK(dataset_open(&d, &o) == 0, "open: %s", e2e_error());
         Epoch ref = run_epoch(d, SPLIT_TRAIN, 1, 0);
         const int slots = dataset_info(d)->prefetch + 1;
         dataset_close(d);
@@ -470,12 +470,12 @@ static void test_batch_alloc(const char *p32, const char *p16) {
         o.batch_alloc = recorded_alloc;
         o.batch_free = blocks_free;
         o.batch_alloc_ctx = &k;
-        CHECK(dataset_open(&d, &o) == 0, "open with batch_alloc: %s", data_error());
+        CHECK(dataset_open(&d, &o) == 0, "open with batch_alloc: %s", e2e_error());
         const DatasetInfo *in = dataset_info(d);
         const size_t rowf = (size_t)in->channels * in->height * in->width;
         CHECK(k.live == 4 * slots, "[%s] %d blocks from batch_alloc, expected 4 per slot x %d slots",
               half ? "float16" : "float32", k.live, slots);
-        CHECK(dataset_begin_epoch(d, SPLIT_TRAIN, 1, 0) == 0, "begin_epoch: %s", data_error());
+        CHECK(dataset_begin_epoch(d, SPLIT_TRAIN, 1, 0) == 0, "begin_epoch: %s", e2e_error());
         DataBatch b;
         int outside = 0, nb = 0;
         while (dataset_next(d, &b) == 1) {
@@ -499,12 +499,12 @@ static void test_batch_alloc(const char *p32, const char *p16) {
         /* one rank's allocator runs dry: every rank fails, with its message */
         Recorded dry = {.fail_after = rank == nranks - 1 ? 5 : -1};
         o.batch_alloc_ctx = &dry;
-        CHECK(dataset_open(&d, &o) < 0 && strstr(data_error(), o.path) && strstr(data_error(), "pinned"),
-              "an allocator that runs dry: '%s'", data_error());
+        CHECK(dataset_open(&d, &o) < 0 && strstr(e2e_error(), o.path) && strstr(e2e_error(), "pinned"),
+              "an allocator that runs dry: '%s'", e2e_error());
         CHECK(dry.live == 0, "%d blocks left after a failed open", dry.live);
         o.batch_free = NULL;
-        CHECK(dataset_open(&d, &o) < 0 && strstr(data_error(), "batch_free"), "batch_alloc without batch_free: '%s'",
-              data_error());
+        CHECK(dataset_open(&d, &o) < 0 && strstr(e2e_error(), "batch_free"), "batch_alloc without batch_free: '%s'",
+              e2e_error());
     }
     if (rank == 0) printf("batch_alloc: batch buffers from the caller's allocator, all given back\n");
 }
@@ -558,7 +558,7 @@ static void test_unbias(const char *path) {
     o.path = path;
     o.unbias = DATA_UNBIAS_NONE;
     o.batch = 50;
-    CHECK(dataset_open(&d, &o) == 0, "open: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "open: %s", e2e_error());
     DataBatch b;
     dataset_begin_epoch(d, SPLIT_TRAIN, 0, 0);
     CHECK(dataset_next(d, &b) == 1 && b.weight == NULL, "unbias none gives no weights");

@@ -1,4 +1,4 @@
-/* The sparse layout under real mpirun -np 2 (data/FORMAT.md, format version 2):
+/* The sparse layout under real mpirun -np 2 (data/format/FORMAT.md, format version 2):
  *  - round trips dense -> sparse -> dense bit for bit (float32 and float16; written
  *    with 1 and 2 ranks; a hand-made file holding -0.0, subnormals, NaN and Inf too);
  *    e2e-synth's sparse layout equals the sparse copy of its dense file;
@@ -37,7 +37,7 @@ static void convert(const char *in, const char *out, int sparse, long long chunk
     convert_defaults(&o);
     o.in = in, o.out = out, o.sparse = sparse, o.chunk = chunk, o.first = first, o.count = count;
     if (data_convert(&o, comm)) {
-        fprintf(stderr, "rank %d: convert %s -> %s: %s\n", rank, in, out, data_error());
+        fprintf(stderr, "rank %d: convert %s -> %s: %s\n", rank, in, out, e2e_error());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
 }
@@ -116,7 +116,7 @@ static void test_roundtrip(void) {
         synth_file_defaults(&so);
         so.out = synth, so.samples = 150, so.size = 20, so.channels = 8, so.dtype_bytes = bytes, so.seed = 3;
         so.sparse = 1;
-        CHECK(synth_write_file(&so, MPI_COMM_WORLD) == 0, "e2e-synth sparse: %s", data_error());
+        CHECK(synth_write_file(&so, MPI_COMM_WORLD) == 0, "e2e-synth sparse: %s", e2e_error());
         CHECK(same_sparse(synth, sp2), "float%d: e2e-synth's sparse file differs from the sparse copy of its dense one",
               8 * bytes);
     }
@@ -176,7 +176,7 @@ typedef struct {
 static Dataset *open_opts(const DatasetOptions *o) {
     Dataset *d = NULL;
     if (dataset_open(&d, o)) {
-        fprintf(stderr, "rank %d: dataset_open %s: %s\n", rank, o->path, data_error());
+        fprintf(stderr, "rank %d: dataset_open %s: %s\n", rank, o->path, e2e_error());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     return d;
@@ -207,7 +207,7 @@ static Epoch run_epoch(Dataset *d, Split s, long epoch) {
     const long long rowf = (long long)in->channels * in->height * in->width, cap = dataset_split_local(d, s) + 1;
     Epoch e = {0, malloc(cap * sizeof(long long)), malloc(cap * rowf * sizeof(float)), malloc(cap * sizeof(float)),
                malloc(cap * sizeof(float))};
-    CHECK(dataset_begin_epoch(d, s, epoch, 0) == 0, "begin_epoch: %s", data_error());
+    CHECK(dataset_begin_epoch(d, s, epoch, 0) == 0, "begin_epoch: %s", e2e_error());
     DataBatch b;
     int r;
     while ((r = dataset_next(d, &b)) == 1) {
@@ -219,7 +219,7 @@ static Epoch run_epoch(Dataset *d, Split s, long epoch) {
         memcpy(e.weight + e.n, b.weight, b.n * sizeof(float));
         e.n += b.n;
     }
-    CHECK(r == 0, "epoch ended with %d: %s", r, data_error());
+    CHECK(r == 0, "epoch ended with %d: %s", r, e2e_error());
     return e;
 }
 
@@ -370,8 +370,8 @@ static void test_cache_errors(const char *dense, const char *sparse) {
         Dataset *d = NULL;
         int rc = dataset_open(&d, &o), all;
         MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-        char mine[DATA_ERROR_LEN], first[DATA_ERROR_LEN];
-        snprintf(mine, sizeof mine, "%s", data_error());
+        char mine[E2E_ERROR_LEN], first[E2E_ERROR_LEN];
+        snprintf(mine, sizeof mine, "%s", e2e_error());
         memcpy(first, mine, sizeof first);
         MPI_Bcast(first, sizeof first, MPI_CHAR, 0, MPI_COMM_WORLD);
         CHECK(rc == -1 && all == -1 && !strcmp(mine, first), "cache %s: not one failure on every rank: %s",

@@ -20,7 +20,7 @@
 #include "check_mpi.h"
 #include "expect_open.h"
 #include "convert.h"
-#include "data_error.h"
+#include "error.h"
 #include "dataset.h"
 #include "synthfile.h"
 
@@ -170,7 +170,7 @@ static void test_bad_validation_row(void) {
     const float scales[C] = {1.0f, 1.0f, 1.0f};
     o.scales = scales;
     Dataset *d = NULL;
-    CHECK(dataset_open(&d, &o) == 0, "open with a bad validation row: %s", data_error());
+    CHECK(dataset_open(&d, &o) == 0, "open with a bad validation row: %s", e2e_error());
     if (!d) return;
     alarm(60);
     int rc = dataset_begin_epoch(d, SPLIT_VAL, 0, 0), r = 0;
@@ -178,11 +178,11 @@ static void test_bad_validation_row(void) {
     while (!rc && (r = dataset_next(d, &b)) == 1) {}
     alarm(0);
     if (rank == 1) {
-        CHECK(r == -1 && strstr(data_error(), p) && strstr(data_error(), jet) && strstr(data_error(), "out of range"),
-              "the reading rank's dataset_next: %d '%s'", r, data_error());
-        printf("%-28s -> %s\n", "bad validation row (rank 1)", data_error());
+        CHECK(r == -1 && strstr(e2e_error(), p) && strstr(e2e_error(), jet) && strstr(e2e_error(), "out of range"),
+              "the reading rank's dataset_next: %d '%s'", r, e2e_error());
+        printf("%-28s -> %s\n", "bad validation row (rank 1)", e2e_error());
     } else
-        CHECK(r == 0, "rank %d reads no bad row, yet dataset_next gave %d: %s", rank, r, data_error());
+        CHECK(r == 0, "rank %d reads no bad row, yet dataset_next gave %d: %s", rank, r, e2e_error());
     dataset_close(d);
     o.cache = DATA_CACHE_MEMORY;
     expect_open_fails("bad validation row, cached", o, p, jet);
@@ -201,8 +201,8 @@ static void test_convert_leaves_nothing(void) {
     int rc = data_convert(&o, MPI_COMM_WORLD), all;
     alarm(0);
     MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    CHECK(all == -1 && strstr(data_error(), in) && strstr(data_error(), "out of range"),
-          "convert of a bad file: rc %d on every rank? '%s'", all, data_error());
+    CHECK(all == -1 && strstr(e2e_error(), in) && strstr(e2e_error(), "out of range"),
+          "convert of a bad file: rc %d on every rank? '%s'", all, e2e_error());
     int left = 0;
     DIR *dp = opendir(dir);
     for (struct dirent *e; dp && (e = readdir(dp));) left += strstr(e->d_name, "converted") != NULL;

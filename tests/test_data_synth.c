@@ -1,4 +1,4 @@
-/* The synthetic jet generator's physics (data/synth.h): determinism per (seed, jet),
+/* The synthetic jet generator's physics (data/tools/synth.h): determinism per (seed, jet),
  * the mass spectrum (0-500 GeV, W and top peaks over a falling background), the mass
  * recoverable from the calorimeter image, and channel character (narrow ECAL, wide
  * HCAL towers, sparse tracks, noise, displaced tracks in top jets). */

@@ -29,7 +29,7 @@ int main(int argc, char **argv) {
     cfg.in_channels = C;
     cfg.height = cfg.width = SIZE;
     Model *dist = NULL, *local = NULL;
-    CHECK(model_create(&dist, &cfg, ops) == 0 && model_create(&local, &cfg, ops) == 0, "%s", net_error());
+    CHECK(model_create(&dist, &cfg, ops) == 0 && model_create(&local, &cfg, ops) == 0, "%s", e2e_error());
     /* different seeds per rank, then the broadcast from rank 0, as the trainer does */
     model_init(dist, 100 + c.rank);
     comm_broadcast(&c, model_params(dist), model_arena_size(dist));
@@ -52,9 +52,9 @@ int main(int argc, char **argv) {
         HostBatch whole = {.n = 2 * B, .x = x, .scalars = sc, .target = t, .weight = w};
         HostBatch half = {.n = B, .x = x + c.rank * B * per, .scalars = sc + c.rank * B * 2,
                           .target = t + c.rank * B, .weight = w + c.rank * B};
-        CHECK(model_train_pass(local, &whole) == 0, "%s", net_error());
+        CHECK(model_train_pass(local, &whole) == 0, "%s", e2e_error());
         adam_step(&al, 1e-3f, model_params(local), model_grads(local));
-        CHECK(model_train_pass(dist, &half) == 0, "%s", net_error());
+        CHECK(model_train_pass(dist, &half) == 0, "%s", e2e_error());
         comm_allreduce_mean(&c, model_grads(dist), na);
         double eg = rel_err(model_grads(dist), model_grads(local), na, 1e-12);
         CHECK(eg <= 1e-5, "step %d: averaged gradients vs the 2B batch's: rel err %g", s + 1, eg);

@@ -132,7 +132,7 @@ def check_output(path, truth, dtype="float32", channels=None, kinds=None, scalar
             check(d.dtype == np.asarray(v).dtype and np.array_equal(d[()], v),
                   "%s: %s copied as %s, every value the source's" % (name, c, d.dtype))
         a = f.attrs
-        version = 2 if isinstance(f["X_jet"], h5py.Group) else 1  # data/FORMAT.md: sparse is version 2
+        version = 2 if isinstance(f["X_jet"], h5py.Group) else 1  # data/format/FORMAT.md: sparse is version 2
         check(a["format"] == "e2e-jet-images" and a["format_version"] == version,
               "%s: format version %d (%s)" % (name, version, "sparse" if version == 2 else "dense"))
         if channels is not None:

@@ -66,8 +66,8 @@ static long long read_predictions(const char *path, long long **index, float **m
 static void test_mass_scale(Comm *c, const char *path) {
     EvalResult r500, r250;
     Predictions p500 = {0}, p250 = {0};
-    CHECK(evaluate_with(c, path, 500.0f, &r500, &p500) == 0, "evaluate, scale 500: %s", net_error());
-    CHECK(evaluate_with(c, path, 250.0f, &r250, &p250) == 0, "evaluate, scale 250: %s", net_error());
+    CHECK(evaluate_with(c, path, 500.0f, &r500, &p500) == 0, "evaluate, scale 500: %s", e2e_error());
+    CHECK(evaluate_with(c, path, 250.0f, &r250, &p250) == 0, "evaluate, scale 250: %s", e2e_error());
     CHECK(r500.count == r250.count && r500.count > 0 && p500.n == p250.n, "the same validation jets");
     long long off = 0;
     for (long long i = 0; i < p250.n; i++)
@@ -79,7 +79,7 @@ static void test_mass_scale(Comm *c, const char *path) {
 
     char file[600];
     snprintf(file, sizeof file, "%s/pred250.h5", dir);
-    CHECK(predictions_write(c, &p250, file) == 0, "predictions_write: %s", net_error());
+    CHECK(predictions_write(c, &p250, file) == 0, "predictions_write: %s", e2e_error());
     if (c->rank == 0) {
         long long *ix = NULL;
         float *mt = NULL, *mp = NULL;
@@ -111,10 +111,10 @@ static void test_scales_mismatch(Comm *c, const char *path) {
     o.from = st;
     o.from_path = "run/checkpoints/best.h5";
     CHECK(session_open(&s, &o) == -1, "a checkpoint of 8 scales opened a 3-channel dataset");
-    CHECK(strstr(net_error(), "run/checkpoints/best.h5") && strstr(net_error(), path) &&
-          strstr(net_error(), "has 3 channels") && strstr(net_error(), "made for 8"), "rank %d: '%s'", c->rank,
-          net_error());
-    CHECK(!strstr(net_error(), "given scale"), "the message is about channels, not a scale: %s", net_error());
+    CHECK(strstr(e2e_error(), "run/checkpoints/best.h5") && strstr(e2e_error(), path) &&
+          strstr(e2e_error(), "has 3 channels") && strstr(e2e_error(), "made for 8"), "rank %d: '%s'", c->rank,
+          e2e_error());
+    CHECK(!strstr(e2e_error(), "given scale"), "the message is about channels, not a scale: %s", e2e_error());
     session_close(&s);
     free(st);
 }

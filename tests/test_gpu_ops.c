@@ -303,7 +303,7 @@ static void test_eltwise(void) {
     CHECK(exact(gd, want, sizeof want), "[%s] copy2d", prec);
     float *z = dev(1000 * 4), *zeros = hzeros(1000);
     CHECK(exact(z, zeros, 4000), "[%s] alloc must return zeroed memory", prec);
-    CHECK(ops_check(gpu) == 0, "[%s] the backend's declaration: %s", prec, net_error());
+    CHECK(ops_check(gpu) == 0, "[%s] the backend's declaration: %s", prec, e2e_error());
     CHECK(ops_can(gpu, OPS_STREAM | OPS_PINNED_HOST | OPS_ASYNC_UPLOAD | OPS_PREP_INPUT | OPS_GRAPHS) &&
           !ops_can(gpu, OPS_HOST_MEMORY), "[%s] capabilities 0x%x", prec, gpu->caps);
     CHECK(gpu->stream(gpu->ctx) != NULL, "[%s] the backend must name its stream", prec);
@@ -482,13 +482,13 @@ typedef struct {
 
 static int trainer_make(Trainer *t, NetOps *ops, const ModelConfig *cfg) {
     if (model_create(&t->m, cfg, ops)) {
-        CHECK(0, "[%s] model_create on %s: %s", prec, ops->name, net_error());
+        CHECK(0, "[%s] model_create on %s: %s", prec, ops->name, e2e_error());
         return -1;
     }
     model_init(t->m, 7);
     AdamHyper h = adam_default_hyper();
     if (adam_create(&t->adam, ops, model_arena_size(t->m), h)) {
-        CHECK(0, "[%s] adam_create: %s", prec, net_error());
+        CHECK(0, "[%s] adam_create: %s", prec, e2e_error());
         return -1;
     }
     return 0;
@@ -543,8 +543,8 @@ static HostBatch host_batch(const Batch *b, int weighted) {
 static void pass_both(Trainer *tc, Trainer *tg, const HostBatch *bc, const HostBatch *bg,
                       const char *label) {
     char what[160];
-    CHECK(model_train_pass(tc->m, bc) == 0, "[%s] %s cpu pass: %s", prec, label, net_error());
-    CHECK(model_train_pass(tg->m, bg) == 0, "[%s] %s gpu pass: %s", prec, label, net_error());
+    CHECK(model_train_pass(tc->m, bc) == 0, "[%s] %s cpu pass: %s", prec, label, e2e_error());
+    CHECK(model_train_pass(tg->m, bg) == 0, "[%s] %s gpu pass: %s", prec, label, e2e_error());
     float lc = 0, lg = 0;
     model_loss_value(tc->m, &lc);
     model_loss_value(tg->m, &lg);
@@ -651,7 +651,7 @@ static void test_model(void) {
     HostBatch hb = host_batch(&b[0], 0);
     hb.n = 5;
     CHECK(model_predict(tc.m, &hb, pc) == 0 && model_predict(tg.m, &hb, pg) == 0,
-          "[%s] model_predict: %s", prec, net_error());
+          "[%s] model_predict: %s", prec, e2e_error());
     CHECK(rel_err(pg, pc, 5, 1e-6) < model_tol, "[%s] model_predict differs: rel err %g", prec,
           rel_err(pg, pc, 5, 1e-6));
     pass_both(&tc, &tg, &hb, &hb, "batch of 5");
@@ -690,7 +690,7 @@ static void test_model(void) {
     HostBatch h0 = host_batch(&b[0], 0), h1 = host_batch(&b[1], 1);
     float lc0 = 0, lg0 = 0;
     CHECK(model_train_pass(tc.m, &h0) == 0 && model_train_pass(tg.m, &h0) == 0 &&
-          model_stage_batch(tg.m, &h1) == 0, "[%s] pass and look-ahead: %s", prec, net_error());
+          model_stage_batch(tg.m, &h1) == 0, "[%s] pass and look-ahead: %s", prec, e2e_error());
     model_loss_value(tc.m, &lc0);
     model_loss_value(tg.m, &lg0);
     CHECK(fabs((double)lc0 - lg0) <= model_tol * fabs((double)lc0),
@@ -702,7 +702,7 @@ static void test_model(void) {
     for (int k = 0; k < 8; k++) {
         HostBatch h = host_batch(&b[k % 4], 0);
         CHECK(model_train_pass(tc.m, &h) == 0 && model_train_pass(tg.m, &h) == 0,
-              "[%s] back-to-back pass %d: %s", prec, k, net_error());
+              "[%s] back-to-back pass %d: %s", prec, k, e2e_error());
         step_both(&tc, &tg);
     }
     compare_params(&tc, &tg, 13, "back-to-back");
@@ -769,14 +769,14 @@ static void test_model(void) {
 int main(void) {
     /* what needs no GPU: refusals */
     cpu = net_cpu_create(2);
-    CHECK(cpu != NULL, "cpu backend: %s", net_error());
+    CHECK(cpu != NULL, "cpu backend: %s", e2e_error());
     if (!cpu) return check_main_result("test_gpu_ops");
     CudaStats st;
     CHECK(net_cuda_stats(cpu, &st) == -1, "net_cuda_stats must refuse a CPU backend");
     CHECK(net_cuda_set_graphs(cpu, 1) == -1, "net_cuda_set_graphs must refuse a CPU backend");
     CHECK(net_cuda_fail_next_capture(cpu) == -1, "net_cuda_fail_next_capture must refuse a CPU backend");
-    CHECK(net_cuda_create(0, "fp16") == NULL && strstr(net_error(), "precision"),
-          "an unknown precision must be refused: %s", net_error());
+    CHECK(net_cuda_create(0, "fp16") == NULL && strstr(e2e_error(), "precision"),
+          "an unknown precision must be refused: %s", e2e_error());
     int devices = net_cuda_device_count();
     if (devices == 0) {
         if (check_failed) return check_main_result("test_gpu_ops");
@@ -785,8 +785,8 @@ int main(void) {
         cpu->destroy(cpu);
         return CHECK_SKIP;
     }
-    CHECK(net_cuda_create(devices, "fp32") == NULL && strstr(net_error(), "GPU"),
-          "a GPU index past the last must be refused: %s", net_error());
+    CHECK(net_cuda_create(devices, "fp32") == NULL && strstr(e2e_error(), "GPU"),
+          "a GPU index past the last must be refused: %s", e2e_error());
     const char *precs[3] = {"fp32", "tf32", "bf16"};
     const double ctol[3] = {1e-5, 2e-3, 1e-2}, mtol[3] = {1e-4, 1e-2, 5e-2};
     for (int k = 0; k < 3; k++) {
@@ -796,8 +796,8 @@ int main(void) {
         model_tol = mtol[k];
         gpu = net_cuda_create(0, prec);
         if (!gpu) {  /* tf32 and bf16 need compute capability 8.0 */
-            CHECK(k > 0 && strstr(net_error(), "compute capability"), "cuda %s: %s", prec, net_error());
-            printf("[%s] not run: %s\n", prec, net_error());
+            CHECK(k > 0 && strstr(e2e_error(), "compute capability"), "cuda %s: %s", prec, e2e_error());
+            printf("[%s] not run: %s\n", prec, e2e_error());
             continue;
         }
         test_convs();

@@ -64,9 +64,9 @@ int main(void) {
 
     PlateauConfig bad = plateau_default_config();
     bad.factor = 1.0;
-    CHECK(plateau_check_config(&bad) == -1 && strstr(net_error(), "factor"), "factor 1 accepted");
+    CHECK(plateau_check_config(&bad) == -1 && strstr(e2e_error(), "factor"), "factor 1 accepted");
     bad = plateau_default_config();
     bad.patience = -1;
-    CHECK(plateau_check_config(&bad) == -1 && strstr(net_error(), "patience"), "negative patience accepted");
+    CHECK(plateau_check_config(&bad) == -1 && strstr(e2e_error(), "patience"), "negative patience accepted");
     return check_main_result("test_lr_schedule");
 }

@@ -12,11 +12,11 @@
 
 #define EXPECT_FAIL(call, needle)                                                        \
     do {                                                                                 \
-        net_clear_error();                                                               \
+        e2e_clear_error();                                                               \
         int rc_ = (call);                                                                \
         CHECK(rc_ == -1, "%s returned %d", #call, rc_);                                  \
-        CHECK(strstr(net_error(), needle) != NULL, "%s: message '%s' lacks '%s'", #call, \
-              net_error(), needle);                                                      \
+        CHECK(strstr(e2e_error(), needle) != NULL, "%s: message '%s' lacks '%s'", #call, \
+              e2e_error(), needle);                                                      \
     } while (0)
 
 /* Capabilities: the CPU backend declares host memory and the convolution preparation
@@ -24,7 +24,7 @@
  * missing required op, is refused by ops_check and by model_create. */
 static void test_capabilities(NetOps *cpu) {
     CHECK(cpu->caps == (OPS_HOST_MEMORY | OPS_CONV_PREPARE), "the cpu backend declares 0x%x", cpu->caps);
-    CHECK(ops_check(cpu) == 0, "the cpu backend's declaration refused: %s", net_error());
+    CHECK(ops_check(cpu) == 0, "the cpu backend's declaration refused: %s", e2e_error());
     ModelConfig cfg = model_default_config(2);
     Model *m = NULL;
     NetOps lying = *cpu;
@@ -57,7 +57,7 @@ static void sparse_refused(Model *m, HostBatch hb) {
 
 int main(void) {
     ModelConfig good = model_default_config(4);
-    CHECK(model_check_config(&good) == 0, "default config refused: %s", net_error());
+    CHECK(model_check_config(&good) == 0, "default config refused: %s", e2e_error());
     CHECK(model_count_params(&good) == 90163, "default model has %zu parameters, want 90163",
           model_count_params(&good));
     ModelConfig c3 = good;
@@ -89,11 +89,11 @@ int main(void) {
     /* the smallest image that survives conv0 and the pooling */
     ModelConfig tiny = good;
     tiny.height = tiny.width = 6;
-    CHECK(model_check_config(&tiny) == 0, "6x6 refused: %s", net_error());
+    CHECK(model_check_config(&tiny) == 0, "6x6 refused: %s", e2e_error());
 
     BackendOptions cpu1 = {.device = "cpu", .threads = 1};
     NetOps *ops = net_backend_create(&cpu1);
-    CHECK(ops != NULL, "cpu backend: %s", net_error());
+    CHECK(ops != NULL, "cpu backend: %s", e2e_error());
     test_capabilities(ops);
     Model *m = (Model *)1;
     EXPECT_FAIL(model_create(&m, &good, NULL), "no backend");
@@ -101,7 +101,7 @@ int main(void) {
     EXPECT_FAIL(model_create(&m, &bad, ops), "feature maps");
     EXPECT_FAIL(model_create(NULL, &good, ops), "NULL");
 
-    CHECK(model_create(&m, &tiny, ops) == 0, "model_create: %s", net_error());
+    CHECK(model_create(&m, &tiny, ops) == 0, "model_create: %s", e2e_error());
     float x[4 * 8 * 6 * 6] = {0}, sc[8] = {0}, t[4] = {0};
     EXPECT_FAIL(model_loss(m, t, NULL), "no forward pass");
     EXPECT_FAIL(model_backward(m), "no forward pass");
@@ -111,24 +111,24 @@ int main(void) {
     EXPECT_FAIL(model_forward(m, 2, NULL, sc), "images are NULL");
     EXPECT_FAIL(model_forward(m, 2, x, NULL), "scalars");
     EXPECT_FAIL(model_forward(NULL, 2, x, sc), "model is NULL");
-    CHECK(model_forward(m, 4, x, sc) == 0, "forward on 6x6: %s", net_error());
+    CHECK(model_forward(m, 4, x, sc) == 0, "forward on 6x6: %s", e2e_error());
     EXPECT_FAIL(model_loss(m, NULL, NULL), "target is NULL");
-    CHECK(model_loss(m, t, NULL) == 0 && model_backward(m) == 0, "backward on 6x6: %s", net_error());
+    CHECK(model_loss(m, t, NULL) == 0 && model_backward(m) == 0, "backward on 6x6: %s", e2e_error());
     HostBatch hb = {.n = 4, .x = x, .scalars = sc, .target = t};
     float pred[4];
-    CHECK(model_train_pass(m, &hb) == 0, "train pass: %s", net_error());
+    CHECK(model_train_pass(m, &hb) == 0, "train pass: %s", e2e_error());
     int nonfinite = -1;
     CHECK(model_grads_nonfinite(m, &nonfinite) == 0 && nonfinite == 0, "finite gradients: %d", nonfinite);
     model_grads(m)[model_arena_size(m) / 2] = NAN;  /* the CPU's gradients are host memory */
     CHECK(model_grads_nonfinite(m, &nonfinite) == 0 && nonfinite == 1, "a NaN gradient not found");
     EXPECT_FAIL(model_grads_nonfinite(m, NULL), "NULL");
-    CHECK(model_predict(m, &hb, pred) == 0, "predict: %s", net_error());
+    CHECK(model_predict(m, &hb, pred) == 0, "predict: %s", e2e_error());
     hb.n = 9;
     EXPECT_FAIL(model_train_pass(m, &hb), "1 to 4");
     hb.n = 2;
     hb.target = NULL;
     EXPECT_FAIL(model_train_pass(m, &hb), "target is NULL");
-    CHECK(model_predict(m, &hb, pred) == 0, "predict needs no target: %s", net_error());
+    CHECK(model_predict(m, &hb, pred) == 0, "predict needs no target: %s", e2e_error());
     /* raw binary16 input and device preprocessing are for GPU backends */
     static uint16_t half[4 * 8 * 6 * 6];
     float scale[8] = {1, 1, 1, 1, 1, 1, 1, 1};
@@ -165,14 +165,14 @@ int main(void) {
     h.eps = NAN;
     EXPECT_FAIL(adam_create(&a, ops, 10, h), "eps");
     CHECK(adam_create(&a, ops, model_arena_size(m), adam_default_hyper()) == 0, "adam: %s",
-          net_error());
+          e2e_error());
     EXPECT_FAIL(adam_step(&a, 1e-3f, NULL, model_grads(m)), "NULL");
     EXPECT_FAIL(adam_step(&a, -1.0f, model_params(m), model_grads(m)), "learning rate");
     EXPECT_FAIL(adam_step(&a, NAN, model_params(m), model_grads(m)), "learning rate");
     CHECK(a.step == 0, "a refused step counted: %ld", a.step);
     float *mh = calloc(a.n, sizeof(float)), *vh = calloc(a.n, sizeof(float));
     for (size_t i = 0; i < a.n; i++) mh[i] = (float)i, vh[i] = 0.5f * (float)i;
-    CHECK(adam_set_moments(&a, mh, vh) == 0, "adam_set_moments: %s", net_error());
+    CHECK(adam_set_moments(&a, mh, vh) == 0, "adam_set_moments: %s", e2e_error());
     memset(mh, 0, a.n * sizeof(float));
     memset(vh, 0, a.n * sizeof(float));
     CHECK(adam_get_moments(&a, mh, vh) == 0 && mh[a.n - 1] == (float)(a.n - 1) &&
@@ -186,23 +186,23 @@ int main(void) {
     if (!net_has_cuda()) {
         BackendOptions cuda = {.device = "cuda"};
         CHECK(net_backend_create(&cuda) == NULL, "cuda backend in a CPU-only build");
-        CHECK(strstr(net_error(), "USE_CUDA") != NULL, "message: %s", net_error());
+        CHECK(strstr(e2e_error(), "USE_CUDA") != NULL, "message: %s", e2e_error());
     } else {  /* a CUDA build: a backend when there is a GPU, else a message saying so */
         BackendOptions cuda = {.device = "cuda", .precision = "fp32"};
         NetOps *g = net_backend_create(&cuda);
         if (g)
             g->destroy(g);
         else
-            CHECK(strstr(net_error(), "no GPU") != NULL, "message: %s", net_error());
+            CHECK(strstr(e2e_error(), "no GPU") != NULL, "message: %s", e2e_error());
         BackendOptions bad_prec = {.device = "cuda", .precision = "fp8"};
-        CHECK(net_backend_create(&bad_prec) == NULL && strstr(net_error(), "fp8") != NULL,
-              "an unknown cuda precision must be refused by name: %s", net_error());
+        CHECK(net_backend_create(&bad_prec) == NULL && strstr(e2e_error(), "fp8") != NULL,
+              "an unknown cuda precision must be refused by name: %s", e2e_error());
     }
     BackendOptions tpu = {.device = "tpu"}, bf16 = {.device = "cpu", .precision = "bf16"};
     CHECK(net_backend_create(&tpu) == NULL, "unknown backend accepted");
-    CHECK(strstr(net_error(), "tpu") != NULL, "message: %s", net_error());
+    CHECK(strstr(e2e_error(), "tpu") != NULL, "message: %s", e2e_error());
     CHECK(net_backend_create(&bf16) == NULL, "bf16 on the CPU accepted");
-    CHECK(strstr(net_error(), "bf16") != NULL, "message: %s", net_error());
+    CHECK(strstr(e2e_error(), "bf16") != NULL, "message: %s", e2e_error());
     NetOps *dflt = net_backend_create(NULL);
     CHECK(dflt && strcmp(dflt->name, "cpu") == 0, "default backend is not the CPU");
     if (dflt) dflt->destroy(dflt);

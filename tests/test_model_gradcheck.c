@@ -25,7 +25,7 @@ static void run(const char *path, int channels, int size, int n_scalars) {
     unsetenv("E2E_CPU_CONV");
     Model *m;
     if (model_create(&m, &cfg, ops)) {
-        CHECK(0, "model_create: %s", net_error());
+        CHECK(0, "model_create: %s", e2e_error());
         return;
     }
     model_init(m, 7);

@@ -17,14 +17,14 @@ static void train(NetOps *ops, const HostBatch *b, float *grads, float *pred, fl
     cfg.height = cfg.width = 20;
     Model *m;
     if (model_create(&m, &cfg, ops)) {
-        CHECK(0, "model_create: %s", net_error());
+        CHECK(0, "model_create: %s", e2e_error());
         return;
     }
     model_init(m, 3);
-    CHECK(model_train_pass(m, b) == 0, "train pass: %s", net_error());
+    CHECK(model_train_pass(m, b) == 0, "train pass: %s", e2e_error());
     model_loss_value(m, loss);
     model_get_grads(m, grads);
-    CHECK(model_predict(m, b, pred) == 0, "predict: %s", net_error());
+    CHECK(model_predict(m, b, pred) == 0, "predict: %s", e2e_error());
     model_free(m);
 }
 
@@ -34,24 +34,24 @@ static void test_ahead(NetOps *ops, const char *label, const HostBatch *b1, cons
     cfg.height = cfg.width = 20;
     Model *m, *ref;
     if (model_create(&m, &cfg, ops) || model_create(&ref, &cfg, ops)) {
-        CHECK(0, "model_create: %s", net_error());
+        CHECK(0, "model_create: %s", e2e_error());
         return;
     }
     model_init(m, 3);
     model_init(ref, 3);
     static float ga[200000], gb[200000];
     float la = 0, lb = 0, la2 = 0, lb2 = 0;
-    CHECK(model_train_pass(m, NULL) == -1 && strstr(net_error(), "none staged"),
-          "[%s] a pass with nothing staged: '%s'", label, net_error());
-    CHECK(model_train_pass(m, b1) == 0 && model_stage_batch(m, b2) == 0, "[%s] pass, stage: %s", label, net_error());
+    CHECK(model_train_pass(m, NULL) == -1 && strstr(e2e_error(), "none staged"),
+          "[%s] a pass with nothing staged: '%s'", label, e2e_error());
+    CHECK(model_train_pass(m, b1) == 0 && model_stage_batch(m, b2) == 0, "[%s] pass, stage: %s", label, e2e_error());
     model_loss_value(m, &la);
-    CHECK(model_train_pass(ref, b1) == 0, "[%s] reference pass: %s", label, net_error());
+    CHECK(model_train_pass(ref, b1) == 0, "[%s] reference pass: %s", label, e2e_error());
     model_loss_value(ref, &lb);
     CHECK(la == lb, "[%s] staging the next batch changed the pass under way: loss %g, alone %g", label, la, lb);
-    CHECK(model_train_pass(m, NULL) == 0, "[%s] pass on the staged batch: %s", label, net_error());
+    CHECK(model_train_pass(m, NULL) == 0, "[%s] pass on the staged batch: %s", label, e2e_error());
     model_loss_value(m, &la2);
     model_get_grads(m, ga);
-    CHECK(model_train_pass(ref, b2) == 0, "[%s] reference pass 2: %s", label, net_error());
+    CHECK(model_train_pass(ref, b2) == 0, "[%s] reference pass 2: %s", label, e2e_error());
     model_loss_value(ref, &lb2);
     model_get_grads(ref, gb);
     CHECK(la2 == lb2 && memcmp(ga, gb, sizeof ga) == 0, "[%s] the staged batch's pass differs (loss %g, %g)", label,

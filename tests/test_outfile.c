@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "data_error.h"
+#include "error.h"
 #include "outfile.h"
 
 static char dir[] = "/tmp/e2e-outfile-XXXXXX";
@@ -52,11 +52,11 @@ static void test_write(void) {
           "partial name: %s", tmp);
     CHECK(out_partial_name("c.h5", 7, tmp, sizeof tmp) == 0 && strcmp(tmp, "./.c.h5.partial-7") == 0, "bare: %s", tmp);
     const char *p = in_dir("a.txt");
-    CHECK(out_write_file(p, "first\n", 6) == 0, "write: %s", data_error());
+    CHECK(out_write_file(p, "first\n", 6) == 0, "write: %s", e2e_error());
     char *s = slurp(p);
     CHECK(s && strcmp(s, "first\n") == 0, "content: %s", s ? s : "(none)");
     free(s);
-    CHECK(out_write_file(p, "second\n", 7) == 0, "replace: %s", data_error());
+    CHECK(out_write_file(p, "second\n", 7) == 0, "replace: %s", e2e_error());
     s = slurp(p);
     CHECK(s && strcmp(s, "second\n") == 0, "replaced content: %s", s ? s : "(none)");
     free(s);
@@ -64,14 +64,14 @@ static void test_write(void) {
 
     /* a write that fails (ENOSPC from /dev/full): no temporary file, the old file kept */
     OutFile o;
-    CHECK(out_open(&o, p) == 0, "open: %s", data_error());
+    CHECK(out_open(&o, p) == 0, "open: %s", e2e_error());
     int full = open("/dev/full", O_WRONLY);
     if (full >= 0) {
         close(o.fd);
         o.fd = full;
         CHECK(out_write(&o, "third\n", 6) == -1, "a write to a full device must fail");
-        CHECK(strstr(data_error(), "a.txt") && strstr(data_error(), "full") && strstr(data_error(), "nothing was written"),
-              "message: %s", data_error());
+        CHECK(strstr(e2e_error(), "a.txt") && strstr(e2e_error(), "full") && strstr(e2e_error(), "nothing was written"),
+              "message: %s", e2e_error());
         s = slurp(p);
         CHECK(s && strcmp(s, "second\n") == 0, "the previous file is kept: %s", s ? s : "(none)");
         free(s);
@@ -79,7 +79,7 @@ static void test_write(void) {
         out_abort(&o);
     }
     CHECK(partials() == 0, "no temporary file after a failed write");
-    CHECK(out_open(&o, in_dir("b.txt")) == 0 && out_write(&o, "x", 1) == 0, "open b: %s", data_error());
+    CHECK(out_open(&o, in_dir("b.txt")) == 0 && out_write(&o, "x", 1) == 0, "open b: %s", e2e_error());
     out_abort(&o);
     CHECK(access(in_dir("b.txt"), F_OK) != 0 && partials() == 0, "an aborted file leaves nothing");
 
@@ -88,15 +88,15 @@ static void test_write(void) {
     FILE *f = fopen(tmp, "w");
     fputs("made elsewhere", f);
     fclose(f);
-    CHECK(out_commit_path(tmp, in_dir("c.bin")) == 0 && access(tmp, F_OK) != 0, "commit: %s", data_error());
+    CHECK(out_commit_path(tmp, in_dir("c.bin")) == 0 && access(tmp, F_OK) != 0, "commit: %s", e2e_error());
     s = slurp(in_dir("c.bin"));
     CHECK(s && strcmp(s, "made elsewhere") == 0, "committed content");
     free(s);
     out_release(in_dir("c.bin"));
     struct stat st;
     CHECK(stat(in_dir("c.bin"), &st) == 0 && st.st_size == 0, "out_release frees the blocks (0 bytes)");
-    CHECK(out_commit_path(in_dir("nope"), in_dir("d.bin")) == -1 && strstr(data_error(), "d.bin"),
-          "committing a missing file fails naming it: %s", data_error());
+    CHECK(out_commit_path(in_dir("nope"), in_dir("d.bin")) == -1 && strstr(e2e_error(), "d.bin"),
+          "committing a missing file fails naming it: %s", e2e_error());
 }
 
 static void test_checks(void) {
@@ -106,28 +106,28 @@ static void test_checks(void) {
     fclose(f);
     CHECK(symlink(data, in_dir("sym.h5")) == 0 && link(data, in_dir("hard.h5")) == 0, "links");
     OutInput in[2] = {{in_dir("ckpt.h5"), "--checkpoint"}, {data, "--data"}};
-    CHECK(out_check_path(in_dir("new.h5"), "--predictions", in, 2) == 0, "a new file is fine: %s", data_error());
+    CHECK(out_check_path(in_dir("new.h5"), "--predictions", in, 2) == 0, "a new file is fine: %s", e2e_error());
     const char *bad[] = {data, in_dir("sym.h5"), in_dir("hard.h5")};
     for (int i = 0; i < 3; i++) {
         CHECK(out_check_path(bad[i], "--predictions", in, 2) == -1, "%s must be refused", bad[i]);
-        CHECK(strstr(data_error(), "--data") && strstr(data_error(), "input") && strstr(data_error(), bad[i]),
-              "message: %s", data_error());
+        CHECK(strstr(e2e_error(), "--data") && strstr(e2e_error(), "input") && strstr(e2e_error(), bad[i]),
+              "message: %s", e2e_error());
     }
     char *s = slurp(data);
     CHECK(s && strcmp(s, "the input") == 0, "the input is untouched");
     free(s);
-    CHECK(out_check_path(in_dir("no/such/x.h5"), "--out", NULL, 0) == -1 && strstr(data_error(), "does not exist"),
-          "a missing folder: %s", data_error());
-    CHECK(out_check_path(dir, "--out", NULL, 0) == -1 && strstr(data_error(), "is a folder"), "a folder: %s",
-          data_error());
-    CHECK(out_check_path(in_dir("sub/"), "--out", NULL, 0) == -1 && strstr(data_error(), "is a folder"),
-          "a name ending in '/': %s", data_error());
-    CHECK(out_check_path(in_dir("data.h5/x"), "--out", NULL, 0) == -1 && strstr(data_error(), "not a folder"),
-          "a file as the folder: %s", data_error());
+    CHECK(out_check_path(in_dir("no/such/x.h5"), "--out", NULL, 0) == -1 && strstr(e2e_error(), "does not exist"),
+          "a missing folder: %s", e2e_error());
+    CHECK(out_check_path(dir, "--out", NULL, 0) == -1 && strstr(e2e_error(), "is a folder"), "a folder: %s",
+          e2e_error());
+    CHECK(out_check_path(in_dir("sub/"), "--out", NULL, 0) == -1 && strstr(e2e_error(), "is a folder"),
+          "a name ending in '/': %s", e2e_error());
+    CHECK(out_check_path(in_dir("data.h5/x"), "--out", NULL, 0) == -1 && strstr(e2e_error(), "not a folder"),
+          "a file as the folder: %s", e2e_error());
     unsetenv("E2E_SPACE_CHECK");
     CHECK(out_check_space(data, 1000, "x") == 0, "1 kB fits");
-    CHECK(out_check_space(data, 1ull << 62, "the jet file") == -1 && strstr(data_error(), "needs about") &&
-          strstr(data_error(), "free") && strstr(data_error(), "the jet file"), "4 EB does not: %s", data_error());
+    CHECK(out_check_space(data, 1ull << 62, "the jet file") == -1 && strstr(e2e_error(), "needs about") &&
+          strstr(e2e_error(), "free") && strstr(e2e_error(), "the jet file"), "4 EB does not: %s", e2e_error());
     setenv("E2E_SPACE_CHECK", "0", 1);
     CHECK(out_check_space(data, 1ull << 62, "x") == 0, "E2E_SPACE_CHECK=0 skips the check");
     unsetenv("E2E_SPACE_CHECK");

@@ -58,11 +58,11 @@ static void run(const Bundle *b, const char *path) {
     NetOps *ops = net_cpu_create(2);
     unsetenv("E2E_CPU_CONV");
     if (!ops) {
-        CHECK(0, "[%s] cpu backend: %s", path, net_error());
+        CHECK(0, "[%s] cpu backend: %s", path, e2e_error());
         return;
     }
     Model *m = NULL;
-    CHECK(model_create(&m, &cfg, ops) == 0, "model_create: %s", net_error());
+    CHECK(model_create(&m, &cfg, ops) == 0, "model_create: %s", e2e_error());
     if (!m) return;
     CHECK(model_num_tensors(m) == 2 + 4 * 7 + 2 + 2, "tensor count %d", model_num_tensors(m));
     size_t na = model_arena_size(m);
@@ -71,17 +71,17 @@ static void run(const Bundle *b, const char *path) {
     model_set_params(m, arena);
 
     Adam adam;
-    CHECK(adam_create(&adam, ops, na, adam_default_hyper()) == 0, "adam: %s", net_error());
+    CHECK(adam_create(&adam, ops, na, adam_default_hyper()) == 0, "adam: %s", e2e_error());
     const BundleTensor *losses = need(b, "losses");
     for (int step = 0; step < (int)losses->numel; step++) {
-        CHECK(model_forward(m, n, x->data, sc->data) == 0, "forward: %s", net_error());
-        CHECK(model_loss(m, tg->data, NULL) == 0, "loss: %s", net_error());
+        CHECK(model_forward(m, n, x->data, sc->data) == 0, "forward: %s", e2e_error());
+        CHECK(model_loss(m, tg->data, NULL) == 0, "loss: %s", e2e_error());
         float loss;
         model_loss_value(m, &loss);
         double le = fabs(loss - losses->data[step]) / fabs(losses->data[step]);
         CHECK(le <= TOL, "[%s] loss of step %d: %g vs torch %g (rel %g)", path, step + 1, loss,
               losses->data[step], le);
-        CHECK(model_backward(m) == 0, "backward: %s", net_error());
+        CHECK(model_backward(m) == 0, "backward: %s", e2e_error());
         if (step == 0) {
             const BundleTensor *pred = need(b, "pred");
             double e = rel_err(model_predictions(m), pred->data, (size_t)n, 1e-12);

@@ -1,4 +1,4 @@
-/* The run folder's files (dist/run_files.h): results.json holds the run's outcome as
+/* The run folder's files (dist/run/run_files.h): results.json holds the run's outcome as
  * one JSON object; metrics rows append under one header and a resumed run cuts them back
  * to its epoch; durations and JSON strings format as documented. */
 #include <stdio.h>
@@ -31,12 +31,12 @@ static int lines(const char *s) {
 int main(void) {
     char dir[] = "/tmp/e2e-run-files-XXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
-    CHECK(run_prepare(dir) == 0, "run_prepare: %s", net_error());
+    CHECK(run_prepare(dir) == 0, "run_prepare: %s", e2e_error());
 
     RunResults r = {.best_epoch = 7, .best_val_mae = 41.25, .test_loss = 0.0825, .test_mae = 41.5,
                     .test_mre = 0.25, .test_jets = 300, .mre_jets = 200, .epochs = 8,
                     .global_steps = 224, .ranks = 2, .train_time_s = 12.5};
-    CHECK(run_write_results(dir, &r) == 0, "run_write_results: %s", net_error());
+    CHECK(run_write_results(dir, &r) == 0, "run_write_results: %s", e2e_error());
     char *json = slurp(dir, "results.json");
     CHECK(json && strcmp(json, "{\"best_epoch\": 7, \"best_val_mae_gev\": 41.2500, \"test_loss\": 0.082500, "
                                "\"test_mae_gev\": 41.5000, \"test_mre\": 0.250000, \"test_jets\": 300, "
@@ -46,13 +46,13 @@ int main(void) {
 
     for (long e = 1; e <= 3; e++) {
         EpochMetrics m = {.epoch = e, .lr = 1e-3, .train_loss = 0.1 * e, .val_mae = 50.0 - e};
-        CHECK(run_append_metrics(dir, &m) == 0, "append epoch %ld: %s", e, net_error());
+        CHECK(run_append_metrics(dir, &m) == 0, "append epoch %ld: %s", e, e2e_error());
     }
     char *csv = slurp(dir, "metrics.csv"), *jl = slurp(dir, "metrics.jsonl");
     CHECK(lines(csv) == 4 && strncmp(csv, "epoch,lr,", 9) == 0, "metrics.csv: a header and 3 rows");
     CHECK(lines(jl) == 3 && strncmp(jl, "{\"epoch\": 1,", 12) == 0, "metrics.jsonl: 3 rows");
     free(csv), free(jl);
-    CHECK(run_truncate_metrics(dir, 2) == 0, "truncate: %s", net_error());
+    CHECK(run_truncate_metrics(dir, 2) == 0, "truncate: %s", e2e_error());
     csv = slurp(dir, "metrics.csv"), jl = slurp(dir, "metrics.jsonl");
     CHECK(lines(csv) == 2 && lines(jl) == 1, "a run resumed at epoch 2 keeps epoch 1 only");
     free(csv), free(jl);

@@ -32,17 +32,17 @@ static int exists(const char *name) { return access(in_dir(name), F_OK) == 0; }
 
 static void test_lock(void) {
     RunFolder a, b;
-    CHECK(run_folder_open(&a, dir) == 0, "open: %s", net_error());
+    CHECK(run_folder_open(&a, dir) == 0, "open: %s", e2e_error());
     CHECK(exists("checkpoints") && exists(RUN_LOCK_NAME), "the folder, checkpoints/ and the lock exist");
     char host[256] = "", pid[64];
     gethostname(host, sizeof host);
     snprintf(pid, sizeof pid, "pid %ld on host %s", (long)getpid(), host);
     CHECK(run_folder_open(&b, dir) == -1, "a second holder must be refused");
-    CHECK(strstr(net_error(), "in use by another run") && strstr(net_error(), pid) && strstr(net_error(), "--out"),
-          "the holder is named (%s): %s", pid, net_error());
+    CHECK(strstr(e2e_error(), "in use by another run") && strstr(e2e_error(), pid) && strstr(e2e_error(), "--out"),
+          "the holder is named (%s): %s", pid, e2e_error());
     run_folder_close(&b);
     run_folder_close(&a);
-    CHECK(run_folder_open(&b, dir) == 0, "free again after the holder released it: %s", net_error());
+    CHECK(run_folder_open(&b, dir) == 0, "free again after the holder released it: %s", e2e_error());
     run_folder_close(&b);
 }
 
@@ -53,7 +53,7 @@ static void test_leftovers(void) {
     for (int i = 0; i < 5; i++) touch(junk[i], "x");
     for (int i = 0; i < 3; i++) touch(keep[i], "x");
     RunFolder rf;
-    CHECK(run_folder_open(&rf, dir) == 0, "open: %s", net_error());
+    CHECK(run_folder_open(&rf, dir) == 0, "open: %s", e2e_error());
     for (int i = 0; i < 5; i++) CHECK(!exists(junk[i]), "%s removed", junk[i]);
     for (int i = 0; i < 3; i++) CHECK(exists(keep[i]), "%s kept", keep[i]);
     run_folder_close(&rf);
@@ -70,7 +70,7 @@ static int start(RunFolder *rf, const char *resume, int overwrite) {
 
 static void test_rule(void) {
     RunFolder rf;
-    CHECK(run_folder_open(&rf, dir) == 0, "open: %s", net_error());
+    CHECK(run_folder_open(&rf, dir) == 0, "open: %s", e2e_error());
     char held[512];
     touch("config.json", "{}");
     CHECK(run_folder_describe(&rf, held, sizeof held) == 0, "config.json alone is no run: %s", held);
@@ -81,36 +81,36 @@ static void test_rule(void) {
     touch("checkpoints/best.h5", "x");
     CHECK(run_folder_describe(&rf, held, sizeof held) == 1 && strstr(held, "metrics of 2 epochs") &&
           strstr(held, "results.json") && strstr(held, "1 checkpoint") && strstr(held, "best.h5"), "held: %s", held);
-    CHECK(start(&rf, NULL, 0) == -1 && strstr(net_error(), "holds another run") && strstr(net_error(), "--overwrite"),
-          "a fresh start is refused: %s", net_error());
+    CHECK(start(&rf, NULL, 0) == -1 && strstr(e2e_error(), "holds another run") && strstr(e2e_error(), "--overwrite"),
+          "a fresh start is refused: %s", e2e_error());
     CHECK(start(&rf, "none", 0) == -1, "--resume none too");
     CHECK(exists("metrics.csv") && exists("results.json") && exists("checkpoints/best.h5"), "nothing was deleted");
-    CHECK(start(&rf, "auto", 1) == -1 && strstr(net_error(), "exclude each other"), "--overwrite --resume auto");
+    CHECK(start(&rf, "auto", 1) == -1 && strstr(e2e_error(), "exclude each other"), "--overwrite --resume auto");
     unlink(in_dir("checkpoints/ckpt-0000000016.h5"));
     unlink(in_dir("checkpoints/best.h5"));
-    CHECK(start(&rf, "auto", 0) == -1 && strstr(net_error(), "no checkpoint to continue"),
-          "results but no checkpoint: refused: %s", net_error());
+    CHECK(start(&rf, "auto", 0) == -1 && strstr(e2e_error(), "no checkpoint to continue"),
+          "results but no checkpoint: refused: %s", e2e_error());
     touch("checkpoints/ckpt-0000000016.h5", "not a checkpoint");
-    CHECK(start(&rf, "auto", 0) == -1 && strstr(net_error(), "none of its 1 checkpoints is valid"),
-          "only invalid checkpoints: refused: %s", net_error());
-    CHECK(start(&rf, NULL, 1) == 0, "--overwrite starts over: %s", net_error());
+    CHECK(start(&rf, "auto", 0) == -1 && strstr(e2e_error(), "none of its 1 checkpoints is valid"),
+          "only invalid checkpoints: refused: %s", e2e_error());
+    CHECK(start(&rf, NULL, 1) == 0, "--overwrite starts over: %s", e2e_error());
     CHECK(!exists("metrics.csv") && !exists("results.json") && !exists("checkpoints/ckpt-0000000016.h5"),
           "--overwrite deleted the run's files");
     CHECK(exists("notes.tmp") && exists("slurm-12.out"), "and only those");
-    CHECK(start(&rf, "auto", 0) == 0, "--resume auto in an empty folder starts fresh: %s", net_error());
+    CHECK(start(&rf, "auto", 0) == 0, "--resume auto in an empty folder starts fresh: %s", e2e_error());
     run_folder_close(&rf);
 }
 
 static void test_prune(void) {
     RunFolder rf;
-    CHECK(run_folder_open(&rf, dir) == 0, "open: %s", net_error());
+    CHECK(run_folder_open(&rf, dir) == 0, "open: %s", e2e_error());
     touch("checkpoints/ckpt-9999999999.h5", "another run's, or a superseded branch's");
     long steps[] = {10, 20, 30};
     char name[64];
     for (int i = 0; i < 3; i++) {
         snprintf(name, sizeof name, "checkpoints/ckpt-%010ld.h5", steps[i]);
         touch(name, "x");
-        CHECK(run_folder_checkpointed(&rf, steps[i], 2) == 0, "checkpointed %ld: %s", steps[i], net_error());
+        CHECK(run_folder_checkpointed(&rf, steps[i], 2) == 0, "checkpointed %ld: %s", steps[i], e2e_error());
         CHECK(exists(name), "the checkpoint just written (%ld) is kept", steps[i]);
     }
     CHECK(!exists("checkpoints/ckpt-0000000010.h5") && exists("checkpoints/ckpt-0000000020.h5"),

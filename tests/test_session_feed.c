@@ -21,7 +21,6 @@
 #include "convert.h"
 #include "comm.h"
 #include "recorded_alloc.h"
-#include "data_error.h"
 #include "error.h"
 #include "half.h"
 #include "prep_pixel.h"
@@ -45,7 +44,7 @@ static Dataset *open_for(const char *path, const char *device, const float *scal
     feed_options(&o, path, device, scales);
     Dataset *d = NULL;
     if (dataset_open(&d, &o)) {
-        fprintf(stderr, "rank %d: open for %s: %s\n", rank, device, data_error());
+        fprintf(stderr, "rank %d: open for %s: %s\n", rank, device, e2e_error());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     return d;
@@ -63,7 +62,7 @@ static void record_release_host(void *ctx, void *p) {
 static void test_pinned_routing(Comm *comm, const char *path, const float *scales) {
     BackendOptions bo = {.device = "cpu", .threads = 1};
     Session s = {.comm = comm};
-    CHECK(session_open_backend(&s, &bo) == 0, "cpu backend: %s", net_error());
+    CHECK(session_open_backend(&s, &bo) == 0, "cpu backend: %s", e2e_error());
     NetOps recorded = *s.ops;
     recorded.caps = (recorded.caps & ~OPS_HOST_MEMORY) | OPS_PINNED_HOST;
     recorded.alloc_host = record_alloc_host;
@@ -72,14 +71,14 @@ static void test_pinned_routing(Comm *comm, const char *path, const float *scale
     s.ops = &recorded;
     DatasetOptions o;
     feed_options(&o, path, "cuda", scales);
-    CHECK(session_open_data(&s, &o) == 0, "open through the session: %s", net_error());
+    CHECK(session_open_data(&s, &o) == 0, "open through the session: %s", e2e_error());
     const DatasetInfo *in = dataset_info(s.data);
     const size_t rowf = (size_t)in->channels * in->height * in->width;
     CHECK(blocks.live == 4 * (in->prefetch + 1), "%d batch buffers from alloc_host, expected 4 for each of %d slots",
           blocks.live, in->prefetch + 1);
     DataBatch b;
     int outside = 0, nb = 0;
-    CHECK(dataset_begin_epoch(s.data, SPLIT_TRAIN, 0, 0) == 0, "begin epoch: %s", data_error());
+    CHECK(dataset_begin_epoch(s.data, SPLIT_TRAIN, 0, 0) == 0, "begin epoch: %s", e2e_error());
     while (dataset_next(s.data, &b) == 1 && nb < 20) {
         nb++;
         outside += !recorded_holds(&blocks, b.x_half, b.n * rowf * 2) + !recorded_holds(&blocks, b.scalars, b.n * 8) +
@@ -105,14 +104,14 @@ static void test_pinned_gpu(Comm *comm, const char *path, const float *scales, c
     DatasetOptions o;
     feed_options(&o, path, "cuda", scales);
     CHECK(s.ops && session_open_data(&s, &o) == 0 && model_create(&s.model, mc, s.ops) == 0 &&
-          model_init(s.model, 3) == 0, "gpu session: %s", net_error());
+          model_init(s.model, 3) == 0, "gpu session: %s", e2e_error());
     DataBatch b;
     InputPrep prep = {0};
     float lg = NAN;
     CHECK(s.data && dataset_begin_epoch(s.data, SPLIT_TRAIN, 2, 0) == 0 && dataset_next(s.data, &b) == 1,
-          "a batch: %s", data_error());
+          "a batch: %s", e2e_error());
     HostBatch hb = session_host_batch(s.data, &b, &prep);
-    CHECK(model_train_pass(s.model, &hb) == 0 && model_loss_value(s.model, &lg) == 0, "gpu pass: %s", net_error());
+    CHECK(model_train_pass(s.model, &hb) == 0 && model_loss_value(s.model, &lg) == 0, "gpu pass: %s", e2e_error());
     CHECK(fabsf(lg - lc) <= 1e-4f * fabsf(lc), "gpu loss from pinned batches %.7g, cpu %.7g", lg, lc);
     if (rank == 0) printf("gpu feed from pinned batches: loss %.7g, cpu feed %.7g\n", lg, lc);
     session_close(&s);
@@ -145,7 +144,7 @@ static void test_sparse_feed(const char *path, const float *scales, const HostBa
     ConvertOptions co;
     convert_defaults(&co);
     co.in = path, co.out = sp, co.sparse = 1;
-    CHECK(data_convert(&co, MPI_COMM_WORLD) == 0, "sparse copy: %s", data_error());
+    CHECK(data_convert(&co, MPI_COMM_WORLD) == 0, "sparse copy: %s", e2e_error());
     Dataset *dc = open_for(sp, "cpu", scales), *dg = open_for(sp, "cuda", scales);
     const DatasetInfo *in = dataset_info(dg);
     const long long rowf = (long long)in->channels * in->height * in->width, hw = (long long)in->height * in->width;
@@ -153,7 +152,7 @@ static void test_sparse_feed(const char *path, const float *scales, const HostBa
     CHECK(!in->preprocessed && in->x_sparse && !in->x_half, "cuda feed of a sparse file: its entries");
     DataBatch bc, bg;
     CHECK(dataset_begin_epoch(dc, SPLIT_TRAIN, 2, 0) == 0 && dataset_begin_epoch(dg, SPLIT_TRAIN, 2, 0) == 0 &&
-          dataset_next(dc, &bc) == 1 && dataset_next(dg, &bg) == 1, "sparse batches: %s", data_error());
+          dataset_next(dc, &bc) == 1 && dataset_next(dg, &bg) == 1, "sparse batches: %s", e2e_error());
     InputPrep pc = {0}, pg = {0};
     HostBatch sc = session_host_batch(dc, &bc, &pc), sg = session_host_batch(dg, &bg, &pg);
     CHECK(sc.x && !memcmp(sc.x, hc->x, (size_t)(hc->n * rowf) * sizeof(float)),
@@ -163,10 +162,10 @@ static void test_sparse_feed(const char *path, const float *scales, const HostBa
     CHECK(sg.sparse.plane_start && differ_from_sparse(&sg, in->channels, hw, hc->x) == 0,
           "the device's densification and preprocessing, done by hand, differ from the cpu feed");
     float l = NAN;
-    CHECK(loss_on("cpu", mc, &sg, &l) == -1 && strstr(net_error(), "sparse images and prep need a GPU backend"),
-          "the cpu backend refuses sparse images: '%s'", net_error());
+    CHECK(loss_on("cpu", mc, &sg, &l) == -1 && strstr(e2e_error(), "sparse images and prep need a GPU backend"),
+          "the cpu backend refuses sparse images: '%s'", e2e_error());
     if (gpu) {
-        CHECK(loss_on("cuda", mc, &sg, &l) == 0, "gpu pass on sparse input: %s", net_error());
+        CHECK(loss_on("cuda", mc, &sg, &l) == 0, "gpu pass on sparse input: %s", e2e_error());
         CHECK(fabsf(l - lc) <= 1e-4f * fabsf(lc), "gpu loss from sparse input %.7g, cpu %.7g", l, lc);
         if (rank == 0) printf("gpu feed of the sparse file: loss %.7g, cpu feed %.7g\n", l, lc);
     }
@@ -208,8 +207,8 @@ int main(int argc, char **argv) {
 
     DataBatch bc, bg;
     CHECK(dataset_begin_epoch(dc, SPLIT_TRAIN, 2, 0) == 0 && dataset_begin_epoch(dg, SPLIT_TRAIN, 2, 0) == 0,
-          "begin epochs: %s", data_error());
-    CHECK(dataset_next(dc, &bc) == 1 && dataset_next(dg, &bg) == 1, "a batch from each: %s", data_error());
+          "begin epochs: %s", e2e_error());
+    CHECK(dataset_next(dc, &bc) == 1 && dataset_next(dg, &bg) == 1, "a batch from each: %s", e2e_error());
     InputPrep pc = {0}, pg = {0};
     HostBatch hc = session_host_batch(dc, &bc, &pc), hg = session_host_batch(dg, &bg, &pg);
     CHECK(hc.x && !hc.x_half && !hc.prep && hc.weight && hc.n == 4, "cpu batch: float32 x, no device preprocessing");
@@ -233,19 +232,19 @@ int main(int argc, char **argv) {
     mc.width = in->width;
     mc.n_scalars = in->n_scalars;
     float lc = NAN, lg = NAN;
-    CHECK(loss_on("cpu", &mc, &hc, &lc) == 0 && isfinite(lc), "cpu pass: %s", net_error());
-    CHECK(loss_on("cpu", &mc, &hg, &lg) == -1 && strstr(net_error(), "GPU backend"),
-          "the cpu backend refuses x_half with a clear message: '%s'", net_error());
-    if (rank == 0) printf("cpu backend, x_half batch -> %s\n", net_error());
+    CHECK(loss_on("cpu", &mc, &hc, &lc) == 0 && isfinite(lc), "cpu pass: %s", e2e_error());
+    CHECK(loss_on("cpu", &mc, &hg, &lg) == -1 && strstr(e2e_error(), "GPU backend"),
+          "the cpu backend refuses x_half with a clear message: '%s'", e2e_error());
+    if (rank == 0) printf("cpu backend, x_half batch -> %s\n", e2e_error());
     BackendOptions probe = {.device = "cuda"};
     NetOps *gpu = net_has_cuda() ? net_backend_create(&probe) : NULL;
     if (gpu) {
         gpu->destroy(gpu);
-        CHECK(loss_on("cuda", &mc, &hg, &lg) == 0, "gpu pass: %s", net_error());
+        CHECK(loss_on("cuda", &mc, &hg, &lg) == 0, "gpu pass: %s", e2e_error());
         CHECK(fabsf(lg - lc) <= 1e-4f * fabsf(lc), "gpu loss through its own preprocessing %.7g, cpu %.7g", lg, lc);
         if (rank == 0) printf("gpu feed: loss %.7g, cpu feed %.7g\n", lg, lc);
         test_pinned_gpu(&comm, path, scales, &mc, lc);
-    } else if (rank == 0) printf("gpu comparison: skipped (%s)\n", net_has_cuda() ? net_error() : "no CUDA in this build");
+    } else if (rank == 0) printf("gpu comparison: skipped (%s)\n", net_has_cuda() ? e2e_error() : "no CUDA in this build");
     test_sparse_feed(path, scales, &hc, &mc, lc, gpu != NULL);
     dataset_close(dg);
     dataset_close(dc);

@@ -92,7 +92,7 @@ class Env:
 
 def jet_images(f):
     """X_jet of the open h5py file f as one dense (N, C, H, W) array, whichever layout it is
-    stored in (data/FORMAT.md: a dataset, or the sparse group of offsets, counts, pos, value)"""
+    stored in (data/format/FORMAT.md: a dataset, or the sparse group of offsets, counts, pos, value)"""
     x = f["X_jet"]
     if isinstance(x, h5py.Dataset):
         return x[()]

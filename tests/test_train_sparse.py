@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""e2e-train on a dense file and on its sparse copy (data/FORMAT.md, format version 2) under
+"""e2e-train on a dense file and on its sparse copy (data/format/FORMAT.md, format version 2) under
 real mpirun (2 ranks, CPU), one test per subcommand:
 
   same    the same seed gives bitwise the same checkpoints (parameters, Adam's moments, the

@@ -86,7 +86,7 @@ static int progress_case(Comm *c, const char *scenario, double limit) {
 static int silence_case(Comm *c, const char *scenario, double timeout) {
     watchdog_phase(WD_STEP);
     if (!strcmp(scenario, "lost")) {
-        if (c->size < 3) return net_fail("lost needs 3 ranks or more");
+        if (c->size < 3) return e2e_fail("lost needs 3 ranks or more");
         if (c->rank == 2) work(timeout / 2);  /* its heartbeats have reached rank 0 */
         if (c->rank == 2) raise(SIGSTOP);
         barrier(c->world, "the agreement point");
@@ -95,7 +95,7 @@ static int silence_case(Comm *c, const char *scenario, double timeout) {
     } else if (!strcmp(scenario, "idle")) {
         work(4 * timeout);
     } else {
-        return net_fail("unknown scenario '%s'", scenario);
+        return e2e_fail("unknown scenario '%s'", scenario);
     }
     return 0;
 }
@@ -115,7 +115,7 @@ int main(int argc, char **argv) {
     if (!rc) rc = progress_case(&c, argv[1], limit);
     if (rc == 1) rc = silence_case(&c, argv[1], timeout);
     watchdog_stop();
-    if (rc && c.rank == 0) fprintf(stderr, "watchdog_probe: %s\n", net_error());
+    if (rc && c.rank == 0) fprintf(stderr, "watchdog_probe: %s\n", e2e_error());
     if (!rc && c.rank == 0) printf("watchdog_probe: %s ran to its end\n", argv[1]);
     comm_finalize(&c);
     return rc ? 1 : 0;

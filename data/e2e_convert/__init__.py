@@ -1,5 +1,5 @@
 """e2e-convert: E2E jet datasets (parquet or HDF5, any of the layouts the E2E producers
-write) -> one HDF5 file of the e2e jet-image format (data/FORMAT.md). Run it through
+write) -> one HDF5 file of the e2e jet-image format (data/format/FORMAT.md). Run it through
 data/e2e-convert, which picks the project's Python environment (pyarrow and h5py from
 PyPI, made by launch/install-deps.sh). data/CONVERT.md describes it.
 

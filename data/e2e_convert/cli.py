@@ -50,7 +50,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=HELP_EPILOG,
         description="Converts E2E jet datasets (parquet or HDF5) into one HDF5 file of the e2e jet-image\n"
-                    "format (data/FORMAT.md), which e2e-train reads. See data/CONVERT.md.")
+                    "format (data/format/FORMAT.md), which e2e-train reads. See data/CONVERT.md.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="parquet or HDF5 files, converted in this order")
     p.add_argument("-o", "--out", required=True, metavar="FILE", help="the HDF5 file to write")
     p.add_argument("-a", "--append", action="store_true",

@@ -2,7 +2,7 @@
 from .errors import Bad
 
 LAYOUT_WORDS = {"chw": "channel-first, C x H x W", "hwc": "channel-last, H x W x C"}
-MAX_CHANNELS = 64  # data/jetfile.h JET_MAX_CHANNELS
+MAX_CHANNELS = 64  # data/format/jetfile.h JET_MAX_CHANNELS
 
 
 def shape_str(d):

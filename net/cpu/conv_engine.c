@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../error.h"
+#include "error.h"
 #include "conv_onednn.h"
 
 #define ONEDNN_MARGIN 0.05   /* oneDNN must be this much faster to be chosen */
@@ -213,7 +213,7 @@ static ConvPlanEntry *plan(CpuCtx *c, const ConvShape *s, Layout lay) {
                  "# machine: %s\n", g->signature);
         int rc = conv_plan_record(g->plan_path, header, c->threads, &e, decide, c);
         if (rc < 0 && !g->warned++)
-            fprintf(stderr, "e2e-ddp: warning: %s; engines are timed but not recorded\n", net_error());
+            fprintf(stderr, "e2e-ddp: warning: %s; engines are timed but not recorded\n", e2e_error());
         e.chosen = rc == 1 ? CHOSEN_RECORDED : CHOSEN_TIMED;
     } else {
         decide(c, &e);
@@ -305,19 +305,19 @@ int conv_engines_create(CpuCtx *c) {
     if (mode && *mode && strcmp(mode, "auto") != 0) {
         forced = conv_engine_parse(mode);
         if (forced == ENGINE_NONE || forced == ENGINE_KINDS)
-            return net_fail("E2E_CPU_CONV=%s: expected auto, direct, onednn or gemm", mode);
+            return e2e_fail("E2E_CPU_CONV=%s: expected auto, direct, onednn or gemm", mode);
     }
     ConvEngines *g = calloc(1, sizeof *g);
-    if (!g) return net_fail("cpu backend: out of host memory");
+    if (!g) return e2e_fail("cpu backend: out of host memory");
     g->forced = forced;
     if (forced == ENGINE_GEMM) c->direct = 0;
     if (forced == ENGINE_NONE || forced == ENGINE_ONEDNN) {
         g->dnn = onednn_create(c->threads);
         if (!g->dnn && forced == ENGINE_ONEDNN) {
             char why[256];
-            snprintf(why, sizeof why, "%s", net_error());  /* net_fail writes over it */
+            snprintf(why, sizeof why, "%s", e2e_error());  /* e2e_fail writes over it */
             free(g);
-            return net_fail("E2E_CPU_CONV=onednn: %s", why);
+            return e2e_fail("E2E_CPU_CONV=onednn: %s", why);
         }
     }
     c->engines = g;
@@ -380,7 +380,7 @@ int conv_engines_plan_text(CpuCtx *c, char *buf, size_t len) {
         conv_plan_line(&g->e[i], c->threads, line, sizeof line);
         int need = snprintf(buf + at, at < len ? len - at : 0, "%s\n", line);
         if (need < 0 || at + (size_t)need >= len)
-            return net_fail("engine plan: %d entries need more than %zu bytes", g->count, len);
+            return e2e_fail("engine plan: %d entries need more than %zu bytes", g->count, len);
         at += (size_t)need;
     }
     return 0;
@@ -398,7 +398,7 @@ int conv_engines_use_plan(CpuCtx *c, const char *text) {
         int threads;
         if (buf[strspn(buf, " \t\r")] != '\0' && buf[0] != '#') {
             if (conv_plan_parse(buf, &e, &threads))
-                return net_fail("engine plan, line %d: '%.80s' is not a plan entry", line_no, buf);
+                return e2e_fail("engine plan, line %d: '%.80s' is not a plan entry", line_no, buf);
             e.chosen = CHOSEN_GIVEN;
             keep(c, e);
         }

@@ -28,7 +28,7 @@ typedef struct {
 } ConvPlanEntry;
 
 /* Reads E2E_CPU_CONV (auto | direct | onednn | gemm) and E2E_CPU_CONV_PLAN (the plan
- * record's path, or "none"); -1 with net_error() on a bad value or when oneDNN is
+ * record's path, or "none"); -1 with e2e_error() on a bad value or when oneDNN is
  * forced but missing. */
 int conv_engines_create(CpuCtx *c);
 void conv_engines_destroy(CpuCtx *c);
@@ -84,7 +84,7 @@ int conv_plan_parse(const char *line, ConvPlanEntry *e, int *threads);
 /* The record at path, under an exclusive lock (path + ".lock"): when it holds an entry
  * for (threads, e->s with its n, e->lay), its engines go into e and 1 is returned;
  * else decide(arg, e) fills e, its line is added to the record and 0 is returned; -1
- * (with net_error()) when the record cannot be read or written (e is then decided
+ * (with e2e_error()) when the record cannot be read or written (e is then decided
  * but not kept). header opens a new record file. */
 int conv_plan_record(const char *path, const char *header, int threads, ConvPlanEntry *e,
                      void (*decide)(void *arg, ConvPlanEntry *e), void *arg);

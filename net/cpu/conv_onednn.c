@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../error.h"
+#include "error.h"
 #include "conv_onednn.h"
 #include "cpu_internal.h"
 
@@ -93,12 +93,12 @@ const char *onednn_describe(void) {
 
 Onednn *onednn_create(int threads) {
     Onednn *d = calloc(1, sizeof *d);
-    if (!d) return net_fail("oneDNN: out of host memory"), NULL;
+    if (!d) return e2e_fail("oneDNN: out of host memory"), NULL;
     d->threads = threads;
     if (dnnl_engine_create(&d->engine, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&d->stream, d->engine, dnnl_stream_default_flags) != dnnl_success) {
         onednn_destroy(d);
-        return net_fail("oneDNN: no CPU engine"), NULL;
+        return e2e_fail("oneDNN: no CPU engine"), NULL;
     }
     return d;
 }

@@ -9,7 +9,7 @@
 
 typedef struct Onednn Onednn;
 
-/* One CPU engine running on `threads` OpenMP threads; NULL (and net_error()) when
+/* One CPU engine running on `threads` OpenMP threads; NULL (and e2e_error()) when
  * oneDNN is not in this build or cannot start. */
 Onednn *onednn_create(int threads);
 void onednn_destroy(Onednn *d);

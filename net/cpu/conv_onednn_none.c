@@ -1,10 +1,10 @@
 /* A build without oneDNN (E2E_ONEDNN=OFF, or not found with AUTO): the CPU backend has
  * only its own convolution engines. */
-#include "../error.h"
+#include "error.h"
 #include "conv_onednn.h"
 
 Onednn *onednn_create(int threads) {
-    net_fail("this build has no oneDNN (configure with -DE2E_ONEDNN=ON; Debian: libdnnl-dev)");
+    e2e_fail("this build has no oneDNN (configure with -DE2E_ONEDNN=ON; Debian: libdnnl-dev)");
     return NULL;
 }
 void onednn_destroy(Onednn *d) {}

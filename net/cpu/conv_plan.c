@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../error.h"
+#include "error.h"
 #include "conv_engine.h"
 
 static const char *pass_names[CONV_OPS] = {"fwd", "bwd_data", "bwd_filter"};
@@ -113,14 +113,14 @@ static int write_record(const char *path, const char *header, const char *old, c
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");
-    if (!f) return net_fail("engine plan %s: cannot write %s: %s", path, tmp, strerror(errno));
+    if (!f) return e2e_fail("engine plan %s: cannot write %s: %s", path, tmp, strerror(errno));
     int ok = fputs(*old ? old : header, f) >= 0;
     if (ok && *old && old[strlen(old) - 1] != '\n') ok = fputc('\n', f) != EOF;
     ok = ok && fprintf(f, "%s\n", line) > 0;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
         unlink(tmp);
-        return net_fail("engine plan %s: cannot write it: %s", path, strerror(errno));
+        return e2e_fail("engine plan %s: cannot write it: %s", path, strerror(errno));
     }
     return 0;
 }
@@ -135,13 +135,13 @@ int conv_plan_record(const char *path, const char *header, int threads, ConvPlan
         int err = errno;
         if (fd >= 0) close(fd);
         decide(arg, e);
-        return net_fail("engine plan %s: cannot lock %s: %s", path, lock, strerror(err));
+        return e2e_fail("engine plan %s: cannot lock %s: %s", path, lock, strerror(err));
     }
     int rc;
     char *old = read_all(path);
     if (!old) {
         decide(arg, e);
-        rc = net_fail("engine plan %s: cannot read it: %s", path, strerror(errno));
+        rc = e2e_fail("engine plan %s: cannot read it: %s", path, strerror(errno));
     } else if (find_entry(old, threads, e)) {
         rc = 1;
     } else {

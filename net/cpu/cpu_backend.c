@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../error.h"
+#include "error.h"
 #include "conv_engine.h"
 #include "cpu_internal.h"
 
@@ -39,14 +39,14 @@ static void cpu_destroy(NetOps *self) {
 NetOps *net_cpu_create(int threads) {
     if (threads <= 0) threads = omp_get_max_threads();
     if (threads > CPU_MAX_THREADS)
-        return net_fail("cpu backend: %d threads asked for, at most %d", threads, CPU_MAX_THREADS),
+        return e2e_fail("cpu backend: %d threads asked for, at most %d", threads, CPU_MAX_THREADS),
                NULL;
     CpuCtx *c = calloc(1, sizeof *c);
     NetOps *o = calloc(1, sizeof *o);
     if (!c || !o) {
         free(c);
         free(o);
-        net_fail("cpu backend: out of host memory");
+        e2e_fail("cpu backend: out of host memory");
         return NULL;
     }
     c->threads = threads;
@@ -98,11 +98,11 @@ const char *net_cpu_conv_report(NetOps *ops) {
 
 int net_cpu_conv_plan(NetOps *ops, char *buf, size_t len) {
     CpuCtx *c = cpu_ctx_of(ops);
-    return c ? conv_engines_plan_text(c, buf, len) : net_fail("net_cpu_conv_plan: not a CPU backend");
+    return c ? conv_engines_plan_text(c, buf, len) : e2e_fail("net_cpu_conv_plan: not a CPU backend");
 }
 
 int net_cpu_conv_use_plan(NetOps *ops, const char *plan) {
     CpuCtx *c = cpu_ctx_of(ops);
-    if (!c) return net_fail("net_cpu_conv_use_plan: not a CPU backend");
-    return plan ? conv_engines_use_plan(c, plan) : net_fail("net_cpu_conv_use_plan: plan is NULL");
+    if (!c) return e2e_fail("net_cpu_conv_use_plan: not a CPU backend");
+    return plan ? conv_engines_use_plan(c, plan) : e2e_fail("net_cpu_conv_use_plan: plan is NULL");
 }

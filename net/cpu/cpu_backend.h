@@ -11,7 +11,7 @@
 /* threads <= 0: OpenMP's default (OMP_NUM_THREADS or the cores). The environment
  * chooses the convolution engines: E2E_CPU_CONV=auto (default: per geometry and pass,
  * by timing at model build, kept in the plan record E2E_CPU_CONV_PLAN), direct, onednn
- * or gemm (the portable im2col + GEMM). NULL with net_error() on a bad value. */
+ * or gemm (the portable im2col + GEMM). NULL with e2e_error() on a bad value. */
 NetOps *net_cpu_create(int threads);
 
 /* One line naming the engines in use, for a run's start line: the mode, oneDNN's
@@ -21,7 +21,7 @@ NetOps *net_cpu_create(int threads);
 const char *net_cpu_conv_report(NetOps *ops);
 /* The plan (one line per geometry) into buf, so that ranks can agree: rank 0's plan
  * given to every rank with net_cpu_conv_use_plan after model_create makes every rank
- * run the same engines. 0, or -1 with net_error(). */
+ * run the same engines. 0, or -1 with e2e_error(). */
 int net_cpu_conv_plan(NetOps *ops, char *buf, size_t len);
 int net_cpu_conv_use_plan(NetOps *ops, const char *plan);
 

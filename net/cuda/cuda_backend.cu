@@ -7,7 +7,7 @@
 #include <string.h>
 
 extern "C" {
-#include "../error.h"  /* a C header */
+#include "error.h"  /* a C header */
 }
 #include "cuda_internal.h"
 
@@ -240,7 +240,7 @@ static int cu_graph_end(void *ctx) {
         (void)cudaGetLastError();
         e->exec = NULL;
         c->graphs_on = 0;
-        return net_fail("cuda: recording the training pass as a CUDA graph failed (%s); graph "
+        return e2e_fail("cuda: recording the training pass as a CUDA graph failed (%s); graph "
                         "replay is now off for this backend",
                         c->capture_error ? c->capture_msg : cudaGetErrorString(err));
     }
@@ -290,45 +290,45 @@ int net_cuda_device_count(void) {
     return n;
 }
 
-/* Reports a failed call during creation as net_fail (creation returns NULL, never exits). */
+/* Reports a failed call during creation as e2e_fail (creation returns NULL, never exits). */
 #define TRY(call)                                                                      \
     do {                                                                               \
         cudaError_t e_ = (call);                                                       \
         if (e_ != cudaSuccess) {                                                       \
-            net_fail("device cuda: %s failed: %s", #call, cudaGetErrorString(e_));     \
+            e2e_fail("device cuda: %s failed: %s", #call, cudaGetErrorString(e_));     \
             goto fail;                                                                 \
         }                                                                              \
     } while (0)
 
-/* The precision by name; -1 (net_error()) when unknown. */
+/* The precision by name; -1 (e2e_error()) when unknown. */
 static int parse_precision(const char *precision, Precision *out) {
     if (!precision || strcmp(precision, "fp32") == 0) *out = PREC_FP32;
     else if (strcmp(precision, "tf32") == 0) *out = PREC_TF32;
     else if (strcmp(precision, "bf16") == 0) *out = PREC_BF16;
-    else return net_fail("device cuda: unknown precision '%s' (expected fp32, tf32 or bf16)", precision);
+    else return e2e_fail("device cuda: unknown precision '%s' (expected fp32, tf32 or bf16)", precision);
     return 0;
 }
 
-/* GPU `gpu` exists and can run this build in prec: 0, or -1 (net_error()). */
+/* GPU `gpu` exists and can run this build in prec: 0, or -1 (e2e_error()). */
 static int check_device(int gpu, Precision prec, const char *precision, cudaDeviceProp *prop) {
     int count = net_cuda_device_count();
-    if (count == 0) return net_fail("device cuda: no GPU is visible to this process");
+    if (count == 0) return e2e_fail("device cuda: no GPU is visible to this process");
     if (gpu < 0 || gpu >= count)
-        return net_fail("device cuda: GPU %d asked for, this node shows %d (0 to %d)", gpu, count,
+        return e2e_fail("device cuda: GPU %d asked for, this node shows %d (0 to %d)", gpu, count,
                         count - 1);
     cudaError_t e = cudaGetDeviceProperties(prop, gpu);
     if (e != cudaSuccess)
-        return net_fail("device cuda: cudaGetDeviceProperties failed: %s", cudaGetErrorString(e));
+        return e2e_fail("device cuda: cudaGetDeviceProperties failed: %s", cudaGetErrorString(e));
     if (prop->major < 7 || (prop->major == 7 && prop->minor < 5))
-        return net_fail("device cuda: GPU %d (%s) has compute capability %d.%d; this build needs "
+        return e2e_fail("device cuda: GPU %d (%s) has compute capability %d.%d; this build needs "
                         "7.5 or newer", gpu, prop->name, prop->major, prop->minor);
     if (prec != PREC_FP32 && prop->major < 8)
-        return net_fail("device cuda: precision %s needs compute capability 8.0 or newer; GPU %d "
+        return e2e_fail("device cuda: precision %s needs compute capability 8.0 or newer; GPU %d "
                         "(%s) has %d.%d", precision, gpu, prop->name, prop->major, prop->minor);
     return 0;
 }
 
-/* Streams, events, cuDNN and the settings from the environment: 0, or -1 (net_error()). */
+/* Streams, events, cuDNN and the settings from the environment: 0, or -1 (e2e_error()). */
 static int ctx_start(CudaCtx *c) {
     const char *algo = getenv("E2E_CUDNN_ALGO"), *graphs = getenv("E2E_CUDA_GRAPHS");
     const char *wsmb = getenv("E2E_CUDNN_WORKSPACE_MB");
@@ -344,11 +344,11 @@ static int ctx_start(CudaCtx *c) {
     st = cudnnCreate(&c->cudnn);
     if (st != CUDNN_STATUS_SUCCESS) {
         c->cudnn = NULL;
-        return net_fail("device cuda: cudnnCreate failed: %s", cudnnGetErrorString(st));
+        return e2e_fail("device cuda: cudnnCreate failed: %s", cudnnGetErrorString(st));
     }
     st = cudnnSetStream(c->cudnn, c->stream);
     if (st != CUDNN_STATUS_SUCCESS)
-        return net_fail("device cuda: cudnnSetStream failed: %s", cudnnGetErrorString(st));
+        return e2e_fail("device cuda: cudnnSetStream failed: %s", cudnnGetErrorString(st));
     c->heuristic_algos = algo && strcmp(algo, "heuristic") == 0;
     c->graphs_on = !(graphs && strcmp(graphs, "0") == 0);
     c->ws_limit = (size_t)(wsmb ? atol(wsmb) : 1024) << 20;
@@ -401,7 +401,7 @@ extern "C" NetOps *net_cuda_create(int gpu, const char *precision) {
     CudaCtx *c = (CudaCtx *)calloc(1, sizeof *c);
     NetOps *o = (NetOps *)calloc(1, sizeof *o);
     if (!c || !o) {
-        net_fail("device cuda: out of host memory");
+        e2e_fail("device cuda: out of host memory");
         free(c);
         free(o);
         return NULL;

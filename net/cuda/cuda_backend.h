@@ -14,7 +14,7 @@ extern "C" {
  * to FMA kernels: no TF32), "tf32" (cuDNN may use TF32 tensor cores) or "bf16" (fp32
  * master weights and fp32 interface, convolutions on bf16 copies of their operands with
  * fp32 accumulation; compute capability 8.0 or newer). Returns NULL with a message in
- * net_error() when there is no such GPU or the precision is unknown. The environment
+ * e2e_error() when there is no such GPU or the precision is unknown. The environment
  * variable E2E_CUDA_GRAPHS=0 turns graph replay off; E2E_CUDNN_ALGO=heuristic picks
  * convolution algorithms by cuDNN's heuristics instead of timing them. */
 NetOps *net_cuda_create(int gpu, const char *precision);

@@ -9,7 +9,7 @@
 #include "cuda_internal.h"
 /* the reader's per-pixel preprocessing, the one definition (plain C, no dependency): the
  * only file of data/ that net/ includes */
-#include "../../data/prep_pixel.h"
+#include "prep_pixel.h"
 
 #define THREADS 256
 #define GRID_STRIDE(i, n) \

@@ -191,7 +191,7 @@ int main(int argc, char **argv) {
     int have[MODES] = {0};
     for (int k = 0; k < MODES; k++) {
         have[k] = start(&runs[k], mode_names[k], &cfg, threads) == 0;
-        if (!have[k]) printf("engines %s: not available (%s)\n", mode_names[k], net_error());
+        if (!have[k]) printf("engines %s: not available (%s)\n", mode_names[k], e2e_error());
     }
     if (!have[0]) return 1;
     /* the widest vector in use: the CPU's, unless ONEDNN_MAX_CPU_ISA caps it */

@@ -201,7 +201,7 @@ static void count_step(NetOps *gpu, const ModelConfig *cfg, int n, int elem, dou
     c.max_batch = n;
     Model *m;
     if (model_create(&m, &c, &t)) {
-        fprintf(stderr, "bench: %s\n", net_error());
+        fprintf(stderr, "bench: %s\n", e2e_error());
         exit(1);
     }
     Adam a;
@@ -238,7 +238,7 @@ typedef struct {
 static void loop_step(Loop *l) {
     HostBatch *b = &l->b[l->next++ % l->nb];
     if (model_train_pass(l->m, b) || adam_step(l->a, 1e-3f, model_params(l->m), model_grads(l->m))) {
-        fprintf(stderr, "bench: %s\n", net_error());
+        fprintf(stderr, "bench: %s\n", e2e_error());
         exit(1);
     }
 }
@@ -304,7 +304,7 @@ int main(int argc, char **argv) {
     }
     NetOps *gpu = net_cuda_create(0, prec);
     if (!gpu) {
-        fprintf(stderr, "bench_gpu_train: %s\n", net_error());
+        fprintf(stderr, "bench_gpu_train: %s\n", e2e_error());
         return 2;
     }
     ModelConfig cfg = model_default_config(batch);
@@ -316,7 +316,7 @@ int main(int argc, char **argv) {
 
     Model *m;
     if (model_create(&m, &cfg, gpu)) {
-        fprintf(stderr, "bench: %s\n", net_error());
+        fprintf(stderr, "bench: %s\n", e2e_error());
         return 1;
     }
     model_init(m, 1);

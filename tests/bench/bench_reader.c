@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "data_error.h"
+#include "error.h"
 #include "dataset.h"
 #include "jetfile.h"
 
@@ -41,7 +41,7 @@ static Dataset *open_ds(int io, int prefetch, int preprocess, const float *scale
     MPI_Barrier(MPI_COMM_WORLD);
     double t0 = MPI_Wtime();
     if (dataset_open(&d, &o)) {
-        if (rank == 0) fprintf(stderr, "bench_reader: %s\n", data_error());
+        if (rank == 0) fprintf(stderr, "bench_reader: %s\n", e2e_error());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     if (seconds) *seconds = MPI_Wtime() - t0;
@@ -67,7 +67,7 @@ static double time_epochs(Dataset *d, double step_ms) {
             if (step_ms > 0) spin(step_ms);
         }
         if (r < 0) {
-            fprintf(stderr, "bench_reader: rank %d: %s\n", rank, data_error());
+            fprintf(stderr, "bench_reader: rank %d: %s\n", rank, e2e_error());
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
         if (e > 0) t += MPI_Wtime() - t0;
@@ -87,7 +87,7 @@ static int cmp_ll(const void *a, const void *b) {
 static double time_raw(const long long *rows, long long n, long long dest_bytes, int shuffled, double *bytes) {
     JetFile f;
     if (jetfile_open(&f, path, H5P_DEFAULT) || !f.raw) {
-        fprintf(stderr, "bench_reader: %s: %s\n", path, f.raw ? data_error() : "not readable raw");
+        fprintf(stderr, "bench_reader: %s: %s\n", path, f.raw ? e2e_error() : "not readable raw");
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     long long *addr = malloc(n * sizeof *addr);

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "data_error.h"
+#include "error.h"
 #include "dataset.h"
 #include "jetfile.h"
 #include "sparsefile.h"
@@ -35,7 +35,7 @@ static Dataset *open_ds(const char *path, int preprocess, int cache, const float
     o.scales = scales;
     Dataset *d;
     if (dataset_open(&d, &o)) {
-        if (rank == 0) fprintf(stderr, "bench_sparse: %s\n", data_error());
+        if (rank == 0) fprintf(stderr, "bench_sparse: %s\n", e2e_error());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     return d;
@@ -63,7 +63,7 @@ static double rate(Dataset *d, double *batch_bytes) {
                               : (double)b.n * in->channels * in->height * in->width * (b.x_half ? 2 : 4);
         }
         if (r < 0) {
-            fprintf(stderr, "bench_sparse: rank %d: %s\n", rank, data_error());
+            fprintf(stderr, "bench_sparse: rank %d: %s\n", rank, e2e_error());
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
         if (e > 0) t += MPI_Wtime() - t0;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of the sparse layout (data/FORMAT.md, format version 2) on synthetic 8 x 125 x 125
+# Benchmark of the sparse layout (data/format/FORMAT.md, format version 2) on synthetic 8 x 125 x 125
 # jets, side by side in one run: bytes a jet of the dense float32, dense float16 and sparse
 # files; the reader's samples/s per rank on each (page cache, preprocessing on the CPU), on
 # the sparse file from memory (--cache memory) and as the GPU feed takes it; the CPU's

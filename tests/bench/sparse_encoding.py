@@ -1,4 +1,4 @@
-"""Measures the candidate encodings of the sparse layout (data/FORMAT.md, format version 2)
+"""Measures the candidate encodings of the sparse layout (data/format/FORMAT.md, format version 2)
 on synthetic jets from e2e-synth: bytes per jet on disk and the time to read every array
 of the file back (from the page cache, through h5py: the filters' decoding cost), for
 

@@ -41,7 +41,7 @@ def appendable_columns(f, path, n, fixed):
             fixed.append(name)
     if fixed:
         raise Bad("%s: %s %s a fixed number of rows (made by e2e-synth?), so rows cannot be added; "
-                  "convert to a new file and list both in a file list (data/FORMAT.md, 'Several files')"
+                  "convert to a new file and list both in a file list (data/format/FORMAT.md, 'Several files')"
                   % (path, ", ".join(fixed), "has" if len(fixed) == 1 else "have"))
     return columns
 

@@ -1,4 +1,4 @@
-"""The sparse layout (format version 2, data/FORMAT.md): X_jet is a group holding each jet's
+"""The sparse layout (format version 2, data/format/FORMAT.md): X_jet is a group holding each jet's
 non-zero pixels. offsets (N+1) int64: jet i's entries are [offsets[i], offsets[i+1]);
 counts (N, C) uint32: the entries of each channel plane; pos: uint16 (uint32 for planes of
 more than 65536 pixels) position y*W + x inside the plane, increasing; value: the value as

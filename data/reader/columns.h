@@ -1,0 +1,30 @@
+/* The per-jet columns of a dataset, read whole on every rank: the mass (the target) and
+ * the model's scalars as the files declare them (jet_inputs.h), each divided by its scale
+ * once, here. Internal to the reader (dataset.c). Checks, each failure naming the file:
+ * every file declares the same inputs; the columns it needs exist (m and the declared
+ * scalars; a file that declares none needs m, pt, ieta, iphi as before) and hold finite
+ * values; the masses are plausible (data/README.md, "Plausibility"). */
+#ifndef E2E_DATA_COLUMNS_H
+#define E2E_DATA_COLUMNS_H
+
+#include <hdf5.h>
+#include <mpi.h>
+
+#include "jet_inputs.h"
+#include "jetfile.h"
+
+typedef struct {
+    JetInputs inputs;          /* the files' declarations (the same in every file) */
+    float *m;                  /* [N] GeV */
+    float *scalars;            /* [N][inputs.n_scalars]: value / scale; NULL when none */
+    long long negative_mass;   /* jets with m < 0, all files */
+} Columns;
+
+/* Collective over comm (every step ends in data_agree, so all ranks fail together):
+ * files[0..nfiles) are open, start[i] is file i's first dataset row, start[nfiles] = N.
+ * dxpl: the transfer property of the column reads. Rank 0 of comm prints a warning per
+ * file with negative masses. 0 or -1 (e2e_error()). */
+int columns_read(Columns *c, JetFile *files, int nfiles, const long long *start, hid_t dxpl, MPI_Comm comm);
+void columns_free(Columns *c);
+
+#endif

@@ -1,0 +1,164 @@
+#include "comm.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "hash.h"
+#include "watchdog.h"
+
+int comm_init(Comm *c, int *argc, char ***argv) {
+    memset(c, 0, sizeof *c);
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &c->thread_level);
+    else MPI_Query_thread(&c->thread_level);
+    MPI_Comm_dup(MPI_COMM_WORLD, &c->world);
+    MPI_Comm_rank(c->world, &c->rank);
+    MPI_Comm_size(c->world, &c->size);
+    /* the node-local rank from MPI itself: Slurm's variables are wrong under mpirun */
+    MPI_Comm node;
+    MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &c->local_rank);
+    MPI_Comm_size(node, &c->local_size);
+    MPI_Comm_free(&node);
+    return 0;
+}
+
+void comm_finalize(Comm *c) {
+    comm_nccl_free(c);
+    free(c->host);
+    c->host = NULL;
+    if (c->world != MPI_COMM_NULL && c->world) MPI_Comm_free(&c->world);
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Finalize();
+}
+
+int comm_attach(Comm *c, NetOps *ops) {
+    c->ops = ops;
+    if (ops_can(ops, OPS_STREAM) && comm_nccl_available()) return comm_nccl_init(c);
+    return 0;
+}
+
+/* host memory holding n floats of a backend buffer (the buffer itself on the CPU) */
+static float *host_view(Comm *c, float *buf, size_t n) {
+    if (ops_can(c->ops, OPS_HOST_MEMORY)) return buf;
+    if (c->host_n < n) {
+        free(c->host);
+        c->host = malloc(n * sizeof(float));
+        c->host_n = c->host ? n : 0;
+        if (!c->host) return NULL;
+    }
+    c->ops->download(c->ops->ctx, c->host, buf, n * sizeof(float));
+    return c->host;
+}
+
+static void host_done(Comm *c, float *buf, float *host, size_t n) {
+    if (host != buf) c->ops->upload(c->ops->ctx, buf, host, n * sizeof(float));
+}
+
+static int allreduce_mean(Comm *c, float *buf, size_t n) {
+    if (c->nccl) return comm_nccl_allreduce_mean(c, buf, n);
+    float *h = host_view(c, buf, n);
+    if (!h) return e2e_fail("all-reduce: out of host memory for %zu floats", n);
+    for (size_t off = 0; off < n; off += INT_MAX) {
+        int count = (int)(n - off < INT_MAX ? n - off : INT_MAX);
+        MPI_Allreduce(MPI_IN_PLACE, h + off, count, MPI_FLOAT, MPI_SUM, c->world);
+    }
+    const float inv = 1.0f / (float)c->size;
+    for (size_t i = 0; i < n; i++) h[i] *= inv;
+    host_done(c, buf, h, n);
+    return 0;
+}
+
+int comm_allreduce_mean(Comm *c, float *buf, size_t n) {
+    if (c->size == 1) return 0;
+    watchdog_wait("the gradient all-reduce");
+    int rc = allreduce_mean(c, buf, n);
+    watchdog_wait_end();
+    return rc;
+}
+
+static int broadcast(Comm *c, float *buf, size_t n) {
+    if (c->nccl) return comm_nccl_broadcast(c, buf, n);
+    float *h = host_view(c, buf, n);
+    if (!h) return e2e_fail("broadcast: out of host memory for %zu floats", n);
+    for (size_t off = 0; off < n; off += INT_MAX) {
+        int count = (int)(n - off < INT_MAX ? n - off : INT_MAX);
+        MPI_Bcast(h + off, count, MPI_FLOAT, 0, c->world);
+    }
+    host_done(c, buf, h, n);
+    return 0;
+}
+
+int comm_broadcast(Comm *c, float *buf, size_t n) {
+    if (c->size == 1) return 0;
+    watchdog_wait("the parameters' broadcast");
+    int rc = broadcast(c, buf, n);
+    watchdog_wait_end();
+    return rc;
+}
+
+/* ---- the control plane ---- */
+
+int comm_agree(Comm *c, int flags, const double *values, int n_values, Agreement *out) {
+    const char *why = (flags & AGREE_ERROR) ? e2e_error() : NULL;
+    char named[AGREE_MESSAGE_LEN];
+    if (why && c->size > 1) {
+        snprintf(named, sizeof named, "rank %d: %s", c->rank, why);
+        why = named;
+    }
+    watchdog_wait("the agreement point");
+    int rc = mpi_agree(c->world, flags, why, values, n_values, out);
+    watchdog_wait_end();
+    if (rc) return e2e_fail("comm_agree: %s", e2e_error());
+    return (out->flags & AGREE_ERROR) ? e2e_fail("%s", out->message) : 0;
+}
+
+int comm_fail_together(Comm *c, int failed) {
+    Agreement a;
+    return comm_agree(c, failed ? AGREE_ERROR : 0, NULL, 0, &a);
+}
+
+int comm_on_root(Comm *c, int (*fn)(void *arg), void *arg) {
+    int failed = c->rank == 0 && fn(arg) != 0;
+    Agreement a;
+    watchdog_wait(c->rank == 0 ? "the agreement after its own work" : "rank 0's work (files, checkpoints)");
+    mpi_agree(c->world, failed ? AGREE_ERROR : 0, failed ? e2e_error() : NULL, NULL, 0, &a);
+    watchdog_wait_end();
+    return (a.flags & AGREE_ERROR) ? e2e_fail("%s", a.message) : 0;
+}
+
+void comm_bcast_int(Comm *c, int *v) { comm_bcast_bytes(c, v, sizeof *v); }
+
+void comm_bcast_bytes(Comm *c, void *p, size_t bytes) {
+    watchdog_wait("a broadcast from rank 0");
+    for (size_t off = 0; off < bytes; off += INT_MAX) {
+        int count = (int)(bytes - off < INT_MAX ? bytes - off : INT_MAX);
+        MPI_Bcast((char *)p + off, count, MPI_BYTE, 0, c->world);
+    }
+    watchdog_wait_end();
+}
+
+void comm_bcast_string(Comm *c, char *s, size_t size) {
+    if (size == 0) return;
+    comm_bcast_bytes(c, s, size);
+    s[size - 1] = '\0';
+}
+
+void comm_bcast_floats(Comm *c, float *p, size_t n) { comm_bcast_bytes(c, p, n * sizeof(float)); }
+
+int comm_replicas_identical(Comm *c, const float *buf, size_t n, int *identical) {
+    float *h = host_view(c, (float *)buf, n);
+    if (!h) return e2e_fail("replica check: out of host memory for %zu floats", n);
+    uint64_t mine = fnv1a(h, n * sizeof(float)), lo = mine, hi = mine;
+    watchdog_wait("the replica check");
+    MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, c->world);
+    MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, c->world);
+    watchdog_wait_end();
+    *identical = lo == hi;
+    return 0;
+}

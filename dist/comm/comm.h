@@ -1,0 +1,86 @@
+/* The communicator: MPI bootstrap, one GPU per local rank, gradient averaging (NCCL on
+ * GPUs, MPI on CPUs), parameter broadcast, and the agreement points where ranks learn
+ * of each other's errors and stop requests before any of them enters a collective
+ * that the others would never join. */
+#ifndef E2E_DIST_COMM_H
+#define E2E_DIST_COMM_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agree.h"
+#include "ops.h"
+
+typedef struct {
+    MPI_Comm world;          /* a dup of MPI_COMM_WORLD, ours alone */
+    int rank, size;
+    int local_rank, local_size;  /* within the node: MPI_Comm_split_type(SHARED) */
+    int thread_level;        /* what MPI_Init_thread provided */
+    NetOps *ops;             /* the backend whose buffers are reduced */
+    void *nccl;              /* NCCL communicator when the backend has a stream */
+    float *host;             /* staging for MPI reductions of device buffers */
+    size_t host_n;
+} Comm;
+
+/* MPI_Init_thread(MPI_THREAD_MULTIPLE) (the data reader's prefetch thread does I/O),
+ * then ranks and local ranks. Call once, first thing in main. */
+int comm_init(Comm *c, int *argc, char ***argv);
+/* Frees the communicators and calls MPI_Finalize. */
+void comm_finalize(Comm *c);
+
+/* Gradients are reduced in the backend's memory: with NCCL when the backend has a
+ * stream (built with CUDA), else with MPI (staged through host memory when the
+ * backend's memory is not the host's). Collective. */
+int comm_attach(Comm *c, NetOps *ops);
+/* buf (backend memory, n floats) = mean over ranks of buf. Collective. */
+int comm_allreduce_mean(Comm *c, float *buf, size_t n);
+/* buf (backend memory) = rank 0's buf. Collective. */
+int comm_broadcast(Comm *c, float *buf, size_t n);
+
+/* ---- the control plane: agreement points, rank 0's work, broadcasts ----
+ * Every decision that one rank takes or every rank must share goes through these, so
+ * that a failure on any rank reaches every rank, with its message, before any of them
+ * enters a collective the others would not join. The agreement itself is one
+ * (net/base/agree.h, the reader's too); the flags of the training loop are these: */
+enum {
+    AGREE_STOP = AGREE_FIRST_USER_FLAG,             /* a stop was requested (SIGUSR1/SIGTERM) */
+    AGREE_NONFINITE = AGREE_FIRST_USER_FLAG << 1,   /* this rank's loss or gradients are NaN/Inf */
+};
+
+/* The full agreement point (the training step's): this rank's flags (AGREE_ERROR means
+ * e2e_error() holds its reason) and up to AGREE_MAX_VALUES values to sum (losses,
+ * counts). Returns 0 with *out filled on every rank; when any rank set AGREE_ERROR,
+ * -1 on every rank with the lowest failing rank's message in e2e_error(), prefixed
+ * "rank N: " when there are several ranks. */
+int comm_agree(Comm *c, int flags, const double *values, int n_values, Agreement *out);
+
+/* This rank's outcome of work every rank did: failed != 0 means e2e_error() holds the
+ * reason. 0 on every rank, or -1 on every rank with the first failing rank's message
+ * (as comm_agree). */
+int comm_fail_together(Comm *c, int failed);
+
+/* Rank 0 runs fn(arg), which returns 0 or -1 with its reason in e2e_error(); every rank
+ * returns that result, with rank 0's message in e2e_error() on failure. The other
+ * ranks do not call fn. Collective. */
+int comm_on_root(Comm *c, int (*fn)(void *arg), void *arg);
+
+/* Broadcasts from rank 0 of host memory: a value, a flat struct, a string of at most
+ * size bytes (NUL-terminated on every rank), n floats. Collective. */
+void comm_bcast_int(Comm *c, int *v);
+void comm_bcast_bytes(Comm *c, void *p, size_t bytes);
+void comm_bcast_string(Comm *c, char *s, size_t size);
+void comm_bcast_floats(Comm *c, float *p, size_t n);
+
+/* 1 when every rank holds bitwise the same n floats of backend memory (their FNV-1a
+ * hashes, net/base/hash.h, compared over ranks); collective. */
+int comm_replicas_identical(Comm *c, const float *buf, size_t n, int *identical);
+
+/* NCCL part (comm_nccl.c when built with CUDA, comm_nccl_none.c otherwise). */
+int comm_nccl_available(void);
+int comm_nccl_init(Comm *c);
+int comm_nccl_allreduce_mean(Comm *c, float *buf, size_t n);
+int comm_nccl_broadcast(Comm *c, float *buf, size_t n);
+void comm_nccl_free(Comm *c);
+
+#endif

@@ -1,0 +1,509 @@
+#include "checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include "error.h"
+#include "format.h"
+#include "h5util.h"
+#include "hash.h"
+#include "run_files.h"
+
+/* ---- HDF5 (data/h5util.h): native types on both sides, fixed-length strings ---- */
+
+static int attr_write(hid_t obj, const char *name, hid_t type, const void *value) {
+    return h5_attr_write(obj, name, type, type, value);
+}
+
+static int write_floats(hid_t group, const char *name, int ndim, const int *shape,
+                        const float *data) {
+    hsize_t dims[4];
+    for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
+    return h5_dataset_write(group, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ndim, dims, data);
+}
+
+/* ---- what is stored as attributes on / ---- */
+
+#define LONG_ATTRS(X)                                                                   \
+    X("in_channels", model.in_channels) X("height", model.height) X("width", model.width) \
+    X("n_scalars", model.n_scalars) X("blocks", model.blocks) X("fmaps0", model.fmaps0)   \
+    X("fmaps1", model.fmaps1) X("epoch", epoch) X("step_in_epoch", step_in_epoch)        \
+    X("global_step", global_step) X("world_size", world_size) X("batch", batch)          \
+    X("best_epoch", best_epoch) X("adam_step", adam_step)                                \
+    X("plateau_mode_max", lr.plateau.cfg.mode_max)                                       \
+    X("plateau_patience", lr.plateau.cfg.patience)                                       \
+    X("plateau_threshold_abs", lr.plateau.cfg.threshold_abs)                             \
+    X("plateau_cooldown", lr.plateau.cfg.cooldown)                                       \
+    X("plateau_num_bad_epochs", lr.plateau.num_bad_epochs)                               \
+    X("plateau_cooldown_counter", lr.plateau.cooldown_counter)                           \
+    X("plateau_last_epoch", lr.plateau.last_epoch)
+
+#define DOUBLE_ATTRS(X)                                                                 \
+    X("epoch_loss_sum", epoch_loss_sum) X("epoch_samples", epoch_samples)                \
+    X("best_metric", best_metric) X("elapsed_s", elapsed_s)                              \
+    X("plateau_factor", lr.plateau.cfg.factor)                                           \
+    X("plateau_threshold", lr.plateau.cfg.threshold)                                     \
+    X("plateau_min_lr", lr.plateau.cfg.min_lr) X("plateau_eps", lr.plateau.cfg.eps)      \
+    X("plateau_best", lr.plateau.best)
+
+#define FLOAT_ATTRS(X)                                                                  \
+    X("adam_beta1", adam.beta1) X("adam_beta2", adam.beta2)                             \
+    X("adam_eps", adam.eps) X("adam_weight_decay", adam.weight_decay)
+
+/* the schedule, stored once (version 2) */
+#define SCHEDULE_LONG_ATTRS(X) X("lr_warmup_steps", lr.warmup_steps)
+#define SCHEDULE_DOUBLE_ATTRS(X)                                                        \
+    X("lr_base", lr.base) X("lr_scaled", lr.scaled) X("lr_plateau", lr.plateau.lr)
+
+/* version 1: the plateau's rate ("lr"; "adam_lr", Adam's last rate, is not needed) */
+#define V1_DOUBLE_ATTRS(X) X("lr", lr.plateau.lr)
+
+/* one long attribute of a group g (the fingerprint's) */
+#define W_LONG_G(name, field) { long long v_ = (long long)st->field; rc |= attr_write(g, name, H5T_NATIVE_LLONG, &v_); }
+#define R_LONG_G(name, field) { long long v_ = 0; rc |= h5_attr_read(g, name, H5T_NATIVE_LLONG, &v_); st->field = v_; }
+
+/* the stored hash: every tensor of the three arenas, in table order, no padding */
+static uint64_t arenas_hash(const Model *model, const float *const arenas[3]) {
+    uint64_t h = FNV1A_BASIS;
+    for (int a = 0; a < 3; a++)
+        for (int i = 0; i < model_num_tensors(model); i++) {
+            const ParamTensor *t = model_tensor(model, i);
+            h = fnv1a_more(h, arenas[a] + t->offset, t->numel * sizeof(float));
+        }
+    return h;
+}
+
+static int write_attrs(hid_t f, const CheckpointState *st, uint64_t hash) {
+    int rc = 0;
+    rc |= h5_attr_write_str(f, "format", CHECKPOINT_FORMAT, 0);
+    int version = CHECKPOINT_VERSION;
+    rc |= attr_write(f, "version", H5T_NATIVE_INT, &version);
+#define W_LONG(name, field) { long long v_ = (long long)st->field; rc |= attr_write(f, name, H5T_NATIVE_LLONG, &v_); }
+#define W_DOUBLE(name, field) rc |= attr_write(f, name, H5T_NATIVE_DOUBLE, &st->field);
+#define W_FLOAT(name, field) rc |= attr_write(f, name, H5T_NATIVE_FLOAT, &st->field);
+    LONG_ATTRS(W_LONG)
+    DOUBLE_ATTRS(W_DOUBLE)
+    FLOAT_ATTRS(W_FLOAT)
+    SCHEDULE_LONG_ATTRS(W_LONG)
+    SCHEDULE_DOUBLE_ATTRS(W_DOUBLE)
+    unsigned long long seed = st->seed, h = hash;
+    rc |= attr_write(f, "seed", H5T_NATIVE_ULLONG, &seed);
+    rc |= attr_write(f, "tensors_fnv1a", H5T_NATIVE_ULLONG, &h);
+    rc |= h5_attr_write_str(f, "config", st->config_json, 0);
+    return rc;
+}
+
+static int read_attrs(hid_t f, CheckpointState *st, uint64_t *hash, const char *path) {
+    int rc = 0;
+#define R_LONG(name, field) { long long v_ = 0; if (h5_attr_read(f, name, H5T_NATIVE_LLONG, &v_)) rc = e2e_fail("%s: checkpoint lacks attribute '%s'", path, name); st->field = v_; }
+#define R_DOUBLE(name, field) if (h5_attr_read(f, name, H5T_NATIVE_DOUBLE, &st->field)) rc = e2e_fail("%s: checkpoint lacks attribute '%s'", path, name);
+#define R_FLOAT(name, field) if (h5_attr_read(f, name, H5T_NATIVE_FLOAT, &st->field)) rc = e2e_fail("%s: checkpoint lacks attribute '%s'", path, name);
+    LONG_ATTRS(R_LONG)
+    DOUBLE_ATTRS(R_DOUBLE)
+    FLOAT_ATTRS(R_FLOAT)
+    if (st->version >= 2) {
+        SCHEDULE_LONG_ATTRS(R_LONG)
+        SCHEDULE_DOUBLE_ATTRS(R_DOUBLE)
+    } else {
+        V1_DOUBLE_ATTRS(R_DOUBLE)
+    }
+    unsigned long long seed = 0, h = 0;
+    if (h5_attr_read(f, "seed", H5T_NATIVE_ULLONG, &seed) ||
+        h5_attr_read(f, "tensors_fnv1a", H5T_NATIVE_ULLONG, &h))
+        rc = e2e_fail("%s: checkpoint lacks its seed or parameter hash", path);
+    st->seed = seed;
+    *hash = h;
+    char *config = h5_attr_str(f, "config");  /* kept when it fits, else left out */
+    if (config && strlen(config) < sizeof st->config_json) strcpy(st->config_json, config);
+    free(config);
+    return rc;
+}
+
+/* ---- the data: preprocessing and the dataset's fingerprint, on /data ---- */
+
+#define FINGERPRINT_LONGS(X) \
+    X("data_n", data.n) X("data_channels", data.channels) X("data_height", data.height) \
+    X("data_width", data.width)
+
+static int write_data_attrs(hid_t g, const CheckpointState *st) {
+    int rc = attr_write(g, "zero_suppress", H5T_NATIVE_FLOAT, &st->zero_suppress);
+    long long unbias = st->unbias;
+    rc |= attr_write(g, "unbias", H5T_NATIVE_LLONG, &unbias);
+    if (!st->has_data) return rc;
+    FINGERPRINT_LONGS(W_LONG_G)
+    unsigned long long mass = st->data.mass_hash, split = st->data.split_hash;
+    rc |= attr_write(g, "data_mass_hash", H5T_NATIVE_ULLONG, &mass);
+    rc |= attr_write(g, "data_split_hash", H5T_NATIVE_ULLONG, &split);
+    rc |= h5_attr_write_str(g, "data_channel_names", st->data.channel_names, 0);
+    rc |= h5_attr_write_str(g, "data_files", st->data.files, 0);
+    return rc;
+}
+
+/* The optional attributes of /data: absent from older checkpoints, which then resume
+ * with a warning (no fingerprint) and take the preprocessing from their configuration. */
+static void read_data_attrs(hid_t g, CheckpointState *st) {
+    long long unbias = -1;
+    if (h5_attr_read(g, "zero_suppress", H5T_NATIVE_FLOAT, &st->zero_suppress)) st->zero_suppress = -1.0f;
+    if (!h5_attr_read(g, "unbias", H5T_NATIVE_LLONG, &unbias)) st->unbias = (int)unbias;
+    unsigned long long mass = 0, split = 0;
+    int rc = h5_attr_read(g, "data_mass_hash", H5T_NATIVE_ULLONG, &mass) ||
+             h5_attr_read(g, "data_split_hash", H5T_NATIVE_ULLONG, &split);
+    FINGERPRINT_LONGS(R_LONG_G)
+    char *names = h5_attr_str(g, "data_channel_names"), *files = h5_attr_str(g, "data_files");
+    st->has_data = !rc && names && files;
+    if (st->has_data) {
+        st->data.mass_hash = mass;
+        st->data.split_hash = split;
+        snprintf(st->data.channel_names, sizeof st->data.channel_names, "%s", names);
+        snprintf(st->data.files, sizeof st->data.files, "%s", files);
+    }
+    free(names);
+    free(files);
+}
+
+/* ---- writing ---- */
+
+static int write_group(hid_t f, const char *group, const Model *model, const float *arena) {
+    hid_t g = H5Gcreate2(f, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return -1;
+    int rc = 0;
+    for (int i = 0; i < model_num_tensors(model) && !rc; i++) {
+        const ParamTensor *t = model_tensor(model, i);
+        rc = write_floats(g, t->name, t->ndim, t->shape, arena + t->offset);
+    }
+    H5Gclose(g);
+    return rc;
+}
+
+/* Everything a checkpoint holds, into the open file f: 0, or -1. */
+static int write_contents(hid_t f, const CheckpointState *st, const Model *model, const float *params,
+                          const float *m, const float *v) {
+    const float *arenas[3] = {params, m, v};
+    int rc = write_attrs(f, st, arenas_hash(model, arenas));
+    /* the tensor order, for validating without a model: names joined by '\n' */
+    size_t len = 1;
+    for (int i = 0; i < model_num_tensors(model); i++) len += strlen(model_tensor(model, i)->name) + 1;
+    char *names = calloc(len, 1);
+    for (int i = 0; names && i < model_num_tensors(model); i++) {
+        strcat(names, model_tensor(model, i)->name);
+        strcat(names, "\n");
+    }
+    rc |= !names || h5_attr_write_str(f, "tensor_order", names, 0);
+    free(names);
+    rc |= write_group(f, "model", model, params);
+    hid_t opt = H5Gcreate2(f, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    rc |= opt < 0;
+    if (opt >= 0) {
+        rc |= write_group(opt, "exp_avg", model, m);
+        rc |= write_group(opt, "exp_avg_sq", model, v);
+        H5Gclose(opt);
+    }
+    hid_t data = H5Gcreate2(f, "data", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    rc |= data < 0;
+    if (data >= 0) {
+        int n = st->n_scales;
+        rc |= write_floats(data, "scales", 1, &n, st->scales);
+        rc |= jet_inputs_write(data, &st->inputs);
+        rc |= write_data_attrs(data, st);
+        H5Gclose(data);
+    }
+    return rc ? -1 : 0;
+}
+
+/* The file is built in memory and written through data/outfile.h: a temporary name,
+ * checked writes, fsync, rename. */
+int checkpoint_write(const char *path, const CheckpointState *st, const Model *model,
+                     const float *params, const float *m, const float *v) {
+    H5Quiet quiet;
+    h5_quiet_begin(&quiet);
+    hid_t f = h5_memfile_create();
+    int rc = f < 0 ? -1 : write_contents(f, st, model, params, m, v);
+    if (rc && f >= 0) H5Fclose(f);
+    rc = rc ? h5_fail(path, "cannot build the checkpoint") : h5_memfile_save(f, path);
+    h5_quiet_end(&quiet);
+    if (!rc) return 0;
+    int kept = access(path, F_OK) == 0;  /* an earlier checkpoint of that name */
+    return e2e_fail("checkpoint not written: %s%s", e2e_error(),
+                    kept ? "; the previous one of that name is kept" : "");
+}
+
+/* ---- reading ---- */
+
+/* The names of the tensor_order attribute (split in place in *buf); returns the count. */
+static int tensor_names(hid_t f, char **buf, char ***names) {
+    *names = NULL;
+    if (!(*buf = h5_attr_str(f, "tensor_order"))) return -1;
+    int count = 0;
+    for (char *p = *buf; *p; p++) count += *p == '\n';
+    *names = calloc((size_t)count + 1, sizeof(char *));
+    if (!*names) return -1;
+    int i = 0;
+    for (char *tok = strtok(*buf, "\n"); tok && i < count; tok = strtok(NULL, "\n")) (*names)[i++] = tok;
+    return i;
+}
+
+/* Reads every tensor of one group in the stored order, hashing as it goes; with a
+ * model, also places them in the arena (shape checked against the model). */
+static int read_group(hid_t f, const char *group, char **names, int count, const Model *model,
+                      float *arena, uint64_t *hash, const char *path) {
+    if (H5Lexists(f, group, H5P_DEFAULT) <= 0) {
+        /* "optimizer/exp_avg": check the parent first, H5Lexists needs it */
+        return e2e_fail("%s: checkpoint has no group '%s' (truncated or foreign file)", path, group);
+    }
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    if (g < 0) return e2e_fail("%s: cannot open group '%s'", path, group);
+    if (arena) memset(arena, 0, sizeof(float) * model_arena_size(model));
+    int rc = 0;
+    float *tmp = NULL;
+    size_t tmp_n = 0;
+    for (int i = 0; i < count && !rc; i++) {
+        const ParamTensor *t = model ? model_find_tensor(model, names[i]) : NULL;
+        if (model && (!t || model_tensor(model, i) != t)) {
+            rc = e2e_fail("%s: tensor '%s' is not this model's tensor %d (checkpoint of another "
+                          "model)", path, names[i], i);
+            break;
+        }
+        if (H5Lexists(g, names[i], H5P_DEFAULT) <= 0) {
+            rc = e2e_fail("%s: checkpoint has no %s '%s'", path, group, names[i]);
+            break;
+        }
+        hid_t d = H5Dopen2(g, names[i], H5P_DEFAULT);
+        hid_t space = H5Dget_space(d);
+        hssize_t n = H5Sget_simple_extent_npoints(space);
+        int nd = H5Sget_simple_extent_ndims(space);
+        hsize_t dims[8] = {0};
+        if (nd > 0 && nd <= 8) H5Sget_simple_extent_dims(space, dims, NULL);
+        H5Sclose(space);
+        int shape_ok = n > 0 && nd > 0 && nd <= 8;
+        if (t) {
+            shape_ok = shape_ok && nd == t->ndim && (size_t)n == t->numel;
+            for (int k = 0; shape_ok && k < nd; k++) shape_ok = (int)dims[k] == t->shape[k];
+        }
+        if (!shape_ok) {
+            H5Dclose(d);
+            rc = e2e_fail("%s: %s '%s' has the wrong shape for this model", path, group, names[i]);
+            break;
+        }
+        float *dst = t ? arena + t->offset : NULL;
+        if (!dst) {
+            if (tmp_n < (size_t)n) {
+                free(tmp);
+                tmp = malloc(sizeof(float) * (size_t)n);
+                tmp_n = tmp ? (size_t)n : 0;
+            }
+            dst = tmp;
+        }
+        herr_t r = dst ? H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) : -1;
+        H5Dclose(d);
+        if (r < 0) {
+            rc = e2e_fail("%s: %s '%s' cannot be read (truncated or corrupt file)", path, group, names[i]);
+            break;
+        }
+        *hash = fnv1a_more(*hash, dst, (size_t)n * sizeof(float));
+    }
+    free(tmp);
+    H5Gclose(g);
+    return rc;
+}
+
+/* The format and a version this build reads (into st->version). */
+static int check_format(hid_t f, CheckpointState *st, const char *path) {
+    char *format = h5_attr_str(f, "format");
+    int ours = format && strcmp(format, CHECKPOINT_FORMAT) == 0;
+    int jets = format && strcmp(format, FORMAT_NAME) == 0;
+    free(format);
+    if (jets)
+        return e2e_fail("%s: a jet data file (format '%s'), not an e2e-ddp checkpoint (--data and --checkpoint "
+                        "swapped?)", path, FORMAT_NAME);
+    if (!ours)
+        return e2e_fail("%s: not an e2e-ddp checkpoint (no '%s' format attribute)", path, CHECKPOINT_FORMAT);
+    int version = 0;
+    if (h5_attr_read(f, "version", H5T_NATIVE_INT, &version) ||
+        version < CHECKPOINT_OLDEST_VERSION || version > CHECKPOINT_VERSION)
+        return e2e_fail("%s: checkpoint version %d, this build reads versions %d to %d", path,
+                        version, CHECKPOINT_OLDEST_VERSION, CHECKPOINT_VERSION);
+    st->version = version;
+    return 0;
+}
+
+static int check_shape(const CheckpointState *st, const Model *model, const char *path) {
+    const ModelConfig *c = model_config(model), *s = &st->model;
+    if (s->in_channels == c->in_channels && s->height == c->height && s->width == c->width &&
+        s->n_scalars == c->n_scalars && s->blocks == c->blocks && s->fmaps0 == c->fmaps0 &&
+        s->fmaps1 == c->fmaps1)
+        return 0;
+    return e2e_fail("%s: checkpoint of another model shape (C=%d %dx%d, %d scalars, %d blocks, "
+                    "maps %d/%d); this run's model is C=%d %dx%d, %d scalars, %d blocks, "
+                    "maps %d/%d", path, s->in_channels, s->height, s->width, s->n_scalars,
+                    s->blocks, s->fmaps0, s->fmaps1, c->in_channels, c->height, c->width,
+                    c->n_scalars, c->blocks, c->fmaps0, c->fmaps1);
+}
+
+/* The three arenas' tensors in stored order (into arenas when a model is given),
+ * hashed as they are read. */
+static int read_tensors(hid_t f, const Model *model, float *arenas[3], uint64_t *hash, const char *path) {
+    char *buf = NULL, **names = NULL;
+    int count = tensor_names(f, &buf, &names), rc = 0;
+    if (count <= 0) rc = e2e_fail("%s: checkpoint lacks its tensor list", path);
+    if (!rc && model && count != model_num_tensors(model))
+        rc = e2e_fail("%s: checkpoint holds %d tensors, this model has %d", path, count,
+                      model_num_tensors(model));
+    static const char *groups[3] = {"model", "optimizer/exp_avg", "optimizer/exp_avg_sq"};
+    if (!rc && H5Lexists(f, "optimizer", H5P_DEFAULT) <= 0)
+        rc = e2e_fail("%s: checkpoint has no optimizer state", path);
+    for (int a = 0; a < 3 && !rc; a++)
+        rc = read_group(f, groups[a], names, count, model, model ? arenas[a] : NULL, hash, path);
+    free(names);
+    free(buf);
+    return rc;
+}
+
+/* The model's inputs: version 3 records them on /data (the jet format's attributes);
+ * versions 1 and 2 trained on the default ones. Their counts must be the model's. */
+static int read_inputs(hid_t f, CheckpointState *st, const char *path) {
+    if (st->version < 3) {
+        jet_inputs_default(&st->inputs, st->n_scales);
+        return 0;
+    }
+    hid_t data = H5Gopen2(f, "data", H5P_DEFAULT);
+    int rc = H5Aexists(data, ATTR_SCALARS) > 0 && H5Aexists(data, ATTR_CHANNEL_KINDS) > 0
+                 ? 0
+                 : e2e_fail("%s: checkpoint lacks the model's inputs (data: attributes %s, %s)", path, ATTR_SCALARS,
+                            ATTR_CHANNEL_KINDS);
+    if (!rc && jet_inputs_read(&st->inputs, data, path, st->n_scales)) rc = e2e_fail("%s (checkpoint)", e2e_error());
+    H5Gclose(data);
+    if (!rc && st->inputs.n_scalars != st->model.n_scalars)
+        rc = e2e_fail("%s: checkpoint names %d scalar inputs but its model takes %d", path, st->inputs.n_scalars,
+                      st->model.n_scalars);
+    return rc;
+}
+
+static int read_scales(hid_t f, CheckpointState *st, const char *path) {
+    if (H5Lexists(f, "data", H5P_DEFAULT) <= 0 || H5Lexists(f, "data/scales", H5P_DEFAULT) <= 0)
+        return e2e_fail("%s: checkpoint has no data/scales", path);
+    hid_t d = H5Dopen2(f, "data/scales", H5P_DEFAULT);
+    hid_t space = H5Dget_space(d);
+    hssize_t n = H5Sget_simple_extent_npoints(space);
+    H5Sclose(space);
+    int rc = 0;
+    if (n < 0 || n > CHECKPOINT_MAX_SCALES)
+        rc = e2e_fail("%s: checkpoint holds %lld scales, at most %d", path, (long long)n,
+                      CHECKPOINT_MAX_SCALES);
+    else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, st->scales) < 0)
+        rc = e2e_fail("%s: data/scales cannot be read", path);
+    st->n_scales = (int)n;
+    H5Dclose(d);
+    return rc;
+}
+
+/* Checkpoints older than the zero_suppress and unbias attributes: the run's
+ * configuration has them (unbias -1 there meant the reader's default, weights). */
+static void preprocessing_from_config(CheckpointState *st) {
+    double v;
+    if (st->zero_suppress < 0 && run_json_number(st->config_json, "zero_suppress", &v) == 0) st->zero_suppress = (float)v;
+    if (st->unbias < 0 && run_json_number(st->config_json, "unbias", &v) == 0)
+        st->unbias = v < 0 ? DATA_UNBIAS_WEIGHTS : (int)v;
+}
+
+/* peek (model NULL) or read (model and arenas given) */
+static int load(const char *path, CheckpointState *st, const Model *model, float *arenas[3]) {
+    memset(st, 0, sizeof *st);
+    st->zero_suppress = -1.0f;
+    st->unbias = -1;
+    struct stat sb;
+    if (access(path, R_OK) != 0)
+        return e2e_fail("%s: cannot read the checkpoint (%s)", path, strerror(errno));
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return e2e_fail("%s: is a folder, not a checkpoint (a run's checkpoints are RUNDIR/checkpoints/*.h5)", path);
+    H5Quiet quiet;
+    h5_quiet_begin(&quiet);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int rc = f < 0 ? e2e_fail("%s: not an HDF5 file, or truncated: not a usable checkpoint", path)
+                   : check_format(f, st, path);
+    uint64_t stored = 0, hash = FNV1A_BASIS;
+    if (!rc) rc = read_attrs(f, st, &stored, path);
+    if (!rc && model) rc = check_shape(st, model, path);
+    if (!rc) rc = read_tensors(f, model, arenas, &hash, path);
+    if (!rc) rc = read_scales(f, st, path);
+    if (!rc) rc = read_inputs(f, st, path);
+    if (!rc) {
+        hid_t g = H5Gopen2(f, "data", H5P_DEFAULT);
+        read_data_attrs(g, st);
+        H5Gclose(g);
+    }
+    if (f >= 0) H5Fclose(f);
+    h5_quiet_end(&quiet);
+    if (!rc && hash != stored)
+        rc = e2e_fail("%s: the tensors do not match their stored hash (corrupt checkpoint)", path);
+    if (!rc) preprocessing_from_config(st);
+    return rc;
+}
+
+int checkpoint_peek(const char *path, CheckpointState *st) { return load(path, st, NULL, NULL); }
+
+int checkpoint_read(const char *path, CheckpointState *st, const Model *model, float *params,
+                    float *m, float *v) {
+    if (!model || !params || !m || !v) return e2e_fail("checkpoint_read: NULL argument");
+    float *arenas[3] = {params, m, v};
+    return load(path, st, model, arenas);
+}
+
+/* ---- the run folder's checkpoints ---- */
+
+void checkpoint_name(char *out, size_t size, const char *dir, long global_step) {
+    snprintf(out, size, "%s/ckpt-%010ld.h5", dir, global_step);
+}
+
+int checkpoint_list(const char *dir, long **steps) {
+    *steps = NULL;
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : -1;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long s;
+        char tail[8];
+        if (sscanf(e->d_name, "ckpt-%ld.%7s", &s, tail) == 2 && strcmp(tail, "h5") == 0 &&
+            strlen(e->d_name) == 18) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                *steps = realloc(*steps, sizeof(long) * cap);
+            }
+            (*steps)[n++] = s;
+        }
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++)  /* insertion sort, descending */
+        for (int j = i; j > 0 && (*steps)[j] > (*steps)[j - 1]; j--) {
+            long t = (*steps)[j];
+            (*steps)[j] = (*steps)[j - 1];
+            (*steps)[j - 1] = t;
+        }
+    return n;
+}
+
+int checkpoint_find_latest(const char *dir, char *out, size_t out_size) {
+    long *steps;
+    int n = checkpoint_list(dir, &steps);
+    if (n < 0) return e2e_fail("%s: cannot list checkpoints (%s)", dir, strerror(errno));
+    CheckpointState *st = malloc(sizeof *st);
+    int found = 0;
+    for (int i = 0; i < n && !found && st; i++) {
+        checkpoint_name(out, out_size, dir, steps[i]);
+        if (checkpoint_peek(out, st) == 0)
+            found = 1;
+        else
+            fprintf(stderr, "e2e-ddp: warning: skipping %s\n", e2e_error());
+    }
+    free(st);
+    free(steps);
+    return found;
+}
