@@ -11,7 +11,7 @@
 #include "session.h"
 #include "watchdog.h"
 
-static int keep(Predictions *p, const DataBatch *b, const float *pred, double mass_scale) {
+static int keep(Predictions *p, const Batch *b, const float *pred, double mass_scale) {
     if (p->n + b->n > p->cap) {
         long long cap = p->cap ? 2 * p->cap : 4096;
         while (cap < p->n + b->n) cap *= 2;
@@ -42,16 +42,14 @@ static int local_sums(Model *m, Dataset *d, Split s, double mre_min_mass, double
     float *pred = malloc(sizeof(float) * batch);
     if (!pred) return e2e_fail("out of host memory for %d predictions", batch);
     int rc = dataset_begin_epoch(d, s, 0, 0) ? -1 : 0;
-    DataBatch b;
+    Batch b;
     while (!rc) {
         int got = dataset_next(d, &b);
         if (got <= 0) {
             rc = got < 0 ? -1 : 0;
             break;
         }
-        InputPrep prep;
-        HostBatch hb = session_host_batch(d, &b, &prep);
-        if (model_predict(m, &hb, pred) || (preds && keep(preds, &b, pred, mass_scale))) rc = -1;
+        if (model_predict(m, &b, pred) || (preds && keep(preds, &b, pred, mass_scale))) rc = -1;
         watchdog_progress();
         for (int i = 0; !rc && i < b.n; i++) {
             double mp = pred[i] * mass_scale, mt = b.mass[i], err = fabs(mp - mt);

@@ -15,21 +15,6 @@ void session_feed_for_device(DatasetOptions *o, const char *device) {
     o->keep_sparse = gpu;
 }
 
-HostBatch session_host_batch(const Dataset *d, const DataBatch *b, InputPrep *prep) {
-    HostBatch hb = {.n = b->n, .x = b->x, .x_half = b->x_half, .scalars = b->scalars, .target = b->target,
-                    .weight = b->weight};
-    if (b->sparse)
-        hb.sparse = (SparseInput){.nnz = b->sparse->nnz, .plane_start = b->sparse->plane_start, .pos = b->sparse->pos,
-                                  .value = b->sparse->value, .pos_bytes = b->sparse->pos_bytes,
-                                  .value_half = b->sparse->value_bytes == 2};
-    if (!dataset_info(d)->preprocessed) {
-        prep->scale = dataset_prep_factors(d, &prep->threshold);
-        prep->kind = dataset_info(d)->channel_kinds;
-        hb.prep = prep;
-    }
-    return hb;
-}
-
 int session_open_backend(Session *s, const BackendOptions *bo) {
     BackendOptions o = *bo;
     o.gpu = s->comm->local_rank;

@@ -53,9 +53,6 @@ int session_open_data(Session *s, const DatasetOptions *o);
  * zero-suppresses and clips them; on the CPU the reader's prefetch thread does it (and
  * densifies sparse rows on the way). Sets o->preprocess, o->keep_half, o->keep_sparse. */
 void session_feed_for_device(DatasetOptions *o, const char *device);
-/* The model's view of a reader batch; prep is filled (and pointed to) when the batch
- * still needs the preprocessing, with the reader's own numbers (dataset_prep_factors). */
-HostBatch session_host_batch(const Dataset *d, const DataBatch *b, InputPrep *prep);
 /* The model for the open dataset's shape, on the open backend. */
 int session_build_model(Session *s, int blocks, int batch);
 /* 0 when the open dataset d gives the model the inputs the checkpoint recorded (the

@@ -238,24 +238,20 @@ typedef struct {
     double pass_s;               /* the training pass and its checks */
 } LocalStep;
 
-/* The reader's next training batch as the model takes it: 0, or -1 (e2e_error()). */
-static int read_batch(Trainer *t, DataBatch *b, InputPrep *prep, HostBatch *hb) {
+/* The reader's next training batch: 0, or -1 (e2e_error()). */
+static int read_batch(Trainer *t, Batch *b) {
     int rc = dataset_next(t->data, b);
     if (rc < 0) return -1;
-    if (rc == 0) return e2e_fail("training split ended before the epoch's steps");
-    *hb = session_host_batch(t->data, b, prep);
-    return 0;
+    return rc == 0 ? e2e_fail("training split ended before the epoch's steps") : 0;
 }
 
 /* The next step's batch, read and staged while this step's pass runs: on a GPU its copy
  * overlaps the pass (the loss read-back waits for the pass). 0, or -1 (e2e_error()). */
 static int stage_next(Trainer *t, long step) {
     if (step + 1 >= dataset_steps_per_epoch(t->data, SPLIT_TRAIN)) return 0;
-    DataBatch b;
-    InputPrep prep;
-    HostBatch next;
+    Batch next;
     watchdog_phase(WD_READ);
-    if (read_batch(t, &b, &prep, &next) || model_stage_batch(t->model, &next)) return -1;
+    if (read_batch(t, &next) || model_stage_batch(t->model, &next)) return -1;
     t->ahead = AHEAD_STAGED;
     return 0;
 }
@@ -266,14 +262,12 @@ static void local_step(Trainer *t, long step, LocalStep *l) {
     double t0 = now();
     int staged = t->ahead == AHEAD_STAGED, failed = 0, nonfinite = 0;
     t->ahead = AHEAD_NONE;
-    DataBatch b;
-    InputPrep prep;
-    HostBatch hb;
+    Batch b;
     watchdog_phase(WD_READ);
-    if (!staged) failed = read_batch(t, &b, &prep, &hb);
+    if (!staged) failed = read_batch(t, &b);
     double t1 = now();
     watchdog_phase(t->stepped ? WD_STEP : WD_FIRST_STEP);
-    if (!failed) failed = model_train_pass(t->model, staged ? NULL : &hb);
+    if (!failed) failed = model_train_pass(t->model, staged ? NULL : &b);
     t->stepped = 1;
     if (!failed) {
         double a0 = now();

@@ -53,7 +53,7 @@ static void copy_floats(NetOps *o, float *dst, const void *src, size_t count) {
 }
 
 /* The model API's checks of a host batch. */
-static int check_batch(const Model *m, const HostBatch *b, int with_target) {
+static int check_batch(const Model *m, const Batch *b, int with_target) {
     const ModelConfig *c = &m->cfg;
     if (!b) return e2e_fail("batch is NULL");
     if (b->n <= 0 || b->n > c->max_batch)
@@ -90,7 +90,7 @@ typedef struct {
     float threshold;
 } Move;
 
-static Move move_of(const Model *m, const HostBatch *b) {
+static Move move_of(const Model *m, const Batch *b) {
     const ModelConfig *c = &m->cfg;
     return (Move){.nx = (size_t)b->n * c->in_channels * c->height * c->width,
                   .hw = (size_t)c->height * c->width, .ns = (size_t)b->n * c->n_scalars,
@@ -119,15 +119,15 @@ static int sparse_room(Model *m, size_t bytes) {
 
 /* A sparse batch's entries copied into the sparse staging buffer (its device copy in
  * *dev); with on_device, *dev is the batch itself. */
-static int upload_sparse(Model *m, const HostBatch *b, SparseInput *dev) {
+static int upload_sparse(Model *m, const Batch *b, SparseImages *dev) {
     NetOps *o = m->ops;
     Feed *f = &m->feed;
-    const SparseInput *s = &b->sparse;
+    const SparseImages *s = &b->sparse;
     *dev = *s;
     if (b->on_device) return 0;
     const size_t planes = ((size_t)b->n * m->cfg.in_channels + 1) * sizeof(uint32_t), nnz = (size_t)s->nnz;
     const size_t at_pos = round_up(planes, 256), at_val = at_pos + round_up(nnz * s->pos_bytes, 256);
-    const size_t val_bytes = nnz * (s->value_half ? 2 : 4);
+    const size_t val_bytes = nnz * (s->value_bytes == 2 ? 2 : 4);
     if (sparse_room(m, at_val + val_bytes)) return -1;
     o->upload_async(o->ctx, f->sparse_stage, s->plane_start, planes);
     o->upload_async(o->ctx, f->sparse_stage + at_pos, s->pos, nnz * s->pos_bytes);
@@ -140,22 +140,22 @@ static int upload_sparse(Model *m, const HostBatch *b, SparseInput *dev) {
 
 /* the entries (in backend memory) densified into the model's input, then preprocessed
  * there in place */
-static void densify_sparse(Model *m, int n, const SparseInput *dev, const Move *v) {
+static void densify_sparse(Model *m, int n, const SparseImages *dev, const Move *v) {
     NetOps *o = m->ops;
     const int c = m->cfg.in_channels;
-    o->densify_input(o->ctx, n, c, v->hw, dev->plane_start, dev->pos, dev->pos_bytes, dev->value, dev->value_half,
+    o->densify_input(o->ctx, n, c, v->hw, dev->plane_start, dev->pos, dev->pos_bytes, dev->value, dev->value_bytes == 2,
                      m->feed.x);
     if (v->scale) o->prep_input(o->ctx, n, c, v->hw, m->feed.x, 0, v->scale, v->kind, v->threshold, m->feed.x);
 }
 
 /* host -> staging on the copy stream, overlapping the previous pass; staging -> inputs
  * in op order; then mark: the next batch may overwrite the staging */
-static int stage_async(Model *m, const HostBatch *b, const Move *v, int with_target,
-                       HostBatch *out) {
+static int stage_async(Model *m, const Batch *b, const Move *v, int with_target,
+                       Batch *out) {
     NetOps *o = m->ops;
     Feed *f = &m->feed;
     size_t bytes = (size_t)b->n * sizeof(float);
-    SparseInput dev;
+    SparseImages dev;
     if (b->sparse.plane_start) {
         if (upload_sparse(m, b, &dev)) return -1;
     } else
@@ -188,8 +188,8 @@ static int stage_async(Model *m, const HostBatch *b, const Move *v, int with_tar
 }
 
 /* plain uploads in op order (a backend without asynchronous copies) */
-static int stage_uploads(Model *m, const HostBatch *b, const Move *v, int with_target,
-                         HostBatch *out) {
+static int stage_uploads(Model *m, const Batch *b, const Move *v, int with_target,
+                         Batch *out) {
     NetOps *o = m->ops;
     Feed *f = &m->feed;
     size_t bytes = (size_t)b->n * sizeof(float);
@@ -214,14 +214,14 @@ static int stage_uploads(Model *m, const HostBatch *b, const Move *v, int with_t
 
 /* Checks a host batch and returns the pointers the ops will read: the host memory
  * itself on a host-memory backend, else copies in the model's input buffers. */
-static int stage(Model *m, const HostBatch *b, int with_target, HostBatch *out) {
+static int stage(Model *m, const Batch *b, int with_target, Batch *out) {
     if (check_batch(m, b, with_target)) return -1;
     *out = *b;
     if (ops_can(m->ops, OPS_HOST_MEMORY)) return 0;
     if (alloc_inputs(m)) return -1;
     Move v = move_of(m, b);
     out->x_half = NULL;
-    out->sparse = (SparseInput){0};
+    out->sparse = (SparseImages){0};
     out->prep = NULL;
     out->on_device = 1;
     if (b->on_device) {  /* already in backend memory: only the raw images need work */
@@ -241,20 +241,20 @@ static int stage(Model *m, const HostBatch *b, int with_target, HostBatch *out) 
     return stage_uploads(m, b, &v, with_target, out);
 }
 
-static int train_ops(Model *m, const HostBatch *d) {
+static int train_ops(Model *m, const Batch *d) {
     if (model_forward(m, d->n, d->x, d->scalars) || model_loss(m, d->target, d->weight)) return -1;
     return model_backward(m);
 }
 
 /* Names a training pass for graph replay: the batch size and every buffer it reads.
  * Staged batches always land in the same buffers. */
-static uint64_t graph_key(const HostBatch *d) {
+static uint64_t graph_key(const Batch *d) {
     uintptr_t v[5] = {(uintptr_t)d->n, (uintptr_t)d->x, (uintptr_t)d->scalars,
                       (uintptr_t)d->target, (uintptr_t)d->weight};
     return fnv1a(v, sizeof v);
 }
 
-int model_stage_batch(Model *m, const HostBatch *b) {
+int model_stage_batch(Model *m, const Batch *b) {
     if (!m) return e2e_fail("model_stage_batch: model is NULL");
     m->feed.has_ahead = 0;
     if (stage(m, b, 1, &m->feed.ahead)) return -1;
@@ -262,9 +262,9 @@ int model_stage_batch(Model *m, const HostBatch *b) {
     return 0;
 }
 
-int model_train_pass(Model *m, const HostBatch *b) {
+int model_train_pass(Model *m, const Batch *b) {
     if (!m) return e2e_fail("model_train_pass: model is NULL");
-    HostBatch d = {0};
+    Batch d = {0};
     if (!b) {
         if (!m->feed.has_ahead)
             return e2e_fail("model_train_pass: batch is NULL and none staged (model_stage_batch)");
@@ -289,10 +289,10 @@ int model_train_pass(Model *m, const HostBatch *b) {
     return rc;
 }
 
-int model_predict(Model *m, const HostBatch *b, float *pred) {
+int model_predict(Model *m, const Batch *b, float *pred) {
     if (!m) return e2e_fail("model_predict: model is NULL");
     if (!pred) return e2e_fail("model_predict: prediction buffer is NULL");
-    HostBatch d = {0};
+    Batch d = {0};
     m->feed.has_ahead = 0;  /* its inputs take the input buffers */
     if (stage(m, b, 0, &d) || model_forward(m, d.n, d.x, d.scalars)) return -1;
     m->ops->download(m->ops->ctx, pred, m->pred, (size_t)d.n * sizeof(float));

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "ops.h"
 
 typedef struct {
@@ -82,46 +83,8 @@ const float *model_predictions(const Model *m);
  * weight, NULL for none), both in backend memory: mean_i w_i |pred_i - target_i|.
  * The loss stays in backend memory until model_loss_value is asked for it. */
 int model_loss(Model *m, const float *target, const float *weight);
-/* Preprocessing done on the device (the reader's, data/README.md): per pixel of channel ch,
- * v = scale[ch] * raw, then v = 0 where |v| < threshold, then clipped to [0, 1] for an
- * energy-like channel or [-1, 1] for a signed one (net/base/prep_pixel.h). */
-typedef struct {
-    const float *scale;    /* C per-channel factors, host memory */
-    float threshold;       /* zero suppression, applied after scaling */
-    const unsigned char *kind; /* C channel kinds (0 energy-like, 1 signed), host memory;
-                              NULL: every channel energy-like */
-} InputPrep;
-
-/* A batch's images as their non-zero pixels (the sparse layout, data/format/FORMAT.md): plane
- * p = i * C + ch (sample i, channel ch) holds the entries [plane_start[p],
- * plane_start[p + 1]), each a position y * W + x inside the plane and a value; every
- * other pixel is 0. plane_start == NULL: no sparse images. */
-typedef struct {
-    long long nnz;
-    const uint32_t *plane_start;   /* n * C + 1 */
-    const void *pos;               /* nnz uint16 (pos_bytes 2) or uint32 (pos_bytes 4) */
-    const void *value;             /* nnz float32, or IEEE binary16 when value_half */
-    int pos_bytes, value_half;
-} SparseInput;
-
-/* A batch in host memory, as the data reader yields it. The fields after weight are
- * optional: their zero value keeps the plain meaning above them. */
-typedef struct {
-    int n;
-    const float *x;        /* (n, C, H, W) float32 NCHW, preprocessed */
-    const float *scalars;  /* (n, S), or NULL when S = 0 */
-    const float *target;   /* (n) scaled target */
-    const float *weight;   /* (n) per-sample loss weights, or NULL */
-    /* GPU backends only (the CPU backend refuses them): */
-    const uint16_t *x_half;  /* instead of x (which is then NULL): IEEE binary16 pixels,
-                              * half the bytes to copy */
-    SparseInput sparse;      /* instead of x and x_half (both NULL): the images as entries,
-                              * a few KB a sample to copy, densified on the device */
-    const InputPrep *prep;   /* preprocess x, x_half or sparse on the device (NULL: already
-                              * done) */
-    int on_device;           /* 1: every pointer above is already in backend memory (no
-                              * copy), e.g. a batch kept resident on the GPU */
-} HostBatch;
+/* The batch type (Batch, SparseImages, InputPrep) is net/base/batch.h's: the reader
+ * yields it, the model takes it as it is. */
 
 /* The training loop's calls. They take host memory and move it to the backend as the
  * backend sees fit (the CPU backend reads it in place; a GPU backend copies it, and
@@ -130,16 +93,16 @@ typedef struct {
  * memory may be reused as soon as the call returns. On a GPU backend the copy of a
  * batch overlaps the ops of the batch before it; the first pass of each batch size
  * runs directly, the second is recorded as a CUDA graph, later ones replay it. */
-int model_train_pass(Model *m, const HostBatch *b);
+int model_train_pass(Model *m, const Batch *b);
 /* Stages the next training batch now, so that on a GPU its copy overlaps the pass under
  * way (the trainer calls it between model_train_pass and the loss read-back); the next
  * model_train_pass(m, NULL) trains on it. On a GPU b's memory may be reused when the
  * call returns; on a backend that reads host memory in place (the CPU) it is read at
  * that pass: keep it until then. A model_train_pass with a batch or a model_predict in
  * between drops the staged batch (its input buffers are taken). */
-int model_stage_batch(Model *m, const HostBatch *b);
+int model_stage_batch(Model *m, const Batch *b);
 /* Forward only; writes n predictions to host memory. */
-int model_predict(Model *m, const HostBatch *b, float *pred);
+int model_predict(Model *m, const Batch *b, float *pred);
 
 /* Reads the last loss back to the host (a synchronisation point on a GPU). */
 int model_loss_value(Model *m, float *loss);

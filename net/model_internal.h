@@ -21,7 +21,7 @@ typedef struct {
     size_t sparse_cap;
     /* model_stage_batch: the batch staged ahead (the buffers above on a GPU, the host
      * pointers on the CPU) that the next model_train_pass(m, NULL) trains on */
-    HostBatch ahead;
+    Batch ahead;
     int has_ahead;
 } Feed;
 

@@ -166,7 +166,7 @@ struct NetOps {
     void (*prep_input)(void *ctx, int n, int c, size_t hw, const void *raw, int raw_half,
                        const float *scale, const unsigned char *kind, float threshold, float *x);
 
-    /* OPS_SPARSE_INPUT: the network's input from a batch's non-zero pixels (SparseInput of
+    /* OPS_SPARSE_INPUT: the network's input from a batch's non-zero pixels (SparseImages of
      * model.h): x (n, c, hw) NCHW float32 becomes 0, then x[p * hw + pos[e]] = value[e] as
      * float for every plane p < n * c and entry e in [plane_start[p], plane_start[p + 1]).
      * pos is uint16 (pos_bytes 2) or uint32; value is IEEE binary16 when value_half, else

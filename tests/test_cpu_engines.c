@@ -54,7 +54,7 @@ static size_t train(NetOps *ops, float **params) {
     for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = rng_uniform(&r) < 0.3f ? rng_uniform(&r) : 0;
     for (int i = 0; i < 2 * BATCH; i++) sc[i] = rng_uniform(&r);
     for (int i = 0; i < BATCH; i++) t[i] = rng_uniform(&r);
-    HostBatch b = {.n = BATCH, .x = x, .scalars = sc, .target = t};
+    Batch b = {.n = BATCH, .x = x, .scalars = sc, .target = t};
     for (int s = 0; s < STEPS; s++) {
         model_train_pass(m, &b);
         adam_step(&adam, 1e-3f, model_params(m), model_grads(m));

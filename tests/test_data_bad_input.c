@@ -300,7 +300,7 @@ static void test_nan(void) {
         CHECK(0, "open with scales: %s", e2e_error());
         return;
     }
-    DataBatch b;
+    Batch b;
     int r = 0;
     dataset_begin_epoch(d, SPLIT_TRAIN, 0, 0);
     while ((r = dataset_next(d, &b)) == 1) {}
@@ -354,7 +354,7 @@ static void test_api(void) {
     Dataset *d;
     DatasetOptions o = options(p, 4);
     CHECK(dataset_open(&d, &o) == 0, "open: %s", e2e_error());
-    DataBatch b;
+    Batch b;
     CHECK(dataset_next(d, &b) == -1 && strstr(e2e_error(), "before dataset_begin_epoch"), "next before begin");
     CHECK(dataset_begin_epoch(d, (Split)7, 0, 0) == -1 && strstr(e2e_error(), "unknown split"), "bad split");
     CHECK(dataset_begin_epoch(d, SPLIT_TRAIN, -1, 0) == -1, "negative epoch");

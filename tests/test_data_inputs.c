@@ -115,7 +115,7 @@ static DatasetOptions options(const char *path) {
 
 /* every batch of the validation split: scalars k = column cols[k] / scales[k] (exact) */
 static void check_scalars(Dataset *d, int S, const int *cols, const double *scales, const char *what) {
-    DataBatch b;
+    Batch b;
     long long wrong = 0, seen = 0;
     CHECK(dataset_begin_epoch(d, SPLIT_VAL, 0, 0) == 0, "%s: begin: %s", what, e2e_error());
     while (dataset_next(d, &b) == 1) {
@@ -206,7 +206,7 @@ static void test_signed(void) {
     o.preprocess = 0;
     CHECK(dataset_open(&raw, &o) == 0, "signed, not preprocessed: %s", e2e_error());
     if (!d || !raw) return;
-    DataBatch b, r;
+    Batch b, r;
     long long wrong = 0, device = 0, seen = 0;
     float zs;
     const float *factor = dataset_prep_factors(raw, &zs);

@@ -79,7 +79,7 @@ static Epoch run_epoch(Dataset *d, Split s, long epoch, long first_step) {
     e.mass = malloc(cap * sizeof(float));
     e.scalars = malloc(cap * 2 * sizeof(float));
     CHECK(dataset_begin_epoch(d, s, epoch, first_step) == 0, "begin_epoch: %s", e2e_error());
-    DataBatch b;
+    Batch b;
     int r;
     while ((r = dataset_next(d, &b)) == 1) {
         memcpy(e.index + e.n, b.index, b.n * sizeof *b.index);
@@ -476,7 +476,7 @@ static void test_batch_alloc(const char *p32, const char *p16) {
         CHECK(k.live == 4 * slots, "[%s] %d blocks from batch_alloc, expected 4 per slot x %d slots",
               half ? "float16" : "float32", k.live, slots);
         CHECK(dataset_begin_epoch(d, SPLIT_TRAIN, 1, 0) == 0, "begin_epoch: %s", e2e_error());
-        DataBatch b;
+        Batch b;
         int outside = 0, nb = 0;
         while (dataset_next(d, &b) == 1) {
             nb++;
@@ -559,7 +559,7 @@ static void test_unbias(const char *path) {
     o.unbias = DATA_UNBIAS_NONE;
     o.batch = 50;
     CHECK(dataset_open(&d, &o) == 0, "open: %s", e2e_error());
-    DataBatch b;
+    Batch b;
     dataset_begin_epoch(d, SPLIT_TRAIN, 0, 0);
     CHECK(dataset_next(d, &b) == 1 && b.weight == NULL, "unbias none gives no weights");
     dataset_close(d);

@@ -185,18 +185,18 @@ static Dataset *open_opts(const DatasetOptions *o) {
 /* x_sparse batches are densified and preprocessed here, by hand, with the reader's
  * numbers (dataset_prep_factors, the channel kinds) and the one per-pixel rule
  * (prep_pixel): what a GPU does with them */
-static void densify_by_hand(const Dataset *d, const DataBatch *b, float *x) {
+static void densify_by_hand(const Dataset *d, const Batch *b, float *x) {
     const DatasetInfo *in = dataset_info(d);
     const long long hw = (long long)in->height * in->width;
     float zs;
     const float *f = dataset_prep_factors(d, &zs);
     memset(x, 0, (size_t)(b->n * in->channels * hw) * sizeof *x);
     for (long long p = 0; p < (long long)b->n * in->channels; p++)
-        for (uint32_t e = b->sparse->plane_start[p]; e < b->sparse->plane_start[p + 1]; e++) {
-            uint32_t pos = b->sparse->pos_bytes == 2 ? ((const uint16_t *)b->sparse->pos)[e]
-                                                     : ((const uint32_t *)b->sparse->pos)[e];
-            float v = b->sparse->value_bytes == 2 ? half_to_float(((const uint16_t *)b->sparse->value)[e])
-                                                  : ((const float *)b->sparse->value)[e];
+        for (uint32_t e = b->sparse.plane_start[p]; e < b->sparse.plane_start[p + 1]; e++) {
+            uint32_t pos = b->sparse.pos_bytes == 2 ? ((const uint16_t *)b->sparse.pos)[e]
+                                                     : ((const uint32_t *)b->sparse.pos)[e];
+            float v = b->sparse.value_bytes == 2 ? half_to_float(((const uint16_t *)b->sparse.value)[e])
+                                                  : ((const float *)b->sparse.value)[e];
             int c = (int)(p % in->channels);
             x[p * hw + pos] = prep_pixel(v, f[c], in->channel_kinds ? in->channel_kinds[c] : CHANNEL_ENERGY, zs);
         }
@@ -208,12 +208,12 @@ static Epoch run_epoch(Dataset *d, Split s, long epoch) {
     Epoch e = {0, malloc(cap * sizeof(long long)), malloc(cap * rowf * sizeof(float)), malloc(cap * sizeof(float)),
                malloc(cap * sizeof(float))};
     CHECK(dataset_begin_epoch(d, s, epoch, 0) == 0, "begin_epoch: %s", e2e_error());
-    DataBatch b;
+    Batch b;
     int r;
     while ((r = dataset_next(d, &b)) == 1) {
-        CHECK(!b.sparse == !in->x_sparse && !b.x == !!in->x_sparse, "a batch carries x or sparse, as info says");
+        CHECK(!b.sparse.plane_start == !in->x_sparse && !b.x == !!in->x_sparse, "a batch carries x or sparse, as info says");
         memcpy(e.index + e.n, b.index, b.n * sizeof *b.index);
-        if (b.sparse) densify_by_hand(d, &b, e.x + e.n * rowf);
+        if (b.sparse.plane_start) densify_by_hand(d, &b, e.x + e.n * rowf);
         else memcpy(e.x + e.n * rowf, b.x, b.n * rowf * sizeof *b.x);
         memcpy(e.target + e.n, b.target, b.n * sizeof(float));
         memcpy(e.weight + e.n, b.weight, b.n * sizeof(float));

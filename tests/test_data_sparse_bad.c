@@ -174,7 +174,7 @@ static void test_bad_validation_row(void) {
     if (!d) return;
     alarm(60);
     int rc = dataset_begin_epoch(d, SPLIT_VAL, 0, 0), r = 0;
-    DataBatch b;
+    Batch b;
     while (!rc && (r = dataset_next(d, &b)) == 1) {}
     alarm(0);
     if (rank == 1) {

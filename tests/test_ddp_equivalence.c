@@ -49,8 +49,8 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < 2 * B * per; i++) x[i] = rng_uniform(&r) < 0.3f ? rng_uniform(&r) : 0.0f;
         for (int i = 0; i < 4 * B; i++) sc[i] = rng_range(&r, -1, 1);
         for (int i = 0; i < 2 * B; i++) t[i] = rng_uniform(&r), w[i] = rng_range(&r, 0.5f, 2.0f);
-        HostBatch whole = {.n = 2 * B, .x = x, .scalars = sc, .target = t, .weight = w};
-        HostBatch half = {.n = B, .x = x + c.rank * B * per, .scalars = sc + c.rank * B * 2,
+        Batch whole = {.n = 2 * B, .x = x, .scalars = sc, .target = t, .weight = w};
+        Batch half = {.n = B, .x = x + c.rank * B * per, .scalars = sc + c.rank * B * 2,
                           .target = t + c.rank * B, .weight = w + c.rank * B};
         CHECK(model_train_pass(local, &whole) == 0, "%s", e2e_error());
         adam_step(&al, 1e-3f, model_params(local), model_grads(local));

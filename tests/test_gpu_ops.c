@@ -518,10 +518,10 @@ static double arena_err(const Model *m, const float *a, const float *ref, const 
 typedef struct {
     int n;
     float *x, *sc, *t, *w;
-} Batch;
+} OwnedBatch;
 
-static Batch batch_make(const ModelConfig *cfg, int n) {
-    Batch b = {.n = n};
+static OwnedBatch batch_make(const ModelConfig *cfg, int n) {
+    OwnedBatch b = {.n = n};
     size_t nx = (size_t)n * cfg->in_channels * cfg->height * cfg->width;
     b.x = hzeros(nx);
     for (size_t i = 0; i < nx; i++)  /* sparse, as jet images */
@@ -532,15 +532,15 @@ static Batch batch_make(const ModelConfig *cfg, int n) {
     return b;
 }
 
-static void batch_free(Batch *b) { free(b->x), free(b->sc), free(b->t), free(b->w); }
+static void batch_free(OwnedBatch *b) { free(b->x), free(b->sc), free(b->t), free(b->w); }
 
-static HostBatch host_batch(const Batch *b, int weighted) {
-    return (HostBatch){.n = b->n, .x = b->x, .scalars = b->sc, .target = b->t,
+static Batch host_batch(const OwnedBatch *b, int weighted) {
+    return (Batch){.n = b->n, .x = b->x, .scalars = b->sc, .target = b->t,
                        .weight = weighted ? b->w : NULL};
 }
 
 /* One training pass on both backends; compares loss, predictions and gradients. */
-static void pass_both(Trainer *tc, Trainer *tg, const HostBatch *bc, const HostBatch *bg,
+static void pass_both(Trainer *tc, Trainer *tg, const Batch *bc, const Batch *bg,
                       const char *label) {
     char what[160];
     CHECK(model_train_pass(tc->m, bc) == 0, "[%s] %s cpu pass: %s", prec, label, e2e_error());
@@ -599,7 +599,7 @@ static void compare_params(Trainer *tc, Trainer *tg, int steps, const char *labe
 
 /* hg's binary16 images (bits: planes of hw) as entries, densified and preprocessed on
  * the GPU, against hc's images preprocessed on the host */
-static void pass_sparse(Trainer *tc, Trainer *tg, const HostBatch *hc, const HostBatch *hg, const uint16_t *bits,
+static void pass_sparse(Trainer *tc, Trainer *tg, const Batch *hc, const Batch *hg, const uint16_t *bits,
                         int planes, size_t hw) {
     const size_t nx = (size_t)planes * hw;
     float *raw = hzeros(nx), *val = hzeros(nx);
@@ -610,10 +610,10 @@ static void pass_sparse(Trainer *tc, Trainer *tg, const HostBatch *hc, const Hos
         raw[i] = h ? ldexpf((float)(1024 + (h & 1023)), ((h >> 10) & 31) - 25) : 0.0f;
     }
     long long nnz = entries_of(raw, planes, hw, starts, pos, 2, val, vbits);
-    HostBatch hs = *hg;
+    Batch hs = *hg;
     hs.x_half = NULL;
-    hs.sparse = (SparseInput){.nnz = nnz, .plane_start = starts, .pos = pos, .value = vbits, .pos_bytes = 2,
-                              .value_half = 1};
+    hs.sparse = (SparseImages){.nnz = nnz, .plane_start = starts, .pos = pos, .value = vbits, .pos_bytes = 2,
+                              .value_bytes = 2};
     pass_both(tc, tg, hc, &hs, "sparse input densified and preprocessed on the GPU");
     free(raw), free(val), free(vbits), free(pos), free(starts);
 }
@@ -625,13 +625,13 @@ static void test_model(void) {
     if (trainer_make(&tc, cpu, &cfg) || trainer_make(&tg, gpu, &cfg)) return;
     CudaStats s0, s1;
     net_cuda_stats(gpu, &s0);
-    Batch b[4];
+    OwnedBatch b[4];
     for (int i = 0; i < 4; i++) b[i] = batch_make(&cfg, 8);
     /* passes 1-3 of batch size 8: direct, recorded, replayed; pass 4 adds weights (a new
      * graph key: direct) */
     char label[64];
     for (int step = 0; step < 4; step++) {
-        HostBatch hb = host_batch(&b[step], step == 3);
+        Batch hb = host_batch(&b[step], step == 3);
         snprintf(label, sizeof label, "model pass %d", step + 1);
         pass_both(&tc, &tg, &hb, &hb, label);
         step_both(&tc, &tg);
@@ -648,7 +648,7 @@ static void test_model(void) {
 
     /* model_predict, and a smaller batch (new plans, a new graph key) */
     float pc[8], pg[8];
-    HostBatch hb = host_batch(&b[0], 0);
+    Batch hb = host_batch(&b[0], 0);
     hb.n = 5;
     CHECK(model_predict(tc.m, &hb, pc) == 0 && model_predict(tg.m, &hb, pg) == 0,
           "[%s] model_predict: %s", prec, e2e_error());
@@ -668,7 +668,7 @@ static void test_model(void) {
         xp[i] = v > 1.0f ? 1.0f : v;
     }
     InputPrep prep = {.scale = scale, .threshold = 1e-3f};
-    HostBatch hc = host_batch(&b[1], 1), hg = hc;
+    Batch hc = host_batch(&b[1], 1), hg = hc;
     hc.x = xp;
     hg.x = NULL;
     hg.x_half = bits;
@@ -680,14 +680,14 @@ static void test_model(void) {
     /* a batch already on the device */
     float *dx = dev_from(xp, nx), *dsc = dev_from(b[1].sc, (size_t)8 * cfg.n_scalars);
     float *dt = dev_from(b[1].t, 8), *dw = dev_from(b[1].w, 8);
-    HostBatch hd = {.n = 8, .x = dx, .scalars = dsc, .target = dt, .weight = dw, .on_device = 1};
+    Batch hd = {.n = 8, .x = dx, .scalars = dsc, .target = dt, .weight = dw, .on_device = 1};
     pass_both(&tc, &tg, &hc, &hd, "batch on the device");
     dfree(dx), dfree(dsc), dfree(dt), dfree(dw);
     free(bits), free(xp);
 
     /* the trainer's look-ahead: the next batch staged while a pass runs leaves that pass
      * alone, and model_train_pass(m, NULL) trains on it */
-    HostBatch h0 = host_batch(&b[0], 0), h1 = host_batch(&b[1], 1);
+    Batch h0 = host_batch(&b[0], 0), h1 = host_batch(&b[1], 1);
     float lc0 = 0, lg0 = 0;
     CHECK(model_train_pass(tc.m, &h0) == 0 && model_train_pass(tg.m, &h0) == 0 &&
           model_stage_batch(tg.m, &h1) == 0, "[%s] pass and look-ahead: %s", prec, e2e_error());
@@ -700,7 +700,7 @@ static void test_model(void) {
     /* back-to-back passes and Adam steps with no synchronisation in between: a batch's
      * copy must not overwrite the one a running pass reads (parameters after them tell) */
     for (int k = 0; k < 8; k++) {
-        HostBatch h = host_batch(&b[k % 4], 0);
+        Batch h = host_batch(&b[k % 4], 0);
         CHECK(model_train_pass(tc.m, &h) == 0 && model_train_pass(tg.m, &h) == 0,
               "[%s] back-to-back pass %d: %s", prec, k, e2e_error());
         step_both(&tc, &tg);
@@ -713,13 +713,13 @@ static void test_model(void) {
     if (trainer_make(&ta, gpu, &cfg) == 0 && trainer_make(&tb, gpu, &cfg) == 0) {
         int was = net_cuda_set_graphs(gpu, 0);
         for (int k = 0; k < 4; k++) {
-            HostBatch h = host_batch(&b[k], 0);
+            Batch h = host_batch(&b[k], 0);
             model_train_pass(tb.m, &h);
             adam_step(&tb.adam, TRAIN_LR, model_params(tb.m), model_grads(tb.m));
         }
         net_cuda_set_graphs(gpu, 1);
         for (int k = 0; k < 4; k++) {
-            HostBatch h = host_batch(&b[k], 0);
+            Batch h = host_batch(&b[k], 0);
             model_train_pass(ta.m, &h);
             adam_step(&ta.adam, TRAIN_LR, model_params(ta.m), model_grads(ta.m));
         }
@@ -746,7 +746,7 @@ static void test_model(void) {
         int was = net_cuda_set_graphs(gpu, 1);
         CudaStats f0, f1;
         net_cuda_stats(gpu, &f0);
-        HostBatch h = host_batch(&b[2], 0);
+        Batch h = host_batch(&b[2], 0);
         pass_both(&fc, &fg, &h, &h, "pass before a failed capture");
         step_both(&fc, &fg);
         CHECK(net_cuda_fail_next_capture(gpu) == 0, "[%s] net_cuda_fail_next_capture", prec);

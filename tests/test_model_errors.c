@@ -44,12 +44,12 @@ static void test_capabilities(NetOps *cpu) {
 }
 
 /* sparse images (their entries: one pixel a sample and channel) are for GPU backends */
-static void sparse_refused(Model *m, HostBatch hb) {
+static void sparse_refused(Model *m, Batch hb) {
     static uint32_t starts[4 * 8 + 1];
     static uint16_t pos[4 * 8], half[4 * 8];
     float pred[4];
     for (int p = 0; p <= 4 * 8; p++) starts[p] = (uint32_t)p;
-    hb.sparse = (SparseInput){.nnz = 32, .plane_start = starts, .pos = pos, .value = half, .pos_bytes = 2, .value_half = 1};
+    hb.sparse = (SparseImages){.nnz = 32, .plane_start = starts, .pos = pos, .value = half, .pos_bytes = 2, .value_bytes = 2};
     EXPECT_FAIL(model_predict(m, &hb, pred), "more than one of x, x_half, sparse");
     hb.x = NULL;
     EXPECT_FAIL(model_predict(m, &hb, pred), "x_half, sparse images and prep need a GPU backend");
@@ -114,7 +114,7 @@ int main(void) {
     CHECK(model_forward(m, 4, x, sc) == 0, "forward on 6x6: %s", e2e_error());
     EXPECT_FAIL(model_loss(m, NULL, NULL), "target is NULL");
     CHECK(model_loss(m, t, NULL) == 0 && model_backward(m) == 0, "backward on 6x6: %s", e2e_error());
-    HostBatch hb = {.n = 4, .x = x, .scalars = sc, .target = t};
+    Batch hb = {.n = 4, .x = x, .scalars = sc, .target = t};
     float pred[4];
     CHECK(model_train_pass(m, &hb) == 0, "train pass: %s", e2e_error());
     int nonfinite = -1;

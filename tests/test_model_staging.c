@@ -12,7 +12,7 @@
 #include "ops_profile.h"
 #include "rng.h"
 
-static void train(NetOps *ops, const HostBatch *b, float *grads, float *pred, float *loss) {
+static void train(NetOps *ops, const Batch *b, float *grads, float *pred, float *loss) {
     ModelConfig cfg = model_default_config(4);
     cfg.height = cfg.width = 20;
     Model *m;
@@ -29,7 +29,7 @@ static void train(NetOps *ops, const HostBatch *b, float *grads, float *pred, fl
 }
 
 /* pass(b1), stage(b2), loss of b1; then pass(NULL) = pass(b2) bit for bit */
-static void test_ahead(NetOps *ops, const char *label, const HostBatch *b1, const HostBatch *b2) {
+static void test_ahead(NetOps *ops, const char *label, const Batch *b1, const Batch *b2) {
     ModelConfig cfg = model_default_config(4);
     cfg.height = cfg.width = 20;
     Model *m, *ref;
@@ -73,7 +73,7 @@ int main(void) {
     for (int i = 0; i < NX; i++) x[i] = rng_uniform(&r);
     for (int i = 0; i < 2 * N; i++) sc[i] = rng_uniform(&r);
     for (int i = 0; i < N; i++) t[i] = rng_uniform(&r);
-    HostBatch b = {.n = N, .x = x, .scalars = sc, .target = t, .weight = w};
+    Batch b = {.n = N, .x = x, .scalars = sc, .target = t, .weight = w};
 
     NetOps *cpu = net_cpu_create(2);
     OpsProfile prof = {0};
@@ -93,7 +93,7 @@ int main(void) {
     for (int i = 0; i < NX; i++) x2[i] = rng_uniform(&r);
     for (int i = 0; i < 2 * N; i++) sc2[i] = rng_uniform(&r);
     for (int i = 0; i < N; i++) t2[i] = rng_uniform(&r);
-    HostBatch b2 = {.n = N, .x = x2, .scalars = sc2, .target = t2, .weight = w};
+    Batch b2 = {.n = N, .x = x2, .scalars = sc2, .target = t2, .weight = w};
     test_ahead(cpu, "in place", &b, &b2);
     test_ahead(staged, "staged", &b, &b2);
     staged->destroy(staged);

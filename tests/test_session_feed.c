@@ -1,7 +1,7 @@
 /* How the trainer feeds the model (dist/session.h), under real mpirun -np 2, on a
  * float16 file: for the CPU the reader preprocesses; for a GPU it hands over the stored
- * binary16 values and session_host_batch asks the device to preprocess them with the
- * reader's numbers. Done by hand here, that preprocessing equals the CPU feed bit for
+ * binary16 values and the batch asks the device (Batch.prep) to preprocess them with
+ * the reader's numbers. Done by hand here, that preprocessing equals the CPU feed bit for
  * bit; the CPU backend refuses such a batch with a clear message. Where a GPU is
  * present, the same step on the GPU through its own preprocessing gives the CPU's loss
  * (the comparison is reported as skipped otherwise; the CPU checks run everywhere).
@@ -76,7 +76,7 @@ static void test_pinned_routing(Comm *comm, const char *path, const float *scale
     const size_t rowf = (size_t)in->channels * in->height * in->width;
     CHECK(blocks.live == 4 * (in->prefetch + 1), "%d batch buffers from alloc_host, expected 4 for each of %d slots",
           blocks.live, in->prefetch + 1);
-    DataBatch b;
+    Batch b;
     int outside = 0, nb = 0;
     CHECK(dataset_begin_epoch(s.data, SPLIT_TRAIN, 0, 0) == 0, "begin epoch: %s", e2e_error());
     while (dataset_next(s.data, &b) == 1 && nb < 20) {
@@ -105,22 +105,20 @@ static void test_pinned_gpu(Comm *comm, const char *path, const float *scales, c
     feed_options(&o, path, "cuda", scales);
     CHECK(s.ops && session_open_data(&s, &o) == 0 && model_create(&s.model, mc, s.ops) == 0 &&
           model_init(s.model, 3) == 0, "gpu session: %s", e2e_error());
-    DataBatch b;
-    InputPrep prep = {0};
+    Batch b;
     float lg = NAN;
     CHECK(s.data && dataset_begin_epoch(s.data, SPLIT_TRAIN, 2, 0) == 0 && dataset_next(s.data, &b) == 1,
           "a batch: %s", e2e_error());
-    HostBatch hb = session_host_batch(s.data, &b, &prep);
-    CHECK(model_train_pass(s.model, &hb) == 0 && model_loss_value(s.model, &lg) == 0, "gpu pass: %s", e2e_error());
+    CHECK(model_train_pass(s.model, &b) == 0 && model_loss_value(s.model, &lg) == 0, "gpu pass: %s", e2e_error());
     CHECK(fabsf(lg - lc) <= 1e-4f * fabsf(lc), "gpu loss from pinned batches %.7g, cpu %.7g", lg, lc);
     if (rank == 0) printf("gpu feed from pinned batches: loss %.7g, cpu feed %.7g\n", lg, lc);
     session_close(&s);
 }
 
-static int loss_on(const char *device, const ModelConfig *mc, const HostBatch *hb, float *loss);
+static int loss_on(const char *device, const ModelConfig *mc, const Batch *hb, float *loss);
 
 /* a sparse batch densified and preprocessed here, by hand: what the device does */
-static long long differ_from_sparse(const HostBatch *h, int C, long long hw, const float *want) {
+static long long differ_from_sparse(const Batch *h, int C, long long hw, const float *want) {
     float *x = calloc((size_t)(h->n * C * hw), sizeof *x);
     for (long long p = 0; p < (long long)h->n * C; p++)
         for (uint32_t e = h->sparse.plane_start[p]; e < h->sparse.plane_start[p + 1]; e++) {
@@ -137,7 +135,7 @@ static long long differ_from_sparse(const HostBatch *h, int C, long long hw, con
 
 /* The sparse copy of the float16 file through both feeds, against the dense file's CPU
  * batch hc (the same rows: the split does not depend on the layout) and its loss lc. */
-static void test_sparse_feed(const char *path, const float *scales, const HostBatch *hc, const ModelConfig *mc,
+static void test_sparse_feed(const char *path, const float *scales, const Batch *hc, const ModelConfig *mc,
                              float lc, int gpu) {
     char sp[512];
     snprintf(sp, sizeof sp, "%s/half_sparse.h5", dir);
@@ -150,15 +148,14 @@ static void test_sparse_feed(const char *path, const float *scales, const HostBa
     const long long rowf = (long long)in->channels * in->height * in->width, hw = (long long)in->height * in->width;
     CHECK(dataset_info(dc)->preprocessed && !dataset_info(dc)->x_sparse, "cpu feed of a sparse file: dense x");
     CHECK(!in->preprocessed && in->x_sparse && !in->x_half, "cuda feed of a sparse file: its entries");
-    DataBatch bc, bg;
+    Batch bc, bg;
     CHECK(dataset_begin_epoch(dc, SPLIT_TRAIN, 2, 0) == 0 && dataset_begin_epoch(dg, SPLIT_TRAIN, 2, 0) == 0 &&
           dataset_next(dc, &bc) == 1 && dataset_next(dg, &bg) == 1, "sparse batches: %s", e2e_error());
-    InputPrep pc = {0}, pg = {0};
-    HostBatch sc = session_host_batch(dc, &bc, &pc), sg = session_host_batch(dg, &bg, &pg);
+    const Batch sc = bc, sg = bg;
     CHECK(sc.x && !memcmp(sc.x, hc->x, (size_t)(hc->n * rowf) * sizeof(float)),
           "cpu feed: the sparse file's batch differs from the dense file's");
-    CHECK(!sg.x && !sg.x_half && sg.sparse.plane_start && sg.sparse.value_half && sg.sparse.pos_bytes == 2 &&
-          sg.prep == &pg, "gpu batch: the entries (binary16 values) and the preprocessing for the device");
+    CHECK(!sg.x && !sg.x_half && sg.sparse.plane_start && sg.sparse.value_bytes == 2 && sg.sparse.pos_bytes == 2 &&
+          sg.prep && sg.prep->scale, "gpu batch: the entries (binary16 values) and the preprocessing for the device");
     CHECK(sg.sparse.plane_start && differ_from_sparse(&sg, in->channels, hw, hc->x) == 0,
           "the device's densification and preprocessing, done by hand, differ from the cpu feed");
     float l = NAN;
@@ -174,7 +171,7 @@ static void test_sparse_feed(const char *path, const float *scales, const HostBa
 }
 
 /* loss of one training pass of a freshly initialised model on backend `device` */
-static int loss_on(const char *device, const ModelConfig *mc, const HostBatch *hb, float *loss) {
+static int loss_on(const char *device, const ModelConfig *mc, const Batch *hb, float *loss) {
     BackendOptions bo = {.device = device, .threads = 1};
     NetOps *ops = net_backend_create(&bo);
     if (!ops) return -1;
@@ -205,14 +202,14 @@ int main(int argc, char **argv) {
     Dataset *dg = open_for(path, "cuda", scales);
     CHECK(!dataset_info(dg)->preprocessed && dataset_info(dg)->x_half, "cuda feed: float16 kept as stored");
 
-    DataBatch bc, bg;
+    Batch bc, bg;
     CHECK(dataset_begin_epoch(dc, SPLIT_TRAIN, 2, 0) == 0 && dataset_begin_epoch(dg, SPLIT_TRAIN, 2, 0) == 0,
           "begin epochs: %s", e2e_error());
     CHECK(dataset_next(dc, &bc) == 1 && dataset_next(dg, &bg) == 1, "a batch from each: %s", e2e_error());
-    InputPrep pc = {0}, pg = {0};
-    HostBatch hc = session_host_batch(dc, &bc, &pc), hg = session_host_batch(dg, &bg, &pg);
+    const Batch hc = bc, hg = bg;
+    const InputPrep pg = hg.prep ? *hg.prep : (InputPrep){0};
     CHECK(hc.x && !hc.x_half && !hc.prep && hc.weight && hc.n == 4, "cpu batch: float32 x, no device preprocessing");
-    CHECK(!hg.x && hg.x_half && hg.prep == &pg && pg.scale && pg.threshold == 1e-5f && hg.n == 4 &&
+    CHECK(!hg.x && hg.x_half && hg.prep && pg.scale && pg.threshold == 1e-5f && hg.n == 4 &&
               pg.kind == dataset_info(dg)->channel_kinds,
           "gpu batch: x_half and the preprocessing for the device (the channel kinds too)");
     CHECK(!memcmp(hc.target, hg.target, 4 * sizeof(float)) && !memcmp(hc.scalars, hg.scalars, 8 * sizeof(float)),

@@ -79,6 +79,7 @@ struct Dataset {
     long long *local[DATA_SPLITS];
     long steps[DATA_SPLITS];
     float *scales, *factors, *bin_weight;
+    InputPrep prep;   /* what a batch still needs when the reader does not preprocess */
     long long row_floats;
     long long batch_entries;  /* sparse files: the most entries B of this rank's rows hold */
     hid_t dxpl_ind;
@@ -868,6 +869,7 @@ int dataset_open(Dataset **out, const DatasetOptions *o) {
     }
     /* the multipliers preprocess_images uses (1/scale), for a path that preprocesses itself */
     for (int c = 0; !rc && c < d->info.channels; c++) d->factors[c] = 1.0f / d->scales[c];
+    d->prep = (InputPrep){.scale = d->factors, .threshold = o->zero_suppress, .kind = d->info.channel_kinds};
     /* weights come from the training split's masses; without one there are none */
     if (!rc && o->unbias && d->total[SPLIT_TRAIN]) rc = agree_fail_together(d->comm, set_weights(d, train_rows));
     if (!rc) rc = agree_fail_together(d->comm, make_slots(d));
@@ -1033,7 +1035,7 @@ int dataset_begin_epoch(Dataset *d, Split s, long epoch, long first_step) {
     return 0;
 }
 
-int dataset_next(Dataset *d, DataBatch *b) {
+int dataset_next(Dataset *d, Batch *b) {
     if (d->split < 0) return e2e_fail("%s: dataset_next before dataset_begin_epoch", d->path);
     if (d->failed) return e2e_fail("%s", d->fail_msg);
     if (d->held) {
@@ -1062,15 +1064,11 @@ int dataset_next(Dataset *d, DataBatch *b) {
     }
     d->held = s;
     d->next_step++;
-    b->n = s->n;
-    b->x = d->info.x_half || d->info.x_sparse ? NULL : s->x;
-    b->x_half = d->info.x_half ? s->stage : NULL;
-    b->sparse = d->info.x_sparse ? &s->sparse : NULL;
-    b->scalars = s->scalars;
-    b->target = s->target;
-    b->weight = d->bin_weight ? s->weight : NULL;
-    b->mass = s->mass;
-    b->index = s->index;
+    *b = (Batch){.n = s->n, .x = d->info.x_half || d->info.x_sparse ? NULL : s->x,
+                 .scalars = s->scalars, .target = s->target, .weight = d->bin_weight ? s->weight : NULL,
+                 .mass = s->mass, .index = s->index, .x_half = d->info.x_half ? s->stage : NULL,
+                 .prep = d->info.preprocessed ? NULL : &d->prep};
+    if (d->info.x_sparse) b->sparse = s->sparse;
     return 1;
 }
 

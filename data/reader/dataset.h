@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
+
 typedef enum { SPLIT_TRAIN = 0, SPLIT_VAL = 1, SPLIT_TEST = 2 } Split;
 #define DATA_SPLITS 3
 
@@ -120,37 +122,14 @@ typedef struct {
     long long empty_images;    /* of those, images whose every pixel is zero */
 } DatasetInfo;
 
-/* A batch's images as entries (DatasetInfo.x_sparse; data/format/sparse.h for one jet):
- * plane p = i * C + c (jet i of the batch, channel c) holds the entries
- * [plane_start[p], plane_start[p + 1]), each a position y * W + x inside the plane and
- * a value as stored. Every other pixel is 0. */
-typedef struct {
-    long long nnz;
-    const uint32_t *plane_start;  /* n * C + 1 */
-    const void *pos;              /* nnz uint16 (pos_bytes 2) or uint32 */
-    const void *value;            /* nnz float32 (value_bytes 4) or binary16 */
-    int pos_bytes, value_bytes;
-} SparseImages;
-
-typedef struct {
-    int n;                     /* samples in this batch (train: always == batch) */
-    const float *x;            /* n*C*H*W float32 NCHW, preprocessed (scaled,
-                                  zero-suppressed, clipped to [0,1], or [-1,1] for a signed
-                                  channel) unless preprocess = 0; NULL when info.x_half or
-                                  info.x_sparse */
-    const uint16_t *x_half;    /* n*C*H*W binary16 NCHW as stored (info.x_half), else NULL;
-                                  rows with NaN or Inf are rejected as in x */
-    const SparseImages *sparse; /* the images as entries (info.x_sparse), else NULL; rows
-                                  with NaN or Inf are rejected as in x */
-    const float *scalars;      /* n*S (S = info.n_scalars): each declared scalar / its
-                                  scale, in the declared order (by default iphi/360,
-                                  ieta/170: the E2E model's); NULL when S = 0 */
-    const float *target;       /* n: m / mass_scale */
-    const float *weight;       /* n unbiasing weights (mean 1 over the training split), or
-                                  NULL when unbias = none */
-    const float *mass;         /* n: true m in GeV (for MAE/MRE) */
-    const long long *index;    /* n: row in the dataset (files concatenated in list order) */
-} DataBatch;
+/* dataset_next's batches are the Batch of net/base/batch.h (the model takes them as
+ * they are): x preprocessed (scaled, zero-suppressed, clipped to [0,1], or [-1,1] for a
+ * signed channel), or, with preprocess = 0, x as stored, x_half (info.x_half) or sparse
+ * (info.x_sparse) with prep pointing at the reader's preprocessing; scalars each
+ * declared scalar / its scale (by default iphi/360, ieta/170); target m / mass_scale;
+ * weight the unbiasing weights (mean 1 over the training split, NULL when unbias =
+ * none); mass m in GeV; index each jet's dataset row (files concatenated in list
+ * order). Rows with NaN or Inf are rejected in every layout. */
 
 typedef struct Dataset Dataset;
 
@@ -183,7 +162,7 @@ const struct JetInputs *dataset_inputs(const Dataset *d);
 int dataset_begin_epoch(Dataset *d, Split s, long epoch, long first_step);
 /* Rank-local, never collective: 1 = a batch (valid until the next call), 0 = end of
  * epoch, -1 = error (message in e2e_error(), naming the file and the problem) */
-int dataset_next(Dataset *d, DataBatch *b);
+int dataset_next(Dataset *d, Batch *b);
 void dataset_close(Dataset *d); /* collective */
 
 #endif

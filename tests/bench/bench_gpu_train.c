@@ -208,7 +208,7 @@ static void count_step(NetOps *gpu, const ModelConfig *cfg, int n, int elem, dou
     adam_create(&a, &t, model_arena_size(m), adam_default_hyper());
     size_t nx = (size_t)n * c.in_channels * c.height * c.width;
     float *x = calloc(nx, 4), *sc = calloc((size_t)n * c.n_scalars + 1, 4), *tg = calloc(n, 4);
-    HostBatch hb = {.n = n, .x = x, .scalars = sc, .target = tg};
+    Batch hb = {.n = n, .x = x, .scalars = sc, .target = tg};
     act = elem;
     flops = bytes = 0;
     model_train_pass(m, &hb);  /* staging copies are not op bytes: counted from here */
@@ -230,13 +230,13 @@ static void count_step(NetOps *gpu, const ModelConfig *cfg, int n, int elem, dou
 typedef struct {
     Model *m;
     Adam *a;
-    HostBatch *b;
+    Batch *b;
     int nb;      /* batches to rotate among */
     int next;
 } Loop;
 
 static void loop_step(Loop *l) {
-    HostBatch *b = &l->b[l->next++ % l->nb];
+    Batch *b = &l->b[l->next++ % l->nb];
     if (model_train_pass(l->m, b) || adam_step(l->a, 1e-3f, model_params(l->m), model_grads(l->m))) {
         fprintf(stderr, "bench: %s\n", e2e_error());
         exit(1);
@@ -331,7 +331,7 @@ int main(int argc, char **argv) {
     float scale[64];
     for (int c = 0; c < 64; c++) scale[c] = 1.0f;
     InputPrep prep = {.scale = scale, .threshold = 1e-3f};
-    HostBatch pinned[NB], pageable[NB], resident;
+    Batch pinned[NB], pageable[NB], resident;
     float *sc = malloc(sizeof(float) * 2 * batch), *tg = malloc(sizeof(float) * batch);
     for (int i = 0; i < 2 * batch; i++) sc[i] = rng_uniform(&rng);
     for (int i = 0; i < batch; i++) tg[i] = rng_uniform(&rng);
@@ -346,15 +346,15 @@ int main(int argc, char **argv) {
             x[i] = rng_uniform(&rng) < 0.2f ? rng_uniform(&rng) : 0.0f;
             xh[i] = half_of(x[i]);
         }
-        pageable[k] = (HostBatch){.n = batch, .x = x, .scalars = sc, .target = tg};
-        pinned[k] = (HostBatch){.n = batch, .x_half = xh, .scalars = sc, .target = tg, .prep = &prep};
+        pageable[k] = (Batch){.n = batch, .x = x, .scalars = sc, .target = tg};
+        pinned[k] = (Batch){.n = batch, .x_half = xh, .scalars = sc, .target = tg, .prep = &prep};
     }
     float *dx = gpu->alloc(gpu->ctx, nx * 4), *dsc = gpu->alloc(gpu->ctx, 8 * batch);
     float *dtg = gpu->alloc(gpu->ctx, 4 * batch);
     gpu->upload(gpu->ctx, dx, pageable[0].x, nx * 4);
     gpu->upload(gpu->ctx, dsc, sc, 8 * batch);
     gpu->upload(gpu->ctx, dtg, tg, 4 * batch);
-    resident = (HostBatch){.n = batch, .x = dx, .scalars = dsc, .target = dtg, .on_device = 1};
+    resident = (Batch){.n = batch, .x = dx, .scalars = dsc, .target = dtg, .on_device = 1};
 
     Loop lc = {m, &adam, &resident, 1, 0}, lp = {m, &adam, pinned, NB, 0}, lf = {m, &adam, pageable, NB, 0};
     double compute = throughput(gpu, &lc, batch, seconds);

@@ -59,7 +59,7 @@ static double time_epochs(Dataset *d, double step_ms) {
     double t = 0;
     for (int e = 0; e <= epochs; e++) {
         double t0 = MPI_Wtime();
-        DataBatch b;
+        Batch b;
         int r;
         dataset_begin_epoch(d, SPLIT_TRAIN, e, 0);
         while ((r = dataset_next(d, &b)) == 1) {
@@ -183,7 +183,7 @@ int main(int argc, char **argv) {
     const long steps = dataset_steps_per_epoch(d, SPLIT_TRAIN);
     const long long n = steps * (long long)batch;
     long long *rows = malloc(n * sizeof *rows), got = 0;
-    DataBatch b;
+    Batch b;
     dataset_begin_epoch(d, SPLIT_TRAIN, 1, 0);
     while (dataset_next(d, &b) == 1) memcpy(rows + got, b.index, b.n * sizeof *rows), got += b.n;
     const int dtype = in->dtype_bytes, H = in->height, W = in->width;

@@ -49,7 +49,7 @@ static double rate(Dataset *d, double *batch_bytes) {
     double t = 0, bytes = 0;
     long long samples = 0, batches = 0;
     for (int e = 0; e <= epochs; e++) {
-        DataBatch b;
+        Batch b;
         int r;
         double t0 = MPI_Wtime();
         dataset_begin_epoch(d, SPLIT_TRAIN, e, 0);
@@ -58,7 +58,7 @@ static double rate(Dataset *d, double *batch_bytes) {
             if (e == 0) continue;
             samples += b.n;
             batches++;
-            bytes += b.sparse ? (double)b.sparse->nnz * (b.sparse->pos_bytes + b.sparse->value_bytes) +
+            bytes += b.sparse.plane_start ? (double)b.sparse.nnz * (b.sparse.pos_bytes + b.sparse.value_bytes) +
                                     4.0 * (b.n * in->channels + 1)
                               : (double)b.n * in->channels * in->height * in->width * (b.x_half ? 2 : 4);
         }
