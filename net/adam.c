@@ -1,3 +1,6 @@
+/* Adam (adam.h): checks the hyper-parameters, keeps the moments in backend memory,
+ * and computes each step's scalar factors in double on the host; the per-element
+ * update is the backend's adam_update, which gets the factors as an argument. */
 #include "adam.h"
 
 #include <math.h>

@@ -1,3 +1,5 @@
+/* Picking a backend by name (backend.h): "cpu" or, in a CUDA build, "cuda"; and the
+ * CPU's convolution engine plan, given to and taken from every rank through here. */
 #include "backend.h"
 
 #include <string.h>

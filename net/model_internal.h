@@ -1,12 +1,14 @@
 /* The model's inside, shared by the graph (resnet15.c: parameters, activations,
- * forward, backward) and the feed (feed.c: host batches into backend memory, the
- * training pass, prediction). Not for use outside net/. */
+ * forward, backward) and the batch staging (batch_staging.c: host batches into backend
+ * memory, the training pass, prediction), which calls down into the graph. Not for use
+ * outside net/. */
 #ifndef E2E_NET_MODEL_INTERNAL_H
 #define E2E_NET_MODEL_INTERNAL_H
 
 #include "model.h"
 
-/* The feed's state (net/feed.c): host batches on their way to the backend. */
+/* The batch staging's state (net/batch_staging.c): host batches on their way to the
+ * backend. */
 typedef struct {
     /* a host batch's copy in backend memory, for backends without host memory */
     float *x, *scalars, *target, *weight;
@@ -23,7 +25,7 @@ typedef struct {
      * pointers on the CPU) that the next model_train_pass(m, NULL) trains on */
     Batch ahead;
     int has_ahead;
-} Feed;
+} InputStaging;
 
 /* One convolution of the graph: its tensors in the arena and its geometry
  * (ConvShape.n is set per call). */
@@ -71,14 +73,15 @@ struct Model {
     int n;
     const float *x;
 
-    Feed feed;
+    InputStaging input;
 };
 
 static inline size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
 /* n floats of backend memory (zeroed), or NULL */
 float *model_alloc_floats(Model *m, size_t n);
-/* The feed's buffers back to the backend (model_free calls it). */
-void feed_free(Model *m);
+/* The graph's buffers back to the backend, and the model itself: model_free (in
+ * batch_staging.c, after the input buffers) and a failed model_create call it. */
+void model_free_graph(Model *m);
 
 #endif

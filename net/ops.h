@@ -1,6 +1,6 @@
-/* The op interface: everything the model graph (net/resnet15.c), the feed of host
- * batches (net/feed.c) and the optimizer (net/adam.c) ask of a backend. net/cpu/ and
- * net/cuda/ each fill one NetOps: the required members, and the members of the
+/* The op interface: everything the model graph (net/resnet15.c), the staging of host
+ * batches (net/batch_staging.c) and the optimizer (net/adam.c) ask of a backend.
+ * net/cpu/ and net/cuda/ each fill one NetOps: the required members, and the members of the
  * capabilities they declare.
  *
  * Conventions shared by every backend (the GPU tests compare backends op by op):

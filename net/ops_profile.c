@@ -1,3 +1,5 @@
+/* The timing wrapper (ops_profile.h): a NetOps whose every member calls the wrapped
+ * backend's, synchronises, and adds the wall time to its op kind. Benchmarks only. */
 #include "ops_profile.h"
 
 #include <stdlib.h>

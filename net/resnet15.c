@@ -1,6 +1,6 @@
 /* The ResNet-15 graph: parameter table, activation buffers, forward and backward
- * through the op interface. Knows nothing of the backend behind NetOps; host batches
- * reach it through the feed (feed.c). */
+ * through the op interface. Knows nothing of the backend behind NetOps, nor of host
+ * batches: batch_staging.c stages them and calls down into the graph, never the reverse. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,7 +204,7 @@ int model_create(Model **out, const ModelConfig *cfg, NetOps *ops) {
     }
 #undef ALLOC
     if (!ok) {
-        model_free(m);
+        model_free_graph(m);  /* no input buffers yet: batch_staging.c makes them on first use */
         return e2e_fail("model_create: the %s backend could not allocate memory for batch %d",
                         ops->name, cfg->max_batch);
     }
@@ -213,10 +213,9 @@ int model_create(Model **out, const ModelConfig *cfg, NetOps *ops) {
     return 0;
 }
 
-void model_free(Model *m) {
+void model_free_graph(Model *m) {
     if (!m) return;
     NetOps *o = m->ops;
-    feed_free(m);
     void *bufs[] = {m->params, m->grads, m->a0, m->p0, m->pool_idx, m->gpool_idx, m->feat,
                     m->dfeat, m->pred, m->dpred, m->loss, m->nonfinite, m->g[0], m->g[1], m->g[2]};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)

@@ -1,3 +1,5 @@
+/* The model's seeded random numbers (rng.h): xoshiro256** seeded through splitmix64,
+ * and uniform floats drawn from it (the initial weights). */
 #include "rng.h"
 
 static uint64_t splitmix64(uint64_t *x) {

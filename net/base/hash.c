@@ -1,3 +1,4 @@
+/* FNV-1a over bytes (hash.h): the project's one hash. */
 #include "hash.h"
 
 uint64_t fnv1a_more(uint64_t h, const void *p, size_t bytes) {

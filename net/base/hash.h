@@ -1,6 +1,6 @@
 /* FNV-1a (64 bits) over bytes: the project's one hash. It names a training pass for
- * graph replay (net/feed.c), compares replicas across ranks (dist/comm.c) and guards a
- * checkpoint's tensors (dist/checkpoint.c). Not cryptographic. */
+ * graph replay (net/batch_staging.c), compares replicas across ranks (dist/comm/comm.c)
+ * and guards a checkpoint's tensors (dist/run/checkpoint.c). Not cryptographic. */
 #ifndef E2E_NET_HASH_H
 #define E2E_NET_HASH_H
 

@@ -1,3 +1,5 @@
+/* Counter-based random numbers keyed by a tuple of integers (keyed_rng.h): splitmix64
+ * and its finaliser; uniform, bounded, normal, exponential and Poisson draws. */
 #include "keyed_rng.h"
 
 #include <math.h>

@@ -1,3 +1,5 @@
+/* The one way to write an output file (outfile.h): the checks before writing, a
+ * temporary name in the file's folder, checked writes, fsync, rename over the name. */
 #include "outfile.h"
 
 #include <dirent.h>

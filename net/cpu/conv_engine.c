@@ -1,4 +1,5 @@
-/* The engine of every convolution pass (conv_engine.h).
+/* The engine of every convolution pass (conv_engine.h): runs, times and chooses the
+ * engines, and keeps the plan in use; the plan's text and record file are conv_plan.c's.
  *
  * Reproducibility: engines round differently, so the choice is part of a run's
  * numbers. A timed choice is therefore made once per kind of machine and kept: the
@@ -37,16 +38,6 @@ typedef struct ConvEngines {
     int warned;
     char *report;
 } ConvEngines;
-
-static const char *engine_names[ENGINE_KINDS] = {"none", "direct", "gemm", "onednn"};
-
-const char *conv_engine_name(ConvEngine e) { return e < ENGINE_KINDS ? engine_names[e] : "?"; }
-
-ConvEngine conv_engine_parse(const char *name) {
-    for (int e = 0; e < ENGINE_KINDS; e++)
-        if (strcmp(name, engine_names[e]) == 0) return (ConvEngine)e;
-    return ENGINE_KINDS;
-}
 
 /* ---- running one engine ---- */
 
@@ -175,8 +166,9 @@ static ConvPlanEntry *find(ConvEngines *g, const ConvShape *s, Layout lay) {
     return NULL;
 }
 
-/* Keeps e (replacing the entry of its geometry), each engine made one that runs here. */
-static ConvPlanEntry *keep(CpuCtx *c, ConvPlanEntry e) {
+/* Stores e in the plan in use (replacing the entry of its geometry), each engine made
+ * one that runs here. */
+static ConvPlanEntry *store_plan_entry(CpuCtx *c, ConvPlanEntry e) {
     ConvEngines *g = c->engines;
     for (int op = 0; op < CONV_OPS; op++)
         if (e.engine[op] != ENGINE_NONE)
@@ -219,7 +211,7 @@ static ConvPlanEntry *plan(CpuCtx *c, const ConvShape *s, Layout lay) {
         decide(c, &e);
         e.chosen = CHOSEN_TIMED;
     }
-    return keep(c, e);
+    return store_plan_entry(c, e);
 }
 
 void cpu_conv_prepare(void *ctx, const ConvShape *s, Layout lay) {
@@ -288,9 +280,9 @@ static void plan_path(ConvEngines *g, char *buf, size_t len) {
     char name[300];
     size_t k = 0;
     for (const char *p = g->signature; *p && k + 1 < sizeof name; p++) {
-        int keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                   *p == '.' || *p == '_';
-        if (keep) name[k++] = *p;
+        int file_name_char = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                             (*p >= '0' && *p <= '9') || *p == '.' || *p == '_';
+        if (file_name_char) name[k++] = *p;
         else if (k > 0 && name[k - 1] != '-') name[k++] = '-';
     }
     name[k] = '\0';
@@ -400,7 +392,7 @@ int conv_engines_use_plan(CpuCtx *c, const char *text) {
             if (conv_plan_parse(buf, &e, &threads))
                 return e2e_fail("engine plan, line %d: '%.80s' is not a plan entry", line_no, buf);
             e.chosen = CHOSEN_GIVEN;
-            keep(c, e);
+            store_plan_entry(c, e);
         }
         line = next ? next + 1 : line + n;
     }

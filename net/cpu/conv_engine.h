@@ -72,13 +72,12 @@ ConvEngine conv_engine_effective(CpuCtx *c, ConvEngine e, ConvOp op, const ConvS
  * e->ms, and makes the auto choice from them into e->engine. */
 void conv_engine_time(CpuCtx *c, ConvPlanEntry *e, int rounds);
 
-const char *conv_engine_name(ConvEngine e);
-ConvEngine conv_engine_parse(const char *name);  /* ENGINE_KINDS when unknown */
-
-/* The plan's text form, one line per geometry (the record file holds these):
+/* The plan's text form (conv_plan.c), one line per geometry (the record file holds these):
  *   t2 n32 8x125x125 nchw o16 k7x7 s1 p1 : fwd=onednn bwd_data=none bwd_filter=direct
  * conv_plan_line returns the characters written (snprintf's count); conv_plan_parse
  * returns 0, or -1 for a line that is not a plan entry. */
+const char *conv_engine_name(ConvEngine e);
+ConvEngine conv_engine_parse(const char *name);  /* ENGINE_KINDS when unknown */
 int conv_plan_line(const ConvPlanEntry *e, int threads, char *buf, size_t len);
 int conv_plan_parse(const char *line, ConvPlanEntry *e, int *threads);
 /* The record at path, under an exclusive lock (path + ".lock"): when it holds an entry

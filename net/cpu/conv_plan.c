@@ -1,8 +1,9 @@
-/* The plan's text form and its record file (conv_engine.h). The record is a text file
- * of plan lines, one per (threads, batch, geometry), each with the timings behind it
- * as a comment; it is read and extended under an exclusive flock, and replaced by a
- * rename, so processes starting together (the ranks of a node) time a geometry once
- * and all use the first result. */
+/* The engine plan's text form (engine names, one line per geometry) and its record
+ * file (conv_engine.h). conv_engine.c calls down into it; it calls nothing back. The
+ * record is a text file of plan lines, one per (threads, batch, geometry), each with
+ * the timings behind it as a comment; it is read and extended under an exclusive flock,
+ * and replaced by a rename, so processes starting together (the ranks of a node) time
+ * a geometry once and all use the first result. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -16,6 +17,15 @@
 #include "conv_engine.h"
 
 static const char *pass_names[CONV_OPS] = {"fwd", "bwd_data", "bwd_filter"};
+static const char *engine_names[ENGINE_KINDS] = {"none", "direct", "gemm", "onednn"};
+
+const char *conv_engine_name(ConvEngine e) { return e < ENGINE_KINDS ? engine_names[e] : "?"; }
+
+ConvEngine conv_engine_parse(const char *name) {
+    for (int e = 0; e < ENGINE_KINDS; e++)
+        if (strcmp(name, engine_names[e]) == 0) return (ConvEngine)e;
+    return ENGINE_KINDS;
+}
 
 int conv_plan_line(const ConvPlanEntry *e, int threads, char *buf, size_t len) {
     const ConvShape *s = &e->s;

@@ -1,5 +1,6 @@
 /* The CUDA backend's NetOps: device memory, streams, input staging and graph replay.
- * The convolutions are in conv.cu, the other ops in kernels.cu. */
+ * It calls down into conv.cu (the convolutions), kernels.cu (the other ops) and
+ * capture_guard.cu (failures and scratch growth); none of them calls back. */
 #include "cuda_backend.h"
 
 #include <stdio.h>
@@ -10,44 +11,6 @@ extern "C" {
 #include "error.h"  /* a C header */
 }
 #include "cuda_internal.h"
-
-/* The backend whose graph this thread is capturing, if any (ops and captures run on
- * the thread that made the backend). */
-static thread_local CudaCtx *tl_recording;
-
-/* The first failure of a capture is the one reported. */
-void cuda_fail_capture(CudaCtx *c, const char *msg) {
-    if (!c->capture_error) snprintf(c->capture_msg, sizeof c->capture_msg, "%s", msg);
-    c->capture_error = 1;
-}
-
-void cuda_die(const char *file, int line, const char *what, const char *msg) {
-    char full[400];
-    snprintf(full, sizeof full, "%s:%d: %s failed: %s", file, line, what, msg);
-    if (tl_recording) {
-        cuda_fail_capture(tl_recording, full);
-        return;
-    }
-    fprintf(stderr, "e2e-ddp: %s\n", full);
-    exit(EXIT_FAILURE);
-}
-
-int cuda_grow(CudaCtx *c, Scratch *s, size_t bytes) {
-    if (bytes <= s->bytes) return 0;
-    if (c->recording) {  /* no allocation inside a capture: the recording fails instead */
-        cuda_fail_capture(c, "an op needed a buffer to grow during the capture");
-        return -1;
-    }
-    bytes = (bytes + 255) / 256 * 256;
-    cudaCheck(cudaStreamSynchronize(c->stream));  /* ops enqueued earlier may still read s */
-    if (s->p) cudaCheck(cudaFree(s->p));
-    s->p = NULL;
-    s->bytes = 0;
-    cudaCheck(cudaMalloc(&s->p, bytes));
-    s->bytes = bytes;
-    c->generation++;
-    return 0;
-}
 
 /* ---- memory ---- */
 
@@ -217,7 +180,7 @@ static int cu_graph_begin(void *ctx, uint64_t key) {
         return OPS_GRAPH_DIRECT;
     }
     c->recording = e;
-    tl_recording = c;
+    cuda_set_capturing(c);
     if (c->fail_next_capture) {
         c->fail_next_capture = 0;
         cuda_fail_capture(c, "made to fail by net_cuda_fail_next_capture");
@@ -230,7 +193,7 @@ static int cu_graph_end(void *ctx) {
     GraphEntry *e = c->recording;
     if (!e) return 0;
     c->recording = NULL;
-    tl_recording = NULL;
+    cuda_set_capturing(NULL);
     cudaGraph_t g = NULL;
     cudaError_t err = cudaStreamEndCapture(c->stream, &g);
     if (err == cudaSuccess && !c->capture_error)

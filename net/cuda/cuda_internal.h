@@ -10,11 +10,11 @@
 
 #include "../ops.h"
 
-/* A failed CUDA or cuDNN call inside an op: the ops return nothing, so the process
- * stops with the call, file and line (as llm.c does); MPI then ends the other ranks.
- * Except while this thread records a CUDA graph: then the call only fails the recording
- * (calls during a capture enqueue, they run nothing) and returns; graph_end reports it
- * and model_train_pass runs the pass directly. */
+/* A failed CUDA or cuDNN call inside an op (capture_guard.cu): the ops return nothing,
+ * so the process stops with the call, file and line (as llm.c does); MPI then ends the
+ * other ranks. Except while this thread records a CUDA graph: then the call only fails
+ * the recording (calls during a capture enqueue, they run nothing) and returns;
+ * graph_end reports it and model_train_pass runs the pass directly. */
 void cuda_die(const char *file, int line, const char *what, const char *msg);
 #define cudaCheck(call)                                                              \
     do {                                                                             \
@@ -111,7 +111,11 @@ typedef struct {
     long graphs_recorded, graphs_replayed;
 } CudaCtx;
 
-/* Marks the capture under way as failed (the first message is kept for graph_end). */
+/* capture_guard.cu (cuda_die above, cuda_grow below). cuda_set_capturing names the
+ * backend whose graph this thread now captures (NULL: none), so that cuda_die fails
+ * that capture instead of ending the process. cuda_fail_capture marks the capture under
+ * way as failed (the first message is kept for graph_end). */
+void cuda_set_capturing(CudaCtx *c);
 void cuda_fail_capture(CudaCtx *c, const char *msg);
 
 /* Makes s at least `bytes` (contents are lost). Outside capture it reallocates and bumps

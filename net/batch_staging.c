@@ -1,6 +1,7 @@
-/* The feed: host batches into the backend's memory (checked once here), the training
- * pass over a batch (with graph replay where the backend records graphs), the staged
- * look-ahead batch, and prediction. The graph itself is resnet15.c's. */
+/* Host batches on their way to the backend: checked once here, staged into backend
+ * memory (asynchronously where the backend can, with a look-ahead batch), then the
+ * training pass (with CUDA graph replay) and prediction over them. It calls down into
+ * the graph (resnet15.c: forward, loss, backward), which calls nothing here. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,7 +14,7 @@
 static int alloc_inputs(Model *m) {
     const ModelConfig *c = &m->cfg;
     NetOps *o = m->ops;
-    Feed *f = &m->feed;
+    InputStaging *f = &m->input;
     if (f->x) return 0;
     size_t mb = (size_t)c->max_batch, nx = mb * c->in_channels * c->height * c->width;
     size_t ns = mb * (c->n_scalars ? c->n_scalars : 1);
@@ -38,13 +39,21 @@ static int alloc_inputs(Model *m) {
     return 0;
 }
 
-void feed_free(Model *m) {
+/* The input buffers back to the backend. */
+static void release_inputs(Model *m) {
     NetOps *o = m->ops;
-    Feed *f = &m->feed;
+    InputStaging *f = &m->input;
     void *bufs[] = {f->x, f->scalars, f->target, f->weight, f->staging, f->sparse_stage};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) o->release(o->ctx, bufs[i]);
     memset(f, 0, sizeof *f);
+}
+
+/* The whole model: the input buffers made here, then the graph's (resnet15.c). */
+void model_free(Model *m) {
+    if (!m) return;
+    release_inputs(m);
+    model_free_graph(m);
 }
 
 /* Copies a small device array with copy2d (one row). */
@@ -103,7 +112,7 @@ static Move move_of(const Model *m, const Batch *b) {
  * ops and copies that use the old one are done */
 static int sparse_room(Model *m, size_t bytes) {
     NetOps *o = m->ops;
-    Feed *f = &m->feed;
+    InputStaging *f = &m->input;
     if (bytes <= f->sparse_cap) return 0;
     size_t cap = f->sparse_cap * 2 > bytes ? f->sparse_cap * 2 : bytes;
     if (f->sparse_stage) {
@@ -121,7 +130,7 @@ static int sparse_room(Model *m, size_t bytes) {
  * *dev); with on_device, *dev is the batch itself. */
 static int upload_sparse(Model *m, const Batch *b, SparseImages *dev) {
     NetOps *o = m->ops;
-    Feed *f = &m->feed;
+    InputStaging *f = &m->input;
     const SparseImages *s = &b->sparse;
     *dev = *s;
     if (b->on_device) return 0;
@@ -144,8 +153,8 @@ static void densify_sparse(Model *m, int n, const SparseImages *dev, const Move 
     NetOps *o = m->ops;
     const int c = m->cfg.in_channels;
     o->densify_input(o->ctx, n, c, v->hw, dev->plane_start, dev->pos, dev->pos_bytes, dev->value, dev->value_bytes == 2,
-                     m->feed.x);
-    if (v->scale) o->prep_input(o->ctx, n, c, v->hw, m->feed.x, 0, v->scale, v->kind, v->threshold, m->feed.x);
+                     m->input.x);
+    if (v->scale) o->prep_input(o->ctx, n, c, v->hw, m->input.x, 0, v->scale, v->kind, v->threshold, m->input.x);
 }
 
 /* host -> staging on the copy stream, overlapping the previous pass; staging -> inputs
@@ -153,7 +162,7 @@ static void densify_sparse(Model *m, int n, const SparseImages *dev, const Move 
 static int stage_async(Model *m, const Batch *b, const Move *v, int with_target,
                        Batch *out) {
     NetOps *o = m->ops;
-    Feed *f = &m->feed;
+    InputStaging *f = &m->input;
     size_t bytes = (size_t)b->n * sizeof(float);
     SparseImages dev;
     if (b->sparse.plane_start) {
@@ -191,7 +200,7 @@ static int stage_async(Model *m, const Batch *b, const Move *v, int with_target,
 static int stage_uploads(Model *m, const Batch *b, const Move *v, int with_target,
                          Batch *out) {
     NetOps *o = m->ops;
-    Feed *f = &m->feed;
+    InputStaging *f = &m->input;
     size_t bytes = (size_t)b->n * sizeof(float);
     if (v->half || v->scale || b->sparse.plane_start)
         return e2e_fail("the %s backend cannot stage raw (x_half, sparse or prep) batches", o->name);
@@ -227,17 +236,17 @@ static int stage(Model *m, const Batch *b, int with_target, Batch *out) {
     if (b->on_device) {  /* already in backend memory: only the raw images need work */
         if (b->sparse.plane_start) {
             densify_sparse(m, b->n, &b->sparse, &v);
-            out->x = m->feed.x;
+            out->x = m->input.x;
             return 0;
         }
         if (v.half || v.scale) {
             m->ops->prep_input(m->ops->ctx, b->n, m->cfg.in_channels, v.hw, v.raw, v.half,
-                               v.scale, v.kind, v.threshold, m->feed.x);
-            out->x = m->feed.x;
+                               v.scale, v.kind, v.threshold, m->input.x);
+            out->x = m->input.x;
         }
         return 0;
     }
-    if (m->feed.staging) return stage_async(m, b, &v, with_target, out);
+    if (m->input.staging) return stage_async(m, b, &v, with_target, out);
     return stage_uploads(m, b, &v, with_target, out);
 }
 
@@ -256,9 +265,9 @@ static uint64_t graph_key(const Batch *d) {
 
 int model_stage_batch(Model *m, const Batch *b) {
     if (!m) return e2e_fail("model_stage_batch: model is NULL");
-    m->feed.has_ahead = 0;
-    if (stage(m, b, 1, &m->feed.ahead)) return -1;
-    m->feed.has_ahead = 1;
+    m->input.has_ahead = 0;
+    if (stage(m, b, 1, &m->input.ahead)) return -1;
+    m->input.has_ahead = 1;
     return 0;
 }
 
@@ -266,12 +275,12 @@ int model_train_pass(Model *m, const Batch *b) {
     if (!m) return e2e_fail("model_train_pass: model is NULL");
     Batch d = {0};
     if (!b) {
-        if (!m->feed.has_ahead)
+        if (!m->input.has_ahead)
             return e2e_fail("model_train_pass: batch is NULL and none staged (model_stage_batch)");
-        d = m->feed.ahead;
+        d = m->input.ahead;
     } else if (stage(m, b, 1, &d))
         return -1;
-    m->feed.has_ahead = 0;  /* a given batch took the input buffers; a staged one is used up */
+    m->input.has_ahead = 0;  /* a given batch took the input buffers; a staged one is used up */
     NetOps *o = m->ops;
     int mode = ops_can(o, OPS_GRAPHS) ? o->graph_begin(o->ctx, graph_key(&d)) : OPS_GRAPH_DIRECT;
     if (mode == OPS_GRAPH_REPLAYED) {
@@ -293,7 +302,7 @@ int model_predict(Model *m, const Batch *b, float *pred) {
     if (!m) return e2e_fail("model_predict: model is NULL");
     if (!pred) return e2e_fail("model_predict: prediction buffer is NULL");
     Batch d = {0};
-    m->feed.has_ahead = 0;  /* its inputs take the input buffers */
+    m->input.has_ahead = 0;  /* its inputs take the input buffers */
     if (stage(m, b, 0, &d) || model_forward(m, d.n, d.x, d.scalars)) return -1;
     m->ops->download(m->ops->ctx, pred, m->pred, (size_t)d.n * sizeof(float));
     return 0;
