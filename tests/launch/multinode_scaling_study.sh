@@ -8,16 +8,18 @@
 # two nodes really ran on both. Speed itself is not asserted (a loaded machine must not
 # fail the test; the numbers are printed). Skipped (77) where the machine cannot host
 # namespaces.
-# Usage: multinode_scaling_study.sh E2E_TRAIN E2E_SYNTH
+# Usage: multinode_scaling_study.sh E2E_TRAIN E2E_SYNTH E2E_ALLREDUCE_BENCH
 . "$(dirname "$0")/lib.sh"
+usage_more=" E2E_ALLREDUCE_BENCH"
 train_and_synth "$@"
+bench=${3:?usage: multinode_scaling_study.sh E2E_TRAIN E2E_SYNTH E2E_ALLREDUCE_BENCH}
 need gnuplot
 E2E_SLURM_CPUS=4 start_cluster --nodes 2
 make_jets 600 4 32
 
 timeout 500 "$E2E_SOURCE/launch/scaling-study" --data "$work/jets.h5" --out "$work/study" \
   --ranks 1,2,4 --nodes 1,2 --mode weak --batch 16 --epochs 2 --launcher sbatch \
-  --train "$train" > "$work/study.out" 2>&1
+  --train "$train" --bench "$bench" > "$work/study.out" 2>&1
 rc=$?
 grep -v "^ *[0-9]* *16 .*|$" "$work/study.out"
 check "scaling-study over 1 and 2 nodes (exit $rc)" test $rc -eq 0
