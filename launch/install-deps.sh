@@ -3,7 +3,7 @@
 # (OpenMP build), oneDNN (libdnnl-dev 2.6.3: the CPU backend's second convolution
 # engine, the library PyTorch's CPU convolutions run on), Open MPI, parallel HDF5,
 # PyTorch (the numerical reference and the baseline of the benchmarks), h5py, gnuplot,
-# universal-ctags (ctest function_lengths);
+# universal-ctags (ctest code_shape_*);
 # Slurm and munge for the Slurm tests and the local cluster (launch/local-slurm.sh;
 # libpmix-dev holds the libpmix.so that Slurm's mpi/pmix plugin loads for `srun
 # --mpi=pmix`; iproute2 and util-linux give ip, ss, unshare and nsenter for its nodes in

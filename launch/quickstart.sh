@@ -3,9 +3,10 @@
 # (8 channels, 64x64 pixels) written by 2 ranks, 2 ranks training ResNet-15 for 6 epochs,
 # plots of the metrics, and the test metrics of the best checkpoint.
 # Usage: launch/quickstart.sh [OUTDIR]   (default: runs/quickstart)
+# The programs come from the build folder E2E_BUILD (or BUILD_DIR; default: build/).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD_DIR:-$top/build}
+build=${E2E_BUILD:-${BUILD_DIR:-$top/build}}
 out=${1:-$top/runs/quickstart}
 if [ "$(id -u)" -eq 0 ]; then  # Open MPI refuses root unless told
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

@@ -95,7 +95,8 @@ def make_source(a, path):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--build", default=os.path.join(TOP, "build"))
+    p.add_argument("--build", default=os.environ.get("E2E_BUILD") or os.path.join(TOP, "build"),
+                   help="the build folder (default: $E2E_BUILD, else build/)")
     p.add_argument("--jets", type=int, default=20000)
     p.add_argument("--distinct", type=int, default=2048)
     p.add_argument("--channels", type=int, default=8)

@@ -7,11 +7,12 @@
 # samples/s of each engine setting and of PyTorch's best layout, the ratio, and the
 # fraction of the FMA peak at the machine's widest vector.
 # Usage: tests/bench/cpu_vs_torch.sh [BUILD_DIR] [BATCH] [THREADS] [REPEATS]
+#   (BUILD_DIR: default $E2E_BUILD, else build/)
 #   STEPS, ROUNDS: each repeat times ROUNDS rounds of STEPS steps per setting and keeps
 #   the best (default 10 and 2; on a busy machine e.g. STEPS=2 ROUNDS=8 finds quiet gaps)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-build=${1:-$here/../../build}
+build=${1:-${E2E_BUILD:-$here/../../build}}
 batch=${2:-32}
 threads=${3:-2}
 repeats=${4:-3}

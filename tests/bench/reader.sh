@@ -3,9 +3,10 @@
 # bytes from the page cache, with the ratio, for 1 and 2 ranks; the statistics pass
 # with raw, HDF5 independent and HDF5 collective reads; prefetch hiding the reads.
 # Usage: tests/bench/reader.sh [BUILD_DIR] [JETS] [CHANNELS] [DTYPE] [BATCH]
+#   (BUILD_DIR: default $E2E_BUILD, else build/)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-build=${1:-$here/../../build}
+build=${1:-${E2E_BUILD:-$here/../../build}}
 jets=${2:-4096}
 channels=${3:-8}
 dtype=${4:-float32}

@@ -6,9 +6,10 @@
 # densify + preprocess alone; for 1 and 2 ranks. Then the encoding measurement
 # (sparse_encoding.py) when the Python environment is there.
 # Usage: tests/bench/sparse.sh [BUILD_DIR] [JETS] [BATCH]
+#   (BUILD_DIR: default $E2E_BUILD, else build/)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-build=${1:-$here/../../build}
+build=${1:-${E2E_BUILD:-$here/../../build}}
 jets=${2:-4096}
 batch=${3:-32}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1

@@ -12,7 +12,8 @@ of the file back (from the page cache, through h5py: the filters' decoding cost)
 
 values are float32 (from a float32 file) or float16 (from a float16 file): the stored
 dtype, so every encoding is bit-exact. Dense float32 and float16 files are the reference.
-Usage: tests/bench/sparse_encoding.py BUILD_DIR [JETS]   (runs itself in .venv: h5py)"""
+Usage: tests/bench/sparse_encoding.py [BUILD_DIR] [JETS]   (runs itself in .venv: h5py; BUILD_DIR
+defaults to $E2E_BUILD, else build/)"""
 import os
 import subprocess
 import sys
@@ -110,7 +111,8 @@ def main():
     if "-h" in sys.argv[1:] or "--help" in sys.argv[1:]:
         print(__doc__)
         return
-    build = sys.argv[1] if len(sys.argv) > 1 else "build"
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    build = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("E2E_BUILD") or os.path.join(top, "build")
     jets = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
     with tempfile.TemporaryDirectory(prefix="e2e_sparse_enc_") as tmp:
         for dtype in ("float32", "float16"):

@@ -1,13 +1,15 @@
 # Shared by the launch tests (sourced): checks with a tally, bounded waits, a private
 # one-node Slurm cluster that is always stopped on exit, and the paths of the build.
 #   E2E_SOURCE  the source tree (set by CMake; default: two folders up)
-#   E2E_BUILD   the build tree (set by CMake; default: $E2E_SOURCE/build)
+#   E2E_BUILD   the build tree (set by CMake; default: $E2E_SOURCE/build); exported, so
+#               the launch scripts a test runs (scaling-study, e2e-train-mpirun,
+#               e2e-train.sbatch) take their programs from the same build
 # Exit 77 (ctest: skipped) only where a needed program is not installed at all.
 
 set -uo pipefail
 test_name=$(basename "$0" .sh)
 E2E_SOURCE=${E2E_SOURCE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-E2E_BUILD=${E2E_BUILD:-$E2E_SOURCE/build}
+export E2E_BUILD=${E2E_BUILD:-$E2E_SOURCE/build}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
 # h5py and numpy of Debian's python3 (not a python3 found first on PATH)

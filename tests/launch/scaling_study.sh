@@ -38,6 +38,8 @@ for r in rows:
     ok &= f["pred_step_s"] > 0 and 0 < f["pred_efficiency"] <= 1
 one, two = rows
 ok &= abs(float(one["efficiency"]) - 1) < 1e-9
+# 1 rank: no all-reduce, 0 by definition (not a measured 0; launch/README.md); 2: measured
+ok &= float(one["allreduce_s"]) == 0 and float(two["allreduce_s"]) > 0
 ok &= abs(float(two["efficiency"]) - float(two["samples_per_s"]) / (2 * float(one["samples_per_s"]))) < 1e-4
 print(f"{sys.argv[2]}: 2-rank efficiency {float(two['efficiency']):.3f} measured, {float(two['pred_efficiency']):.3f} predicted")
 sys.exit(0 if ok else 1)
