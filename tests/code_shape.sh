@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The shape of the C/CUDA code, three rules, each violation listed as file:line:
+# The shape of the C/CUDA code, four rules, each violation listed as file:line:
 #   functions     no function longer than 60 lines (--max-function N)
 #   files         no source file (.c .h .cu) longer than 600 lines (--max-file N)
 #   mutual_calls  no two files of one folder that call each other's functions: A calls
 #                 a non-static function defined in B and B one defined in A (X.c, X.cu
 #                 and X.h are one unit X; headers only declare)
+#   file_comments every source file opens with a comment saying what it is for
 # With --check it exits 1 when a rule is broken (ctest code_shape_*: net data dist launch;
 # tests/code_shape_selftest.sh shows that each rule can fail). Needs universal-ctags.
 # usage: tests/code_shape.sh [--check] [--max-function N] [--max-file N]
-#                            [functions|files|mutual_calls|all] [DIR...]
+#                            [functions|files|mutual_calls|file_comments|all] [DIR...]
 #   (default: all, in net data dist launch; DIRs relative to the source tree or absolute)
 set -euo pipefail
 me=code_shape.sh
@@ -104,6 +105,14 @@ mutual_calls() {
     }' | LC_ALL=C sort | tr '\t' '\n'  # one line per pair (its calls after tabs), sorted
 }
 
+# source files whose first line is not a comment: "file:1: does not open with a comment"
+missing_file_comments() {
+  local f
+  sources c h cu | while read -r f; do
+    head -n 1 "$f" | grep -Eq '^[[:space:]]*(/\*|//)' || echo "$f:1: does not open with a comment"
+  done
+}
+
 # run_rule RULE: lists its violations; returns 1 when there is one
 run_rule() {
   local out what
@@ -112,6 +121,7 @@ run_rule() {
     files) out=$(long_files); what="file(s) over $max_file lines: split them" ;;
     mutual_calls) out=$(mutual_calls); what="pair(s) of files in one folder that call each other: \
 make the calls go one way (move the shared part into its own file)"; ;;
+    file_comments) out=$(missing_file_comments); what="file(s) without a first comment saying what they are for" ;;
   esac
   if [ -z "$out" ]; then
     echo "$me: $1: none in ${dirs[*]}"
@@ -129,8 +139,8 @@ while [ $# -gt 0 ]; do
     --check) check=1 ;;
     --max-function) max_function=$2; shift ;;
     --max-file) max_file=$2; shift ;;
-    functions | files | mutual_calls | all) rule=$1 ;;
-    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    functions | files | mutual_calls | file_comments | all) rule=$1 ;;
+    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "$me: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -144,6 +154,6 @@ for d in "${dirs[@]}"; do [ -d "$d" ] || { echo "$me: $d: no such folder" >&2; e
 
 broken=0
 rules=("$rule")
-[ "$rule" != all ] || rules=(functions files mutual_calls)
+[ "$rule" != all ] || rules=(functions files mutual_calls file_comments)
 for r in "${rules[@]}"; do run_rule "$r" || broken=1; done
 [ $check = 0 ] || exit $broken

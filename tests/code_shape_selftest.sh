@@ -64,5 +64,14 @@ printf '%s\n' 'int alt_fn(void) { return 1; }' > "$tmp/oneway/alt.c"
 printf '%s\n' 'const char *s = "p_fn()";' 'int alt_fn(void) { return 0; }' > "$tmp/oneway/alt_none.c"
 expect "calls one way, alternatives, statics and comments pass" 0 "mutual_calls: none" mutual_calls "$tmp/oneway"
 
+# file_comments: a file opening with code is caught, ones opening with /* or // pass
+mkdir -p "$tmp/comments"
+printf '%s\n' '#include <stdio.h>' '/* too late */' > "$tmp/comments/bare.c"
+printf '%s\n' '/* what it is for */' 'int c_fn(void);' > "$tmp/comments/good.h"
+printf '%s\n' '// what it is for' 'int d_fn(void) { return 0; }' > "$tmp/comments/good.c"
+expect "a file that does not open with a comment is caught" 1 "comments/bare.c:1: does not open with a comment" file_comments "$tmp/comments"
+rm "$tmp/comments/bare.c"
+expect "files opening with /* or // pass" 0 "file_comments: none" file_comments "$tmp/comments"
+
 echo "code_shape_selftest: $passed checks passed, $failed failed"
 [ "$failed" -eq 0 ]
