@@ -1,3 +1,4 @@
+/* Strict number parsing for the command lines of launch/ (cli.h). */
 #include "cli.h"
 
 #include <errno.h>

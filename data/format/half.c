@@ -1,3 +1,4 @@
+/* binary16 <-> binary32 conversions (half.h), one value and whole rows. */
 #include "half.h"
 
 #include <string.h>

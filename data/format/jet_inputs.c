@@ -1,3 +1,5 @@
+/* A jet file's declared model inputs (jet_inputs.h): the per-jet scalars with their
+ * scales and the channel kinds, read from the root attributes and described in words. */
 #include "jet_inputs.h"
 
 #include <math.h>

@@ -1,3 +1,4 @@
+/* Writes one jet file under MPI, dense or sparse, every rank its own rows (jetwriter.h). */
 #include "jetwriter.h"
 
 #include <stdint.h>

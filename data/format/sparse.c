@@ -1,3 +1,5 @@
+/* One jet in the sparse layout (sparse.h): counting, encoding and densifying its
+ * non-zero pixels; pure functions. */
 #include "sparse.h"
 
 #include <float.h>

@@ -1,3 +1,4 @@
+/* How HDF5 stores a jet file's datasets (storage.h): filters, chunking, raw offsets. */
 #include "storage.h"
 
 #include <errno.h>

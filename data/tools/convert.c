@@ -1,3 +1,5 @@
+/* e2e-data convert (convert.h): a jet file into another layout or dtype, every rank
+ * writing its own rows of the one output. */
 #include "convert.h"
 
 #include <errno.h>

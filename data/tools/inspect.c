@@ -1,3 +1,4 @@
+/* e2e-data info (inspect.h): what a jet file holds, printed for a person. */
 #include "inspect.h"
 
 #include <float.h>

@@ -1,3 +1,4 @@
+/* e2e-synth (synthfile.h): a synthetic jet file, every rank writing its own slice. */
 #include "synthfile.h"
 
 #include <hdf5.h>
