@@ -25,10 +25,12 @@ typedef struct {
     pthread_cond_t cv;
 } Prefetch;
 
-/* No slots yet (prefetch_alloc); prefetch_free may follow at once. */
+/* A ring whose slots `fill` fills with the steps of `epoch`; no slots yet
+ * (prefetch_alloc), and prefetch_free may follow at once. */
 void prefetch_init(Prefetch *p, const BatchFill *fill, const Epoch *epoch);
 /* n slots of size z. Local result, a message naming path. */
 int prefetch_alloc(Prefetch *p, int n, const SlotSize *z, const char *path);
+/* Stops the thread, frees the slots. */
 void prefetch_free(Prefetch *p, const SlotSize *z);
 
 /* Starts the thread at step `from` (no thread if it cannot start: the caller fills) */

@@ -20,9 +20,10 @@ typedef struct {
                         the reader did not preprocess still needs (Batch.prep) */
 } Scaling;
 
-/* The caller's scales (o->scales, o->n_scales entries or 0: as many as the channels)
- * checked against the dataset's channels and copied into sc->scale. Local result. */
+/* The caller's scales (o->scales) were made for as many channels as the dataset has
+ * (o->n_scales, or 0: not said); 0 also when there are none. Local result. */
 int scales_check_count(const DatasetOptions *o, int channels, const char *path);
+/* The caller's scales, each positive and finite, copied into sc->scale. Local result. */
 int scales_take_given(Scaling *sc, const DatasetOptions *o, int channels, const char *path);
 
 /* Collective over comm: the statistics pass over this rank's training rows (about
