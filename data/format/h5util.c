@@ -1,3 +1,5 @@
+/* The project's HDF5 helpers (h5util.h): quiet errors and their cause, types,
+ * attributes, whole datasets, row reads and writes, files built in memory. */
 #include "h5util.h"
 
 #include <stdio.h>

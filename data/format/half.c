@@ -1,3 +1,5 @@
+/* float16 <-> float32 (half.h): scalar and batch conversions (F16C where the CPU has
+ * AVX2), and the count of non-finite halves. */
 #include "half.h"
 
 #include <string.h>

@@ -1,3 +1,5 @@
+/* A dataset's model inputs (jet_inputs.h): the declared scalars, their scales and the
+ * channel kinds read from a file's attributes (or the default), checked, compared. */
 #include "jet_inputs.h"
 
 #include <math.h>

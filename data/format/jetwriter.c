@@ -1,3 +1,5 @@
+/* Writing one jet file under MPI (jetwriter.h): collective rounds of every rank's rows,
+ * dense or sparse, under a temporary name renamed by rank 0 when whole. */
 #include "jetwriter.h"
 
 #include <stdint.h>

@@ -1,3 +1,5 @@
+/* e2e-data convert (convert.h): a jet file rewritten in another layout or dtype, every
+ * rank its own rows, through jetwriter.h. */
 #include "convert.h"
 
 #include <errno.h>

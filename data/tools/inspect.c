@@ -1,3 +1,5 @@
+/* e2e-data info (inspect.h): a dataset's files, shapes, storage, inputs, columns and
+ * pixel statistics, printed. */
 #include "inspect.h"
 
 #include <float.h>

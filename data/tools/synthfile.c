@@ -1,3 +1,5 @@
+/* e2e-synth's engine (synthfile.h): synthetic jets (synth.h) generated and written by
+ * every rank into one file through jetwriter.h. */
 #include "synthfile.h"
 
 #include <hdf5.h>
