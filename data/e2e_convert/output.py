@@ -1,6 +1,6 @@
 """The output file: written under a temporary name in the output's folder, synced to disk
 as it grows, renamed over OUT only when complete; removed after any failure. The same
-rules as the C writers (data/outfile.h): the name .OUT.partial-PID, a free-space check
+rules as the C writers (net/base/outfile.h): the name .OUT.partial-PID, a free-space check
 before writing (E2E_SPACE_CHECK=0 skips it), and after a failure the partial file's
 blocks are freed before HDF5 closes it, so that its closing flush cannot fail on a full
 disk (a failed close leaves the library's state half torn down: a crash at exit)."""

@@ -1,5 +1,5 @@
-/* The HDF5 helpers (h5util.h): quiet error stacks, messages naming the file, attributes,
- * whole datasets, row reads and writes, in-memory files written through outfile.h. */
+/* The project's HDF5 helpers (h5util.h): quiet errors and their cause, types,
+ * attributes, whole datasets, row reads and writes, files built in memory. */
 #include "h5util.h"
 
 #include <stdio.h>

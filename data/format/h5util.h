@@ -62,7 +62,7 @@ herr_t h5_rows_io(hid_t dset, hid_t memtype, hid_t dxpl, long long lo, long long
 
 /* ---- files written whole by one process (checkpoints, prediction files) ----
  * The file is built in memory (the core driver, no backing store) and its image is
- * written through data/outfile.h (temporary name, checked writes, fsync, rename): HDF5
+ * written through net/base/outfile.h (temporary name, checked writes, fsync, rename): HDF5
  * never writes to the disk itself, so a full disk is one checked write() that fails,
  * not a failed H5Fclose that leaves the library's state half torn down. */
 

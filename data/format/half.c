@@ -1,4 +1,5 @@
-/* binary16 <-> binary32 conversions (half.h), one value and whole rows. */
+/* float16 <-> float32 (half.h): scalar and batch conversions (F16C where the CPU has
+ * AVX2), and the count of non-finite halves. */
 #include "half.h"
 
 #include <string.h>

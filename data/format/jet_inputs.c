@@ -1,5 +1,5 @@
-/* A jet file's declared model inputs (jet_inputs.h): the per-jet scalars with their
- * scales and the channel kinds, read from the root attributes and described in words. */
+/* A dataset's model inputs (jet_inputs.h): the declared scalars, their scales and the
+ * channel kinds read from a file's attributes (or the default), checked, compared. */
 #include "jet_inputs.h"
 
 #include <math.h>

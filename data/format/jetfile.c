@@ -1,3 +1,5 @@
+/* One jet file (jetfile.h): opened and checked (a sparse X_jet handed to sparsefile.c),
+ * its columns and rows read raw or through HDF5; the file list resolved and checked. */
 #include "jetfile.h"
 
 #include <ctype.h>
@@ -106,7 +108,7 @@ static int raw_row_matches(JetFile *f, long long r) {
     if (!rc && H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_INDEPENDENT) < 0) H5Eclear2(H5E_DEFAULT);  /* not an MPI file */
     if (!rc) rc = h5_rows_io(f->x, f->dtype_bytes == 2 ? f->half : H5T_NATIVE_FLOAT, dxpl, r, 1, a, 0) < 0
                       ? h5_fail(f->path, "cannot read X_jet (truncated or damaged file?)") : 0;
-    int same = !rc && jetfile_pread(f, b, f->row_bytes, jetfile_row_addr(f, r)) == 0 && !memcmp(a, b, (size_t)f->row_bytes);
+    int same = !rc && storage_pread(f, b, f->row_bytes, jetfile_row_addr(f, r)) == 0 && !memcmp(a, b, (size_t)f->row_bytes);
     e2e_clear_error();
     H5Pclose(dxpl);
     free(a);
@@ -276,27 +278,13 @@ long long jetfile_row_addr(const JetFile *f, long long r) {  /* raw files only *
     return f->chunk_addr[r / f->chunk_rows] + (r % f->chunk_rows) * f->row_bytes;
 }
 
-int jetfile_pread(const JetFile *f, void *buf, long long len, long long off) {
-    char *p = buf;
-    while (len > 0) {
-        ssize_t got = pread(f->fd, p, (size_t)len, (off_t)off);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) return e2e_fail("%s: read error at byte %lld: %s", f->path, off, strerror(errno));
-        if (got == 0) return e2e_fail("%s: truncated file: no data at byte %lld", f->path, off);
-        p += got;
-        len -= got;
-        off += got;
-    }
-    return 0;
-}
-
 int jetfile_read_rows_raw(const JetFile *f, const long long *rows, long long n, float *out, void *stage) {
     char *dst = f->dtype_bytes == 4 ? (char *)out : (char *)stage;
     for (long long i = 0; i < n;) {
         /* one read for each run of rows that lie back to back in the file */
         long long a = jetfile_row_addr(f, rows[i]), j = i + 1;
         while (j < n && jetfile_row_addr(f, rows[j]) == a + (j - i) * f->row_bytes) j++;
-        if (jetfile_pread(f, dst + i * f->row_bytes, (j - i) * f->row_bytes, a)) return -1;
+        if (storage_pread(f, dst + i * f->row_bytes, (j - i) * f->row_bytes, a)) return -1;
         i = j;
     }
     if (f->dtype_bytes == 2 && out) half_to_float_n(stage, out, (size_t)(n * (f->row_bytes / 2)));

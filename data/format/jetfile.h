@@ -65,8 +65,6 @@ int jetfile_read_rows_hdf5(const JetFile *f, const long long *rows, long long n,
 
 /* Where row r lies in the file (raw dense files only) */
 long long jetfile_row_addr(const JetFile *f, long long r);
-/* len bytes at file offset off into buf with pread on f->fd (raw files) */
-int jetfile_pread(const JetFile *f, void *buf, long long len, long long off);
 
 /* The files of a dataset: path is an HDF5 file (a list of one) or a text file naming
  * one HDF5 file a line ('#' starts a comment; relative names are relative to the

@@ -1,4 +1,5 @@
-/* Writes one jet file under MPI, dense or sparse, every rank its own rows (jetwriter.h). */
+/* Writing one jet file under MPI (jetwriter.h): collective rounds of every rank's rows,
+ * dense or sparse, under a temporary name renamed by rank 0 when whole. */
 #include "jetwriter.h"
 
 #include <stdint.h>

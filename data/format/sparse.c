@@ -1,5 +1,5 @@
-/* One jet in the sparse layout (sparse.h): counting, encoding and densifying its
- * non-zero pixels; pure functions. */
+/* One jet in the sparse layout (sparse.h): encode, decode, check, densify through
+ * prep_pixel, and its values into the scale histogram. */
 #include "sparse.h"
 
 #include <float.h>

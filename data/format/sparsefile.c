@@ -1,3 +1,5 @@
+/* The sparse layout of a jet file (sparsefile.h): its index checked, jets' entries read
+ * (raw, HDF5 or the memory cache), the cache loaded. Called by jetfile.c, never calls it. */
 #include "sparsefile.h"
 
 #include <stdio.h>
@@ -316,7 +318,7 @@ static int raw_read(const JetFile *f, const RawArray *a, long long first, long l
         long long in_chunk = a->chunk ? a->chunk - first % a->chunk : n, k = n < in_chunk ? n : in_chunk;
         long long at = a->chunk ? a->chunk_addr[first / a->chunk] + (first % a->chunk) * a->esize
                                 : a->contig_addr + first * a->esize;
-        if (jetfile_pread(f, out, k * a->esize, at)) return -1;
+        if (storage_pread(f, out, k * a->esize, at)) return -1;
         out += k * a->esize;
         first += k;
         n -= k;

@@ -1,4 +1,5 @@
-/* How HDF5 stores a jet file's datasets (storage.h): filters, chunking, raw offsets. */
+/* How a jet file's datasets are stored and read (storage.h): filters and external files
+ * checked, virtual datasets opened by each rank alone, the raw-read decision, pread. */
 #include "storage.h"
 
 #include <errno.h>
@@ -115,5 +116,19 @@ int storage_open_data_file(JetFile *f, hid_t d, struct stat *st, long long *user
     if (stat(f->data_path, st) != 0) return e2e_fail("%s: %s", f->data_path, strerror(errno));
     if (f->fd < 0) f->fd = open(f->data_path, O_RDONLY | O_CLOEXEC);
     if (f->fd < 0) return e2e_fail("%s: cannot open for reading: %s", f->data_path, strerror(errno));
+    return 0;
+}
+
+int storage_pread(const JetFile *f, void *buf, long long len, long long off) {
+    char *p = buf;
+    while (len > 0) {
+        ssize_t got = pread(f->fd, p, (size_t)len, (off_t)off);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return e2e_fail("%s: read error at byte %lld: %s", f->path, off, strerror(errno));
+        if (got == 0) return e2e_fail("%s: truncated file: no data at byte %lld", f->path, off);
+        p += got;
+        len -= got;
+        off += got;
+    }
     return 0;
 }

@@ -4,7 +4,8 @@
  * naming the file and the dataset; virtual datasets are opened for reads by each rank
  * alone (MPI-IO cannot read them); the raw-read fast path (pread at HDF5's addresses)
  * is taken only where the bytes lie, unfiltered and little-endian, in one HDF5 file,
- * which may be another file behind an external link. Internal to data/. */
+ * which may be another file behind an external link; and that raw read itself
+ * (storage_pread), which jetfile.c and sparsefile.c both use. Internal to data/. */
 #ifndef E2E_DATA_STORAGE_H
 #define E2E_DATA_STORAGE_H
 
@@ -31,5 +32,9 @@ void storage_file_of(hid_t d, char *name, size_t size, long long *userblock);
 /* For raw reads of dataset d: f->data_path is the file holding its bytes, *st that
  * file's status, f->fd open on it; *userblock as storage_file_of. 0 or -1. */
 int storage_open_data_file(JetFile *f, hid_t d, struct stat *st, long long *userblock);
+
+/* len bytes at file offset off of f->data_path into buf, with pread on f->fd (raw
+ * reads: thread-safe, no HDF5, no MPI); a short file or a read error names f->path. */
+int storage_pread(const JetFile *f, void *buf, long long len, long long off);
 
 #endif

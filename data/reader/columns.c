@@ -1,3 +1,5 @@
+/* The per-jet columns (columns.h): the mass and the declared scalars of every file,
+ * read whole on every rank, checked finite and plausible, agreed. */
 #include "columns.h"
 
 #include <math.h>

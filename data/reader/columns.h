@@ -20,7 +20,7 @@ typedef struct {
     long long negative_mass;   /* jets with m < 0, all files */
 } Columns;
 
-/* Collective over comm (every step ends in data_agree, so all ranks fail together):
+/* Collective over comm (every step ends in agree_fail_together, so all ranks fail together):
  * files[0..nfiles) are open, start[i] is file i's first dataset row, start[nfiles] = N.
  * dxpl: the transfer property of the column reads. Rank 0 of comm prints a warning per
  * file with negative masses. 0 or -1 (e2e_error()). */

@@ -1,7 +1,8 @@
 /* The parallel per-rank reader of jet-image datasets (data/format/FORMAT.md): a deterministic
  * train/validation/test split, each rank's own slice of each split, a per-epoch
  * shuffle, preprocessed batches, and a prefetch thread. data/README.md explains the
- * choices (split by chunks, scale statistic, unbiasing weights, NaN policy, I/O). */
+ * choices (split by blocks, scale statistic, unbiasing weights, NaN policy, I/O, sparse
+ * files, memory cache); data/reader/ holds one file a job (README.md lists them). */
 #ifndef E2E_DATA_DATASET_H
 #define E2E_DATA_DATASET_H
 
@@ -34,44 +35,50 @@ typedef enum {
                               open (sparse files only), and batches come from there */
 } DataCache;
 
+/* The options, by job; dataset_default_options fills the defaults. */
 typedef struct {
+    /* the data, the split, the batches (split.c) */
     const char *path;      /* HDF5 file, or a text file listing HDF5 files */
     MPI_Comm comm;         /* the reader dups it for its own use */
     uint64_t seed;         /* split + shuffling */
-    int batch;             /* per-rank batch size */
-    float zero_suppress;   /* after scaling, values below it become 0 (default 1e-5) */
-    const float *scales;   /* per-channel scales to use (a resumed run passes its stored
-                              ones), or NULL: computed over the training split */
-    int n_scales;          /* entries in scales (0: as many as the dataset's channels); a
-                              dataset with another channel count is refused */
-    const char *scales_from; /* where the scales come from, for that message ("checkpoint
-                              runs/r1/best.h5"); NULL: "the given scales" */
-    int unbias;            /* DataUnbias (default DATA_UNBIAS_WEIGHTS) */
-    int prefetch;          /* batches read ahead by the prefetch thread (0 = read in the
-                              caller); default 2 */
     double fractions[DATA_SPLITS]; /* train / validation / test: 0.90, 0.05, 0.05 */
-    float mass_scale;      /* target = m / mass_scale (MASS_SCALE_GEV of format.h: 500) */
+    long long split_block; /* consecutive dataset rows assigned to a split together (0: 64);
+                              the split depends on it, the seed and N only */
+    int batch;             /* per-rank batch size */
+    /* what a batch holds (batch_fill.c) */
     int preprocess;        /* 1: scale, zero-suppress, clip (default); 0: x as stored (a GPU
                               path preprocesses itself with dataset_prep_factors()) */
+    float zero_suppress;   /* after scaling, values below it become 0 (default 1e-5) */
+    float mass_scale;      /* target = m / mass_scale (MASS_SCALE_GEV of format.h: 500) */
     int keep_half;         /* with preprocess = 0 and every file dense float16: batches carry
                               the stored binary16 values (x_half, half the bytes to move to a
                               GPU, no decoding on the CPU) instead of float32 x */
     int keep_sparse;       /* with preprocess = 0 and every file sparse (with one value
                               dtype): batches carry the stored entries (sparse: a few KB a
                               jet to move to a GPU, which densifies them) instead of x */
+    /* the scales (scales.c) */
+    const float *scales;   /* per-channel scales to use (a resumed run passes its stored
+                              ones), or NULL: computed over the training split */
+    int n_scales;          /* entries in scales (0: as many as the dataset's channels); a
+                              dataset with another channel count is refused */
+    const char *scales_from; /* where the scales come from, for that message ("checkpoint
+                              runs/r1/best.h5"); NULL: "the given scales" */
+    double scale_quantile; /* the scale statistic: this quantile of the channel's positive
+                              pixels over the training split (0.999) */
+    long long scale_rows;  /* 0: the whole training split; else about this many rows */
+    /* the unbiasing weights (unbias.c) */
+    int unbias;            /* DataUnbias (default DATA_UNBIAS_WEIGHTS) */
+    int unbias_bins;       /* mass histogram for the weights: 50 bins over */
+    float unbias_min, unbias_max; /* [0, 500) GeV */
+    float unbias_max_weight; /* cap before renormalising (20); 0 = none */
+    /* reading (rows.c, prefetch.c, memcache.c, slots.c) */
+    int io;                /* DataIo (default DATA_IO_AUTO) */
+    int prefetch;          /* batches read ahead by the prefetch thread (0 = read in the
+                              caller); default 2 */
     int cache;             /* DataCache (default DATA_CACHE_NONE) */
     long long cache_limit; /* bytes the cache may take on a rank; 0: its share of the
                               node's available memory (90% of MemAvailable over the ranks
                               on the node) */
-    double scale_quantile; /* the scale statistic: this quantile of the channel's positive
-                              pixels over the training split (0.999) */
-    long long scale_rows;  /* 0: the whole training split; else about this many rows */
-    int unbias_bins;       /* mass histogram for the weights: 50 bins over */
-    float unbias_min, unbias_max; /* [0, 500) GeV */
-    float unbias_max_weight; /* cap before renormalising (20); 0 = none */
-    long long split_block; /* consecutive dataset rows assigned to a split together (0: 64);
-                              the split depends on it, the seed and N only */
-    int io;                /* DataIo (default DATA_IO_AUTO) */
     /* Where the buffers a device copies a batch from live (x, x_half or sparse's arrays,
        scalars, target, weight): batch_alloc(batch_alloc_ctx, bytes) and batch_free(batch_alloc_ctx, p),
        or malloc/free when batch_alloc is NULL. A GPU path passes its pinned-memory

@@ -1,3 +1,5 @@
+/* A dataset's fingerprint (fingerprint.h): its numbers and hashes, built from the
+ * reader's public API, compared with a checkpoint's. */
 #include "fingerprint.h"
 
 #include <stdio.h>

@@ -1,3 +1,5 @@
+/* Plausibility checks at open (plausible.h): masses in MeV refused, negative masses and
+ * empty images counted and warned about, files of nothing but empty images refused. */
 #include "plausible.h"
 
 #include <math.h>

@@ -1,3 +1,5 @@
+/* Preprocessing as pure functions (preprocess.h): images through prep_pixel, NaN
+ * counts, the scale histogram and its quantile, the unbiasing weights' arithmetic. */
 #include "preprocess.h"
 
 #include <float.h>

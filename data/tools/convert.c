@@ -1,5 +1,5 @@
-/* e2e-data convert (convert.h): a jet file into another layout or dtype, every rank
- * writing its own rows of the one output. */
+/* e2e-data convert (convert.h): a jet file rewritten in another layout or dtype, every
+ * rank its own rows, through jetwriter.h. */
 #include "convert.h"
 
 #include <errno.h>

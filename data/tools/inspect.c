@@ -1,4 +1,5 @@
-/* e2e-data info (inspect.h): what a jet file holds, printed for a person. */
+/* e2e-data info (inspect.h): a dataset's files, shapes, storage, inputs, columns and
+ * pixel statistics, printed. */
 #include "inspect.h"
 
 #include <float.h>

@@ -1,4 +1,5 @@
-/* e2e-synth (synthfile.h): a synthetic jet file, every rank writing its own slice. */
+/* e2e-synth's engine (synthfile.h): synthetic jets (synth.h) generated and written by
+ * every rank into one file through jetwriter.h. */
 #include "synthfile.h"
 
 #include <hdf5.h>
