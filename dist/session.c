@@ -113,7 +113,7 @@ int session_open(Session *s, const SessionOptions *o) {
     char from[4200];
     if (o->from) {
         snprintf(from, sizeof from, "checkpoint %s", o->from_path ? o->from_path : "");
-        d.seed = o->from->seed;
+        d.seed = o->from->train.seed;
         d.scales = o->from->scales;
         d.n_scales = o->from->n_scales;
         d.scales_from = from;

@@ -30,8 +30,9 @@ typedef struct {
     Model *model;                /* = s.model */
     Adam adam;
     int adam_ready;
-    CheckpointState st;          /* the live position, schedule and best: what a checkpoint
-                                    saves */
+    TrainState state;            /* the live position, schedule and best (a checkpoint saves
+                                    it) */
+    CheckpointState from;        /* a resumed run's checkpoint (setup and the banner) */
     Lookahead ahead;
     int stepped;                 /* this process has taken a training step (the first one
                                     gets the watchdog's longer limit) */
@@ -46,40 +47,49 @@ static int say(const Trainer *t) { return t->comm->rank == 0; }
 
 /* the rate of the last optimizer step, as Adam took it (float) */
 static float last_lr(const Trainer *t) {
-    return (float)lr_at(&t->st.lr, t->st.global_step > 0 ? t->st.global_step - 1 : 0);
+    return (float)lr_at(&t->state.lr, t->state.global_step > 0 ? t->state.global_step - 1 : 0);
 }
 
 /* ---- checkpoints ---- */
 
-static int save(Trainer *t, const char *path) {
-    CheckpointState *st = &t->st;
-    st->model = *model_config(t->model);
-    st->world_size = t->comm->size;
-    st->batch = t->cfg->batch;
-    st->adam_step = t->adam.step;
-    st->adam = t->adam.hyper;
-    st->elapsed_s += now() - t->t_start;
-    t->t_start = now();
+/* What a checkpoint records besides the training state: the model, the ranks and batch,
+ * Adam, the preprocessing and the data, the configuration. */
+static void checkpoint_record(const Trainer *t, CheckpointState *ck) {
+    ck->train = t->state;
+    ck->model = *model_config(t->model);
+    ck->world_size = t->comm->size;
+    ck->batch = t->cfg->batch;
+    ck->adam_step = t->adam.step;
+    ck->adam = t->adam.hyper;
     const DatasetInfo *info = dataset_info(t->data);
-    st->n_scales = info->channels;
-    memcpy(st->scales, dataset_scales(t->data), sizeof(float) * info->channels);
-    st->inputs = *dataset_inputs(t->data);
-    st->zero_suppress = t->s.data_zero_suppress;
-    st->unbias = t->s.data_unbias;
-    st->data = t->data_fp;
-    st->has_data = 1;
-    train_config_json(t->cfg, t->comm->size, st->config_json, sizeof st->config_json);
+    ck->n_scales = info->channels;
+    memcpy(ck->scales, dataset_scales(t->data), sizeof(float) * info->channels);
+    ck->inputs = *dataset_inputs(t->data);
+    ck->zero_suppress = t->s.data_zero_suppress;
+    ck->unbias = t->s.data_unbias;
+    ck->data = t->data_fp;
+    ck->has_data = 1;
+    train_config_json(t->cfg, t->comm->size, ck->config_json, sizeof ck->config_json);
+}
+
+static int save(Trainer *t, const char *path) {
+    t->state.elapsed_s += now() - t->t_start;
+    t->t_start = now();
+    CheckpointState *ck = calloc(1, sizeof *ck);
+    if (!ck) return e2e_fail("%s: out of host memory for the checkpoint's record", path);
+    checkpoint_record(t, ck);
     float **host = t->s.host;
-    if (model_get_params(t->model, host[0]) || adam_get_moments(&t->adam, host[1], host[2]))
-        return -1;
-    return checkpoint_write(path, st, t->model, host[0], host[1], host[2]);
+    int rc = model_get_params(t->model, host[0]) || adam_get_moments(&t->adam, host[1], host[2]) ||
+             checkpoint_write(path, ck, t->model, host[0], host[1], host[2]) ? -1 : 0;
+    free(ck);
+    return rc;
 }
 
 static int save_position_root(void *arg) {
     Trainer *t = arg;
     char path[4200];
-    run_folder_checkpoint_path(&t->folder, t->st.global_step, path, sizeof path);
-    return save(t, path) || run_folder_checkpointed(&t->folder, t->st.global_step, t->cfg->keep) ? -1 : 0;
+    run_folder_checkpoint_path(&t->folder, t->state.global_step, path, sizeof path);
+    return save(t, path) || run_folder_checkpointed(&t->folder, t->state.global_step, t->cfg->keep) ? -1 : 0;
 }
 
 /* Rank 0 writes the position's checkpoint (and prunes); every rank learns the outcome. */
@@ -101,7 +111,7 @@ static int start_root(void *arg) {
     Trainer *t = r->t;
     if (run_folder_open(&t->folder, t->cfg->out)) return -1;
     RunStartRequest req = {.resume = t->cfg->resume, .overwrite = t->cfg->overwrite};
-    r->have = run_folder_start(&t->folder, &req, r->path, r->size, &t->st);
+    r->have = run_folder_start(&t->folder, &req, r->path, r->size, &t->from);
     return r->have < 0 ? -1 : 0;
 }
 
@@ -113,7 +123,7 @@ static int find_resume(Trainer *t, char *path, size_t size) {
     if (comm_on_root(t->comm, start_root, &r)) return -1;
     comm_bcast_int(t->comm, &r.have);
     comm_bcast_string(t->comm, path, size);
-    comm_bcast_bytes(t->comm, &t->st, sizeof t->st);
+    if (r.have) comm_bcast_bytes(t->comm, &t->from, sizeof t->from);
     return r.have;
 }
 
@@ -121,7 +131,7 @@ static int find_resume(Trainer *t, char *path, size_t size) {
  * rank holds both fingerprints, so every rank decides alike. */
 static int check_data(Trainer *t, const char *resume_path, int resumed) {
     data_fingerprint(t->data, t->comm->world, &t->data_fp);
-    const CheckpointState *st = &t->st;
+    const CheckpointState *st = &t->from;
     char why[2048], was[2200], now[2200];
     if (resumed && st->has_data && data_fingerprint_differs(&st->data, &t->data_fp, why, sizeof why)) {
         data_fingerprint_describe(&st->data, was, sizeof was);
@@ -136,30 +146,30 @@ static int check_data(Trainer *t, const char *resume_path, int resumed) {
     return 0;
 }
 
-/* The checkpoint's parameters into the model, its moments and step into Adam, and the
- * rest of its schedule: version 1 stored only the plateau's part, the run's options
- * give the base and scaled rates and the warm-up. */
+/* The checkpoint's parameters into the model, its moments and step into Adam, its
+ * training state into the trainer: version 1 stored only the plateau's part of the
+ * schedule, the run's options give the base and scaled rates and the warm-up. */
 static int resume_from(Trainer *t, const char *path, double scaled) {
     if (session_load(&t->s, path, NULL) || adam_set_moments(&t->adam, t->s.host[1], t->s.host[2]))
         return -1;
-    t->adam.step = t->st.adam_step;
-    t->adam.hyper = t->st.adam;  /* weight decay included: resume_options.h */
-    if (t->st.version < 2) {
-        t->st.lr.base = t->cfg->lr;
-        t->st.lr.scaled = scaled;
-        t->st.lr.warmup_steps = t->cfg->warmup_steps;
+    t->adam.step = t->from.adam_step;
+    t->adam.hyper = t->from.adam;  /* weight decay included: resume_options.h */
+    LrSchedule *lr = &t->from.train.lr;
+    if (t->from.version < 2) {
+        lr->base = t->cfg->lr;
+        lr->scaled = scaled;
+        lr->warmup_steps = t->cfg->warmup_steps;
     }
+    t->state = t->from.train;
     return 0;
 }
 
 /* A fresh run: position 0, the configured schedule, rank 0's initial parameters. */
 static void start_fresh(Trainer *t, double scaled) {
     const TrainConfig *cfg = t->cfg;
-    memset(&t->st, 0, sizeof t->st);
-    t->st.seed = cfg->seed;
-    t->st.best_metric = INFINITY;
-    t->st.best_epoch = -1;
-    lr_schedule_init(&t->st.lr, cfg->lr, scaled, cfg->warmup_steps, &cfg->plateau);
+    LrSchedule lr;
+    lr_schedule_init(&lr, cfg->lr, scaled, cfg->warmup_steps, &cfg->plateau);
+    train_state_init(&t->state, cfg->seed, &lr);
     model_init(t->model, cfg->seed);
     comm_broadcast(t->comm, model_params(t->model), model_arena_size(t->model));
 }
@@ -170,7 +180,7 @@ static SessionOptions session_options(const Trainer *t, const char *resume_path,
     const TrainConfig *cfg = t->cfg;
     SessionOptions o = {.backend = {.device = cfg->device, .threads = cfg->threads,
                                     .precision = cfg->precision},
-                        .blocks = resumed ? t->st.model.blocks : cfg->blocks, .from = resumed ? &t->st : NULL,
+                        .blocks = resumed ? t->from.model.blocks : cfg->blocks, .from = resumed ? &t->from : NULL,
                         .from_path = resume_path};
     dataset_default_options(&o.data);
     o.data.path = cfg->data;
@@ -209,14 +219,15 @@ static int setup(Trainer *t, char *resume_path, int *resumed) {
 /* Where a run checkpointed with other ranks or batch continues: at the same fraction
  * of the epoch's samples (the data order differs anyway; docs say so). */
 static void rescale_position(Trainer *t, long steps) {
-    CheckpointState *st = &t->st;
-    long per_now = (long)t->cfg->batch * t->comm->size, per_then = (long)st->batch * st->world_size;
+    const CheckpointState *from = &t->from;
+    TrainState *st = &t->state;
+    long per_now = (long)t->cfg->batch * t->comm->size, per_then = (long)from->batch * from->world_size;
     if (per_then == per_now || st->step_in_epoch == 0) return;
     long at = (long)((double)st->step_in_epoch * per_then / per_now);
     if (say(t))
         printf("e2e-train: checkpoint written by %d ranks x batch %d, now %d x %d: the epoch "
                "continues at step %ld of %ld (same fraction of samples; the data order differs)\n",
-               st->world_size, st->batch, t->comm->size, t->cfg->batch, at, steps);
+               from->world_size, from->batch, t->comm->size, t->cfg->batch, at, steps);
     st->step_in_epoch = at < steps ? at : steps;
 }
 
@@ -306,10 +317,10 @@ static int update(Trainer *t, const Agreement *a, StepTimes *tm) {
     double t0 = now();
     if (comm_allreduce_mean(t->comm, model_grads(t->model), model_arena_size(t->model))) return -1;
     double t1 = now();
-    float lr = (float)lr_at(&t->st.lr, t->st.global_step);
+    float lr = (float)lr_at(&t->state.lr, t->state.global_step);
     if (adam_step(&t->adam, lr, model_params(t->model), model_grads(t->model))) return -1;
-    t->st.epoch_loss_sum += a->sum[0];
-    t->st.epoch_samples += a->sum[1];
+    t->state.epoch_loss_sum += a->sum[0];
+    t->state.epoch_samples += a->sum[1];
     tm->comm += t1 - t0;
     tm->compute += now() - t1;
     return 0;
@@ -317,12 +328,12 @@ static int update(Trainer *t, const Agreement *a, StepTimes *tm) {
 
 static int check_replicas(Trainer *t) {
     long every = t->cfg->check_replicas;
-    if (!every || t->st.global_step % every != 0) return 0;
+    if (!every || t->state.global_step % every != 0) return 0;
     int same = 0;
     if (comm_replicas_identical(t->comm, model_params(t->model), model_arena_size(t->model), &same))
         return -1;
     return same ? 0 : e2e_fail("replicas diverged: ranks hold different parameters after step %ld",
-                               t->st.global_step);
+                               t->state.global_step);
 }
 
 /* One optimizer step: this rank's pass, the agreement point, the update. Returns 0 (go
@@ -347,8 +358,8 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
     tm->data += l.read_s + l.ahead_s;
     tm->compute += l.pass_s;
     tm->steps++;
-    t->st.global_step++;
-    t->st.step_in_epoch = step + 1;
+    t->state.global_step++;
+    t->state.step_in_epoch = step + 1;
     if (check_replicas(t)) return -1;
     return (a.flags & AGREE_STOP) != 0;
 }
@@ -360,7 +371,7 @@ static EpochMetrics epoch_metrics(const Trainer *t, long epoch, double epoch_t0,
     EpochMetrics e = {.epoch = epoch + 1, .lr = last_lr(t), .val_loss = v->loss,
                       .val_mae = v->mae, .val_mre = v->mre, .epoch_s = now() - epoch_t0,
                       .skipped_steps = tm->skipped};
-    e.train_loss = t->st.epoch_samples > 0 ? t->st.epoch_loss_sum / t->st.epoch_samples : NAN;
+    e.train_loss = t->state.epoch_samples > 0 ? t->state.epoch_loss_sum / t->state.epoch_samples : NAN;
     double step_time = tm->data + tm->compute + tm->comm + tm->sync;
     e.samples_per_s = step_time > 0 ? tm->steps * (double)t->cfg->batch * t->comm->size / step_time : 0;
     e.data_wait_frac = step_time > 0 ? tm->data / step_time : 0;
@@ -383,11 +394,11 @@ static int end_epoch_root(void *arg) {
     Trainer *t = x->t;
     const EvalResult *v = x->val;
     const EpochMetrics *e = x->row;
-    lr_schedule_epoch_end(&t->st.lr, v->mae);
-    int best = v->mae < t->st.best_metric;
+    lr_schedule_epoch_end(&t->state.lr, v->mae);
+    int best = v->mae < t->state.best_metric;
     if (best) {
-        t->st.best_metric = v->mae;
-        t->st.best_epoch = x->epoch + 1;
+        t->state.best_metric = v->mae;
+        t->state.best_epoch = x->epoch + 1;
     }
     printf("epoch %ld/%d done: train loss %.5f  val loss %.5f  val MAE %.2f GeV  val MRE %.4f"
            "%s  (%.1f s, %.1f samples/s, data wait %.1f%%, all-reduce %.1f%%, sync %.1f%%)\n",
@@ -407,13 +418,13 @@ static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *t
     if (evaluate_split(t->comm, t->model, t->data, SPLIT_VAL, t->cfg->mre_min_mass, &v, NULL)) return -1;
     EpochMetrics e = epoch_metrics(t, epoch, epoch_t0, tm, &v);
     /* the epoch is done: the next position is the next epoch's first step */
-    t->st.epoch = epoch + 1;
-    t->st.step_in_epoch = 0;
-    t->st.epoch_loss_sum = t->st.epoch_samples = 0;
+    t->state.epoch = epoch + 1;
+    t->state.step_in_epoch = 0;
+    t->state.epoch_loss_sum = t->state.epoch_samples = 0;
     EpochEnd x = {.t = t, .epoch = epoch, .val = &v, .row = &e};
     watchdog_phase(WD_CHECKPOINT);
     if (comm_on_root(t->comm, end_epoch_root, &x)) return -1;
-    comm_bcast_bytes(t->comm, &t->st, sizeof t->st);  /* schedule, best */
+    comm_bcast_bytes(t->comm, &t->state, sizeof t->state);  /* schedule, best */
     return save_position(t);
 }
 
@@ -421,7 +432,7 @@ static void progress(const Trainer *t, long epoch, long step, long steps, double
                      double eta) {
     char e[32];
     run_format_duration(eta, e, sizeof e);
-    double loss = t->st.epoch_loss_sum / fmax(t->st.epoch_samples, 1);
+    double loss = t->state.epoch_loss_sum / fmax(t->state.epoch_samples, 1);
     printf("epoch %ld/%d  step %ld/%ld  loss %.5f  lr %.3g  %.1f samples/s  ETA %s\n", epoch + 1,
            t->cfg->epochs, step, steps, loss, last_lr(t), samples_per_s, e);
     fflush(stdout);
@@ -440,7 +451,7 @@ typedef struct {
 static int run_epoch(Trainer *t, long epoch, long steps, const Pace *pace, long *process_steps) {
     StepTimes tm = {0};
     double epoch_t0 = now();
-    long first = t->st.step_in_epoch;
+    long first = t->state.step_in_epoch;
     int failed = dataset_begin_epoch(t->data, SPLIT_TRAIN, epoch, first) ? -1 : 0;
     if (comm_fail_together(t->comm, failed)) return -1;
     for (long step = first; step < steps; step++) {
@@ -448,9 +459,9 @@ static int run_epoch(Trainer *t, long epoch, long steps, const Pace *pace, long 
         if (rc < 0) return -1;
         if (say(t) && ((step + 1) % pace->every == 0 || step + 1 == steps)) {
             double el = now() - pace->t0;
-            long done = t->st.global_step - pace->done_at_start;
+            long done = t->state.global_step - pace->done_at_start;
             double rate = el > 0 ? done * (double)t->cfg->batch * t->comm->size / el : 0;
-            double eta = done > 0 ? el / done * (pace->total - t->st.global_step) : -1;
+            double eta = done > 0 ? el / done * (pace->total - t->state.global_step) : -1;
             progress(t, epoch, step + 1, steps, rate, eta);
         }
         if (rc == 1) {
@@ -479,14 +490,14 @@ static int final_test_root(void *arg) {
     FinalTest *x = arg;
     Trainer *t = x->t;
     const EvalResult *r = x->test;
-    RunResults res = {.best_epoch = t->st.best_epoch, .best_val_mae = t->st.best_metric,
+    RunResults res = {.best_epoch = t->state.best_epoch, .best_val_mae = t->state.best_metric,
                       .test_loss = r->loss, .test_mae = r->mae, .test_mre = r->mre,
-                      .test_jets = r->count, .mre_jets = r->mre_count, .epochs = t->st.epoch,
-                      .global_steps = t->st.global_step, .ranks = t->comm->size,
-                      .train_time_s = t->st.elapsed_s + now() - t->t_start};
+                      .test_jets = r->count, .mre_jets = r->mre_count, .epochs = t->state.epoch,
+                      .global_steps = t->state.global_step, .ranks = t->comm->size,
+                      .train_time_s = t->state.elapsed_s + now() - t->t_start};
     int rc = run_write_results(t->cfg->out, &res);
     printf("test (best checkpoint, epoch %ld): loss %.5f  MAE %.2f GeV  MRE %.4f  on %lld jets\n",
-           t->st.best_epoch, r->loss, r->mae, r->mre, r->count);
+           t->state.best_epoch, r->loss, r->mae, r->mre, r->count);
     return rc;
 }
 
@@ -520,7 +531,7 @@ static int run_start_root(void *arg) {
     train_config_json(cfg, t->comm->size, json, sizeof json);
     strcat(json, "\n");
     int rc = run_write_text(cfg->out, "config.json", json) ||
-             (x->resume_path && run_truncate_metrics(cfg->out, t->st.epoch + 1)) ? -1 : 0;
+             (x->resume_path && run_truncate_metrics(cfg->out, t->state.epoch + 1)) ? -1 : 0;
     const DatasetInfo *info = dataset_info(t->data);
     printf("e2e-train: %d rank%s on %s, model %zu parameters, %dx%dx%d images, train %lld / "
            "val %lld / test %lld jets, %ld steps per epoch of %d x %d\n",
@@ -532,8 +543,8 @@ static int run_start_root(void *arg) {
     if (kernels) printf("e2e-train: %s\n", kernels);
     if (x->resume_path) {
         printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", x->resume_path,
-               t->st.epoch + 1, t->st.step_in_epoch);
-        resume_options_report(cfg, &t->st, t->comm->size);
+               t->state.epoch + 1, t->state.step_in_epoch);
+        resume_options_report(cfg, &t->from, t->comm->size);
     }
     fflush(stdout);
     return rc;
@@ -566,10 +577,10 @@ static int run(Trainer *t) {
     if (comm_on_root(t->comm, run_start_root, &x)) return -1;
 
     t->t_start = now();
-    Pace pace = {.t0 = now(), .done_at_start = t->st.global_step, .total = steps * cfg->epochs,
+    Pace pace = {.t0 = now(), .done_at_start = t->state.global_step, .total = steps * cfg->epochs,
                  .every = cfg->log_every > 0 ? cfg->log_every : (int)(steps >= 10 ? steps / 10 : 1)};
     long process_steps = 0;
-    for (long epoch = t->st.epoch; epoch < cfg->epochs; epoch++) {
+    for (long epoch = t->state.epoch; epoch < cfg->epochs; epoch++) {
         int rc = run_epoch(t, epoch, steps, &pace, &process_steps);
         if (rc) return rc;
         if (stop_after_epoch(t, epoch)) return EXIT_REQUEUE;

@@ -32,39 +32,42 @@ static int write_floats(hid_t group, const char *name, int ndim, const int *shap
 
 /* ---- what is stored as attributes on / ---- */
 
-#define LONG_ATTRS(X)                                                                   \
-    X("in_channels", model.in_channels) X("height", model.height) X("width", model.width) \
-    X("n_scalars", model.n_scalars) X("blocks", model.blocks) X("fmaps0", model.fmaps0)   \
-    X("fmaps1", model.fmaps1) X("epoch", epoch) X("step_in_epoch", step_in_epoch)        \
-    X("global_step", global_step) X("world_size", world_size) X("batch", batch)          \
-    X("best_epoch", best_epoch) X("adam_step", adam_step)                                \
-    X("plateau_mode_max", lr.plateau.cfg.mode_max)                                       \
-    X("plateau_patience", lr.plateau.cfg.patience)                                       \
-    X("plateau_threshold_abs", lr.plateau.cfg.threshold_abs)                             \
-    X("plateau_cooldown", lr.plateau.cfg.cooldown)                                       \
-    X("plateau_num_bad_epochs", lr.plateau.num_bad_epochs)                               \
-    X("plateau_cooldown_counter", lr.plateau.cooldown_counter)                           \
-    X("plateau_last_epoch", lr.plateau.last_epoch)
+#define LONG_ATTRS(X)                                                                     \
+    X("in_channels", model.in_channels) X("height", model.height) X("width", model.width)   \
+    X("n_scalars", model.n_scalars) X("blocks", model.blocks) X("fmaps0", model.fmaps0)     \
+    X("fmaps1", model.fmaps1) X("epoch", train.epoch)                                       \
+    X("step_in_epoch", train.step_in_epoch) X("global_step", train.global_step)             \
+    X("world_size", world_size) X("batch", batch)                                           \
+    X("best_epoch", train.best_epoch) X("adam_step", adam_step)                             \
+    X("plateau_mode_max", train.lr.plateau.cfg.mode_max)                                    \
+    X("plateau_patience", train.lr.plateau.cfg.patience)                                    \
+    X("plateau_threshold_abs", train.lr.plateau.cfg.threshold_abs)                          \
+    X("plateau_cooldown", train.lr.plateau.cfg.cooldown)                                    \
+    X("plateau_num_bad_epochs", train.lr.plateau.num_bad_epochs)                            \
+    X("plateau_cooldown_counter", train.lr.plateau.cooldown_counter)                        \
+    X("plateau_last_epoch", train.lr.plateau.last_epoch)
 
-#define DOUBLE_ATTRS(X)                                                                 \
-    X("epoch_loss_sum", epoch_loss_sum) X("epoch_samples", epoch_samples)                \
-    X("best_metric", best_metric) X("elapsed_s", elapsed_s)                              \
-    X("plateau_factor", lr.plateau.cfg.factor)                                           \
-    X("plateau_threshold", lr.plateau.cfg.threshold)                                     \
-    X("plateau_min_lr", lr.plateau.cfg.min_lr) X("plateau_eps", lr.plateau.cfg.eps)      \
-    X("plateau_best", lr.plateau.best)
+#define DOUBLE_ATTRS(X)                                                                   \
+    X("epoch_loss_sum", train.epoch_loss_sum) X("epoch_samples", train.epoch_samples)       \
+    X("best_metric", train.best_metric) X("elapsed_s", train.elapsed_s)                     \
+    X("plateau_factor", train.lr.plateau.cfg.factor)                                        \
+    X("plateau_threshold", train.lr.plateau.cfg.threshold)                                  \
+    X("plateau_min_lr", train.lr.plateau.cfg.min_lr)                                        \
+    X("plateau_eps", train.lr.plateau.cfg.eps)                                              \
+    X("plateau_best", train.lr.plateau.best)
 
-#define FLOAT_ATTRS(X)                                                                  \
-    X("adam_beta1", adam.beta1) X("adam_beta2", adam.beta2)                             \
+#define FLOAT_ATTRS(X)                                                                    \
+    X("adam_beta1", adam.beta1) X("adam_beta2", adam.beta2)                                 \
     X("adam_eps", adam.eps) X("adam_weight_decay", adam.weight_decay)
 
 /* the schedule, stored once (version 2) */
-#define SCHEDULE_LONG_ATTRS(X) X("lr_warmup_steps", lr.warmup_steps)
-#define SCHEDULE_DOUBLE_ATTRS(X)                                                        \
-    X("lr_base", lr.base) X("lr_scaled", lr.scaled) X("lr_plateau", lr.plateau.lr)
+#define SCHEDULE_LONG_ATTRS(X) X("lr_warmup_steps", train.lr.warmup_steps)
+#define SCHEDULE_DOUBLE_ATTRS(X)                                                          \
+    X("lr_base", train.lr.base) X("lr_scaled", train.lr.scaled)                             \
+    X("lr_plateau", train.lr.plateau.lr)
 
 /* version 1: the plateau's rate ("lr"; "adam_lr", Adam's last rate, is not needed) */
-#define V1_DOUBLE_ATTRS(X) X("lr", lr.plateau.lr)
+#define V1_DOUBLE_ATTRS(X) X("lr", train.lr.plateau.lr)
 
 /* one long attribute of a group g (the fingerprint's) */
 #define W_LONG_G(name, field) { long long v_ = (long long)st->field; rc |= attr_write(g, name, H5T_NATIVE_LLONG, &v_); }
@@ -94,7 +97,7 @@ static int write_attrs(hid_t f, const CheckpointState *st, uint64_t hash) {
     FLOAT_ATTRS(W_FLOAT)
     SCHEDULE_LONG_ATTRS(W_LONG)
     SCHEDULE_DOUBLE_ATTRS(W_DOUBLE)
-    unsigned long long seed = st->seed, h = hash;
+    unsigned long long seed = st->train.seed, h = hash;
     rc |= attr_write(f, "seed", H5T_NATIVE_ULLONG, &seed);
     rc |= attr_write(f, "tensors_fnv1a", H5T_NATIVE_ULLONG, &h);
     rc |= h5_attr_write_str(f, "config", st->config_json, 0);
@@ -119,7 +122,7 @@ static int read_attrs(hid_t f, CheckpointState *st, uint64_t *hash, const char *
     if (h5_attr_read(f, "seed", H5T_NATIVE_ULLONG, &seed) ||
         h5_attr_read(f, "tensors_fnv1a", H5T_NATIVE_ULLONG, &h))
         rc = e2e_fail("%s: checkpoint lacks its seed or parameter hash", path);
-    st->seed = seed;
+    st->train.seed = seed;
     *hash = h;
     char *config = h5_attr_str(f, "config");  /* kept when it fits, else left out */
     if (config && strlen(config) < sizeof st->config_json) strcpy(st->config_json, config);
