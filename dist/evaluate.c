@@ -144,8 +144,8 @@ static int sort_by_index(Gathered *g) {
     return ok ? 0 : e2e_fail("out of host memory for %lld predictions", g->total);
 }
 
-static int write_on_root(void *arg) {
-    Gathered *g = arg;
+/* Rank 0: the gathered rows, sorted, into the prediction file g->path. */
+static int write_gathered(Gathered *g) {
     if (sort_by_index(g)) return -1;
     const char *path = g->path;
     H5Quiet quiet;
@@ -171,9 +171,9 @@ static int write_on_root(void *arg) {
 int predictions_write(Comm *c, const Predictions *p, const char *path) {
     Gathered g = {.path = path};
     gather(c, p, &g);
-    int rc = comm_on_root(c, write_on_root, &g);
+    int failed = c->rank == 0 && write_gathered(&g) != 0;
     free(g.index), free(g.m_true), free(g.m_pred);
-    return rc;
+    return comm_fail_together(c, failed);
 }
 
 void predictions_free(Predictions *p) {

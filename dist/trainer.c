@@ -85,46 +85,33 @@ static int save(Trainer *t, const char *path) {
     return rc;
 }
 
-static int save_position_root(void *arg) {
-    Trainer *t = arg;
-    char path[4200];
-    run_folder_checkpoint_path(&t->folder, t->state.global_step, path, sizeof path);
-    return save(t, path) || run_folder_checkpointed(&t->folder, t->state.global_step, t->cfg->keep) ? -1 : 0;
-}
-
 /* Rank 0 writes the position's checkpoint (and prunes); every rank learns the outcome. */
 static int save_position(Trainer *t) {
     watchdog_phase(WD_CHECKPOINT);
-    return comm_on_root(t->comm, save_position_root, t);
+    int failed = 0;
+    if (say(t)) {
+        char path[4200];
+        run_folder_checkpoint_path(&t->folder, t->state.global_step, path, sizeof path);
+        failed = save(t, path) || run_folder_checkpointed(&t->folder, t->state.global_step, t->cfg->keep);
+    }
+    return comm_fail_together(t->comm, failed);
 }
 
-typedef struct {
-    Trainer *t;
-    char *path;
-    size_t size;
-    int have;       /* 1: resume from path */
-} ResumeChoice;
-
-/* Rank 0: the run folder locked, and the rule applied (dist/run_folder.h). */
-static int start_root(void *arg) {
-    ResumeChoice *r = arg;
-    Trainer *t = r->t;
-    if (run_folder_open(&t->folder, t->cfg->out)) return -1;
-    RunStartRequest req = {.resume = t->cfg->resume, .overwrite = t->cfg->overwrite};
-    r->have = run_folder_start(&t->folder, &req, r->path, r->size, &t->from);
-    return r->have < 0 ? -1 : 0;
-}
-
-/* Which checkpoint to resume from (rank 0 decides; all ranks get its state). Returns 1
- * with the path in `path` when resuming, 0 for a fresh run, -1 on error. */
+/* Which checkpoint to resume from: rank 0 locks the run folder and applies its rule
+ * (dist/run/run_folder.h); every rank gets the checkpoint's record. Returns 1 with the
+ * path in `path` when resuming, 0 for a fresh run, -1 on error. */
 static int find_resume(Trainer *t, char *path, size_t size) {
-    ResumeChoice r = {.t = t, .path = path, .size = size};
+    int resume = 0;
     path[0] = '\0';
-    if (comm_on_root(t->comm, start_root, &r)) return -1;
-    comm_bcast_int(t->comm, &r.have);
+    if (say(t)) {
+        RunStartRequest req = {.resume = t->cfg->resume, .overwrite = t->cfg->overwrite};
+        resume = run_folder_open(&t->folder, t->cfg->out) ? -1 : run_folder_start(&t->folder, &req, path, size, &t->from);
+    }
+    if (comm_fail_together(t->comm, resume < 0)) return -1;
+    comm_bcast_int(t->comm, &resume);
     comm_bcast_string(t->comm, path, size);
-    if (r.have) comm_bcast_bytes(t->comm, &t->from, sizeof t->from);
-    return r.have;
+    if (resume) comm_bcast_bytes(t->comm, &t->from, sizeof t->from);
+    return resume;
 }
 
 /* The open dataset against the checkpoint's: a resumed run refuses other data. Every
@@ -380,29 +367,18 @@ static EpochMetrics epoch_metrics(const Trainer *t, long epoch, double epoch_t0,
     return e;
 }
 
-typedef struct {
-    Trainer *t;
-    long epoch;
-    const EvalResult *val;
-    const EpochMetrics *row;
-} EpochEnd;
-
 /* Rank 0's part of an epoch's end: the schedule, the best metric, the report, the
  * metrics row and best.h5. */
-static int end_epoch_root(void *arg) {
-    EpochEnd *x = arg;
-    Trainer *t = x->t;
-    const EvalResult *v = x->val;
-    const EpochMetrics *e = x->row;
+static int end_epoch_on_root(Trainer *t, long epoch, const EvalResult *v, const EpochMetrics *e) {
     lr_schedule_epoch_end(&t->state.lr, v->mae);
     int best = v->mae < t->state.best_metric;
     if (best) {
         t->state.best_metric = v->mae;
-        t->state.best_epoch = x->epoch + 1;
+        t->state.best_epoch = epoch + 1;
     }
     printf("epoch %ld/%d done: train loss %.5f  val loss %.5f  val MAE %.2f GeV  val MRE %.4f"
            "%s  (%.1f s, %.1f samples/s, data wait %.1f%%, all-reduce %.1f%%, sync %.1f%%)\n",
-           x->epoch + 1, t->cfg->epochs, e->train_loss, v->loss, v->mae, v->mre, best ? "  (best)" : "",
+           epoch + 1, t->cfg->epochs, e->train_loss, v->loss, v->mae, v->mre, best ? "  (best)" : "",
            e->epoch_s, e->samples_per_s, 100 * e->data_wait_frac, 100 * e->allreduce_frac,
            100 * e->sync_wait_frac);
     fflush(stdout);
@@ -421,10 +397,10 @@ static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *t
     t->state.epoch = epoch + 1;
     t->state.step_in_epoch = 0;
     t->state.epoch_loss_sum = t->state.epoch_samples = 0;
-    EpochEnd x = {.t = t, .epoch = epoch, .val = &v, .row = &e};
     watchdog_phase(WD_CHECKPOINT);
-    if (comm_on_root(t->comm, end_epoch_root, &x)) return -1;
-    comm_bcast_bytes(t->comm, &t->state, sizeof t->state);  /* schedule, best */
+    int failed = say(t) && end_epoch_on_root(t, epoch, &v, &e) != 0;
+    if (comm_fail_together(t->comm, failed)) return -1;
+    comm_bcast_bytes(t->comm, &t->state, sizeof t->state);  /* rank 0's schedule and best */
     return save_position(t);
 }
 
@@ -477,19 +453,8 @@ static int run_epoch(Trainer *t, long epoch, long steps, const Pace *pace, long 
 
 /* ---- the run ---- */
 
-static int best_exists_root(void *path) {
-    return access(path, R_OK) == 0 ? 0 : e2e_fail("%s: no best checkpoint to test", (char *)path);
-}
-
-typedef struct {
-    Trainer *t;
-    const EvalResult *test;
-} FinalTest;
-
-static int final_test_root(void *arg) {
-    FinalTest *x = arg;
-    Trainer *t = x->t;
-    const EvalResult *r = x->test;
+/* Rank 0: the test result r into results.json, and said. */
+static int write_results(Trainer *t, const EvalResult *r) {
     RunResults res = {.best_epoch = t->state.best_epoch, .best_val_mae = t->state.best_metric,
                       .test_loss = r->loss, .test_mae = r->mae, .test_mre = r->mre,
                       .test_jets = r->count, .mre_jets = r->mre_count, .epochs = t->state.epoch,
@@ -506,43 +471,36 @@ static int final_test(Trainer *t) {
     char path[4200];
     snprintf(path, sizeof path, "%s/checkpoints/best.h5", t->cfg->out);
     watchdog_phase(WD_CHECKPOINT);
-    if (comm_on_root(t->comm, best_exists_root, path)) return -1;
-    if (session_load(&t->s, path, NULL)) return -1;
+    int missing = say(t) && access(path, R_OK) != 0;
+    if (missing) e2e_fail("%s: no best checkpoint to test", path);
+    if (comm_fail_together(t->comm, missing) || session_load(&t->s, path, NULL)) return -1;
     EvalResult r;
     watchdog_phase(WD_EVAL);
     if (evaluate_split(t->comm, t->model, t->data, SPLIT_TEST, t->cfg->mre_min_mass, &r, NULL)) return -1;
-    FinalTest x = {.t = t, .test = &r};
     watchdog_phase(WD_CHECKPOINT);
-    return comm_on_root(t->comm, final_test_root, &x);
+    return comm_fail_together(t->comm, say(t) && write_results(t, &r) != 0);
 }
 
-typedef struct {
-    Trainer *t;
-    const char *resume_path;   /* NULL: a fresh run */
-    long steps;
-} RunStart;
-
-/* Rank 0: config.json, the metrics files cut back to the resumed epoch, the banner. */
-static int run_start_root(void *arg) {
-    RunStart *x = arg;
-    Trainer *t = x->t;
+/* Rank 0: config.json, the metrics files cut back to the resumed epoch, the banner.
+ * resume_path: NULL for a fresh run. */
+static int start_run_files(Trainer *t, const char *resume_path, long steps) {
     const TrainConfig *cfg = t->cfg;
     char json[8192];
     train_config_json(cfg, t->comm->size, json, sizeof json);
     strcat(json, "\n");
     int rc = run_write_text(cfg->out, "config.json", json) ||
-             (x->resume_path && run_truncate_metrics(cfg->out, t->state.epoch + 1)) ? -1 : 0;
+             (resume_path && run_truncate_metrics(cfg->out, t->state.epoch + 1)) ? -1 : 0;
     const DatasetInfo *info = dataset_info(t->data);
     printf("e2e-train: %d rank%s on %s, model %zu parameters, %dx%dx%d images, train %lld / "
            "val %lld / test %lld jets, %ld steps per epoch of %d x %d\n",
            t->comm->size, t->comm->size > 1 ? "s" : "", model_ops(t->model)->name,
            model_count_params(model_config(t->model)), info->channels, info->height, info->width,
            dataset_split_total(t->data, SPLIT_TRAIN), dataset_split_total(t->data, SPLIT_VAL),
-           dataset_split_total(t->data, SPLIT_TEST), x->steps, t->comm->size, cfg->batch);
+           dataset_split_total(t->data, SPLIT_TEST), steps, t->comm->size, cfg->batch);
     const char *kernels = net_backend_report(model_ops(t->model));
     if (kernels) printf("e2e-train: %s\n", kernels);
-    if (x->resume_path) {
-        printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", x->resume_path,
+    if (resume_path) {
+        printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", resume_path,
                t->state.epoch + 1, t->state.step_in_epoch);
         resume_options_report(cfg, &t->from, t->comm->size);
     }
@@ -572,9 +530,9 @@ static int run(Trainer *t) {
                         "smaller --batch (it is per rank)", cfg->data, t->comm->size,
                         dataset_split_total(t->data, SPLIT_TRAIN) / t->comm->size, cfg->batch);
     if (resumed) rescale_position(t, steps);
-    RunStart x = {.t = t, .resume_path = resumed ? resume_path : NULL, .steps = steps};
     watchdog_phase(WD_CHECKPOINT);
-    if (comm_on_root(t->comm, run_start_root, &x)) return -1;
+    int failed = say(t) && start_run_files(t, resumed ? resume_path : NULL, steps) != 0;
+    if (comm_fail_together(t->comm, failed)) return -1;
 
     t->t_start = now();
     Pace pace = {.t0 = now(), .done_at_start = t->state.global_step, .total = steps * cfg->epochs,

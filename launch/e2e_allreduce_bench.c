@@ -261,34 +261,23 @@ static void print_fit(const Fit *f, long floats, int p) {
            f->ring * 1e6, f->measured / f->ring);
 }
 
-typedef struct {
-    const char *path;
-    const Comm *c;
-    const Fit *fit;
-    const Point *pt;
-    int np;
-    long floats;
-} JsonOut;
-
-/* --json on rank 0, for launch/perf-model --net */
-static int write_json_root(void *arg) {
-    const JsonOut *j = arg;
-    const Fit *f = j->fit;
-    FILE *out = fopen(j->path, "w");
-    if (!out) return e2e_fail("%s: %s", j->path, strerror(errno));
+/* --json on rank 0, for launch/perf-model --net: the fit f of the np points pt */
+static int write_json(const char *path, const Comm *c, const Fit *f, const Point *pt, int np, long floats) {
+    FILE *out = fopen(path, "w");
+    if (!out) return e2e_fail("%s: %s", path, strerror(errno));
     fprintf(out,
             "{\"ranks\": %d, \"ranks_per_node\": %d, \"device\": \"%s\",\n"
             " \"alpha_s\": %.6e, \"beta_bytes_per_s\": %.6e,\n"
             " \"allreduce_alpha_s\": %.6e, \"allreduce_beta_bytes_per_s\": %.6e,\n"
             " \"grad_floats\": %ld, \"grad_allreduce_s\": %.6e, \"grad_ring_model_s\": %.6e,\n"
             " \"points\": [",
-            j->c->size, j->c->local_size, ops->name, f->alpha, f->beta, f->alpha_ring, f->beta_ring,
-            j->floats, f->measured, f->ring);
-    for (int i = 0; i < j->np; i++)
+            c->size, c->local_size, ops->name, f->alpha, f->beta, f->alpha_ring, f->beta_ring,
+            floats, f->measured, f->ring);
+    for (int i = 0; i < np; i++)
         fprintf(out, "%s\n  {\"bytes\": %.0f, \"pingpong_s\": %.6e, \"allreduce_s\": %.6e}",
-                i ? "," : "", j->pt[i].bytes, j->pt[i].pingpong_s, j->pt[i].allreduce_s);
+                i ? "," : "", pt[i].bytes, pt[i].pingpong_s, pt[i].allreduce_s);
     fprintf(out, "]}\n");
-    return fclose(out) ? e2e_fail("%s: %s", j->path, strerror(errno)) : 0;
+    return fclose(out) ? e2e_fail("%s: %s", path, strerror(errno)) : 0;
 }
 
 /* Measures, fits and reports; 0, 1 (a failure, said on rank 0) or 2 (bad usage). */
@@ -329,8 +318,7 @@ static int bench(Comm *c, BenchArgs *a) {
     if (!failed) {
         Fit f = fit(pt, np, max_bytes, floats, c->size);
         if (say) print_fit(&f, floats, c->size);
-        JsonOut j = {.path = a->json, .c = c, .fit = &f, .pt = pt, .np = np, .floats = floats};
-        failed = a->json && comm_on_root(c, write_json_root, &j);
+        if (a->json) failed = comm_fail_together(c, say && write_json(a->json, c, &f, pt, np, floats) != 0) != 0;
         if (failed && say) fprintf(stderr, "e2e-allreduce-bench: %s\n", e2e_error());
     }
     if (pair != MPI_COMM_NULL) MPI_Comm_free(&pair);

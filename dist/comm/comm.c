@@ -104,32 +104,29 @@ int comm_broadcast(Comm *c, float *buf, size_t n) {
 
 /* ---- the control plane ---- */
 
-int comm_agree(Comm *c, int flags, const double *values, int n_values, Agreement *out) {
+/* the agreement, marked for the watchdog as a wait in `waiting_in` */
+static int agree(Comm *c, int flags, const double *values, int n_values, Agreement *out, const char *waiting_in) {
     const char *why = (flags & AGREE_ERROR) ? e2e_error() : NULL;
     char named[AGREE_MESSAGE_LEN];
     if (why && c->size > 1) {
         snprintf(named, sizeof named, "rank %d: %s", c->rank, why);
         why = named;
     }
-    watchdog_wait("the agreement point");
+    watchdog_wait(waiting_in);
     int rc = mpi_agree(c->world, flags, why, values, n_values, out);
     watchdog_wait_end();
     if (rc) return e2e_fail("comm_agree: %s", e2e_error());
     return (out->flags & AGREE_ERROR) ? e2e_fail("%s", out->message) : 0;
 }
 
-int comm_fail_together(Comm *c, int failed) {
-    Agreement a;
-    return comm_agree(c, failed ? AGREE_ERROR : 0, NULL, 0, &a);
+int comm_agree(Comm *c, int flags, const double *values, int n_values, Agreement *out) {
+    return agree(c, flags, values, n_values, out, "the agreement point");
 }
 
-int comm_on_root(Comm *c, int (*fn)(void *arg), void *arg) {
-    int failed = c->rank == 0 && fn(arg) != 0;
+int comm_fail_together(Comm *c, int failed) {
     Agreement a;
-    watchdog_wait(c->rank == 0 ? "the agreement after its own work" : "rank 0's work (files, checkpoints)");
-    mpi_agree(c->world, failed ? AGREE_ERROR : 0, failed ? e2e_error() : NULL, NULL, 0, &a);
-    watchdog_wait_end();
-    return (a.flags & AGREE_ERROR) ? e2e_fail("%s", a.message) : 0;
+    /* after set-up, or rank 0's work (files, checkpoints) that the others wait for */
+    return agree(c, failed ? AGREE_ERROR : 0, NULL, 0, &a, "an agreement on work done (files, set-up)");
 }
 
 void comm_bcast_int(Comm *c, int *v) { comm_bcast_bytes(c, v, sizeof *v); }

@@ -58,8 +58,8 @@ static int wait_for(Comm *c, const char *what, cudaStream_t stream) {
     }
 }
 
-static int make_id(void *id) {
-    ncclResult_t r = ncclGetUniqueId((ncclUniqueId *)id);
+static int make_id(ncclUniqueId *id) {
+    ncclResult_t r = ncclGetUniqueId(id);
     return r == ncclSuccess ? 0 : e2e_fail("NCCL: rank 0 could not make the communicator's id: %s",
                                            ncclGetErrorString(r));
 }
@@ -70,7 +70,8 @@ static int make_id(void *id) {
 int comm_nccl_init(Comm *c) {
     ncclUniqueId id;
     memset(&id, 0, sizeof id);
-    if (comm_on_root(c, make_id, &id)) return -1;
+    int failed = c->rank == 0 && make_id(&id) != 0;
+    if (comm_fail_together(c, failed)) return -1;
     comm_bcast_bytes(c, &id, sizeof id);
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
