@@ -1,3 +1,6 @@
+/* The communicator (comm.h): MPI set-up, the gradient all-reduce and the parameters'
+ * broadcast (through comm_nccl.h on GPUs), and the control plane. It marks its waits
+ * for the watchdog (watchdog.h), which calls nothing of it. */
 #include "comm.h"
 
 #include <limits.h>
@@ -5,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "comm_nccl.h"
 #include "error.h"
 #include "hash.h"
 #include "watchdog.h"
@@ -35,12 +39,6 @@ void comm_finalize(Comm *c) {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Finalize();
-}
-
-int comm_attach(Comm *c, NetOps *ops) {
-    c->ops = ops;
-    if (ops_can(ops, OPS_STREAM) && comm_nccl_available()) return comm_nccl_init(c);
-    return 0;
 }
 
 /* host memory holding n floats of a backend buffer (the buffer itself on the CPU) */
@@ -157,5 +155,31 @@ int comm_replicas_identical(Comm *c, const float *buf, size_t n, int *identical)
     MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, c->world);
     watchdog_wait_end();
     *identical = lo == hi;
+    return 0;
+}
+
+/* ---- NCCL's set-up (comm_nccl.h), failing on every rank together ---- */
+
+/* Rank 0 makes the id (every rank learns whether it could) and broadcasts it. The
+ * set-up then runs in NCCL's background; a rank whose call failed at once tells the
+ * others before anyone waits for it, and after the wait the ranks agree again. */
+static int attach_nccl(Comm *c) {
+    CommNcclId id;
+    memset(&id, 0, sizeof id);
+    int failed = c->rank == 0 && comm_nccl_make_id(&id) != 0;
+    if (comm_fail_together(c, failed)) return -1;
+    comm_bcast_bytes(c, &id, sizeof id);
+    failed = comm_nccl_start(c, &id) != 0;
+    if (comm_fail_together(c, failed) == 0) {
+        failed = comm_nccl_wait_ready(c) != 0;
+        if (comm_fail_together(c, failed) == 0) return 0;
+    }
+    comm_nccl_abort(c);
+    return -1;
+}
+
+int comm_attach(Comm *c, NetOps *ops) {
+    c->ops = ops;
+    if (ops_can(ops, OPS_STREAM) && comm_nccl_available()) return attach_nccl(c);
     return 0;
 }

@@ -73,11 +73,4 @@ void comm_bcast_floats(Comm *c, float *p, size_t n);
  * hashes, net/base/hash.h, compared over ranks); collective. */
 int comm_replicas_identical(Comm *c, const float *buf, size_t n, int *identical);
 
-/* NCCL part (comm_nccl.c when built with CUDA, comm_nccl_none.c otherwise). */
-int comm_nccl_available(void);
-int comm_nccl_init(Comm *c);
-int comm_nccl_allreduce_mean(Comm *c, float *buf, size_t n);
-int comm_nccl_broadcast(Comm *c, float *buf, size_t n);
-void comm_nccl_free(Comm *c);
-
 #endif
