@@ -11,7 +11,9 @@
 #include "session.h"
 #include "watchdog.h"
 
-static int keep(Predictions *p, const DataBatch *b, const float *pred, double mass_scale) {
+/* The batch's predictions (masses: pred x mass_scale) appended to p, with each jet's
+ * index and true mass. */
+static int store_predictions(Predictions *p, const DataBatch *b, const float *pred, double mass_scale) {
     if (p->n + b->n > p->cap) {
         long long cap = p->cap ? 2 * p->cap : 4096;
         while (cap < p->n + b->n) cap *= 2;
@@ -51,7 +53,7 @@ static int local_sums(Model *m, Dataset *d, Split s, double mre_min_mass, double
         }
         InputPrep prep;
         HostBatch hb = session_host_batch(d, &b, &prep);
-        if (model_predict(m, &hb, pred) || (preds && keep(preds, &b, pred, mass_scale))) rc = -1;
+        if (model_predict(m, &hb, pred) || (preds && store_predictions(preds, &b, pred, mass_scale))) rc = -1;
         watchdog_progress();
         for (int i = 0; !rc && i < b.n; i++) {
             double mp = pred[i] * mass_scale, mt = b.mass[i], err = fabs(mp - mt);

@@ -1,3 +1,6 @@
+/* The data-parallel training loop (trainer.h), in the order a run goes: load (the run
+ * folder, data, model, a checkpoint), step (forward, backward, agreement, all-reduce,
+ * update), evaluate (validation, rank 0's decisions), save (checkpoints), the loop. */
 #include "trainer.h"
 
 #include <math.h>
@@ -16,12 +19,6 @@
 #include "stop_signal.h"
 #include "watchdog.h"
 
-/* The next step's batch. */
-typedef enum {
-    AHEAD_NONE,    /* the next step reads its batch itself */
-    AHEAD_STAGED,  /* the step before read it and staged it in the model (model_stage_batch) */
-} Lookahead;
-
 typedef struct {
     const TrainConfig *cfg;
     Comm *comm;
@@ -32,8 +29,9 @@ typedef struct {
     int adam_ready;
     TrainState state;            /* the live position, schedule and best (a checkpoint saves
                                     it) */
-    CheckpointState from;        /* a resumed run's checkpoint (setup and the banner) */
-    Lookahead ahead;
+    CheckpointState from;        /* a resumed run's checkpoint (load and the banner) */
+    int next_batch_staged;       /* the step before read the next step's batch and staged it
+                                    in the model (model_stage_batch) */
     int stepped;                 /* this process has taken a training step (the first one
                                     gets the watchdog's longer limit) */
     RunFolder folder;            /* rank 0: the lock, the checkpoints' history */
@@ -43,59 +41,20 @@ typedef struct {
 
 static double now(void) { return MPI_Wtime(); }
 
-static int say(const Trainer *t) { return t->comm->rank == 0; }
+/* Rank 0 owns the decisions, the files and the printing. */
+static int is_root(const Trainer *t) { return t->comm->rank == 0; }
 
 /* the rate of the last optimizer step, as Adam took it (float) */
 static float last_lr(const Trainer *t) {
     return (float)lr_at(&t->state.lr, t->state.global_step > 0 ? t->state.global_step - 1 : 0);
 }
 
-/* ---- checkpoints ---- */
+/* the checkpoints, under "save" below: rank 0 writes path; the position's, with every
+ * rank learning the outcome */
+static int save(Trainer *t, const char *path);
+static int save_position(Trainer *t);
 
-/* What a checkpoint records besides the training state: the model, the ranks and batch,
- * Adam, the preprocessing and the data, the configuration. */
-static void checkpoint_record(const Trainer *t, CheckpointState *ck) {
-    ck->train = t->state;
-    ck->model = *model_config(t->model);
-    ck->world_size = t->comm->size;
-    ck->batch = t->cfg->batch;
-    ck->adam_step = t->adam.step;
-    ck->adam = t->adam.hyper;
-    const DatasetInfo *info = dataset_info(t->data);
-    ck->n_scales = info->channels;
-    memcpy(ck->scales, dataset_scales(t->data), sizeof(float) * info->channels);
-    ck->inputs = *dataset_inputs(t->data);
-    ck->zero_suppress = t->s.data_zero_suppress;
-    ck->unbias = t->s.data_unbias;
-    ck->data = t->data_fp;
-    ck->has_data = 1;
-    train_config_json(t->cfg, t->comm->size, ck->config_json, sizeof ck->config_json);
-}
-
-static int save(Trainer *t, const char *path) {
-    t->state.elapsed_s += now() - t->t_start;
-    t->t_start = now();
-    CheckpointState *ck = calloc(1, sizeof *ck);
-    if (!ck) return e2e_fail("%s: out of host memory for the checkpoint's record", path);
-    checkpoint_record(t, ck);
-    float **host = t->s.host;
-    int rc = model_get_params(t->model, host[0]) || adam_get_moments(&t->adam, host[1], host[2]) ||
-             checkpoint_write(path, ck, t->model, host[0], host[1], host[2]) ? -1 : 0;
-    free(ck);
-    return rc;
-}
-
-/* Rank 0 writes the position's checkpoint (and prunes); every rank learns the outcome. */
-static int save_position(Trainer *t) {
-    watchdog_phase(WD_CHECKPOINT);
-    int failed = 0;
-    if (say(t)) {
-        char path[4200];
-        run_folder_checkpoint_path(&t->folder, t->state.global_step, path, sizeof path);
-        failed = save(t, path) || run_folder_checkpointed(&t->folder, t->state.global_step, t->cfg->keep);
-    }
-    return comm_fail_together(t->comm, failed);
-}
+/* ---- load: the run folder, a checkpoint or a fresh start, data, model, Adam ---- */
 
 /* Which checkpoint to resume from: rank 0 locks the run folder and applies its rule
  * (dist/run/run_folder.h); every rank gets the checkpoint's record. Returns 1 with the
@@ -103,7 +62,7 @@ static int save_position(Trainer *t) {
 static int find_resume(Trainer *t, char *path, size_t size) {
     int resume = 0;
     path[0] = '\0';
-    if (say(t)) {
+    if (is_root(t)) {
         RunStartRequest req = {.resume = t->cfg->resume, .overwrite = t->cfg->overwrite};
         resume = run_folder_open(&t->folder, t->cfg->out) ? -1 : run_folder_start(&t->folder, &req, path, size, &t->from);
     }
@@ -112,6 +71,25 @@ static int find_resume(Trainer *t, char *path, size_t size) {
     comm_bcast_string(t->comm, path, size);
     if (resume) comm_bcast_bytes(t->comm, &t->from, sizeof t->from);
     return resume;
+}
+
+static SessionOptions session_options(const Trainer *t, const char *resume_path, int resumed) {
+    const TrainConfig *cfg = t->cfg;
+    SessionOptions o = {.backend = {.device = cfg->device, .threads = cfg->threads,
+                                    .precision = cfg->precision},
+                        .blocks = resumed ? t->from.model.blocks : cfg->blocks, .from = resumed ? &t->from : NULL,
+                        .from_path = resume_path};
+    dataset_default_options(&o.data);
+    o.data.path = cfg->data;
+    o.data.comm = t->comm->world;
+    o.data.seed = cfg->seed;
+    o.data.batch = cfg->batch;
+    o.data.zero_suppress = cfg->zero_suppress;
+    o.data.prefetch = cfg->prefetch;
+    o.data.cache = cfg->cache;
+    o.data.cache_limit = cfg->cache_limit;
+    if (cfg->unbias >= 0) o.data.unbias = cfg->unbias;
+    return o;
 }
 
 /* The open dataset against the checkpoint's: a resumed run refuses other data. Every
@@ -127,10 +105,20 @@ static int check_data(Trainer *t, const char *resume_path, int resumed) {
                         "other jets with the old scales: give the run's data, or start a new run", resume_path,
                         was, t->cfg->data, now, why);
     }
-    if (resumed && !st->has_data && say(t))
+    if (resumed && !st->has_data && is_root(t))
         fprintf(stderr, "e2e-train: warning: %s has no dataset fingerprint (written before checkpoints stored "
                 "one): cannot check that --data %s is the data it was trained on\n", resume_path, t->cfg->data);
     return 0;
+}
+
+/* Adam over the model's arena with the configured weight decay (a resumed run then
+ * takes the checkpoint's hyper-parameters). */
+static int create_optimizer(Trainer *t) {
+    AdamHyper h = adam_default_hyper();
+    h.weight_decay = (float)t->cfg->weight_decay;
+    int failed = adam_create(&t->adam, model_ops(t->model), model_arena_size(t->model), h) != 0;
+    t->adam_ready = !failed;
+    return comm_fail_together(t->comm, failed);
 }
 
 /* The checkpoint's parameters into the model, its moments and step into Adam, its
@@ -161,48 +149,6 @@ static void start_fresh(Trainer *t, double scaled) {
     comm_broadcast(t->comm, model_params(t->model), model_arena_size(t->model));
 }
 
-/* ---- setup ---- */
-
-static SessionOptions session_options(const Trainer *t, const char *resume_path, int resumed) {
-    const TrainConfig *cfg = t->cfg;
-    SessionOptions o = {.backend = {.device = cfg->device, .threads = cfg->threads,
-                                    .precision = cfg->precision},
-                        .blocks = resumed ? t->from.model.blocks : cfg->blocks, .from = resumed ? &t->from : NULL,
-                        .from_path = resume_path};
-    dataset_default_options(&o.data);
-    o.data.path = cfg->data;
-    o.data.comm = t->comm->world;
-    o.data.seed = cfg->seed;
-    o.data.batch = cfg->batch;
-    o.data.zero_suppress = cfg->zero_suppress;
-    o.data.prefetch = cfg->prefetch;
-    o.data.cache = cfg->cache;
-    o.data.cache_limit = cfg->cache_limit;
-    if (cfg->unbias >= 0) o.data.unbias = cfg->unbias;
-    return o;
-}
-
-static int setup(Trainer *t, char *resume_path, int *resumed) {
-    const TrainConfig *cfg = t->cfg;
-    Comm *c = t->comm;
-    *resumed = find_resume(t, resume_path, 4096);
-    if (*resumed < 0) return -1;
-    SessionOptions so = session_options(t, resume_path, *resumed);
-    if (session_open(&t->s, &so)) return -1;
-    t->data = t->s.data;
-    t->model = t->s.model;
-    if (check_data(t, resume_path, *resumed)) return -1;
-    AdamHyper h = adam_default_hyper();
-    h.weight_decay = (float)cfg->weight_decay;
-    int failed = adam_create(&t->adam, model_ops(t->model), model_arena_size(t->model), h) != 0;
-    t->adam_ready = !failed;
-    if (comm_fail_together(c, failed)) return -1;
-    double scaled = cfg->lr_scaling ? cfg->lr * c->size : cfg->lr;
-    if (*resumed) return resume_from(t, resume_path, scaled);
-    start_fresh(t, scaled);
-    return 0;
-}
-
 /* Where a run checkpointed with other ranks or batch continues: at the same fraction
  * of the epoch's samples (the data order differs anyway; docs say so). */
 static void rescale_position(Trainer *t, long steps) {
@@ -211,14 +157,68 @@ static void rescale_position(Trainer *t, long steps) {
     long per_now = (long)t->cfg->batch * t->comm->size, per_then = (long)from->batch * from->world_size;
     if (per_then == per_now || st->step_in_epoch == 0) return;
     long at = (long)((double)st->step_in_epoch * per_then / per_now);
-    if (say(t))
+    if (is_root(t))
         printf("e2e-train: checkpoint written by %d ranks x batch %d, now %d x %d: the epoch "
                "continues at step %ld of %ld (same fraction of samples; the data order differs)\n",
                from->world_size, from->batch, t->comm->size, t->cfg->batch, at, steps);
     st->step_in_epoch = at < steps ? at : steps;
 }
 
-/* ---- a step ---- */
+/* Rank 0: config.json, the metrics files cut back to the resumed epoch, the banner.
+ * resume_path: NULL for a fresh run. */
+static int start_run_files(Trainer *t, const char *resume_path, long steps) {
+    const TrainConfig *cfg = t->cfg;
+    char json[8192];
+    train_config_json(cfg, t->comm->size, json, sizeof json);
+    strcat(json, "\n");
+    int rc = run_write_text(cfg->out, "config.json", json) ||
+             (resume_path && run_truncate_metrics(cfg->out, t->state.epoch + 1)) ? -1 : 0;
+    const DatasetInfo *info = dataset_info(t->data);
+    printf("e2e-train: %d rank%s on %s, model %zu parameters, %dx%dx%d images, train %lld / "
+           "val %lld / test %lld jets, %ld steps per epoch of %d x %d\n",
+           t->comm->size, t->comm->size > 1 ? "s" : "", model_ops(t->model)->name,
+           model_count_params(model_config(t->model)), info->channels, info->height, info->width,
+           dataset_split_total(t->data, SPLIT_TRAIN), dataset_split_total(t->data, SPLIT_VAL),
+           dataset_split_total(t->data, SPLIT_TEST), steps, t->comm->size, cfg->batch);
+    const char *kernels = net_backend_report(model_ops(t->model));
+    if (kernels) printf("e2e-train: %s\n", kernels);
+    if (resume_path) {
+        printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", resume_path,
+               t->state.epoch + 1, t->state.step_in_epoch);
+        resume_options_report(cfg, &t->from, t->comm->size);
+    }
+    fflush(stdout);
+    return rc;
+}
+
+/* Everything before the first step: the run folder and a checkpoint to resume (or a
+ * fresh start), the data, the model and Adam, the position, the run's files. 0 with the
+ * steps of an epoch in *steps, or -1 on every rank. */
+static int load(Trainer *t, long *steps) {
+    const TrainConfig *cfg = t->cfg;
+    char resume_path[4096];
+    int resumed = find_resume(t, resume_path, sizeof resume_path);
+    if (resumed < 0) return -1;
+    SessionOptions so = session_options(t, resume_path, resumed);
+    if (session_open(&t->s, &so)) return -1;
+    t->data = t->s.data;
+    t->model = t->s.model;
+    if (check_data(t, resume_path, resumed) || create_optimizer(t)) return -1;
+    double scaled = cfg->lr_scaling ? cfg->lr * t->comm->size : cfg->lr;
+    if (!resumed) start_fresh(t, scaled);
+    else if (resume_from(t, resume_path, scaled)) return -1;
+    *steps = dataset_steps_per_epoch(t->data, SPLIT_TRAIN);
+    if (*steps <= 0)
+        return e2e_fail("%s: the training split gives each of the %d ranks %lld jets, fewer than --batch %d: give a "
+                        "smaller --batch (it is per rank)", cfg->data, t->comm->size,
+                        dataset_split_total(t->data, SPLIT_TRAIN) / t->comm->size, cfg->batch);
+    if (resumed) rescale_position(t, *steps);
+    watchdog_phase(WD_CHECKPOINT);
+    int failed = is_root(t) && start_run_files(t, resumed ? resume_path : NULL, *steps) != 0;
+    return comm_fail_together(t->comm, failed);
+}
+
+/* ---- step: forward, backward, the agreement point, all-reduce, update ---- */
 
 typedef struct {
     double data, compute, comm;  /* seconds this epoch, this rank: reading, computing, the
@@ -254,16 +254,16 @@ static int stage_next(Trainer *t, long step) {
     HostBatch next;
     watchdog_phase(WD_READ);
     if (read_batch(t, &b, &prep, &next) || model_stage_batch(t->model, &next)) return -1;
-    t->ahead = AHEAD_STAGED;
+    t->next_batch_staged = 1;
     return 0;
 }
 
 /* This rank's part: forward, loss and backward on its batch (the staged one, or one read
  * now), the next batch staged meanwhile, and the checks of loss and gradients. */
-static void local_step(Trainer *t, long step, LocalStep *l) {
+static void forward_backward(Trainer *t, long step, LocalStep *l) {
     double t0 = now();
-    int staged = t->ahead == AHEAD_STAGED, failed = 0, nonfinite = 0;
-    t->ahead = AHEAD_NONE;
+    int staged = t->next_batch_staged, failed = 0, nonfinite = 0;
+    t->next_batch_staged = 0;
     DataBatch b;
     InputPrep prep;
     HostBatch hb;
@@ -292,7 +292,7 @@ static int skip_step(Trainer *t, long epoch, long step, StepTimes *tm) {
         return e2e_fail("non-finite loss or gradients at epoch %ld, step %ld: stopping "
                         "(--nan-policy skip skips such steps instead)", epoch + 1, step + 1);
     tm->skipped++;
-    if (say(t))
+    if (is_root(t))
         printf("e2e-train: skipped step %ld of epoch %ld: non-finite loss or gradients\n",
                step + 1, epoch + 1);
     return 0;
@@ -300,7 +300,7 @@ static int skip_step(Trainer *t, long epoch, long step, StepTimes *tm) {
 
 /* After the agreement: the gradients averaged over the ranks, then Adam at the
  * schedule's rate. */
-static int update(Trainer *t, const Agreement *a, StepTimes *tm) {
+static int allreduce_and_update(Trainer *t, const Agreement *a, StepTimes *tm) {
     double t0 = now();
     if (comm_allreduce_mean(t->comm, model_grads(t->model), model_arena_size(t->model))) return -1;
     double t1 = now();
@@ -313,6 +313,7 @@ static int update(Trainer *t, const Agreement *a, StepTimes *tm) {
     return 0;
 }
 
+/* Every --check-replicas steps: every rank holds bitwise the same parameters. */
 static int check_replicas(Trainer *t) {
     long every = t->cfg->check_replicas;
     if (!every || t->state.global_step % every != 0) return 0;
@@ -323,14 +324,14 @@ static int check_replicas(Trainer *t) {
                                t->state.global_step);
 }
 
-/* One optimizer step: this rank's pass, the agreement point, the update. Returns 0 (go
- * on), 1 (a stop was agreed: the step was taken and the caller checkpoints), -1 (error
- * on every rank). */
+/* One optimizer step: forward and backward on this rank's batch, the agreement point,
+ * the gradient all-reduce and Adam's update. Returns 0 (go on), 1 (a stop was agreed:
+ * the step was taken and the caller checkpoints), -1 (error on every rank). */
 static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *process_steps) {
     const TrainConfig *cfg = t->cfg;
     LocalStep l = {0};
     watchdog_position(epoch, step);
-    local_step(t, step, &l);
+    forward_backward(t, step, &l);
     (*process_steps)++;
     if (stop_signal_received() || (cfg->stop_after_steps && *process_steps >= cfg->stop_after_steps))
         l.flags |= AGREE_STOP;
@@ -340,7 +341,7 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
     int agreed = comm_agree(t->comm, l.flags, sums, 2, &a);
     tm->sync += now() - t0;
     if (agreed) return -1;
-    int rc = (a.flags & AGREE_NONFINITE) ? skip_step(t, epoch, step, tm) : update(t, &a, tm);
+    int rc = (a.flags & AGREE_NONFINITE) ? skip_step(t, epoch, step, tm) : allreduce_and_update(t, &a, tm);
     if (rc) return -1;
     tm->data += l.read_s + l.ahead_s;
     tm->compute += l.pass_s;
@@ -351,7 +352,7 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
     return (a.flags & AGREE_STOP) != 0;
 }
 
-/* ---- epochs ---- */
+/* ---- evaluate: validation and rank 0's decisions at an epoch's end; the test ---- */
 
 static EpochMetrics epoch_metrics(const Trainer *t, long epoch, double epoch_t0, const StepTimes *tm,
                                   const EvalResult *v) {
@@ -387,7 +388,8 @@ static int end_epoch_on_root(Trainer *t, long epoch, const EvalResult *v, const 
     return run_append_metrics(t->cfg->out, e) || (best && save(t, path)) ? -1 : 0;
 }
 
-/* Validation, schedule, best and epoch checkpoints, metrics row. */
+/* The end of an epoch: validation, the next position, rank 0's decisions (schedule,
+ * best, report, metrics row, best.h5) shared with every rank, the epoch's checkpoint. */
 static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *tm) {
     EvalResult v;
     watchdog_phase(WD_EVAL);
@@ -398,60 +400,11 @@ static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *t
     t->state.step_in_epoch = 0;
     t->state.epoch_loss_sum = t->state.epoch_samples = 0;
     watchdog_phase(WD_CHECKPOINT);
-    int failed = say(t) && end_epoch_on_root(t, epoch, &v, &e) != 0;
+    int failed = is_root(t) && end_epoch_on_root(t, epoch, &v, &e) != 0;
     if (comm_fail_together(t->comm, failed)) return -1;
     comm_bcast_bytes(t->comm, &t->state, sizeof t->state);  /* rank 0's schedule and best */
     return save_position(t);
 }
-
-static void progress(const Trainer *t, long epoch, long step, long steps, double samples_per_s,
-                     double eta) {
-    char e[32];
-    run_format_duration(eta, e, sizeof e);
-    double loss = t->state.epoch_loss_sum / fmax(t->state.epoch_samples, 1);
-    printf("epoch %ld/%d  step %ld/%ld  loss %.5f  lr %.3g  %.1f samples/s  ETA %s\n", epoch + 1,
-           t->cfg->epochs, step, steps, loss, last_lr(t), samples_per_s, e);
-    fflush(stdout);
-}
-
-/* Where the run stands against the clock, for the progress line. */
-typedef struct {
-    double t0;           /* when the loop started */
-    long done_at_start;  /* global steps before it (a resumed run) */
-    long total;          /* global steps of the whole run */
-    int every;           /* progress line every this many steps */
-} Pace;
-
-/* One epoch's steps. 0 at its end, EXIT_REQUEUE after an agreed stop (checkpoint
- * written), -1 on error. */
-static int run_epoch(Trainer *t, long epoch, long steps, const Pace *pace, long *process_steps) {
-    StepTimes tm = {0};
-    double epoch_t0 = now();
-    long first = t->state.step_in_epoch;
-    int failed = dataset_begin_epoch(t->data, SPLIT_TRAIN, epoch, first) ? -1 : 0;
-    if (comm_fail_together(t->comm, failed)) return -1;
-    for (long step = first; step < steps; step++) {
-        int rc = train_step(t, epoch, step, &tm, process_steps);
-        if (rc < 0) return -1;
-        if (say(t) && ((step + 1) % pace->every == 0 || step + 1 == steps)) {
-            double el = now() - pace->t0;
-            long done = t->state.global_step - pace->done_at_start;
-            double rate = el > 0 ? done * (double)t->cfg->batch * t->comm->size / el : 0;
-            double eta = done > 0 ? el / done * (pace->total - t->state.global_step) : -1;
-            progress(t, epoch, step + 1, steps, rate, eta);
-        }
-        if (rc == 1) {
-            if (save_position(t)) return -1;
-            if (say(t))
-                printf("e2e-train: stop requested: checkpoint written at epoch %ld, step %ld; "
-                       "exiting with %d (requeue)\n", epoch + 1, step + 1, EXIT_REQUEUE);
-            return EXIT_REQUEUE;
-        }
-    }
-    return end_epoch(t, epoch, epoch_t0, &tm);
-}
-
-/* ---- the run ---- */
 
 /* Rank 0: the test result r into results.json, and said. */
 static int write_results(Trainer *t, const EvalResult *r) {
@@ -471,41 +424,111 @@ static int final_test(Trainer *t) {
     char path[4200];
     snprintf(path, sizeof path, "%s/checkpoints/best.h5", t->cfg->out);
     watchdog_phase(WD_CHECKPOINT);
-    int missing = say(t) && access(path, R_OK) != 0;
+    int missing = is_root(t) && access(path, R_OK) != 0;
     if (missing) e2e_fail("%s: no best checkpoint to test", path);
     if (comm_fail_together(t->comm, missing) || session_load(&t->s, path, NULL)) return -1;
     EvalResult r;
     watchdog_phase(WD_EVAL);
     if (evaluate_split(t->comm, t->model, t->data, SPLIT_TEST, t->cfg->mre_min_mass, &r, NULL)) return -1;
     watchdog_phase(WD_CHECKPOINT);
-    return comm_fail_together(t->comm, say(t) && write_results(t, &r) != 0);
+    return comm_fail_together(t->comm, is_root(t) && write_results(t, &r) != 0);
 }
 
-/* Rank 0: config.json, the metrics files cut back to the resumed epoch, the banner.
- * resume_path: NULL for a fresh run. */
-static int start_run_files(Trainer *t, const char *resume_path, long steps) {
-    const TrainConfig *cfg = t->cfg;
-    char json[8192];
-    train_config_json(cfg, t->comm->size, json, sizeof json);
-    strcat(json, "\n");
-    int rc = run_write_text(cfg->out, "config.json", json) ||
-             (resume_path && run_truncate_metrics(cfg->out, t->state.epoch + 1)) ? -1 : 0;
+/* ---- save: checkpoints ---- */
+
+/* What a checkpoint records besides the training state: the model, the ranks and batch,
+ * Adam, the preprocessing and the data, the configuration. */
+static void checkpoint_record(const Trainer *t, CheckpointState *ck) {
+    ck->train = t->state;
+    ck->model = *model_config(t->model);
+    ck->world_size = t->comm->size;
+    ck->batch = t->cfg->batch;
+    ck->adam_step = t->adam.step;
+    ck->adam = t->adam.hyper;
     const DatasetInfo *info = dataset_info(t->data);
-    printf("e2e-train: %d rank%s on %s, model %zu parameters, %dx%dx%d images, train %lld / "
-           "val %lld / test %lld jets, %ld steps per epoch of %d x %d\n",
-           t->comm->size, t->comm->size > 1 ? "s" : "", model_ops(t->model)->name,
-           model_count_params(model_config(t->model)), info->channels, info->height, info->width,
-           dataset_split_total(t->data, SPLIT_TRAIN), dataset_split_total(t->data, SPLIT_VAL),
-           dataset_split_total(t->data, SPLIT_TEST), steps, t->comm->size, cfg->batch);
-    const char *kernels = net_backend_report(model_ops(t->model));
-    if (kernels) printf("e2e-train: %s\n", kernels);
-    if (resume_path) {
-        printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", resume_path,
-               t->state.epoch + 1, t->state.step_in_epoch);
-        resume_options_report(cfg, &t->from, t->comm->size);
-    }
-    fflush(stdout);
+    ck->n_scales = info->channels;
+    memcpy(ck->scales, dataset_scales(t->data), sizeof(float) * info->channels);
+    ck->inputs = *dataset_inputs(t->data);
+    ck->zero_suppress = t->s.data_zero_suppress;
+    ck->unbias = t->s.data_unbias;
+    ck->data = t->data_fp;
+    ck->has_data = 1;
+    train_config_json(t->cfg, t->comm->size, ck->config_json, sizeof ck->config_json);
+}
+
+/* Rank 0: the parameters, Adam's moments and the record into the checkpoint at path. */
+static int save(Trainer *t, const char *path) {
+    t->state.elapsed_s += now() - t->t_start;
+    t->t_start = now();
+    CheckpointState *ck = calloc(1, sizeof *ck);
+    if (!ck) return e2e_fail("%s: out of host memory for the checkpoint's record", path);
+    checkpoint_record(t, ck);
+    float **host = t->s.host;
+    int rc = model_get_params(t->model, host[0]) || adam_get_moments(&t->adam, host[1], host[2]) ||
+             checkpoint_write(path, ck, t->model, host[0], host[1], host[2]) ? -1 : 0;
+    free(ck);
     return rc;
+}
+
+/* Rank 0 writes the position's checkpoint (and prunes); every rank learns the outcome. */
+static int save_position(Trainer *t) {
+    watchdog_phase(WD_CHECKPOINT);
+    int failed = 0;
+    if (is_root(t)) {
+        char path[4200];
+        run_folder_checkpoint_path(&t->folder, t->state.global_step, path, sizeof path);
+        failed = save(t, path) || run_folder_checkpointed(&t->folder, t->state.global_step, t->cfg->keep);
+    }
+    return comm_fail_together(t->comm, failed);
+}
+
+/* ---- the loop: epochs of steps ---- */
+
+/* Where the run stands against the clock, for the progress line. */
+typedef struct {
+    double t0;           /* when the loop started */
+    long done_at_start;  /* global steps before it (a resumed run) */
+    long total;          /* global steps of the whole run */
+    int every;           /* progress line every this many steps */
+} Pace;
+
+/* Rank 0's progress line after `done` steps of the epoch's `steps`: every pace->every
+ * steps, and at the epoch's end. */
+static void progress(const Trainer *t, long epoch, long done, long steps, const Pace *pace) {
+    if (!is_root(t) || (done % pace->every != 0 && done != steps)) return;
+    double el = now() - pace->t0;
+    long run_done = t->state.global_step - pace->done_at_start;
+    double rate = el > 0 ? run_done * (double)t->cfg->batch * t->comm->size / el : 0;
+    double eta = run_done > 0 ? el / run_done * (pace->total - t->state.global_step) : -1;
+    char e[32];
+    run_format_duration(eta, e, sizeof e);
+    double loss = t->state.epoch_loss_sum / fmax(t->state.epoch_samples, 1);
+    printf("epoch %ld/%d  step %ld/%ld  loss %.5f  lr %.3g  %.1f samples/s  ETA %s\n", epoch + 1,
+           t->cfg->epochs, done, steps, loss, last_lr(t), rate, e);
+    fflush(stdout);
+}
+
+/* One epoch's steps. 0 at its end, EXIT_REQUEUE after an agreed stop (checkpoint
+ * written), -1 on error. */
+static int run_epoch(Trainer *t, long epoch, long steps, const Pace *pace, long *process_steps) {
+    StepTimes tm = {0};
+    double epoch_t0 = now();
+    long first = t->state.step_in_epoch;
+    int failed = dataset_begin_epoch(t->data, SPLIT_TRAIN, epoch, first) ? -1 : 0;
+    if (comm_fail_together(t->comm, failed)) return -1;
+    for (long step = first; step < steps; step++) {
+        int rc = train_step(t, epoch, step, &tm, process_steps);
+        if (rc < 0) return -1;
+        progress(t, epoch, step + 1, steps, pace);
+        if (rc == 1) {
+            if (save_position(t)) return -1;
+            if (is_root(t))
+                printf("e2e-train: stop requested: checkpoint written at epoch %ld, step %ld; "
+                       "exiting with %d (requeue)\n", epoch + 1, step + 1, EXIT_REQUEUE);
+            return EXIT_REQUEUE;
+        }
+    }
+    return end_epoch(t, epoch, epoch_t0, &tm);
 }
 
 /* A stop requested during validation takes effect after the epoch's checkpoint. */
@@ -513,27 +536,18 @@ static int stop_after_epoch(Trainer *t, long epoch) {
     Agreement a;
     comm_agree(t->comm, stop_signal_received() ? AGREE_STOP : 0, NULL, 0, &a);
     if (!(a.flags & AGREE_STOP) || epoch + 1 >= t->cfg->epochs) return 0;
-    if (say(t))
+    if (is_root(t))
         printf("e2e-train: stop requested: checkpoint written after epoch %ld; exiting with %d "
                "(requeue)\n", epoch + 1, EXIT_REQUEUE);
     return 1;
 }
 
+/* Load, then every epoch's steps with validation and checkpoints at its end, then the
+ * best checkpoint on the test split. */
 static int run(Trainer *t) {
     const TrainConfig *cfg = t->cfg;
-    char resume_path[4096];
-    int resumed = 0;
-    if (setup(t, resume_path, &resumed)) return -1;
-    long steps = dataset_steps_per_epoch(t->data, SPLIT_TRAIN);
-    if (steps <= 0)
-        return e2e_fail("%s: the training split gives each of the %d ranks %lld jets, fewer than --batch %d: give a "
-                        "smaller --batch (it is per rank)", cfg->data, t->comm->size,
-                        dataset_split_total(t->data, SPLIT_TRAIN) / t->comm->size, cfg->batch);
-    if (resumed) rescale_position(t, steps);
-    watchdog_phase(WD_CHECKPOINT);
-    int failed = say(t) && start_run_files(t, resumed ? resume_path : NULL, steps) != 0;
-    if (comm_fail_together(t->comm, failed)) return -1;
-
+    long steps;
+    if (load(t, &steps)) return -1;
     t->t_start = now();
     Pace pace = {.t0 = now(), .done_at_start = t->state.global_step, .total = steps * cfg->epochs,
                  .every = cfg->log_every > 0 ? cfg->log_every : (int)(steps >= 10 ? steps / 10 : 1)};
