@@ -52,53 +52,58 @@ typedef struct {
     double watchdog_s, peer_timeout_s;
 } EvalArgs;
 
+static const struct option options[] = {
+    {"checkpoint", 1, 0, 'c'}, {"data", 1, 0, 'd'}, {"split", 1, 0, 's'},
+    {"predictions", 1, 0, 'p'}, {"metrics", 1, 0, 'm'}, {"batch", 1, 0, 'b'},
+    {"device", 1, 0, 'D'}, {"precision", 1, 0, 'P'}, {"threads", 1, 0, 't'},
+    {"mre-min-mass", 1, 0, 'M'}, {"watchdog", 1, 0, 'W'}, {"peer-timeout", 1, 0, 'T'},
+    {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+
+static int parse_split(const char *arg, Split *split, int quiet) {
+    if (!strcmp(arg, "train")) *split = SPLIT_TRAIN;
+    else if (!strcmp(arg, "val")) *split = SPLIT_VAL;
+    else if (!strcmp(arg, "test")) *split = SPLIT_TEST;
+    else {
+        if (!quiet) fprintf(stderr, "e2e-eval: --split expects train, val or test, got '%s'\n", arg);
+        return -1;
+    }
+    return 0;
+}
+
+/* One option (its code o, its value arg) into a: 0, or -1 (message printed unless
+ * quiet). */
+static int parse_option(int o, const char *arg, EvalArgs *a, int quiet) {
+    long long v;
+    switch (o) {
+    case 'c': a->checkpoint = arg; return 0;
+    case 'd': a->data = arg; return 0;
+    case 'p': a->predictions = arg; return 0;
+    case 'm': a->metrics = arg; return 0;
+    case 'D': a->device = arg; return 0;
+    case 'P': a->precision = arg; return 0;
+    case 's': return parse_split(arg, &a->split, quiet);
+    case 'b':
+    case 't':
+        if (cli_ll("e2e-eval", o == 'b' ? "--batch" : "--threads", arg, o == 'b' ? 1 : 0, INT_MAX, &v, !quiet))
+            return -1;
+        (o == 'b' ? &a->batch : &a->threads)[0] = (int)v;
+        return 0;
+    case 'M': return cli_double("e2e-eval", "--mre-min-mass", arg, 0, DBL_MAX, &a->mre_min_mass, !quiet);
+    case 'W':
+    case 'T':
+        return cli_double("e2e-eval", o == 'W' ? "--watchdog" : "--peer-timeout", arg, 0, DBL_MAX,
+                          o == 'W' ? &a->watchdog_s : &a->peer_timeout_s, !quiet);
+    default: return -1;  /* getopt printed the problem */
+    }
+}
+
+/* 0 parsed, 1 --help, -1 bad command line (message printed unless quiet) */
 static int parse(int argc, char **argv, EvalArgs *a, int quiet) {
-    static const struct option opts[] = {
-        {"checkpoint", 1, 0, 'c'}, {"data", 1, 0, 'd'}, {"split", 1, 0, 's'},
-        {"predictions", 1, 0, 'p'}, {"metrics", 1, 0, 'm'}, {"batch", 1, 0, 'b'},
-        {"device", 1, 0, 'D'}, {"precision", 1, 0, 'P'}, {"threads", 1, 0, 't'},
-        {"mre-min-mass", 1, 0, 'M'}, {"watchdog", 1, 0, 'W'}, {"peer-timeout", 1, 0, 'T'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     opterr = !quiet;
     int o;
-    long long v;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (o) {
-        case 'c': a->checkpoint = optarg; break;
-        case 'd': a->data = optarg; break;
-        case 'p': a->predictions = optarg; break;
-        case 'm': a->metrics = optarg; break;
-        case 'D': a->device = optarg; break;
-        case 'P': a->precision = optarg; break;
-        case 's':
-            if (!strcmp(optarg, "train")) a->split = SPLIT_TRAIN;
-            else if (!strcmp(optarg, "val")) a->split = SPLIT_VAL;
-            else if (!strcmp(optarg, "test")) a->split = SPLIT_TEST;
-            else {
-                if (!quiet) fprintf(stderr, "e2e-eval: --split expects train, val or test, got '%s'\n", optarg);
-                return -1;
-            }
-            break;
-        case 'b':
-        case 't':
-            if (cli_ll("e2e-eval", o == 'b' ? "--batch" : "--threads", optarg, o == 'b' ? 1 : 0,
-                       INT_MAX, &v, !quiet))
-                return -1;
-            (o == 'b' ? &a->batch : &a->threads)[0] = (int)v;
-            break;
-        case 'M':
-            if (cli_double("e2e-eval", "--mre-min-mass", optarg, 0, DBL_MAX, &a->mre_min_mass, !quiet))
-                return -1;
-            break;
-        case 'W':
-        case 'T':
-            if (cli_double("e2e-eval", o == 'W' ? "--watchdog" : "--peer-timeout", optarg, 0, DBL_MAX,
-                           o == 'W' ? &a->watchdog_s : &a->peer_timeout_s, !quiet))
-                return -1;
-            break;
-        case 'h': return 1;
-        default: return -1;
-        }
+    while ((o = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (o == 'h') return 1;
+        if (parse_option(o, optarg, a, quiet)) return -1;
     }
     if (optind < argc) {
         if (!quiet) fprintf(stderr, "e2e-eval: unexpected argument '%s'\n", argv[optind]);

@@ -253,6 +253,57 @@ static int tensor_names(hid_t f, char **buf, char ***names) {
     return i;
 }
 
+/* Dataset d's element count in *n; 1 when its shape is a tensor's (and t's, when t is
+ * given), else 0. */
+static int shape_matches(hid_t d, const ParamTensor *t, hssize_t *n) {
+    hid_t space = H5Dget_space(d);
+    *n = H5Sget_simple_extent_npoints(space);
+    int nd = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[8] = {0};
+    if (nd > 0 && nd <= 8) H5Sget_simple_extent_dims(space, dims, NULL);
+    H5Sclose(space);
+    int ok = *n > 0 && nd > 0 && nd <= 8;
+    if (t) {
+        ok = ok && nd == t->ndim && (size_t)*n == t->numel;
+        for (int k = 0; ok && k < nd; k++) ok = (int)dims[k] == t->shape[k];
+    }
+    return ok;
+}
+
+/* Where a tensor is read without a model (checkpoint_peek): grown as needed. */
+typedef struct {
+    float *p;
+    size_t n;
+} Scratch;
+
+static float *scratch_fit(Scratch *s, size_t n) {
+    if (s->n < n) {
+        free(s->p);
+        s->p = malloc(sizeof(float) * n);
+        s->n = s->p ? n : 0;
+    }
+    return s->p;
+}
+
+/* Tensor `name` of group g (named `group` in messages): into the arena at t's place
+ * (t: the model's tensor), or into the scratch without a model; added to the hash. */
+static int read_tensor(hid_t g, const char *group, const char *name, const ParamTensor *t, float *arena,
+                       Scratch *scratch, uint64_t *hash, const char *path) {
+    if (H5Lexists(g, name, H5P_DEFAULT) <= 0) return e2e_fail("%s: checkpoint has no %s '%s'", path, group, name);
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    hssize_t n = 0;
+    if (!shape_matches(d, t, &n)) {
+        H5Dclose(d);
+        return e2e_fail("%s: %s '%s' has the wrong shape for this model", path, group, name);
+    }
+    float *dst = t ? arena + t->offset : scratch_fit(scratch, (size_t)n);
+    herr_t r = dst ? H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) : -1;
+    H5Dclose(d);
+    if (r < 0) return e2e_fail("%s: %s '%s' cannot be read (truncated or corrupt file)", path, group, name);
+    *hash = fnv1a_more(*hash, dst, (size_t)n * sizeof(float));
+    return 0;
+}
+
 /* Reads every tensor of one group in the stored order, hashing as it goes; with a
  * model, also places them in the arena (shape checked against the model). */
 static int read_group(hid_t f, const char *group, char **names, int count, const Model *model,
@@ -265,54 +316,16 @@ static int read_group(hid_t f, const char *group, char **names, int count, const
     if (g < 0) return e2e_fail("%s: cannot open group '%s'", path, group);
     if (arena) memset(arena, 0, sizeof(float) * model_arena_size(model));
     int rc = 0;
-    float *tmp = NULL;
-    size_t tmp_n = 0;
+    Scratch scratch = {0};
     for (int i = 0; i < count && !rc; i++) {
         const ParamTensor *t = model ? model_find_tensor(model, names[i]) : NULL;
-        if (model && (!t || model_tensor(model, i) != t)) {
-            rc = e2e_fail("%s: tensor '%s' is not this model's tensor %d (checkpoint of another "
-                          "model)", path, names[i], i);
-            break;
-        }
-        if (H5Lexists(g, names[i], H5P_DEFAULT) <= 0) {
-            rc = e2e_fail("%s: checkpoint has no %s '%s'", path, group, names[i]);
-            break;
-        }
-        hid_t d = H5Dopen2(g, names[i], H5P_DEFAULT);
-        hid_t space = H5Dget_space(d);
-        hssize_t n = H5Sget_simple_extent_npoints(space);
-        int nd = H5Sget_simple_extent_ndims(space);
-        hsize_t dims[8] = {0};
-        if (nd > 0 && nd <= 8) H5Sget_simple_extent_dims(space, dims, NULL);
-        H5Sclose(space);
-        int shape_ok = n > 0 && nd > 0 && nd <= 8;
-        if (t) {
-            shape_ok = shape_ok && nd == t->ndim && (size_t)n == t->numel;
-            for (int k = 0; shape_ok && k < nd; k++) shape_ok = (int)dims[k] == t->shape[k];
-        }
-        if (!shape_ok) {
-            H5Dclose(d);
-            rc = e2e_fail("%s: %s '%s' has the wrong shape for this model", path, group, names[i]);
-            break;
-        }
-        float *dst = t ? arena + t->offset : NULL;
-        if (!dst) {
-            if (tmp_n < (size_t)n) {
-                free(tmp);
-                tmp = malloc(sizeof(float) * (size_t)n);
-                tmp_n = tmp ? (size_t)n : 0;
-            }
-            dst = tmp;
-        }
-        herr_t r = dst ? H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) : -1;
-        H5Dclose(d);
-        if (r < 0) {
-            rc = e2e_fail("%s: %s '%s' cannot be read (truncated or corrupt file)", path, group, names[i]);
-            break;
-        }
-        *hash = fnv1a_more(*hash, dst, (size_t)n * sizeof(float));
+        if (model && (!t || model_tensor(model, i) != t))
+            rc = e2e_fail("%s: tensor '%s' is not this model's tensor %d (checkpoint of another model)", path,
+                          names[i], i);
+        else
+            rc = read_tensor(g, group, names[i], t, arena, &scratch, hash, path);
     }
-    free(tmp);
+    free(scratch.p);
     H5Gclose(g);
     return rc;
 }
