@@ -11,7 +11,9 @@
 #include "session.h"
 #include "watchdog.h"
 
-static int keep(Predictions *p, const Batch *b, const float *pred, double mass_scale) {
+/* The batch's predictions (masses: pred x mass_scale) appended to p, with each jet's
+ * index and true mass. */
+static int store_predictions(Predictions *p, const Batch *b, const float *pred, double mass_scale) {
     if (p->n + b->n > p->cap) {
         long long cap = p->cap ? 2 * p->cap : 4096;
         while (cap < p->n + b->n) cap *= 2;
@@ -49,7 +51,7 @@ static int local_sums(Model *m, Dataset *d, Split s, double mre_min_mass, double
             rc = got < 0 ? -1 : 0;
             break;
         }
-        if (model_predict(m, &b, pred) || (preds && keep(preds, &b, pred, mass_scale))) rc = -1;
+        if (model_predict(m, &b, pred) || (preds && store_predictions(preds, &b, pred, mass_scale))) rc = -1;
         watchdog_progress();
         for (int i = 0; !rc && i < b.n; i++) {
             double mp = pred[i] * mass_scale, mt = b.mass[i], err = fabs(mp - mt);
@@ -142,8 +144,8 @@ static int sort_by_index(Gathered *g) {
     return ok ? 0 : e2e_fail("out of host memory for %lld predictions", g->total);
 }
 
-static int write_on_root(void *arg) {
-    Gathered *g = arg;
+/* Rank 0: the gathered rows, sorted, into the prediction file g->path. */
+static int write_gathered(Gathered *g) {
     if (sort_by_index(g)) return -1;
     const char *path = g->path;
     H5Quiet quiet;
@@ -169,9 +171,9 @@ static int write_on_root(void *arg) {
 int predictions_write(Comm *c, const Predictions *p, const char *path) {
     Gathered g = {.path = path};
     gather(c, p, &g);
-    int rc = comm_on_root(c, write_on_root, &g);
+    int failed = c->rank == 0 && write_gathered(&g) != 0;
     free(g.index), free(g.m_true), free(g.m_pred);
-    return rc;
+    return comm_fail_together(c, failed);
 }
 
 void predictions_free(Predictions *p) {

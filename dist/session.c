@@ -76,29 +76,12 @@ int session_build_model(Session *s, int blocks, int batch) {
     return comm_attach(s->comm, s->ops);
 }
 
-typedef struct {
-    const char *path;
-    CheckpointState *st;
-    Session *s;          /* read: the model and the host arenas to fill */
-} RootRead;
-
-static int peek_on_root(void *arg) {
-    RootRead *r = arg;
-    return checkpoint_peek(r->path, r->st);
-}
-
-static int read_on_root(void *arg) {
-    RootRead *r = arg;
-    Session *s = r->s;
-    return checkpoint_read(r->path, r->st, s->model, s->host[0], s->host[1], s->host[2]);
-}
-
 int session_open(Session *s, const SessionOptions *o) {
     DatasetOptions d = o->data;
     char from[4200];
     if (o->from) {
         snprintf(from, sizeof from, "checkpoint %s", o->from_path ? o->from_path : "");
-        d.seed = o->from->seed;
+        d.seed = o->from->train.seed;
         d.scales = o->from->scales;
         d.n_scales = o->from->n_scales;
         d.scales_from = from;
@@ -125,8 +108,8 @@ int session_check_inputs(const CheckpointState *st, const char *ckpt_path, const
 }
 
 int session_peek(Session *s, const char *path, CheckpointState *st) {
-    RootRead r = {.path = path, .st = st};
-    if (comm_on_root(s->comm, peek_on_root, &r)) return -1;
+    int failed = s->comm->rank == 0 && checkpoint_peek(path, st) != 0;
+    if (comm_fail_together(s->comm, failed)) return -1;
     comm_bcast_bytes(s->comm, st, sizeof *st);
     return 0;
 }
@@ -138,16 +121,17 @@ int session_load(Session *s, const char *path, CheckpointState *st) {
         free(tmp);
         return -1;
     }
-    RootRead r = {.path = path, .st = tmp, .s = s};
-    int rc = comm_on_root(s->comm, read_on_root, &r);
+    float **host = s->host;
+    int failed = s->comm->rank == 0 && checkpoint_read(path, tmp, s->model, host[0], host[1], host[2]) != 0;
+    int rc = comm_fail_together(s->comm, failed);
     if (!rc) {
         size_t n = model_arena_size(s->model);
-        for (int a = 0; a < 3; a++) comm_bcast_floats(s->comm, s->host[a], n);
+        for (int a = 0; a < 3; a++) comm_bcast_floats(s->comm, host[a], n);
         if (st) {
             comm_bcast_bytes(s->comm, tmp, sizeof *tmp);
             *st = *tmp;
         }
-        model_set_params(s->model, s->host[0]);
+        model_set_params(s->model, host[0]);
     }
     free(tmp);
     return rc;

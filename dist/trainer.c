@@ -1,3 +1,6 @@
+/* The data-parallel training loop (trainer.h), in the order a run goes: load (the run
+ * folder, data, model, a checkpoint), step (forward, backward, agreement, all-reduce,
+ * update), evaluate (validation, rank 0's decisions), save (checkpoints), the loop. */
 #include "trainer.h"
 
 #include <math.h>
@@ -16,12 +19,6 @@
 #include "stop_signal.h"
 #include "watchdog.h"
 
-/* The next step's batch. */
-typedef enum {
-    AHEAD_NONE,    /* the next step reads its batch itself */
-    AHEAD_STAGED,  /* the step before read it and staged it in the model (model_stage_batch) */
-} Lookahead;
-
 typedef struct {
     const TrainConfig *cfg;
     Comm *comm;
@@ -30,9 +27,11 @@ typedef struct {
     Model *model;                /* = s.model */
     Adam adam;
     int adam_ready;
-    CheckpointState st;          /* the live position, schedule and best: what a checkpoint
-                                    saves */
-    Lookahead ahead;
+    TrainState state;            /* the live position, schedule and best (a checkpoint saves
+                                    it) */
+    CheckpointState from;        /* a resumed run's checkpoint (load and the banner) */
+    int next_batch_staged;       /* the step before read the next step's batch and staged it
+                                    in the model (model_stage_batch) */
     int stepped;                 /* this process has taken a training step (the first one
                                     gets the watchdog's longer limit) */
     RunFolder folder;            /* rank 0: the lock, the checkpoints' history */
@@ -42,135 +41,43 @@ typedef struct {
 
 static double now(void) { return MPI_Wtime(); }
 
-static int say(const Trainer *t) { return t->comm->rank == 0; }
+/* Rank 0 owns the decisions, the files and the printing. */
+static int is_root(const Trainer *t) { return t->comm->rank == 0; }
 
 /* the rate of the last optimizer step, as Adam took it (float) */
 static float last_lr(const Trainer *t) {
-    return (float)lr_at(&t->st.lr, t->st.global_step > 0 ? t->st.global_step - 1 : 0);
+    return (float)lr_at(&t->state.lr, t->state.global_step > 0 ? t->state.global_step - 1 : 0);
 }
 
-/* ---- checkpoints ---- */
+/* the checkpoints, under "save" below: rank 0 writes path; the position's, with every
+ * rank learning the outcome */
+static int save(Trainer *t, const char *path);
+static int save_position(Trainer *t);
 
-static int save(Trainer *t, const char *path) {
-    CheckpointState *st = &t->st;
-    st->model = *model_config(t->model);
-    st->world_size = t->comm->size;
-    st->batch = t->cfg->batch;
-    st->adam_step = t->adam.step;
-    st->adam = t->adam.hyper;
-    st->elapsed_s += now() - t->t_start;
-    t->t_start = now();
-    const DatasetInfo *info = dataset_info(t->data);
-    st->n_scales = info->channels;
-    memcpy(st->scales, dataset_scales(t->data), sizeof(float) * info->channels);
-    st->inputs = *dataset_inputs(t->data);
-    st->zero_suppress = t->s.data_zero_suppress;
-    st->unbias = t->s.data_unbias;
-    st->data = t->data_fp;
-    st->has_data = 1;
-    train_config_json(t->cfg, t->comm->size, st->config_json, sizeof st->config_json);
-    float **host = t->s.host;
-    if (model_get_params(t->model, host[0]) || adam_get_moments(&t->adam, host[1], host[2]))
-        return -1;
-    return checkpoint_write(path, st, t->model, host[0], host[1], host[2]);
-}
+/* ---- load: the run folder, a checkpoint or a fresh start, data, model, Adam ---- */
 
-static int save_position_root(void *arg) {
-    Trainer *t = arg;
-    char path[4200];
-    run_folder_checkpoint_path(&t->folder, t->st.global_step, path, sizeof path);
-    return save(t, path) || run_folder_checkpointed(&t->folder, t->st.global_step, t->cfg->keep) ? -1 : 0;
-}
-
-/* Rank 0 writes the position's checkpoint (and prunes); every rank learns the outcome. */
-static int save_position(Trainer *t) {
-    watchdog_phase(WD_CHECKPOINT);
-    return comm_on_root(t->comm, save_position_root, t);
-}
-
-typedef struct {
-    Trainer *t;
-    char *path;
-    size_t size;
-    int have;       /* 1: resume from path */
-} ResumeChoice;
-
-/* Rank 0: the run folder locked, and the rule applied (dist/run_folder.h). */
-static int start_root(void *arg) {
-    ResumeChoice *r = arg;
-    Trainer *t = r->t;
-    if (run_folder_open(&t->folder, t->cfg->out)) return -1;
-    RunStartRequest req = {.resume = t->cfg->resume, .overwrite = t->cfg->overwrite};
-    r->have = run_folder_start(&t->folder, &req, r->path, r->size, &t->st);
-    return r->have < 0 ? -1 : 0;
-}
-
-/* Which checkpoint to resume from (rank 0 decides; all ranks get its state). Returns 1
- * with the path in `path` when resuming, 0 for a fresh run, -1 on error. */
+/* Which checkpoint to resume from: rank 0 locks the run folder and applies its rule
+ * (dist/run/run_folder.h); every rank gets the checkpoint's record. Returns 1 with the
+ * path in `path` when resuming, 0 for a fresh run, -1 on error. */
 static int find_resume(Trainer *t, char *path, size_t size) {
-    ResumeChoice r = {.t = t, .path = path, .size = size};
+    int resume = 0;
     path[0] = '\0';
-    if (comm_on_root(t->comm, start_root, &r)) return -1;
-    comm_bcast_int(t->comm, &r.have);
+    if (is_root(t)) {
+        RunStartRequest req = {.resume = t->cfg->resume, .overwrite = t->cfg->overwrite};
+        resume = run_folder_open(&t->folder, t->cfg->out) ? -1 : run_folder_start(&t->folder, &req, path, size, &t->from);
+    }
+    if (comm_fail_together(t->comm, resume < 0)) return -1;
+    comm_bcast_int(t->comm, &resume);
     comm_bcast_string(t->comm, path, size);
-    comm_bcast_bytes(t->comm, &t->st, sizeof t->st);
-    return r.have;
+    if (resume) comm_bcast_bytes(t->comm, &t->from, sizeof t->from);
+    return resume;
 }
-
-/* The open dataset against the checkpoint's: a resumed run refuses other data. Every
- * rank holds both fingerprints, so every rank decides alike. */
-static int check_data(Trainer *t, const char *resume_path, int resumed) {
-    data_fingerprint(t->data, t->comm->world, &t->data_fp);
-    const CheckpointState *st = &t->st;
-    char why[2048], was[2200], now[2200];
-    if (resumed && st->has_data && data_fingerprint_differs(&st->data, &t->data_fp, why, sizeof why)) {
-        data_fingerprint_describe(&st->data, was, sizeof was);
-        data_fingerprint_describe(&t->data_fp, now, sizeof now);
-        return e2e_fail("%s was trained on %s, but --data %s holds %s: %s. Resuming would continue mid-run on "
-                        "other jets with the old scales: give the run's data, or start a new run", resume_path,
-                        was, t->cfg->data, now, why);
-    }
-    if (resumed && !st->has_data && say(t))
-        fprintf(stderr, "e2e-train: warning: %s has no dataset fingerprint (written before checkpoints stored "
-                "one): cannot check that --data %s is the data it was trained on\n", resume_path, t->cfg->data);
-    return 0;
-}
-
-/* The checkpoint's parameters into the model, its moments and step into Adam, and the
- * rest of its schedule: version 1 stored only the plateau's part, the run's options
- * give the base and scaled rates and the warm-up. */
-static int resume_from(Trainer *t, const char *path, double scaled) {
-    if (session_load(&t->s, path, NULL) || adam_set_moments(&t->adam, t->s.host[1], t->s.host[2]))
-        return -1;
-    t->adam.step = t->st.adam_step;
-    t->adam.hyper = t->st.adam;  /* weight decay included: resume_options.h */
-    if (t->st.version < 2) {
-        t->st.lr.base = t->cfg->lr;
-        t->st.lr.scaled = scaled;
-        t->st.lr.warmup_steps = t->cfg->warmup_steps;
-    }
-    return 0;
-}
-
-/* A fresh run: position 0, the configured schedule, rank 0's initial parameters. */
-static void start_fresh(Trainer *t, double scaled) {
-    const TrainConfig *cfg = t->cfg;
-    memset(&t->st, 0, sizeof t->st);
-    t->st.seed = cfg->seed;
-    t->st.best_metric = INFINITY;
-    t->st.best_epoch = -1;
-    lr_schedule_init(&t->st.lr, cfg->lr, scaled, cfg->warmup_steps, &cfg->plateau);
-    model_init(t->model, cfg->seed);
-    comm_broadcast(t->comm, model_params(t->model), model_arena_size(t->model));
-}
-
-/* ---- setup ---- */
 
 static SessionOptions session_options(const Trainer *t, const char *resume_path, int resumed) {
     const TrainConfig *cfg = t->cfg;
     SessionOptions o = {.backend = {.device = cfg->device, .threads = cfg->threads,
                                     .precision = cfg->precision},
-                        .blocks = resumed ? t->st.model.blocks : cfg->blocks, .from = resumed ? &t->st : NULL,
+                        .blocks = resumed ? t->from.model.blocks : cfg->blocks, .from = resumed ? &t->from : NULL,
                         .from_path = resume_path};
     dataset_default_options(&o.data);
     o.data.path = cfg->data;
@@ -185,42 +92,133 @@ static SessionOptions session_options(const Trainer *t, const char *resume_path,
     return o;
 }
 
-static int setup(Trainer *t, char *resume_path, int *resumed) {
-    const TrainConfig *cfg = t->cfg;
-    Comm *c = t->comm;
-    *resumed = find_resume(t, resume_path, 4096);
-    if (*resumed < 0) return -1;
-    SessionOptions so = session_options(t, resume_path, *resumed);
-    if (session_open(&t->s, &so)) return -1;
-    t->data = t->s.data;
-    t->model = t->s.model;
-    if (check_data(t, resume_path, *resumed)) return -1;
+/* The open dataset against the checkpoint's: a resumed run refuses other data. Every
+ * rank holds both fingerprints, so every rank decides alike. */
+static int check_data(Trainer *t, const char *resume_path, int resumed) {
+    data_fingerprint(t->data, t->comm->world, &t->data_fp);
+    const CheckpointState *st = &t->from;
+    char why[2048], was[2200], now[2200];
+    if (resumed && st->has_data && data_fingerprint_differs(&st->data, &t->data_fp, why, sizeof why)) {
+        data_fingerprint_describe(&st->data, was, sizeof was);
+        data_fingerprint_describe(&t->data_fp, now, sizeof now);
+        return e2e_fail("%s was trained on %s, but --data %s holds %s: %s. Resuming would continue mid-run on "
+                        "other jets with the old scales: give the run's data, or start a new run", resume_path,
+                        was, t->cfg->data, now, why);
+    }
+    if (resumed && !st->has_data && is_root(t))
+        fprintf(stderr, "e2e-train: warning: %s has no dataset fingerprint (written before checkpoints stored "
+                "one): cannot check that --data %s is the data it was trained on\n", resume_path, t->cfg->data);
+    return 0;
+}
+
+/* Adam over the model's arena with the configured weight decay (a resumed run then
+ * takes the checkpoint's hyper-parameters). */
+static int create_optimizer(Trainer *t) {
     AdamHyper h = adam_default_hyper();
-    h.weight_decay = (float)cfg->weight_decay;
+    h.weight_decay = (float)t->cfg->weight_decay;
     int failed = adam_create(&t->adam, model_ops(t->model), model_arena_size(t->model), h) != 0;
     t->adam_ready = !failed;
-    if (comm_fail_together(c, failed)) return -1;
-    double scaled = cfg->lr_scaling ? cfg->lr * c->size : cfg->lr;
-    if (*resumed) return resume_from(t, resume_path, scaled);
-    start_fresh(t, scaled);
+    return comm_fail_together(t->comm, failed);
+}
+
+/* The checkpoint's parameters into the model, its moments and step into Adam, its
+ * training state into the trainer: version 1 stored only the plateau's part of the
+ * schedule, the run's options give the base and scaled rates and the warm-up. */
+static int resume_from(Trainer *t, const char *path, double scaled) {
+    if (session_load(&t->s, path, NULL) || adam_set_moments(&t->adam, t->s.host[1], t->s.host[2]))
+        return -1;
+    t->adam.step = t->from.adam_step;
+    t->adam.hyper = t->from.adam;  /* weight decay included: resume_options.h */
+    LrSchedule *lr = &t->from.train.lr;
+    if (t->from.version < 2) {
+        lr->base = t->cfg->lr;
+        lr->scaled = scaled;
+        lr->warmup_steps = t->cfg->warmup_steps;
+    }
+    t->state = t->from.train;
     return 0;
+}
+
+/* A fresh run: position 0, the configured schedule, rank 0's initial parameters. */
+static void start_fresh(Trainer *t, double scaled) {
+    const TrainConfig *cfg = t->cfg;
+    LrSchedule lr;
+    lr_schedule_init(&lr, cfg->lr, scaled, cfg->warmup_steps, &cfg->plateau);
+    train_state_init(&t->state, cfg->seed, &lr);
+    model_init(t->model, cfg->seed);
+    comm_broadcast(t->comm, model_params(t->model), model_arena_size(t->model));
 }
 
 /* Where a run checkpointed with other ranks or batch continues: at the same fraction
  * of the epoch's samples (the data order differs anyway; docs say so). */
 static void rescale_position(Trainer *t, long steps) {
-    CheckpointState *st = &t->st;
-    long per_now = (long)t->cfg->batch * t->comm->size, per_then = (long)st->batch * st->world_size;
+    const CheckpointState *from = &t->from;
+    TrainState *st = &t->state;
+    long per_now = (long)t->cfg->batch * t->comm->size, per_then = (long)from->batch * from->world_size;
     if (per_then == per_now || st->step_in_epoch == 0) return;
     long at = (long)((double)st->step_in_epoch * per_then / per_now);
-    if (say(t))
+    if (is_root(t))
         printf("e2e-train: checkpoint written by %d ranks x batch %d, now %d x %d: the epoch "
                "continues at step %ld of %ld (same fraction of samples; the data order differs)\n",
-               st->world_size, st->batch, t->comm->size, t->cfg->batch, at, steps);
+               from->world_size, from->batch, t->comm->size, t->cfg->batch, at, steps);
     st->step_in_epoch = at < steps ? at : steps;
 }
 
-/* ---- a step ---- */
+/* Rank 0: config.json, the metrics files cut back to the resumed epoch, the banner.
+ * resume_path: NULL for a fresh run. */
+static int start_run_files(Trainer *t, const char *resume_path, long steps) {
+    const TrainConfig *cfg = t->cfg;
+    char json[8192];
+    train_config_json(cfg, t->comm->size, json, sizeof json);
+    strcat(json, "\n");
+    int rc = run_write_text(cfg->out, "config.json", json) ||
+             (resume_path && run_truncate_metrics(cfg->out, t->state.epoch + 1)) ? -1 : 0;
+    const DatasetInfo *info = dataset_info(t->data);
+    printf("e2e-train: %d rank%s on %s, model %zu parameters, %dx%dx%d images, train %lld / "
+           "val %lld / test %lld jets, %ld steps per epoch of %d x %d\n",
+           t->comm->size, t->comm->size > 1 ? "s" : "", model_ops(t->model)->name,
+           model_count_params(model_config(t->model)), info->channels, info->height, info->width,
+           dataset_split_total(t->data, SPLIT_TRAIN), dataset_split_total(t->data, SPLIT_VAL),
+           dataset_split_total(t->data, SPLIT_TEST), steps, t->comm->size, cfg->batch);
+    const char *kernels = net_backend_report(model_ops(t->model));
+    if (kernels) printf("e2e-train: %s\n", kernels);
+    if (resume_path) {
+        printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", resume_path,
+               t->state.epoch + 1, t->state.step_in_epoch);
+        resume_options_report(cfg, &t->from, t->comm->size);
+    }
+    fflush(stdout);
+    return rc;
+}
+
+/* Everything before the first step: the run folder and a checkpoint to resume (or a
+ * fresh start), the data, the model and Adam, the position, the run's files. 0 with the
+ * steps of an epoch in *steps, or -1 on every rank. */
+static int load(Trainer *t, long *steps) {
+    const TrainConfig *cfg = t->cfg;
+    char resume_path[4096];
+    int resumed = find_resume(t, resume_path, sizeof resume_path);
+    if (resumed < 0) return -1;
+    SessionOptions so = session_options(t, resume_path, resumed);
+    if (session_open(&t->s, &so)) return -1;
+    t->data = t->s.data;
+    t->model = t->s.model;
+    if (check_data(t, resume_path, resumed) || create_optimizer(t)) return -1;
+    double scaled = cfg->lr_scaling ? cfg->lr * t->comm->size : cfg->lr;
+    if (!resumed) start_fresh(t, scaled);
+    else if (resume_from(t, resume_path, scaled)) return -1;
+    *steps = dataset_steps_per_epoch(t->data, SPLIT_TRAIN);
+    if (*steps <= 0)
+        return e2e_fail("%s: the training split gives each of the %d ranks %lld jets, fewer than --batch %d: give a "
+                        "smaller --batch (it is per rank)", cfg->data, t->comm->size,
+                        dataset_split_total(t->data, SPLIT_TRAIN) / t->comm->size, cfg->batch);
+    if (resumed) rescale_position(t, *steps);
+    watchdog_phase(WD_CHECKPOINT);
+    int failed = is_root(t) && start_run_files(t, resumed ? resume_path : NULL, *steps) != 0;
+    return comm_fail_together(t->comm, failed);
+}
+
+/* ---- step: forward, backward, the agreement point, all-reduce, update ---- */
 
 typedef struct {
     double data, compute, comm;  /* seconds this epoch, this rank: reading, computing, the
@@ -252,16 +250,16 @@ static int stage_next(Trainer *t, long step) {
     Batch next;
     watchdog_phase(WD_READ);
     if (read_batch(t, &next) || model_stage_batch(t->model, &next)) return -1;
-    t->ahead = AHEAD_STAGED;
+    t->next_batch_staged = 1;
     return 0;
 }
 
 /* This rank's part: forward, loss and backward on its batch (the staged one, or one read
  * now), the next batch staged meanwhile, and the checks of loss and gradients. */
-static void local_step(Trainer *t, long step, LocalStep *l) {
+static void forward_backward(Trainer *t, long step, LocalStep *l) {
     double t0 = now();
-    int staged = t->ahead == AHEAD_STAGED, failed = 0, nonfinite = 0;
-    t->ahead = AHEAD_NONE;
+    int staged = t->next_batch_staged, failed = 0, nonfinite = 0;
+    t->next_batch_staged = 0;
     Batch b;
     watchdog_phase(WD_READ);
     if (!staged) failed = read_batch(t, &b);
@@ -288,7 +286,7 @@ static int skip_step(Trainer *t, long epoch, long step, StepTimes *tm) {
         return e2e_fail("non-finite loss or gradients at epoch %ld, step %ld: stopping "
                         "(--nan-policy skip skips such steps instead)", epoch + 1, step + 1);
     tm->skipped++;
-    if (say(t))
+    if (is_root(t))
         printf("e2e-train: skipped step %ld of epoch %ld: non-finite loss or gradients\n",
                step + 1, epoch + 1);
     return 0;
@@ -296,37 +294,38 @@ static int skip_step(Trainer *t, long epoch, long step, StepTimes *tm) {
 
 /* After the agreement: the gradients averaged over the ranks, then Adam at the
  * schedule's rate. */
-static int update(Trainer *t, const Agreement *a, StepTimes *tm) {
+static int allreduce_and_update(Trainer *t, const Agreement *a, StepTimes *tm) {
     double t0 = now();
     if (comm_allreduce_mean(t->comm, model_grads(t->model), model_arena_size(t->model))) return -1;
     double t1 = now();
-    float lr = (float)lr_at(&t->st.lr, t->st.global_step);
+    float lr = (float)lr_at(&t->state.lr, t->state.global_step);
     if (adam_step(&t->adam, lr, model_params(t->model), model_grads(t->model))) return -1;
-    t->st.epoch_loss_sum += a->sum[0];
-    t->st.epoch_samples += a->sum[1];
+    t->state.epoch_loss_sum += a->sum[0];
+    t->state.epoch_samples += a->sum[1];
     tm->comm += t1 - t0;
     tm->compute += now() - t1;
     return 0;
 }
 
+/* Every --check-replicas steps: every rank holds bitwise the same parameters. */
 static int check_replicas(Trainer *t) {
     long every = t->cfg->check_replicas;
-    if (!every || t->st.global_step % every != 0) return 0;
+    if (!every || t->state.global_step % every != 0) return 0;
     int same = 0;
     if (comm_replicas_identical(t->comm, model_params(t->model), model_arena_size(t->model), &same))
         return -1;
     return same ? 0 : e2e_fail("replicas diverged: ranks hold different parameters after step %ld",
-                               t->st.global_step);
+                               t->state.global_step);
 }
 
-/* One optimizer step: this rank's pass, the agreement point, the update. Returns 0 (go
- * on), 1 (a stop was agreed: the step was taken and the caller checkpoints), -1 (error
- * on every rank). */
+/* One optimizer step: forward and backward on this rank's batch, the agreement point,
+ * the gradient all-reduce and Adam's update. Returns 0 (go on), 1 (a stop was agreed:
+ * the step was taken and the caller checkpoints), -1 (error on every rank). */
 static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *process_steps) {
     const TrainConfig *cfg = t->cfg;
     LocalStep l = {0};
     watchdog_position(epoch, step);
-    local_step(t, step, &l);
+    forward_backward(t, step, &l);
     (*process_steps)++;
     if (stop_signal_received() || (cfg->stop_after_steps && *process_steps >= cfg->stop_after_steps))
         l.flags |= AGREE_STOP;
@@ -336,25 +335,25 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
     int agreed = comm_agree(t->comm, l.flags, sums, 2, &a);
     tm->sync += now() - t0;
     if (agreed) return -1;
-    int rc = (a.flags & AGREE_NONFINITE) ? skip_step(t, epoch, step, tm) : update(t, &a, tm);
+    int rc = (a.flags & AGREE_NONFINITE) ? skip_step(t, epoch, step, tm) : allreduce_and_update(t, &a, tm);
     if (rc) return -1;
     tm->data += l.read_s + l.ahead_s;
     tm->compute += l.pass_s;
     tm->steps++;
-    t->st.global_step++;
-    t->st.step_in_epoch = step + 1;
+    t->state.global_step++;
+    t->state.step_in_epoch = step + 1;
     if (check_replicas(t)) return -1;
     return (a.flags & AGREE_STOP) != 0;
 }
 
-/* ---- epochs ---- */
+/* ---- evaluate: validation and rank 0's decisions at an epoch's end; the test ---- */
 
 static EpochMetrics epoch_metrics(const Trainer *t, long epoch, double epoch_t0, const StepTimes *tm,
                                   const EvalResult *v) {
     EpochMetrics e = {.epoch = epoch + 1, .lr = last_lr(t), .val_loss = v->loss,
                       .val_mae = v->mae, .val_mre = v->mre, .epoch_s = now() - epoch_t0,
                       .skipped_steps = tm->skipped};
-    e.train_loss = t->st.epoch_samples > 0 ? t->st.epoch_loss_sum / t->st.epoch_samples : NAN;
+    e.train_loss = t->state.epoch_samples > 0 ? t->state.epoch_loss_sum / t->state.epoch_samples : NAN;
     double step_time = tm->data + tm->compute + tm->comm + tm->sync;
     e.samples_per_s = step_time > 0 ? tm->steps * (double)t->cfg->batch * t->comm->size / step_time : 0;
     e.data_wait_frac = step_time > 0 ? tm->data / step_time : 0;
@@ -363,29 +362,18 @@ static EpochMetrics epoch_metrics(const Trainer *t, long epoch, double epoch_t0,
     return e;
 }
 
-typedef struct {
-    Trainer *t;
-    long epoch;
-    const EvalResult *val;
-    const EpochMetrics *row;
-} EpochEnd;
-
 /* Rank 0's part of an epoch's end: the schedule, the best metric, the report, the
  * metrics row and best.h5. */
-static int end_epoch_root(void *arg) {
-    EpochEnd *x = arg;
-    Trainer *t = x->t;
-    const EvalResult *v = x->val;
-    const EpochMetrics *e = x->row;
-    lr_schedule_epoch_end(&t->st.lr, v->mae);
-    int best = v->mae < t->st.best_metric;
+static int end_epoch_on_root(Trainer *t, long epoch, const EvalResult *v, const EpochMetrics *e) {
+    lr_schedule_epoch_end(&t->state.lr, v->mae);
+    int best = v->mae < t->state.best_metric;
     if (best) {
-        t->st.best_metric = v->mae;
-        t->st.best_epoch = x->epoch + 1;
+        t->state.best_metric = v->mae;
+        t->state.best_epoch = epoch + 1;
     }
     printf("epoch %ld/%d done: train loss %.5f  val loss %.5f  val MAE %.2f GeV  val MRE %.4f"
            "%s  (%.1f s, %.1f samples/s, data wait %.1f%%, all-reduce %.1f%%, sync %.1f%%)\n",
-           x->epoch + 1, t->cfg->epochs, e->train_loss, v->loss, v->mae, v->mre, best ? "  (best)" : "",
+           epoch + 1, t->cfg->epochs, e->train_loss, v->loss, v->mae, v->mre, best ? "  (best)" : "",
            e->epoch_s, e->samples_per_s, 100 * e->data_wait_frac, 100 * e->allreduce_frac,
            100 * e->sync_wait_frac);
     fflush(stdout);
@@ -394,32 +382,101 @@ static int end_epoch_root(void *arg) {
     return run_append_metrics(t->cfg->out, e) || (best && save(t, path)) ? -1 : 0;
 }
 
-/* Validation, schedule, best and epoch checkpoints, metrics row. */
+/* The end of an epoch: validation, the next position, rank 0's decisions (schedule,
+ * best, report, metrics row, best.h5) shared with every rank, the epoch's checkpoint. */
 static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *tm) {
     EvalResult v;
     watchdog_phase(WD_EVAL);
     if (evaluate_split(t->comm, t->model, t->data, SPLIT_VAL, t->cfg->mre_min_mass, &v, NULL)) return -1;
     EpochMetrics e = epoch_metrics(t, epoch, epoch_t0, tm, &v);
     /* the epoch is done: the next position is the next epoch's first step */
-    t->st.epoch = epoch + 1;
-    t->st.step_in_epoch = 0;
-    t->st.epoch_loss_sum = t->st.epoch_samples = 0;
-    EpochEnd x = {.t = t, .epoch = epoch, .val = &v, .row = &e};
+    t->state.epoch = epoch + 1;
+    t->state.step_in_epoch = 0;
+    t->state.epoch_loss_sum = t->state.epoch_samples = 0;
     watchdog_phase(WD_CHECKPOINT);
-    if (comm_on_root(t->comm, end_epoch_root, &x)) return -1;
-    comm_bcast_bytes(t->comm, &t->st, sizeof t->st);  /* schedule, best */
+    int failed = is_root(t) && end_epoch_on_root(t, epoch, &v, &e) != 0;
+    if (comm_fail_together(t->comm, failed)) return -1;
+    comm_bcast_bytes(t->comm, &t->state, sizeof t->state);  /* rank 0's schedule and best */
     return save_position(t);
 }
 
-static void progress(const Trainer *t, long epoch, long step, long steps, double samples_per_s,
-                     double eta) {
-    char e[32];
-    run_format_duration(eta, e, sizeof e);
-    double loss = t->st.epoch_loss_sum / fmax(t->st.epoch_samples, 1);
-    printf("epoch %ld/%d  step %ld/%ld  loss %.5f  lr %.3g  %.1f samples/s  ETA %s\n", epoch + 1,
-           t->cfg->epochs, step, steps, loss, last_lr(t), samples_per_s, e);
-    fflush(stdout);
+/* Rank 0: the test result r into results.json, and said. */
+static int write_results(Trainer *t, const EvalResult *r) {
+    RunResults res = {.best_epoch = t->state.best_epoch, .best_val_mae = t->state.best_metric,
+                      .test_loss = r->loss, .test_mae = r->mae, .test_mre = r->mre,
+                      .test_jets = r->count, .mre_jets = r->mre_count, .epochs = t->state.epoch,
+                      .global_steps = t->state.global_step, .ranks = t->comm->size,
+                      .train_time_s = t->state.elapsed_s + now() - t->t_start};
+    int rc = run_write_results(t->cfg->out, &res);
+    printf("test (best checkpoint, epoch %ld): loss %.5f  MAE %.2f GeV  MRE %.4f  on %lld jets\n",
+           t->state.best_epoch, r->loss, r->mae, r->mre, r->count);
+    return rc;
 }
+
+/* The best checkpoint on the test split, into results.json. */
+static int final_test(Trainer *t) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/checkpoints/best.h5", t->cfg->out);
+    watchdog_phase(WD_CHECKPOINT);
+    int missing = is_root(t) && access(path, R_OK) != 0;
+    if (missing) e2e_fail("%s: no best checkpoint to test", path);
+    if (comm_fail_together(t->comm, missing) || session_load(&t->s, path, NULL)) return -1;
+    EvalResult r;
+    watchdog_phase(WD_EVAL);
+    if (evaluate_split(t->comm, t->model, t->data, SPLIT_TEST, t->cfg->mre_min_mass, &r, NULL)) return -1;
+    watchdog_phase(WD_CHECKPOINT);
+    return comm_fail_together(t->comm, is_root(t) && write_results(t, &r) != 0);
+}
+
+/* ---- save: checkpoints ---- */
+
+/* What a checkpoint records besides the training state: the model, the ranks and batch,
+ * Adam, the preprocessing and the data, the configuration. */
+static void checkpoint_record(const Trainer *t, CheckpointState *ck) {
+    ck->train = t->state;
+    ck->model = *model_config(t->model);
+    ck->world_size = t->comm->size;
+    ck->batch = t->cfg->batch;
+    ck->adam_step = t->adam.step;
+    ck->adam = t->adam.hyper;
+    const DatasetInfo *info = dataset_info(t->data);
+    ck->n_scales = info->channels;
+    memcpy(ck->scales, dataset_scales(t->data), sizeof(float) * info->channels);
+    ck->inputs = *dataset_inputs(t->data);
+    ck->zero_suppress = t->s.data_zero_suppress;
+    ck->unbias = t->s.data_unbias;
+    ck->data = t->data_fp;
+    ck->has_data = 1;
+    train_config_json(t->cfg, t->comm->size, ck->config_json, sizeof ck->config_json);
+}
+
+/* Rank 0: the parameters, Adam's moments and the record into the checkpoint at path. */
+static int save(Trainer *t, const char *path) {
+    t->state.elapsed_s += now() - t->t_start;
+    t->t_start = now();
+    CheckpointState *ck = calloc(1, sizeof *ck);
+    if (!ck) return e2e_fail("%s: out of host memory for the checkpoint's record", path);
+    checkpoint_record(t, ck);
+    float **host = t->s.host;
+    int rc = model_get_params(t->model, host[0]) || adam_get_moments(&t->adam, host[1], host[2]) ||
+             checkpoint_write(path, ck, t->model, host[0], host[1], host[2]) ? -1 : 0;
+    free(ck);
+    return rc;
+}
+
+/* Rank 0 writes the position's checkpoint (and prunes); every rank learns the outcome. */
+static int save_position(Trainer *t) {
+    watchdog_phase(WD_CHECKPOINT);
+    int failed = 0;
+    if (is_root(t)) {
+        char path[4200];
+        run_folder_checkpoint_path(&t->folder, t->state.global_step, path, sizeof path);
+        failed = save(t, path) || run_folder_checkpointed(&t->folder, t->state.global_step, t->cfg->keep);
+    }
+    return comm_fail_together(t->comm, failed);
+}
+
+/* ---- the loop: epochs of steps ---- */
 
 /* Where the run stands against the clock, for the progress line. */
 typedef struct {
@@ -429,27 +486,37 @@ typedef struct {
     int every;           /* progress line every this many steps */
 } Pace;
 
+/* Rank 0's progress line after `done` steps of the epoch's `steps`: every pace->every
+ * steps, and at the epoch's end. */
+static void progress(const Trainer *t, long epoch, long done, long steps, const Pace *pace) {
+    if (!is_root(t) || (done % pace->every != 0 && done != steps)) return;
+    double el = now() - pace->t0;
+    long run_done = t->state.global_step - pace->done_at_start;
+    double rate = el > 0 ? run_done * (double)t->cfg->batch * t->comm->size / el : 0;
+    double eta = run_done > 0 ? el / run_done * (pace->total - t->state.global_step) : -1;
+    char e[32];
+    run_format_duration(eta, e, sizeof e);
+    double loss = t->state.epoch_loss_sum / fmax(t->state.epoch_samples, 1);
+    printf("epoch %ld/%d  step %ld/%ld  loss %.5f  lr %.3g  %.1f samples/s  ETA %s\n", epoch + 1,
+           t->cfg->epochs, done, steps, loss, last_lr(t), rate, e);
+    fflush(stdout);
+}
+
 /* One epoch's steps. 0 at its end, EXIT_REQUEUE after an agreed stop (checkpoint
  * written), -1 on error. */
 static int run_epoch(Trainer *t, long epoch, long steps, const Pace *pace, long *process_steps) {
     StepTimes tm = {0};
     double epoch_t0 = now();
-    long first = t->st.step_in_epoch;
+    long first = t->state.step_in_epoch;
     int failed = dataset_begin_epoch(t->data, SPLIT_TRAIN, epoch, first) ? -1 : 0;
     if (comm_fail_together(t->comm, failed)) return -1;
     for (long step = first; step < steps; step++) {
         int rc = train_step(t, epoch, step, &tm, process_steps);
         if (rc < 0) return -1;
-        if (say(t) && ((step + 1) % pace->every == 0 || step + 1 == steps)) {
-            double el = now() - pace->t0;
-            long done = t->st.global_step - pace->done_at_start;
-            double rate = el > 0 ? done * (double)t->cfg->batch * t->comm->size / el : 0;
-            double eta = done > 0 ? el / done * (pace->total - t->st.global_step) : -1;
-            progress(t, epoch, step + 1, steps, rate, eta);
-        }
+        progress(t, epoch, step + 1, steps, pace);
         if (rc == 1) {
             if (save_position(t)) return -1;
-            if (say(t))
+            if (is_root(t))
                 printf("e2e-train: stop requested: checkpoint written at epoch %ld, step %ld; "
                        "exiting with %d (requeue)\n", epoch + 1, step + 1, EXIT_REQUEUE);
             return EXIT_REQUEUE;
@@ -458,112 +525,28 @@ static int run_epoch(Trainer *t, long epoch, long steps, const Pace *pace, long 
     return end_epoch(t, epoch, epoch_t0, &tm);
 }
 
-/* ---- the run ---- */
-
-static int best_exists_root(void *path) {
-    return access(path, R_OK) == 0 ? 0 : e2e_fail("%s: no best checkpoint to test", (char *)path);
-}
-
-typedef struct {
-    Trainer *t;
-    const EvalResult *test;
-} FinalTest;
-
-static int final_test_root(void *arg) {
-    FinalTest *x = arg;
-    Trainer *t = x->t;
-    const EvalResult *r = x->test;
-    RunResults res = {.best_epoch = t->st.best_epoch, .best_val_mae = t->st.best_metric,
-                      .test_loss = r->loss, .test_mae = r->mae, .test_mre = r->mre,
-                      .test_jets = r->count, .mre_jets = r->mre_count, .epochs = t->st.epoch,
-                      .global_steps = t->st.global_step, .ranks = t->comm->size,
-                      .train_time_s = t->st.elapsed_s + now() - t->t_start};
-    int rc = run_write_results(t->cfg->out, &res);
-    printf("test (best checkpoint, epoch %ld): loss %.5f  MAE %.2f GeV  MRE %.4f  on %lld jets\n",
-           t->st.best_epoch, r->loss, r->mae, r->mre, r->count);
-    return rc;
-}
-
-/* The best checkpoint on the test split, into results.json. */
-static int final_test(Trainer *t) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/checkpoints/best.h5", t->cfg->out);
-    watchdog_phase(WD_CHECKPOINT);
-    if (comm_on_root(t->comm, best_exists_root, path)) return -1;
-    if (session_load(&t->s, path, NULL)) return -1;
-    EvalResult r;
-    watchdog_phase(WD_EVAL);
-    if (evaluate_split(t->comm, t->model, t->data, SPLIT_TEST, t->cfg->mre_min_mass, &r, NULL)) return -1;
-    FinalTest x = {.t = t, .test = &r};
-    watchdog_phase(WD_CHECKPOINT);
-    return comm_on_root(t->comm, final_test_root, &x);
-}
-
-typedef struct {
-    Trainer *t;
-    const char *resume_path;   /* NULL: a fresh run */
-    long steps;
-} RunStart;
-
-/* Rank 0: config.json, the metrics files cut back to the resumed epoch, the banner. */
-static int run_start_root(void *arg) {
-    RunStart *x = arg;
-    Trainer *t = x->t;
-    const TrainConfig *cfg = t->cfg;
-    char json[8192];
-    train_config_json(cfg, t->comm->size, json, sizeof json);
-    strcat(json, "\n");
-    int rc = run_write_text(cfg->out, "config.json", json) ||
-             (x->resume_path && run_truncate_metrics(cfg->out, t->st.epoch + 1)) ? -1 : 0;
-    const DatasetInfo *info = dataset_info(t->data);
-    printf("e2e-train: %d rank%s on %s, model %zu parameters, %dx%dx%d images, train %lld / "
-           "val %lld / test %lld jets, %ld steps per epoch of %d x %d\n",
-           t->comm->size, t->comm->size > 1 ? "s" : "", model_ops(t->model)->name,
-           model_count_params(model_config(t->model)), info->channels, info->height, info->width,
-           dataset_split_total(t->data, SPLIT_TRAIN), dataset_split_total(t->data, SPLIT_VAL),
-           dataset_split_total(t->data, SPLIT_TEST), x->steps, t->comm->size, cfg->batch);
-    const char *kernels = net_backend_report(model_ops(t->model));
-    if (kernels) printf("e2e-train: %s\n", kernels);
-    if (x->resume_path) {
-        printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", x->resume_path,
-               t->st.epoch + 1, t->st.step_in_epoch);
-        resume_options_report(cfg, &t->st, t->comm->size);
-    }
-    fflush(stdout);
-    return rc;
-}
-
 /* A stop requested during validation takes effect after the epoch's checkpoint. */
 static int stop_after_epoch(Trainer *t, long epoch) {
     Agreement a;
     comm_agree(t->comm, stop_signal_received() ? AGREE_STOP : 0, NULL, 0, &a);
     if (!(a.flags & AGREE_STOP) || epoch + 1 >= t->cfg->epochs) return 0;
-    if (say(t))
+    if (is_root(t))
         printf("e2e-train: stop requested: checkpoint written after epoch %ld; exiting with %d "
                "(requeue)\n", epoch + 1, EXIT_REQUEUE);
     return 1;
 }
 
+/* Load, then every epoch's steps with validation and checkpoints at its end, then the
+ * best checkpoint on the test split. */
 static int run(Trainer *t) {
     const TrainConfig *cfg = t->cfg;
-    char resume_path[4096];
-    int resumed = 0;
-    if (setup(t, resume_path, &resumed)) return -1;
-    long steps = dataset_steps_per_epoch(t->data, SPLIT_TRAIN);
-    if (steps <= 0)
-        return e2e_fail("%s: the training split gives each of the %d ranks %lld jets, fewer than --batch %d: give a "
-                        "smaller --batch (it is per rank)", cfg->data, t->comm->size,
-                        dataset_split_total(t->data, SPLIT_TRAIN) / t->comm->size, cfg->batch);
-    if (resumed) rescale_position(t, steps);
-    RunStart x = {.t = t, .resume_path = resumed ? resume_path : NULL, .steps = steps};
-    watchdog_phase(WD_CHECKPOINT);
-    if (comm_on_root(t->comm, run_start_root, &x)) return -1;
-
+    long steps;
+    if (load(t, &steps)) return -1;
     t->t_start = now();
-    Pace pace = {.t0 = now(), .done_at_start = t->st.global_step, .total = steps * cfg->epochs,
+    Pace pace = {.t0 = now(), .done_at_start = t->state.global_step, .total = steps * cfg->epochs,
                  .every = cfg->log_every > 0 ? cfg->log_every : (int)(steps >= 10 ? steps / 10 : 1)};
     long process_steps = 0;
-    for (long epoch = t->st.epoch; epoch < cfg->epochs; epoch++) {
+    for (long epoch = t->state.epoch; epoch < cfg->epochs; epoch++) {
         int rc = run_epoch(t, epoch, steps, &pace, &process_steps);
         if (rc) return rc;
         if (stop_after_epoch(t, epoch)) return EXIT_REQUEUE;

@@ -38,7 +38,7 @@ typedef struct {
     double bytes, pingpong_s, allreduce_s;
 } Point;
 
-static int say;         /* rank 0 prints */
+static int is_root;         /* rank 0 prints */
 static NetOps *ops;     /* destroyed after comm_finalize (NCCL's communicator goes first) */
 
 typedef struct {
@@ -51,7 +51,7 @@ typedef struct {
 
 static int num(const char *opt, const char *s, long lo, long *out) {
     long long v;
-    if (cli_ll("e2e-allreduce-bench", opt, s, lo, INT_MAX, &v, say)) return -1;
+    if (cli_ll("e2e-allreduce-bench", opt, s, lo, INT_MAX, &v, is_root)) return -1;
     *out = (long)v;
     return 0;
 }
@@ -63,7 +63,7 @@ static int parse(int argc, char **argv, BenchArgs *a) {
         {"size", 1, 0, 'z'}, {"scalars", 1, 0, 's'}, {"blocks", 1, 0, 'b'},
         {"max-bytes", 1, 0, 'm'}, {"min-time", 1, 0, 't'}, {"json", 1, 0, 'j'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    opterr = say;
+    opterr = is_root;
     int o;
     long v;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -77,19 +77,19 @@ static int parse(int argc, char **argv, BenchArgs *a) {
         case 'b': rc = num("--blocks", optarg, 1, &v); a->mc.blocks = (int)v; break;
         case 'm': rc = num("--max-bytes", optarg, 4, &a->max_bytes); break;
         case 't':
-            rc = cli_double("e2e-allreduce-bench", "--min-time", optarg, 1e-9, 3600, &a->min_time, say);
+            rc = cli_double("e2e-allreduce-bench", "--min-time", optarg, 1e-9, 3600, &a->min_time, is_root);
             break;
         case 'j': a->json = optarg; break;
-        case 'h': if (say) fputs(usage, stdout); return 1;
+        case 'h': if (is_root) fputs(usage, stdout); return 1;
         default: rc = -1;
         }
         if (rc) {
-            if (say) fputs("e2e-allreduce-bench: see --help\n", stderr);
+            if (is_root) fputs("e2e-allreduce-bench: see --help\n", stderr);
             return 2;
         }
     }
     if (optind < argc) {
-        if (say) fprintf(stderr, "e2e-allreduce-bench: unexpected argument '%s'\n", argv[optind]);
+        if (is_root) fprintf(stderr, "e2e-allreduce-bench: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
     return 0;
@@ -219,7 +219,7 @@ static int measure(Comm *c, MPI_Comm pair, const Buffers *buf, Point *pt, int np
         Reduce r = {.comm = c, .buf = buf->dev, .n = (size_t)bytes / 4};
         pt[i].allreduce_s = time_op(c->world, allreduce_op, &r, min_time);
         if (comm_fail_together(c, r.failed)) return -1;
-        if (say)
+        if (is_root)
             printf("%12d %13.2f us %14.1f %15.2f us%s\n", bytes, pt[i].pingpong_s * 1e6,
                    bytes / pt[i].pingpong_s / 1e6, pt[i].allreduce_s * 1e6,
                    i == np - 1 ? "   <- gradient" : "");
@@ -261,34 +261,23 @@ static void print_fit(const Fit *f, long floats, int p) {
            f->ring * 1e6, f->measured / f->ring);
 }
 
-typedef struct {
-    const char *path;
-    const Comm *c;
-    const Fit *fit;
-    const Point *pt;
-    int np;
-    long floats;
-} JsonOut;
-
-/* --json on rank 0, for launch/perf-model --net */
-static int write_json_root(void *arg) {
-    const JsonOut *j = arg;
-    const Fit *f = j->fit;
-    FILE *out = fopen(j->path, "w");
-    if (!out) return e2e_fail("%s: %s", j->path, strerror(errno));
+/* --json on rank 0, for launch/perf-model --net: the fit f of the np points pt */
+static int write_json(const char *path, const Comm *c, const Fit *f, const Point *pt, int np, long floats) {
+    FILE *out = fopen(path, "w");
+    if (!out) return e2e_fail("%s: %s", path, strerror(errno));
     fprintf(out,
             "{\"ranks\": %d, \"ranks_per_node\": %d, \"device\": \"%s\",\n"
             " \"alpha_s\": %.6e, \"beta_bytes_per_s\": %.6e,\n"
             " \"allreduce_alpha_s\": %.6e, \"allreduce_beta_bytes_per_s\": %.6e,\n"
             " \"grad_floats\": %ld, \"grad_allreduce_s\": %.6e, \"grad_ring_model_s\": %.6e,\n"
             " \"points\": [",
-            j->c->size, j->c->local_size, ops->name, f->alpha, f->beta, f->alpha_ring, f->beta_ring,
-            j->floats, f->measured, f->ring);
-    for (int i = 0; i < j->np; i++)
+            c->size, c->local_size, ops->name, f->alpha, f->beta, f->alpha_ring, f->beta_ring,
+            floats, f->measured, f->ring);
+    for (int i = 0; i < np; i++)
         fprintf(out, "%s\n  {\"bytes\": %.0f, \"pingpong_s\": %.6e, \"allreduce_s\": %.6e}",
-                i ? "," : "", j->pt[i].bytes, j->pt[i].pingpong_s, j->pt[i].allreduce_s);
+                i ? "," : "", pt[i].bytes, pt[i].pingpong_s, pt[i].allreduce_s);
     fprintf(out, "]}\n");
-    return fclose(out) ? e2e_fail("%s: %s", j->path, strerror(errno)) : 0;
+    return fclose(out) ? e2e_fail("%s: %s", path, strerror(errno)) : 0;
 }
 
 /* Measures, fits and reports; 0, 1 (a failure, said on rank 0) or 2 (bad usage). */
@@ -296,12 +285,12 @@ static int bench(Comm *c, BenchArgs *a) {
     BackendOptions bo = {.device = a->device, .gpu = c->local_rank};
     ops = net_backend_create(&bo);
     if (comm_fail_together(c, !ops)) {
-        if (say) fprintf(stderr, "e2e-allreduce-bench: --device %s: %s\n", a->device, e2e_error());
+        if (is_root) fprintf(stderr, "e2e-allreduce-bench: --device %s: %s\n", a->device, e2e_error());
         return 1;
     }
     const char *what;
     if (gradient_floats(a, &what)) {
-        if (say) fprintf(stderr, "e2e-allreduce-bench: model: %s\n", e2e_error());
+        if (is_root) fprintf(stderr, "e2e-allreduce-bench: model: %s\n", e2e_error());
         return 2;
     }
     long floats = a->floats, max_bytes = a->max_bytes;
@@ -310,7 +299,7 @@ static int bench(Comm *c, BenchArgs *a) {
     comm_attach(c, ops);
     Buffers buf = {0};
     if (make_buffers(c, max_bytes, &buf)) {
-        if (say) fprintf(stderr, "e2e-allreduce-bench: %s\n", e2e_error());
+        if (is_root) fprintf(stderr, "e2e-allreduce-bench: %s\n", e2e_error());
         return 1;
     }
     MPI_Comm pair;
@@ -319,19 +308,18 @@ static int bench(Comm *c, BenchArgs *a) {
     int np = 0;
     for (long b = 4; b <= max_bytes && np < 63; b *= 2) pt[np++].bytes = (double)b;
     pt[np++].bytes = (double)floats * 4;  /* the gradient itself, last */
-    if (say) {
+    if (is_root) {
         printf("e2e-allreduce-bench: %d ranks (%d per node), %s buffers; gradient: %ld floats "
                "(%s, %.1f KiB)\n", c->size, c->local_size, ops->name, floats, what, floats * 4 / 1024.0);
         printf("%12s %16s %14s %18s\n", "bytes", "ping-pong 1-way", "MB/s", "all-reduce (mean)");
     }
     int failed = measure(c, pair, &buf, pt, np, a->min_time) != 0;
-    if (failed && say) fprintf(stderr, "e2e-allreduce-bench: all-reduce failed: %s\n", e2e_error());
+    if (failed && is_root) fprintf(stderr, "e2e-allreduce-bench: all-reduce failed: %s\n", e2e_error());
     if (!failed) {
         Fit f = fit(pt, np, max_bytes, floats, c->size);
-        if (say) print_fit(&f, floats, c->size);
-        JsonOut j = {.path = a->json, .c = c, .fit = &f, .pt = pt, .np = np, .floats = floats};
-        failed = a->json && comm_on_root(c, write_json_root, &j);
-        if (failed && say) fprintf(stderr, "e2e-allreduce-bench: %s\n", e2e_error());
+        if (is_root) print_fit(&f, floats, c->size);
+        if (a->json) failed = comm_fail_together(c, is_root && write_json(a->json, c, &f, pt, np, floats) != 0) != 0;
+        if (failed && is_root) fprintf(stderr, "e2e-allreduce-bench: %s\n", e2e_error());
     }
     if (pair != MPI_COMM_NULL) MPI_Comm_free(&pair);
     if (buf.dev) ops->release(ops->ctx, buf.dev);
@@ -344,7 +332,7 @@ static int run(Comm *c, int argc, char **argv) {
     int p = parse(argc, argv, &a);
     if (p) return p == 1 ? 0 : 2;
     if (c->size < 2) {
-        if (say) fprintf(stderr, "e2e-allreduce-bench: needs at least 2 ranks (mpirun -np 2 ...), got %d\n", c->size);
+        if (is_root) fprintf(stderr, "e2e-allreduce-bench: needs at least 2 ranks (mpirun -np 2 ...), got %d\n", c->size);
         return 2;
     }
     return bench(c, &a);
@@ -353,7 +341,7 @@ static int run(Comm *c, int argc, char **argv) {
 int main(int argc, char **argv) {
     Comm c;
     comm_init(&c, &argc, &argv);
-    say = c.rank == 0;
+    is_root = c.rank == 0;
     int rc = run(&c, argc, argv);
     comm_finalize(&c);
     if (ops) ops->destroy(ops);

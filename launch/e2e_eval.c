@@ -52,53 +52,58 @@ typedef struct {
     double watchdog_s, peer_timeout_s;
 } EvalArgs;
 
+static const struct option options[] = {
+    {"checkpoint", 1, 0, 'c'}, {"data", 1, 0, 'd'}, {"split", 1, 0, 's'},
+    {"predictions", 1, 0, 'p'}, {"metrics", 1, 0, 'm'}, {"batch", 1, 0, 'b'},
+    {"device", 1, 0, 'D'}, {"precision", 1, 0, 'P'}, {"threads", 1, 0, 't'},
+    {"mre-min-mass", 1, 0, 'M'}, {"watchdog", 1, 0, 'W'}, {"peer-timeout", 1, 0, 'T'},
+    {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+
+static int parse_split(const char *arg, Split *split, int quiet) {
+    if (!strcmp(arg, "train")) *split = SPLIT_TRAIN;
+    else if (!strcmp(arg, "val")) *split = SPLIT_VAL;
+    else if (!strcmp(arg, "test")) *split = SPLIT_TEST;
+    else {
+        if (!quiet) fprintf(stderr, "e2e-eval: --split expects train, val or test, got '%s'\n", arg);
+        return -1;
+    }
+    return 0;
+}
+
+/* One option (its code o, its value arg) into a: 0, or -1 (message printed unless
+ * quiet). */
+static int parse_option(int o, const char *arg, EvalArgs *a, int quiet) {
+    long long v;
+    switch (o) {
+    case 'c': a->checkpoint = arg; return 0;
+    case 'd': a->data = arg; return 0;
+    case 'p': a->predictions = arg; return 0;
+    case 'm': a->metrics = arg; return 0;
+    case 'D': a->device = arg; return 0;
+    case 'P': a->precision = arg; return 0;
+    case 's': return parse_split(arg, &a->split, quiet);
+    case 'b':
+    case 't':
+        if (cli_ll("e2e-eval", o == 'b' ? "--batch" : "--threads", arg, o == 'b' ? 1 : 0, INT_MAX, &v, !quiet))
+            return -1;
+        (o == 'b' ? &a->batch : &a->threads)[0] = (int)v;
+        return 0;
+    case 'M': return cli_double("e2e-eval", "--mre-min-mass", arg, 0, DBL_MAX, &a->mre_min_mass, !quiet);
+    case 'W':
+    case 'T':
+        return cli_double("e2e-eval", o == 'W' ? "--watchdog" : "--peer-timeout", arg, 0, DBL_MAX,
+                          o == 'W' ? &a->watchdog_s : &a->peer_timeout_s, !quiet);
+    default: return -1;  /* getopt printed the problem */
+    }
+}
+
+/* 0 parsed, 1 --help, -1 bad command line (message printed unless quiet) */
 static int parse(int argc, char **argv, EvalArgs *a, int quiet) {
-    static const struct option opts[] = {
-        {"checkpoint", 1, 0, 'c'}, {"data", 1, 0, 'd'}, {"split", 1, 0, 's'},
-        {"predictions", 1, 0, 'p'}, {"metrics", 1, 0, 'm'}, {"batch", 1, 0, 'b'},
-        {"device", 1, 0, 'D'}, {"precision", 1, 0, 'P'}, {"threads", 1, 0, 't'},
-        {"mre-min-mass", 1, 0, 'M'}, {"watchdog", 1, 0, 'W'}, {"peer-timeout", 1, 0, 'T'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     opterr = !quiet;
     int o;
-    long long v;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (o) {
-        case 'c': a->checkpoint = optarg; break;
-        case 'd': a->data = optarg; break;
-        case 'p': a->predictions = optarg; break;
-        case 'm': a->metrics = optarg; break;
-        case 'D': a->device = optarg; break;
-        case 'P': a->precision = optarg; break;
-        case 's':
-            if (!strcmp(optarg, "train")) a->split = SPLIT_TRAIN;
-            else if (!strcmp(optarg, "val")) a->split = SPLIT_VAL;
-            else if (!strcmp(optarg, "test")) a->split = SPLIT_TEST;
-            else {
-                if (!quiet) fprintf(stderr, "e2e-eval: --split expects train, val or test, got '%s'\n", optarg);
-                return -1;
-            }
-            break;
-        case 'b':
-        case 't':
-            if (cli_ll("e2e-eval", o == 'b' ? "--batch" : "--threads", optarg, o == 'b' ? 1 : 0,
-                       INT_MAX, &v, !quiet))
-                return -1;
-            (o == 'b' ? &a->batch : &a->threads)[0] = (int)v;
-            break;
-        case 'M':
-            if (cli_double("e2e-eval", "--mre-min-mass", optarg, 0, DBL_MAX, &a->mre_min_mass, !quiet))
-                return -1;
-            break;
-        case 'W':
-        case 'T':
-            if (cli_double("e2e-eval", o == 'W' ? "--watchdog" : "--peer-timeout", optarg, 0, DBL_MAX,
-                           o == 'W' ? &a->watchdog_s : &a->peer_timeout_s, !quiet))
-                return -1;
-            break;
-        case 'h': return 1;
-        default: return -1;
-        }
+    while ((o = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (o == 'h') return 1;
+        if (parse_option(o, optarg, a, quiet)) return -1;
     }
     if (optind < argc) {
         if (!quiet) fprintf(stderr, "e2e-eval: unexpected argument '%s'\n", argv[optind]);
@@ -115,24 +120,14 @@ static int parse(int argc, char **argv, EvalArgs *a, int quiet) {
     return 0;
 }
 
-typedef struct {
-    const char *json;
-    const char *path;   /* --metrics, or NULL */
-} Report;
-
-/* Rank 0 prints the metrics and writes them to --metrics (data/outfile.h). */
-static int report_root(void *arg) {
-    const Report *r = arg;
-    fputs(r->json, stdout);
+/* Rank 0 prints the metrics and writes them to --metrics (path; NULL: none) through
+ * data/outfile.h. */
+static int report_metrics(const char *json, const char *path) {
+    fputs(json, stdout);
     fflush(stdout);
-    if (!r->path) return 0;
-    return out_write_file(r->path, r->json, strlen(r->json)) ? e2e_fail("metrics not written: %s", e2e_error()) : 0;
+    if (!path) return 0;
+    return out_write_file(path, json, strlen(json)) ? e2e_fail("metrics not written: %s", e2e_error()) : 0;
 }
-
-typedef struct {
-    const EvalArgs *a;
-    const Dataset *data;
-} Outputs;
 
 /* an existing --metrics file is replaced only when it is one (e2e-eval's JSON) */
 static int metrics_replaceable(const char *path) {
@@ -151,15 +146,13 @@ static int metrics_replaceable(const char *path) {
 /* Rank 0, before the evaluation: the outputs are none of the inputs (the checkpoint, the
  * data, every file it lists: same device and inode), replace only their own kind, are
  * not one file, and the prediction file fits on its file system. */
-static int check_outputs_root(void *arg) {
-    const Outputs *o = arg;
-    const EvalArgs *a = o->a;
-    int nf = dataset_info(o->data)->n_files;
+static int check_outputs(const EvalArgs *a, const Dataset *data) {
+    int nf = dataset_info(data)->n_files;
     OutInput *in = calloc((size_t)nf + 2, sizeof *in);
     if (!in) return e2e_fail("out of memory");
     in[0] = (OutInput){a->checkpoint, "--checkpoint"};
     in[1] = (OutInput){a->data, "--data"};
-    for (int i = 0; i < nf; i++) in[i + 2] = (OutInput){dataset_file_path(o->data, i), "--data"};
+    for (int i = 0; i < nf; i++) in[i + 2] = (OutInput){dataset_file_path(data, i), "--data"};
     int rc = 0;
     if (a->predictions && out_check_path(a->predictions, "--predictions", in, nf + 2)) rc = e2e_fail("%s", e2e_error());
     if (!rc && a->metrics && out_check_path(a->metrics, "--metrics", in, nf + 2)) rc = e2e_fail("%s", e2e_error());
@@ -169,7 +162,7 @@ static int check_outputs_root(void *arg) {
     if (!rc && a->predictions && !predictions_replaceable(a->predictions)) rc = -1;
     if (!rc && a->metrics && !metrics_replaceable(a->metrics)) rc = -1;
     /* 16 bytes a jet, plus HDF5's own */
-    unsigned long long bytes = 16ull * (unsigned long long)dataset_split_total(o->data, a->split) + 65536;
+    unsigned long long bytes = 16ull * (unsigned long long)dataset_split_total(data, a->split) + 65536;
     if (!rc && a->predictions && out_check_space(a->predictions, bytes, "the prediction file"))
         rc = e2e_fail("%s", e2e_error());
     return rc;
@@ -213,9 +206,10 @@ static int run(const EvalArgs *a, Comm *c) {
     so.data.comm = c->world;
     so.data.batch = a->batch;
     if (session_open(&s, &so)) goto done;
-    Outputs outs = {.a = a, .data = s.data};
     int same = check_data(a, c, st, s.data);
-    if (same < 0 || comm_on_root(c, check_outputs_root, &outs) || session_load(&s, a->checkpoint, NULL)) goto done;
+    if (same < 0) goto done;
+    int failed = c->rank == 0 && check_outputs(a, s.data) != 0;
+    if (comm_fail_together(c, failed) || session_load(&s, a->checkpoint, NULL)) goto done;
     EvalResult r;
     watchdog_phase(WD_EVAL);
     if (evaluate_split(c, s.model, s.data, a->split, a->mre_min_mass, &r,
@@ -232,8 +226,7 @@ static int run(const EvalArgs *a, Comm *c) {
              "\"training_data\": %s}\n",
              ck, names[a->split], r.count, r.loss, r.mae, r.mre, r.mre_count, a->mre_min_mass,
              same == 2 ? "null" : same ? "true" : "false");
-    Report report = {.json = json, .path = a->metrics};
-    rc = comm_on_root(c, report_root, &report);
+    rc = comm_fail_together(c, c->rank == 0 && report_metrics(json, a->metrics) != 0);
 done:
     watchdog_stop();
     if (rc && c->rank == 0) fprintf(stderr, "e2e-eval: error: %s\n", e2e_error());

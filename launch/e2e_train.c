@@ -152,65 +152,72 @@ static unsigned given_flag(int code) {
     }
 }
 
+/* --cache-limit GB: a positive number of bytes */
+static int num_gb(int code, const char *s, long long *bytes) {
+    double d;
+    if (num_double(code, s, &d)) return -1;
+    *bytes = (long long)(d * 1e9);
+    if (*bytes > 0) return 0;
+    if (!quiet) fprintf(stderr, "e2e-train: --%s expects a positive number of GB, got '%s'\n", opt_name(code), s);
+    return -1;
+}
+
+/* One option (its code o, its value arg) into c: 0, or -1 (message printed). */
+static int parse_option(int o, const char *arg, TrainConfig *c) {
+    long l = 0;
+    double d = 0;
+    int k = 0, rc = 0;
+    switch (o) {
+    case O_DATA: c->data = arg; break;
+    case O_OUT: c->out = arg; break;
+    case O_EPOCHS: rc = num_long(o, arg, &l); c->epochs = (int)l; break;
+    case O_BATCH: rc = num_long(o, arg, &l); c->batch = (int)l; break;
+    case O_LR: rc = num_double(o, arg, &c->lr); break;
+    case O_WD: rc = num_double(o, arg, &c->weight_decay); break;
+    case O_SEED: rc = num_long(o, arg, &l); c->seed = (uint64_t)l; break;
+    case O_DEVICE: c->device = arg; break;
+    case O_PRECISION: c->precision = arg; break;
+    case O_THREADS: rc = num_long(o, arg, &l); c->threads = (int)l; break;
+    case O_RESUME: c->resume = arg; break;
+    case O_LR_SCALING: rc = one_of(o, arg, "none", "linear", &c->lr_scaling); break;
+    case O_WARMUP: rc = num_long(o, arg, &c->warmup_steps); break;
+    case O_PMODE: rc = one_of(o, arg, "min", "max", &c->plateau.mode_max); break;
+    case O_PFACTOR: rc = num_double(o, arg, &c->plateau.factor); break;
+    case O_PPATIENCE: rc = num_long(o, arg, &l); c->plateau.patience = (int)l; break;
+    case O_PTHRESH: rc = num_double(o, arg, &c->plateau.threshold); break;
+    case O_PTMODE: rc = one_of(o, arg, "rel", "abs", &c->plateau.threshold_abs); break;
+    case O_PCOOLDOWN: rc = num_long(o, arg, &l); c->plateau.cooldown = (int)l; break;
+    case O_MINLR: rc = num_double(o, arg, &c->plateau.min_lr); break;
+    case O_NAN: rc = one_of(o, arg, "stop", "skip", &c->nan_skip); break;
+    case O_MRE: rc = num_double(o, arg, &c->mre_min_mass); break;
+    case O_ZERO: rc = num_double(o, arg, &d); c->zero_suppress = (float)d; break;
+    case O_UNBIAS:
+        rc = one_of(o, arg, "none", "weights", &k);
+        c->unbias = k ? DATA_UNBIAS_WEIGHTS : DATA_UNBIAS_NONE;
+        break;
+    case O_PREFETCH: rc = num_long(o, arg, &l); c->prefetch = (int)l; break;
+    case O_CACHE: rc = one_of(o, arg, "none", "memory", &c->cache); break;
+    case O_CACHE_LIMIT: rc = num_gb(o, arg, &c->cache_limit); break;
+    case O_KEEP: rc = num_long(o, arg, &l); c->keep = (int)l; break;
+    case O_CHECK: rc = num_long(o, arg, &l); c->check_replicas = (int)l; break;
+    case O_LOG: rc = num_long(o, arg, &l); c->log_every = (int)l; break;
+    case O_STOP_AFTER: rc = num_long(o, arg, &c->stop_after_steps); break;
+    case O_BLOCKS: rc = num_long(o, arg, &l); c->blocks = (int)l; break;
+    case O_OVERWRITE: c->overwrite = 1; break;
+    case O_WATCHDOG: rc = num_double(o, arg, &c->watchdog_s); break;
+    case O_PEER_TIMEOUT: rc = num_double(o, arg, &c->peer_timeout_s); break;
+    default: return -1;  /* getopt printed the problem */
+    }
+    return rc;
+}
+
 /* 0 parsed, 1 --help, -1 bad command line (message printed) */
 static int parse(int argc, char **argv, TrainConfig *c) {
     opterr = !quiet;
     int o;
-    long l;
-    double d;
-    int k;
     while ((o = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        int rc = 0;
-        switch (o) {
-        case O_DATA: c->data = optarg; break;
-        case O_OUT: c->out = optarg; break;
-        case O_EPOCHS: rc = num_long(o, optarg, &l); c->epochs = (int)l; break;
-        case O_BATCH: rc = num_long(o, optarg, &l); c->batch = (int)l; break;
-        case O_LR: rc = num_double(o, optarg, &c->lr); break;
-        case O_WD: rc = num_double(o, optarg, &c->weight_decay); break;
-        case O_SEED: rc = num_long(o, optarg, &l); c->seed = (uint64_t)l; break;
-        case O_DEVICE: c->device = optarg; break;
-        case O_PRECISION: c->precision = optarg; break;
-        case O_THREADS: rc = num_long(o, optarg, &l); c->threads = (int)l; break;
-        case O_RESUME: c->resume = optarg; break;
-        case O_LR_SCALING: rc = one_of(o, optarg, "none", "linear", &c->lr_scaling); break;
-        case O_WARMUP: rc = num_long(o, optarg, &c->warmup_steps); break;
-        case O_PMODE: rc = one_of(o, optarg, "min", "max", &c->plateau.mode_max); break;
-        case O_PFACTOR: rc = num_double(o, optarg, &c->plateau.factor); break;
-        case O_PPATIENCE: rc = num_long(o, optarg, &l); c->plateau.patience = (int)l; break;
-        case O_PTHRESH: rc = num_double(o, optarg, &c->plateau.threshold); break;
-        case O_PTMODE: rc = one_of(o, optarg, "rel", "abs", &c->plateau.threshold_abs); break;
-        case O_PCOOLDOWN: rc = num_long(o, optarg, &l); c->plateau.cooldown = (int)l; break;
-        case O_MINLR: rc = num_double(o, optarg, &c->plateau.min_lr); break;
-        case O_NAN: rc = one_of(o, optarg, "stop", "skip", &c->nan_skip); break;
-        case O_MRE: rc = num_double(o, optarg, &c->mre_min_mass); break;
-        case O_ZERO: rc = num_double(o, optarg, &d); c->zero_suppress = (float)d; break;
-        case O_UNBIAS:
-            rc = one_of(o, optarg, "none", "weights", &k);
-            c->unbias = k ? DATA_UNBIAS_WEIGHTS : DATA_UNBIAS_NONE;
-            break;
-        case O_PREFETCH: rc = num_long(o, optarg, &l); c->prefetch = (int)l; break;
-        case O_CACHE: rc = one_of(o, optarg, "none", "memory", &c->cache); break;
-        case O_CACHE_LIMIT:
-            rc = num_double(o, optarg, &d);
-            c->cache_limit = (long long)(d * 1e9);
-            if (!rc && !(c->cache_limit > 0)) {
-                if (!quiet) fprintf(stderr, "e2e-train: --cache-limit expects a positive number of GB, got '%s'\n", optarg);
-                rc = -1;
-            }
-            break;
-        case O_KEEP: rc = num_long(o, optarg, &l); c->keep = (int)l; break;
-        case O_CHECK: rc = num_long(o, optarg, &l); c->check_replicas = (int)l; break;
-        case O_LOG: rc = num_long(o, optarg, &l); c->log_every = (int)l; break;
-        case O_STOP_AFTER: rc = num_long(o, optarg, &c->stop_after_steps); break;
-        case O_BLOCKS: rc = num_long(o, optarg, &l); c->blocks = (int)l; break;
-        case O_OVERWRITE: c->overwrite = 1; break;
-        case O_WATCHDOG: rc = num_double(o, optarg, &c->watchdog_s); break;
-        case O_PEER_TIMEOUT: rc = num_double(o, optarg, &c->peer_timeout_s); break;
-        case O_HELP: return 1;
-        default: return -1;  /* getopt printed the problem */
-        }
-        if (rc) return -1;
+        if (o == O_HELP) return 1;
+        if (parse_option(o, optarg, c)) return -1;
         c->given |= given_flag(o);
     }
     if (optind < argc) {

@@ -40,22 +40,22 @@ static CheckpointState state_of(const Model *m, long step) {
     CheckpointState st;
     memset(&st, 0, sizeof st);
     st.model = *model_config(m);
-    st.epoch = 3;
-    st.step_in_epoch = 17;
-    st.global_step = step;
+    st.train.epoch = 3;
+    st.train.step_in_epoch = 17;
+    st.train.global_step = step;
     st.world_size = 2;
     st.batch = 8;
-    st.seed = 0xfeedbeefcafe1234ull;
-    st.epoch_loss_sum = 1.25;
-    st.epoch_samples = 272;
-    st.best_metric = 61.5;
-    st.best_epoch = 2;
-    st.elapsed_s = 99.5;
-    lr_schedule_init(&st.lr, 2.5e-4, 1e-3, 40,
+    st.train.seed = 0xfeedbeefcafe1234ull;
+    st.train.epoch_loss_sum = 1.25;
+    st.train.epoch_samples = 272;
+    st.train.best_metric = 61.5;
+    st.train.best_epoch = 2;
+    st.train.elapsed_s = 99.5;
+    lr_schedule_init(&st.train.lr, 2.5e-4, 1e-3, 40,
                      &(PlateauConfig){.factor = 0.5, .patience = 2, .threshold = 1e-4, .eps = 1e-8});
-    st.lr.plateau.lr = 5e-4;
-    st.lr.plateau.best = 0.25;
-    st.lr.plateau.num_bad_epochs = 1;
+    st.train.lr.plateau.lr = 5e-4;
+    st.train.lr.plateau.best = 0.25;
+    st.train.lr.plateau.num_bad_epochs = 1;
     st.adam_step = step;
     st.adam = (AdamHyper){.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
     st.n_scales = 8;
@@ -148,17 +148,17 @@ int main(void) {
     CHECK(checkpoint_read(path, &got, m, p2, mo2, v2) == 0, "read: %s", e2e_error());
     CHECK(memcmp(p, p2, na * 4) == 0 && memcmp(mo, mo2, na * 4) == 0 && memcmp(v, v2, na * 4) == 0,
           "arenas differ after the roundtrip");
-    CHECK(got.epoch == 3 && got.step_in_epoch == 17 && got.global_step == 120 && got.world_size == 2 &&
-          got.batch == 8 && got.seed == st.seed && got.best_epoch == 2 && got.adam_step == 120,
+    CHECK(got.train.epoch == 3 && got.train.step_in_epoch == 17 && got.train.global_step == 120 && got.world_size == 2 &&
+          got.batch == 8 && got.train.seed == st.train.seed && got.train.best_epoch == 2 && got.adam_step == 120,
           "integer state differs");
-    CHECK(got.epoch_loss_sum == 1.25 && got.epoch_samples == 272 && got.best_metric == 61.5 &&
-          got.elapsed_s == 99.5, "double state differs");
+    CHECK(got.train.epoch_loss_sum == 1.25 && got.train.epoch_samples == 272 && got.train.best_metric == 61.5 &&
+          got.train.elapsed_s == 99.5, "double state differs");
     CHECK(got.version == CHECKPOINT_VERSION, "version %d read back", got.version);
-    CHECK(got.lr.base == 2.5e-4 && got.lr.scaled == 1e-3 && got.lr.warmup_steps == 40,
+    CHECK(got.train.lr.base == 2.5e-4 && got.train.lr.scaled == 1e-3 && got.train.lr.warmup_steps == 40,
           "the schedule's rates differ");
-    CHECK(got.lr.plateau.lr == 5e-4 && got.lr.plateau.best == 0.25 && got.lr.plateau.num_bad_epochs == 1 &&
-          got.lr.plateau.cfg.factor == 0.5 && got.lr.plateau.cfg.patience == 2, "scheduler state differs");
-    CHECK(lr_at(&got.lr, 0) == lr_at(&st.lr, 0) && lr_at(&got.lr, 100) == 5e-4,
+    CHECK(got.train.lr.plateau.lr == 5e-4 && got.train.lr.plateau.best == 0.25 && got.train.lr.plateau.num_bad_epochs == 1 &&
+          got.train.lr.plateau.cfg.factor == 0.5 && got.train.lr.plateau.cfg.patience == 2, "scheduler state differs");
+    CHECK(lr_at(&got.train.lr, 0) == lr_at(&st.train.lr, 0) && lr_at(&got.train.lr, 100) == 5e-4,
           "the read schedule gives other rates");
     CHECK(got.adam.beta2 == 0.999f && got.adam.eps == 1e-8f, "optimizer hyper-parameters differ");
     CHECK(got.n_scales == 8 && got.scales[7] == 7.5f, "scales differ");
@@ -306,14 +306,14 @@ static void test_version1(NetOps *ops) {
     CheckpointState got;
     CHECK(checkpoint_peek(v1, &got) == 0, "version 1 refused: %s", e2e_error());
     CHECK(got.version == 1, "version %d", got.version);
-    CHECK(got.epoch == 4 && got.step_in_epoch == 7 && got.global_step == 107 && got.world_size == 2 &&
-          got.batch == 16 && got.seed == 3 && got.best_epoch == 3 && got.adam_step == 107,
+    CHECK(got.train.epoch == 4 && got.train.step_in_epoch == 7 && got.train.global_step == 107 && got.world_size == 2 &&
+          got.batch == 16 && got.train.seed == 3 && got.train.best_epoch == 3 && got.adam_step == 107,
           "version 1 position differs");
-    CHECK(got.best_metric == 44.75 && got.epoch_loss_sum == 12.5 && got.elapsed_s == 9.5, "doubles differ");
-    CHECK(got.lr.plateau.lr == 5e-4 && got.lr.plateau.best == 46.5 && got.lr.plateau.cfg.patience == 0 &&
-          got.lr.plateau.cfg.threshold == 0.5 && got.lr.plateau.last_epoch == 4,
-          "version 1 plateau: lr %g best %g", got.lr.plateau.lr, got.lr.plateau.best);
-    CHECK(got.lr.base == 0 && got.lr.scaled == 0 && got.lr.warmup_steps == 0,
+    CHECK(got.train.best_metric == 44.75 && got.train.epoch_loss_sum == 12.5 && got.train.elapsed_s == 9.5, "doubles differ");
+    CHECK(got.train.lr.plateau.lr == 5e-4 && got.train.lr.plateau.best == 46.5 && got.train.lr.plateau.cfg.patience == 0 &&
+          got.train.lr.plateau.cfg.threshold == 0.5 && got.train.lr.plateau.last_epoch == 4,
+          "version 1 plateau: lr %g best %g", got.train.lr.plateau.lr, got.train.lr.plateau.best);
+    CHECK(got.train.lr.base == 0 && got.train.lr.scaled == 0 && got.train.lr.warmup_steps == 0,
           "version 1 stores no base, scaled or warm-up rate");
     CHECK(got.adam.beta1 == 0.9f && got.adam.beta2 == 0.999f && got.adam.eps == 1e-8f, "adam differs");
     CHECK(got.n_scales == 1 && got.scales[0] == 0.75f, "scales differ");
@@ -346,12 +346,12 @@ static void test_version2(NetOps *ops) {
     CheckpointState got;
     CHECK(checkpoint_peek(v2, &got) == 0, "version 2 refused: %s", e2e_error());
     CHECK(got.version == 2, "version %d", got.version);
-    CHECK(got.epoch == 2 && got.step_in_epoch == 5 && got.global_step == 61 && got.world_size == 2 &&
-          got.batch == 8 && got.seed == 7 && got.best_epoch == 2 && got.adam_step == 61,
+    CHECK(got.train.epoch == 2 && got.train.step_in_epoch == 5 && got.train.global_step == 61 && got.world_size == 2 &&
+          got.batch == 8 && got.train.seed == 7 && got.train.best_epoch == 2 && got.adam_step == 61,
           "version 2 position differs");
-    CHECK(got.lr.base == 1e-3 && got.lr.scaled == 2e-3 && got.lr.warmup_steps == 20 && got.lr.plateau.lr == 2e-3,
-          "version 2 schedule: base %g scaled %g warm-up %ld plateau %g", got.lr.base, got.lr.scaled,
-          got.lr.warmup_steps, got.lr.plateau.lr);
+    CHECK(got.train.lr.base == 1e-3 && got.train.lr.scaled == 2e-3 && got.train.lr.warmup_steps == 20 && got.train.lr.plateau.lr == 2e-3,
+          "version 2 schedule: base %g scaled %g warm-up %ld plateau %g", got.train.lr.base, got.train.lr.scaled,
+          got.train.lr.warmup_steps, got.train.lr.plateau.lr);
     CHECK(got.n_scales == 2 && got.scales[0] == 0.25f && got.scales[1] == 1.5f, "version 2 scales differ");
     JetInputs def;
     jet_inputs_default(&def, 2);

@@ -34,34 +34,37 @@ static void test_agreement(Comm *c) {
           "non-finite flag from rank 1: %d", a.flags);
     CHECK(comm_agree(c, 0, v, AGREE_MAX_VALUES + 1, &a) == -1, "more than the supported values accepted");
 
-    CHECK(comm_fail_together(c, 0) == 0, "comm_outcome: all succeeded");
+    CHECK(comm_fail_together(c, 0) == 0, "comm_fail_together: all succeeded");
     e2e_fail("backend: no GPU");
     CHECK(comm_fail_together(c, c->rank == 0) == -1 && strcmp(e2e_error(), "rank 0: backend: no GPU") == 0,
-          "comm_outcome: rank 0's failure on rank %d: '%s'", c->rank, e2e_error());
+          "comm_fail_together: rank 0's failure on rank %d: '%s'", c->rank, e2e_error());
 }
 
 static int root_calls;
-static int root_ok(void *arg) {
+static int root_ok(int *answer) {
     root_calls++;
-    *(int *)arg = 42;
+    *answer = 42;
     return 0;
 }
-static int root_fails(void *arg) {
+static int root_fails(const char *path) {
     root_calls++;
-    return e2e_fail("%s: cannot write", (const char *)arg);
+    return e2e_fail("%s: cannot write", path);
 }
 
-/* Rank 0 does the work, every rank learns the outcome; broadcasts of typed values. */
+/* Rank 0 does the work, every rank learns the outcome (comm_fail_together: rank 0's
+ * message, named); broadcasts of typed values. */
 static void test_root_and_broadcasts(Comm *c) {
     int answer = 0;
-    CHECK(comm_on_root(c, root_ok, &answer) == 0, "comm_on_root: success reported as failure");
+    int failed = c->rank == 0 && root_ok(&answer) != 0;
+    CHECK(comm_fail_together(c, failed) == 0, "rank 0's work: success reported as failure");
     CHECK(root_calls == (c->rank == 0) && answer == (c->rank == 0 ? 42 : 0),
-          "the function runs on rank 0 only (rank %d: %d calls, answer %d)", c->rank, root_calls, answer);
+          "the work runs on rank 0 only (rank %d: %d calls, answer %d)", c->rank, root_calls, answer);
     comm_bcast_int(c, &answer);
     CHECK(answer == 42, "comm_bcast_int: rank %d has %d", c->rank, answer);
     e2e_clear_error();
-    CHECK(comm_on_root(c, root_fails, "run/metrics.csv") == -1, "comm_on_root: failure lost");
-    CHECK(strcmp(e2e_error(), "run/metrics.csv: cannot write") == 0, "rank 0's message on rank %d: '%s'",
+    failed = c->rank == 0 && root_fails("run/metrics.csv") != 0;
+    CHECK(comm_fail_together(c, failed) == -1, "rank 0's work: failure lost");
+    CHECK(strcmp(e2e_error(), "rank 0: run/metrics.csv: cannot write") == 0, "rank 0's message on rank %d: '%s'",
           c->rank, e2e_error());
 
     struct { long step; double best; } st = {c->rank ? -1 : 17, c->rank ? 0.0 : 61.5};

@@ -1,3 +1,6 @@
+/* The communicator (comm.h): MPI set-up, the gradient all-reduce and the parameters'
+ * broadcast (through comm_nccl.h on GPUs), and the control plane. It marks its waits
+ * for the watchdog (watchdog.h), which calls nothing of it. */
 #include "comm.h"
 
 #include <limits.h>
@@ -5,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "comm_nccl.h"
 #include "error.h"
 #include "hash.h"
 #include "watchdog.h"
@@ -35,12 +39,6 @@ void comm_finalize(Comm *c) {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Finalize();
-}
-
-int comm_attach(Comm *c, NetOps *ops) {
-    c->ops = ops;
-    if (ops_can(ops, OPS_STREAM) && comm_nccl_available()) return comm_nccl_init(c);
-    return 0;
 }
 
 /* host memory holding n floats of a backend buffer (the buffer itself on the CPU) */
@@ -104,32 +102,29 @@ int comm_broadcast(Comm *c, float *buf, size_t n) {
 
 /* ---- the control plane ---- */
 
-int comm_agree(Comm *c, int flags, const double *values, int n_values, Agreement *out) {
+/* the agreement, marked for the watchdog as a wait in `waiting_in` */
+static int agree(Comm *c, int flags, const double *values, int n_values, Agreement *out, const char *waiting_in) {
     const char *why = (flags & AGREE_ERROR) ? e2e_error() : NULL;
     char named[AGREE_MESSAGE_LEN];
     if (why && c->size > 1) {
         snprintf(named, sizeof named, "rank %d: %s", c->rank, why);
         why = named;
     }
-    watchdog_wait("the agreement point");
+    watchdog_wait(waiting_in);
     int rc = mpi_agree(c->world, flags, why, values, n_values, out);
     watchdog_wait_end();
     if (rc) return e2e_fail("comm_agree: %s", e2e_error());
     return (out->flags & AGREE_ERROR) ? e2e_fail("%s", out->message) : 0;
 }
 
-int comm_fail_together(Comm *c, int failed) {
-    Agreement a;
-    return comm_agree(c, failed ? AGREE_ERROR : 0, NULL, 0, &a);
+int comm_agree(Comm *c, int flags, const double *values, int n_values, Agreement *out) {
+    return agree(c, flags, values, n_values, out, "the agreement point");
 }
 
-int comm_on_root(Comm *c, int (*fn)(void *arg), void *arg) {
-    int failed = c->rank == 0 && fn(arg) != 0;
+int comm_fail_together(Comm *c, int failed) {
     Agreement a;
-    watchdog_wait(c->rank == 0 ? "the agreement after its own work" : "rank 0's work (files, checkpoints)");
-    mpi_agree(c->world, failed ? AGREE_ERROR : 0, failed ? e2e_error() : NULL, NULL, 0, &a);
-    watchdog_wait_end();
-    return (a.flags & AGREE_ERROR) ? e2e_fail("%s", a.message) : 0;
+    /* after set-up, or rank 0's work (files, checkpoints) that the others wait for */
+    return agree(c, failed ? AGREE_ERROR : 0, NULL, 0, &a, "an agreement on work done (files, set-up)");
 }
 
 void comm_bcast_int(Comm *c, int *v) { comm_bcast_bytes(c, v, sizeof *v); }
@@ -160,5 +155,31 @@ int comm_replicas_identical(Comm *c, const float *buf, size_t n, int *identical)
     MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, c->world);
     watchdog_wait_end();
     *identical = lo == hi;
+    return 0;
+}
+
+/* ---- NCCL's set-up (comm_nccl.h), failing on every rank together ---- */
+
+/* Rank 0 makes the id (every rank learns whether it could) and broadcasts it. The
+ * set-up then runs in NCCL's background; a rank whose call failed at once tells the
+ * others before anyone waits for it, and after the wait the ranks agree again. */
+static int attach_nccl(Comm *c) {
+    CommNcclId id;
+    memset(&id, 0, sizeof id);
+    int failed = c->rank == 0 && comm_nccl_make_id(&id) != 0;
+    if (comm_fail_together(c, failed)) return -1;
+    comm_bcast_bytes(c, &id, sizeof id);
+    failed = comm_nccl_start(c, &id) != 0;
+    if (comm_fail_together(c, failed) == 0) {
+        failed = comm_nccl_wait_ready(c) != 0;
+        if (comm_fail_together(c, failed) == 0) return 0;
+    }
+    comm_nccl_abort(c);
+    return -1;
+}
+
+int comm_attach(Comm *c, NetOps *ops) {
+    c->ops = ops;
+    if (ops_can(ops, OPS_STREAM) && comm_nccl_available()) return attach_nccl(c);
     return 0;
 }

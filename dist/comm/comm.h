@@ -55,15 +55,12 @@ enum {
  * "rank N: " when there are several ranks. */
 int comm_agree(Comm *c, int flags, const double *values, int n_values, Agreement *out);
 
-/* This rank's outcome of work every rank did: failed != 0 means e2e_error() holds the
- * reason. 0 on every rank, or -1 on every rank with the first failing rank's message
- * (as comm_agree). */
+/* This rank's outcome of its work: failed != 0 means e2e_error() holds the reason. 0 on
+ * every rank, or -1 on every rank with the first failing rank's message (as comm_agree).
+ * Work that rank 0 alone does (a file, a checkpoint) is written straight out:
+ *     int failed = c->rank == 0 && write_the_file(...) != 0;
+ *     if (comm_fail_together(c, failed)) return -1;  */
 int comm_fail_together(Comm *c, int failed);
-
-/* Rank 0 runs fn(arg), which returns 0 or -1 with its reason in e2e_error(); every rank
- * returns that result, with rank 0's message in e2e_error() on failure. The other
- * ranks do not call fn. Collective. */
-int comm_on_root(Comm *c, int (*fn)(void *arg), void *arg);
 
 /* Broadcasts from rank 0 of host memory: a value, a flat struct, a string of at most
  * size bytes (NUL-terminated on every rank), n floats. Collective. */
@@ -75,12 +72,5 @@ void comm_bcast_floats(Comm *c, float *p, size_t n);
 /* 1 when every rank holds bitwise the same n floats of backend memory (their FNV-1a
  * hashes, net/base/hash.h, compared over ranks); collective. */
 int comm_replicas_identical(Comm *c, const float *buf, size_t n, int *identical);
-
-/* NCCL part (comm_nccl.c when built with CUDA, comm_nccl_none.c otherwise). */
-int comm_nccl_available(void);
-int comm_nccl_init(Comm *c);
-int comm_nccl_allreduce_mean(Comm *c, float *buf, size_t n);
-int comm_nccl_broadcast(Comm *c, float *buf, size_t n);
-void comm_nccl_free(Comm *c);
 
 #endif

@@ -1,4 +1,5 @@
-/* NCCL on the GPU path: one communicator per job (its id broadcast over MPI), the
+/* NCCL on the GPU path (comm_nccl.h): one communicator per job (comm.c broadcasts its id
+ * over MPI and agrees around its set-up; this file calls nothing of comm.c), the
  * all-reduce and broadcast enqueued on the backend's stream, and completion awaited
  * while polling ncclCommGetAsyncError, so that a failed peer aborts the job instead of
  * hanging it. The communicator is non-blocking (config.blocking = 0): no NCCL call waits
@@ -11,8 +12,10 @@
 #include <time.h>
 
 #include "clock.h"
-#include "comm.h"
+#include "comm_nccl.h"
 #include "error.h"
+
+_Static_assert(sizeof(ncclUniqueId) == sizeof(CommNcclId), "COMM_NCCL_ID_BYTES is not NCCL_UNIQUE_ID_BYTES");
 
 /* A stuck collective or set-up with no error from NCCL is given up after this long. */
 #define NCCL_TIMEOUT_S 600.0
@@ -28,8 +31,7 @@ static void pause_briefly(void) {
 }
 
 static int give_up(Comm *c, const char *what, ncclResult_t r) {
-    if (c->nccl) ncclCommAbort((ncclComm_t)c->nccl);
-    c->nccl = NULL;
+    comm_nccl_abort(c);
     if (r == ncclInProgress)
         return e2e_fail("%s on rank %d did not finish in %.0f s", what, c->rank, NCCL_TIMEOUT_S);
     return e2e_fail("%s failed on rank %d: %s (%s; a peer may have died)", what, c->rank,
@@ -58,34 +60,35 @@ static int wait_for(Comm *c, const char *what, cudaStream_t stream) {
     }
 }
 
-static int make_id(void *id) {
-    ncclResult_t r = ncclGetUniqueId((ncclUniqueId *)id);
-    return r == ncclSuccess ? 0 : e2e_fail("NCCL: rank 0 could not make the communicator's id: %s",
-                                           ncclGetErrorString(r));
+int comm_nccl_make_id(CommNcclId *id) {
+    ncclUniqueId uid;
+    ncclResult_t r = ncclGetUniqueId(&uid);
+    if (r != ncclSuccess)
+        return e2e_fail("NCCL: rank 0 could not make the communicator's id: %s", ncclGetErrorString(r));
+    memcpy(id->bytes, &uid, sizeof uid);
+    return 0;
 }
 
-/* Rank 0 makes the id (every rank learns whether it could) and broadcasts it. The
- * set-up then runs in NCCL's background; a rank whose call failed at once tells the
- * others before anyone waits for it, and after the wait the ranks agree again. */
-int comm_nccl_init(Comm *c) {
-    ncclUniqueId id;
-    memset(&id, 0, sizeof id);
-    if (comm_on_root(c, make_id, &id)) return -1;
-    comm_bcast_bytes(c, &id, sizeof id);
+int comm_nccl_start(Comm *c, const CommNcclId *id) {
+    ncclUniqueId uid;
+    memcpy(&uid, id->bytes, sizeof uid);
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
     ncclComm_t comm = NULL;
-    ncclResult_t r = ncclCommInitRankConfig(&comm, c->size, id, c->rank, &config);
-    int ok = r == ncclSuccess || r == ncclInProgress;
+    ncclResult_t r = ncclCommInitRankConfig(&comm, c->size, uid, c->rank, &config);
     c->nccl = comm;
-    if (!ok) e2e_fail("NCCL communicator set-up failed: %s", ncclGetErrorString(r));
-    if (comm_fail_together(c, !ok) == 0) {
-        ok = wait_for(c, "NCCL communicator set-up", NULL) == 0;
-        if (comm_fail_together(c, !ok) == 0) return 0;
-    }
+    if (r == ncclSuccess || r == ncclInProgress) return 0;
+    return e2e_fail("NCCL communicator set-up failed: %s", ncclGetErrorString(r));
+}
+
+int comm_nccl_wait_ready(Comm *c) {
+    if (!c->nccl) return e2e_fail("NCCL communicator set-up on rank %d: no communicator", c->rank);
+    return wait_for(c, "NCCL communicator set-up", NULL);
+}
+
+void comm_nccl_abort(Comm *c) {
     if (c->nccl) ncclCommAbort((ncclComm_t)c->nccl);
     c->nccl = NULL;
-    return -1;
 }
 
 /* A collective's call may return ncclInProgress (non-blocking communicator): wait until
@@ -115,7 +118,7 @@ void comm_nccl_free(Comm *c) {
     ncclResult_t r = ncclCommFinalize((ncclComm_t)c->nccl);
     if ((r == ncclSuccess || r == ncclInProgress) && wait_for(c, "NCCL communicator finalize", NULL) == 0)
         ncclCommDestroy((ncclComm_t)c->nccl);
-    else if (c->nccl)
-        ncclCommAbort((ncclComm_t)c->nccl);
+    else
+        comm_nccl_abort(c);
     c->nccl = NULL;
 }

@@ -1,3 +1,6 @@
+/* The watchdog (watchdog.h): the main thread's marks, the heartbeat thread and its
+ * checks, ending the job. It sits below the communicator: comm.c marks its waits here,
+ * and the watchdog agrees through net/base/agree.h, calling nothing of comm.c. */
 #include "watchdog.h"
 
 #include <pthread.h>
@@ -8,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agree.h"
 #include "clock.h"
 #include "error.h"
 
@@ -243,6 +247,17 @@ static void *watch(void *arg) {
 
 /* ---- start and stop ---- */
 
+/* 0 on every rank, or -1 on every rank with the lowest failing rank's message, named by
+ * rank when there are several (as comm_fail_together names it). */
+static int fail_together(const Comm *c, int failed) {
+    if (failed && c->size > 1) {
+        char named[AGREE_MESSAGE_LEN];
+        snprintf(named, sizeof named, "rank %d: %s", c->rank, e2e_error());
+        e2e_fail("%s", named);
+    }
+    return agree_fail_together(c->world, failed ? -1 : 0);
+}
+
 static void join_thread(void) {
     atomic_store(&W.stop, 1);
     pthread_join(W.thread, NULL);
@@ -276,7 +291,7 @@ int watchdog_start(Comm *c, double progress_s, double peer_timeout_s) {
     W.req = malloc(sizeof *W.req * (size_t)c->size);
     W.out = calloc((size_t)c->size, sizeof *W.out);
     int failed = !W.hosts || !W.peers || !W.req || !W.out;
-    if (comm_fail_together(c, failed ? e2e_fail("watchdog: out of memory") : 0)) return release(), -1;
+    if (fail_together(c, failed ? e2e_fail("watchdog: out of memory") : 0)) return release(), -1;
     char host[HOST_LEN] = "?";
     gethostname(host, sizeof host);
     host[HOST_LEN - 1] = '\0';
@@ -294,9 +309,9 @@ int watchdog_start(Comm *c, double progress_s, double peer_timeout_s) {
     int err = pthread_create(&W.thread, NULL, watch, NULL);
     failed = err != 0;
     if (failed) W.on = 0;
-    if (comm_fail_together(c, failed ? e2e_fail("watchdog: cannot start its thread (%s; a process or memory limit of the "
-                                          "node?); --watchdog 0 --peer-timeout 0 runs without it", strerror(err))
-                               : 0)) {
+    if (fail_together(c, failed ? e2e_fail("watchdog: cannot start its thread (%s; a process or memory limit of the "
+                                            "node?); --watchdog 0 --peer-timeout 0 runs without it", strerror(err))
+                                 : 0)) {
         if (!failed) join_thread();  /* not watchdog_stop: the failed rank has no thread */
         MPI_Comm_free(&W.comm);
         release();

@@ -32,39 +32,42 @@ static int write_floats(hid_t group, const char *name, int ndim, const int *shap
 
 /* ---- what is stored as attributes on / ---- */
 
-#define LONG_ATTRS(X)                                                                   \
-    X("in_channels", model.in_channels) X("height", model.height) X("width", model.width) \
-    X("n_scalars", model.n_scalars) X("blocks", model.blocks) X("fmaps0", model.fmaps0)   \
-    X("fmaps1", model.fmaps1) X("epoch", epoch) X("step_in_epoch", step_in_epoch)        \
-    X("global_step", global_step) X("world_size", world_size) X("batch", batch)          \
-    X("best_epoch", best_epoch) X("adam_step", adam_step)                                \
-    X("plateau_mode_max", lr.plateau.cfg.mode_max)                                       \
-    X("plateau_patience", lr.plateau.cfg.patience)                                       \
-    X("plateau_threshold_abs", lr.plateau.cfg.threshold_abs)                             \
-    X("plateau_cooldown", lr.plateau.cfg.cooldown)                                       \
-    X("plateau_num_bad_epochs", lr.plateau.num_bad_epochs)                               \
-    X("plateau_cooldown_counter", lr.plateau.cooldown_counter)                           \
-    X("plateau_last_epoch", lr.plateau.last_epoch)
+#define LONG_ATTRS(X)                                                                     \
+    X("in_channels", model.in_channels) X("height", model.height) X("width", model.width)   \
+    X("n_scalars", model.n_scalars) X("blocks", model.blocks) X("fmaps0", model.fmaps0)     \
+    X("fmaps1", model.fmaps1) X("epoch", train.epoch)                                       \
+    X("step_in_epoch", train.step_in_epoch) X("global_step", train.global_step)             \
+    X("world_size", world_size) X("batch", batch)                                           \
+    X("best_epoch", train.best_epoch) X("adam_step", adam_step)                             \
+    X("plateau_mode_max", train.lr.plateau.cfg.mode_max)                                    \
+    X("plateau_patience", train.lr.plateau.cfg.patience)                                    \
+    X("plateau_threshold_abs", train.lr.plateau.cfg.threshold_abs)                          \
+    X("plateau_cooldown", train.lr.plateau.cfg.cooldown)                                    \
+    X("plateau_num_bad_epochs", train.lr.plateau.num_bad_epochs)                            \
+    X("plateau_cooldown_counter", train.lr.plateau.cooldown_counter)                        \
+    X("plateau_last_epoch", train.lr.plateau.last_epoch)
 
-#define DOUBLE_ATTRS(X)                                                                 \
-    X("epoch_loss_sum", epoch_loss_sum) X("epoch_samples", epoch_samples)                \
-    X("best_metric", best_metric) X("elapsed_s", elapsed_s)                              \
-    X("plateau_factor", lr.plateau.cfg.factor)                                           \
-    X("plateau_threshold", lr.plateau.cfg.threshold)                                     \
-    X("plateau_min_lr", lr.plateau.cfg.min_lr) X("plateau_eps", lr.plateau.cfg.eps)      \
-    X("plateau_best", lr.plateau.best)
+#define DOUBLE_ATTRS(X)                                                                   \
+    X("epoch_loss_sum", train.epoch_loss_sum) X("epoch_samples", train.epoch_samples)       \
+    X("best_metric", train.best_metric) X("elapsed_s", train.elapsed_s)                     \
+    X("plateau_factor", train.lr.plateau.cfg.factor)                                        \
+    X("plateau_threshold", train.lr.plateau.cfg.threshold)                                  \
+    X("plateau_min_lr", train.lr.plateau.cfg.min_lr)                                        \
+    X("plateau_eps", train.lr.plateau.cfg.eps)                                              \
+    X("plateau_best", train.lr.plateau.best)
 
-#define FLOAT_ATTRS(X)                                                                  \
-    X("adam_beta1", adam.beta1) X("adam_beta2", adam.beta2)                             \
+#define FLOAT_ATTRS(X)                                                                    \
+    X("adam_beta1", adam.beta1) X("adam_beta2", adam.beta2)                                 \
     X("adam_eps", adam.eps) X("adam_weight_decay", adam.weight_decay)
 
 /* the schedule, stored once (version 2) */
-#define SCHEDULE_LONG_ATTRS(X) X("lr_warmup_steps", lr.warmup_steps)
-#define SCHEDULE_DOUBLE_ATTRS(X)                                                        \
-    X("lr_base", lr.base) X("lr_scaled", lr.scaled) X("lr_plateau", lr.plateau.lr)
+#define SCHEDULE_LONG_ATTRS(X) X("lr_warmup_steps", train.lr.warmup_steps)
+#define SCHEDULE_DOUBLE_ATTRS(X)                                                          \
+    X("lr_base", train.lr.base) X("lr_scaled", train.lr.scaled)                             \
+    X("lr_plateau", train.lr.plateau.lr)
 
 /* version 1: the plateau's rate ("lr"; "adam_lr", Adam's last rate, is not needed) */
-#define V1_DOUBLE_ATTRS(X) X("lr", lr.plateau.lr)
+#define V1_DOUBLE_ATTRS(X) X("lr", train.lr.plateau.lr)
 
 /* one long attribute of a group g (the fingerprint's) */
 #define W_LONG_G(name, field) { long long v_ = (long long)st->field; rc |= attr_write(g, name, H5T_NATIVE_LLONG, &v_); }
@@ -94,7 +97,7 @@ static int write_attrs(hid_t f, const CheckpointState *st, uint64_t hash) {
     FLOAT_ATTRS(W_FLOAT)
     SCHEDULE_LONG_ATTRS(W_LONG)
     SCHEDULE_DOUBLE_ATTRS(W_DOUBLE)
-    unsigned long long seed = st->seed, h = hash;
+    unsigned long long seed = st->train.seed, h = hash;
     rc |= attr_write(f, "seed", H5T_NATIVE_ULLONG, &seed);
     rc |= attr_write(f, "tensors_fnv1a", H5T_NATIVE_ULLONG, &h);
     rc |= h5_attr_write_str(f, "config", st->config_json, 0);
@@ -119,7 +122,7 @@ static int read_attrs(hid_t f, CheckpointState *st, uint64_t *hash, const char *
     if (h5_attr_read(f, "seed", H5T_NATIVE_ULLONG, &seed) ||
         h5_attr_read(f, "tensors_fnv1a", H5T_NATIVE_ULLONG, &h))
         rc = e2e_fail("%s: checkpoint lacks its seed or parameter hash", path);
-    st->seed = seed;
+    st->train.seed = seed;
     *hash = h;
     char *config = h5_attr_str(f, "config");  /* kept when it fits, else left out */
     if (config && strlen(config) < sizeof st->config_json) strcpy(st->config_json, config);
@@ -250,6 +253,57 @@ static int tensor_names(hid_t f, char **buf, char ***names) {
     return i;
 }
 
+/* Dataset d's element count in *n; 1 when its shape is a tensor's (and t's, when t is
+ * given), else 0. */
+static int shape_matches(hid_t d, const ParamTensor *t, hssize_t *n) {
+    hid_t space = H5Dget_space(d);
+    *n = H5Sget_simple_extent_npoints(space);
+    int nd = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[8] = {0};
+    if (nd > 0 && nd <= 8) H5Sget_simple_extent_dims(space, dims, NULL);
+    H5Sclose(space);
+    int ok = *n > 0 && nd > 0 && nd <= 8;
+    if (t) {
+        ok = ok && nd == t->ndim && (size_t)*n == t->numel;
+        for (int k = 0; ok && k < nd; k++) ok = (int)dims[k] == t->shape[k];
+    }
+    return ok;
+}
+
+/* Where a tensor is read without a model (checkpoint_peek): grown as needed. */
+typedef struct {
+    float *p;
+    size_t n;
+} Scratch;
+
+static float *scratch_fit(Scratch *s, size_t n) {
+    if (s->n < n) {
+        free(s->p);
+        s->p = malloc(sizeof(float) * n);
+        s->n = s->p ? n : 0;
+    }
+    return s->p;
+}
+
+/* Tensor `name` of group g (named `group` in messages): into the arena at t's place
+ * (t: the model's tensor), or into the scratch without a model; added to the hash. */
+static int read_tensor(hid_t g, const char *group, const char *name, const ParamTensor *t, float *arena,
+                       Scratch *scratch, uint64_t *hash, const char *path) {
+    if (H5Lexists(g, name, H5P_DEFAULT) <= 0) return e2e_fail("%s: checkpoint has no %s '%s'", path, group, name);
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    hssize_t n = 0;
+    if (!shape_matches(d, t, &n)) {
+        H5Dclose(d);
+        return e2e_fail("%s: %s '%s' has the wrong shape for this model", path, group, name);
+    }
+    float *dst = t ? arena + t->offset : scratch_fit(scratch, (size_t)n);
+    herr_t r = dst ? H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) : -1;
+    H5Dclose(d);
+    if (r < 0) return e2e_fail("%s: %s '%s' cannot be read (truncated or corrupt file)", path, group, name);
+    *hash = fnv1a_more(*hash, dst, (size_t)n * sizeof(float));
+    return 0;
+}
+
 /* Reads every tensor of one group in the stored order, hashing as it goes; with a
  * model, also places them in the arena (shape checked against the model). */
 static int read_group(hid_t f, const char *group, char **names, int count, const Model *model,
@@ -262,54 +316,16 @@ static int read_group(hid_t f, const char *group, char **names, int count, const
     if (g < 0) return e2e_fail("%s: cannot open group '%s'", path, group);
     if (arena) memset(arena, 0, sizeof(float) * model_arena_size(model));
     int rc = 0;
-    float *tmp = NULL;
-    size_t tmp_n = 0;
+    Scratch scratch = {0};
     for (int i = 0; i < count && !rc; i++) {
         const ParamTensor *t = model ? model_find_tensor(model, names[i]) : NULL;
-        if (model && (!t || model_tensor(model, i) != t)) {
-            rc = e2e_fail("%s: tensor '%s' is not this model's tensor %d (checkpoint of another "
-                          "model)", path, names[i], i);
-            break;
-        }
-        if (H5Lexists(g, names[i], H5P_DEFAULT) <= 0) {
-            rc = e2e_fail("%s: checkpoint has no %s '%s'", path, group, names[i]);
-            break;
-        }
-        hid_t d = H5Dopen2(g, names[i], H5P_DEFAULT);
-        hid_t space = H5Dget_space(d);
-        hssize_t n = H5Sget_simple_extent_npoints(space);
-        int nd = H5Sget_simple_extent_ndims(space);
-        hsize_t dims[8] = {0};
-        if (nd > 0 && nd <= 8) H5Sget_simple_extent_dims(space, dims, NULL);
-        H5Sclose(space);
-        int shape_ok = n > 0 && nd > 0 && nd <= 8;
-        if (t) {
-            shape_ok = shape_ok && nd == t->ndim && (size_t)n == t->numel;
-            for (int k = 0; shape_ok && k < nd; k++) shape_ok = (int)dims[k] == t->shape[k];
-        }
-        if (!shape_ok) {
-            H5Dclose(d);
-            rc = e2e_fail("%s: %s '%s' has the wrong shape for this model", path, group, names[i]);
-            break;
-        }
-        float *dst = t ? arena + t->offset : NULL;
-        if (!dst) {
-            if (tmp_n < (size_t)n) {
-                free(tmp);
-                tmp = malloc(sizeof(float) * (size_t)n);
-                tmp_n = tmp ? (size_t)n : 0;
-            }
-            dst = tmp;
-        }
-        herr_t r = dst ? H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) : -1;
-        H5Dclose(d);
-        if (r < 0) {
-            rc = e2e_fail("%s: %s '%s' cannot be read (truncated or corrupt file)", path, group, names[i]);
-            break;
-        }
-        *hash = fnv1a_more(*hash, dst, (size_t)n * sizeof(float));
+        if (model && (!t || model_tensor(model, i) != t))
+            rc = e2e_fail("%s: tensor '%s' is not this model's tensor %d (checkpoint of another model)", path,
+                          names[i], i);
+        else
+            rc = read_tensor(g, group, names[i], t, arena, &scratch, hash, path);
     }
-    free(tmp);
+    free(scratch.p);
     H5Gclose(g);
     return rc;
 }

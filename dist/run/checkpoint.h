@@ -1,5 +1,5 @@
 /* Checkpoints: one HDF5 file holding everything a run needs to continue exactly where
- * it stopped. Written by rank 0 alone, atomically: a temporary file in the same
+ * it stopped: the trainer's state (dist/train_state.h) and what only the file needs. Written by rank 0 alone, atomically: a temporary file in the same
  * folder, flushed and fsync'ed, then renamed over the final name (and the folder
  * fsync'ed), so a crash leaves either the old file or the new one, never half of one.
  *
@@ -35,8 +35,8 @@
 #include "adam.h"
 #include "fingerprint.h"
 #include "jet_inputs.h"
-#include "lr_schedule.h"
 #include "model.h"
+#include "train_state.h"
 
 #define CHECKPOINT_FORMAT "e2e-ddp checkpoint"
 /* Version 3 records the model's inputs on /data (the scalars' names and scales, the
@@ -52,18 +52,13 @@
 
 typedef struct {
     int version;                /* the file's format version (what was read) */
+    TrainState train;           /* position, seed, the epoch's loss so far, best, elapsed
+                                   time, schedule (version 1: only lr.plateau; base, scaled
+                                   and warm-up were not stored: 0 here, the run's options
+                                   give them) */
     ModelConfig model;          /* max_batch is not compared */
-    /* position: the next optimizer step is step_in_epoch of epoch (both 0-based) */
-    long epoch, step_in_epoch, global_step;
     int world_size;             /* ranks when saved */
     int batch;                  /* per-rank batch when saved */
-    uint64_t seed;
-    double epoch_loss_sum, epoch_samples;  /* the running epoch's training loss so far */
-    double best_metric;         /* best validation MAE so far (GeV), and its epoch */
-    long best_epoch;
-    double elapsed_s;           /* training time before this checkpoint */
-    LrSchedule lr;              /* version 1: only lr.plateau (base, scaled and warm-up
-                                   were not stored: 0 here; the run's options give them) */
     long adam_step;
     AdamHyper adam;
     int n_scales;

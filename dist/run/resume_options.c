@@ -26,18 +26,18 @@ static void fixed(char *ignored, size_t size, const TrainConfig *cfg, unsigned f
 static const char *unbias_name(int u) { return u == DATA_UNBIAS_NONE ? "none" : "weights"; }
 
 static void report_fixed(const TrainConfig *cfg, const CheckpointState *st) {
-    const LrSchedule *lr = &st->lr;
+    const LrSchedule *lr = &st->train.lr;
     const PlateauConfig *p = &lr->plateau.cfg;
     char ignored[4096] = "";
     int v1 = st->version < 2;
     printf("e2e-train: the checkpoint fixes: seed %llu, the learning-rate schedule (%sbase %g, scaled %g, warm-up "
            "%ld steps; plateau %s, factor %g, patience %d, threshold %g %s, cooldown %d, min %g; rate now %g), "
            "weight decay %g, zero-suppress %g, unbias %s, blocks %d, the preprocessing scales\n",
-           (unsigned long long)st->seed, v1 ? "from the command line, as version 1 stored neither: " : "",
+           (unsigned long long)st->train.seed, v1 ? "from the command line, as version 1 stored neither: " : "",
            lr->base, lr->scaled, lr->warmup_steps, p->mode_max ? "max" : "min", p->factor, p->patience,
            p->threshold, p->threshold_abs ? "abs" : "rel", p->cooldown, p->min_lr, lr->plateau.lr,
            st->adam.weight_decay, st->zero_suppress, unbias_name(st->unbias), st->model.blocks);
-    fixed(ignored, sizeof ignored, cfg, GIVEN_SEED, "--seed", (double)cfg->seed, (double)st->seed);
+    fixed(ignored, sizeof ignored, cfg, GIVEN_SEED, "--seed", (double)cfg->seed, (double)st->train.seed);
     if (!v1) {
         fixed(ignored, sizeof ignored, cfg, GIVEN_LR, "--lr", cfg->lr, lr->base);
         fixed(ignored, sizeof ignored, cfg, GIVEN_LR_SCALING, "--lr-scaling (1: linear)", cfg->lr_scaling,

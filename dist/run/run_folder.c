@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,12 +234,11 @@ static int settle_best(RunFolder *rf, long S, const char *resumed_from, Checkpoi
     if (access(best, F_OK) != 0 || strcmp(best, resumed_from) == 0) return 0;
     CheckpointState *b = malloc(sizeof *b);
     if (!b) return e2e_fail("out of memory");
-    int past = checkpoint_peek(best, b) != 0 || b->global_step > S;
+    int past = checkpoint_peek(best, b) != 0 || b->train.global_step > S;
     free(b);
     if (!past) return 0;
     if (supersede(rf->ckpt_dir, "best.h5")) return -1;
-    st->best_metric = INFINITY;
-    st->best_epoch = -1;
+    train_state_forget_best(&st->train);
     printf("e2e-train: the best checkpoint is chosen anew from the next validation\n");
     return 0;
 }
@@ -248,7 +246,7 @@ static int settle_best(RunFolder *rf, long S, const char *resumed_from, Checkpoi
 /* Resuming at the state st (global step S): checkpoints past S are superseded, the
  * others are the run's history. */
 static int settle_lineage(RunFolder *rf, const char *resumed_from, CheckpointState *st) {
-    long *steps, S = st->global_step;
+    long *steps, S = st->train.global_step;
     int n = checkpoint_list(rf->ckpt_dir, &steps), rc = 0;
     if (n < 0) return e2e_fail("%s: cannot list checkpoints (%s)", rf->ckpt_dir, strerror(errno));
     char path[PATH_BUF];

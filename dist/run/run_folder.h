@@ -16,7 +16,7 @@
  *   plus each one this run writes; only the oldest beyond --keep are deleted, so the
  *   checkpoint just written is never the one pruned.
  * - Leftovers of writers that died (temporary files) are removed once the lock is held.
- * Rank 0 calls all of this (comm_on_root); messages go to e2e_error(). */
+ * Rank 0 calls all of this (the trainer's find_resume); messages go to e2e_error(). */
 #ifndef E2E_DIST_RUN_FOLDER_H
 #define E2E_DIST_RUN_FOLDER_H
 
