@@ -1,3 +1,5 @@
+/* A split's metrics, sharded over the ranks and summed at an agreement point, and the
+ * predictions file gathered to rank 0 (evaluate.h). */
 #include "evaluate.h"
 
 #include <hdf5.h>
@@ -150,7 +152,7 @@ static int write_gathered(Gathered *g) {
     const char *path = g->path;
     H5Quiet quiet;
     h5_quiet_begin(&quiet);
-    hid_t f = h5_memfile_create();  /* written whole through data/outfile.h */
+    hid_t f = h5_memfile_create();  /* written whole through net/base/outfile.h */
     int rc = f < 0 ? e2e_fail("%s: cannot create the prediction file", path) : 0;
     if (!rc && h5_attr_write_str(f, "format", PREDICTIONS_FORMAT, 0))
         rc = e2e_fail("%s: cannot write the format attribute", path);

@@ -33,7 +33,7 @@ int evaluate_split(Comm *c, Model *m, Dataset *d, Split s, double mre_min_mass, 
 
 /* Gathers every rank's predictions on rank 0 and writes them there as HDF5 datasets
  * index (int64), m_true, m_pred (float32, GeV), sorted by index, with the attribute
- * format = PREDICTIONS_FORMAT; written whole (data/outfile.h): a failed write leaves no
+ * format = PREDICTIONS_FORMAT; written whole (net/base/outfile.h): a failed write leaves no
  * file and the previous one, if any, as it was. Collective. */
 int predictions_write(Comm *c, const Predictions *p, const char *path);
 void predictions_free(Predictions *p);

@@ -1,3 +1,5 @@
+/* The learning rate (lr_schedule.h): ReduceLROnPlateau with PyTorch's semantics on top of
+ * linear scaling with warm-up. */
 #include "lr_schedule.h"
 
 #include <math.h>

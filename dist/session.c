@@ -1,3 +1,5 @@
+/* What e2e-train and e2e-eval open alike (session.h): backend, reader, model, and
+ * checkpoints read by rank 0 for every rank. */
 #include "session.h"
 
 #include <stdio.h>

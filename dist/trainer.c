@@ -302,8 +302,10 @@ static int allreduce_and_update(Trainer *t, const Agreement *a, StepTimes *tm) {
     if (adam_step(&t->adam, lr, model_params(t->model), model_grads(t->model))) return -1;
     t->state.epoch_loss_sum += a->sum[0];
     t->state.epoch_samples += a->sum[1];
-    tm->comm += t1 - t0;
-    tm->compute += now() - t1;
+    /* one rank has no all-reduce (comm_allreduce_mean returns at once): its share is 0
+       by definition, not the clock read around a no-op */
+    if (t->comm->size > 1) tm->comm += t1 - t0;
+    tm->compute += now() - (t->comm->size > 1 ? t1 : t0);
     return 0;
 }
 

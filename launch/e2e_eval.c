@@ -121,7 +121,7 @@ static int parse(int argc, char **argv, EvalArgs *a, int quiet) {
 }
 
 /* Rank 0 prints the metrics and writes them to --metrics (path; NULL: none) through
- * data/outfile.h. */
+ * net/base/outfile.h. */
 static int report_metrics(const char *json, const char *path) {
     fputs(json, stdout);
     fflush(stdout);

@@ -1,4 +1,4 @@
-/* data/reader/preprocess.h, net/base/prep_pixel.h, data/plausible.h and data/format/half.h on known
+/* data/reader/preprocess.h, net/base/prep_pixel.h, data/reader/plausible.h and data/format/half.h on known
  * inputs: scaling, zero suppression, clipping, of energy-like and signed channels;
  * non-finite counting; empty images; float16 conversions against independent
  * definitions; the scale statistic's histogram quantile against an exact sort (of |x| for
@@ -73,7 +73,7 @@ static void test_preprocess_signed(void) {
           "all_zero: zeros of either sign only");
 }
 
-/* the plausibility checks (data/plausible.h) on masses and image counts */
+/* the plausibility checks (data/reader/plausible.h) on masses and image counts */
 static void test_plausible(void) {
     float gev[5] = {80.0f, 172.0f, -3.0f, 9000.0f, -1.0f}, mev[5] = {80e3f, 172e3f, 10.0f, 9e6f, 125e3f};
     long long neg = 0;

@@ -1,4 +1,4 @@
-/* The reader under real mpirun -np 2 (data/dataset.h): splits disjoint and covering,
+/* The reader under real mpirun -np 2 (data/reader/dataset.h): splits disjoint and covering,
  * the same for 1 and 2 ranks, by whole blocks of 64 rows (not chunks); shuffling reproducible per seed and
  * different between epochs; first_step resume; prefetch and HDF5 reads equal raw
  * reads; batch contents against direct HDF5 reads and preprocessing by hand; float16

@@ -1,4 +1,4 @@
-/* The one atomic writer (data/outfile.h): a whole file appears under its name or nothing
+/* The one atomic writer (net/base/outfile.h): a whole file appears under its name or nothing
  * does; a failed write (ENOSPC, from /dev/full) leaves no temporary file and the previous
  * file as it was; the checks before writing refuse a missing folder, a folder, an input
  * under another name (symbolic and hard links), a size above the free space; dead

@@ -1,4 +1,4 @@
-/* A run folder belongs to one run (dist/run_folder.h): the lock refuses a second holder
+/* A run folder belongs to one run (dist/run/run_folder.h): the lock refuses a second holder
  * and names it (host, pid), and is free again once released; dead writers' temporary
  * files go and nothing else does; a fresh start in a folder holding a run is refused
  * unless --overwrite, which deletes the run's files only; --resume auto without a

@@ -157,6 +157,8 @@ def t_learns(e):
         check(os.path.exists(os.path.join(out, f)), "run folder has %s" % f)
     rows = open(os.path.join(out, "metrics.csv")).read().splitlines()
     check(len(rows) == 9, "metrics.csv has a header and 8 epochs")
+    col = rows[0].split(",").index("allreduce_frac")
+    check(all(float(r.split(",")[col]) > 0 for r in rows[1:]), "2 ranks: the all-reduce share is measured")
     mae = [float(r.split(",")[4]) for r in rows[1:]]
     # the constant predictor with the lowest MAE is the median: take the median of the whole
     # file's masses and its MAE on the validation jets (from e2e-eval's predictions)
@@ -390,6 +392,9 @@ def t_other_ranks(e):
     check(os.path.exists(os.path.join(out, "results.json")), "the resumed 1-rank run finished")
     rows = open(os.path.join(out, "metrics.csv")).read().splitlines()
     check(len(rows) == 3, "two epochs in metrics.csv")
+    col = rows[0].split(",").index("allreduce_frac")
+    fracs = [float(r.split(",")[col]) for r in rows[1:]]
+    check(fracs == [0.0, 0.0], "epochs trained on 1 rank have no all-reduce, by definition: %s" % fracs)
 
 
 def torch_predict(ckpt, data, index):

@@ -1,3 +1,5 @@
+/* SIGUSR1/SIGTERM set a flag the training loop reads at its next agreement point
+ * (stop_signal.h). */
 #include "stop_signal.h"
 
 #include <signal.h>

@@ -1,3 +1,5 @@
+/* Checkpoints (checkpoint.h): written whole in memory by rank 0 and renamed into place;
+ * read back with every tensor, attribute and hash checked, versions 1 to 3. */
 #include "checkpoint.h"
 
 #include <dirent.h>
@@ -17,7 +19,7 @@
 #include "hash.h"
 #include "run_files.h"
 
-/* ---- HDF5 (data/h5util.h): native types on both sides, fixed-length strings ---- */
+/* ---- HDF5 (data/format/h5util.h): native types on both sides, fixed-length strings ---- */
 
 static int attr_write(hid_t obj, const char *name, hid_t type, const void *value) {
     return h5_attr_write(obj, name, type, type, value);
@@ -221,7 +223,7 @@ static int write_contents(hid_t f, const CheckpointState *st, const Model *model
     return rc ? -1 : 0;
 }
 
-/* The file is built in memory and written through data/outfile.h: a temporary name,
+/* The file is built in memory and written through net/base/outfile.h: a temporary name,
  * checked writes, fsync, rename. */
 int checkpoint_write(const char *path, const CheckpointState *st, const Model *model,
                      const float *params, const float *m, const float *v) {

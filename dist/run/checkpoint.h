@@ -10,7 +10,7 @@
  *   /data/scales                   the per-channel preprocessing scales; on /data the
  *                                  attributes scalars, scalar_scale, channel_kinds: the
  *                                  model's inputs as the dataset declared them
- *                                  (data/format/FORMAT.md, data/jet_inputs.h); the dataset's
+ *                                  (data/format/FORMAT.md, data/format/jet_inputs.h); the dataset's
  *                                  fingerprint (data/reader/fingerprint.h: data_n,
  *                                  data_channels, data_height, data_width,
  *                                  data_mass_hash, data_split_hash,
@@ -67,7 +67,7 @@ typedef struct {
                                    the model was trained on (versions 1, 2: the default) */
     char config_json[8192];     /* the run's resolved configuration */
     float zero_suppress;        /* the preprocessing's threshold, and */
-    int unbias;                 /* the unbiasing mode (data/dataset.h); -1 where an older
+    int unbias;                 /* the unbiasing mode (data/reader/dataset.h); -1 where an older
                                    checkpoint did not store them (checkpoint_peek then
                                    takes them from its configuration when it can) */
     int has_data;               /* 1: data holds the dataset's fingerprint; 0: an older

@@ -1,3 +1,5 @@
+/* What a resumed run takes from its checkpoint and what from the command line,
+ * reported once (resume_options.h). */
 #include "resume_options.h"
 
 #include <math.h>

@@ -1,3 +1,5 @@
+/* The run folder's files, written by rank 0 through outfile.h (run_files.h): config.json,
+ * metrics.csv/.jsonl, results.json. */
 #include "run_files.h"
 
 #include <errno.h>
@@ -62,7 +64,7 @@ static char *read_text(const char *path, int *missing) {
     return buf;
 }
 
-/* the run folder's file name, written whole through data/outfile.h */
+/* the run folder's file name, written whole through net/base/outfile.h */
 static int write_whole(const char *dir, const char *name, const char *text) {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, name);

@@ -1,3 +1,5 @@
+/* A run folder belongs to one run (run_folder.h): the lock, the rule for an existing
+ * folder, the checkpoints' lineage and pruning. */
 #include "run_folder.h"
 
 #include <dirent.h>

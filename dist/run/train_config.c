@@ -1,3 +1,4 @@
+/* e2e-train's resolved options (train_config.h): defaults, checks, the JSON record. */
 #include "train_config.h"
 
 #include <stdio.h>

@@ -46,9 +46,9 @@ typedef struct {
                                  steps in this process (0: never); for tests and drills */
     int blocks;               /* residual blocks in layer1 and layer3 (3) */
     int overwrite;            /* a fresh run (or --resume PATH) replaces the run the folder
-                                 holds (dist/run_folder.h) */
+                                 holds (dist/run/run_folder.h) */
     double watchdog_s;        /* end every rank (exit 3) when one makes no progress this
-                                 long while alive (dist/watchdog.h); 0: off */
+                                 long while alive (dist/comm/watchdog.h); 0: off */
     double peer_timeout_s;    /* end every rank (exit 76) when a rank's heartbeats stop
                                  this long (process or node lost); 0: off */
     unsigned given;           /* GIVEN_* of the options the command line gave */

@@ -1,5 +1,5 @@
 /* Seconds on the monotonic clock (not moved by time-of-day changes): the project's one
- * clock for timeouts and op timings (dist/watchdog.c, dist/comm_nccl.c,
+ * clock for timeouts and op timings (dist/comm/watchdog.c, dist/comm/comm_nccl.c,
  * net/ops_profile.c). Only differences between two readings mean anything. */
 #ifndef E2E_NET_CLOCK_H
 #define E2E_NET_CLOCK_H

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# dist/watchdog.h's heartbeats through a real mpirun (3 ranks, --peer-timeout 2 s, the
+# dist/comm/watchdog.h's heartbeats through a real mpirun (3 ranks, --peer-timeout 2 s, the
 # progress limit 60 s; tests/watchdog_probe.c):
 #  1. a rank that goes silent (stopped, as a node cut off) is named by rank 0, which ends
 #     the job with exit 76 within a few seconds, while the others wait in a collective;

@@ -2,7 +2,7 @@
  * `srun --mpi=pmix` the rank and size must come from Slurm's PMIx server. The sum of
  * (rank + 1) over the ranks proves that the ranks really talk to each other. Also the
  * node as MPI sees it: the processor name (host) and the rank within the node's shared-
- * memory communicator (MPI_Comm_split_type, as dist/comm.c computes the local rank). */
+ * memory communicator (MPI_Comm_split_type, as dist/comm/comm.c computes the local rank). */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
