@@ -121,6 +121,12 @@ struct NetOps {
      * float in backend memory. */
     void (*l1_loss)(void *ctx, int n, const float *pred, const float *target,
                     const float *weight, float *loss, float *dpred);
+    /* Binary cross-entropy on logits, PyTorch's BCEWithLogitsLoss (weight per sample, mean
+     * over the batch), stable for any logit x: *loss = sum_i w_i (max(x_i, 0) - x_i t_i +
+     * log(1 + exp(-|x_i|))) / n and dlogit_i = w_i (sigmoid(x_i) - t_i) / n (w_i = 1 when
+     * weight is NULL), each term in double. loss is one float in backend memory. */
+    void (*bce_logits_loss)(void *ctx, int n, const float *logit, const float *target,
+                            const float *weight, float *loss, float *dlogit);
 
     /* One Adam update of n parameters (PyTorch semantics, bias-corrected) with the
      * step's factors. */

@@ -255,11 +255,27 @@ static void test_linear_loss(void) {
         compare(weighted ? "weighted l1 loss" : "l1 loss", gloss, &loss, 1, 1e-6);
         CHECK(exact(gdp, dp, (size_t)n * 4), "[%s] l1 gradient differs (weighted %d)", prec, weighted);
     }
+    /* BCE with logits: logits over a wide range (both sigmoid branches, huge ones), 0/1 labels */
+    for (int i = 0; i < n; i++) tgt[i] = (float)(i % 3 == 0), pred[i] = (i % 7 ? 8.0f : 80.0f) * pred[i];
+    gpu->upload(gpu->ctx, gp, pred, (size_t)n * 4);
+    gpu->upload(gpu->ctx, gt, tgt, (size_t)n * 4);
+    for (int weighted = 0; weighted < 2; weighted++) {
+        cpu->bce_logits_loss(cpu->ctx, n, pred, tgt, weighted ? wt : NULL, &loss, dp);
+        poison(gloss, 4);
+        poison(gdp, (size_t)n * 4);
+        gpu->bce_logits_loss(gpu->ctx, n, gp, gt, weighted ? gwt : NULL, gloss, gdp);
+        compare(weighted ? "weighted bce loss" : "bce loss", gloss, &loss, 1, 1e-6);
+        compare(weighted ? "weighted bce gradient" : "bce gradient", gdp, dp, (size_t)n, 1e-6);
+    }
     pred[1] = NAN;
     gpu->upload(gpu->ctx, gp, pred, (size_t)n * 4);
     gpu->l1_loss(gpu->ctx, n, gp, gt, NULL, gloss, gdp);
     float *hl = host_of(gloss, 1);
     CHECK(isnan(hl[0]), "[%s] l1 loss of a NaN prediction must be NaN, got %g", prec, hl[0]);
+    free(hl);
+    gpu->bce_logits_loss(gpu->ctx, n, gp, gt, NULL, gloss, gdp);
+    hl = host_of(gloss, 1);
+    CHECK(isnan(hl[0]), "[%s] bce loss of a NaN logit must be NaN, got %g", prec, hl[0]);
     free(hl);
     free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
     free(pred), free(tgt), free(wt), free(dp);

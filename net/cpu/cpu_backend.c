@@ -78,6 +78,7 @@ NetOps *net_cpu_create(int threads) {
         .linear_forward = cpu_linear_forward,
         .linear_backward = cpu_linear_backward,
         .l1_loss = cpu_l1_loss,
+        .bce_logits_loss = cpu_bce_logits_loss,
         .adam_update = cpu_adam_update,
         .nonfinite_check = cpu_nonfinite_check,
         .destroy = cpu_destroy,

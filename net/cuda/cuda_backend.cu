@@ -343,6 +343,7 @@ static void fill_ops(NetOps *o, CudaCtx *c) {
     o->linear_forward = cuda_linear_forward;
     o->linear_backward = cuda_linear_backward;
     o->l1_loss = cuda_l1_loss;
+    o->bce_logits_loss = cuda_bce_logits_loss;
     o->adam_update = cuda_adam_update;
     o->nonfinite_check = cuda_nonfinite_check;
     o->destroy = cu_destroy;

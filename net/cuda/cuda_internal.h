@@ -149,6 +149,8 @@ void cuda_linear_backward(void *ctx, int n, int in, int out, const float *x, con
                           const float *dy, float *dx, float *dw, float *db);
 void cuda_l1_loss(void *ctx, int n, const float *pred, const float *target, const float *weight,
                   float *loss, float *dpred);
+void cuda_bce_logits_loss(void *ctx, int n, const float *logit, const float *target, const float *weight,
+                          float *loss, float *dlogit);
 void cuda_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
                       const AdamFactors *k);
 void cuda_nonfinite_check(void *ctx, size_t n, const float *x, float *out);
