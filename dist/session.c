@@ -58,7 +58,7 @@ static int agree_kernels(Session *s) {
     return comm_fail_together(s->comm, failed);
 }
 
-int session_build_model(Session *s, int blocks, int batch) {
+int session_build_model(Session *s, int blocks, int batch, int loss) {
     const DatasetInfo *info = dataset_info(s->data);
     ModelConfig mc = model_default_config(batch);
     mc.in_channels = info->channels;
@@ -66,6 +66,7 @@ int session_build_model(Session *s, int blocks, int batch) {
     mc.width = info->width;
     mc.n_scalars = info->n_scalars;
     mc.blocks = blocks;
+    mc.loss = loss;
     int failed = 0;
     if (model_create(&s->model, &mc, s->ops)) failed = 1;
     size_t n = failed ? 0 : model_arena_size(s->model);
@@ -90,6 +91,7 @@ int session_open(Session *s, const SessionOptions *o) {
         if (o->from->zero_suppress >= 0) d.zero_suppress = o->from->zero_suppress;
         if (o->from->unbias >= 0) d.unbias = o->from->unbias;
     }
+    d.label = o->task.kind == TASK_CLASSIFICATION ? o->task.label : NULL;
     s->data_zero_suppress = d.zero_suppress;
     s->data_unbias = d.unbias;
     d.progress = watchdog_progress;  /* the statistics pass is progress too */
@@ -97,7 +99,7 @@ int session_open(Session *s, const SessionOptions *o) {
     if (session_open_backend(s, &o->backend) || session_open_data(s, &d)) return -1;
     /* another channel count was refused by dataset_open (n_scales) */
     if (o->from && session_check_inputs(o->from, o->from_path, s->data, d.path)) return -1;
-    return session_build_model(s, o->blocks, d.batch);
+    return session_build_model(s, o->blocks, d.batch, task_model_loss(&o->task));
 }
 
 int session_check_inputs(const CheckpointState *st, const char *ckpt_path, const Dataset *d, const char *data_path) {

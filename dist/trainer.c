@@ -12,6 +12,7 @@
 #include "adam.h"
 #include "error.h"
 #include "evaluate.h"
+#include "metrics_report.h"
 #include "resume_options.h"
 #include "run_files.h"
 #include "run_folder.h"
@@ -37,6 +38,9 @@ typedef struct {
     RunFolder folder;            /* rank 0: the lock, the checkpoints' history */
     DataFingerprint data_fp;     /* the open dataset's */
     double t_start;
+    Task task;                   /* what the model is trained for: the command line's, or a
+                                    resumed checkpoint's */
+    EvalResult last_val;         /* the last epoch's validation (rank 0's progress line) */
 } Trainer;
 
 static double now(void) { return MPI_Wtime(); }
@@ -76,7 +80,7 @@ static int find_resume(Trainer *t, char *path, size_t size) {
 static SessionOptions session_options(const Trainer *t, const char *resume_path, int resumed) {
     const TrainConfig *cfg = t->cfg;
     SessionOptions o = {.backend = {.device = cfg->device, .threads = cfg->threads,
-                                    .precision = cfg->precision},
+                                    .precision = cfg->precision}, .task = t->task,
                         .blocks = resumed ? t->from.model.blocks : cfg->blocks, .from = resumed ? &t->from : NULL,
                         .from_path = resume_path};
     dataset_default_options(&o.data);
@@ -88,7 +92,7 @@ static SessionOptions session_options(const Trainer *t, const char *resume_path,
     o.data.prefetch = cfg->prefetch;
     o.data.cache = cfg->cache;
     o.data.cache_limit = cfg->cache_limit;
-    if (cfg->unbias >= 0) o.data.unbias = cfg->unbias;
+    o.data.unbias = cfg->unbias >= 0 ? cfg->unbias : task_default_unbias(&t->task);
     return o;
 }
 
@@ -198,7 +202,8 @@ static int load(Trainer *t, long *steps) {
     const TrainConfig *cfg = t->cfg;
     char resume_path[4096];
     int resumed = find_resume(t, resume_path, sizeof resume_path);
-    if (resumed < 0) return -1;
+    if (resumed < 0 || (resumed && resume_check_task(cfg, &t->from, resume_path))) return -1;
+    t->task = resumed ? t->from.task : cfg->task;
     SessionOptions so = session_options(t, resume_path, resumed);
     if (session_open(&t->s, &so)) return -1;
     t->data = t->s.data;
@@ -352,9 +357,8 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
 
 static EpochMetrics epoch_metrics(const Trainer *t, long epoch, double epoch_t0, const StepTimes *tm,
                                   const EvalResult *v) {
-    EpochMetrics e = {.epoch = epoch + 1, .lr = last_lr(t), .val_loss = v->loss,
-                      .val_mae = v->mae, .val_mre = v->mre, .epoch_s = now() - epoch_t0,
-                      .skipped_steps = tm->skipped};
+    EpochMetrics e = {.epoch = epoch + 1, .lr = last_lr(t), .epoch_s = now() - epoch_t0, .skipped_steps = tm->skipped};
+    report_epoch_fill(v, &e);
     e.train_loss = t->state.epoch_samples > 0 ? t->state.epoch_loss_sum / t->state.epoch_samples : NAN;
     double step_time = tm->data + tm->compute + tm->comm + tm->sync;
     e.samples_per_s = step_time > 0 ? tm->steps * (double)t->cfg->batch * t->comm->size / step_time : 0;
@@ -367,18 +371,15 @@ static EpochMetrics epoch_metrics(const Trainer *t, long epoch, double epoch_t0,
 /* Rank 0's part of an epoch's end: the schedule, the best metric, the report, the
  * metrics row and best.h5. */
 static int end_epoch_on_root(Trainer *t, long epoch, const EvalResult *v, const EpochMetrics *e) {
-    lr_schedule_epoch_end(&t->state.lr, v->mae);
-    int best = v->mae < t->state.best_metric;
+    Monitor mon = task_monitor(&t->task, v);  /* the validation MAE, or a classifier's AUC or loss */
+    lr_schedule_epoch_end(&t->state.lr, mon.value);
+    int best = monitor_improves(&mon, t->state.best_metric, t->state.best_epoch);
     if (best) {
-        t->state.best_metric = v->mae;
+        t->state.best_metric = mon.value;
         t->state.best_epoch = epoch + 1;
     }
-    printf("epoch %ld/%d done: train loss %.5f  val loss %.5f  val MAE %.2f GeV  val MRE %.4f"
-           "%s  (%.1f s, %.1f samples/s, data wait %.1f%%, all-reduce %.1f%%, sync %.1f%%)\n",
-           epoch + 1, t->cfg->epochs, e->train_loss, v->loss, v->mae, v->mre, best ? "  (best)" : "",
-           e->epoch_s, e->samples_per_s, 100 * e->data_wait_frac, 100 * e->allreduce_frac,
-           100 * e->sync_wait_frac);
-    fflush(stdout);
+    report_epoch_line(t->cfg->epochs, v, e, best);
+    t->last_val = *v;
     char path[4400];
     snprintf(path, sizeof path, "%s/best.h5", t->folder.ckpt_dir);
     return run_append_metrics(t->cfg->out, e) || (best && save(t, path)) ? -1 : 0;
@@ -405,13 +406,11 @@ static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *t
 /* Rank 0: the test result r into results.json, and said. */
 static int write_results(Trainer *t, const EvalResult *r) {
     RunResults res = {.best_epoch = t->state.best_epoch, .best_val_mae = t->state.best_metric,
-                      .test_loss = r->loss, .test_mae = r->mae, .test_mre = r->mre,
-                      .test_jets = r->count, .mre_jets = r->mre_count, .epochs = t->state.epoch,
-                      .global_steps = t->state.global_step, .ranks = t->comm->size,
+                      .epochs = t->state.epoch, .global_steps = t->state.global_step, .ranks = t->comm->size,
                       .train_time_s = t->state.elapsed_s + now() - t->t_start};
+    report_results_fill(r, task_monitor(&t->task, r).name, t->state.best_metric, &res);
     int rc = run_write_results(t->cfg->out, &res);
-    printf("test (best checkpoint, epoch %ld): loss %.5f  MAE %.2f GeV  MRE %.4f  on %lld jets\n",
-           t->state.best_epoch, r->loss, r->mae, r->mre, r->count);
+    report_test_line(t->state.best_epoch, r);
     return rc;
 }
 
@@ -436,6 +435,7 @@ static int final_test(Trainer *t) {
  * Adam, the preprocessing and the data, the configuration. */
 static void checkpoint_record(const Trainer *t, CheckpointState *ck) {
     ck->train = t->state;
+    ck->task = t->task;
     ck->model = *model_config(t->model);
     ck->world_size = t->comm->size;
     ck->batch = t->cfg->batch;
@@ -499,8 +499,9 @@ static void progress(const Trainer *t, long epoch, long done, long steps, const 
     char e[32];
     run_format_duration(eta, e, sizeof e);
     double loss = t->state.epoch_loss_sum / fmax(t->state.epoch_samples, 1);
-    printf("epoch %ld/%d  step %ld/%ld  loss %.5f  lr %.3g  %.1f samples/s  ETA %s\n", epoch + 1,
-           t->cfg->epochs, done, steps, loss, last_lr(t), rate, e);
+    char note[64];
+    printf("epoch %ld/%d  step %ld/%ld  loss %.5f  lr %.3g%s  %.1f samples/s  ETA %s\n", epoch + 1, t->cfg->epochs,
+           done, steps, loss, last_lr(t), report_progress_note(&t->last_val, note, sizeof note), rate, e);
     fflush(stdout);
 }
 
