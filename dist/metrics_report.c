@@ -4,6 +4,16 @@
 
 #include <stdio.h>
 
+void report_classes(const DatasetInfo *info) {
+    if (!info->label) return;
+    const long long (*c)[2] = info->class_count;
+    printf("e2e-train: classes of the label '%s' (signal 1 / background 0): train %lld / %lld, val %lld / %lld, test "
+           "%lld / %lld", info->label, c[SPLIT_TRAIN][1], c[SPLIT_TRAIN][0], c[SPLIT_VAL][1], c[SPLIT_VAL][0],
+           c[SPLIT_TEST][1], c[SPLIT_TEST][0]);
+    if (info->weight_min != info->weight_max) printf("; loss weights %g .. %g", info->weight_min, info->weight_max);
+    printf("\n");
+}
+
 void report_epoch_fill(const EvalResult *v, EpochMetrics *e) {
     e->classify = v->classify;
     e->val_loss = v->loss;

@@ -7,9 +7,13 @@
 
 #include <stddef.h>
 
+#include "dataset.h"
 #include "evaluate.h"
 #include "run_files.h"
 
+/* A classifier's data at the start of a run (stdout): "e2e-train: classes of the label 'y'
+ * (signal 1 / background 0): train 1620 / 1980, ..."; nothing without a label. */
+void report_classes(const DatasetInfo *info);
 /* e's validation fields from v: MAE and MRE, or a classifier's metrics */
 void report_epoch_fill(const EvalResult *v, EpochMetrics *e);
 /* "epoch 3/25 done: train loss ...  val loss ...  val MAE ... (best) (timings)" */

@@ -184,6 +184,7 @@ static int start_run_files(Trainer *t, const char *resume_path, long steps) {
            model_count_params(model_config(t->model)), info->channels, info->height, info->width,
            dataset_split_total(t->data, SPLIT_TRAIN), dataset_split_total(t->data, SPLIT_VAL),
            dataset_split_total(t->data, SPLIT_TEST), steps, t->comm->size, cfg->batch);
+    report_classes(info);
     const char *kernels = net_backend_report(model_ops(t->model));
     if (kernels) printf("e2e-train: %s\n", kernels);
     if (resume_path) {

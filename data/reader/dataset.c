@@ -37,8 +37,8 @@ typedef struct {
 struct Dataset {
     MPI_Comm comm;          /* the reader's own duplicate */
     int rank, nranks;
-    DatasetOptions opt;     /* as given, but path is the reader's copy and scales NULL */
-    char *path;
+    DatasetOptions opt;     /* as given, but path and label are the reader's copies and scales NULL */
+    char *path, *label;
     DatasetInfo info;
     InfoNames names;
     RowFiles rows;          /* the files as one sequence of rows */
@@ -238,6 +238,7 @@ static void destroy(Dataset *d) {
     free(d->names.channel);
     MPI_Comm_free(&d->comm);
     free(d->path);
+    free(d->label);
     free(d);
 }
 
@@ -257,9 +258,11 @@ int dataset_open(Dataset **out, const DatasetOptions *o) {
     int rc = agree_fail_together(d->comm, check_options(o));
     if (!rc) {
         d->path = strdup(o->path);
+        d->label = o->label ? strdup(o->label) : NULL;
         d->opt.path = d->path;
+        d->opt.label = d->label;
         d->opt.scales = NULL;
-        rc = agree_fail_together(d->comm, d->path ? 0 : e2e_fail("out of memory"));
+        rc = agree_fail_together(d->comm, d->path && (d->label || !o->label) ? 0 : e2e_fail("out of memory"));
     }
     if (!rc) rc = open_data(d, &train_rows);
     if (!rc && scales_check_count(o, d->info.channels, d->path)) rc = agree_fail_together(d->comm, -1);
