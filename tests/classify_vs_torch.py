@@ -19,10 +19,11 @@ e2e-eval's prediction files of each split):
 
 It prints each seed's test AUC on both sides, then the mean and standard deviation of each
 and of the paired differences, and whether the means agree within two standard errors of
-their difference. Exit 0 when they do (or with --quick, which only checks that both learn).
+their difference. Exit 0 when they do (or with --quick, which only checks that both learn:
+one seed of a small run is all noise, see the numbers in dist/README.md).
 
   tests/classify_vs_torch.py --build build                  # 5 seeds, 4000 jets, 10 epochs
-  tests/classify_vs_torch.py --build build --quick          # 1 seed, 2000 jets, 3 epochs (ctest)
+  tests/classify_vs_torch.py --build build --quick          # 1 seed, 2000 jets, 6 epochs (ctest)
 
 Needs Debian's python3-torch, python3-sklearn, python3-h5py (launch/install-deps.sh).
 """
@@ -59,6 +60,10 @@ def ours(a, exe, data, seed, work):
                  "--batch", "32", "--seed", str(seed), "--task", "classification", "--log-every", "1000"])
     took = time.time() - t0
     res = json.load(open(os.path.join(run, "results.json")))
+    if a.verbose:
+        for line in open(os.path.join(run, "metrics.csv")).read().splitlines()[1:]:
+            v = line.split(",")
+            print("    ours  epoch %s: val AUC %.4f, lr %s" % (v[0], float(v[4]), v[1]), flush=True)
     rows = {}
     for split in ("train", "val", "test"):
         pred = os.path.join(work, "pred_%d_%s.h5" % (seed, split))
@@ -115,6 +120,8 @@ def torch_run(a, data, seed, rows):
             loss.backward()
             opt.step()
         val = scores("val")
+        if a.verbose:
+            print("    torch epoch %d: val AUC %.4f, lr %g" % (epoch + 1, val, opt.param_groups[0]["lr"]), flush=True)
         sched.step(val)
         if val > best:
             best, best_test, best_epoch = val, scores("test"), epoch + 1
@@ -132,10 +139,11 @@ def main():
     ap.add_argument("--overlap", type=float, default=0.2)
     ap.add_argument("--ranks", type=int, default=2, help="e2e-train's ranks (global batch ranks x 32)")
     ap.add_argument("--threads", type=int, default=2, help="PyTorch's threads")
-    ap.add_argument("--quick", action="store_true", help="1 seed, 2000 jets, 3 epochs: both must learn (ctest)")
+    ap.add_argument("--verbose", action="store_true", help="each epoch's validation AUC on both sides")
+    ap.add_argument("--quick", action="store_true", help="1 seed, 2000 jets, 6 epochs: both must learn (ctest)")
     a = ap.parse_args()
     if a.quick:
-        a.seeds, a.jets, a.epochs = 1, 2000, 3
+        a.seeds, a.jets, a.epochs = 1, 2000, 6
     exe = lambda name: os.path.join(os.path.abspath(a.build), "launch", name)  # noqa: E731
     work = tempfile.mkdtemp(prefix="e2e-classify-vs-torch-")
     try:
@@ -164,8 +172,8 @@ def report(a, got):
     print("test AUC over %d seed%s: ours %.4f +- %.4f, PyTorch %.4f +- %.4f (mean +- standard deviation)"
           % (len(o), "s" if len(o) > 1 else "", o.mean(), sd(o), t.mean(), sd(t)))
     if a.quick:
-        ok = o.min() > 0.7 and t.min() > 0.7
-        print("quick: both learn (AUC > 0.7): %s" % ("yes" if ok else "NO"))
+        ok = o.min() > 0.65 and t.min() > 0.65  # chance: 0.5 +- 0.06 on these 100 test jets
+        print("quick: both learn (test AUC > 0.65): %s" % ("yes" if ok else "NO"))
         return 0 if ok else 1
     se = float(np.sqrt(sd(o) ** 2 / len(o) + sd(t) ** 2 / len(t)))
     print("paired difference ours - PyTorch: %.4f +- %.4f; |mean difference| %.4f vs 2 standard errors %.4f: %s"
