@@ -1,14 +1,4 @@
-/* Progress marks (progress.h): the last mark's time in one atomic. */
+/* Progress marks (progress.h): the last mark's time, one atomic for the process. */
 #include "progress.h"
 
-#include <stdatomic.h>
-
-#include "clock.h"
-
-static _Atomic double last_mark;
-
-void progress_mark(void) { atomic_store(&last_mark, monotonic_seconds()); }
-
-void progress_mark_at(double t) { atomic_store(&last_mark, t); }
-
-double progress_last(void) { return atomic_load(&last_mark); }
+_Atomic double progress_last_mark;

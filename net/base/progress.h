@@ -5,11 +5,16 @@
 #ifndef E2E_BASE_PROGRESS_H
 #define E2E_BASE_PROGRESS_H
 
-/* This process made progress now (the monotonic clock, clock.h). */
-void progress_mark(void);
-/* progress_mark at the given time (a watchdog that resumes after a suspension). */
-void progress_mark_at(double t);
+#include <stdatomic.h>
+
+#include "clock.h"
+
+extern _Atomic double progress_last_mark;  /* progress.c; 0 before the first mark */
+
+/* This process made progress at time t (the monotonic clock, clock.h), or now. */
+static inline void progress_mark_at(double t) { atomic_store(&progress_last_mark, t); }
+static inline void progress_mark(void) { progress_mark_at(monotonic_seconds()); }
 /* The monotonic time of the last mark (0 before the first). */
-double progress_last(void);
+static inline double progress_last(void) { return atomic_load(&progress_last_mark); }
 
 #endif
