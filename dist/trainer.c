@@ -25,6 +25,8 @@ typedef struct {
     Session s;                   /* dataset, backend, model, host arenas */
     Dataset *data;               /* = s.data */
     Model *model;                /* = s.model */
+    float *params, *grads;       /* the model's arenas in backend memory, n_params floats */
+    size_t n_params;
     Adam adam;
     int adam_ready;
     TrainState state;            /* the live position, schedule and best (a checkpoint saves
@@ -203,6 +205,9 @@ static int load(Trainer *t, long *steps) {
     if (session_open(&t->s, &so)) return -1;
     t->data = t->s.data;
     t->model = t->s.model;
+    t->params = model_params(t->model);
+    t->grads = model_grads(t->model);
+    t->n_params = model_arena_size(t->model);
     if (check_data(t, resume_path, resumed) || create_optimizer(t)) return -1;
     double scaled = cfg->lr_scaling ? cfg->lr * t->comm->size : cfg->lr;
     if (!resumed) start_fresh(t, scaled);
@@ -273,7 +278,7 @@ static void forward_backward(Trainer *t, long step, LocalStep *l) {
         l->ahead_s = now() - a0;
     }
     watchdog_phase(WD_STEP);
-    if (!failed) failed = model_loss_value(t->model, &l->loss) || model_grads_nonfinite(t->model, &nonfinite);
+    if (!failed) failed = model_pass_result(t->model, &l->loss, &nonfinite);
     if (failed) l->flags |= AGREE_ERROR;
     else if (!isfinite(l->loss) || nonfinite) l->flags |= AGREE_NONFINITE;
     l->read_s = t1 - t0;
@@ -296,10 +301,10 @@ static int skip_step(Trainer *t, long epoch, long step, StepTimes *tm) {
  * schedule's rate. */
 static int allreduce_and_update(Trainer *t, const Agreement *a, StepTimes *tm) {
     double t0 = now();
-    if (comm_allreduce_mean(t->comm, model_grads(t->model), model_arena_size(t->model))) return -1;
+    if (comm_allreduce_mean(t->comm, t->grads, t->n_params)) return -1;
     double t1 = now();
     float lr = (float)lr_at(&t->state.lr, t->state.global_step);
-    if (adam_step(&t->adam, lr, model_params(t->model), model_grads(t->model))) return -1;
+    if (adam_step(&t->adam, lr, t->params, t->grads)) return -1;
     t->state.epoch_loss_sum += a->sum[0];
     t->state.epoch_samples += a->sum[1];
     /* one rank has no all-reduce (comm_allreduce_mean returns at once): its share is 0
@@ -314,7 +319,7 @@ static int check_replicas(Trainer *t) {
     long every = t->cfg->check_replicas;
     if (!every || t->state.global_step % every != 0) return 0;
     int same = 0;
-    if (comm_replicas_identical(t->comm, model_params(t->model), model_arena_size(t->model), &same))
+    if (comm_replicas_identical(t->comm, t->params, t->n_params, &same))
         return -1;
     return same ? 0 : e2e_fail("replicas diverged: ranks hold different parameters after step %ld",
                                t->state.global_step);

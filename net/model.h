@@ -104,6 +104,10 @@ int model_stage_batch(Model *m, const Batch *b);
 /* Forward only; writes n predictions to host memory. */
 int model_predict(Model *m, const Batch *b, float *pred);
 
+/* The training pass's result for the step's checks, in one call: the last loss read
+ * back to the host, and *nonfinite = 1 when any gradient is NaN or Inf (else 0). A
+ * synchronisation point on a GPU. */
+int model_pass_result(Model *m, float *loss, int *nonfinite);
 /* Reads the last loss back to the host (a synchronisation point on a GPU). */
 int model_loss_value(Model *m, float *loss);
 /* Gradients of the last loss into model_grads (overwritten, not accumulated). */

@@ -353,6 +353,10 @@ int model_grads_nonfinite(Model *m, int *nonfinite) {
     return 0;
 }
 
+int model_pass_result(Model *m, float *loss, int *nonfinite) {
+    return model_grads_nonfinite(m, nonfinite) || model_loss_value(m, loss) ? -1 : 0;
+}
+
 /* ---- backward ---- */
 
 /* dw, db, and (unless dx is NULL) dx masked by an earlier ReLU's output (NULL: none) */
