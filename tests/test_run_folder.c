@@ -2,9 +2,9 @@
  * and names it (host, pid), and is free again once released; dead writers' temporary
  * files go and nothing else does; a fresh start in a folder holding a run is refused
  * unless --overwrite, which deletes the run's files only (TensorBoard's event files among
- * them); --resume auto without a
- * checkpoint refuses a folder with results; pruning follows the run's own history, so
- * the checkpoint just written stays whatever other, higher-numbered files lie there.
+ * them); --resume auto without a checkpoint refuses a folder with results; pruning
+ * follows the run's own history, so the checkpoint just written stays whatever other,
+ * higher-numbered files lie there.
  * (Resuming from real checkpoints, rewinds and two jobs under mpirun:
  * tests/test_no_loss.py run_folder.) */
 #include <stdio.h>
