@@ -52,8 +52,11 @@ static double now(void) { return MPI_Wtime(); }
 /* Rank 0 owns the decisions, the files and the printing. */
 static int is_root(const Trainer *t) { return t->comm->rank == 0; }
 
-/* Early stopping ended the run (its count is rank 0's, shared with every rank). */
-static int stopped_early(const Trainer *t) { return early_stop_reached(&t->state.early, &t->cfg->early_stop); }
+/* Early stopping ended the run before --epochs (its count is rank 0's, shared with every
+ * rank at each epoch's end). */
+static int stopped_early(const Trainer *t) {
+    return early_stop_reached(&t->state.early, &t->cfg->early_stop) && t->state.epoch < t->cfg->epochs;
+}
 
 /* the samples of one optimizer step, over every rank and micro-batch */
 static long global_batch(const Trainer *t) { return (long)t->cfg->batch * t->comm->size * t->cfg->accum; }
@@ -392,7 +395,7 @@ static int end_epoch_on_root(Trainer *t, long epoch, const EvalResult *v, const 
         t->state.best_metric = v->mae;
         t->state.best_epoch = epoch + 1;
     }
-    int stop = early_stop_update(&t->state.early, &t->cfg->early_stop, v->mae, 0);
+    int stop = early_stop_update(&t->state.early, &t->cfg->early_stop, v->mae, 0) && epoch + 1 < t->cfg->epochs;
     printf("epoch %ld/%d done: train loss %.5f  val loss %.5f  val MAE %.2f GeV  val MRE %.4f"
            "%s  (%.1f s, %.1f samples/s, data wait %.1f%%, all-reduce %.1f%%, sync %.1f%%, %ld all-reduces)\n",
            epoch + 1, t->cfg->epochs, e->train_loss, v->loss, v->mae, v->mre, best ? "  (best)" : "",
