@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "error.h"
-#include "watchdog.h"
 
 
 void session_feed_for_device(DatasetOptions *o, const char *device) {
@@ -92,7 +91,6 @@ int session_open(Session *s, const SessionOptions *o) {
     }
     s->data_zero_suppress = d.zero_suppress;
     s->data_unbias = d.unbias;
-    d.progress = watchdog_progress;  /* the statistics pass is progress too */
     session_feed_for_device(&d, o->backend.device);
     if (session_open_backend(s, &o->backend) || session_open_data(s, &d)) return -1;
     /* another channel count was refused by dataset_open (n_scales) */

@@ -15,7 +15,7 @@
 #include "early_stop.h"
 #include "error.h"
 #include "evaluate.h"
-#include "progress.h"
+#include "progress_line.h"
 #include "resume_options.h"
 #include "run_files.h"
 #include "run_folder.h"

@@ -1,5 +1,5 @@
-/* Rank 0's progress line (progress.h): rate and ETA from this process's steps. */
-#include "progress.h"
+/* Rank 0's progress line (progress_line.h): rate and ETA from this process's steps. */
+#include "progress_line.h"
 
 #include <stdio.h>
 

@@ -2,8 +2,8 @@
  * 0.001  5120.3 samples/s  ETA 01:02:03", every --log-every optimizer steps (about 10 an
  * epoch by default) and at the epoch's end; the rate and the ETA count this process's
  * steps since the loop began (a resumed run's earlier steps are not its). */
-#ifndef E2E_DIST_PROGRESS_H
-#define E2E_DIST_PROGRESS_H
+#ifndef E2E_DIST_PROGRESS_LINE_H
+#define E2E_DIST_PROGRESS_LINE_H
 
 /* Where the run stands against the clock. */
 typedef struct {
