@@ -132,8 +132,9 @@ void session_describe(const Session *s, long steps, int batch, int accum) {
     printf("e2e-train: %d rank%s on %s, model %zu parameters, %dx%dx%d images, train %lld / "
            "val %lld / test %lld jets, %ld steps per epoch of %d x %d%s\n",
            ranks, ranks > 1 ? "s" : "", s->ops->name, model_count_params(model_config(s->model)), info->channels,
-           info->height, info->width, dataset_split_total(s->data, SPLIT_TRAIN), dataset_split_total(s->data, SPLIT_VAL),
-           dataset_split_total(s->data, SPLIT_TEST), steps, ranks, batch, micro);
+           info->height, info->width, dataset_split_total(s->data, SPLIT_TRAIN),
+           dataset_split_total(s->data, SPLIT_VAL), dataset_split_total(s->data, SPLIT_TEST), steps, ranks, batch,
+           micro);
     const char *kernels = net_backend_report(s->ops);
     if (kernels) printf("e2e-train: %s\n", kernels);
 }

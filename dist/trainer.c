@@ -207,8 +207,9 @@ static int load(Trainer *t, long *steps) {
                         dataset_split_total(t->data, SPLIT_TRAIN) / t->comm->size, cfg->batch, cfg->accum);
     if (resumed) rescale_position(t, *steps);
     watchdog_phase(WD_CHECKPOINT);
+    long tb_from = resumed ? t->state.global_step : -1;  /* events past a resumed step go */
     int failed = is_root(t) && (start_run_files(t, resumed ? resume_path : NULL, *steps) ||
-                                tensorboard_open(&t->tb, cfg->out, cfg->tensorboard, resumed ? t->state.global_step : -1));
+                                tensorboard_open(&t->tb, cfg->out, cfg->tensorboard, tb_from));
     if (comm_fail_together(t->comm, failed)) return -1;
     model_set_phase_hook(t->model, timeline_model_hook, &t->tl);
     return timeline_open(&t->tl, t->comm, cfg, *steps);
@@ -285,7 +286,8 @@ static void forward_backward(Trainer *t, long micro, int k, LocalStep *l) {
         if (!failed) failed = model_accumulate_grads(t->model, k, accum);
     }
     timeline_phase(&t->tl, TL_CHECK);
-    if (!failed) failed = model_loss_value(t->model, &loss) || (k == accum - 1 && model_grads_nonfinite(t->model, &nonfinite));
+    if (!failed)
+        failed = model_loss_value(t->model, &loss) || (k == accum - 1 && model_grads_nonfinite(t->model, &nonfinite));
     if (failed) l->flags |= AGREE_ERROR;
     else if (!isfinite(loss) || nonfinite) l->flags |= AGREE_NONFINITE;
     l->loss_sum += isfinite(loss) ? (double)loss * t->cfg->batch : 0.0;

@@ -23,7 +23,8 @@ epoch of 2 x 32). One test per subcommand:
   trace        --trace: one process row per rank, every phase present, no two spans of a
                rank overlapping, the gradient all-reduce of rank 0 and rank 1 overlapping
                in every step, all-reduces and agreements only after a step's last
-               micro-batch
+               micro-batch; bad --trace, --trace-steps, --accum, --early-stop refused with one
+               message
 
 usage: test_train_features.py TEST BUILD_DIR
 """
@@ -257,6 +258,17 @@ def t_trace(e):
                                           reduce[1][s]["ts"] < reduce[0][s]["ts"] + reduce[0][s]["dur"])]
     check(sorted(reduce[0]) == list(range(20, 35)) and not apart,
           "the all-reduce of rank 0 and rank 1 overlap in time in every step (apart: %s)" % apart)
+
+    # bad options: one message, every rank out, nothing trained
+    for args, code, words in ((["--trace-steps", "9:3"], 2, "--trace-steps expects A:B"),
+                              (["--trace-steps", "3"], 2, "--trace-steps expects A:B"),
+                              (["--accum", "0"], 1, "--accum must be positive"),
+                              (["--early-stop", "-1"], 2, "--early-stop expects"),
+                              (["--trace", e.path("no/such/folder/t.json")], 1, "t.json"),
+                              (["--trace", e.data], 1, "--data")):
+        p = train(e, e.path("bad"), *args, expect=code)
+        msg = [ln for ln in p.stderr.splitlines() if words in ln]
+        check(len(msg) == 1 and "epoch 1" not in p.stdout, "%s: exit %d, once: %s" % (" ".join(args), code, msg))
 
 
 TESTS = {"accum": t_accum, "early_stop": t_early_stop, "tensorboard": t_tensorboard, "trace": t_trace}

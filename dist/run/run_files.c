@@ -83,7 +83,8 @@ int run_write_results(const char *dir, const RunResults *r) {
              "\"train_time_s\": %.2f, \"best_checkpoint\": \"checkpoints/best.h5\", \"stopped_early\": %s, "
              "\"stopped_epoch\": %s}\n",
              r->best_epoch, r->best_val_mae, r->test_loss, r->test_mae, r->test_mre, r->test_jets,
-             r->mre_jets, r->epochs, r->global_steps, r->ranks, r->train_time_s, r->stopped_early ? "true" : "false", stopped);
+             r->mre_jets, r->epochs, r->global_steps, r->ranks, r->train_time_s, r->stopped_early ? "true" : "false",
+             stopped);
     return run_write_text(dir, "results.json", json);
 }
 
