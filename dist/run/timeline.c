@@ -21,6 +21,9 @@ static const char *const PHASE_NAMES[TL_PHASES] = {
     "all-reduce", "optimizer", "validation", "checkpoint"};
 
 #define DEFAULT_WINDOW 20
+/* the most spans of a trace, over all ranks (about 80 MB gathered on rank 0, 300 MB of
+ * JSON): a longer window keeps each rank's first ones and says so */
+#define MAX_SPANS 2000000L
 
 int timeline_open(Timeline *tl, Comm *c, const TrainConfig *cfg, long steps_per_epoch) {
     memset(tl, 0, sizeof *tl);
@@ -31,6 +34,7 @@ int timeline_open(Timeline *tl, Comm *c, const TrainConfig *cfg, long steps_per_
     OutInput in = {cfg->data, "--data"};
     int failed = c->rank == 0 && out_check_path(tl->path, "--trace", &in, 1) != 0;
     if (comm_fail_together(c, failed)) return -1;
+    tl->max = MAX_SPANS / c->size > 1024 ? MAX_SPANS / c->size : 1024;
     tl->offset = comm_clock_offset(c, monotonic_seconds);
     tl->origin = monotonic_seconds();
     return 0;
@@ -38,10 +42,17 @@ int timeline_open(Timeline *tl, Comm *c, const TrainConfig *cfg, long steps_per_
 
 /* the open span, ended now, into the record */
 static void record(Timeline *tl, double now) {
+    if (tl->n >= tl->max) {
+        tl->dropped++;
+        return;
+    }
     if (tl->n == tl->cap) {
         size_t cap = tl->cap ? 2 * tl->cap : 4096;
         TraceEvent *ev = realloc(tl->ev, cap * sizeof *ev);
-        if (!ev) return;  /* the trace misses the rest: memory is the run's */
+        if (!ev) {  /* the trace misses the rest: memory is the run's */
+            tl->dropped++;
+            return;
+        }
         tl->ev = ev;
         tl->cap = cap;
     }
@@ -84,14 +95,15 @@ void timeline_step(Timeline *tl, Comm *c, long step) {
 typedef struct {
     int rank;
     char host[64];
-    long n;
+    long n, dropped;
 } TraceHeader;
 
 /* One rank's part of the gathered bytes as JSON events (rank 0's origin subtracted). */
-static int append_rank(FILE *f, const char *part, size_t bytes, double origin, int *first) {
+static int append_rank(FILE *f, const char *part, size_t bytes, double origin, int *first, long *dropped) {
     TraceHeader h;
     if (bytes < sizeof h) return -1;
     memcpy(&h, part, sizeof h);
+    *dropped += h.dropped;
     if (bytes != sizeof h + (size_t)h.n * sizeof(TraceEvent)) return -1;
     fprintf(f, "%s{\"name\": \"process_name\", \"ph\": \"M\", \"pid\": %d, \"args\": {\"name\": \"rank %d (%s)\"}},\n"
             "{\"name\": \"process_sort_index\", \"ph\": \"M\", \"pid\": %d, \"args\": {\"sort_index\": %d}}",
@@ -115,7 +127,12 @@ static int write_trace(const Timeline *tl, int ranks, const char *all, const siz
     fprintf(f, "{\"displayTimeUnit\": \"ms\", \"otherData\": {\"steps\": \"%ld:%ld\", \"clock\": \"rank 0's "
             "monotonic clock, microseconds from the trace's start\"},\n\"traceEvents\": [\n", tl->first, tl->end);
     int first = 1, bad = 0;
-    for (int r = 0; r < ranks; all += counts[r], r++) bad |= append_rank(f, all, counts[r], tl->origin, &first);
+    long dropped = 0;
+    for (int r = 0; r < ranks; all += counts[r], r++)
+        bad |= append_rank(f, all, counts[r], tl->origin, &first, &dropped);
+    if (dropped)
+        e2e_warn("--trace %s: %ld spans past the window's first %zu a rank were left out (a shorter --trace-steps "
+                 "keeps them all)", tl->path, dropped, tl->max);
     fprintf(f, "\n]}\n");
     if (fclose(f) || bad) {
         free(text);
@@ -141,7 +158,7 @@ void timeline_finish(Timeline *tl, Comm *c) {
     size_t bytes = sizeof(TraceHeader) + tl->n * sizeof(TraceEvent);
     char *mine = calloc(1, bytes), *all = NULL;
     size_t *counts = NULL;
-    TraceHeader h = {.rank = c->rank, .n = mine ? (long)tl->n : 0};
+    TraceHeader h = {.rank = c->rank, .n = mine ? (long)tl->n : 0, .dropped = tl->dropped};
     gethostname(h.host, sizeof h.host - 1);
     if (mine) {
         memcpy(mine, &h, sizeof h);

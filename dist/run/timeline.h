@@ -7,6 +7,9 @@
  * (comm_clock_offset: exactly on rank 0's node, estimated on others), so the ranks'
  * rows line up and a collective's spans overlap across rows.
  *
+ * A trace holds at most 2 million spans over all ranks (each rank keeps its first
+ * 2 million / ranks; more are left out with a warning).
+ *
  * A rank is in one phase at a time: timeline_phase ends the span of the phase before,
  * so a rank's spans never overlap. In a CUDA build every phase is also an NVTX range
  * (nvtx3, header-only), always, with or without --trace, so Nsight Systems shows them;
@@ -54,6 +57,8 @@ typedef struct {
     int micro;
     TraceEvent *ev;
     size_t n, cap;
+    size_t max;        /* spans this rank keeps (2 million over all ranks) */
+    long dropped;      /* spans past max (or past memory), left out */
 } Timeline;
 
 /* Ready to record cfg->trace (NULL: only NVTX ranges, in a CUDA build) for the steps
