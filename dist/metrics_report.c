@@ -33,9 +33,9 @@ void report_epoch_line(int epochs, const EvalResult *v, const EpochMetrics *e, i
     else
         snprintf(metrics, sizeof metrics, "val MAE %.2f GeV  val MRE %.4f", v->mae, v->mre);
     printf("epoch %ld/%d done: train loss %.5f  val loss %.5f  %s%s  (%.1f s, %.1f samples/s, data wait %.1f%%, "
-           "all-reduce %.1f%%, sync %.1f%%)\n",
+           "all-reduce %.1f%%, sync %.1f%%, %ld all-reduces)\n",
            e->epoch, epochs, e->train_loss, v->loss, metrics, best ? "  (best)" : "", e->epoch_s, e->samples_per_s,
-           100 * e->data_wait_frac, 100 * e->allreduce_frac, 100 * e->sync_wait_frac);
+           100 * e->data_wait_frac, 100 * e->allreduce_frac, 100 * e->sync_wait_frac, e->allreduces);
     fflush(stdout);
 }
 
@@ -61,12 +61,13 @@ void report_results_fill(const EvalResult *r, const char *monitor, double best_v
     res->test_signal_jets = r->cls.n_signal;
 }
 
-void report_test_line(long best_epoch, const EvalResult *r) {
+void report_test_line(const RunResults *res, const EvalResult *r) {
+    char stopped[64] = "";
+    if (res->stopped_early) snprintf(stopped, sizeof stopped, "; stopped early after epoch %ld", res->epochs);
+    printf("test (best checkpoint checkpoints/best.h5, epoch %ld%s): loss %.5f  ", res->best_epoch, stopped, r->loss);
     if (r->classify)
-        printf("test (best checkpoint, epoch %ld): loss %.5f  AUC %.4f  accuracy %.4f  rejection %.1f at eps_s 0.3, "
-               "%.1f at 0.5  on %lld jets (%lld signal)\n", best_epoch, r->loss, r->cls.auc, r->cls.accuracy,
-               r->cls.rejection30, r->cls.rejection50, r->count, r->cls.n_signal);
+        printf("AUC %.4f  accuracy %.4f  rejection %.1f at eps_s 0.3, %.1f at 0.5  on %lld jets (%lld signal)\n",
+               r->cls.auc, r->cls.accuracy, r->cls.rejection30, r->cls.rejection50, r->count, r->cls.n_signal);
     else
-        printf("test (best checkpoint, epoch %ld): loss %.5f  MAE %.2f GeV  MRE %.4f  on %lld jets\n", best_epoch,
-               r->loss, r->mae, r->mre, r->count);
+        printf("MAE %.2f GeV  MRE %.4f  on %lld jets\n", r->mae, r->mre, r->count);
 }

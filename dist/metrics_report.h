@@ -16,13 +16,13 @@
 void report_classes(const DatasetInfo *info);
 /* e's validation fields from v: MAE and MRE, or a classifier's metrics */
 void report_epoch_fill(const EvalResult *v, EpochMetrics *e);
-/* "epoch 3/25 done: train loss ...  val loss ...  val MAE ... (best) (timings)" */
+/* "epoch 3/25 done: train loss ...  val loss ...  val MAE ... (best) (timings, all-reduces)" */
 void report_epoch_line(int epochs, const EvalResult *v, const EpochMetrics *e, int best);
 /* "  val AUC 0.9123" after a classifier's first epoch; "" otherwise */
 const char *report_progress_note(const EvalResult *last_val, char *buf, size_t size);
 /* res's test fields from r; monitor names the metric best_val is of (a classifier's) */
 void report_results_fill(const EvalResult *r, const char *monitor, double best_val, RunResults *res);
-/* "test (best checkpoint, epoch 7): ..." */
-void report_test_line(long best_epoch, const EvalResult *r);
+/* "test (best checkpoint checkpoints/best.h5, epoch 7[; stopped early after epoch 9]): ..." */
+void report_test_line(const RunResults *res, const EvalResult *r);
 
 #endif

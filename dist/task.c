@@ -46,9 +46,9 @@ int task_default_unbias(const Task *t) { return t->kind == TASK_CLASSIFICATION ?
 int task_monitor_mode_max(const Task *t) { return t->kind == TASK_CLASSIFICATION && !t->monitor_loss; }
 
 Monitor task_monitor(const Task *t, const EvalResult *v) {
-    if (t->kind != TASK_CLASSIFICATION) return (Monitor){v->mae, 0, "val_mae_gev"};
-    if (t->monitor_loss) return (Monitor){v->loss, 0, "val_loss"};
-    return (Monitor){v->cls.auc, 1, "val_auc"};
+    if (t->kind != TASK_CLASSIFICATION) return (Monitor){v->mae, 0, "val_mae_gev", "val MAE (GeV)"};
+    if (t->monitor_loss) return (Monitor){v->loss, 0, "val_loss", "val loss"};
+    return (Monitor){v->cls.auc, 1, "val_auc", "val AUC"};
 }
 
 int monitor_improves(const Monitor *m, double best, long best_epoch) {

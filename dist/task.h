@@ -32,7 +32,8 @@ typedef struct {
 typedef struct {
     double value;
     int mode_max;                /* 1: higher is better */
-    const char *name;            /* "val_mae_gev", "val_auc", "val_loss" */
+    const char *name;            /* "val_mae_gev", "val_auc", "val_loss" (results.json's best_<name>) */
+    const char *words;           /* "val MAE (GeV)", "val AUC", "val loss" (messages) */
 } Monitor;
 
 /* The regression (what a checkpoint without a task was trained for). */

@@ -82,28 +82,34 @@ const char *run_json_number_text(double v, const char *fmt, char *out) {
 
 /* results.json of a classifier */
 static int write_class_results(const char *dir, const RunResults *r) {
-    char json[2048], r30[32], r50[32];
+    char json[2048], r30[32], r50[32], stopped[32] = "null";
+    if (r->stopped_early) snprintf(stopped, sizeof stopped, "%ld", r->epochs);
     snprintf(json, sizeof json,
              "{\"task\": \"classification\", \"best_epoch\": %ld, \"best_%s\": %.6f, \"test_loss\": %.6f, "
              "\"test_accuracy\": %.6f, \"test_auc\": %.10f, \"test_rejection_30\": %s, \"test_rejection_50\": %s, "
              "\"test_jets\": %lld, \"test_signal_jets\": %lld, \"epochs\": %ld, \"global_steps\": %ld, "
-             "\"ranks\": %d, \"train_time_s\": %.2f}\n",
+             "\"ranks\": %d, \"train_time_s\": %.2f, \"best_checkpoint\": \"checkpoints/best.h5\", "
+             "\"stopped_early\": %s, \"stopped_epoch\": %s}\n",
              r->best_epoch, r->monitor, r->best_val, r->test_loss, r->test_accuracy, r->test_auc,
              run_json_number_text(r->test_rejection30, "%.4f", r30), run_json_number_text(r->test_rejection50, "%.4f", r50),
-             r->test_jets, r->test_signal_jets, r->epochs, r->global_steps, r->ranks, r->train_time_s);
+             r->test_jets, r->test_signal_jets, r->epochs, r->global_steps, r->ranks, r->train_time_s,
+             r->stopped_early ? "true" : "false", stopped);
     return run_write_text(dir, "results.json", json);
 }
 
 int run_write_results(const char *dir, const RunResults *r) {
     if (r->classify) return write_class_results(dir, r);
-    char json[2048];
+    char json[2048], stopped[32] = "null";
+    if (r->stopped_early) snprintf(stopped, sizeof stopped, "%ld", r->epochs);
     snprintf(json, sizeof json,
              "{\"best_epoch\": %ld, \"best_val_mae_gev\": %.4f, \"test_loss\": %.6f, "
              "\"test_mae_gev\": %.4f, \"test_mre\": %.6f, \"test_jets\": %lld, "
              "\"mre_jets\": %lld, \"epochs\": %ld, \"global_steps\": %ld, \"ranks\": %d, "
-             "\"train_time_s\": %.2f}\n",
+             "\"train_time_s\": %.2f, \"best_checkpoint\": \"checkpoints/best.h5\", \"stopped_early\": %s, "
+             "\"stopped_epoch\": %s}\n",
              r->best_epoch, r->best_val_mae, r->test_loss, r->test_mae, r->test_mre, r->test_jets,
-             r->mre_jets, r->epochs, r->global_steps, r->ranks, r->train_time_s);
+             r->mre_jets, r->epochs, r->global_steps, r->ranks, r->train_time_s, r->stopped_early ? "true" : "false",
+             stopped);
     return run_write_text(dir, "results.json", json);
 }
 

@@ -21,6 +21,8 @@ typedef struct {
     long skipped_steps;      /* steps skipped for a non-finite loss */
     double sync_wait_frac;   /* and the per-step agreement point (its latency plus waiting
                                 for the slowest rank: load imbalance shows here) */
+    long allreduces;         /* gradient all-reduces this epoch in this process (one per
+                                optimizer step on 2 or more ranks; not in the files) */
     /* a classifier's (classify: train_loss and val_loss are then BCE; val_mae and val_mre
        are not written): its validation metrics over the whole split (class_metrics.h) */
     int classify;
@@ -36,6 +38,7 @@ typedef struct {
     long epochs, global_steps;
     int ranks;
     double train_time_s;
+    int stopped_early;       /* early stopping ended the run after `epochs` epochs */
     /* a classifier's (classify): best_val is the best validation value of the metric named
        monitor (val_auc or val_loss; best_val_mae is not written), and its test metrics */
     int classify;

@@ -80,6 +80,7 @@ NetOps *net_cpu_create(int threads) {
         .l1_loss = cpu_l1_loss,
         .bce_logits_loss = cpu_bce_logits_loss,
         .adam_update = cpu_adam_update,
+        .add_scale = cpu_add_scale,
         .nonfinite_check = cpu_nonfinite_check,
         .destroy = cpu_destroy,
     };
