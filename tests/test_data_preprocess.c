@@ -2,7 +2,7 @@
  * inputs: scaling, zero suppression, clipping, of energy-like and signed channels;
  * non-finite counting; empty images; float16 conversions against independent
  * definitions; the scale statistic's histogram quantile against an exact sort (of |x| for
- * a signed channel); unbiasing weights; the plausibility of masses and images. */
+ * a signed channel); unbiasing weights; the plausibility of masses and images; a sparse row's entry count (sparse.h). */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -15,6 +15,7 @@
 #include "plausible.h"
 #include "preprocess.h"
 #include "keyed_rng.h"
+#include "sparse.h"
 
 static void test_preprocess_known(void) {
     /* 2 samples x 2 channels x 4 pixels; scales 4 and 0.5 */
@@ -248,7 +249,35 @@ static void test_unbias(void) {
     CHECK(unbias_bin_weights(m, 8, 4, 40.0f, 0.0f, 0.0f, w) < 0, "max <= min is an error");
 }
 
+/* sparse_count_entries: what sparse_encode stores (every bit pattern but +0: -0.0, NaN,
+ * subnormals count), float32 and float16 rows, counted by hand */
+static void test_sparse_count(void) {
+    enum { C = 3, HW = 50 };
+    uint32_t bits[C * HW], counts[C];
+    uint16_t half[C * HW];
+    static uint32_t pos[C * HW], val[C * HW];
+    long long by_hand = 0, by_hand16 = 0;
+    uint64_t s = 7;
+    for (int i = 0; i < C * HW; i++) {
+        s = drng_mix(s + (uint64_t)i);
+        int kind = (int)(s % 6);
+        bits[i] = kind == 0 ? 0x80000000u : kind == 1 ? 0x7fc00000u : kind == 2 ? 1u : kind == 3 ? 0x3f800000u : 0u;
+        half[i] = (uint16_t)(kind == 0 ? 0x8000u : kind == 1 ? 0x7e00u : kind == 2 ? 1u : 0u);
+        by_hand += bits[i] != 0;
+        by_hand16 += half[i] != 0;
+    }
+    SparseGeom g = {C, HW, 2, 4}, g16 = {C, HW, 2, 2};
+    long long n = sparse_count_entries(&g, bits), n16 = sparse_count_entries(&g16, half);
+    CHECK(n == by_hand && n > 0 && n < C * HW, "float32: %lld entries counted, %lld by hand", n, by_hand);
+    CHECK(n == sparse_encode(&g, bits, counts, pos, val), "float32: as many as sparse_encode stores");
+    CHECK(n16 == by_hand16 && n16 == sparse_encode(&g16, half, counts, pos, val),
+          "float16: %lld entries counted, %lld by hand, as sparse_encode stores", n16, by_hand16);
+    memset(bits, 0, sizeof bits);
+    CHECK(sparse_count_entries(&g, bits) == 0, "an empty row has no entries");
+}
+
 int main(void) {
+    test_sparse_count();
     test_preprocess_known();
     test_preprocess_signed();
     test_plausible();
