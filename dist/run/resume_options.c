@@ -1,9 +1,10 @@
-/* What a resumed run takes from its checkpoint and what from the command line,
- * reported once (resume_options.h). */
+/* What a resumed run takes from its checkpoint and what from the command line: the
+ * configuration in force, and the report said once (resume_options.h). */
 #include "resume_options.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dataset.h"
@@ -86,6 +87,28 @@ static void report_changed(const TrainConfig *cfg, const CheckpointState *st, in
             add(changed, sizeof changed, item);
         }
     printf("e2e-train: from the command line: %s\n", changed[0] ? changed : "the same options as the run's");
+}
+
+/* a float as the shortest decimal that reads back as it (0.1f: 0.1, not 0.100000001) */
+static double as_float(float v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.7g", (double)v);
+    return strtod(buf, NULL);
+}
+
+void resume_options_in_force(const TrainConfig *cfg, const CheckpointState *from, TrainConfig *out) {
+    *out = *cfg;
+    if (!from) return;
+    const LrSchedule *lr = &from->train.lr;
+    out->seed = from->train.seed;
+    out->lr = lr->base;
+    out->lr_scaling = differs(lr->scaled, lr->base);
+    out->warmup_steps = lr->warmup_steps;
+    out->plateau = lr->plateau.cfg;
+    out->weight_decay = as_float(from->adam.weight_decay);
+    if (from->zero_suppress >= 0) out->zero_suppress = from->zero_suppress; /* older checkpoints: the options' */
+    if (from->unbias >= 0) out->unbias = from->unbias;
+    out->blocks = from->model.blocks;
 }
 
 void resume_options_report(const TrainConfig *cfg, const CheckpointState *st, int ranks) {
