@@ -210,10 +210,11 @@ static int check_x(const char *path, int nd, const hsize_t *d, int dtype_bytes, 
     if (!dtype_bytes)
         return e2e_fail("%s: X_jet has dtype %s; expected float32 or float16", path, h5_type_name(t, tn, sizeof tn));
     if (d[0] == 0) return e2e_fail("%s: X_jet holds no rows", path);
-    if (d[1] == 0 || d[2] == 0 || d[3] == 0 || d[1] > JET_MAX_CHANNELS)
+    if (d[1] == 0 || d[2] == 0 || d[3] == 0 || d[1] > JET_MAX_CHANNELS || d[2] > JET_MAX_SIDE || d[3] > JET_MAX_SIDE)
         return e2e_fail("%s: X_jet has shape %llu x %llu x %llu x %llu; expected 1 to %d channels and "
-                         "non-empty images%s", path, (unsigned long long)d[0], (unsigned long long)d[1],
-                         (unsigned long long)d[2], (unsigned long long)d[3], JET_MAX_CHANNELS,
+                         "non-empty images of at most %d pixels a side%s", path, (unsigned long long)d[0],
+                         (unsigned long long)d[1], (unsigned long long)d[2], (unsigned long long)d[3],
+                         JET_MAX_CHANNELS, JET_MAX_SIDE,
                          d[1] == d[2] && d[3] >= 1 && d[3] <= JET_MAX_CHANNELS
                              ? " (stored channel-last, (N, H, W, C)? e2e-convert transposes such files)" : "");
     return 0;

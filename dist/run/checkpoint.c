@@ -365,12 +365,38 @@ static int check_shape(const CheckpointState *st, const Model *model, const char
                     c->n_scalars, c->blocks, c->fmaps0, c->fmaps1);
 }
 
-/* The three arenas' tensors in stored order (into arenas when a model is given),
- * hashed as they are read. */
-static int read_tensors(hid_t f, const Model *model, float *arenas[3], uint64_t *hash, const char *path) {
+/* The stored model shape is one a model can be made of, and the parameters stored under
+ * /model are as many as it has: a shape that claims more (a checkpoint claiming 1.9e9
+ * channels, or feature maps of gigabytes: fuzz_checkpoint) is refused before a model of
+ * it is made. */
+static int check_model(hid_t f, const CheckpointState *st, char **names, int count, const char *path) {
+    ModelConfig c = st->model;
+    c.max_batch = 1;
+    if (model_check_config(&c)) return e2e_fail("%s: the checkpoint's model shape is not one: %s", path, e2e_error());
+    long long stored = 0;
+    for (int i = 0; i < count; i++) {
+        char name[512];
+        snprintf(name, sizeof name, "model/%s", names[i]);
+        hid_t d = H5Lexists(f, "model", H5P_DEFAULT) > 0 && H5Lexists(f, name, H5P_DEFAULT) > 0
+                      ? H5Dopen2(f, name, H5P_DEFAULT) : -1, sp = d >= 0 ? H5Dget_space(d) : -1;
+        stored += sp >= 0 ? (long long)H5Sget_simple_extent_npoints(sp) : 0;
+        if (sp >= 0) H5Sclose(sp);
+        if (d >= 0) H5Dclose(d);
+    }
+    long long want = (long long)model_count_params(&c);
+    return stored == want ? 0 : e2e_fail("%s: the checkpoint's model shape (C=%d %dx%d, maps %d/%d, %d blocks) has %lld "
+                                         "parameters but it stores %lld", path, c.in_channels, c.height, c.width,
+                                         c.fmaps0, c.fmaps1, c.blocks, want, stored);
+}
+
+/* The three arenas' tensors in stored order (into arenas when a model is given; else
+ * their count checked against the stored shape's), hashed as they are read. */
+static int read_tensors(hid_t f, const CheckpointState *st, const Model *model, float *arenas[3], uint64_t *hash,
+                        const char *path) {
     char *buf = NULL, **names = NULL;
     int count = tensor_names(f, &buf, &names), rc = 0;
     if (count <= 0) rc = e2e_fail("%s: checkpoint lacks its tensor list", path);
+    if (!rc && !model) rc = check_model(f, st, names, count, path);
     if (!rc && model && count != model_num_tensors(model))
         rc = e2e_fail("%s: checkpoint holds %d tensors, this model has %d", path, count,
                       model_num_tensors(model));
@@ -449,7 +475,7 @@ static int load(const char *path, CheckpointState *st, const Model *model, float
     uint64_t stored = 0, hash = FNV1A_BASIS;
     if (!rc) rc = read_attrs(f, st, &stored, path);
     if (!rc && model) rc = check_shape(st, model, path);
-    if (!rc) rc = read_tensors(f, model, arenas, &hash, path);
+    if (!rc) rc = read_tensors(f, st, model, arenas, &hash, path);
     if (!rc) rc = read_scales(f, st, path);
     if (!rc) rc = read_inputs(f, st, path);
     if (!rc) {
