@@ -108,9 +108,9 @@ static int write_attrs(hid_t f, const CheckpointState *st, uint64_t hash) {
 
 static int read_attrs(hid_t f, CheckpointState *st, uint64_t *hash, const char *path) {
     int rc = 0;
-#define R_LONG(name, field) { long long v_ = 0; if (h5_attr_read(f, name, H5T_NATIVE_LLONG, &v_)) rc = e2e_fail("%s: checkpoint lacks attribute '%s'", path, name); st->field = v_; }
-#define R_DOUBLE(name, field) if (h5_attr_read(f, name, H5T_NATIVE_DOUBLE, &st->field)) rc = e2e_fail("%s: checkpoint lacks attribute '%s'", path, name);
-#define R_FLOAT(name, field) if (h5_attr_read(f, name, H5T_NATIVE_FLOAT, &st->field)) rc = e2e_fail("%s: checkpoint lacks attribute '%s'", path, name);
+#define R_LONG(name, field) { long long v_ = 0; if (h5_attr_read(f, name, H5T_NATIVE_LLONG, &v_)) rc = e2e_fail("%s: checkpoint lacks attribute '%s' (one number)", path, name); st->field = v_; }
+#define R_DOUBLE(name, field) if (h5_attr_read(f, name, H5T_NATIVE_DOUBLE, &st->field)) rc = e2e_fail("%s: checkpoint lacks attribute '%s' (one number)", path, name);
+#define R_FLOAT(name, field) if (h5_attr_read(f, name, H5T_NATIVE_FLOAT, &st->field)) rc = e2e_fail("%s: checkpoint lacks attribute '%s' (one number)", path, name);
     LONG_ATTRS(R_LONG)
     DOUBLE_ATTRS(R_DOUBLE)
     FLOAT_ATTRS(R_FLOAT)
