@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "error.h"
-#include "watchdog.h"
 
 
 void session_feed_for_device(DatasetOptions *o, const char *device) {
@@ -92,7 +91,6 @@ int session_open(Session *s, const SessionOptions *o) {
     }
     s->data_zero_suppress = d.zero_suppress;
     s->data_unbias = d.unbias;
-    d.progress = watchdog_progress;  /* the statistics pass is progress too */
     session_feed_for_device(&d, o->backend.device);
     if (session_open_backend(s, &o->backend) || session_open_data(s, &d)) return -1;
     /* another channel count was refused by dataset_open (n_scales) */
@@ -107,6 +105,38 @@ int session_check_inputs(const CheckpointState *st, const char *ckpt_path, const
     return e2e_fail("%s: the checkpoint's model was trained on %s, but %s gives %s: use a dataset with the "
                     "same scalars and channel kinds", ckpt_path, jet_inputs_describe(&st->inputs, was, sizeof was),
                     data_path, jet_inputs_describe(have, is, sizeof is));
+}
+
+int session_check_data(Session *s, const CheckpointState *st, const char *ckpt_path, const char *data_path,
+                       DataFingerprint *fp) {
+    data_fingerprint(s->data, s->comm->world, fp);
+    char why[2048], was[2200], now[2200];
+    if (st && st->has_data && data_fingerprint_differs(&st->data, fp, why, sizeof why)) {
+        data_fingerprint_describe(&st->data, was, sizeof was);
+        data_fingerprint_describe(fp, now, sizeof now);
+        return e2e_fail("%s was trained on %s, but --data %s holds %s: %s. Resuming would continue mid-run on "
+                        "other jets with the old scales: give the run's data, or start a new run", ckpt_path,
+                        was, data_path, now, why);
+    }
+    if (st && !st->has_data && s->comm->rank == 0)
+        fprintf(stderr, "e2e-train: warning: %s has no dataset fingerprint (written before checkpoints stored "
+                "one): cannot check that --data %s is the data it was trained on\n", ckpt_path, data_path);
+    return 0;
+}
+
+void session_describe(const Session *s, long steps, int batch, int accum) {
+    const DatasetInfo *info = dataset_info(s->data);
+    int ranks = s->comm->size;
+    char micro[96] = "";
+    if (accum > 1) snprintf(micro, sizeof micro, " x %d micro-batches (global batch %d)", accum, ranks * batch * accum);
+    printf("e2e-train: %d rank%s on %s, model %zu parameters, %dx%dx%d images, train %lld / "
+           "val %lld / test %lld jets, %ld steps per epoch of %d x %d%s\n",
+           ranks, ranks > 1 ? "s" : "", s->ops->name, model_count_params(model_config(s->model)), info->channels,
+           info->height, info->width, dataset_split_total(s->data, SPLIT_TRAIN),
+           dataset_split_total(s->data, SPLIT_VAL), dataset_split_total(s->data, SPLIT_TEST), steps, ranks, batch,
+           micro);
+    const char *kernels = net_backend_report(s->ops);
+    if (kernels) printf("e2e-train: %s\n", kernels);
 }
 
 int session_peek(Session *s, const char *path, CheckpointState *st) {

@@ -59,6 +59,16 @@ int session_build_model(Session *s, int blocks, int batch);
  * scalars with their scales, the channel kinds); else -1 with a message naming both
  * files and both sets of inputs. Local (every rank holds the same numbers). */
 int session_check_inputs(const CheckpointState *st, const char *ckpt_path, const Dataset *d, const char *data_path);
+/* The open dataset's fingerprint into *fp (every rank), checked against the checkpoint
+ * st a run resumes from (NULL: a fresh run): other data is refused, naming both (every
+ * rank holds both, so every rank decides alike); a checkpoint without a fingerprint
+ * gets a warning from rank 0. Collective. */
+int session_check_data(Session *s, const CheckpointState *st, const char *ckpt_path, const char *data_path,
+                       DataFingerprint *fp);
+/* Rank 0's start line: ranks, backend, model, images, the splits, the optimizer steps
+ * of an epoch of ranks x batch (x accum micro-batches, and the global batch, when
+ * accum > 1); and the CPU's kernel choices. */
+void session_describe(const Session *s, long steps, int batch, int accum);
 /* Rank 0 validates path (checkpoint_peek); every rank gets the state. */
 int session_peek(Session *s, const char *path, CheckpointState *st);
 /* Rank 0 reads the tensors; every rank gets them in s->host and the parameters in the

@@ -27,7 +27,11 @@ static const char *usage =
     "  --overwrite              start over in RUNDIR: delete the run it holds (its metrics,\n"
     "                           results and checkpoints, nothing else) first\n"
     "  --epochs N               epochs (25)\n"
-    "  --batch B                samples per rank and step (32); global batch = ranks x B\n"
+    "  --batch B                samples per rank and micro-batch (32); global batch =\n"
+    "                           ranks x B x --accum\n"
+    "  --accum N                gradient accumulation: each optimizer step sums the gradients\n"
+    "                           of N micro-batches per rank and all-reduces once, after the\n"
+    "                           last (1); steps, the schedule and checkpoints count optimizer steps\n"
     "  --lr X                   Adam learning rate (1e-3)\n"
     "  --weight-decay X         Adam (L2) weight decay (0)\n"
     "  --seed S                 model initialisation, data split and order (1)\n"
@@ -61,6 +65,15 @@ static const char *usage =
     "  --log-every N            progress line every N steps (about 10 per epoch)\n"
     "  --stop-after-steps N     act as if SIGUSR1 arrived after N steps (drills, tests)\n"
     "  --blocks N               residual blocks in layer1 and layer3 (3)\n"
+    "  --early-stop PATIENCE    end the run (exit 0, results.json says so) when the validation\n"
+    "                           MAE has not improved for PATIENCE epochs in a row (0: off)\n"
+    "  --early-stop-min-delta X an improvement must exceed X (GeV) (0)\n"
+    "  --tensorboard            TensorBoard event files in RUNDIR (default: on where RUNDIR is\n"
+    "                           on a local file system); --no-tensorboard: none\n"
+    "  --trace FILE             a Chrome trace (Perfetto, chrome://tracing) of every rank's step\n"
+    "                           phases, one row per rank, for the steps of --trace-steps\n"
+    "  --trace-steps A:B        global optimizer steps A to B-1 (default: 20 steps from the\n"
+    "                           second epoch's first)\n"
     "  --watchdog SECONDS       end every rank (exit 3), naming the stuck one, when a rank\n"
     "                           alive makes no progress for this long (600; 0: off); setup,\n"
     "                           checkpoint writes and the first step get 5 times as long\n"
@@ -79,7 +92,8 @@ enum {
     O_DATA = 256, O_OUT, O_EPOCHS, O_BATCH, O_LR, O_WD, O_SEED, O_DEVICE, O_PRECISION, O_THREADS,
     O_RESUME, O_LR_SCALING, O_WARMUP, O_PMODE, O_PFACTOR, O_PPATIENCE, O_PTHRESH, O_PTMODE,
     O_PCOOLDOWN, O_MINLR, O_NAN, O_MRE, O_ZERO, O_UNBIAS, O_PREFETCH, O_KEEP, O_CHECK, O_LOG,
-    O_STOP_AFTER, O_BLOCKS, O_OVERWRITE, O_WATCHDOG, O_PEER_TIMEOUT, O_CACHE, O_CACHE_LIMIT, O_HELP
+    O_STOP_AFTER, O_BLOCKS, O_OVERWRITE, O_WATCHDOG, O_PEER_TIMEOUT, O_CACHE, O_CACHE_LIMIT, O_ACCUM,
+    O_EARLY_STOP, O_EARLY_DELTA, O_TENSORBOARD, O_NO_TENSORBOARD, O_TRACE, O_TRACE_STEPS, O_HELP
 };
 
 static const struct option options[] = {
@@ -96,7 +110,10 @@ static const struct option options[] = {
     {"check-replicas", 1, 0, O_CHECK}, {"log-every", 1, 0, O_LOG},
     {"stop-after-steps", 1, 0, O_STOP_AFTER}, {"blocks", 1, 0, O_BLOCKS}, {"overwrite", 0, 0, O_OVERWRITE},
     {"watchdog", 1, 0, O_WATCHDOG}, {"peer-timeout", 1, 0, O_PEER_TIMEOUT}, {"cache", 1, 0, O_CACHE},
-    {"cache-limit", 1, 0, O_CACHE_LIMIT}, {"help", 0, 0, O_HELP},
+    {"cache-limit", 1, 0, O_CACHE_LIMIT}, {"accum", 1, 0, O_ACCUM}, {"early-stop", 1, 0, O_EARLY_STOP},
+    {"early-stop-min-delta", 1, 0, O_EARLY_DELTA}, {"tensorboard", 0, 0, O_TENSORBOARD},
+    {"no-tensorboard", 0, 0, O_NO_TENSORBOARD}, {"trace", 1, 0, O_TRACE}, {"trace-steps", 1, 0, O_TRACE_STEPS},
+    {"help", 0, 0, O_HELP},
     {0, 0, 0, 0}};
 
 static int quiet;  /* ranks other than 0 parse silently */
@@ -162,6 +179,16 @@ static int num_gb(int code, const char *s, long long *bytes) {
     return -1;
 }
 
+/* --trace-steps A:B, 0 <= A < B */
+static int steps_range(int code, const char *s, long *first, long *end) {
+    char extra;
+    if (sscanf(s, "%ld:%ld%c", first, end, &extra) == 2 && *first >= 0 && *first < *end && s[0] != '-' &&
+        strchr(s, ':')[1] != '-')
+        return 0;
+    if (!quiet) fprintf(stderr, "e2e-train: --%s expects A:B, global steps with A < B, got '%s'\n", opt_name(code), s);
+    return -1;
+}
+
 /* One option (its code o, its value arg) into c: 0, or -1 (message printed). */
 static int parse_option(int o, const char *arg, TrainConfig *c) {
     long l = 0;
@@ -206,6 +233,13 @@ static int parse_option(int o, const char *arg, TrainConfig *c) {
     case O_OVERWRITE: c->overwrite = 1; break;
     case O_WATCHDOG: rc = num_double(o, arg, &c->watchdog_s); break;
     case O_PEER_TIMEOUT: rc = num_double(o, arg, &c->peer_timeout_s); break;
+    case O_ACCUM: rc = num_long(o, arg, &l); c->accum = (int)l; break;
+    case O_EARLY_STOP: rc = num_long(o, arg, &l); c->early_stop.patience = (int)l; break;
+    case O_EARLY_DELTA: rc = num_double(o, arg, &c->early_stop.min_delta); break;
+    case O_TENSORBOARD: c->tensorboard = 1; break;
+    case O_NO_TENSORBOARD: c->tensorboard = 0; break;
+    case O_TRACE: c->trace = arg; break;
+    case O_TRACE_STEPS: rc = steps_range(o, arg, &c->trace_first, &c->trace_end); break;
     default: return -1;  /* getopt printed the problem */
     }
     return rc;

@@ -251,8 +251,16 @@ static int stage(Model *m, const Batch *b, int with_target, Batch *out) {
 }
 
 static int train_ops(Model *m, const Batch *d) {
+    if (m->phase_hook) m->phase_hook(m->phase_ctx, MODEL_PHASE_FORWARD);
     if (model_forward(m, d->n, d->x, d->scalars) || model_loss(m, d->target, d->weight)) return -1;
+    if (m->phase_hook) m->phase_hook(m->phase_ctx, MODEL_PHASE_BACKWARD);
     return model_backward(m);
+}
+
+void model_set_phase_hook(Model *m, ModelPhaseHook hook, void *ctx) {
+    if (!m) return;
+    m->phase_hook = hook;
+    m->phase_ctx = ctx;
 }
 
 /* Names a training pass for graph replay: the batch size and every buffer it reads.

@@ -105,6 +105,10 @@ int model_stage_batch(Model *m, const Batch *b);
 /* Forward only; writes n predictions to host memory. */
 int model_predict(Model *m, const Batch *b, float *pred);
 
+/* The training pass's result for the step's checks, in one call: the last loss read
+ * back to the host, and *nonfinite = 1 when any gradient is NaN or Inf (else 0). A
+ * synchronisation point on a GPU. */
+int model_pass_result(Model *m, float *loss, int *nonfinite);
 /* Reads the last loss back to the host (a synchronisation point on a GPU). */
 int model_loss_value(Model *m, float *loss);
 /* Gradients of the last loss into model_grads (overwritten, not accumulated). */
@@ -112,5 +116,21 @@ int model_backward(Model *m);
 /* *nonfinite = 1 when any gradient is NaN or Inf, else 0 (a synchronisation point on a
  * GPU). */
 int model_grads_nonfinite(Model *m, int *nonfinite);
+
+/* Gradient accumulation over the n micro-batches of one optimizer step (n >= 1): after
+ * the pass of micro-batch k (0 <= k < n), model_accumulate_grads(m, k, n) keeps the sum
+ * of their gradients in a buffer of its own (made on first use), and after the last (k =
+ * n - 1) model_grads holds their mean, (g_0 + ... + g_{n-1}) / n: with equal micro-
+ * batches, the gradient of their union as one batch, up to float rounding. n = 1 does
+ * nothing (model_grads is the step's gradient as it is). */
+int model_accumulate_grads(Model *m, int k, int n);
+
+/* What a training pass is doing, for a timeline or a profiler: model_train_pass calls
+ * hook(ctx, MODEL_PHASE_FORWARD) before its forward pass and loss and hook(ctx,
+ * MODEL_PHASE_BACKWARD) before its backward; a pass replayed from a CUDA graph runs no
+ * host code and calls neither. hook NULL: none (the default). */
+enum { MODEL_PHASE_FORWARD = 0, MODEL_PHASE_BACKWARD = 1 };
+typedef void (*ModelPhaseHook)(void *ctx, int phase);
+void model_set_phase_hook(Model *m, ModelPhaseHook hook, void *ctx);
 
 #endif

@@ -127,6 +127,10 @@ struct NetOps {
     void (*adam_update)(void *ctx, size_t n, float *param, const float *grad, float *m,
                         float *v, const AdamFactors *k);
 
+    /* y = (y + x) * scale over n floats: gradient accumulation over micro-batches (the
+     * model's sum, then the mean; net/model.h model_accumulate_grads). */
+    void (*add_scale)(void *ctx, size_t n, const float *x, float *y, float scale);
+
     /* Fills out[0] with 1 when any of x[0..n) is NaN or Inf, else 0 (out in backend memory). */
     void (*nonfinite_check)(void *ctx, size_t n, const float *x, float *out);
 

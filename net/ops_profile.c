@@ -84,6 +84,9 @@ static void p_adam(void *ctx, size_t n, float *p, const float *g, float *m, floa
                    const AdamFactors *k) {
     TIMED(PROF_ADAM, adam_update(IN(ctx), n, p, g, m, v, k));
 }
+static void p_add_scale(void *ctx, size_t n, const float *x, float *y, float s) {
+    TIMED(PROF_OTHER, add_scale(IN(ctx), n, x, y, s));
+}
 static void p_nonfinite(void *ctx, size_t n, const float *x, float *out) {
     TIMED(PROF_OTHER, nonfinite_check(IN(ctx), n, x, out));
 }
@@ -112,7 +115,7 @@ NetOps *ops_profile_wrap(NetOps *inner, OpsProfile *prof) {
                   .maxpool2x2_backward = p_mp_b, .global_maxpool_forward = p_gmp_f,
                   .global_maxpool_backward = p_gmp_b, .linear_forward = p_lin_f,
                   .linear_backward = p_lin_b, .l1_loss = p_l1, .adam_update = p_adam,
-                  .nonfinite_check = p_nonfinite, .destroy = p_destroy};
+                  .add_scale = p_add_scale, .nonfinite_check = p_nonfinite, .destroy = p_destroy};
     if (ops_can(inner, OPS_CONV_PREPARE)) {
         o->caps |= OPS_CONV_PREPARE;
         o->conv2d_prepare = p_conv_prepare;

@@ -223,7 +223,8 @@ void model_free_graph(Model *m) {
     if (!m) return;
     NetOps *o = m->ops;
     void *bufs[] = {m->params, m->grads, m->a0, m->p0, m->pool_idx, m->gpool_idx, m->feat,
-                    m->dfeat, m->pred, m->dpred, m->loss, m->nonfinite, m->g[0], m->g[1], m->g[2]};
+                    m->dfeat, m->pred, m->dpred, m->loss, m->nonfinite, m->g[0], m->g[1], m->g[2],
+                    m->grad_sum};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) o->release(o->ctx, bufs[i]);
     for (int i = 0; i < m->n_blocks; i++) {
@@ -356,6 +357,27 @@ int model_grads_nonfinite(Model *m, int *nonfinite) {
     m->ops->nonfinite_check(m->ops->ctx, m->arena, m->grads, m->nonfinite);
     m->ops->download(m->ops->ctx, &flag, m->nonfinite, sizeof(float));
     *nonfinite = flag != 0.0f;
+    return 0;
+}
+
+int model_pass_result(Model *m, float *loss, int *nonfinite) {
+    return model_grads_nonfinite(m, nonfinite) || model_loss_value(m, loss) ? -1 : 0;
+}
+
+int model_accumulate_grads(Model *m, int k, int n) {
+    if (!m) return e2e_fail("model_accumulate_grads: model is NULL");
+    if (n < 1 || k < 0 || k >= n)
+        return e2e_fail("model_accumulate_grads: micro-batch %d of %d (0 <= k < n)", k, n);
+    if (n == 1) return 0;
+    if (!m->grad_sum && !(m->grad_sum = model_alloc_floats(m, m->arena)))
+        return e2e_fail("the %s backend could not allocate the gradient sum (%zu floats)", m->ops->name, m->arena);
+    NetOps *o = m->ops;
+    if (k == 0)
+        o->copy2d(o->ctx, m->grad_sum, m->arena, m->grads, m->arena, 1, m->arena);
+    else if (k < n - 1)
+        o->add_scale(o->ctx, m->arena, m->grads, m->grad_sum, 1.0f);
+    else
+        o->add_scale(o->ctx, m->arena, m->grad_sum, m->grads, 1.0f / (float)n);
     return 0;
 }
 

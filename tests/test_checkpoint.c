@@ -2,11 +2,13 @@
  * scalars, scales, channel kinds, none included); the newest valid one is found;
  * truncated, foreign, non-HDF5, corrupt and other-shape files, and inputs that disagree
  * with the model, are refused with a message naming the file; version 1 and 2 files
- * written by the old writers are read (with the default inputs); a process killed
+ * written by the old writers are read (with the default inputs, no accumulation and a
+ * fresh early-stop count); the micro-batches and the early-stop count roundtrip; a process killed
  * (SIGKILL) while writing never leaves a half-written checkpoint under the final name;
  * pruning keeps the newest. */
 #include <errno.h>
 #include <hdf5.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,8 @@ static CheckpointState state_of(const Model *m, long step) {
     st.train.global_step = step;
     st.world_size = 2;
     st.batch = 8;
+    st.accum = 4;
+    st.train.early = (EarlyStopState){.best = 12.5, .bad_epochs = 2};
     st.train.seed = 0xfeedbeefcafe1234ull;
     st.train.epoch_loss_sum = 1.25;
     st.train.epoch_samples = 272;
@@ -154,6 +158,9 @@ int main(void) {
     CHECK(got.train.epoch_loss_sum == 1.25 && got.train.epoch_samples == 272 && got.train.best_metric == 61.5 &&
           got.train.elapsed_s == 99.5, "double state differs");
     CHECK(got.version == CHECKPOINT_VERSION, "version %d read back", got.version);
+    CHECK(got.accum == 4 && got.train.early.best == 12.5 && got.train.early.bad_epochs == 2,
+          "accumulation and the early-stop count read back: accum %d, best %g, %ld epochs", got.accum,
+          got.train.early.best, got.train.early.bad_epochs);
     CHECK(got.train.lr.base == 2.5e-4 && got.train.lr.scaled == 1e-3 && got.train.lr.warmup_steps == 40,
           "the schedule's rates differ");
     CHECK(got.train.lr.plateau.lr == 5e-4 && got.train.lr.plateau.best == 0.25 && got.train.lr.plateau.num_bad_epochs == 1 &&
@@ -306,6 +313,8 @@ static void test_version1(NetOps *ops) {
     CheckpointState got;
     CHECK(checkpoint_peek(v1, &got) == 0, "version 1 refused: %s", e2e_error());
     CHECK(got.version == 1, "version %d", got.version);
+    CHECK(got.accum == 1 && isnan(got.train.early.best) && got.train.early.bad_epochs == 0,
+          "version 1: no accumulation, a fresh early-stop count");
     CHECK(got.train.epoch == 4 && got.train.step_in_epoch == 7 && got.train.global_step == 107 && got.world_size == 2 &&
           got.batch == 16 && got.train.seed == 3 && got.train.best_epoch == 3 && got.adam_step == 107,
           "version 1 position differs");
@@ -360,6 +369,8 @@ static void test_version2(NetOps *ops) {
     CheckpointState got;
     CHECK(checkpoint_peek(v2, &got) == 0, "version 2 refused: %s", e2e_error());
     CHECK(got.version == 2, "version %d", got.version);
+    CHECK(got.accum == 1 && isnan(got.train.early.best) && got.train.early.bad_epochs == 0,
+          "version 2: no accumulation, a fresh early-stop count");
     CHECK(got.train.epoch == 2 && got.train.step_in_epoch == 5 && got.train.global_step == 61 && got.world_size == 2 &&
           got.batch == 8 && got.train.seed == 7 && got.train.best_epoch == 2 && got.adam_step == 61,
           "version 2 position differs");

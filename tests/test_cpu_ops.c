@@ -361,6 +361,18 @@ static void test_eltwise(NetOps *ops) {
     a[n - 7] = NAN;
     ops->nonfinite_check(ops->ctx, n, a, &flag);
     CHECK(flag == 1.0f, "a NaN was not found");
+    /* add_scale: y = (y + x) * scale, rounded once for the sum and once for the scale */
+    a[n - 7] = 0.5f;
+    memcpy(o, b, n * sizeof(float));
+    ops->add_scale(ops->ctx, n, a, o, 1.0f);
+    bad = 0;
+    for (size_t i = 0; i < n; i++) bad += o[i] != b[i] + a[i];
+    CHECK(bad == 0, "add_scale by 1: %d wrong", bad);
+    memcpy(o, b, n * sizeof(float));
+    ops->add_scale(ops->ctx, n, a, o, 1.0f / 3);
+    bad = 0;
+    for (size_t i = 0; i < n; i++) bad += o[i] != (b[i] + a[i]) * (1.0f / 3);
+    CHECK(bad == 0, "add_scale by 1/3: %d wrong", bad);
     float src[6] = {1, 2, 3, 4, 5, 6}, dst[8] = {0};
     ops->copy2d(ops->ctx, dst + 1, 4, src, 3, 2, 2);
     CHECK(dst[1] == 1 && dst[2] == 2 && dst[5] == 4 && dst[6] == 5 && dst[3] == 0 && dst[0] == 0,

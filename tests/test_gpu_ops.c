@@ -294,6 +294,16 @@ static void test_eltwise(void) {
     gpu->nonfinite_check(gpu->ctx, n, gb, flag);
     CHECK(exact(flag, &one, 4), "[%s] a NaN was not found", prec);
 
+    /* add_scale (gradient accumulation): rounded as the CPU's, bitwise (finite data: a
+     * NaN's payload is the hardware's) */
+    y[3] = 0.25f;
+    gpu->upload(gpu->ctx, gy, y, n * 4);
+    gpu->upload(gpu->ctx, ga, a, n * 4);
+    memcpy(o, y, n * 4);
+    cpu->add_scale(cpu->ctx, n, a, o, 1.0f / 3);
+    gpu->add_scale(gpu->ctx, n, ga, gy, 1.0f / 3);
+    CHECK(exact(gy, o, n * 4), "[%s] add_scale differs", prec);
+
     /* copy2d, and alloc gives zeros */
     float src[6] = {1, 2, 3, 4, 5, 6}, want[8] = {7, 1, 2, 7, 7, 4, 5, 7};
     float *gs = dev_from(src, 6), *gd = dev(8 * 4), sev[8];

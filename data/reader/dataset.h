@@ -89,10 +89,6 @@ typedef struct {
     void *(*batch_alloc)(void *ctx, size_t bytes);
     void (*batch_free)(void *ctx, void *p);
     void *batch_alloc_ctx;
-    /* Called (from dataset_open's thread) after each piece of the statistics pass and
-       each file the memory cache loads, so a caller that watches for stuck ranks sees
-       progress in a long setup; NULL: none. */
-    void (*progress)(void);
 } DatasetOptions;
 
 void dataset_default_options(DatasetOptions *o);

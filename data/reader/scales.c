@@ -12,6 +12,7 @@
 #include "error.h"
 #include "plausible.h"
 #include "preprocess.h"
+#include "progress.h"
 #include "sparsefile.h"
 
 #define STATS_WINDOW_BYTES (16LL << 20)
@@ -155,7 +156,7 @@ static int stats_file(StatsPass *p, int fi, long long *at, PixelHist *h, long lo
         }
         p->counts[fi].checked += n;
         rc = agree_fail_together(comm, rc);
-        if (o->progress) o->progress();
+        progress_mark();  /* a long pass is not a stuck rank (net/base/progress.h) */
         lo += n;
     }
     hist_totals(h, &kept1, &neg1);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "progress.h"
 #include "agree.h"
 #include "clock.h"
 #include "error.h"
@@ -57,7 +58,6 @@ static struct {
     atomic_int phase;             /* the main thread's marks */
     _Atomic(const char *) wait;   /* NULL: not in a collective */
     atomic_long epoch, step;
-    _Atomic double last_progress;
     Peer *peers;                  /* rank 0: every rank's; the others: [0], rank 0's */
     MPI_Request *req;             /* one outstanding heartbeat a destination */
     Beat *out;
@@ -66,7 +66,7 @@ static struct {
 /* ---- the main thread's marks ---- */
 
 void watchdog_progress(void) {
-    if (W.on) atomic_store(&W.last_progress, monotonic_seconds());
+    if (W.on) progress_mark();
 }
 
 void watchdog_phase(WatchdogPhase p) {
@@ -121,7 +121,7 @@ static void fire(const char *what, int code) {
 
 static Beat my_beat(double t) {
     Beat b = {.phase = atomic_load(&W.phase), .epoch = atomic_load(&W.epoch), .step = atomic_load(&W.step),
-              .idle = t - atomic_load(&W.last_progress)};
+              .idle = t - progress_last()};
     const char *w = atomic_load(&W.wait);
     b.waiting = w != NULL;
     if (w) snprintf(b.wait, sizeof b.wait, "%s", w);
@@ -247,7 +247,7 @@ static pid_t launcher_of_this_rank(void) {
 /* This whole process was suspended (SIGSTOP and SIGCONT, as mpirun sends before it
  * kills; a paused machine): no one is judged across that gap, this rank included. */
 static void resumed(double t) {
-    atomic_store(&W.last_progress, t);
+    progress_mark_at(t);
     for (int r = 0; r < W.size; r++) W.peers[r].arrived = t;
 }
 
@@ -337,7 +337,7 @@ int watchdog_start(Comm *c, double progress_s, double peer_timeout_s) {
         W.req[r] = MPI_REQUEST_NULL;
         W.peers[r].arrived = W.t0;
     }
-    atomic_store(&W.last_progress, W.t0);
+    progress_mark_at(W.t0);
     atomic_store(&W.epoch, -1L);
     atomic_store(&W.phase, (int)WD_SETUP);
     W.on = 1;

@@ -68,6 +68,11 @@ static int write_floats(hid_t group, const char *name, int ndim, const int *shap
     X("lr_base", train.lr.base) X("lr_scaled", train.lr.scaled)                             \
     X("lr_plateau", train.lr.plateau.lr)
 
+/* added within version 3, optional on reading (read_optional_attrs): the micro-batches
+ * of an optimizer step, early stopping's count and best value */
+#define OPTIONAL_LONG_ATTRS(X) X("accum", accum) X("early_stop_bad_epochs", train.early.bad_epochs)
+#define OPTIONAL_DOUBLE_ATTRS(X) X("early_stop_best", train.early.best)
+
 /* version 1: the plateau's rate ("lr"; "adam_lr", Adam's last rate, is not needed) */
 #define V1_DOUBLE_ATTRS(X) X("lr", train.lr.plateau.lr)
 
@@ -103,7 +108,21 @@ static int write_attrs(hid_t f, const CheckpointState *st, uint64_t hash) {
     rc |= attr_write(f, "seed", H5T_NATIVE_ULLONG, &seed);
     rc |= attr_write(f, "tensors_fnv1a", H5T_NATIVE_ULLONG, &h);
     rc |= h5_attr_write_str(f, "config", st->config_json, 0);
+    OPTIONAL_LONG_ATTRS(W_LONG)
+    OPTIONAL_DOUBLE_ATTRS(W_DOUBLE)
     return rc;
+}
+
+/* The attributes of OPTIONAL_*_ATTRS: absent from checkpoints written before them, which
+ * read as a run without accumulation and with a fresh early-stop count. */
+static void read_optional_attrs(hid_t f, CheckpointState *st) {
+    st->accum = 1;
+    early_stop_init(&st->train.early);
+#define R_OPT_LONG(name, field) { long long v_ = 0; if (!h5_attr_read(f, name, H5T_NATIVE_LLONG, &v_)) st->field = v_; }
+#define R_OPT_DOUBLE(name, field) h5_attr_read(f, name, H5T_NATIVE_DOUBLE, &st->field);
+    OPTIONAL_LONG_ATTRS(R_OPT_LONG)
+    OPTIONAL_DOUBLE_ATTRS(R_OPT_DOUBLE)
+    if (st->accum < 1) st->accum = 1;
 }
 
 static int read_attrs(hid_t f, CheckpointState *st, uint64_t *hash, const char *path) {
@@ -474,6 +493,7 @@ static int load(const char *path, CheckpointState *st, const Model *model, float
                    : check_format(f, st, path);
     uint64_t stored = 0, hash = FNV1A_BASIS;
     if (!rc) rc = read_attrs(f, st, &stored, path);
+    if (!rc) read_optional_attrs(f, st);
     if (!rc && model) rc = check_shape(st, model, path);
     if (!rc) rc = read_tensors(f, st, model, arenas, &hash, path);
     if (!rc) rc = read_scales(f, st, path);

@@ -22,6 +22,10 @@
  *                                  learning-rate schedule (lr_base, lr_scaled,
  *                                  lr_warmup_steps, lr_plateau and the plateau's
  *                                  plateau_* state), Adam's step and hyper-parameters,
+ *                                  the micro-batches of a step (accum), early
+ *                                  stopping's count and best (early_stop_bad_epochs,
+ *                                  early_stop_best; these three are optional: absent
+ *                                  from checkpoints written before them),
  *                                  RNG seed, the run's configuration (JSON),
  *                                  the tensor names in arena order, and an FNV-1a hash
  *                                  of all tensors (parameters, then both moments) in
@@ -59,6 +63,8 @@ typedef struct {
     ModelConfig model;          /* max_batch is not compared */
     int world_size;             /* ranks when saved */
     int batch;                  /* per-rank batch when saved */
+    int accum;                  /* micro-batches per optimizer step when saved (1 where an
+                                   older checkpoint did not store it) */
     long adam_step;
     AdamHyper adam;
     int n_scales;

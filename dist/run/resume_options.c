@@ -72,7 +72,9 @@ static void report_changed(const TrainConfig *cfg, const CheckpointState *st, in
         {"prefetch", "--prefetch", cfg->prefetch}, {"keep", "--keep", cfg->keep},
         {"check_replicas", "--check-replicas", cfg->check_replicas},
         {"mre_min_mass", "--mre-min-mass", cfg->mre_min_mass}, {"watchdog_s", "--watchdog", cfg->watchdog_s},
-        {"peer_timeout_s", "--peer-timeout", cfg->peer_timeout_s}};
+        {"peer_timeout_s", "--peer-timeout", cfg->peer_timeout_s}, {"accum", "--accum", cfg->accum},
+        {"early_stop_patience", "--early-stop", cfg->early_stop.patience},
+        {"early_stop_min_delta", "--early-stop-min-delta", cfg->early_stop.min_delta}};
     for (size_t i = 0; i < sizeof nums / sizeof *nums; i++)
         if (run_json_number(json, nums[i].key, &v) == 0 && differs(v, nums[i].now)) {
             snprintf(item, sizeof item, "%s %g (the run had %g)", nums[i].opt, nums[i].now, v);

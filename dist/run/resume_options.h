@@ -7,10 +7,11 @@
  * first three, and they come from the command line), --weight-decay (the optimizer's
  * state, as torch's load_state_dict restores it), the preprocessing (--zero-suppress
  * and the stored scales), --unbias, --blocks (the model's shape).
- * From the command line: --epochs, --batch (the position is rescaled), the number of
- * ranks, --device, --precision, --threads, --prefetch, --keep, --check-replicas,
- * --log-every, --nan-policy, --mre-min-mass, --watchdog, --stop-after-steps, and
- * --data, which must hold the jets the checkpoint was trained on (its fingerprint). */
+ * From the command line: --epochs, --batch and --accum (the position is rescaled), the
+ * number of ranks, --early-stop and --early-stop-min-delta (the count goes on),
+ * --device, --precision, --threads, --prefetch, --keep, --check-replicas, --log-every,
+ * --nan-policy, --mre-min-mass, --watchdog, --stop-after-steps, --tensorboard, --trace,
+ * and --data, which must hold the jets the checkpoint was trained on (its fingerprint). */
 #ifndef E2E_DIST_RESUME_OPTIONS_H
 #define E2E_DIST_RESUME_OPTIONS_H
 

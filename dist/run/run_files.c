@@ -74,14 +74,17 @@ static int write_whole(const char *dir, const char *name, const char *text) {
 int run_write_text(const char *dir, const char *name, const char *text) { return write_whole(dir, name, text); }
 
 int run_write_results(const char *dir, const RunResults *r) {
-    char json[2048];
+    char json[2048], stopped[32] = "null";
+    if (r->stopped_early) snprintf(stopped, sizeof stopped, "%ld", r->epochs);
     snprintf(json, sizeof json,
              "{\"best_epoch\": %ld, \"best_val_mae_gev\": %.4f, \"test_loss\": %.6f, "
              "\"test_mae_gev\": %.4f, \"test_mre\": %.6f, \"test_jets\": %lld, "
              "\"mre_jets\": %lld, \"epochs\": %ld, \"global_steps\": %ld, \"ranks\": %d, "
-             "\"train_time_s\": %.2f}\n",
+             "\"train_time_s\": %.2f, \"best_checkpoint\": \"checkpoints/best.h5\", \"stopped_early\": %s, "
+             "\"stopped_epoch\": %s}\n",
              r->best_epoch, r->best_val_mae, r->test_loss, r->test_mae, r->test_mre, r->test_jets,
-             r->mre_jets, r->epochs, r->global_steps, r->ranks, r->train_time_s);
+             r->mre_jets, r->epochs, r->global_steps, r->ranks, r->train_time_s, r->stopped_early ? "true" : "false",
+             stopped);
     return run_write_text(dir, "results.json", json);
 }
 

@@ -21,6 +21,8 @@ typedef struct {
     long skipped_steps;      /* steps skipped for a non-finite loss */
     double sync_wait_frac;   /* and the per-step agreement point (its latency plus waiting
                                 for the slowest rank: load imbalance shows here) */
+    long allreduces;         /* gradient all-reduces this epoch in this process (one per
+                                optimizer step on 2 or more ranks; not in the files) */
 } EpochMetrics;
 
 /* The run's outcome: the best epoch and the best checkpoint's test metrics. */
@@ -32,6 +34,7 @@ typedef struct {
     long epochs, global_steps;
     int ranks;
     double train_time_s;
+    int stopped_early;       /* early stopping ended the run after `epochs` epochs */
 } RunResults;
 
 /* mkdir -p for dir and dir/checkpoints. */

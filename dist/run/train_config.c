@@ -14,6 +14,9 @@ void train_config_defaults(TrainConfig *c) {
     c->precision = "fp32";
     c->epochs = 25;
     c->batch = 32;
+    c->accum = 1;
+    c->tensorboard = -1;
+    c->trace_first = c->trace_end = -1;
     c->lr = 1e-3;
     c->seed = 1;
     c->plateau = plateau_default_config();
@@ -32,6 +35,11 @@ int train_config_check(const TrainConfig *c) {
     if (!c->out) return e2e_fail("no run folder given (--out DIR)");
     if (c->epochs <= 0) return e2e_fail("--epochs must be positive, got %d", c->epochs);
     if (c->batch <= 0) return e2e_fail("--batch must be positive, got %d", c->batch);
+    if (c->accum <= 0) return e2e_fail("--accum must be positive, got %d", c->accum);
+    if (c->early_stop.patience < 0 || !(c->early_stop.min_delta >= 0))
+        return e2e_fail("--early-stop and --early-stop-min-delta must be >= 0");
+    if (c->trace_first >= 0 && c->trace_end <= c->trace_first)
+        return e2e_fail("--trace-steps A:B needs A < B (global steps, B excluded)");
     if (!(c->lr > 0)) return e2e_fail("--lr must be positive, got %g", c->lr);
     if (!(c->weight_decay >= 0)) return e2e_fail("--weight-decay must be >= 0, got %g", c->weight_decay);
     if (c->keep < 1) return e2e_fail("--keep must be at least 1, got %d", c->keep);
@@ -59,14 +67,15 @@ int train_config_json(const TrainConfig *c, int ranks, char *out, size_t size) {
         "\"threshold\": %.9g, \"threshold_mode\": \"%s\", \"cooldown\": %d, \"min_lr\": %.9g}, "
         "\"nan_policy\": \"%s\", \"mre_min_mass\": %.9g, \"zero_suppress\": %.9g, "
         "\"unbias\": %d, \"prefetch\": %d, \"cache\": \"%s\", \"cache_limit\": %lld, \"keep\": %d, "
-        "\"check_replicas\": %d, \"blocks\": %d, \"watchdog_s\": %.9g, \"peer_timeout_s\": %.9g}",
+        "\"check_replicas\": %d, \"blocks\": %d, \"watchdog_s\": %.9g, \"peer_timeout_s\": %.9g, "
+        "\"accum\": %d, \"early_stop_patience\": %d, \"early_stop_min_delta\": %.9g}",
         data, dir, c->device, c->precision, ranks, c->threads, c->epochs, c->batch,
-        c->batch * ranks, c->lr, c->weight_decay, (unsigned long long)c->seed,
+        c->batch * ranks * c->accum, c->lr, c->weight_decay, (unsigned long long)c->seed,
         c->lr_scaling ? "linear" : "none", c->warmup_steps, c->plateau.mode_max ? "max" : "min",
         c->plateau.factor, c->plateau.patience, c->plateau.threshold,
         c->plateau.threshold_abs ? "abs" : "rel", c->plateau.cooldown, c->plateau.min_lr,
         c->nan_skip ? "skip" : "stop", c->mre_min_mass, c->zero_suppress, c->unbias, c->prefetch,
         c->cache ? "memory" : "none", c->cache_limit, c->keep, c->check_replicas, c->blocks, c->watchdog_s,
-        c->peer_timeout_s);
+        c->peer_timeout_s, c->accum, c->early_stop.patience, c->early_stop.min_delta);
     return n < 0 || (size_t)n >= size ? e2e_fail("configuration too long for JSON buffer") : 0;
 }

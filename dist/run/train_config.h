@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "early_stop.h"
 #include "lr_schedule.h"
 
 /* Options a resumed run takes from its checkpoint: given on the command line with
@@ -24,7 +25,9 @@ typedef struct {
     const char *precision;    /* fp32 | tf32 | bf16 */
     int threads;              /* CPU threads per rank (0: OpenMP default) */
     int epochs;
-    int batch;                /* per rank; the global batch is ranks x batch */
+    int batch;                /* per rank and micro-batch; the global batch is ranks x batch
+                                 x accum */
+    int accum;                /* micro-batches whose gradients one optimizer step sums (1) */
     double lr;                /* base learning rate (Adam) */
     double weight_decay;
     uint64_t seed;            /* model initialisation, data split and order */
@@ -51,6 +54,12 @@ typedef struct {
                                  long while alive (dist/comm/watchdog.h); 0: off */
     double peer_timeout_s;    /* end every rank (exit 76) when a rank's heartbeats stop
                                  this long (process or node lost); 0: off */
+    EarlyStopConfig early_stop; /* patience 0: off */
+    int tensorboard;          /* TensorBoard event files in the run folder: 1 on, 0 off,
+                                 -1 where the run folder is local (dist/run/tensorboard.h) */
+    const char *trace;        /* Chrome trace of every rank's step phases (NULL: none) */
+    long trace_first, trace_end;  /* its window of global steps [first, end); -1: the
+                                 default (dist/run/timeline.h) */
     unsigned given;           /* GIVEN_* of the options the command line gave */
 } TrainConfig;
 

@@ -79,6 +79,7 @@ NetOps *net_cpu_create(int threads) {
         .linear_backward = cpu_linear_backward,
         .l1_loss = cpu_l1_loss,
         .adam_update = cpu_adam_update,
+        .add_scale = cpu_add_scale,
         .nonfinite_check = cpu_nonfinite_check,
         .destroy = cpu_destroy,
     };

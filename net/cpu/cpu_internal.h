@@ -81,6 +81,7 @@ void cpu_l1_loss(void *ctx, int n, const float *pred, const float *target, const
                  float *loss, float *dpred);
 void cpu_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
                      const AdamFactors *k);
+void cpu_add_scale(void *ctx, size_t n, const float *x, float *y, float scale);
 void cpu_nonfinite_check(void *ctx, size_t n, const float *x, float *out);
 void cpu_copy2d(void *ctx, float *dst, size_t ld_dst, const float *src, size_t ld_src,
                 size_t rows, size_t cols);

@@ -164,6 +164,13 @@ void cpu_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, fl
     }
 }
 
+/* y = (y + x) * scale: one rounding for the sum, one for the scale (none when 1) */
+void cpu_add_scale(void *ctx, size_t n, const float *x, float *y, float scale) {
+    CpuCtx *c = ctx;
+#pragma omp parallel for simd schedule(static) num_threads(c->threads) if (n >= PAR_MIN)
+    for (size_t i = 0; i < n; i++) y[i] = (y[i] + x[i]) * scale;
+}
+
 void cpu_nonfinite_check(void *ctx, size_t n, const float *x, float *out) {
     CpuCtx *c = ctx;
     int bad = 0;

@@ -344,6 +344,7 @@ static void fill_ops(NetOps *o, CudaCtx *c) {
     o->linear_backward = cuda_linear_backward;
     o->l1_loss = cuda_l1_loss;
     o->adam_update = cuda_adam_update;
+    o->add_scale = cuda_add_scale;
     o->nonfinite_check = cuda_nonfinite_check;
     o->destroy = cu_destroy;
     o->stream = cu_stream;

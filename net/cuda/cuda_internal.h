@@ -151,6 +151,7 @@ void cuda_l1_loss(void *ctx, int n, const float *pred, const float *target, cons
                   float *loss, float *dpred);
 void cuda_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
                       const AdamFactors *k);
+void cuda_add_scale(void *ctx, size_t n, const float *x, float *y, float scale);
 void cuda_nonfinite_check(void *ctx, size_t n, const float *x, float *out);
 void cuda_prep_input(void *ctx, int n, int c, size_t hw, const void *raw, int raw_half,
                      const float *scale, const unsigned char *kind, float threshold, float *x);

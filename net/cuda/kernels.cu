@@ -286,6 +286,19 @@ void cuda_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, f
     cudaCheckLaunch();
 }
 
+/* ---- gradient accumulation: y = (y + x) * scale, rounded as the CPU's ---- */
+
+__global__ void k_add_scale(size_t n, const float *x, float *y, float scale) {
+    GRID_STRIDE(i, n) { y[i] = __fmul_rn(__fadd_rn(y[i], x[i]), scale); }
+}
+
+void cuda_add_scale(void *ctx, size_t n, const float *x, float *y, float scale) {
+    CudaCtx *c = (CudaCtx *)ctx;
+    if (!n) return;
+    k_add_scale<<<blocks_for(n), THREADS, 0, c->stream>>>(n, x, y, scale);
+    cudaCheckLaunch();
+}
+
 /* ---- finiteness: out was zeroed; any thread that sees a NaN or Inf writes 1 ---- */
 
 __global__ void k_nonfinite(size_t n, const float *x, float *out) {
