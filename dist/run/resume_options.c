@@ -113,6 +113,12 @@ void resume_options_in_force(const TrainConfig *cfg, const CheckpointState *from
     out->blocks = from->model.blocks;
 }
 
+int resume_config_json(const TrainConfig *cfg, const CheckpointState *from, int ranks, char *out, size_t size) {
+    TrainConfig now;
+    resume_options_in_force(cfg, from, &now);
+    return train_config_json(&now, ranks, out, size);
+}
+
 void resume_options_report(const TrainConfig *cfg, const CheckpointState *st, int ranks) {
     report_fixed(cfg, st);
     report_changed(cfg, st, ranks);

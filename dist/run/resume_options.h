@@ -24,6 +24,8 @@
  * what is in force, not what the command line asked (that is reported as ignored).
  * from NULL (a fresh run): cfg as it is. */
 void resume_options_in_force(const TrainConfig *cfg, const CheckpointState *from, TrainConfig *out);
+/* train_config_json of the configuration in force (for config.json and checkpoints). */
+int resume_config_json(const TrainConfig *cfg, const CheckpointState *from, int ranks, char *out, size_t size);
 
 /* Prints (stdout, rank 0's job) the lines "the checkpoint fixes: ...", "ignored on
  * resume: ..." (options given with another value) and "from the command line: ..."
