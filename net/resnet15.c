@@ -35,7 +35,7 @@ int model_check_config(const ModelConfig *c) {
                         MODEL_MAX_SIZE, c->in_channels, c->height, c->width, c->fmaps0, c->fmaps1, c->n_scalars);
     if (c->n_scalars < 0) return e2e_fail("n_scalars must be >= 0, got %d", c->n_scalars);
     /* tensors: conv0 2, per block 4 (+2 shortcut), fc 2 */
-    if (c->blocks < 0 || 8 * c->blocks + 10 > MODEL_MAX_TENSORS)
+    if (c->blocks < 0 || c->blocks > (MODEL_MAX_TENSORS - 10) / 8) /* no product to overflow */
         return e2e_fail("blocks per layer must be 0 to %d, got %d", (MODEL_MAX_TENSORS - 10) / 8,
                         c->blocks);
     if (c->fmaps0 <= 0 || c->fmaps1 <= 0)
