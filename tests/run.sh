@@ -5,7 +5,8 @@
 # depends on it (GPU tests report as skipped on machines without a GPU), and the
 # configuration a GPU machine without MPI, HDF5 or OpenBLAS builds (tests/gpu_run.sh:
 # net/ only, portable BLAS, in build-gpu/); then the CPU configuration in build/, with
-# the whole suite.
+# the whole suite; then the sanitizer configuration in build-sanitize/ (tests/sanitize.sh;
+# E2E_SANITIZE_RUN=0 leaves it out).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$top/build}
@@ -22,5 +23,9 @@ else
 fi
 cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j"$(nproc)"
-cd "$build"
-ctest --output-on-failure --timeout 900
+(cd "$build" && ctest --output-on-failure --timeout 900)
+# The sanitizer configuration (ASan + UBSan, clang) and the fuzz harnesses: the data,
+# checkpoint and bad-input tests, the fuzz corpora, 15 s of fuzzing each (tests/sanitize.sh)
+if [ "${E2E_SANITIZE_RUN:-1}" != 0 ]; then
+  "$top/tests/sanitize.sh"
+fi

@@ -85,6 +85,18 @@ int main(void) {
     EXPECT_FAIL(model_check_config(&bad), "feature maps");
     EXPECT_FAIL(model_check_config(NULL), "NULL");
     CHECK(model_count_params(&bad) == 0, "a bad config has no parameter count");
+    ModelConfig big = good;
+    big.in_channels = 1895825408; /* a checkpoint's claim that overflowed int sizes (fuzz_checkpoint) */
+    EXPECT_FAIL(model_check_config(&big), "at most 4096");
+    big = good;
+    big.width = MODEL_MAX_SIZE + 1;
+    EXPECT_FAIL(model_check_config(&big), "at most 4096");
+    big = good;
+    big.blocks = 1895825407; /* 8 x blocks overflowed in the check itself (fuzz_checkpoint) */
+    EXPECT_FAIL(model_check_config(&big), "blocks");
+    big = good;
+    big.height = big.width = MODEL_MAX_SIZE;
+    CHECK(model_check_config(&big) == 0, "the largest size is taken: %s", e2e_error());
 
     /* the smallest image that survives conv0 and the pooling */
     ModelConfig tiny = good;
