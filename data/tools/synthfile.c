@@ -118,7 +118,7 @@ static long long estimate_entries(const SynthFileOptions *o) {
     const long long row = (long long)o->channels * o->size * o->size, k = o->samples < ESTIMATE_JETS ? o->samples : ESTIMATE_JETS;
     float *img = malloc((size_t)(k * row) * sizeof *img);
     if (!img) return 0;
-    SynthConfig sc = {o->size, o->channels, o->pixel_size, o->seed};
+    SynthConfig sc = synth_config(o);
     SparseGeom g = {o->channels, (long long)o->size * o->size, 4, 4};
     long long nnz = 0;
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : nnz)
