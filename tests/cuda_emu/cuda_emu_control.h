@@ -25,7 +25,7 @@ extern "C" {
  *               in_c=N  k=N                   the shape's input channels, kernel size
  *   actions     none       no algorithm runs (every status CUDNN_STATUS_NOT_SUPPORTED)
  *               nondet     every algorithm is non-deterministic
- *               transform  only FFT and Winograd algorithms run
+ *               transform  only FFT and Winograd algorithms run (every one of them)
  *               tensor_op  every result's math type is CUDNN_TENSOR_OP_MATH (none is FMA)
  *               huge       every algorithm asks for 64 GiB of workspace
  * e.g. "in_c=8,fwd:none" or "bf16,find:none". NULL or "" clears them. 0, or -1 when the

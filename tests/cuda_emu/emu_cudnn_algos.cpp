@@ -150,10 +150,21 @@ bool matches(const Rule &r, int pass, const emu::Conv &d, int source) {
            (r.k < 0 || (r.k == d.r && r.k == d.s));
 }
 
-void apply(Action a, const Base *b, std::vector<emu::Algo> &list) {
+/* a transform rule makes every transform available for the shape (as on a GPU that has one) */
+bool transform_offered(int pass, const emu::Conv &d) {
+    for (const Rule &r : current_rules())
+        if (r.action == TRANSFORM && (r.pass < 0 || r.pass == pass) && (r.bf16 < 0 || r.bf16 == (d.dt == CUDNN_DATA_BFLOAT16)) &&
+            (r.in_c < 0 || r.in_c == d.c) && (r.k < 0 || (r.k == d.r && r.k == d.s)))
+            return true;
+    return false;
+}
+
+void apply(Action a, const Base *b, const emu::Conv &d, std::vector<emu::Algo> &list) {
     for (size_t i = 0; i < list.size(); i++) {
         emu::Algo &x = list[i];
         if (a == NONE || (a == TRANSFORM && !b[i].transform)) x.status = CUDNN_STATUS_NOT_SUPPORTED;
+        if (a == TRANSFORM && b[i].transform)
+            x.status = CUDNN_STATUS_SUCCESS, x.memory = memory_of(MEM_WINOGRAD, d), x.time = 1.0f + (float)i;
         if (a == NONDET) x.determinism = CUDNN_NON_DETERMINISTIC;
         if (a == TENSOR_OP) x.math = CUDNN_TENSOR_OP_MATH;
         if (a == HUGE) x.memory = (size_t)64 << 30;
@@ -175,7 +186,7 @@ std::vector<Algo> algorithms(int pass, const Conv &d, int source) {
                             b[i].deterministic ? CUDNN_DETERMINISTIC : CUDNN_NON_DETERMINISTIC, d.math});
     }
     for (const Rule &r : current_rules())
-        if (matches(r, pass, d, source)) apply(r.action, b, list);
+        if (matches(r, pass, d, source)) apply(r.action, b, d, list);
     std::vector<Algo> sorted;  /* those that run first, in their order, then the others */
     for (const Algo &a : list)
         if (a.status == CUDNN_STATUS_SUCCESS) sorted.push_back(a);
@@ -189,8 +200,10 @@ cudnnStatus_t can_run(int pass, const Conv &d, int algo, size_t ws_bytes) {
     const Base *b = base_list(pass, &n);
     for (int i = 0; i < n; i++)
         if (b[i].algo == algo) {
-            if (!applies(b[i], d)) return CUDNN_STATUS_NOT_SUPPORTED;
-            return ws_bytes >= memory_of(b[i].memory, d) ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_BAD_PARAM;
+            bool offered = b[i].transform && transform_offered(pass, d);
+            if (!applies(b[i], d) && !offered) return CUDNN_STATUS_NOT_SUPPORTED;
+            size_t need = offered ? memory_of(MEM_WINOGRAD, d) : memory_of(b[i].memory, d);
+            return ws_bytes >= need ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_BAD_PARAM;
         }
     return CUDNN_STATUS_NOT_SUPPORTED;
 }

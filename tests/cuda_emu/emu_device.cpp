@@ -20,18 +20,30 @@ static int env_int(const char *name, int dflt) {
     return v && *v ? atoi(v) : dflt;
 }
 
-Config &config() {
-    static Config c = {
+const Config &config() {
+    static const Config c = {
         env_int("E2E_EMU_GPUS", 1),
         env_int("E2E_EMU_DRIVER", CUDART_VERSION),
         env_int("E2E_EMU_CC", 90),
         (size_t)env_int("E2E_EMU_MEM_MB", 16384) << 20,
-        env_int("E2E_EMU_COPY_DELAY_US", 0),
         env_int("E2E_EMU_NCCL_DELAY_US", 1000),
-        0,
     };
     return c;
 }
+
+static std::atomic<int> copy_delay{-1}, drop_waits{0};
+
+int copy_delay_us() {
+    int d = copy_delay.load();
+    if (d < 0) {
+        int env = env_int("E2E_EMU_COPY_DELAY_US", 0);
+        copy_delay.compare_exchange_strong(d, env);
+        d = copy_delay.load();
+    }
+    return d;
+}
+
+int drop_event_waits() { return drop_waits.load(); }
 
 std::atomic<long> kernels, block_kernels, invalidated, graph_launches, device_bytes;
 
@@ -174,17 +186,11 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
 
 /* ---- the emulator's own knobs (cuda_emu_control.h) ---- */
 
-int cuda_emu_drop_event_waits(int on) {
-    std::lock_guard<std::mutex> lk(emu::mu);
-    int was = emu::config().drop_event_waits;
-    emu::config().drop_event_waits = on != 0;
-    return was;
-}
+int cuda_emu_drop_event_waits(int on) { return emu::drop_waits.exchange(on != 0); }
 
 int cuda_emu_copy_delay_us(int us) {
-    std::lock_guard<std::mutex> lk(emu::mu);
-    int was = emu::config().copy_delay_us;
-    emu::config().copy_delay_us = us;
+    int was = emu::copy_delay_us();
+    emu::copy_delay.store(us);
     return was;
 }
 

@@ -6,11 +6,9 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 
 namespace emu {
 
@@ -20,16 +18,14 @@ struct Config {
     int driver;            /* E2E_EMU_DRIVER: the driver's CUDA version, e.g. 12040 (= the runtime's) */
     int cc;                /* E2E_EMU_CC: compute capability, e.g. 90 */
     size_t mem_limit;      /* E2E_EMU_MEM_MB: device memory (16384 MB) */
-    int copy_delay_us;     /* E2E_EMU_COPY_DELAY_US: each host<->device copy waits this long first (0) */
     int nccl_delay_us;     /* E2E_EMU_NCCL_DELAY_US: each collective waits this long first (1000) */
-    int drop_event_waits;  /* cudaStreamWaitEvent does nothing (a test of the tests) */
 };
-Config &config();
-
-/* Every stream, event, capture and the registry are guarded by mu; changed is notified
- * whenever work finishes or a capture ends. */
-extern std::mutex &mu;
-extern std::condition_variable &changed;
+const Config &config();
+/* E2E_EMU_COPY_DELAY_US (0): each host<->device copy waits this long first;
+ * cuda_emu_copy_delay_us changes it */
+int copy_delay_us();
+/* cudaStreamWaitEvent does nothing (cuda_emu_drop_event_waits: a test of the tests) */
+int drop_event_waits();
 
 /* The counters behind cuda_emu_stats. */
 extern std::atomic<long> kernels, block_kernels, invalidated, graph_launches, device_bytes;

@@ -3,11 +3,12 @@
  * thread. Blocks run one after another. A kernel whose threads never meet (no
  * __shared__ memory) runs its threads one after another too ("direct"). A kernel that
  * declares __shared__ memory (first thing, as ours do: cuda_emu.h turns the declaration
- * into a call that tells the emulator) runs each block's threads side by side, so that
- * __syncthreads is a real barrier: as fibers (cooperative threads on the stream's
- * thread, switched at each barrier; a barrier that some threads of a block never reach
- * stops the emulator with a message), or, under ThreadSanitizer, as real threads, so
- * that a missing __syncthreads shows as a data race on the shared memory. */
+ * into a call that tells the emulator) runs each block's threads side by side as
+ * fibers (cooperative threads on the stream's thread, switched at each barrier), so
+ * that __syncthreads is a real barrier; a barrier that some threads of a block never
+ * reach stops the emulator with a message. Under ThreadSanitizer the fibers are threads
+ * of their own to it that meet only at the barriers: a missing __syncthreads is a
+ * reported data race on the shared memory. */
 #include <cuda_runtime.h>
 
 #include <csetjmp>
@@ -15,20 +16,35 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "cuda_emu.h"
 #include "emu_internal.h"
 
-#if defined(__SANITIZE_THREAD__)
-#include <barrier>
-#define EMU_REAL_THREADS 1
-#else
 #include <sys/mman.h>
 #include <ucontext.h>
-#define EMU_REAL_THREADS 0
+
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define EMU_TSAN 1
+extern "C" void __tsan_ignore_thread_begin(void);
+extern "C" void __tsan_ignore_thread_end(void);
+#else
+#define EMU_TSAN 0
 #endif
+
+/* The emulator's own writes that the threads of a block read (threadIdx and friends,
+ * the fibers' states): ThreadSanitizer ignores them, as they are the device's doing, not
+ * the kernel's; every access of a kernel's own is seen. */
+struct Bookkeeping {
+#if EMU_TSAN
+    Bookkeeping() { __tsan_ignore_thread_begin(); }
+    ~Bookkeeping() { __tsan_ignore_thread_end(); }
+#else
+    Bookkeeping() {}
+    ~Bookkeeping() {}
+#endif
+};
 
 thread_local uint3 threadIdx, blockIdx;
 thread_local dim3 blockDim, gridDim;
@@ -67,67 +83,98 @@ void run_direct(dim3 g, dim3 b, const std::function<void()> &body) {
             }
 }
 
-#if EMU_REAL_THREADS
-
-thread_local std::barrier<> *tl_barrier;
-
-/* a thread per thread of the block, each going through every block; a barrier ends each block */
-void run_blocks(dim3 g, dim3 b, const std::function<void()> &body) {
-    unsigned nt = b.x * b.y * b.z;
-    std::barrier<> bar((std::ptrdiff_t)nt);
-    std::vector<std::thread> threads;
-    const char *kernel = tl_kernel;
-    for (unsigned t = 0; t < nt; t++)
-        threads.emplace_back([&, t] {
-            tl_mode = BLOCK;
-            tl_kernel = kernel;
-            tl_barrier = &bar;
-            gridDim = g;
-            blockDim = b;
-            threadIdx = thread_of(t, b);
-            for (unsigned z = 0; z < g.z; z++)
-                for (unsigned y = 0; y < g.y; y++)
-                    for (unsigned x = 0; x < g.x; x++) {
-                        blockIdx = uint3{x, y, z};
-                        body();
-                        bar.arrive_and_wait();
-                    }
-        });
-    for (std::thread &t : threads) t.join();
-}
-
-#else
-
 /* A fiber: a thread of the block with a stack of its own; it runs the body once per job
- * and goes back to the scheduler at each barrier and at the end. */
+ * and goes back to the scheduler (the stream's thread) at each barrier and at the end.
+ * Switches are _setjmp/_longjmp (no system call), or, under ThreadSanitizer,
+ * swapcontext with the fibers made known to it as threads of their own: they meet only
+ * at the barriers (and a block's end), so a missing __syncthreads is a reported race. */
 enum { F_READY, F_BARRIER, F_FINISHED };
 struct Fiber {
     jmp_buf jb;
     ucontext_t uc;
     uint3 tid;
     int state;
+    void *tsan;
 };
 struct FiberPool {
     jmp_buf sched;
+    ucontext_t sched_uc;
+    void *sched_tsan = nullptr;
     std::vector<Fiber *> fibers;
     Fiber *cur = nullptr;
     const std::function<void()> *body = nullptr;
+    char barrier_token, block_token;  /* ThreadSanitizer's synchronisation objects */
 };
 thread_local FiberPool *tl_pool;
 const size_t FIBER_STACK = 256 * 1024;
 
+void tsan_release(void *token) {
+#if EMU_TSAN
+    __tsan_release(token);
+#endif
+}
+
+void tsan_acquire(void *token) {
+#if EMU_TSAN
+    __tsan_acquire(token);
+#endif
+}
+
+/* from fiber f back to the scheduler, in state */
+void to_scheduler(FiberPool *pool, Fiber *f, int state) {
+    {
+        Bookkeeping b;
+        f->state = state;
+    }
+#if EMU_TSAN
+    __tsan_switch_to_fiber(pool->sched_tsan, __tsan_switch_to_fiber_no_sync);
+    swapcontext(&f->uc, &pool->sched_uc);
+#else
+    if (_setjmp(f->jb) == 0) _longjmp(pool->sched, 1);
+#endif
+}
+
+/* runs fiber f until its next barrier or its end */
+void resume(FiberPool *pool, Fiber *f) {
+    {
+        Bookkeeping b;
+        pool->cur = f;
+        threadIdx = f->tid;
+    }
+#if EMU_TSAN
+    __tsan_switch_to_fiber(f->tsan, __tsan_switch_to_fiber_no_sync);
+    swapcontext(&pool->sched_uc, &f->uc);
+#else
+    if (_setjmp(pool->sched) == 0) _longjmp(f->jb, 1);
+#endif
+}
+
 void fiber_main() {
-    FiberPool *pool = tl_pool;
-    Fiber *f = pool->cur;
+    FiberPool *pool;
+    Fiber *f;
+    {
+        Bookkeeping b;
+        pool = tl_pool;
+        f = pool->cur;
+    }
+#if !EMU_TSAN
     if (_setjmp(f->jb) == 0) _longjmp(pool->sched, 1);  /* made: back to the maker */
+#endif
     for (;;) {
-        (*pool->body)();
-        f->state = F_FINISHED;
-        if (_setjmp(f->jb) == 0) _longjmp(pool->sched, 1);
+        tsan_acquire(&pool->block_token);  /* after the scheduler and the block before */
+        const std::function<void()> *body;
+        {
+            Bookkeeping b;
+            body = pool->body;
+        }
+        (*body)();
+        tsan_release(&pool->block_token);
+        to_scheduler(pool, f, F_FINISHED);
     }
 }
 
-/* a fiber with its stack (a guard page below), started up to its first switch */
+/* a fiber with its stack (a guard page below); without ThreadSanitizer it runs up to
+ * its first switch now */
 Fiber *make_fiber(FiberPool *pool) {
     Fiber *f = new Fiber;
     char *stack = (char *)mmap(nullptr, FIBER_STACK, PROT_READ | PROT_WRITE,
@@ -139,23 +186,26 @@ Fiber *make_fiber(FiberPool *pool) {
     f->uc.uc_stack.ss_size = FIBER_STACK;
     f->uc.uc_link = nullptr;
     makecontext(&f->uc, fiber_main, 0);
-    pool->cur = f;
+    {
+        Bookkeeping keep;
+        pool->cur = f;
+    }
+#if EMU_TSAN
+    f->tsan = __tsan_create_fiber(0);
+#else
     if (_setjmp(pool->sched) == 0) setcontext(&f->uc);
+#endif
     return f;
-}
-
-/* runs fiber f until its next barrier or its end */
-void resume(FiberPool *pool, Fiber *f) {
-    pool->cur = f;
-    threadIdx = f->tid;
-    if (_setjmp(pool->sched) == 0) _longjmp(f->jb, 1);
 }
 
 void run_block(FiberPool *pool, dim3 b, const char *kernel) {
     unsigned nt = b.x * b.y * b.z;
-    for (unsigned t = 0; t < nt; t++) {
-        pool->fibers[t]->tid = thread_of(t, b);
-        pool->fibers[t]->state = F_READY;
+    {
+        Bookkeeping keep;
+        for (unsigned t = 0; t < nt; t++) {
+            pool->fibers[t]->tid = thread_of(t, b);
+            pool->fibers[t]->state = F_READY;
+        }
     }
     for (;;) {
         unsigned at_barrier = 0, finished = 0;
@@ -172,25 +222,42 @@ void run_block(FiberPool *pool, dim3 b, const char *kernel) {
     }
 }
 
+FiberPool *pool_for(unsigned nt) {
+    Bookkeeping keep;
+    if (!tl_pool) {
+        tl_pool = new FiberPool;
+#if EMU_TSAN
+        tl_pool->sched_tsan = __tsan_get_current_fiber();
+#endif
+    }
+    return tl_pool;
+}
+
 void run_blocks(dim3 g, dim3 b, const std::function<void()> &body) {
-    if (!tl_pool) tl_pool = new FiberPool;
-    FiberPool *pool = tl_pool;
     unsigned nt = b.x * b.y * b.z;
+    FiberPool *pool = pool_for(nt);
     while (pool->fibers.size() < nt) pool->fibers.push_back(make_fiber(pool));
-    pool->body = &body;
-    tl_mode = BLOCK;
-    gridDim = g;
-    blockDim = b;
+    {
+        Bookkeeping keep;
+        pool->body = &body;
+        tl_mode = BLOCK;
+        gridDim = g;
+        blockDim = b;
+    }
+    tsan_release(&pool->block_token);  /* the fibers see what this thread did before */
     for (unsigned z = 0; z < g.z; z++)
         for (unsigned y = 0; y < g.y; y++)
             for (unsigned x = 0; x < g.x; x++) {
-                blockIdx = uint3{x, y, z};
+                {
+                    Bookkeeping keep;
+                    blockIdx = uint3{x, y, z};
+                }
                 run_block(pool, b, tl_kernel);
             }
+    tsan_acquire(&pool->block_token);  /* and it sees what they did */
+    Bookkeeping keep;
     tl_mode = DIRECT;
 }
-
-#endif
 
 /* Directly, unless the kernel turns out to need its blocks' threads side by side. */
 void run_grid(dim3 g, dim3 b, const char *kernel, const std::function<void()> &body) {
@@ -219,14 +286,16 @@ void cuda_emu_block_shared() {
 void __syncthreads() {
     if (tl_mode != BLOCK)
         emu::fail("kernel %s: __syncthreads in a kernel that declared no __shared__ memory first", tl_kernel);
-#if EMU_REAL_THREADS
-    tl_barrier->arrive_and_wait();
-#else
-    FiberPool *pool = tl_pool;
-    Fiber *f = pool->cur;
-    f->state = F_BARRIER;
-    if (_setjmp(f->jb) == 0) _longjmp(pool->sched, 1);
-#endif
+    FiberPool *pool;
+    Fiber *f;
+    {
+        Bookkeeping b;
+        pool = tl_pool;
+        f = pool->cur;
+    }
+    tsan_release(&pool->barrier_token);
+    to_scheduler(pool, f, F_BARRIER);
+    tsan_acquire(&pool->barrier_token);  /* past the barrier: after every thread's part before it */
 }
 
 int cuda_emu_launch_check(const CudaEmuLaunch &l, const char *kernel) {

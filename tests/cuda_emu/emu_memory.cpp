@@ -70,7 +70,7 @@ MemKind kind_of(const void *p, size_t bytes) {
 /* Enqueues a copy of n bytes: the source read when the copy runs (device or pinned
  * memory), or staged now (pageable memory); the destination written when it runs. */
 static cudaError_t copy_on_stream(void *dst, const void *src, size_t n, emu::MemKind from, cudaStream_t s) {
-    int delay = from == emu::MEM_DEVICE ? 0 : emu::config().copy_delay_us;
+    int delay = from == emu::MEM_DEVICE ? 0 : emu::copy_delay_us();
     if (from != emu::MEM_HOST)
         return emu::enqueue(s, emu::Work{[=] { wait_copy_delay(delay); memmove(dst, src, n); }, nullptr});
     if (emu::capturing(s)) emu::fail("not modelled: a copy from pageable host memory recorded into a capture");
@@ -93,7 +93,7 @@ static cudaError_t copy_async(void *dst, const void *src, size_t n, cudaMemcpyKi
     if (kind != cudaMemcpyDeviceToHost || kd == emu::MEM_PINNED) return copy_on_stream(dst, src, n, ks, s);
     /* into pageable memory: returns once the copy is done */
     if (emu::capturing(s)) emu::fail("not modelled: a copy into pageable host memory recorded into a capture");
-    int delay = emu::config().copy_delay_us;
+    int delay = emu::copy_delay_us();
     cudaError_t e = emu::enqueue(s, emu::Work{[=] { wait_copy_delay(delay); memcpy(dst, src, n); }, nullptr});
     if (e == cudaSuccess) emu::drain(s);
     return e;

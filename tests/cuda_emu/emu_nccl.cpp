@@ -29,7 +29,8 @@ struct ncclComm {
     MPI_Request init = MPI_REQUEST_NULL;
     int rank = 0, size = 1;
     bool aborted = false;
-    ncclResult_t async = ncclInProgress;  /* guarded by emu::mu */
+    std::mutex mu;                        /* guards async and polls_left (a stream's thread sets async) */
+    ncclResult_t async = ncclInProgress;
     int polls_left = 0;                   /* ncclInProgress answers left for the call under way */
     long calls = 0, allreduces = 0, broadcasts = 0;
 };
@@ -45,7 +46,8 @@ std::mutex fault_mu;
 Fault fault;
 bool fault_from_env;
 long communicators;
-thread_local char last_error[512];
+std::mutex error_mu;  /* the last message, of any thread (a stream's thread sets one too) */
+char last_error[512];
 
 int parse_fault(const char *what, Fault *out) {
     Fault f;
@@ -72,6 +74,7 @@ Fault current_fault() {
 }
 
 ncclResult_t error(ncclResult_t r, const char *fmt, ...) {
+    std::lock_guard<std::mutex> lk(error_mu);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
@@ -109,7 +112,7 @@ void broadcast_on_stream(ncclComm *c, const float *send, float *recv, size_t cou
 ncclResult_t check_call(ncclComm *c, const void *send, void *recv, size_t count, ncclDataType_t type) {
     if (!c) return error(ncclInvalidArgument, "no communicator");
     if (c->aborted) return error(ncclInvalidUsage, "the communicator was aborted");
-    std::lock_guard<std::mutex> lk(emu::mu);
+    std::lock_guard<std::mutex> lk(c->mu);
     if (c->init != MPI_REQUEST_NULL) return error(ncclInvalidUsage, "the communicator's set-up has not finished");
     if (c->async != ncclSuccess && c->async != ncclInProgress) return c->async;
     if (type != ncclFloat) return error(ncclInvalidArgument, "cuda_emu: float collectives only");
@@ -125,11 +128,16 @@ ncclResult_t enqueue(ncclComm *c, cudaStream_t s, std::function<void()> run, boo
         pause_us(delay);
         if (!inject) run();
     }, nullptr};
-    if (inject) w.done = [c] { c->async = ncclRemoteError; };  /* when the stream has finished it */
+    if (inject)  /* when the stream has finished it */
+        w.done = [c] {
+            error(ncclRemoteError, "cuda_emu: injected failure of a collective: its peers' data never came");
+            std::lock_guard<std::mutex> lk(c->mu);
+            c->async = ncclRemoteError;
+        };
     if (emu::enqueue(s, std::move(w)) != cudaSuccess)
         return error(ncclUnhandledCudaError, "the stream refused the collective's work");
     if (c->calls++ % 2 == 0) return ncclSuccess;
-    std::lock_guard<std::mutex> lk(emu::mu);
+    std::lock_guard<std::mutex> lk(c->mu);
     if (c->async == ncclSuccess) c->async = ncclInProgress, c->polls_left = 2;
     return ncclInProgress;
 }
@@ -166,7 +174,12 @@ const char *ncclGetErrorString(ncclResult_t r) {
     }
 }
 
-const char *ncclGetLastError(ncclComm_t) { return last_error; }
+const char *ncclGetLastError(ncclComm_t) {
+    static thread_local char copy[sizeof last_error];
+    std::lock_guard<std::mutex> lk(error_mu);
+    memcpy(copy, last_error, sizeof copy);
+    return copy;
+}
 
 ncclResult_t ncclGetVersion(int *v) {
     if (!v) return ncclInvalidArgument;
@@ -222,13 +235,13 @@ ncclResult_t ncclCommGetAsyncError(ncclComm_t c, ncclResult_t *state) {
         int done = 0;
         MPI_Test(&c->init, &done, MPI_STATUS_IGNORE);
         if (done) {
-            std::lock_guard<std::mutex> lk(emu::mu);
+            std::lock_guard<std::mutex> lk(c->mu);
             c->init = MPI_REQUEST_NULL;
             c->async = current_fault().kind == FAIL_ASYNC_INIT ? ncclSystemError : ncclSuccess;
             if (c->async != ncclSuccess) error(ncclSystemError, "cuda_emu: injected failure of the set-up");
         }
     }
-    std::lock_guard<std::mutex> lk(emu::mu);
+    std::lock_guard<std::mutex> lk(c->mu);
     if (c->init == MPI_REQUEST_NULL && c->async == ncclInProgress && c->polls_left > 0 && --c->polls_left == 0)
         c->async = ncclSuccess;
     *state = c->async;
@@ -265,7 +278,7 @@ ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataT
  * that its streams have not run). */
 ncclResult_t ncclCommFinalize(ncclComm_t c) {
     if (!c) return error(ncclInvalidArgument, "no communicator");
-    std::lock_guard<std::mutex> lk(emu::mu);
+    std::lock_guard<std::mutex> lk(c->mu);
     if (c->init != MPI_REQUEST_NULL) return error(ncclInvalidUsage, "finalize before the set-up finished");
     if (c->async == ncclSuccess) c->async = ncclInProgress, c->polls_left = 1;
     return c->async == ncclInProgress ? ncclInProgress : c->async;

@@ -12,7 +12,10 @@
  * cudaErrorNotReady and leave it as the thread's last error, as the real runtime does. */
 #include <cuda_runtime.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <deque>
+#include <mutex>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -22,6 +25,8 @@
 using emu::set_error;
 
 struct CUstream_st {
+    std::mutex mu;  /* everything below; never held with another stream's */
+    std::condition_variable cv;  /* work finished */
     unsigned flags = 0;
     bool legacy = false;
     std::deque<emu::Work> queue;
@@ -38,7 +43,7 @@ struct CUstream_st {
 };
 
 /* the stream and how much of its work the event covers; captured_in: the capture it
- * was last recorded in (0: none) */
+ * was last recorded in (0: none). Used by the calling threads only. */
 struct CUevent_st {
     CUstream_st *stream = nullptr;
     uint64_t ticket = 0;
@@ -53,22 +58,20 @@ struct CUgraphExec_st {
     std::shared_ptr<const std::vector<emu::Work>> work;
 };
 
-namespace emu {
-/* never destroyed: stream threads wait on them until the process ends */
-std::mutex &mu = *new std::mutex;
-std::condition_variable &changed = *new std::condition_variable;
-}  // namespace emu
-
 namespace {
 
-std::vector<CUstream_st *> streams;  /* alive, the legacy one included */
+/* Each stream has its own lock, and only events and the calling threads tie two streams
+ * together, so ThreadSanitizer sees no ordering between streams that the code did not
+ * ask for. list_mu guards the list and comes before a stream's lock. */
+std::mutex &list_mu = *new std::mutex;  /* never destroyed: stream threads outlive main */
+std::vector<CUstream_st *> streams;     /* alive, the legacy one included */
 CUstream_st *legacy;
-uint64_t capture_ids;
+std::atomic<uint64_t> capture_ids;
 
 void run_stream(CUstream_st *s) {
-    std::unique_lock<std::mutex> lk(emu::mu);
+    std::unique_lock<std::mutex> lk(s->mu);
     for (;;) {
-        emu::changed.wait(lk, [s] { return s->stop || !s->queue.empty(); });
+        s->cv.wait(lk, [s] { return s->stop || !s->queue.empty(); });
         if (s->queue.empty()) return;
         emu::Work w = std::move(s->queue.front());
         s->queue.pop_front();
@@ -77,11 +80,11 @@ void run_stream(CUstream_st *s) {
         lk.lock();
         if (w.done) w.done();
         s->done++;
-        emu::changed.notify_all();
+        s->cv.notify_all();
     }
 }
 
-/* with mu held */
+/* with list_mu held */
 CUstream_st *start_stream(unsigned flags, bool is_legacy) {
     CUstream_st *s = new CUstream_st;
     s->flags = flags;
@@ -94,12 +97,19 @@ CUstream_st *start_stream(unsigned flags, bool is_legacy) {
 CUstream_st *resolve(cudaStream_t s) {
     if (s == cudaStreamPerThread) emu::fail("not modelled: the per-thread default stream");
     if (s && s != cudaStreamLegacy) return s;
+    std::lock_guard<std::mutex> lk(list_mu);
     if (!legacy) legacy = start_stream(0, true);
     return legacy;
 }
 
+std::vector<CUstream_st *> all_streams() {
+    std::lock_guard<std::mutex> lk(list_mu);
+    return streams;
+}
+
 bool idle(const CUstream_st *s) { return s->done == s->enqueued; }
 
+/* with s->mu held */
 void invalidate(CUstream_st *s, cudaError_t e) {
     if (s->invalid != cudaSuccess) return;
     s->invalid = e;
@@ -109,25 +119,29 @@ void invalidate(CUstream_st *s, cudaError_t e) {
 /* work that waits until stream src has run ticket pieces of work */
 emu::Work wait_for(CUstream_st *src, uint64_t ticket) {
     return emu::Work{[src, ticket] {
-        std::unique_lock<std::mutex> lk(emu::mu);
-        emu::changed.wait(lk, [&] { return src->done >= ticket; });
+        std::unique_lock<std::mutex> lk(src->mu);
+        src->cv.wait(lk, [&] { return src->done >= ticket; });
     }, nullptr};
 }
 
+/* with s->mu held */
 void push(CUstream_st *s, emu::Work w) {
     s->queue.push_back(std::move(w));
     s->enqueued++;
-    emu::changed.notify_all();
+    s->cv.notify_all();
 }
 
-/* The legacy stream waits for the blocking streams' work, and they for its. */
-void order_with_legacy(CUstream_st *s) {
-    if (s->legacy) {
-        for (CUstream_st *x : streams)
-            if (!x->legacy && !(x->flags & cudaStreamNonBlocking) && !idle(x)) push(s, wait_for(x, x->enqueued));
-    } else if (!(s->flags & cudaStreamNonBlocking) && legacy && !idle(legacy)) {
-        push(s, wait_for(legacy, legacy->enqueued));
+/* The waits that order s with the legacy stream: the legacy stream waits for the
+ * blocking streams' work, and they for its. */
+std::vector<emu::Work> legacy_order(CUstream_st *s) {
+    std::vector<emu::Work> waits;
+    if (!s->legacy && (s->flags & cudaStreamNonBlocking)) return waits;
+    for (CUstream_st *x : all_streams()) {
+        if (x == s || (!s->legacy && !x->legacy) || (s->legacy && (x->flags & cudaStreamNonBlocking))) continue;
+        std::lock_guard<std::mutex> lk(x->mu);
+        if (!idle(x)) waits.push_back(wait_for(x, x->enqueued));
     }
+    return waits;
 }
 
 /* Use of the legacy stream while a blocking stream captures: refused, and that
@@ -135,11 +149,13 @@ void order_with_legacy(CUstream_st *s) {
 cudaError_t check_legacy_use(CUstream_st *s) {
     if (!s->legacy) return cudaSuccess;
     cudaError_t e = cudaSuccess;
-    for (CUstream_st *x : streams)
+    for (CUstream_st *x : all_streams()) {
+        std::lock_guard<std::mutex> lk(x->mu);
         if (x->capturing && !(x->flags & cudaStreamNonBlocking)) {
             invalidate(x, cudaErrorStreamCaptureImplicit);
             e = cudaErrorStreamCaptureImplicit;
         }
+    }
     return e;
 }
 
@@ -148,56 +164,54 @@ cudaError_t check_legacy_use(CUstream_st *s) {
 namespace emu {
 
 cudaError_t enqueue(cudaStream_t stream, Work w) {
-    std::lock_guard<std::mutex> lk(mu);
     CUstream_st *s = resolve(stream);
     cudaError_t e = check_legacy_use(s);
     if (e != cudaSuccess) return e;
+    std::vector<Work> waits = legacy_order(s);
+    std::lock_guard<std::mutex> lk(s->mu);
     if (s->capturing) {
         if (s->invalid != cudaSuccess) return cudaErrorStreamCaptureInvalidated;
         s->recorded.push_back(std::move(w));
         return cudaSuccess;
     }
-    order_with_legacy(s);
+    for (Work &x : waits) push(s, std::move(x));
     push(s, std::move(w));
     return cudaSuccess;
 }
 
 void drain(cudaStream_t stream) {
-    std::unique_lock<std::mutex> lk(mu);
     CUstream_st *s = resolve(stream);
-    changed.wait(lk, [s] { return idle(s); });
+    std::unique_lock<std::mutex> lk(s->mu);
+    s->cv.wait(lk, [s] { return idle(s); });
 }
 
 void drain_all() {
-    std::unique_lock<std::mutex> lk(mu);
-    changed.wait(lk, [] {
-        for (CUstream_st *s : streams)
-            if (!idle(s)) return false;
-        return true;
-    });
+    for (CUstream_st *s : all_streams()) drain(s);
 }
 
 int capturing(cudaStream_t stream) {
-    std::lock_guard<std::mutex> lk(mu);
-    return resolve(stream)->capturing;
+    CUstream_st *s = resolve(stream);
+    std::lock_guard<std::mutex> lk(s->mu);
+    return s->capturing;
 }
 
 cudaError_t refuse_in_capture() {
-    std::lock_guard<std::mutex> lk(mu);
     cudaError_t e = cudaSuccess;
     std::thread::id me = std::this_thread::get_id();
-    for (CUstream_st *x : streams)
+    for (CUstream_st *x : all_streams()) {
+        std::lock_guard<std::mutex> lk(x->mu);
         if (x->capturing && (x->mode == cudaStreamCaptureModeGlobal ||
                              (x->mode == cudaStreamCaptureModeThreadLocal && x->by == me))) {
             invalidate(x, cudaErrorStreamCaptureUnsupported);
             e = cudaErrorStreamCaptureUnsupported;
         }
+    }
     return e;
 }
 
 void invalidate_capture(cudaStream_t stream) {
-    std::lock_guard<std::mutex> lk(mu);
     CUstream_st *s = resolve(stream);
+    std::lock_guard<std::mutex> lk(s->mu);
     if (s->capturing) invalidate(s, cudaErrorStreamCaptureInvalidated);
 }
 
@@ -207,7 +221,7 @@ extern "C" {
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *out, unsigned int flags) {
     if (!out) return set_error(cudaErrorInvalidValue);
-    std::lock_guard<std::mutex> lk(emu::mu);
+    std::lock_guard<std::mutex> lk(list_mu);
     *out = start_stream(flags, false);
     return cudaSuccess;
 }
@@ -218,32 +232,36 @@ cudaError_t cudaStreamCreate(cudaStream_t *out) { return cudaStreamCreateWithFla
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
     if (!stream || stream == cudaStreamLegacy || stream == cudaStreamPerThread)
         return set_error(cudaErrorInvalidResourceHandle);
-    std::unique_lock<std::mutex> lk(emu::mu);
     CUstream_st *s = stream;
-    emu::changed.wait(lk, [s] { return idle(s); });
-    s->stop = true;
-    emu::changed.notify_all();
-    for (size_t i = 0; i < streams.size(); i++)
-        if (streams[i] == s) streams.erase(streams.begin() + (long)i);
-    lk.unlock();
+    {
+        std::lock_guard<std::mutex> lk(list_mu);
+        for (size_t i = 0; i < streams.size(); i++)
+            if (streams[i] == s) streams.erase(streams.begin() + (long)i);
+    }
+    {
+        std::unique_lock<std::mutex> lk(s->mu);
+        s->cv.wait(lk, [s] { return idle(s); });
+        s->stop = true;
+        s->cv.notify_all();
+    }
     s->worker.join();
     return cudaSuccess;
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
-    std::unique_lock<std::mutex> lk(emu::mu);
     CUstream_st *s = resolve(stream);
+    std::unique_lock<std::mutex> lk(s->mu);
     if (s->capturing) {
         invalidate(s, cudaErrorStreamCaptureUnsupported);
         return set_error(cudaErrorStreamCaptureUnsupported);
     }
-    emu::changed.wait(lk, [s] { return idle(s); });
+    s->cv.wait(lk, [s] { return idle(s); });
     return cudaSuccess;
 }
 
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
-    std::lock_guard<std::mutex> lk(emu::mu);
     CUstream_st *s = resolve(stream);
+    std::lock_guard<std::mutex> lk(s->mu);
     if (s->capturing) {
         invalidate(s, cudaErrorStreamCaptureUnsupported);
         return set_error(cudaErrorStreamCaptureUnsupported);
@@ -251,20 +269,19 @@ cudaError_t cudaStreamQuery(cudaStream_t stream) {
     return idle(s) ? cudaSuccess : set_error(cudaErrorNotReady);
 }
 
+/* refused while any stream captures (it would wait for work that is not scheduled) */
 cudaError_t cudaDeviceSynchronize(void) {
-    std::unique_lock<std::mutex> lk(emu::mu);
     cudaError_t e = cudaSuccess;
-    for (CUstream_st *x : streams)
+    std::vector<CUstream_st *> all = all_streams();
+    for (CUstream_st *x : all) {
+        std::lock_guard<std::mutex> lk(x->mu);
         if (x->capturing) {
             invalidate(x, cudaErrorStreamCaptureUnsupported);
             e = cudaErrorStreamCaptureUnsupported;
         }
+    }
     if (e != cudaSuccess) return set_error(e);
-    emu::changed.wait(lk, [] {
-        for (CUstream_st *s : streams)
-            if (!idle(s)) return false;
-        return true;
-    });
+    for (CUstream_st *x : all) emu::drain(x);
     return cudaSuccess;
 }
 
@@ -278,17 +295,16 @@ cudaError_t cudaEventCreate(cudaEvent_t *out) { return cudaEventCreateWithFlags(
 
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
     if (!e) return set_error(cudaErrorInvalidResourceHandle);
-    std::lock_guard<std::mutex> lk(emu::mu);
     delete e;
     return cudaSuccess;
 }
 
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
     if (!e) return set_error(cudaErrorInvalidResourceHandle);
-    std::lock_guard<std::mutex> lk(emu::mu);
     CUstream_st *s = resolve(stream);
     cudaError_t err = check_legacy_use(s);
     if (err != cudaSuccess) return set_error(err);
+    std::lock_guard<std::mutex> lk(s->mu);
     if (s->capturing && s->invalid != cudaSuccess) return set_error(cudaErrorStreamCaptureInvalidated);
     e->stream = s;
     e->captured_in = s->capturing ? s->capture_id : 0;
@@ -298,42 +314,46 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
 
 cudaError_t cudaEventQuery(cudaEvent_t e) {
     if (!e) return set_error(cudaErrorInvalidResourceHandle);
-    std::lock_guard<std::mutex> lk(emu::mu);
     if (e->captured_in) return set_error(cudaErrorCapturedEvent);
-    if (!e->stream || e->stream->done >= e->ticket) return cudaSuccess;
-    return set_error(cudaErrorNotReady);
+    if (!e->stream) return cudaSuccess;
+    std::lock_guard<std::mutex> lk(e->stream->mu);
+    return e->stream->done >= e->ticket ? cudaSuccess : set_error(cudaErrorNotReady);
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     if (!e) return set_error(cudaErrorInvalidResourceHandle);
-    std::unique_lock<std::mutex> lk(emu::mu);
     if (e->captured_in) return set_error(cudaErrorCapturedEvent);
     CUstream_st *s = e->stream;
     uint64_t ticket = e->ticket;
-    if (s) emu::changed.wait(lk, [s, ticket] { return s->done >= ticket; });
+    if (!s) return cudaSuccess;
+    std::unique_lock<std::mutex> lk(s->mu);
+    s->cv.wait(lk, [s, ticket] { return s->done >= ticket; });
     return cudaSuccess;
 }
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t e, unsigned int flags) {
     if (!e) return set_error(cudaErrorInvalidResourceHandle);
-    std::lock_guard<std::mutex> lk(emu::mu);
     CUstream_st *s = resolve(stream);
-    if (!e->stream || emu::config().drop_event_waits) return cudaSuccess;
-    if (s->capturing) {
-        if (e->captured_in == s->capture_id) return cudaSuccess;  /* ordered inside the capture already */
-        invalidate(s, cudaErrorStreamCaptureIsolation);
-        return set_error(cudaErrorStreamCaptureIsolation);
+    if (!e->stream || emu::drop_event_waits()) return cudaSuccess;
+    {
+        std::lock_guard<std::mutex> lk(s->mu);
+        if (s->capturing) {
+            if (e->captured_in == s->capture_id) return cudaSuccess;  /* ordered inside the capture already */
+            invalidate(s, cudaErrorStreamCaptureIsolation);
+            return set_error(cudaErrorStreamCaptureIsolation);
+        }
     }
     if (e->captured_in) emu::fail("not modelled: a stream joining a capture by waiting on a captured event");
     cudaError_t err = check_legacy_use(s);
     if (err != cudaSuccess) return set_error(err);
+    std::lock_guard<std::mutex> lk(s->mu);
     push(s, wait_for(e->stream, e->ticket));
     return cudaSuccess;
 }
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
-    std::lock_guard<std::mutex> lk(emu::mu);
     CUstream_st *s = resolve(stream);
+    std::lock_guard<std::mutex> lk(s->mu);
     if (s->legacy) return set_error(cudaErrorStreamCaptureUnsupported);
     if (s->capturing) return set_error(cudaErrorIllegalState);
     s->capturing = true;
@@ -347,14 +367,13 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mo
 
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
     if (!graph) return set_error(cudaErrorInvalidValue);
-    std::lock_guard<std::mutex> lk(emu::mu);
     CUstream_st *s = resolve(stream);
+    std::lock_guard<std::mutex> lk(s->mu);
     *graph = NULL;
     if (!s->capturing) return set_error(cudaErrorIllegalState);
     if (s->mode != cudaStreamCaptureModeRelaxed && s->by != std::this_thread::get_id())
         return set_error(cudaErrorStreamCaptureWrongThread);
     s->capturing = false;
-    emu::changed.notify_all();
     std::vector<emu::Work> work = std::move(s->recorded);
     s->recorded.clear();
     if (s->invalid != cudaSuccess) return set_error(cudaErrorStreamCaptureInvalidated);
@@ -364,8 +383,8 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
 
 cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus *status) {
     if (!status) return set_error(cudaErrorInvalidValue);
-    std::lock_guard<std::mutex> lk(emu::mu);
     CUstream_st *s = resolve(stream);
+    std::lock_guard<std::mutex> lk(s->mu);
     *status = !s->capturing ? cudaStreamCaptureStatusNone
               : s->invalid != cudaSuccess ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive;
     return cudaSuccess;

@@ -35,6 +35,7 @@ if(NOT E2E_NET_ONLY)
   target_include_directories(cuda_emu_nccl PUBLIC ${CUDA_EMU_NCCL_INCLUDE})
   target_link_libraries(cuda_emu_nccl PUBLIC cuda_emu MPI::MPI_C)
   target_compile_options(cuda_emu_nccl PRIVATE ${CUDA_EMU_CXX_FLAGS})
+  target_compile_definitions(cuda_emu_nccl PRIVATE OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)  # the C API only
   set_target_properties(cuda_emu_nccl PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON)
 endif()
 
