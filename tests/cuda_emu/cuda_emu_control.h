@@ -9,7 +9,7 @@
  *                             wait for a copy then shows as a wrong result
  *   E2E_EMU_CUDNN=RULES       shapes cuDNN's algorithm lists (cuda_emu_cudnn_rules)
  *   E2E_EMU_NCCL_FAIL=WHAT    init | async-init | allreduce:N | broadcast:N (cuda_emu_nccl_fail)
- *   E2E_EMU_NCCL_DELAY_US=N   every collective takes at least N us (1000) */
+ *   E2E_EMU_NCCL_DELAY_US=N   every collective takes at least N us (2000) */
 #ifndef E2E_TESTS_CUDA_EMU_CONTROL_H
 #define E2E_TESTS_CUDA_EMU_CONTROL_H
 

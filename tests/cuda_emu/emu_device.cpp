@@ -26,7 +26,7 @@ const Config &config() {
         env_int("E2E_EMU_DRIVER", CUDART_VERSION),
         env_int("E2E_EMU_CC", 90),
         (size_t)env_int("E2E_EMU_MEM_MB", 16384) << 20,
-        env_int("E2E_EMU_NCCL_DELAY_US", 1000),
+        env_int("E2E_EMU_NCCL_DELAY_US", 2000),
     };
     return c;
 }

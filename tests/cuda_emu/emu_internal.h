@@ -18,7 +18,7 @@ struct Config {
     int driver;            /* E2E_EMU_DRIVER: the driver's CUDA version, e.g. 12040 (= the runtime's) */
     int cc;                /* E2E_EMU_CC: compute capability, e.g. 90 */
     size_t mem_limit;      /* E2E_EMU_MEM_MB: device memory (16384 MB) */
-    int nccl_delay_us;     /* E2E_EMU_NCCL_DELAY_US: each collective waits this long first (1000) */
+    int nccl_delay_us;     /* E2E_EMU_NCCL_DELAY_US: each collective waits this long first (2000) */
 };
 const Config &config();
 /* E2E_EMU_COPY_DELAY_US (0): each host<->device copy waits this long first;

@@ -46,7 +46,7 @@ static void test_streams_and_events() {
 #else
     *pinned = 5;
 #endif
-    int was = cuda_emu_copy_delay_us(200000);
+    int was = cuda_emu_copy_delay_us(400000);
     cudaMemcpyAsync(d, pinned, sizeof(int), cudaMemcpyHostToDevice, a);  /* slow, on a */
     cudaMemcpyAsync(d + 1, &host, sizeof(int), cudaMemcpyHostToDevice, a);
     host = 8;  /* pageable: staged at the call */
