@@ -9,6 +9,8 @@
  * reach stops the emulator with a message. Under ThreadSanitizer the fibers are threads
  * of their own to it that meet only at the barriers: a missing __syncthreads is a
  * reported data race on the shared memory. */
+/* the fibers switch stacks with _longjmp, which the fortified longjmp would refuse */
+#undef _FORTIFY_SOURCE
 #include <cuda_runtime.h>
 
 #include <csetjmp>
