@@ -191,9 +191,11 @@ struct NetOps {
      * which then enqueues the recording) or OPS_GRAPH_REPLAYED (the recording for key is
      * enqueued: do not run the ops). The same key must mean the same ops on the same
      * buffers. graph_end returns 0, or -1 with e2e_error() when recording failed (the
-     * ops did not run). */
+     * ops did not run). pass_failed != 0: the caller's side of the recorded pass failed,
+     * so the recording is incomplete: it is dropped (nothing runs, nothing is kept for
+     * the key) and graph_end returns 0. */
     int (*graph_begin)(void *ctx, uint64_t key);
-    int (*graph_end)(void *ctx);
+    int (*graph_end)(void *ctx, int pass_failed);
 };
 
 /* 1 when the backend declares every capability in cap. */
