@@ -32,7 +32,7 @@ static const char *usage =
     "  --weight-decay X         Adam (L2) weight decay (0)\n"
     "  --seed S                 model initialisation, data split and order (1)\n"
     "  --device cpu|cuda        where each rank computes (cpu); cuda: GPU = local rank\n"
-    "  --precision P            fp32 | tf32 | bf16 (cuda only) (fp32)\n"
+    "  --precision P            fp32 | bf16 (cuda; cpu with bf16 instructions) | tf32 (cuda) (fp32)\n"
     "  --threads T              CPU threads per rank (OpenMP default)\n"
     "  --resume auto|PATH|none  auto: newest valid checkpoint in RUNDIR/checkpoints, else a\n"
     "                           fresh start; PATH: that checkpoint (none). The checkpoint\n"

@@ -71,11 +71,14 @@ static int parse_precision(const char *precision, int *emulated) {
         return e2e_fail("E2E_CPU_BF16=%s: expected emulate (or nothing)", mode);
     if (net_cpu_has_bf16()) return 1;
     if (mode && *mode) return *emulated = 1;
-    return e2e_fail("device cpu: precision bf16 needs bf16 instructions (AVX512-BF16 or AMX) and oneDNN to "
-                    "run them: this CPU%s has none%s, and emulated bf16 would be slower than fp32. Use "
-                    "--precision fp32 (E2E_CPU_BF16=emulate runs bf16 emulated all the same, for tests)",
-                    onednn_has_bf16() ? "" : " (or this build's oneDNN)",
-                    isa_cap_below_bf16() ? " (ONEDNN_MAX_CPU_ISA caps them)" : "");
+    __builtin_cpu_init();
+    const char *why = isa_cap_below_bf16() ? "ONEDNN_MAX_CPU_ISA leaves this CPU none"
+                      : !__builtin_cpu_supports("avx512bf16") && !__builtin_cpu_supports("amx-bf16")
+                          ? "this CPU has none"
+                          : "this build's oneDNN does not run them";
+    return e2e_fail("device cpu: precision bf16 needs bf16 instructions (AVX512-BF16 or AMX) that oneDNN runs: "
+                    "%s, and emulated bf16 would be slower than fp32. Use --precision fp32 (E2E_CPU_BF16=emulate "
+                    "runs bf16 emulated all the same, for tests)", why);
 }
 
 NetOps *net_cpu_create(int threads) { return net_cpu_create_precision(threads, "fp32"); }
