@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bf16.h"
 #include "error.h"
 #include "conv_onednn.h"
 #include "cpu_internal.h"
@@ -370,10 +369,7 @@ int onednn_backward_data(Onednn *d, const ConvShape *s, const float *dy, const f
     run(d, p, dx, w, NULL, (void *)dy);
     const size_t total = (size_t)s->n * s->in_h * s->in_w * s->in_c;
     if (mask && d->bf16) {
-        uint16_t *dxb = (uint16_t *)dx;
-        const uint16_t *mb = (const uint16_t *)mask;
-#pragma omp parallel for simd schedule(static) num_threads(d->threads)
-        for (size_t i = 0; i < total; i++) dxb[i] = bf16_keep(dxb[i], !(bf16_to_f32(mb[i]) <= 0.0f));
+        cpu_mask_bf16(d->threads, total, (const uint16_t *)mask, (uint16_t *)dx);
     } else if (mask) {  /* zero where mask <= 0; a NaN in the mask lets the gradient through, as PyTorch */
 #pragma omp parallel for simd schedule(static) num_threads(d->threads)
         for (size_t i = 0; i < total; i++) dx[i] = mask[i] <= 0.0f ? 0.0f : dx[i];

@@ -128,6 +128,8 @@ void cpu_global_maxpool_backward_bf16(void *ctx, int n, int c, int h, int w, con
 void cpu_widen_bf16(const CpuCtx *c, const uint16_t *src, float *dst, size_t n);
 void cpu_narrow_bf16(const CpuCtx *c, const float *src, uint16_t *dst, size_t n, const uint16_t *mask);
 void cpu_round_bf16(const float *src, float *dst, size_t n);
+/* dx[i] = 0 where mask[i] <= 0 (bf16 both; a NaN mask lets dx through), on threads */
+void cpu_mask_bf16(int threads, size_t n, const uint16_t *mask, uint16_t *dx);
 /* The network's NCHW float input of convolution s as bf16 NHWC (in BUF_INPUT_BF16). fresh:
  * converted now (forward); else the conversion of the same pointer and shape is reused
  * when there is one (backward filter after its forward: model.h keeps the input as it is

@@ -7,6 +7,7 @@
  * rules are eltwise.c's: ReLU keeps !(y <= 0) (a NaN passes), the max-pools take the
  * first maximum and a NaN always wins. */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "bf16.h"
@@ -15,24 +16,65 @@
 /* Element-wise loops below this many elements run on one thread. */
 #define PAR_MIN 32768
 
+/* The loops' bodies are compiled twice, for any x86-64 and for AVX-512 (x86-64-v4: 32
+ * bf16 values a vector), one picked at load time from the CPU (ifunc): the bf16 mode runs
+ * on CPUs with AVX512-BF16, and emulated on any other. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define AVX512_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
+#endif
+#endif
+#ifndef AVX512_CLONES
+#define AVX512_CLONES
+#endif
+
 typedef uint16_t bf16;
 
-void cpu_relu_backward_bf16(void *ctx, size_t n, const float *y_, const float *dy_,
-                            const float *addend_, float *dx_) {
-    CpuCtx *c = ctx;
-    const bf16 *y = (const bf16 *)y_, *dy = (const bf16 *)dy_, *addend = (const bf16 *)addend_;
-    bf16 *dx = (bf16 *)dx_;
+/* [lo, hi) of n split evenly over the threads of the parallel region */
+#define THREAD_RANGE(n, lo, hi)                                                       \
+    size_t lo = (n) * (size_t)omp_get_thread_num() / (size_t)omp_get_num_threads(), \
+           hi = (n) * ((size_t)omp_get_thread_num() + 1) / (size_t)omp_get_num_threads()
+
+AVX512_CLONES static void relu_backward_range(size_t lo, size_t hi, const bf16 *y, const bf16 *dy,
+                                              const bf16 *addend, bf16 *dx) {
     if (addend) {
-#pragma omp parallel for simd schedule(static) num_threads(c->threads) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = lo; i < hi; i++)
             dx[i] = bf16_keep(f32_to_bf16(bf16_to_f32(dy[i]) + bf16_to_f32(addend[i])), !(bf16_to_f32(y[i]) <= 0.0f));
     } else {
-#pragma omp parallel for simd schedule(static) num_threads(c->threads) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++) dx[i] = bf16_keep(dy[i], !(bf16_to_f32(y[i]) <= 0.0f));
+        for (size_t i = lo; i < hi; i++) dx[i] = bf16_keep(dy[i], !(bf16_to_f32(y[i]) <= 0.0f));
+    }
+}
+
+void cpu_relu_backward_bf16(void *ctx, size_t n, const float *y, const float *dy, const float *addend, float *dx) {
+    CpuCtx *c = ctx;
+#pragma omp parallel num_threads(c->threads) if (n >= PAR_MIN)
+    {
+        THREAD_RANGE(n, lo, hi);
+        relu_backward_range(lo, hi, (const bf16 *)y, (const bf16 *)dy, (const bf16 *)addend, (bf16 *)dx);
     }
 }
 
 static inline int takes_max(float v, float best) { return v > best || isnan(v); }
+
+/* One output pixel's c channels: the window's four inputs in row-major order, each
+ * taking over where takes_max says (the first maximum; a NaN always), without branches
+ * so that the channel loop vectorises. (Starting from the first input equals starting
+ * from -infinity: only a first input of -infinity would lose to nothing, and then it
+ * stays both the maximum and its place.) */
+AVX512_CLONES static void maxpool_pixel(const bf16 *xi, int c, const int32_t at[4], bf16 *y, int32_t *idx) {
+    for (int ch = 0; ch < c; ch++) {
+        float best = bf16_to_f32(xi[at[0] + ch]);
+        int32_t best_at = at[0] + ch;
+        for (int k = 1; k < 4; k++) {
+            float v = bf16_to_f32(xi[at[k] + ch]);
+            int take = v > best || v != v;
+            best = take ? v : best;
+            best_at = take ? at[k] + ch : best_at;
+        }
+        y[ch] = f32_to_bf16(best);  /* exact: best is a bf16 value */
+        idx[ch] = best_at;
+    }
+}
 
 void cpu_maxpool2x2_forward_bf16(void *ctx, int n, int c, int h, int w, const float *x_, float *y_,
                                  int32_t *idx) {
@@ -43,26 +85,13 @@ void cpu_maxpool2x2_forward_bf16(void *ctx, int n, int c, int h, int w, const fl
 #pragma omp parallel for schedule(static) num_threads(cx->threads)
     for (int i = 0; i < n; i++) {
         const bf16 *xi = x + (size_t)i * h * w * c;
-        bf16 *yi = y + (size_t)i * oh * ow * c;
-        int32_t *ii = idx + (size_t)i * oh * ow * c;
         for (int r = 0; r < oh; r++)
-            for (int q = 0; q < ow; q++)
-                for (int ch = 0; ch < c; ch++) {
-                    int32_t best_at = ((2 * r) * w + 2 * q) * c + ch;
-                    float best = -INFINITY;
-                    for (int dr = 0; dr < 2; dr++)
-                        for (int dq = 0; dq < 2; dq++) {
-                            int32_t at = ((2 * r + dr) * w + 2 * q + dq) * c + ch;
-                            float v = bf16_to_f32(xi[at]);
-                            if (takes_max(v, best)) {
-                                best = v;
-                                best_at = at;
-                            }
-                        }
-                    size_t o = ((size_t)r * ow + q) * c + ch;
-                    yi[o] = xi[best_at];
-                    ii[o] = best_at;
-                }
+            for (int q = 0; q < ow; q++) {
+                int32_t at[4] = {((2 * r) * w + 2 * q) * c, ((2 * r) * w + 2 * q + 1) * c,
+                                 ((2 * r + 1) * w + 2 * q) * c, ((2 * r + 1) * w + 2 * q + 1) * c};
+                size_t o = (((size_t)i * oh + r) * ow + q) * c;
+                maxpool_pixel(xi, c, at, y + o, idx + o);
+            }
     }
 }
 
@@ -122,18 +151,43 @@ void cpu_global_maxpool_backward_bf16(void *ctx, int n, int c, int h, int w, con
 
 /* ---- conversions ---- */
 
+AVX512_CLONES static void widen_range(size_t lo, size_t hi, const bf16 *src, float *dst) {
+    for (size_t i = lo; i < hi; i++) dst[i] = bf16_to_f32(src[i]);
+}
+
 void cpu_widen_bf16(const CpuCtx *c, const uint16_t *src, float *dst, size_t n) {
-#pragma omp parallel for simd schedule(static) num_threads(c->threads) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) dst[i] = bf16_to_f32(src[i]);
+#pragma omp parallel num_threads(c->threads) if (n >= PAR_MIN)
+    {
+        THREAD_RANGE(n, lo, hi);
+        widen_range(lo, hi, src, dst);
+    }
+}
+
+AVX512_CLONES static void narrow_range(size_t lo, size_t hi, const float *src, bf16 *dst, const bf16 *mask) {
+    if (mask) {
+        for (size_t i = lo; i < hi; i++) dst[i] = bf16_keep(f32_to_bf16(src[i]), !(bf16_to_f32(mask[i]) <= 0.0f));
+    } else {
+        for (size_t i = lo; i < hi; i++) dst[i] = f32_to_bf16(src[i]);
+    }
 }
 
 void cpu_narrow_bf16(const CpuCtx *c, const float *src, uint16_t *dst, size_t n, const uint16_t *mask) {
-    if (mask) {
-#pragma omp parallel for simd schedule(static) num_threads(c->threads) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++) dst[i] = bf16_keep(f32_to_bf16(src[i]), !(bf16_to_f32(mask[i]) <= 0.0f));
-    } else {
-#pragma omp parallel for simd schedule(static) num_threads(c->threads) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++) dst[i] = f32_to_bf16(src[i]);
+#pragma omp parallel num_threads(c->threads) if (n >= PAR_MIN)
+    {
+        THREAD_RANGE(n, lo, hi);
+        narrow_range(lo, hi, src, dst, mask);
+    }
+}
+
+AVX512_CLONES static void mask_range(size_t lo, size_t hi, const bf16 *mask, bf16 *dx) {
+    for (size_t i = lo; i < hi; i++) dx[i] = bf16_keep(dx[i], !(bf16_to_f32(mask[i]) <= 0.0f));
+}
+
+void cpu_mask_bf16(int threads, size_t n, const uint16_t *mask, uint16_t *dx) {
+#pragma omp parallel num_threads(threads) if (n >= PAR_MIN)
+    {
+        THREAD_RANGE(n, lo, hi);
+        mask_range(lo, hi, mask, dx);
     }
 }
 
@@ -142,7 +196,7 @@ void cpu_round_bf16(const float *src, float *dst, size_t n) {
 }
 
 /* One sample's C planes of HW floats into HW pixels of C bf16 values. */
-static void nchw_to_nhwc_bf16(const float *src, bf16 *dst, size_t C, size_t hw) {
+AVX512_CLONES static void nchw_to_nhwc_bf16(const float *src, bf16 *dst, size_t C, size_t hw) {
     enum { PIXELS = 64 };  /* a block of pixels of every channel: reads and writes stay in L1 */
     for (size_t p0 = 0; p0 < hw; p0 += PIXELS) {
         size_t np = hw - p0 < PIXELS ? hw - p0 : PIXELS;
