@@ -1,9 +1,10 @@
 /* The CPU backend's bf16 mode (net/README.md, "bf16"), op by op:
  *  - the rounding (net/cpu/bf16.h): ties to even, NaN, denormals, overflow; on a CPU with
  *    AVX512-BF16, bitwise the VCVTNEPS2BF16 instruction's on a million random floats;
- *  - every convolution pass on every engine (direct and gemm: our float kernels on
- *    widened operands; onednn: its bf16 kernels) against a double-precision reference
- *    on the bf16-rounded operands, and that the forced engine ran;
+ *  - every convolution pass on every engine (direct: AVX512-BF16 dot products forward,
+ *    our float kernels on widened operands otherwise, and without the dot products;
+ *    gemm: widened; onednn: its bf16 kernels) against a double-precision reference on
+ *    the bf16-rounded operands, and that the forced engine ran;
  *  - the element-wise ops against the float ones on bf16 values;
  *  - the plan: bf16 entries kept apart from fp32 ones in one record, a recorded bf16
  *    plan followed by a second run bitwise, an fp32 plan refused by a bf16 backend;
@@ -197,12 +198,16 @@ static void test_conv(NetOps *ops, const char *engine, ConvShape s, Layout lay) 
     free(y), free(dx), free(mask), free(dw), free(db), free(ry), free(rdx), free(rdw), free(rdb);
 }
 
+/* engine "direct-widened": the direct engine without AVX512-BF16 dot products (our
+ * float kernels on widened operands, as on a CPU emulating bf16) */
 static void test_convs(const char *engine) {
-    NetOps *ops = backend("bf16", engine, "none", 2);
+    int widened = !strcmp(engine, "direct-widened");
+    NetOps *ops = backend("bf16", widened ? "direct" : engine, "none", 2);
     if (!ops) {
         CHECK(0, "bf16 %s: %s", engine, e2e_error());
         return;
     }
+    if (widened) ((CpuCtx *)ops->ctx)->bf16_dot = 0;
     CHECK(ops_can(ops, OPS_BF16_ACTIVATIONS), "a bf16 backend must declare bf16 activations");
     test_conv(ops, engine, conv_shape(2, 3, 13, 11, 16, 7, 1, 1), LAYOUT_NCHW);
     test_conv(ops, engine, conv_shape(2, 8, 12, 12, 16, 7, 1, 1), LAYOUT_NCHW);
@@ -212,7 +217,7 @@ static void test_convs(const char *engine) {
     test_conv(ops, engine, conv_shape(2, 32, 7, 7, 32, 3, 1, 1), LAYOUT_NHWC);
     /* every pass of the model's geometries (the six above) ran on the forced engine */
     CpuCtx *c = ops->ctx;
-    ConvEngine want = conv_engine_parse(engine);
+    ConvEngine want = conv_engine_parse(widened ? "direct" : engine);
     CHECK(conv_engines_count(c) == 6, "bf16 %s: %d geometries planned", engine, conv_engines_count(c));
     for (int i = 0; i < conv_engines_count(c); i++) {
         const ConvPlanEntry *e = conv_engines_entry(c, i);
@@ -225,6 +230,8 @@ static void test_convs(const char *engine) {
         }
     }
     test_conv(ops, engine, conv_shape(2, 5, 9, 8, 8, 5, 3, 2), LAYOUT_NHWC);  /* odd sizes: any engine */
+    test_conv(ops, engine, conv_shape(1, 16, 4, 53, 16, 3, 1, 1), LAYOUT_NHWC);  /* rows of tiles 18, 18, 17 */
+    test_conv(ops, engine, conv_shape(1, 16, 4, 29, 32, 3, 1, 1), LAYOUT_NHWC);  /* of 10, 10, 9 */
     ops->destroy(ops);
 }
 
@@ -427,6 +434,7 @@ int main(void) {
     int has_bf16 = net_cpu_has_bf16();
     if (has_bf16) {
         test_convs("direct");
+        test_convs("direct-widened");
         test_convs("gemm");
         test_convs("onednn");
         test_eltwise();

@@ -1,5 +1,6 @@
-/* Our own convolution engines in the bf16 mode: the float kernels (direct, or im2col +
- * GEMM) on bf16 operands. The bf16 activations are widened to float (exactly), the
+/* Our own convolution engines in the bf16 mode: the direct forward on AVX512-BF16 dot
+ * products where the CPU has them (conv_direct_bf16.c), and everywhere else the float
+ * kernels (direct, or im2col + GEMM) on bf16 operands. The bf16 activations are widened to float (exactly), the
  * weights rounded to bf16 values, the float kernel runs (float accumulation, bias,
  * residual and ReLU in float), and its output is narrowed to bf16 once: the arithmetic of
  * oneDNN's bf16 kernels, at float speed plus the conversions. They serve the shapes and
@@ -27,6 +28,7 @@ static const float *rounded_weights(CpuCtx *c, const ConvShape *s, const float *
 
 int conv_own_bf16_forward(CpuCtx *c, int direct, const ConvShape *s, const uint16_t *x, const float *w,
                           const float *b, const uint16_t *residual, int relu, uint16_t *y) {
+    if (direct && conv_direct_bf16_forward(c, s, x, w, b, residual, relu, y) == 0) return 0;  /* AVX512-BF16 */
     if (direct && !c->direct) return -1;
     const float *xf = widened(c, BUF_WIDE_X, x, in_count(s)), *wr = rounded_weights(c, s, w);
     const float *rf = residual ? widened(c, BUF_WIDE_RESIDUAL, residual, out_count(s)) : NULL;

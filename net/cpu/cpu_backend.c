@@ -111,6 +111,8 @@ NetOps *net_cpu_create_precision(int threads, const char *precision) {
     c->threads = threads;
     c->bf16 = bf16;
     c->bf16_emulated = emulated;
+    __builtin_cpu_init();
+    c->bf16_dot = bf16 && !emulated && __builtin_cpu_supports("avx512bf16");
     c->direct = conv_direct_supported();
     if (conv_engines_create(c)) {
         free(c);

@@ -23,6 +23,7 @@ typedef struct {
     int direct;                          /* direct convolutions: 512 (AVX-512), 256 (AVX2), 0 none */
     int bf16;                            /* bf16 mode: activations and gradients are bf16 */
     int bf16_emulated;                   /* ... on a CPU without bf16 instructions (E2E_CPU_BF16) */
+    int bf16_dot;                        /* the CPU has AVX512-BF16: conv_direct_bf16.c runs */
     struct ConvEngines *engines;         /* the engine of each convolution (conv_engine.c) */
     float *scratch[CPU_MAX_THREADS];     /* per-thread work space */
     size_t scratch_floats[CPU_MAX_THREADS];
@@ -75,6 +76,13 @@ int conv_direct_backward_data(CpuCtx *c, const ConvShape *s, const float *dy, co
                               const float *mask, float *dx);
 int conv_direct_backward_filter(CpuCtx *c, const ConvShape *s, Layout lay, const float *x,
                                 const float *dy, float *dw, float *db);
+
+/* The bf16 direct forward (conv_direct_bf16.c, AVX512-BF16): NHWC bf16 x, residual and
+ * y; 0, or -1 where c->bf16_dot is 0 or the shape is not one it runs (_fits: an even
+ * input channel count, output channels a multiple of 16). */
+int conv_direct_bf16_fits(const ConvShape *s);
+int conv_direct_bf16_forward(CpuCtx *c, const ConvShape *s, const uint16_t *x, const float *w, const float *b,
+                             const uint16_t *residual, int relu, uint16_t *y);
 
 /* Our engines in the bf16 mode (conv_own_bf16.c): the direct kernels (direct = 1) or
  * gemm (0) on widened bf16 operands and bf16-rounded weights, the output narrowed to
