@@ -21,3 +21,7 @@ int conv_direct_bf16_forward(CpuCtx *c, const ConvShape *s, const uint16_t *x, c
                              const uint16_t *residual, int relu, uint16_t *y) {
     return -1;
 }
+int conv_direct_bf16_backward_filter(CpuCtx *c, const ConvShape *s, const uint16_t *x, const uint16_t *dy,
+                                     float *dw, float *db) {
+    return -1;
+}

@@ -1,5 +1,6 @@
-/* Our own convolution engines in the bf16 mode: the direct forward on AVX512-BF16 dot
- * products where the CPU has them (conv_direct_bf16.c), and everywhere else the float
+/* Our own convolution engines in the bf16 mode: the direct forward and backward filter
+ * on AVX512-BF16 dot products where the CPU has them (conv_direct_bf16.c), and
+ * everywhere else the float
  * kernels (direct, or im2col + GEMM) on bf16 operands. The bf16 activations are widened to float (exactly), the
  * weights rounded to bf16 values, the float kernel runs (float accumulation, bias,
  * residual and ReLU in float), and its output is narrowed to bf16 once: the arithmetic of
@@ -58,6 +59,7 @@ int conv_own_bf16_backward_data(CpuCtx *c, int direct, const ConvShape *s, const
 
 int conv_own_bf16_backward_filter(CpuCtx *c, int direct, const ConvShape *s, const uint16_t *x,
                                   const uint16_t *dy, float *dw, float *db) {
+    if (direct && conv_direct_bf16_backward_filter(c, s, x, dy, dw, db) == 0) return 0;  /* AVX512-BF16 */
     if (direct && !c->direct) return -1;
     const float *xf = widened(c, BUF_WIDE_X, x, in_count(s)), *dyf = widened(c, BUF_WIDE_Y, dy, out_count(s));
     if (direct) return conv_direct_backward_filter(c, s, LAYOUT_NHWC, xf, dyf, dw, db);

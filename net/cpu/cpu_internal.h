@@ -77,12 +77,15 @@ int conv_direct_backward_data(CpuCtx *c, const ConvShape *s, const float *dy, co
 int conv_direct_backward_filter(CpuCtx *c, const ConvShape *s, Layout lay, const float *x,
                                 const float *dy, float *dw, float *db);
 
-/* The bf16 direct forward (conv_direct_bf16.c, AVX512-BF16): NHWC bf16 x, residual and
- * y; 0, or -1 where c->bf16_dot is 0 or the shape is not one it runs (_fits: an even
- * input channel count, output channels a multiple of 16). */
+/* The bf16 direct forward and backward filter (conv_direct_bf16.c, AVX512-BF16): NHWC
+ * bf16 x, residual, y and dy, float weights, dw, db; 0, or -1 where c->bf16_dot is 0 or
+ * the shape is not one they run (_fits: an even input channel count, output channels a
+ * multiple of 16). */
 int conv_direct_bf16_fits(const ConvShape *s);
 int conv_direct_bf16_forward(CpuCtx *c, const ConvShape *s, const uint16_t *x, const float *w, const float *b,
                              const uint16_t *residual, int relu, uint16_t *y);
+int conv_direct_bf16_backward_filter(CpuCtx *c, const ConvShape *s, const uint16_t *x, const uint16_t *dy,
+                                     float *dw, float *db);
 
 /* Our engines in the bf16 mode (conv_own_bf16.c): the direct kernels (direct = 1) or
  * gemm (0) on widened bf16 operands and bf16-rounded weights, the output narrowed to

@@ -56,43 +56,42 @@ void cpu_relu_backward_bf16(void *ctx, size_t n, const float *y, const float *dy
 
 static inline int takes_max(float v, float best) { return v > best || isnan(v); }
 
-/* One output pixel's c channels: the window's four inputs in row-major order, each
- * taking over where takes_max says (the first maximum; a NaN always), without branches
- * so that the channel loop vectorises. (Starting from the first input equals starting
- * from -infinity: only a first input of -infinity would lose to nothing, and then it
+/* One sample: for each output pixel and channel, the window's four inputs in row-major
+ * order, each taking over where takes_max says (the first maximum; a NaN always),
+ * without branches, so that the channel loop vectorises. (Starting from the first input
+ * equals starting from -infinity: a first input of -infinity loses to nothing else and
  * stays both the maximum and its place.) */
-AVX512_CLONES static void maxpool_pixel(const bf16 *xi, int c, const int32_t at[4], bf16 *y, int32_t *idx) {
-    for (int ch = 0; ch < c; ch++) {
-        float best = bf16_to_f32(xi[at[0] + ch]);
-        int32_t best_at = at[0] + ch;
-        for (int k = 1; k < 4; k++) {
-            float v = bf16_to_f32(xi[at[k] + ch]);
-            int take = v > best || v != v;
-            best = take ? v : best;
-            best_at = take ? at[k] + ch : best_at;
+AVX512_CLONES static void maxpool_sample(const bf16 *xi, int c, int h, int w, bf16 *y, int32_t *idx) {
+    const int oh = h / 2, ow = w / 2;
+    for (int r = 0; r < oh; r++)
+        for (int q = 0; q < ow; q++) {
+            const int32_t a0 = ((2 * r) * w + 2 * q) * c, a1 = a0 + c, a2 = a0 + w * c, a3 = a2 + c;
+            bf16 *yo = y + ((size_t)r * ow + q) * c;
+            int32_t *io = idx + ((size_t)r * ow + q) * c;
+            for (int ch = 0; ch < c; ch++) {
+                float v0 = bf16_to_f32(xi[a0 + ch]), v1 = bf16_to_f32(xi[a1 + ch]);
+                float v2 = bf16_to_f32(xi[a2 + ch]), v3 = bf16_to_f32(xi[a3 + ch]);
+                float best = v0;
+                int32_t at = a0 + ch;
+                int take = v1 > best || v1 != v1;
+                best = take ? v1 : best, at = take ? a1 + ch : at;
+                take = v2 > best || v2 != v2;
+                best = take ? v2 : best, at = take ? a2 + ch : at;
+                take = v3 > best || v3 != v3;
+                best = take ? v3 : best, at = take ? a3 + ch : at;
+                yo[ch] = f32_to_bf16(best);  /* exact: best is a bf16 value */
+                io[ch] = at;
+            }
         }
-        y[ch] = f32_to_bf16(best);  /* exact: best is a bf16 value */
-        idx[ch] = best_at;
-    }
 }
 
-void cpu_maxpool2x2_forward_bf16(void *ctx, int n, int c, int h, int w, const float *x_, float *y_,
+void cpu_maxpool2x2_forward_bf16(void *ctx, int n, int c, int h, int w, const float *x, float *y,
                                  int32_t *idx) {
     CpuCtx *cx = ctx;
-    const bf16 *x = (const bf16 *)x_;
-    bf16 *y = (bf16 *)y_;
-    int oh = h / 2, ow = w / 2;
+    const size_t in = (size_t)h * w * c, out = (size_t)(h / 2) * (w / 2) * c;
 #pragma omp parallel for schedule(static) num_threads(cx->threads)
-    for (int i = 0; i < n; i++) {
-        const bf16 *xi = x + (size_t)i * h * w * c;
-        for (int r = 0; r < oh; r++)
-            for (int q = 0; q < ow; q++) {
-                int32_t at[4] = {((2 * r) * w + 2 * q) * c, ((2 * r) * w + 2 * q + 1) * c,
-                                 ((2 * r + 1) * w + 2 * q) * c, ((2 * r + 1) * w + 2 * q + 1) * c};
-                size_t o = (((size_t)i * oh + r) * ow + q) * c;
-                maxpool_pixel(xi, c, at, y + o, idx + o);
-            }
-    }
+    for (int i = 0; i < n; i++)
+        maxpool_sample((const bf16 *)x + i * in, c, h, w, (bf16 *)y + i * out, idx + i * out);
 }
 
 void cpu_maxpool2x2_backward_bf16(void *ctx, int n, int c, int h, int w, const float *dy_,
