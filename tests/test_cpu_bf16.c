@@ -232,6 +232,7 @@ static void test_convs(const char *engine) {
     test_conv(ops, engine, conv_shape(2, 5, 9, 8, 8, 5, 3, 2), LAYOUT_NHWC);  /* odd sizes: any engine */
     test_conv(ops, engine, conv_shape(1, 16, 4, 53, 16, 3, 1, 1), LAYOUT_NHWC);  /* rows of tiles 18, 18, 17 */
     test_conv(ops, engine, conv_shape(1, 16, 4, 29, 32, 3, 1, 1), LAYOUT_NHWC);  /* of 10, 10, 9 */
+    test_conv(ops, engine, conv_shape(2, 8, 13, 11, 16, 7, 1, 1), LAYOUT_NCHW);  /* 143 pixels: 8 x 16 + 15 */
     ops->destroy(ops);
 }
 

@@ -207,12 +207,59 @@ AVX512_CLONES static void nchw_to_nhwc_bf16(const float *src, bf16 *dst, size_t 
     }
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* The same for 8 channels with AVX512-BF16 (called where c->bf16_dot says the CPU has
+ * it; the rounding is the instruction's, which f32_to_bf16 equals): 16 pixels at a
+ * time, each channel's 16 floats rounded to 16 bf16 (VCVTNEPS2BF16), then an 8 x 16
+ * transpose in two rounds of two-source word permutes (VPERMT2W). */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void nchw8_to_nhwc_bf16(const float *src, bf16 *dst,
+                                                                                     size_t hw) {
+    __m512i lo, hi, first, second;  /* round 1: pixels 0-7 / 8-15 x channels 0-3 (k = 4 p + c) */
+    uint16_t l[32], h[32], f[32], g[32];
+    for (int k = 0; k < 32; k++) {
+        l[k] = (uint16_t)((k % 4) * 16 + k / 4), h[k] = (uint16_t)((k % 4) * 16 + 8 + k / 4);
+        int p = k / 8, c = k % 8;  /* round 2: pixels 0-3 / 4-7 x channels 0-7 (k = 8 p + c) */
+        f[k] = (uint16_t)(c < 4 ? p * 4 + c : 32 + p * 4 + c - 4), g[k] = (uint16_t)(f[k] + 16);
+    }
+    lo = _mm512_loadu_si512(l), hi = _mm512_loadu_si512(h), first = _mm512_loadu_si512(f);
+    second = _mm512_loadu_si512(g);
+    size_t p = 0;
+    for (; p + 16 <= hw; p += 16) {
+        __m512i pair[4];
+        for (int c = 0; c < 8; c += 2) {
+            __m256i a = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + c * hw + p));
+            __m256i b = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + (c + 1) * hw + p));
+            pair[c / 2] = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+        }
+        __m512i q0 = _mm512_permutex2var_epi16(pair[0], lo, pair[1]), q1 = _mm512_permutex2var_epi16(pair[0], hi, pair[1]);
+        __m512i r0 = _mm512_permutex2var_epi16(pair[2], lo, pair[3]), r1 = _mm512_permutex2var_epi16(pair[2], hi, pair[3]);
+        bf16 *d = dst + p * 8;
+        _mm512_storeu_si512(d, _mm512_permutex2var_epi16(q0, first, r0));
+        _mm512_storeu_si512(d + 32, _mm512_permutex2var_epi16(q0, second, r0));
+        _mm512_storeu_si512(d + 64, _mm512_permutex2var_epi16(q1, first, r1));
+        _mm512_storeu_si512(d + 96, _mm512_permutex2var_epi16(q1, second, r1));
+    }
+    for (; p < hw; p++)
+        for (int c = 0; c < 8; c++) dst[p * 8 + c] = f32_to_bf16(src[c * hw + p]);
+}
+#endif
+
 const uint16_t *cpu_input_bf16(CpuCtx *c, const ConvShape *s, const float *x, int fresh) {
     if (!fresh && c->input_of == x && memcmp(&c->input_shape, s, sizeof *s) == 0) return c->buf[BUF_INPUT_BF16];
     const size_t hw = (size_t)s->in_h * s->in_w, C = (size_t)s->in_c;
     bf16 *dst = cpu_buffer(c, BUF_INPUT_BF16, (size_t)s->n * C * hw * sizeof(bf16));
 #pragma omp parallel for schedule(static) num_threads(c->threads)
-    for (int n = 0; n < s->n; n++) nchw_to_nhwc_bf16(x + (size_t)n * C * hw, dst + (size_t)n * C * hw, C, hw);
+    for (int n = 0; n < s->n; n++) {
+#if defined(__x86_64__)
+        if (C == 8 && c->bf16_dot) {
+            nchw8_to_nhwc_bf16(x + (size_t)n * C * hw, dst + (size_t)n * C * hw, hw);
+            continue;
+        }
+#endif
+        nchw_to_nhwc_bf16(x + (size_t)n * C * hw, dst + (size_t)n * C * hw, C, hw);
+    }
     c->input_of = x;
     c->input_shape = *s;
     return dst;
