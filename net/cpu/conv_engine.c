@@ -44,7 +44,8 @@ typedef struct ConvEngines {
 
 /* The bf16 mode: activations hold bf16; the network's float NCHW input is converted to
  * bf16 NHWC first (by forward; backward filter reuses that conversion), so that every
- * engine sees NHWC bf16; our engines run on widened operands (conv_own_bf16.c). */
+ * engine sees NHWC bf16; ours are conv_own_bf16.c's (AVX512-BF16 dot products, or our
+ * float kernels on widened operands). */
 static int run_bf16(CpuCtx *c, ConvEngine e, ConvOp op, const ConvCall *a) {
     ConvCall b = *a;
     if (b.lay == LAYOUT_NCHW && op != CONV_BWD_DATA) {

@@ -7,7 +7,8 @@
  * E2E_CPU_CONV=auto (the default) times "own" (direct, or gemm where direct does not
  * apply) against oneDNN on the real shape at model build and keeps the choice in a
  * plan record, so that every later run on this kind of machine uses the same engines
- * and repeats bitwise; direct, onednn and gemm force one engine. */
+ * and repeats bitwise; direct, onednn and gemm force one engine. In the bf16 mode the
+ * same three run on bf16 activations (net/README.md, "bf16 on the CPU"). */
 #ifndef E2E_NET_CPU_CONV_ENGINE_H
 #define E2E_NET_CPU_CONV_ENGINE_H
 
