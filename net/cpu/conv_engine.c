@@ -193,6 +193,7 @@ void conv_engine_time(CpuCtx *c, ConvPlanEntry *e, int rounds) {
         time_pass(c, e, (ConvOp)op, &a, rounds);
     }
     free(x), free(dy), free(y), free(dx), free(w), free(dw), free(b), free(db), free(mask);
+    c->input_of = NULL;  /* the bf16 copy of the input was of x, now freed */
 }
 
 /* ---- the plan ---- */
