@@ -8,8 +8,9 @@
  *   bench_cpu_train [--batch 32] [--threads 2] [--steps 20] [--channels 8] [--size 125]
  *                   [--rounds 3] [--report 1] [--precision fp32|bf16]
  * --report 0 prints the throughput and the JSON line only (the repeats of cpu_vs_torch.sh).
- * In bf16 "direct" is our float kernels on bf16 operands (the fallback engine, slower
- * than fp32), so --precision bf16 times auto and onednn only. */
+ * In bf16 "direct" is our AVX512-BF16 kernels (forward, backward filter) and our float
+ * kernels on widened operands (backward data: slower than fp32), so --precision bf16
+ * times auto and onednn as a whole, and direct pass by pass. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,7 +103,9 @@ static void print_passes(Run *r, int rounds) {
     const int wide = c->bf16 ? 0 : c->direct;  /* bf16: our engine is the float one on bf16 operands */
     printf("\nconvolution passes, ms per batch (at least %d runs after a warm-up, best; direct-%d = our "
            "kernels, or gemm where they do not apply):\n", rounds, wide);
-    if (c->bf16) printf("  (bf16: \"direct\" is our float kernels on widened bf16 operands; oneDNN is its bf16 kernels)\n");
+    if (c->bf16)
+        printf("  (bf16: \"direct\" is our AVX512-BF16 kernels, or our float kernels on widened operands where they "
+               "do not apply (backward data); oneDNN is its bf16 kernels)\n");
     printf("  %-28s %-16s %10s %10s %9s %7s  %-8s %s\n", "geometry", "pass", wide == 512 ? "direct-512" : "direct",
            wide == 512 ? "direct-256" : "", "oneDNN", "ratio", "runs", "oneDNN kernel");
     for (int i = 0; i < conv_engines_count(c); i++) {
@@ -197,7 +200,8 @@ int main(int argc, char **argv) {
     int have[MODES] = {0}, bf16 = !strcmp(o.precision, "bf16");
     for (int k = 0; k < MODES; k++) {
         if (bf16 && k == 1) {
-            printf("engines direct: not timed in bf16 (our float kernels on bf16 operands: the fallback)\n");
+            printf("engines direct: not timed as a whole in bf16 (its backward data is our float kernels on "
+                   "widened operands); its passes are below\n");
             continue;
         }
         have[k] = start(&runs[k], mode_names[k], &cfg, threads, o.precision) == 0;
