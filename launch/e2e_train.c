@@ -48,7 +48,7 @@ static const char *usage =
     "  --seed S                 model initialisation, data split and order (1)\n"
     "  --device cpu|cuda        where each rank computes (cpu); cuda: GPU = local rank\n"
     "                           modulo the GPUs the rank sees (all of its node's, or one)\n"
-    "  --precision P            fp32 | tf32 | bf16 (cuda only) (fp32)\n"
+    "  --precision P            fp32 | bf16 (cuda; cpu with bf16 instructions) | tf32 (cuda) (fp32)\n"
     "  --threads T              CPU threads per rank (OpenMP default)\n"
     "  --resume auto|PATH|none  auto: newest valid checkpoint in RUNDIR/checkpoints, else a\n"
     "                           fresh start; PATH: that checkpoint (none). The checkpoint\n"

@@ -12,7 +12,8 @@ typedef struct {
     int threads;            /* cpu: OpenMP threads, 0 = OpenMP's default */
     int gpu;                /* cuda: the node-local rank; the GPU taken is gpu modulo the GPUs
                                this process sees (one each, or all of the node's) */
-    const char *precision;  /* "fp32" (default); cuda also "tf32" and "bf16" */
+    const char *precision;  /* "fp32" (default), "bf16" (cpu: with bf16 instructions); cuda
+                               also "tf32" */
 } BackendOptions;
 
 /* Returns NULL with a message in e2e_error() when the backend cannot start (e.g.
