@@ -173,7 +173,7 @@ static void rescale_position(Trainer *t, long steps) {
 static int start_run_files(Trainer *t, const char *resume_path, long steps) {
     const TrainConfig *cfg = t->cfg;
     char json[8192];
-    train_config_json(cfg, t->comm->size, json, sizeof json);
+    resume_config_json(cfg, resume_path ? &t->from : NULL, t->comm->size, json, sizeof json); /* what is in force */
     strcat(json, "\n");
     int rc = run_write_text(cfg->out, "config.json", json) ||
              (resume_path && run_truncate_metrics(cfg->out, t->state.epoch + 1)) ? -1 : 0;
@@ -487,7 +487,8 @@ static void checkpoint_record(const Trainer *t, CheckpointState *ck) {
     ck->unbias = t->s.data_unbias;
     ck->data = t->data_fp;
     ck->has_data = 1;
-    train_config_json(t->cfg, t->comm->size, ck->config_json, sizeof ck->config_json);
+    resume_config_json(t->cfg, t->from.version ? &t->from : NULL, t->comm->size, ck->config_json,
+                       sizeof ck->config_json);
 }
 
 /* Rank 0: the parameters, Adam's moments and the record into the checkpoint at path. */

@@ -4,7 +4,9 @@
 # engine, the library PyTorch's CPU convolutions run on), Open MPI, parallel HDF5,
 # PyTorch (the numerical reference and the baseline of the benchmarks), h5py,
 # scikit-learn (the reference of a classifier's metrics: ROC AUC, rejection), gnuplot,
-# universal-ctags (ctest code_shape_*);
+# universal-ctags (ctest code_shape_*); clang with its sanitizer and libFuzzer runtimes
+# (libclang-rt-14-dev) and llvm-symbolizer (llvm-14) for the sanitizer configuration and the
+# fuzz harnesses (tests/sanitize.sh);
 # Slurm and munge for the Slurm tests and the local cluster (launch/local-slurm.sh;
 # libpmix-dev holds the libpmix.so that Slurm's mpi/pmix plugin loads for `srun
 # --mpi=pmix`; iproute2 and util-linux give ip, ss, unshare and nsenter for its nodes in
@@ -23,6 +25,7 @@ pkgs=(build-essential cmake pkg-config git
       openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       python3 python3-numpy python3-torch python3-h5py python3-sklearn python3-venv
       gnuplot-nox procps universal-ctags
+      clang libclang-rt-14-dev llvm-14
       slurmctld slurmd slurm-client munge libpmix-dev iproute2 util-linux)
 missing=()
 for p in "${pkgs[@]}"; do

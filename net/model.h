@@ -38,6 +38,7 @@ typedef struct {
 } ModelConfig;
 
 #define MODEL_MAX_TENSORS 64
+#define MODEL_MAX_SIZE 4096   /* the most channels, pixels a side, feature maps or scalars */
 #define MODEL_ARENA_ALIGN 64  /* floats */
 
 typedef struct {
@@ -53,8 +54,8 @@ typedef struct Model Model;
 
 /* The E2E configuration: 8 channels, 125 x 125, 2 scalars, 3 blocks, 16/32 maps. */
 ModelConfig model_default_config(int max_batch);
-/* Checks that every size is positive and that the image survives conv0, the
- * max-pool and the stride-2 block. */
+/* Checks that every size is positive and at most MODEL_MAX_SIZE, and that the image
+ * survives conv0, the max-pool and the stride-2 block. */
 int model_check_config(const ModelConfig *cfg);
 /* Parameter count of a configuration (without arena padding): 90163 by default. */
 size_t model_count_params(const ModelConfig *cfg);

@@ -109,8 +109,8 @@ NetOps *ops_profile_wrap(NetOps *inner, OpsProfile *prof) {
     w->inner = inner;
     w->prof = prof;
     /* only the required ops are timed: the wrapper declares no capability but the
-     * inner backend's kind of memory */
-    *o = (NetOps){.name = inner->name, .ctx = w, .caps = inner->caps & OPS_HOST_MEMORY,
+     * inner backend's kind of memory and of activations */
+    *o = (NetOps){.name = inner->name, .ctx = w, .caps = inner->caps & (OPS_HOST_MEMORY | OPS_BF16_ACTIVATIONS),
                   .alloc = p_alloc, .release = p_release, .upload = p_upload,
                   .download = p_download, .sync = p_sync, .copy2d = p_copy2d, .conv2d_forward = p_conv_fwd,
                   .conv2d_backward_data = p_conv_bd, .conv2d_backward_filter = p_conv_bf,

@@ -27,9 +27,15 @@ int model_check_config(const ModelConfig *c) {
     if (c->in_channels <= 0 || c->height <= 0 || c->width <= 0)
         return e2e_fail("model input must be positive, got C=%d H=%d W=%d", c->in_channels,
                         c->height, c->width);
+    /* upper bounds: no E2E model comes near them, and the sizes below stay in int (a
+       checkpoint claiming 1.9e9 channels overflowed them: fuzz_checkpoint) */
+    if (c->in_channels > MODEL_MAX_SIZE || c->height > MODEL_MAX_SIZE || c->width > MODEL_MAX_SIZE ||
+        c->fmaps0 > MODEL_MAX_SIZE || c->fmaps1 > MODEL_MAX_SIZE || c->n_scalars > MODEL_MAX_SIZE)
+        return e2e_fail("model sizes must be at most %d, got C=%d H=%d W=%d, feature maps %d and %d, %d scalars",
+                        MODEL_MAX_SIZE, c->in_channels, c->height, c->width, c->fmaps0, c->fmaps1, c->n_scalars);
     if (c->n_scalars < 0) return e2e_fail("n_scalars must be >= 0, got %d", c->n_scalars);
     /* tensors: conv0 2, per block 4 (+2 shortcut), fc 2 */
-    if (c->blocks < 0 || 8 * c->blocks + 10 > MODEL_MAX_TENSORS)
+    if (c->blocks < 0 || c->blocks > (MODEL_MAX_TENSORS - 10) / 8) /* no product to overflow */
         return e2e_fail("blocks per layer must be 0 to %d, got %d", (MODEL_MAX_TENSORS - 10) / 8,
                         c->blocks);
     if (c->fmaps0 <= 0 || c->fmaps1 <= 0)

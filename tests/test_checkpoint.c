@@ -353,6 +353,20 @@ static void test_version1(NetOps *ops) {
     char needle[64];
     snprintf(needle, sizeof needle, "checkpoint version %d", CHECKPOINT_VERSION + 1);
     EXPECT_REFUSED(checkpoint_peek(future, &got), needle);
+    /* a model shape that does not fit the stored tensors, or that no model has (issue 28,
+       fuzz_checkpoint: 1.9e9 channels overflowed int, gigabytes of feature maps) */
+    struct { const char *attr; int value; const char *needle; } shapes[] = {
+        {"fmaps1", 4000, "parameters but it stores"}, {"in_channels", 1895825408, "at most 4096"},
+        {"blocks", 2, "parameters but it stores"}};
+    for (int i = 0; i < 3; i++) {
+        copy_file(v1, future, -1);
+        f = H5Fopen(future, H5F_ACC_RDWR, H5P_DEFAULT);
+        a = H5Aopen(f, shapes[i].attr, H5P_DEFAULT);
+        long long v = shapes[i].value;
+        H5Awrite(a, H5T_NATIVE_LLONG, &v);
+        H5Aclose(a), H5Fclose(f);
+        EXPECT_REFUSED(checkpoint_peek(future, &got), shapes[i].needle);
+    }
     model_free(m);
 }
 

@@ -7,6 +7,7 @@
 #include "adam.h"
 #include "backend.h"
 #include "check.h"
+#include "cpu/cpu_backend.h"
 #include "error.h"
 #include "model.h"
 
@@ -85,6 +86,18 @@ int main(void) {
     EXPECT_FAIL(model_check_config(&bad), "feature maps");
     EXPECT_FAIL(model_check_config(NULL), "NULL");
     CHECK(model_count_params(&bad) == 0, "a bad config has no parameter count");
+    ModelConfig big = good;
+    big.in_channels = 1895825408; /* a checkpoint's claim that overflowed int sizes (fuzz_checkpoint) */
+    EXPECT_FAIL(model_check_config(&big), "at most 4096");
+    big = good;
+    big.width = MODEL_MAX_SIZE + 1;
+    EXPECT_FAIL(model_check_config(&big), "at most 4096");
+    big = good;
+    big.blocks = 1895825407; /* 8 x blocks overflowed in the check itself (fuzz_checkpoint) */
+    EXPECT_FAIL(model_check_config(&big), "blocks");
+    big = good;
+    big.height = big.width = MODEL_MAX_SIZE;
+    CHECK(model_check_config(&big) == 0, "the largest size is taken: %s", e2e_error());
 
     /* the smallest image that survives conv0 and the pooling */
     ModelConfig tiny = good;
@@ -209,8 +222,18 @@ int main(void) {
     BackendOptions tpu = {.device = "tpu"}, bf16 = {.device = "cpu", .precision = "bf16"};
     CHECK(net_backend_create(&tpu) == NULL, "unknown backend accepted");
     CHECK(strstr(e2e_error(), "tpu") != NULL, "message: %s", e2e_error());
-    CHECK(net_backend_create(&bf16) == NULL, "bf16 on the CPU accepted");
-    CHECK(strstr(e2e_error(), "bf16") != NULL, "message: %s", e2e_error());
+    /* bf16 on the CPU: with bf16 instructions a bf16 backend, else refused by name */
+    NetOps *cpu16 = net_backend_create(&bf16);
+    if (net_cpu_has_bf16()) {
+        CHECK(cpu16 && ops_can(cpu16, OPS_BF16_ACTIVATIONS), "bf16 on a CPU with bf16 instructions: %s",
+              cpu16 ? "no bf16 activations" : e2e_error());
+    } else {
+        CHECK(cpu16 == NULL && strstr(e2e_error(), "bf16") != NULL, "bf16 without bf16 instructions: %s",
+              e2e_error());
+    }
+    if (cpu16) cpu16->destroy(cpu16);
+    BackendOptions fp8 = {.device = "cpu", .precision = "fp8"};
+    CHECK(net_backend_create(&fp8) == NULL && strstr(e2e_error(), "fp8"), "fp8 on the CPU: %s", e2e_error());
     NetOps *dflt = net_backend_create(NULL);
     CHECK(dflt && strcmp(dflt->name, "cpu") == 0, "default backend is not the CPU");
     if (dflt) dflt->destroy(dflt);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #define JET_MAX_CHANNELS 64
+#define JET_MAX_SIDE 65535 /* pixels a side of an image: sizes stay in int */
 
 typedef struct {
     char *path;

@@ -71,8 +71,8 @@ static void print_mass_histogram(FILE *out, const float *m, long long n) {
     long long h[MASS_BINS + 1] = {0}, peak = 1;
     for (long long i = 0; i < n; i++) {
         if (!isfinite(m[i])) continue;
-        int k = m[i] < 0 ? 0 : (int)(m[i] / MASS_BIN_GEV);
-        h[k < MASS_BINS ? k : MASS_BINS]++;
+        double bin = m[i] / MASS_BIN_GEV; /* compared before the cast: a mass of 1e15 fits no int */
+        h[bin < 0 ? 0 : bin >= MASS_BINS ? MASS_BINS : (int)bin]++;
     }
     for (int k = 0; k <= MASS_BINS; k++) peak = h[k] > peak ? h[k] : peak;
     fprintf(out, "mass histogram (GeV, %g GeV bins; # = %.3g jets):\n", MASS_BIN_GEV, (double)peak / 50.0);
@@ -279,7 +279,8 @@ static int read_row(const JetFile *f, long long r, float *x, char *scratch) {
     if (!f->sparse)
         return f->raw ? jetfile_read_rows_raw(f, &r, 1, x, scratch) : jetfile_read_rows_hdf5(f, &r, 1, x, scratch, H5P_DEFAULT);
     const struct SparseFile *s = f->sparse;
-    char *value = scratch + sparsefile_row_entries(s, r) * s->g.pos_bytes;
+    /* the values after the positions, at a 4-byte boundary (a float32 load needs one) */
+    char *value = scratch + ((sparsefile_row_entries(s, r) * s->g.pos_bytes + 3) & ~3LL);
     if (sparsefile_read(f, &r, 1, scratch, value, H5P_DEFAULT)) return -1;
     memset(x, 0, (size_t)(f->c * s->g.hw) * sizeof *x);
     sparse_densify(&s->g, s->counts + r * f->c, scratch, value, NULL, NULL, 0.0f, x, NULL, 0);
@@ -293,7 +294,7 @@ static int pixel_stats(FILE *out, const Opened *d, long long used) {
     PixelHist hist = {0};
     ChanStat *cs = calloc((size_t)f0->c, sizeof *cs);
     float *x = malloc((size_t)rowf * sizeof *x);
-    void *stage = malloc((size_t)rowf * 8); /* a dense row as stored, or a sparse row's entries */
+    void *stage = malloc((size_t)rowf * 8 + 8); /* a dense row as stored, or a sparse row's entries */
     int rc = cs && x && stage ? pixel_hist_init(&hist, f0->c) : e2e_fail("out of memory");
     hist.kinds = d->inputs.kind; /* the reader's statistic: of |x| for a signed channel */
     for (int c = 0; !rc && c < f0->c; c++) cs[c] = (ChanStat){0, INFINITY, -INFINITY, 0};

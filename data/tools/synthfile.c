@@ -13,9 +13,11 @@
 #include "half.h"
 #include "jetwriter.h"
 #include "outfile.h"
+#include "sparse.h"
 #include "synth.h"
 
 #define GENERATOR "e2e-synth 1"
+#define ESTIMATE_JETS 64 /* jets generated to estimate a sparse file's size */
 
 void synth_file_defaults(SynthFileOptions *o) {
     memset(o, 0, sizeof *o);
@@ -110,6 +112,25 @@ static int write_rounds(JetWriter *w, const SynthFileOptions *o, MPI_Comm comm) 
     return rc;
 }
 
+/* The entries of a sparse file, estimated from ESTIMATE_JETS jets spread over it (the
+ * float16 rounding of tiny values to 0 is left out: the estimate errs high). Rank 0. */
+static long long estimate_entries(const SynthFileOptions *o) {
+    const long long row = (long long)o->channels * o->size * o->size, k = o->samples < ESTIMATE_JETS ? o->samples : ESTIMATE_JETS;
+    float *img = malloc((size_t)(k * row) * sizeof *img);
+    if (!img) return 0;
+    SynthConfig sc = synth_config(o);
+    SparseGeom g = {o->channels, (long long)o->size * o->size, 4, 4};
+    long long nnz = 0;
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : nnz)
+    for (long long i = 0; i < k; i++) {
+        SynthJet jet;
+        synth_jet(&sc, (uint64_t)(i * (o->samples / k)), img + i * row, &jet);
+        nnz += sparse_count_entries(&g, img + i * row);
+    }
+    free(img);
+    return (long long)((double)nnz / (double)k * (double)o->samples);
+}
+
 /* Rank 0's check of --out before anything is written: a file name in an existing
  * folder, not a file of another kind (only an earlier synthetic jet file is replaced). */
 static int check_out(const SynthFileOptions *o) {
@@ -135,13 +156,14 @@ int synth_write_file(const SynthFileOptions *o, MPI_Comm comm) {
     if (check_options(o)) return -1; /* the same on every rank: no agreement needed */
     JetColumn c[5] = {{DSET_M, H5T_IEEE_F32LE}, {DSET_PT, H5T_IEEE_F32LE}, {DSET_IETA, H5T_IEEE_F32LE},
                       {DSET_IPHI, H5T_IEEE_F32LE}, {DSET_LABEL, H5T_STD_U8LE}};
+    int rank;
+    MPI_Comm_rank(comm, &rank);
     JetWriterSpec spec = {.path = o->out, .n = o->samples, .c = o->channels, .h = o->size, .w = o->size,
                           .dtype_bytes = o->dtype_bytes, .sparse = o->sparse, .chunk = o->chunk,
+                          .sparse_entries = o->sparse && rank == 0 ? estimate_entries(o) : 0,
                           .n_columns = o->classify ? 5 : 4, .columns = c};
     H5Quiet quiet;
     h5_quiet_begin(&quiet);
-    int rank;
-    MPI_Comm_rank(comm, &rank);
     JetWriter *w = NULL;
     int rc = agree_fail_together(comm, rank == 0 ? check_out(o) : 0);
     if (rc) {
@@ -151,7 +173,7 @@ int synth_write_file(const SynthFileOptions *o, MPI_Comm comm) {
     rc = jetwriter_open(&w, &spec, comm);
     if (!rc) rc = write_rounds(w, o, comm);
     if (!rc) rc = jetwriter_finish(w);
-    if (!rc) rc = agree_fail_together(comm, write_attrs(w, o));
+    if (!rc) rc = agree_fail_together(comm, rank == 0 ? write_attrs(w, o) : 0); /* rank 0 owns the structure */
     rc = jetwriter_close(w, rc);
     h5_quiet_end(&quiet);
     return rc;

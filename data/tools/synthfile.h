@@ -1,7 +1,7 @@
 /* e2e-synth's engine: writes a synthetic jet file in the format of data/format/FORMAT.md,
  * for the mass regression or, labelled, for a classifier (column y), every rank
- * generating and writing its own slice of ONE file with collective parallel-HDF5 writes. Jet i depends only on (seed, i): the data is the same whatever
- * the number of ranks. */
+ * generating and writing its own slice of ONE file (data/format/jetwriter.h).
+ * Jet i depends only on (seed, i): the data is the same whatever the number of ranks. */
 #ifndef E2E_DATA_SYNTHFILE_H
 #define E2E_DATA_SYNTHFILE_H
 

@@ -145,9 +145,9 @@ static void read_optional_attrs(hid_t f, CheckpointState *st) {
 
 static int read_attrs(hid_t f, CheckpointState *st, uint64_t *hash, const char *path) {
     int rc = 0;
-#define R_LONG(name, field) { long long v_ = 0; if (h5_attr_read(f, name, H5T_NATIVE_LLONG, &v_)) rc = e2e_fail("%s: checkpoint lacks attribute '%s'", path, name); st->field = v_; }
-#define R_DOUBLE(name, field) if (h5_attr_read(f, name, H5T_NATIVE_DOUBLE, &st->field)) rc = e2e_fail("%s: checkpoint lacks attribute '%s'", path, name);
-#define R_FLOAT(name, field) if (h5_attr_read(f, name, H5T_NATIVE_FLOAT, &st->field)) rc = e2e_fail("%s: checkpoint lacks attribute '%s'", path, name);
+#define R_LONG(name, field) { long long v_ = 0; if (h5_attr_read(f, name, H5T_NATIVE_LLONG, &v_)) rc = e2e_fail("%s: checkpoint lacks attribute '%s' (one number)", path, name); st->field = v_; }
+#define R_DOUBLE(name, field) if (h5_attr_read(f, name, H5T_NATIVE_DOUBLE, &st->field)) rc = e2e_fail("%s: checkpoint lacks attribute '%s' (one number)", path, name);
+#define R_FLOAT(name, field) if (h5_attr_read(f, name, H5T_NATIVE_FLOAT, &st->field)) rc = e2e_fail("%s: checkpoint lacks attribute '%s' (one number)", path, name);
     LONG_ATTRS(R_LONG)
     DOUBLE_ATTRS(R_DOUBLE)
     FLOAT_ATTRS(R_FLOAT)
@@ -402,12 +402,38 @@ static int check_shape(const CheckpointState *st, const Model *model, const char
                     c->n_scalars, c->blocks, c->fmaps0, c->fmaps1);
 }
 
-/* The three arenas' tensors in stored order (into arenas when a model is given),
- * hashed as they are read. */
-static int read_tensors(hid_t f, const Model *model, float *arenas[3], uint64_t *hash, const char *path) {
+/* The stored model shape is one a model can be made of, and the parameters stored under
+ * /model are as many as it has: a shape that claims more (a checkpoint claiming 1.9e9
+ * channels, or feature maps of gigabytes: fuzz_checkpoint) is refused before a model of
+ * it is made. */
+static int check_model(hid_t f, const CheckpointState *st, char **names, int count, const char *path) {
+    ModelConfig c = st->model;
+    c.max_batch = 1;
+    if (model_check_config(&c)) return e2e_fail("%s: the checkpoint's model shape is not one: %s", path, e2e_error());
+    long long stored = 0;
+    for (int i = 0; i < count; i++) {
+        char name[512];
+        snprintf(name, sizeof name, "model/%s", names[i]);
+        hid_t d = H5Lexists(f, "model", H5P_DEFAULT) > 0 && H5Lexists(f, name, H5P_DEFAULT) > 0
+                      ? H5Dopen2(f, name, H5P_DEFAULT) : -1, sp = d >= 0 ? H5Dget_space(d) : -1;
+        stored += sp >= 0 ? (long long)H5Sget_simple_extent_npoints(sp) : 0;
+        if (sp >= 0) H5Sclose(sp);
+        if (d >= 0) H5Dclose(d);
+    }
+    long long want = (long long)model_count_params(&c);
+    return stored == want ? 0 : e2e_fail("%s: the checkpoint's model shape (C=%d %dx%d, maps %d/%d, %d blocks) has %lld "
+                                         "parameters but it stores %lld", path, c.in_channels, c.height, c.width,
+                                         c.fmaps0, c.fmaps1, c.blocks, want, stored);
+}
+
+/* The three arenas' tensors in stored order (into arenas when a model is given; else
+ * their count checked against the stored shape's), hashed as they are read. */
+static int read_tensors(hid_t f, const CheckpointState *st, const Model *model, float *arenas[3], uint64_t *hash,
+                        const char *path) {
     char *buf = NULL, **names = NULL;
     int count = tensor_names(f, &buf, &names), rc = 0;
     if (count <= 0) rc = e2e_fail("%s: checkpoint lacks its tensor list", path);
+    if (!rc && !model) rc = check_model(f, st, names, count, path);
     if (!rc && model && count != model_num_tensors(model))
         rc = e2e_fail("%s: checkpoint holds %d tensors, this model has %d", path, count,
                       model_num_tensors(model));
@@ -488,7 +514,7 @@ static int load(const char *path, CheckpointState *st, const Model *model, float
     if (!rc) read_optional_attrs(f, st);
     if (!rc) rc = read_task(f, st, path);
     if (!rc && model) rc = check_shape(st, model, path);
-    if (!rc) rc = read_tensors(f, model, arenas, &hash, path);
+    if (!rc) rc = read_tensors(f, st, model, arenas, &hash, path);
     if (!rc) rc = read_scales(f, st, path);
     if (!rc) rc = read_inputs(f, st, path);
     if (!rc) {

@@ -1,9 +1,10 @@
-/* What a resumed run takes from its checkpoint and what from the command line,
- * reported once (resume_options.h). */
+/* What a resumed run takes from its checkpoint and what from the command line: the
+ * configuration in force, and the report said once (resume_options.h). */
 #include "resume_options.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dataset.h"
@@ -103,6 +104,34 @@ int resume_check_task(const TrainConfig *cfg, const CheckpointState *st, const c
     return e2e_fail("%s holds a model trained for %s, but the command line asks for %s: a resumed run continues "
                     "its checkpoint's task; start a new run (another --out) for another", path,
                     task_describe(&st->task, was, sizeof was), task_describe(&cfg->task, asked, sizeof asked));
+}
+
+/* a float as the shortest decimal that reads back as it (0.1f: 0.1, not 0.100000001) */
+static double as_float(float v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.7g", (double)v);
+    return strtod(buf, NULL);
+}
+
+void resume_options_in_force(const TrainConfig *cfg, const CheckpointState *from, TrainConfig *out) {
+    *out = *cfg;
+    if (!from) return;
+    const LrSchedule *lr = &from->train.lr;
+    out->seed = from->train.seed;
+    out->lr = lr->base;
+    out->lr_scaling = differs(lr->scaled, lr->base);
+    out->warmup_steps = lr->warmup_steps;
+    out->plateau = lr->plateau.cfg;
+    out->weight_decay = as_float(from->adam.weight_decay);
+    if (from->zero_suppress >= 0) out->zero_suppress = from->zero_suppress; /* older checkpoints: the options' */
+    if (from->unbias >= 0) out->unbias = from->unbias;
+    out->blocks = from->model.blocks;
+}
+
+int resume_config_json(const TrainConfig *cfg, const CheckpointState *from, int ranks, char *out, size_t size) {
+    TrainConfig now;
+    resume_options_in_force(cfg, from, &now);
+    return train_config_json(&now, ranks, out, size);
 }
 
 void resume_options_report(const TrainConfig *cfg, const CheckpointState *st, int ranks) {

@@ -19,6 +19,15 @@
 #include "checkpoint.h"
 #include "train_config.h"
 
+/* The configuration a resumed run trains with: cfg with what the checkpoint fixes taken
+ * from it (the seed, the learning-rate schedule, the weight decay, the zero suppression,
+ * the unbiasing, the blocks), so that config.json and the checkpoints it writes record
+ * what is in force, not what the command line asked (that is reported as ignored).
+ * from NULL (a fresh run): cfg as it is. */
+void resume_options_in_force(const TrainConfig *cfg, const CheckpointState *from, TrainConfig *out);
+/* train_config_json of the configuration in force (for config.json and checkpoints). */
+int resume_config_json(const TrainConfig *cfg, const CheckpointState *from, int ranks, char *out, size_t size);
+
 /* Prints (stdout, rank 0's job) the lines "the checkpoint fixes: ...", "ignored on
  * resume: ..." (options given with another value) and "from the command line: ..."
  * (options whose value differs from the checkpoint's run). */
