@@ -19,6 +19,11 @@ One test per subcommand (ctest runs each separately):
                 bf16 algorithm, fall back with a warning and finish; a driver older than
                 the runtime is named with both versions
 
+  classify      a classifier (--task classification: BCE on the logit, the GPU's kernel) on
+                labelled jets, 2 ranks, cuda against the CPU: parameters within Adam's bound,
+                the validation AUC per epoch within 0.02; e2e-eval --device cuda gives the
+                CPU's AUC and loss on one checkpoint; stop and resume == uninterrupted, bitwise
+
 usage: emu_train.py TEST BUILD_DIR
 """
 import os
@@ -136,7 +141,50 @@ def t_faults(e):
           "a driver older than the runtime, both versions named: %s" % base.err_line(p))
 
 
-TESTS = {"train_2ranks": t_train_2ranks, "resume": t_resume, "faults": t_faults}
+def column(run_dir, name):
+    rows = open(os.path.join(run_dir, "metrics.csv")).read().splitlines()
+    col = rows[0].split(",").index(name)
+    return [float(r.split(",")[col]) for r in rows[1:]]
+
+
+def eval_json(e, ckpt, data, device):
+    import json
+    js = e.path("cls_eval_%s.json" % device)
+    run(MPIRUN + ["-np", "2", e.exe("e2e-eval"), "--checkpoint", ckpt, "--data", data, "--split", "val",
+                  "--device", device, "--threads", "1", "--metrics", js], expect=0)
+    with open(js) as f:
+        return json.load(f)
+
+
+def t_classify(e):
+    dense, data = e.path("labelled_dense.h5"), e.path("labelled.h5")
+    run(MPIRUN + ["-np", "2", e.exe("e2e-synth"), "--out", dense, "--samples", "800", "--size", "16", "--channels", "8",
+                  "--seed", "4", "--dtype", "float16", "--task", "classification"], expect=0)
+    run(MPIRUN + ["-np", "2", e.exe("e2e-data"), "convert", "--layout", "sparse", dense, data], expect=0)
+    cpu, gpu = e.path("cls_cpu"), e.path("cls_cuda")
+    e.train(cpu, "--device", "cpu", "--task", "classification", data=data)
+    p = e.train(gpu, "--device", "cuda", "--task", "classification", data=data)
+    check("2 ranks on cuda" in p.stdout and "val AUC" in p.stdout, "a classifier trains on the emulated GPUs")
+    ta, aa = base.tensors(base.final_ckpt(cpu))
+    tb, ab = base.tensors(base.final_ckpt(gpu))
+    worst = max(float(np.max(np.abs(ta[k].astype(np.float64) - tb[k]))) for k in ta if k.startswith("model/"))
+    steps = steps_done(base.final_ckpt(gpu))
+    check(aa == ab and worst <= 2 * LR * steps, "every parameter within Adam's bound of the CPU's: %.3g <= 2 lr x %d"
+          % (worst, steps))
+    ac, ag = column(cpu, "val_auc"), column(gpu, "val_auc")
+    check(all(abs(x - y) <= 0.02 for x, y in zip(ac, ag)), "validation AUC per epoch: cpu %s, cuda %s" % (ac, ag))
+    best = os.path.join(gpu, "checkpoints", "best.h5")
+    ec, eg = (eval_json(e, best, data, d) for d in ("cpu", "cuda"))
+    check(abs(eg["auc"] - ec["auc"]) < 1e-6 and abs(eg["loss"] - ec["loss"]) < 1e-4 * ec["loss"],
+          "e2e-eval on one checkpoint: AUC cuda %.6f, cpu %.6f; loss %.6f, %.6f" % (eg["auc"], ec["auc"], eg["loss"],
+                                                                                  ec["loss"]))
+    stopped = e.path("cls_stopped")
+    e.train(stopped, "--device", "cuda", "--task", "classification", "--stop-after-steps", "9", data=data, expect=75)
+    e.train(stopped, "--device", "cuda", "--resume", "auto", data=data)
+    base.same_weights(base.final_ckpt(gpu), base.final_ckpt(stopped))
+
+
+TESTS = {"train_2ranks": t_train_2ranks, "resume": t_resume, "faults": t_faults, "classify": t_classify}
 
 if __name__ == "__main__":
     sys.exit(base.run_test(TESTS, __doc__, EmuEnv))
