@@ -1,4 +1,4 @@
-/* The CPU backend's bf16 mode (net/README.md, "bf16"), op by op:
+/* The CPU backend's bf16 mode (net/README.md, "bf16 on the CPU"), op by op:
  *  - the rounding (net/cpu/bf16.h): ties to even, NaN, denormals, overflow; on a CPU with
  *    AVX512-BF16, bitwise the VCVTNEPS2BF16 instruction's on a million random floats;
  *  - every convolution pass on every engine (direct: AVX512-BF16 dot products forward,

@@ -5,7 +5,7 @@
  * (E2E_CPU_CONV), with the L1 loss of the regression and the binary cross-entropy on
  * logits of the classification.
  *
- * bf16 (net/README.md, "bf16"), on every engine: the bf16 backward against finite
+ * bf16 (net/README.md, "bf16 on the CPU"), on every engine: the bf16 backward against finite
  * differences of the model's loss. A bf16 forward pass is a staircase at the scale of
  * its rounding (a loss difference over a step that moves activations by less than a
  * bf16 unit measures rounding, not slope), so the differences are taken of the fp32

@@ -10,7 +10,7 @@
  * labels and per-sample weights: its loss to 1e-6, every gradient to 1e-5 (the
  * convolutions' float32 sums in another order: about 2e-6 here), 3 Adam steps.
  *
- * bf16 (net/README.md, "bf16"), on each engine: the bf16 step against the same fp32
+ * bf16 (net/README.md, "bf16 on the CPU"), on each engine: the bf16 step against the same fp32
  * fixture, to the tolerances below (measured; the fixture also holds PyTorch's own
  * bf16 autocast step, and its distance from fp32 is printed beside ours and bounds it:
  * our bf16 must be at least as close to fp32 as PyTorch's bf16 is, with a margin).
@@ -121,7 +121,7 @@ static void run(const Bundle *b, const char *path) {
 /* ---- bf16 ---- */
 
 /* Tolerances of the bf16 steps against the fp32 fixture, from measurements
- * (net/README.md, "bf16"; measured on every engine: prediction 4.9e-3, gradients 0.056
+ * (net/README.md, "bf16 on the CPU"; measured on every engine: prediction 4.9e-3, gradients 0.056
  * over the arena and 0.11 at worst per tensor, losses 1.9e-2, parameters after 3 Adam
  * steps 0.10): the prediction and the losses (relative), the gradients norm-wise
  * (||ours - fp32||_2 / ||fp32||_2) over the whole arena and per tensor, the parameters

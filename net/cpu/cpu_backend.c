@@ -1,5 +1,5 @@
 /* The CPU backend's NetOps: memory is host memory, ops run on OpenMP threads; in fp32,
- * or in bf16 on a CPU with bf16 instructions (net/README.md, "bf16"). */
+ * or in bf16 on a CPU with bf16 instructions (net/README.md, "bf16 on the CPU"). */
 #include "cpu_backend.h"
 
 #include <omp.h>

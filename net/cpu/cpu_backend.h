@@ -14,8 +14,8 @@
  * or gemm (the portable im2col + GEMM). NULL with e2e_error() on a bad value.
  * net_cpu_create computes in fp32. */
 NetOps *net_cpu_create(int threads);
-/* The same in `precision`: "fp32" (or NULL), or "bf16" (net/README.md, "bf16": float32
- * parameters, gradients, Adam and loss; bf16 activations and convolution operands;
+/* The same in `precision`: "fp32" (or NULL), or "bf16" (net/README.md, "bf16 on the
+ * CPU": float32 parameters, gradients, Adam and loss; bf16 activations and convolution operands;
  * the NetOps declares OPS_BF16_ACTIVATIONS). bf16 is refused (NULL, e2e_error()) on a
  * CPU without bf16 instructions, unless E2E_CPU_BF16=emulate (tests: our float engines
  * on bf16 operands, slower than fp32). */

@@ -1,6 +1,6 @@
-/* The CPU backend's bf16 mode (net/README.md, "bf16"): the element-wise ops on bf16
- * activations and gradients (ReLU backward with the residual add, the max-pools), in
- * NetOps' signatures (the float pointers hold bf16 where ops.h's OPS_BF16_ACTIVATIONS
+/* The CPU backend's bf16 mode (net/README.md, "bf16 on the CPU"): the element-wise ops
+ * on bf16 activations and gradients (ReLU backward with the residual add, the
+ * max-pools), in NetOps' signatures (the float pointers hold bf16 where ops.h's OPS_BF16_ACTIVATIONS
  * says so), and the conversions the convolutions need: the network's float NCHW input
  * to bf16 NHWC once per forward, bf16 arrays widened to float and float narrowed to bf16.
  * Every value is compared and added in float, then rounded once (bf16.h), so each op's
