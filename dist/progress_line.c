@@ -12,7 +12,8 @@ void pace_start(Pace *p, long global_step, long steps, int epochs, int log_every
                 .global_batch = global_batch};
 }
 
-void progress_line(const Pace *p, long epoch, long done, long steps, long global_step, double loss, double lr) {
+void progress_line(const Pace *p, long epoch, long done, long steps, long global_step, double loss, double lr,
+                   const char *note) {
     if (done % p->every != 0 && done != steps) return;
     double el = monotonic_seconds() - p->t0;
     long run_done = global_step - p->done_at_start;
@@ -20,7 +21,7 @@ void progress_line(const Pace *p, long epoch, long done, long steps, long global
     double eta = run_done > 0 ? el / run_done * (p->total - global_step) : -1;
     char e[32];
     run_format_duration(eta, e, sizeof e);
-    printf("epoch %ld/%d  step %ld/%ld  loss %.5f  lr %.3g  %.1f samples/s  ETA %s\n", epoch + 1, p->epochs, done,
-           steps, loss, lr, rate, e);
+    printf("epoch %ld/%d  step %ld/%ld  loss %.5f  lr %.3g%s  %.1f samples/s  ETA %s\n", epoch + 1, p->epochs, done,
+           steps, loss, lr, note ? note : "", rate, e);
     fflush(stdout);
 }

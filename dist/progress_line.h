@@ -18,7 +18,9 @@ typedef struct {
 /* The loop begins at `global_step`, epochs of `steps` optimizer steps; log_every 0:
  * about 10 lines an epoch. */
 void pace_start(Pace *p, long global_step, long steps, int epochs, int log_every, long global_batch);
-/* After `done` of the epoch's `steps` (global_step in all): the line, when it is due. */
-void progress_line(const Pace *p, long epoch, long done, long steps, long global_step, double loss, double lr);
+/* After `done` of the epoch's `steps` (global_step in all): the line, when it is due;
+ * note (a classifier's "  val AUC 0.9123", or "") follows the rate. */
+void progress_line(const Pace *p, long epoch, long done, long steps, long global_step, double loss, double lr,
+                   const char *note);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "metrics_report.h"
 
 
 void session_feed_for_device(DatasetOptions *o, const char *device) {
@@ -57,7 +58,7 @@ static int agree_kernels(Session *s) {
     return comm_fail_together(s->comm, failed);
 }
 
-int session_build_model(Session *s, int blocks, int batch) {
+int session_build_model(Session *s, int blocks, int batch, int loss) {
     const DatasetInfo *info = dataset_info(s->data);
     ModelConfig mc = model_default_config(batch);
     mc.in_channels = info->channels;
@@ -65,6 +66,7 @@ int session_build_model(Session *s, int blocks, int batch) {
     mc.width = info->width;
     mc.n_scalars = info->n_scalars;
     mc.blocks = blocks;
+    mc.loss = loss;
     int failed = 0;
     if (model_create(&s->model, &mc, s->ops)) failed = 1;
     size_t n = failed ? 0 : model_arena_size(s->model);
@@ -89,13 +91,14 @@ int session_open(Session *s, const SessionOptions *o) {
         if (o->from->zero_suppress >= 0) d.zero_suppress = o->from->zero_suppress;
         if (o->from->unbias >= 0) d.unbias = o->from->unbias;
     }
+    d.label = o->task.kind == TASK_CLASSIFICATION ? o->task.label : NULL;
     s->data_zero_suppress = d.zero_suppress;
     s->data_unbias = d.unbias;
     session_feed_for_device(&d, o->backend.device);
     if (session_open_backend(s, &o->backend) || session_open_data(s, &d)) return -1;
     /* another channel count was refused by dataset_open (n_scales) */
     if (o->from && session_check_inputs(o->from, o->from_path, s->data, d.path)) return -1;
-    return session_build_model(s, o->blocks, d.batch);
+    return session_build_model(s, o->blocks, d.batch, task_model_loss(&o->task));
 }
 
 int session_check_inputs(const CheckpointState *st, const char *ckpt_path, const Dataset *d, const char *data_path) {
@@ -135,6 +138,7 @@ void session_describe(const Session *s, long steps, int batch, int accum) {
            info->height, info->width, dataset_split_total(s->data, SPLIT_TRAIN),
            dataset_split_total(s->data, SPLIT_VAL), dataset_split_total(s->data, SPLIT_TEST), steps, ranks, batch,
            micro);
+    report_classes(info);
     const char *kernels = net_backend_report(s->ops);
     if (kernels) printf("e2e-train: %s\n", kernels);
 }

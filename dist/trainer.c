@@ -1,8 +1,8 @@
 /* The data-parallel training loop (trainer.h), in the order a run goes: load (the run
  * folder, data, model, a checkpoint), step (forward and backward of its micro-batches,
- * agreement, all-reduce, update), evaluate (validation, rank 0's decisions, early
- * stopping), save (checkpoints), the loop. TensorBoard's events and the timeline are
- * recorded at the step's and the epoch's boundaries (dist/run/tensorboard.h, timeline.h). */
+ * agreement, all-reduce, update), evaluate (validation, rank 0's decisions on the task's
+ * metric, early stopping), save (checkpoints), the loop. TensorBoard's events and the
+ * timeline are recorded at the step's and the epoch's boundaries (tensorboard.h, timeline.h). */
 #include "trainer.h"
 
 #include <math.h>
@@ -15,6 +15,7 @@
 #include "early_stop.h"
 #include "error.h"
 #include "evaluate.h"
+#include "metrics_report.h"
 #include "progress_line.h"
 #include "resume_options.h"
 #include "run_files.h"
@@ -47,6 +48,8 @@ typedef struct {
     double t_start;
     TensorBoard tb;              /* rank 0's event files (off elsewhere) */
     Timeline tl;                 /* this rank's step phases (--trace; NVTX) */
+    Task task;                   /* what the model is trained for (a resumed run: the checkpoint's) */
+    EvalResult last_val;         /* the last epoch's validation (the progress line's note) */
 } Trainer;
 
 static double now(void) { return MPI_Wtime(); }
@@ -95,7 +98,7 @@ static int find_resume(Trainer *t, char *path, size_t size) {
 static SessionOptions session_options(const Trainer *t, const char *resume_path, int resumed) {
     const TrainConfig *cfg = t->cfg;
     SessionOptions o = {.backend = {.device = cfg->device, .threads = cfg->threads,
-                                    .precision = cfg->precision},
+                                    .precision = cfg->precision}, .task = t->task,
                         .blocks = resumed ? t->from.model.blocks : cfg->blocks, .from = resumed ? &t->from : NULL,
                         .from_path = resume_path};
     dataset_default_options(&o.data);
@@ -107,7 +110,7 @@ static SessionOptions session_options(const Trainer *t, const char *resume_path,
     o.data.prefetch = cfg->prefetch;
     o.data.cache = cfg->cache;
     o.data.cache_limit = cfg->cache_limit;
-    if (cfg->unbias >= 0) o.data.unbias = cfg->unbias;
+    o.data.unbias = cfg->unbias >= 0 ? cfg->unbias : task_default_unbias(&t->task);
     return o;
 }
 
@@ -191,7 +194,8 @@ static int load(Trainer *t, long *steps) {
     const TrainConfig *cfg = t->cfg;
     char resume_path[4096];
     int resumed = find_resume(t, resume_path, sizeof resume_path);
-    if (resumed < 0) return -1;
+    if (resumed < 0 || (resumed && resume_check_task(cfg, &t->from, resume_path))) return -1;
+    t->task = resumed ? t->from.task : cfg->task;
     SessionOptions so = session_options(t, resume_path, resumed);
     if (session_open(&t->s, &so)) return -1;
     t->data = t->s.data;
@@ -380,9 +384,9 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
 
 static EpochMetrics epoch_metrics(const Trainer *t, long epoch, double epoch_t0, const StepTimes *tm,
                                   const EvalResult *v) {
-    EpochMetrics e = {.epoch = epoch + 1, .lr = last_lr(t), .val_loss = v->loss,
-                      .val_mae = v->mae, .val_mre = v->mre, .epoch_s = now() - epoch_t0,
-                      .skipped_steps = tm->skipped, .allreduces = t->comm->allreduces - tm->allreduces};
+    EpochMetrics e = {.epoch = epoch + 1, .lr = last_lr(t), .epoch_s = now() - epoch_t0, .skipped_steps = tm->skipped,
+                      .allreduces = t->comm->allreduces - tm->allreduces};
+    report_epoch_fill(v, &e);
     e.train_loss = t->state.epoch_samples > 0 ? t->state.epoch_loss_sum / t->state.epoch_samples : NAN;
     double step_time = tm->data + tm->compute + tm->comm + tm->sync;
     e.samples_per_s = step_time > 0 ? tm->steps * (double)global_batch(t) / step_time : 0;
@@ -393,22 +397,21 @@ static EpochMetrics epoch_metrics(const Trainer *t, long epoch, double epoch_t0,
 }
 
 /* Rank 0's part of an epoch's end: the schedule, the best metric, early stopping (on the
- * monitored metric: the validation MAE, lower is better), the report, the metrics row,
- * TensorBoard's events and best.h5. */
+ * task's monitored metric: the validation MAE, lower is better; a classifier's AUC or
+ * loss), the report, the metrics row, TensorBoard's events and best.h5. */
 static int end_epoch_on_root(Trainer *t, long epoch, const EvalResult *v, const EpochMetrics *e) {
-    lr_schedule_epoch_end(&t->state.lr, v->mae);
-    int best = v->mae < t->state.best_metric;
+    Monitor mon = task_monitor(&t->task, v);
+    lr_schedule_epoch_end(&t->state.lr, mon.value);
+    int best = monitor_improves(&mon, t->state.best_metric, t->state.best_epoch);
     if (best) {
-        t->state.best_metric = v->mae;
+        t->state.best_metric = mon.value;
         t->state.best_epoch = epoch + 1;
     }
-    int stop = early_stop_update(&t->state.early, &t->cfg->early_stop, v->mae, 0) && epoch + 1 < t->cfg->epochs;
-    printf("epoch %ld/%d done: train loss %.5f  val loss %.5f  val MAE %.2f GeV  val MRE %.4f"
-           "%s  (%.1f s, %.1f samples/s, data wait %.1f%%, all-reduce %.1f%%, sync %.1f%%, %ld all-reduces)\n",
-           epoch + 1, t->cfg->epochs, e->train_loss, v->loss, v->mae, v->mre, best ? "  (best)" : "",
-           e->epoch_s, e->samples_per_s, 100 * e->data_wait_frac, 100 * e->allreduce_frac,
-           100 * e->sync_wait_frac, e->allreduces);
-    if (stop) early_stop_report(&t->state.early, &t->cfg->early_stop, epoch + 1, t->cfg->epochs, "val MAE (GeV)");
+    int stop = early_stop_update(&t->state.early, &t->cfg->early_stop, mon.value, mon.mode_max) &&
+               epoch + 1 < t->cfg->epochs;
+    report_epoch_line(t->cfg->epochs, v, e, best);
+    t->last_val = *v;
+    if (stop) early_stop_report(&t->state.early, &t->cfg->early_stop, epoch + 1, t->cfg->epochs, mon.words);
     fflush(stdout);
     tensorboard_epoch(&t->tb, t->state.global_step, e);
     char path[4400];
@@ -439,17 +442,12 @@ static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *t
 /* Rank 0: the test result r into results.json, and said. */
 static int write_results(Trainer *t, const EvalResult *r) {
     RunResults res = {.best_epoch = t->state.best_epoch, .best_val_mae = t->state.best_metric,
-                      .test_loss = r->loss, .test_mae = r->mae, .test_mre = r->mre,
-                      .test_jets = r->count, .mre_jets = r->mre_count, .epochs = t->state.epoch,
-                      .global_steps = t->state.global_step, .ranks = t->comm->size,
-                      .train_time_s = t->state.elapsed_s + now() - t->t_start,
-                      .stopped_early = stopped_early(t)};
+                      .epochs = t->state.epoch, .global_steps = t->state.global_step, .ranks = t->comm->size,
+                      .train_time_s = t->state.elapsed_s + now() - t->t_start, .stopped_early = stopped_early(t)};
+    report_results_fill(r, task_monitor(&t->task, r).name, t->state.best_metric, &res);
     int rc = run_write_results(t->cfg->out, &res);
     tensorboard_test(&t->tb, t->state.global_step, &res);
-    char stopped[64] = "";
-    if (res.stopped_early) snprintf(stopped, sizeof stopped, "; stopped early after epoch %ld", res.epochs);
-    printf("test (best checkpoint checkpoints/best.h5, epoch %ld%s): loss %.5f  MAE %.2f GeV  MRE %.4f  on %lld "
-           "jets\n", t->state.best_epoch, stopped, r->loss, r->mae, r->mre, r->count);
+    report_test_line(&res, r);
     return rc;
 }
 
@@ -474,6 +472,7 @@ static int final_test(Trainer *t) {
  * Adam, the preprocessing and the data, the configuration. */
 static void checkpoint_record(const Trainer *t, CheckpointState *ck) {
     ck->train = t->state;
+    ck->task = t->task;
     ck->model = *model_config(t->model);
     ck->world_size = t->comm->size;
     ck->batch = t->cfg->batch;
@@ -534,9 +533,11 @@ static int run_epoch(Trainer *t, long epoch, long steps, const Pace *pace, long 
     for (long step = first; step < steps; step++) {
         int rc = train_step(t, epoch, step, &tm, process_steps);
         if (rc < 0) return -1;
+        char note[64];  /* a classifier's last validation AUC */
         if (is_root(t))
             progress_line(pace, epoch, step + 1, steps, t->state.global_step,
-                          t->state.epoch_loss_sum / fmax(t->state.epoch_samples, 1), last_lr(t));
+                          t->state.epoch_loss_sum / fmax(t->state.epoch_samples, 1), last_lr(t),
+                          report_progress_note(&t->last_val, note, sizeof note));
         if (rc == 1) {
             if (save_position(t)) return -1;
             if (is_root(t))

@@ -2,7 +2,8 @@
 # Installs what e2e-ddp needs on Debian 12 (idempotent): compiler and CMake, OpenBLAS
 # (OpenMP build), oneDNN (libdnnl-dev 2.6.3: the CPU backend's second convolution
 # engine, the library PyTorch's CPU convolutions run on), Open MPI, parallel HDF5,
-# PyTorch (the numerical reference and the baseline of the benchmarks), h5py, gnuplot,
+# PyTorch (the numerical reference and the baseline of the benchmarks), h5py,
+# scikit-learn (the reference of a classifier's metrics: ROC AUC, rejection), gnuplot,
 # universal-ctags (ctest code_shape_*); clang with its sanitizer and libFuzzer runtimes
 # (libclang-rt-14-dev) and llvm-symbolizer (llvm-14) for the sanitizer configuration and the
 # fuzz harnesses (tests/sanitize.sh);
@@ -22,7 +23,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(build-essential cmake pkg-config git
       libopenblas-openmp-dev libdnnl-dev
       openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-      python3 python3-numpy python3-torch python3-h5py python3-venv
+      python3 python3-numpy python3-torch python3-h5py python3-sklearn python3-venv
       gnuplot-nox procps universal-ctags
       clang libclang-rt-14-dev llvm-14
       slurmctld slurmd slurm-client munge libpmix-dev iproute2 util-linux)

@@ -297,13 +297,13 @@ int model_train_pass(Model *m, const Batch *b) {
         return 0;
     }
     int rc = train_ops(m, &d);
-    if (mode == OPS_GRAPH_RECORDING && o->graph_end(o->ctx)) {
-        /* The capture ran nothing and graph replay is now off: warn once, then run the
-         * pass directly (a backend without graphs is slower, not wrong). */
-        fprintf(stderr, "e2e-ddp: warning: %s\n", e2e_error());
-        return train_ops(m, &d);
-    }
-    return rc;
+    if (mode != OPS_GRAPH_RECORDING) return rc;
+    /* a pass that failed here was recorded in part: the backend drops that recording */
+    if (o->graph_end(o->ctx, rc != 0) == 0 || rc) return rc;
+    /* The capture ran nothing and graph replay is now off: warn once, then run the pass
+     * directly (a backend without graphs is slower, not wrong). */
+    fprintf(stderr, "e2e-ddp: warning: %s\n", e2e_error());
+    return train_ops(m, &d);
 }
 
 int model_predict(Model *m, const Batch *b, float *pred) {

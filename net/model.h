@@ -19,6 +19,12 @@
 #include "batch.h"
 #include "ops.h"
 
+/* What the model's one output is trained as (model_loss). */
+typedef enum {
+    MODEL_LOSS_L1 = 0,   /* a scaled target (the mass / 500 GeV): L1, the E2E regression */
+    MODEL_LOSS_BCE = 1,  /* a logit of a binary class (0/1): binary cross-entropy on logits */
+} ModelLoss;
+
 typedef struct {
     int in_channels;      /* C: 3 in the E2E code, 8 in the "Top Gun" open data */
     int height, width;    /* 125 x 125 */
@@ -27,6 +33,8 @@ typedef struct {
     int blocks;           /* residual blocks in layer1 and in layer3 (3) */
     int fmaps0, fmaps1;   /* feature maps of conv0/layer1 and of layer2/layer3 (16, 32) */
     int max_batch;        /* activation buffers hold this many samples */
+    int loss;             /* ModelLoss (MODEL_LOSS_L1); not part of the shape: a checkpoint's
+                             parameters load whatever it is */
 } ModelConfig;
 
 #define MODEL_MAX_TENSORS 64
@@ -80,9 +88,11 @@ int model_get_grads(Model *m, float *host);
 int model_forward(Model *m, int n, const float *x, const float *scalars);
 /* Predictions of the last forward pass: n floats in backend memory. */
 const float *model_predictions(const Model *m);
-/* L1 loss of the last forward pass against target (n floats; optional per-sample
- * weight, NULL for none), both in backend memory: mean_i w_i |pred_i - target_i|.
- * The loss stays in backend memory until model_loss_value is asked for it. */
+/* The loss of the last forward pass against target (n floats; optional per-sample
+ * weight, NULL for none), both in backend memory: with MODEL_LOSS_L1 mean_i w_i
+ * |pred_i - target_i|; with MODEL_LOSS_BCE mean_i w_i BCE(sigmoid(pred_i), target_i),
+ * target 0 or 1, the prediction a logit (PyTorch's BCEWithLogitsLoss). The loss stays
+ * in backend memory until model_loss_value is asked for it. */
 int model_loss(Model *m, const float *target, const float *weight);
 /* The batch type (Batch, SparseImages, InputPrep) is net/base/batch.h's: the reader
  * yields it, the model takes it as it is. */

@@ -22,6 +22,7 @@ int ops_check(const NetOps *o) {
         REQUIRED(relu_backward), REQUIRED(maxpool2x2_forward), REQUIRED(maxpool2x2_backward),
         REQUIRED(global_maxpool_forward), REQUIRED(global_maxpool_backward),
         REQUIRED(linear_forward), REQUIRED(linear_backward), REQUIRED(l1_loss),
+        REQUIRED(bce_logits_loss),
         REQUIRED(adam_update), REQUIRED(add_scale), REQUIRED(nonfinite_check), REQUIRED(destroy),
         OF(OPS_STREAM, stream), OF(OPS_PINNED_HOST, alloc_host),
         OF(OPS_PINNED_HOST, release_host), OF(OPS_ASYNC_UPLOAD, mark),

@@ -6,7 +6,8 @@
  * Conventions shared by every backend (the GPU tests compare backends op by op):
  *  - every pointer passed to an op lives in the backend's memory (host memory for
  *    the CPU backend, device memory for CUDA), allocated with ops->alloc;
- *  - activations and their gradients are NHWC, float32;
+ *  - activations and their gradients are NHWC, float32 (bf16 on a backend that declares
+ *    OPS_BF16_ACTIVATIONS, below);
  *  - weights are PyTorch's OIHW (out, in, kh, kw) as stored in the parameter arena;
  *    a backend repacks them internally if its kernels want another order;
  *  - gradient-producing ops overwrite their outputs (no accumulation): every
@@ -57,6 +58,15 @@ enum {
     OPS_GRAPHS = 1 << 5,       /* graph_begin, graph_end */
     OPS_CONV_PREPARE = 1 << 6, /* conv2d_prepare */
     OPS_SPARSE_INPUT = 1 << 7, /* densify_input */
+    /* No member: the backend computes in bf16 (the CPU's bf16 mode, net/README.md) and
+     * keeps activations and their gradients as bf16 (2 bytes each) in the buffers the
+     * graph allocates as floats: every tensor the convolutions, relu_backward and the
+     * max-pools exchange (conv2d_* x, but for the network's NCHW input, residual, y, dy,
+     * mask, dx; the pools' x, y, dy, dx), but the global max-pool's y and dy (the pooled
+     * features the linear head reads) and everything else (input, weights and their
+     * gradients, linear, loss, Adam) stay float32. The graph never reads those buffers
+     * itself, so it runs unchanged; anything else that reads them must look. */
+    OPS_BF16_ACTIVATIONS = 1 << 8,
 };
 
 typedef struct NetOps NetOps;
@@ -121,6 +131,12 @@ struct NetOps {
      * float in backend memory. */
     void (*l1_loss)(void *ctx, int n, const float *pred, const float *target,
                     const float *weight, float *loss, float *dpred);
+    /* Binary cross-entropy on logits, PyTorch's BCEWithLogitsLoss (weight per sample, mean
+     * over the batch), stable for any logit x: *loss = sum_i w_i (max(x_i, 0) - x_i t_i +
+     * log(1 + exp(-|x_i|))) / n and dlogit_i = w_i (sigmoid(x_i) - t_i) / n (w_i = 1 when
+     * weight is NULL), each term in double. loss is one float in backend memory. */
+    void (*bce_logits_loss)(void *ctx, int n, const float *logit, const float *target,
+                            const float *weight, float *loss, float *dlogit);
 
     /* One Adam update of n parameters (PyTorch semantics, bias-corrected) with the
      * step's factors. */
@@ -185,9 +201,11 @@ struct NetOps {
      * which then enqueues the recording) or OPS_GRAPH_REPLAYED (the recording for key is
      * enqueued: do not run the ops). The same key must mean the same ops on the same
      * buffers. graph_end returns 0, or -1 with e2e_error() when recording failed (the
-     * ops did not run). */
+     * ops did not run). pass_failed != 0: the caller's side of the recorded pass failed,
+     * so the recording is incomplete: it is dropped (nothing runs, nothing is kept for
+     * the key) and graph_end returns 0. */
     int (*graph_begin)(void *ctx, uint64_t key);
-    int (*graph_end)(void *ctx);
+    int (*graph_end)(void *ctx, int pass_failed);
 };
 
 /* 1 when the backend declares every capability in cap. */

@@ -80,6 +80,9 @@ static void p_lin_b(void *ctx, int n, int in, int out, const float *x, const flo
 static void p_l1(void *ctx, int n, const float *p, const float *t, const float *w, float *l, float *d) {
     TIMED(PROF_LOSS, l1_loss(IN(ctx), n, p, t, w, l, d));
 }
+static void p_bce(void *ctx, int n, const float *x, const float *t, const float *w, float *l, float *d) {
+    TIMED(PROF_LOSS, bce_logits_loss(IN(ctx), n, x, t, w, l, d));
+}
 static void p_adam(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
                    const AdamFactors *k) {
     TIMED(PROF_ADAM, adam_update(IN(ctx), n, p, g, m, v, k));
@@ -106,15 +109,15 @@ NetOps *ops_profile_wrap(NetOps *inner, OpsProfile *prof) {
     w->inner = inner;
     w->prof = prof;
     /* only the required ops are timed: the wrapper declares no capability but the
-     * inner backend's kind of memory */
-    *o = (NetOps){.name = inner->name, .ctx = w, .caps = inner->caps & OPS_HOST_MEMORY,
+     * inner backend's kind of memory and of activations */
+    *o = (NetOps){.name = inner->name, .ctx = w, .caps = inner->caps & (OPS_HOST_MEMORY | OPS_BF16_ACTIVATIONS),
                   .alloc = p_alloc, .release = p_release, .upload = p_upload,
                   .download = p_download, .sync = p_sync, .copy2d = p_copy2d, .conv2d_forward = p_conv_fwd,
                   .conv2d_backward_data = p_conv_bd, .conv2d_backward_filter = p_conv_bf,
                   .relu_backward = p_relu_bwd, .maxpool2x2_forward = p_mp_f,
                   .maxpool2x2_backward = p_mp_b, .global_maxpool_forward = p_gmp_f,
                   .global_maxpool_backward = p_gmp_b, .linear_forward = p_lin_f,
-                  .linear_backward = p_lin_b, .l1_loss = p_l1, .adam_update = p_adam,
+                  .linear_backward = p_lin_b, .l1_loss = p_l1, .bce_logits_loss = p_bce, .adam_update = p_adam,
                   .add_scale = p_add_scale, .nonfinite_check = p_nonfinite, .destroy = p_destroy};
     if (ops_can(inner, OPS_CONV_PREPARE)) {
         o->caps |= OPS_CONV_PREPARE;

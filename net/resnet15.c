@@ -41,6 +41,7 @@ int model_check_config(const ModelConfig *c) {
     if (c->fmaps0 <= 0 || c->fmaps1 <= 0)
         return e2e_fail("feature maps must be positive, got %d and %d", c->fmaps0, c->fmaps1);
     if (c->max_batch <= 0) return e2e_fail("max_batch must be positive, got %d", c->max_batch);
+    if (c->loss != MODEL_LOSS_L1 && c->loss != MODEL_LOSS_BCE) return e2e_fail("unknown model loss %d", c->loss);
     int h = conv_out(c->height, 7, 1, 1) / 2, w = conv_out(c->width, 7, 1, 1) / 2;
     if (h < 1 || w < 1)
         return e2e_fail("input %dx%d is too small: conv0 (7x7, pad 1) and the 2x2 max-pool "
@@ -341,7 +342,9 @@ int model_loss(Model *m, const float *target, const float *weight) {
     if (!m) return e2e_fail("model_loss: model is NULL");
     if (m->n <= 0) return e2e_fail("model_loss: no forward pass to take the loss of");
     if (!target) return e2e_fail("model_loss: target is NULL");
-    m->ops->l1_loss(m->ops->ctx, m->n, m->pred, target, weight, m->loss, m->dpred);
+    NetOps *o = m->ops;
+    if (m->cfg.loss == MODEL_LOSS_BCE) o->bce_logits_loss(o->ctx, m->n, m->pred, target, weight, m->loss, m->dpred);
+    else o->l1_loss(o->ctx, m->n, m->pred, target, weight, m->loss, m->dpred);
     return 0;
 }
 

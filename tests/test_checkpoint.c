@@ -21,6 +21,7 @@
 #include "checkpoint.h"
 #include "cpu/cpu_backend.h"
 #include "error.h"
+#include "h5util.h"
 #include "model.h"
 
 static char dir[256];
@@ -115,6 +116,10 @@ static void test_version2(NetOps *ops);
 /* A model without scalars records none; inputs that disagree with the model, or are
  * missing from a version-3 file, are refused. */
 static void test_inputs(NetOps *ops);
+/* The task (version 4): a classifier's label and monitored metric read back; a
+ * regression's; versions 1 to 3 read as regressions; an unknown task or a classifier
+ * without its label refused. */
+static void test_task(NetOps *ops);
 
 #define EXPECT_REFUSED(call, needle)                                                             \
     do {                                                                                         \
@@ -179,6 +184,7 @@ int main(void) {
     test_version1(ops);
     test_version2(ops);
     test_inputs(ops);
+    test_task(ops);
 
     /* newest valid wins; a corrupt newest is skipped */
     checkpoint_name(path2, sizeof path2, dir, 240);
@@ -428,6 +434,52 @@ static void test_inputs(NetOps *ops) {
     H5Adelete(g, ATTR_CHANNEL_KINDS);
     H5Gclose(g), H5Fclose(f);
     EXPECT_REFUSED(checkpoint_peek(path, &got), "lacks the model's inputs");
+    model_free(m);
+    free(p), free(mo), free(v);
+}
+
+/* the attribute `name` of path set to the string value (NULL: deleted); version too when > 0 */
+static void set_attr(const char *path, const char *name, const char *value, int version) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (H5Aexists(f, name) > 0) H5Adelete(f, name);
+    if (value) h5_attr_write_str(f, name, value, 0);
+    if (version > 0) {
+        hid_t a = H5Aopen(f, "version", H5P_DEFAULT);
+        H5Awrite(a, H5T_NATIVE_INT, &version);
+        H5Aclose(a);
+    }
+    H5Fclose(f);
+}
+
+static void test_task(NetOps *ops) {
+    Model *m = small_model(ops, 8);
+    size_t na = model_arena_size(m);
+    float *p = calloc(na, 4), *mo = calloc(na, 4), *v = calloc(na, 4);
+    CheckpointState st = state_of(m, 9), got;
+    char path[600];
+    snprintf(path, sizeof path, "%s/classifier.h5", dir);
+    CHECK(task_from_names(&st.task, "classification", "is_top", "loss") == 0, "task: %s", e2e_error());
+    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0, "write a classifier: %s", e2e_error());
+    CHECK(checkpoint_read(path, &got, m, p, mo, v) == 0 && got.task.kind == TASK_CLASSIFICATION &&
+              !strcmp(got.task.label, "is_top") && got.task.monitor_loss == 1 && task_same(&got.task, &st.task),
+          "a classifier's task read back: %s %s", task_name(&got.task), got.task.label);
+    st.task = task_regression();
+    snprintf(path, sizeof path, "%s/regression.h5", dir);
+    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0 && checkpoint_peek(path, &got) == 0 &&
+              got.task.kind == TASK_REGRESSION, "a regression's task read back");
+    set_attr(path, "task", NULL, 3); /* what the version-3 writer wrote */
+    CHECK(checkpoint_peek(path, &got) == 0 && got.version == 3 && got.task.kind == TASK_REGRESSION,
+          "version 3 (no task) reads as a regression: %s", e2e_error());
+    CHECK(checkpoint_peek(E2E_FIXTURE_DIR "/checkpoint_v1.h5", &got) == 0 && got.task.kind == TASK_REGRESSION,
+          "version 1 reads as a regression");
+    CHECK(checkpoint_peek(E2E_FIXTURE_DIR "/checkpoint_v2.h5", &got) == 0 && got.task.kind == TASK_REGRESSION,
+          "version 2 reads as a regression");
+    set_attr(path, "task", "ranking", 4);
+    EXPECT_REFUSED(checkpoint_peek(path, &got), "unknown task 'ranking'");
+    set_attr(path, "task", "classification", 0);
+    EXPECT_REFUSED(checkpoint_peek(path, &got), "lacks attribute 'task_label'");
+    set_attr(path, "task", NULL, 0);
+    EXPECT_REFUSED(checkpoint_peek(path, &got), "lacks attribute 'task'");
     model_free(m);
     free(p), free(mo), free(v);
 }

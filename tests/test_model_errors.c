@@ -7,6 +7,7 @@
 #include "adam.h"
 #include "backend.h"
 #include "check.h"
+#include "cpu/cpu_backend.h"
 #include "error.h"
 #include "model.h"
 
@@ -221,8 +222,18 @@ int main(void) {
     BackendOptions tpu = {.device = "tpu"}, bf16 = {.device = "cpu", .precision = "bf16"};
     CHECK(net_backend_create(&tpu) == NULL, "unknown backend accepted");
     CHECK(strstr(e2e_error(), "tpu") != NULL, "message: %s", e2e_error());
-    CHECK(net_backend_create(&bf16) == NULL, "bf16 on the CPU accepted");
-    CHECK(strstr(e2e_error(), "bf16") != NULL, "message: %s", e2e_error());
+    /* bf16 on the CPU: with bf16 instructions a bf16 backend, else refused by name */
+    NetOps *cpu16 = net_backend_create(&bf16);
+    if (net_cpu_has_bf16()) {
+        CHECK(cpu16 && ops_can(cpu16, OPS_BF16_ACTIVATIONS), "bf16 on a CPU with bf16 instructions: %s",
+              cpu16 ? "no bf16 activations" : e2e_error());
+    } else {
+        CHECK(cpu16 == NULL && strstr(e2e_error(), "bf16") != NULL, "bf16 without bf16 instructions: %s",
+              e2e_error());
+    }
+    if (cpu16) cpu16->destroy(cpu16);
+    BackendOptions fp8 = {.device = "cpu", .precision = "fp8"};
+    CHECK(net_backend_create(&fp8) == NULL && strstr(e2e_error(), "fp8"), "fp8 on the CPU: %s", e2e_error());
     NetOps *dflt = net_backend_create(NULL);
     CHECK(dflt && strcmp(dflt->name, "cpu") == 0, "default backend is not the CPU");
     if (dflt) dflt->destroy(dflt);

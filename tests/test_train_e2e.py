@@ -22,6 +22,10 @@ dataset made by e2e-synth. One test per subcommand (ctest runs each separately):
   cli             --help, bad options, plot
   kernel_plan     ranks whose CPU engine records differ run rank 0's engines: the weights
                   equal a run where every rank has rank 0's record
+  bf16            --precision bf16 on the CPU: refused on every rank where the CPU has no bf16
+                  instructions (ONEDNN_MAX_CPU_ISA=AVX512_CORE makes this one such a CPU); where
+                  it has them, a 2-rank bf16 run learns, differs from fp32, and a stop + resume
+                  equals the uninterrupted bf16 run bitwise (skipped without bf16 instructions)
 
 usage: test_train_e2e.py TEST BUILD_DIR
 """
@@ -81,8 +85,8 @@ class Env:
     def exe(self, name):
         return os.path.join(self.build, "launch", name)
 
-    def train(self, out, *extra, np_=2, expect=0, epochs=2, timeout=240, data=None):
-        cmd = MPIRUN + ["-np", str(np_), self.exe("e2e-train"), "--data", data or self.data, "--out", out,
+    def train(self, out, *extra, np_=2, expect=0, epochs=2, timeout=240, data=None, mpirun_extra=()):
+        cmd = MPIRUN + list(mpirun_extra) + ["-np", str(np_), self.exe("e2e-train"), "--data", data or self.data, "--out", out,
                         "--epochs", str(epochs), "--batch", "32", "--seed", "5"] + list(extra)
         return run(cmd, timeout=timeout, expect=expect)
 
@@ -197,12 +201,14 @@ def t_resume(e):
 
 
 def to_version1(path):
-    """rewrites a version-3 checkpoint's attributes as version 1 wrote them: the plateau's
+    """rewrites a version-4 checkpoint's attributes as version 1 wrote them: the plateau's
     rate as "lr", Adam's rate as "adam_lr", no base, scaled or warm-up rate, no record of the
-    model's inputs (which were then always iphi / 360, ieta / 170, energy-like channels)"""
+    model's inputs (which were then always iphi / 360, ieta / 170, energy-like channels), no
+    task (then always the regression)"""
     with h5py.File(path, "r+") as f:
         a = f.attrs
-        check(int(a["version"]) == 3, "the trainer writes version 3")
+        check(int(a["version"]) == 4 and a["task"] in (b"regression", "regression"), "the trainer writes version 4, a regression")
+        del a["task"]
         for k in ("scalars", "scalar_scale", "channel_kinds"):
             del f["data"].attrs[k]
         plateau = float(a["lr_plateau"])
@@ -544,10 +550,40 @@ def t_kernel_plan(e):
           "the other record alone gives other weights (so the equality above is rank 0's plan at work)")
 
 
+def t_bf16(e):
+    p = e.train(e.path("refused"), "--precision", "bf16", expect=1, timeout=60,
+                mpirun_extra=["-x", "ONEDNN_MAX_CPU_ISA=AVX512_CORE"])
+    msgs = [l for l in p.stderr.splitlines() if "bf16 instructions" in l]
+    check(len(msgs) >= 1 and "--precision fp32" in msgs[0],
+          "bf16 on a CPU without bf16 instructions is refused with one message: %s" % err_line(p))
+    ck = os.path.join(e.path("refused"), "checkpoints")
+    check(not os.path.exists(ck) or not os.listdir(ck), "no checkpoint written")
+    a, b, f = e.path("bf16"), e.path("bf16_stopped"), e.path("fp32")
+    p = e.train(a, "--precision", "bf16", expect=None)
+    if p.returncode != 0 and "bf16 instructions" in p.stderr:
+        raise Skip("this CPU has no bf16 instructions (the refusal above is what it does)")
+    check(p.returncode == 0, "a 2-rank bf16 run finishes")
+    check(", bf16 (" in p.stdout, "the start line names the bf16 engines")
+    e.train(f)
+    ta, _ = tensors(final_ckpt(a))
+    tf, _ = tensors(final_ckpt(f))
+    check(any(ta[k].tobytes() != tf[k].tobytes() for k in ta), "bf16 and fp32 runs end with other weights")
+    mae = [float(r.split(",")[4]) for r in metric_rows(a)[1:]]
+    mae32 = [float(r.split(",")[4]) for r in metric_rows(f)[1:]]
+    print("validation MAE per epoch, bf16:", mae, "fp32:", mae32)
+    check(mae[-1] < mae[0] and abs(mae[-1] - mae32[-1]) < 0.2 * mae32[-1],
+          "bf16 learns as fp32 does (within 20% of its last validation MAE)")
+    p = e.train(b, "--precision", "bf16", "--stop-after-steps", "17", expect=75)
+    p = e.train(b, "--precision", "bf16", "--resume", "auto")
+    check("resumed from" in p.stdout and "step 17" in p.stdout, "resumed at epoch 1, step 17")
+    same_weights(final_ckpt(a), final_ckpt(b))
+    check(metric_rows(a) == metric_rows(b), "the same losses and metrics per epoch")
+
+
 TESTS = {"learns": t_learns, "resume": t_resume, "resume_v1": t_resume_v1, "sigusr1": t_sigusr1, "killed": t_killed,
          "bad_checkpoint": t_bad_checkpoint, "bad_data": t_bad_data, "nan_loss": t_nan_loss,
          "other_ranks": t_other_ranks, "torch_load": t_torch_load, "inputs": t_inputs, "cli": t_cli,
-         "kernel_plan": t_kernel_plan}
+         "kernel_plan": t_kernel_plan, "bf16": t_bf16}
 
 
 def run_test(tests, doc, make_env):

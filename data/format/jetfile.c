@@ -334,7 +334,9 @@ int jetfile_open(JetFile *f, const char *path, hid_t fapl) {
     return rc;
 }
 
-int jetfile_read_column(JetFile *f, const char *name, float *out, hid_t dxpl) {
+/* (N,) column name into out as mem_type: a float column, or with any_number an integer
+ * one too; the shape and the type checked */
+static int read_column_as(JetFile *f, const char *name, hid_t mem_type, int any_number, void *out, hid_t dxpl) {
     if (H5Lexists(f->file, name, H5P_DEFAULT) <= 0)
         return e2e_fail("%s: no dataset '%s' (a jet file holds X_jet, m, pt, ieta, iphi: data/format/FORMAT.md)",
                          f->path, name);
@@ -343,20 +345,30 @@ int jetfile_read_column(JetFile *f, const char *name, float *out, hid_t dxpl) {
     hid_t sp = H5Dget_space(d), t = H5Dget_type(d);
     hsize_t dims[H5S_MAX_RANK];
     int nd = H5Sget_simple_extent_dims(sp, dims, NULL), rc = 0;
+    H5T_class_t cls = H5Tget_class(t);
     char tn[64];
     if (nd != 1)
         rc = e2e_fail("%s: %s has %d dimensions; expected 1: (N,)", f->path, name, nd);
     else if ((long long)dims[0] != f->n)
         rc = e2e_fail("%s: %s has %llu rows but X_jet has %lld", f->path, name,
                        (unsigned long long)dims[0], f->n);
-    else if (H5Tget_class(t) != H5T_FLOAT)
-        rc = e2e_fail("%s: %s has dtype %s; expected float32", f->path, name, h5_type_name(t, tn, sizeof tn));
-    else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, dxpl, out) < 0)
+    else if (cls != H5T_FLOAT && !(any_number && cls == H5T_INTEGER))
+        rc = e2e_fail("%s: %s has dtype %s; expected %s", f->path, name, h5_type_name(t, tn, sizeof tn),
+                       any_number ? "numbers (an integer or float type)" : "float32");
+    else if (H5Dread(d, mem_type, H5S_ALL, H5S_ALL, dxpl, out) < 0)
         rc = h5_fail(f->path, "cannot read a column (truncated or damaged file?)");
     H5Tclose(t);
     H5Sclose(sp);
     H5Dclose(d);
     return rc;
+}
+
+int jetfile_read_column(JetFile *f, const char *name, float *out, hid_t dxpl) {
+    return read_column_as(f, name, H5T_NATIVE_FLOAT, 0, out, dxpl);
+}
+
+int jetfile_read_numbers(JetFile *f, const char *name, double *out, hid_t dxpl) {
+    return read_column_as(f, name, H5T_NATIVE_DOUBLE, 1, out, dxpl);
 }
 
 long long jetfile_row_addr(const JetFile *f, long long r) {  /* raw files only */

@@ -131,7 +131,7 @@ int split_make(SplitRows *sp, const DatasetOptions *o, long long N, int rank, in
     int rc = order_blocks(&b, N, o->split_block ? o->split_block : SPLIT_BLOCK, o->seed, o->path);
     cut_points(o->fractions, N, cut);
     if (!rc) rc = take_shares(sp, &b, cut, rank, nranks, o->path);
-    if (!rc && o->unbias) { /* every rank needs the whole training split's masses */
+    if (!rc && o->unbias == DATA_UNBIAS_WEIGHTS) { /* every rank needs the whole training split's masses */
         *train_rows = malloc((size_t)(sp->total[SPLIT_TRAIN] ? sp->total[SPLIT_TRAIN] : 1) * sizeof **train_rows);
         if (!*train_rows) rc = e2e_fail("%s: out of memory for the split", o->path);
         else collect_rows(&b, cut[0], cut[1], *train_rows);

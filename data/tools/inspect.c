@@ -1,5 +1,5 @@
-/* e2e-data info (inspect.h): a dataset's files, shapes, storage, inputs, columns and
- * pixel statistics, printed. */
+/* e2e-data info (inspect.h): a dataset's files, shapes, storage, inputs, columns, class
+ * counts and pixel statistics, printed. */
 #include "inspect.h"
 
 #include <float.h>
@@ -230,6 +230,31 @@ static void print_files(FILE *out, const char *path, const Opened *d) {
     print_mass_histogram(out, d->col[0], d->N);
 }
 
+/* The class counts of the label column (every file's; NULL: y where every file has it):
+ * jets of class 1 and 0, and of any other value (the reader refuses them). */
+static int print_labels(FILE *out, const Opened *d, const char *label) {
+    const char *name = label ? label : DSET_LABEL;
+    for (int i = 0; i < d->nf; i++)
+        if (H5Lexists(d->files[i].file, name, H5P_DEFAULT) <= 0) {
+            if (!label) return 0;
+            return e2e_fail("%s: no label column '%s'", d->files[i].path, name);
+        }
+    long long n[3] = {0, 0, 0}; /* class 0, class 1, other */
+    for (int i = 0; i < d->nf; i++) {
+        const JetFile *f = &d->files[i];
+        double *v = malloc((size_t)(f->n ? f->n : 1) * sizeof *v);
+        int rc = v ? jetfile_read_numbers((JetFile *)f, name, v, H5P_DEFAULT) : e2e_fail("out of memory");
+        for (long long r = 0; !rc && r < f->n; r++) n[v[r] == 0.0 ? 0 : v[r] == 1.0 ? 1 : 2]++;
+        free(v);
+        if (rc) return -1;
+    }
+    fprintf(out, "classes (label %s): %lld signal (1), %lld background (0), signal fraction %.4f", name, n[1], n[0],
+            (double)n[1] / (double)(n[0] + n[1] > 0 ? n[0] + n[1] : 1));
+    if (n[2]) fprintf(out, "; NOT 0 OR 1: %lld jets (the reader refuses them)", n[2]);
+    fputc('\n', out);
+    return 0;
+}
+
 /* One jet's pixels into the channel statistics; returns its non-finite pixels. */
 static long long add_pixels(ChanStat *cs, const float *x, int channels, long long hw) {
     long long bad = 0;
@@ -302,7 +327,7 @@ static int pixel_stats(FILE *out, const Opened *d, long long used) {
     return rc;
 }
 
-int data_inspect(const char *path, FILE *out, long long max_rows) {
+int data_inspect(const char *path, FILE *out, long long max_rows, const char *label) {
     H5Quiet quiet;
     h5_quiet_begin(&quiet);
     Opened d = {0};
@@ -310,6 +335,7 @@ int data_inspect(const char *path, FILE *out, long long max_rows) {
     if (!rc) {
         rc = open_all(&d);
         if (!rc) print_files(out, path, &d);
+        if (!rc) rc = print_labels(out, &d, label);
         if (!rc) rc = pixel_stats(out, &d, max_rows > 0 && max_rows < d.N ? max_rows : d.N);
         close_all(&d);
     }

@@ -272,6 +272,7 @@ static int attach_nccl(Comm *c) {
 
 int comm_attach(Comm *c, NetOps *ops) {
     c->ops = ops;
-    if (ops_can(ops, OPS_STREAM) && comm_nccl_available()) return attach_nccl(c);
+    /* one rank has nothing to reduce: no NCCL communicator (one thing less to fail) */
+    if (c->size > 1 && ops_can(ops, OPS_STREAM) && comm_nccl_available()) return attach_nccl(c);
     return 0;
 }

@@ -32,8 +32,8 @@ int comm_init(Comm *c, int *argc, char ***argv);
 void comm_finalize(Comm *c);
 
 /* Gradients are reduced in the backend's memory: with NCCL when the backend has a
- * stream (built with CUDA), else with MPI (staged through host memory when the
- * backend's memory is not the host's). Collective. */
+ * stream (built with CUDA) and there are several ranks, else with MPI (staged through
+ * host memory when the backend's memory is not the host's). Collective. */
 int comm_attach(Comm *c, NetOps *ops);
 /* buf (backend memory, n floats) = mean over ranks of buf, counted in c->allreduces.
  * Collective. */

@@ -1,5 +1,5 @@
 /* Checkpoints (checkpoint.h): written whole in memory by rank 0 and renamed into place;
- * read back with every tensor, attribute and hash checked, versions 1 to 3. */
+ * read back with every tensor, attribute and hash checked, versions 1 to 4. */
 #include "checkpoint.h"
 
 #include <dirent.h>
@@ -110,6 +110,24 @@ static int write_attrs(hid_t f, const CheckpointState *st, uint64_t hash) {
     rc |= h5_attr_write_str(f, "config", st->config_json, 0);
     OPTIONAL_LONG_ATTRS(W_LONG)
     OPTIONAL_DOUBLE_ATTRS(W_DOUBLE)
+    rc |= h5_attr_write_str(f, "task", task_name(&st->task), 0);
+    if (st->task.kind == TASK_CLASSIFICATION) {
+        rc |= h5_attr_write_str(f, "task_label", st->task.label, 0);
+        rc |= h5_attr_write_str(f, "task_monitor", st->task.monitor_loss ? "loss" : "auc", 0);
+    }
+    return rc;
+}
+
+/* The task (version 4; older checkpoints were regressions): 0, or -1 naming the file. */
+static int read_task(hid_t f, CheckpointState *st, const char *path) {
+    st->task = task_regression();
+    if (st->version < 4) return 0;
+    char *kind = h5_attr_str(f, "task"), *label = h5_attr_str(f, "task_label"), *monitor = h5_attr_str(f, "task_monitor");
+    int rc = !kind ? e2e_fail("%s: checkpoint lacks attribute 'task'", path)
+             : task_from_names(&st->task, kind, label, monitor) ? e2e_fail("%s: %s", path, e2e_error()) : 0;
+    if (!rc && st->task.kind == TASK_CLASSIFICATION && !label)
+        rc = e2e_fail("%s: a classifier's checkpoint lacks attribute 'task_label'", path);
+    free(kind), free(label), free(monitor);
     return rc;
 }
 
@@ -494,6 +512,7 @@ static int load(const char *path, CheckpointState *st, const Model *model, float
     uint64_t stored = 0, hash = FNV1A_BASIS;
     if (!rc) rc = read_attrs(f, st, &stored, path);
     if (!rc) read_optional_attrs(f, st);
+    if (!rc) rc = read_task(f, st, path);
     if (!rc && model) rc = check_shape(st, model, path);
     if (!rc) rc = read_tensors(f, st, model, arenas, &hash, path);
     if (!rc) rc = read_scales(f, st, path);

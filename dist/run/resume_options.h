@@ -6,7 +6,8 @@
  * --warmup-steps and the plateau's options; a version-1 checkpoint did not store the
  * first three, and they come from the command line), --weight-decay (the optimizer's
  * state, as torch's load_state_dict restores it), the preprocessing (--zero-suppress
- * and the stored scales), --unbias, --blocks (the model's shape).
+ * and the stored scales), --unbias and --balance, --blocks (the model's shape), the task
+ * (--task and --label: another is refused; --monitor).
  * From the command line: --epochs, --batch and --accum (the position is rescaled), the
  * number of ranks, --early-stop and --early-stop-min-delta (the count goes on),
  * --device, --precision, --threads, --prefetch, --keep, --check-replicas, --log-every,
@@ -31,5 +32,9 @@ int resume_config_json(const TrainConfig *cfg, const CheckpointState *from, int 
  * resume: ..." (options given with another value) and "from the command line: ..."
  * (options whose value differs from the checkpoint's run). */
 void resume_options_report(const TrainConfig *cfg, const CheckpointState *st, int ranks);
+/* 0 when the command line gave no --task or --label, or the checkpoint's task; else -1
+ * naming the checkpoint and both tasks (a regression resumed as a classifier, or the
+ * reverse, or another label: start a new run). Local: every rank decides alike. */
+int resume_check_task(const TrainConfig *cfg, const CheckpointState *st, const char *path);
 
 #endif

@@ -157,15 +157,25 @@ void tensorboard_epoch(TensorBoard *tb, long step, const EpochMetrics *e) {
         {"perf/data_wait_frac", e->data_wait_frac}, {"perf/allreduce_frac", e->allreduce_frac},
         {"perf/sync_wait_frac", e->sync_wait_frac}, {"perf/epoch_s", e->epoch_s},
         {"perf/allreduces", (double)e->allreduces}, {"perf/skipped_steps", (double)e->skipped_steps}};
-    for (size_t i = 0; i < sizeof s / sizeof *s; i++) tensorboard_scalar(tb, s[i].tag, step, s[i].v);
+    const struct { const char *tag; double v; } c[] = {  /* a classifier's (val/mae_gev, val/mre are 0) */
+        {"val/auc", e->val_auc}, {"val/accuracy", e->val_accuracy}, {"val/rejection_30", e->val_rejection30},
+        {"val/rejection_50", e->val_rejection50}};
+    for (size_t i = 0; i < sizeof s / sizeof *s; i++)
+        if (!e->classify || strncmp(s[i].tag, "val/m", 5)) tensorboard_scalar(tb, s[i].tag, step, s[i].v);
+    for (size_t i = 0; e->classify && i < sizeof c / sizeof *c; i++) tensorboard_scalar(tb, c[i].tag, step, c[i].v);
     tensorboard_flush(tb, 1);
 }
 
 void tensorboard_test(TensorBoard *tb, long step, const RunResults *r) {
     if (!tb->on) return;
     tensorboard_scalar(tb, "test/loss", step, r->test_loss);
-    tensorboard_scalar(tb, "test/mae_gev", step, r->test_mae);
-    tensorboard_scalar(tb, "test/mre", step, r->test_mre);
+    if (r->classify) {
+        tensorboard_scalar(tb, "test/auc", step, r->test_auc);
+        tensorboard_scalar(tb, "test/accuracy", step, r->test_accuracy);
+    } else {
+        tensorboard_scalar(tb, "test/mae_gev", step, r->test_mae);
+        tensorboard_scalar(tb, "test/mre", step, r->test_mre);
+    }
     tensorboard_flush(tb, 1);
 }
 

@@ -4,12 +4,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dataset.h"
 #include "error.h"
 #include "run_files.h"
 #include "watchdog.h"
 
 void train_config_defaults(TrainConfig *c) {
     memset(c, 0, sizeof *c);
+    c->task = task_regression();
     c->device = "cpu";
     c->precision = "fp32";
     c->epochs = 25;
@@ -51,6 +53,14 @@ int train_config_check(const TrainConfig *c) {
     if (c->check_replicas < 0 || c->log_every < 0 || c->prefetch < 0 || c->stop_after_steps < 0 ||
         c->cache_limit < 0)
         return e2e_fail("negative counts are not allowed");
+    int classify = c->task.kind == TASK_CLASSIFICATION;
+    if (c->unbias == DATA_UNBIAS_CLASSES && !classify)
+        return e2e_fail("--balance weighs the classes of a classifier: it needs --task classification");
+    if ((c->given & GIVEN_MONITOR) && !classify)
+        return e2e_fail("--monitor is for --task classification (the regression follows the validation MAE)");
+    if (classify && c->plateau.mode_max != task_monitor_mode_max(&c->task))
+        return e2e_fail("--plateau-mode %s contradicts --monitor %s (%s is better)", c->plateau.mode_max ? "max" : "min",
+                        c->task.monitor_loss ? "loss" : "auc", c->task.monitor_loss ? "a lower loss" : "a higher AUC");
     return plateau_check_config(&c->plateau);
 }
 
@@ -77,5 +87,12 @@ int train_config_json(const TrainConfig *c, int ranks, char *out, size_t size) {
         c->nan_skip ? "skip" : "stop", c->mre_min_mass, c->zero_suppress, c->unbias, c->prefetch,
         c->cache ? "memory" : "none", c->cache_limit, c->keep, c->check_replicas, c->blocks, c->watchdog_s,
         c->peer_timeout_s, c->accum, c->early_stop.patience, c->early_stop.min_delta);
+    if (n > 0 && (size_t)n < size) { /* the task, before the closing brace */
+        char label[2 * TASK_LABEL_MAX + 8];
+        run_json_string(c->task.label, label, sizeof label);
+        n += snprintf(out + n - 1, size - (size_t)n + 1, ", \"task\": \"%s\"%s%s%s%s}", task_name(&c->task),
+                      c->task.kind ? ", \"label\": " : "", c->task.kind ? label : "",
+                      c->task.kind ? ", \"monitor\": " : "", c->task.kind ? (c->task.monitor_loss ? "\"loss\"" : "\"auc\"") : "") - 1;
+    }
     return n < 0 || (size_t)n >= size ? e2e_fail("configuration too long for JSON buffer") : 0;
 }

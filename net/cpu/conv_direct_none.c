@@ -16,3 +16,12 @@ int conv_direct_backward_filter(CpuCtx *c, const ConvShape *s, Layout lay, const
                                 const float *dy, float *dw, float *db) {
     return -1;
 }
+int conv_direct_bf16_fits(const ConvShape *s) { return 0; }
+int conv_direct_bf16_forward(CpuCtx *c, const ConvShape *s, const uint16_t *x, const float *w, const float *b,
+                             const uint16_t *residual, int relu, uint16_t *y) {
+    return -1;
+}
+int conv_direct_bf16_backward_filter(CpuCtx *c, const ConvShape *s, const uint16_t *x, const uint16_t *dy,
+                                     float *dw, float *db) {
+    return -1;
+}

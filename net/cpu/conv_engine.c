@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bf16.h"
 #include "error.h"
 #include "conv_onednn.h"
 
@@ -41,7 +42,41 @@ typedef struct ConvEngines {
 
 /* ---- running one engine ---- */
 
+/* The bf16 mode: activations hold bf16; the network's float NCHW input is converted to
+ * bf16 NHWC first (by forward; backward filter reuses that conversion), so that every
+ * engine sees NHWC bf16; ours are conv_own_bf16.c's (AVX512-BF16 dot products, or our
+ * float kernels on widened operands). */
+static int run_bf16(CpuCtx *c, ConvEngine e, ConvOp op, const ConvCall *a) {
+    ConvCall b = *a;
+    if (b.lay == LAYOUT_NCHW && op != CONV_BWD_DATA) {
+        b.x = (const float *)cpu_input_bf16(c, a->s, a->x, op == CONV_FWD);
+        b.lay = LAYOUT_NHWC;
+    }
+    const ConvShape *s = b.s;
+    const uint16_t *x = (const uint16_t *)b.x, *dy = (const uint16_t *)b.dy;
+    Onednn *dnn = c->engines->dnn;
+    int direct = e == ENGINE_DIRECT;
+    switch (e) {
+    case ENGINE_DIRECT:
+    case ENGINE_GEMM:
+        if (op == CONV_FWD)
+            return conv_own_bf16_forward(c, direct, s, x, b.w, b.b, (const uint16_t *)b.residual, b.relu,
+                                         (uint16_t *)b.y);
+        if (op == CONV_BWD_DATA)
+            return conv_own_bf16_backward_data(c, direct, s, dy, b.w, (const uint16_t *)b.mask, (uint16_t *)b.dx);
+        return conv_own_bf16_backward_filter(c, direct, s, x, dy, b.dw, b.db);
+    case ENGINE_ONEDNN:
+        if (!dnn) return -1;
+        if (op == CONV_FWD) return onednn_forward(dnn, s, b.lay, b.x, b.w, b.b, b.residual, b.relu, b.y);
+        if (op == CONV_BWD_DATA) return onednn_backward_data(dnn, s, b.dy, b.w, b.mask, b.dx);
+        return onednn_backward_filter(dnn, s, b.lay, b.x, b.dy, b.dw, b.db);
+    default:
+        return -1;
+    }
+}
+
 int conv_engine_run(CpuCtx *c, ConvEngine e, ConvOp op, const ConvCall *a) {
+    if (c->bf16) return run_bf16(c, e, op, a);
     const ConvShape *s = a->s;
     Onednn *dnn = c->engines->dnn;
     switch (e) {
@@ -70,20 +105,27 @@ static ConvEngine own_engine(const CpuCtx *c, ConvOp op, const ConvShape *s) {
     return c->direct && conv_direct_fits(s, op) ? ENGINE_DIRECT : ENGINE_GEMM;
 }
 
+/* The layout oneDNN is given x in: the bf16 mode converts the NCHW input to NHWC. */
+static Layout onednn_layout(const CpuCtx *c, Layout lay) { return c->bf16 ? LAYOUT_NHWC : lay; }
+
 ConvEngine conv_engine_effective(CpuCtx *c, ConvEngine e, ConvOp op, const ConvShape *s, Layout lay) {
-    if (e == ENGINE_ONEDNN && c->engines->dnn && onednn_kernel(c->engines->dnn, op, s, lay)) return e;
+    if (e == ENGINE_ONEDNN && c->engines->dnn && onednn_kernel(c->engines->dnn, op, s, onednn_layout(c, lay)))
+        return e;
     if (e == ENGINE_GEMM) return e;
     return own_engine(c, op, s);
 }
 
 /* ---- timing ---- */
 
-static float *random_floats(size_t n, unsigned seed) {
+/* n values in [-1, 1), float or (bf16) bf16 */
+static float *random_values(size_t n, unsigned seed, int bf16) {
     float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
     if (!p) cpu_die(__FILE__, __LINE__, "out of host memory for timing convolution engines");
     for (size_t i = 0; i < n; i++) {
         seed = seed * 1664525u + 1013904223u;
-        p[i] = (float)(seed >> 8) / 8388608.0f - 1.0f;
+        float v = (float)(seed >> 8) / 8388608.0f - 1.0f;
+        if (bf16) ((uint16_t *)p)[i] = f32_to_bf16(v);
+        else p[i] = v;
     }
     return p;
 }
@@ -132,11 +174,12 @@ void conv_engine_time(CpuCtx *c, ConvPlanEntry *e, int rounds) {
     /* a smaller batch where the real one would take more memory than is reasonable */
     while (s.n > c->threads && 4ull * (3 * nx + 2 * ny) * s.n > TIME_MAX_BYTES) s.n = (s.n + 1) / 2;
     size_t nw = (size_t)s.out_c * s.in_c * s.k_h * s.k_w;
-    float *x = random_floats(nx * s.n, 1), *dy = random_floats(ny * s.n, 2);
-    float *y = random_floats(ny * s.n, 3), *dx = random_floats(nx * s.n, 4);
-    float *w = random_floats(nw, 5), *dw = random_floats(nw, 6);
-    float *b = random_floats(s.out_c, 7), *db = random_floats(s.out_c, 8);
-    float *mask = random_floats(nx * s.n, 9);
+    int act = c->bf16;  /* activations: bf16 in the bf16 mode, but for the float NCHW input */
+    float *x = random_values(nx * s.n, 1, act && e->lay == LAYOUT_NHWC), *dy = random_values(ny * s.n, 2, act);
+    float *y = random_values(ny * s.n, 3, act), *dx = random_values(nx * s.n, 4, act);
+    float *w = random_values(nw, 5, 0), *dw = random_values(nw, 6, 0);
+    float *b = random_values(s.out_c, 7, 0), *db = random_values(s.out_c, 8, 0);
+    float *mask = random_values(nx * s.n, 9, act);
     /* forward with its ReLU; backward data with the fused ReLU mask that half the
      * model's convolutions have (for oneDNN an extra pass over dx) */
     ConvCall a = {.s = &s, .lay = e->lay, .x = x, .w = w, .b = b, .dy = dy, .mask = mask,
@@ -150,6 +193,7 @@ void conv_engine_time(CpuCtx *c, ConvPlanEntry *e, int rounds) {
         time_pass(c, e, (ConvOp)op, &a, rounds);
     }
     free(x), free(dy), free(y), free(dx), free(w), free(dw), free(b), free(db), free(mask);
+    c->input_of = NULL;  /* the bf16 copy of the input was of x, now freed */
 }
 
 /* ---- the plan ---- */
@@ -160,6 +204,7 @@ static int same_geometry(const ConvShape *a, const ConvShape *b) {
     return memcmp(&x, &y, sizeof x) == 0;
 }
 
+/* (a backend's entries are all of its precision) */
 static ConvPlanEntry *find(ConvEngines *g, const ConvShape *s, Layout lay) {
     for (int i = 0; i < g->count; i++)
         if (g->e[i].lay == lay && same_geometry(&g->e[i].s, s)) return &g->e[i];
@@ -192,7 +237,7 @@ static void decide(void *ctx, ConvPlanEntry *e) { conv_engine_time(ctx, e, TIME_
 
 static ConvPlanEntry *plan(CpuCtx *c, const ConvShape *s, Layout lay) {
     ConvEngines *g = c->engines;
-    ConvPlanEntry e = {.s = *s, .lay = lay};
+    ConvPlanEntry e = {.s = *s, .lay = lay, .bf16 = (unsigned char)c->bf16};
     if (g->forced != ENGINE_NONE) {
         for (int op = 0; op < CONV_OPS; op++) e.engine[op] = g->forced;
         if (lay == LAYOUT_NCHW) e.engine[CONV_BWD_DATA] = ENGINE_NONE;
@@ -304,7 +349,7 @@ int conv_engines_create(CpuCtx *c) {
     g->forced = forced;
     if (forced == ENGINE_GEMM) c->direct = 0;
     if (forced == ENGINE_NONE || forced == ENGINE_ONEDNN) {
-        g->dnn = onednn_create(c->threads);
+        g->dnn = onednn_create(c->threads, c->bf16);
         if (!g->dnn && forced == ENGINE_ONEDNN) {
             char why[256];
             snprintf(why, sizeof why, "%s", e2e_error());  /* e2e_fail writes over it */
@@ -333,7 +378,7 @@ const ConvPlanEntry *conv_engines_entry(const CpuCtx *c, int i) {
     return i >= 0 && i < c->engines->count ? &c->engines->e[i] : NULL;
 }
 const char *conv_engines_onednn_kernel(CpuCtx *c, ConvOp op, const ConvShape *s, Layout lay) {
-    return c->engines->dnn ? onednn_kernel(c->engines->dnn, op, s, lay) : NULL;
+    return c->engines->dnn ? onednn_kernel(c->engines->dnn, op, s, onednn_layout(c, lay)) : NULL;
 }
 
 static const char *chosen_names[] = {"forced", "timed", "recorded", "given"};
@@ -344,8 +389,9 @@ const char *conv_engines_report(CpuCtx *c) {
     char *r = realloc(g->report, cap);
     if (!r) return "convolution engines: (out of memory for the report)";
     g->report = r;
-    int at = snprintf(r, cap, "convolution engines %s (%s; direct kernels %s)",
+    int at = snprintf(r, cap, "convolution engines %s%s (%s; direct kernels %s)",
                       g->forced ? conv_engine_name(g->forced) : "auto",
+                      !c->bf16 ? "" : c->bf16_emulated ? ", bf16 emulated (this CPU has no bf16 instructions)" : ", bf16",
                       g->dnn ? onednn_describe() : "no oneDNN", direct_name(c));
     if (g->forced == ENGINE_NONE)
         at += snprintf(r + at, cap - at, ", plan %s", g->plan_path[0] ? g->plan_path : "not recorded");
@@ -391,6 +437,9 @@ int conv_engines_use_plan(CpuCtx *c, const char *text) {
         if (buf[strspn(buf, " \t\r")] != '\0' && buf[0] != '#') {
             if (conv_plan_parse(buf, &e, &threads))
                 return e2e_fail("engine plan, line %d: '%.80s' is not a plan entry", line_no, buf);
+            if (e.bf16 != c->bf16)
+                return e2e_fail("engine plan, line %d: an entry for %s convolutions, this backend computes in %s",
+                                line_no, e.bf16 ? "bf16" : "fp32", c->bf16 ? "bf16" : "fp32");
             e.chosen = CHOSEN_GIVEN;
             store_plan_entry(c, e);
         }

@@ -7,7 +7,8 @@
  * E2E_CPU_CONV=auto (the default) times "own" (direct, or gemm where direct does not
  * apply) against oneDNN on the real shape at model build and keeps the choice in a
  * plan record, so that every later run on this kind of machine uses the same engines
- * and repeats bitwise; direct, onednn and gemm force one engine. */
+ * and repeats bitwise; direct, onednn and gemm force one engine. In the bf16 mode the
+ * same three run on bf16 activations (net/README.md, "bf16 on the CPU"). */
 #ifndef E2E_NET_CPU_CONV_ENGINE_H
 #define E2E_NET_CPU_CONV_ENGINE_H
 
@@ -25,6 +26,7 @@ typedef struct {
     unsigned char engine[CONV_OPS];  /* ConvEngine; NONE: a pass that was not planned */
     float ms[CONV_OPS][2];           /* the timings behind it: own engine, oneDNN (0: none) */
     unsigned char chosen;            /* ConvChosen */
+    unsigned char bf16;              /* for the bf16 mode (bf16 activations), else fp32 */
 } ConvPlanEntry;
 
 /* Reads E2E_CPU_CONV (auto | direct | onednn | gemm) and E2E_CPU_CONV_PLAN (the plan
@@ -55,7 +57,9 @@ void cpu_conv_backward_filter(void *ctx, const ConvShape *s, Layout lay, const f
                               const float *dy, float *dw, float *db);
 
 /* One pass of one engine on the convolution's arguments; -1 when that engine cannot do
- * the shape. For the choice and for benchmarks. */
+ * the shape. For the choice and for benchmarks. In the bf16 mode the activation
+ * pointers (x, unless lay is NCHW: the network's float input; residual, y, dy, mask, dx)
+ * hold bf16. */
 typedef struct {
     const ConvShape *s;
     Layout lay;
@@ -74,6 +78,8 @@ void conv_engine_time(CpuCtx *c, ConvPlanEntry *e, int rounds);
 
 /* The plan's text form (conv_plan.c), one line per geometry (the record file holds these):
  *   t2 n32 8x125x125 nchw o16 k7x7 s1 p1 : fwd=onednn bwd_data=none bwd_filter=direct
+ * with "bf16" after the batch for the bf16 mode's entries:
+ *   t2 n32 bf16 8x125x125 nchw o16 k7x7 s1 p1 : fwd=onednn bwd_data=none bwd_filter=onednn
  * conv_plan_line returns the characters written (snprintf's count); conv_plan_parse
  * returns 0, or -1 for a line that is not a plan entry. */
 const char *conv_engine_name(ConvEngine e);
@@ -81,7 +87,7 @@ ConvEngine conv_engine_parse(const char *name);  /* ENGINE_KINDS when unknown */
 int conv_plan_line(const ConvPlanEntry *e, int threads, char *buf, size_t len);
 int conv_plan_parse(const char *line, ConvPlanEntry *e, int *threads);
 /* The record at path, under an exclusive lock (path + ".lock"): when it holds an entry
- * for (threads, e->s with its n, e->lay), its engines go into e and 1 is returned;
+ * for (threads, e->s with its n, e->lay, e->bf16), its engines go into e and 1 is returned;
  * else decide(arg, e) fills e, its line is added to the record and 0 is returned; -1
  * (with e2e_error()) when the record cannot be read or written (e is then decided
  * but not kept). header opens a new record file. */

@@ -11,7 +11,12 @@
  * filled with the residual) in forward; the bias gradient in backward filter. The ReLU
  * mask of backward data is one pass over dx after the primitive.
  * Primitives are created once per (pass, shape, layout, fusion) and kept; oneDNN runs
- * them on `threads` OpenMP threads of the same runtime as ours (libgomp). */
+ * them on `threads` OpenMP threads of the same runtime as ours (libgomp).
+ * bf16 mode (onednn_create's bf16): activations, their gradients and the weights as the
+ * kernel reads them are bf16 (the reorder from the arena's float OIHW rounds them), the
+ * bias, the weights' and bias's gradients float; accumulation and post-ops in float
+ * (oneDNN's bf16 kernels: AVX512-BF16 dot products, AMX tiles where the CPU has them).
+ * Activations are NHWC only: the backend converts the network's NCHW input first. */
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 #include <stdio.h>
@@ -41,6 +46,7 @@ typedef struct {
 
 struct Onednn {
     int threads;
+    int bf16;                     /* activations bf16 (NHWC only), else float */
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     Prim *prims;
@@ -91,10 +97,16 @@ const char *onednn_describe(void) {
     return text;
 }
 
-Onednn *onednn_create(int threads) {
+int onednn_has_bf16(void) {
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
+
+Onednn *onednn_create(int threads, int bf16) {
     Onednn *d = calloc(1, sizeof *d);
     if (!d) return e2e_fail("oneDNN: out of host memory"), NULL;
     d->threads = threads;
+    d->bf16 = bf16;
     if (dnnl_engine_create(&d->engine, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&d->stream, d->engine, dnnl_stream_default_flags) != dnnl_success) {
         onednn_destroy(d);
@@ -125,12 +137,14 @@ void onednn_destroy(Onednn *d) {
 /* ---- primitive creation ---- */
 
 typedef struct {
-    dnnl_memory_desc_t src, weights, bias, dst, oihw;
+    dnnl_memory_desc_t src, weights, diff_weights, bias, dst, oihw;
     dnnl_dims_t strides, pad_l, pad_r;
 } Descs;
 
+/* act: the activations' data type (bf16 or f32); weights are in it too, but their
+ * gradient, the bias and the arena's OIHW weights are f32 */
 static int descs(const ConvShape *s, dnnl_format_tag_t src_tag, dnnl_format_tag_t dst_tag,
-                 Descs *d) {
+                 dnnl_data_type_t act, Descs *d) {
     dnnl_dims_t src = {s->n, s->in_c, s->in_h, s->in_w}, dst = {s->n, s->out_c, s->out_h, s->out_w};
     dnnl_dims_t wts = {s->out_c, s->in_c, s->k_h, s->k_w}, bias = {s->out_c};
     /* right padding that makes oneDNN's output size ours (negative when the stride
@@ -139,9 +153,10 @@ static int descs(const ConvShape *s, dnnl_format_tag_t src_tag, dnnl_format_tag_
     d->pad_l[0] = d->pad_l[1] = s->pad;
     d->pad_r[0] = (dnnl_dim_t)(s->out_h - 1) * s->stride + s->k_h - s->in_h - s->pad;
     d->pad_r[1] = (dnnl_dim_t)(s->out_w - 1) * s->stride + s->k_w - s->in_w - s->pad;
-    return dnnl_memory_desc_init_by_tag(&d->src, 4, src, dnnl_f32, src_tag) ||
-           dnnl_memory_desc_init_by_tag(&d->dst, 4, dst, dnnl_f32, dst_tag) ||
-           dnnl_memory_desc_init_by_tag(&d->weights, 4, wts, dnnl_f32, dnnl_format_tag_any) ||
+    return dnnl_memory_desc_init_by_tag(&d->src, 4, src, act, src_tag) ||
+           dnnl_memory_desc_init_by_tag(&d->dst, 4, dst, act, dst_tag) ||
+           dnnl_memory_desc_init_by_tag(&d->weights, 4, wts, act, dnnl_format_tag_any) ||
+           dnnl_memory_desc_init_by_tag(&d->diff_weights, 4, wts, dnnl_f32, dnnl_format_tag_any) ||
            dnnl_memory_desc_init_by_tag(&d->oihw, 4, wts, dnnl_f32, dnnl_oihw) ||
            dnnl_memory_desc_init_by_tag(&d->bias, 1, bias, dnnl_f32, dnnl_x);
 }
@@ -174,7 +189,7 @@ static dnnl_primitive_desc_t backward_pd(Onednn *o, ConvOp op, Descs *d) {
         ? dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &d->src, &d->weights,
                                                    &d->dst, d->strides, d->pad_l, d->pad_r)
         : dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &d->src,
-                                                      &d->weights, &d->bias, &d->dst, d->strides,
+                                                      &d->diff_weights, &d->bias, &d->dst, d->strides,
                                                       d->pad_l, d->pad_r);
     if (st != dnnl_success || dnnl_primitive_desc_create(&pd, &cd, NULL, o->engine, hint) != dnnl_success)
         pd = NULL;
@@ -214,7 +229,7 @@ static void bind(Onednn *o, Prim *p, dnnl_primitive_desc_t pd, const Descs *d) {
 /* Tries one pair of activation layouts; 0 when oneDNN has a JIT kernel for them. */
 static int try_layouts(Onednn *o, Prim *p, dnnl_format_tag_t src_tag, dnnl_format_tag_t dst_tag) {
     Descs d;
-    if (descs(&p->s, src_tag, dst_tag, &d)) return -1;
+    if (descs(&p->s, src_tag, dst_tag, o->bf16 ? dnnl_bf16 : dnnl_f32, &d)) return -1;
     dnnl_primitive_desc_t pd = p->op == CONV_FWD ? forward_pd(o, &d, p->relu, p->residual)
                                                  : backward_pd(o, p->op, &d);
     if (!pd) return -1;
@@ -233,7 +248,9 @@ static int try_layouts(Onednn *o, Prim *p, dnnl_format_tag_t src_tag, dnnl_forma
 
 static void create(Onednn *o, Prim *p) {
     int prev = threads_enter(o);
-    if (p->lay == LAYOUT_NHWC) {
+    if (o->bf16 && p->lay != LAYOUT_NHWC) {
+        p->usable = 0;  /* the bf16 mode converts the network's input to NHWC first */
+    } else if (p->lay == LAYOUT_NHWC) {
         p->usable = try_layouts(o, p, dnnl_nhwc, dnnl_nhwc) == 0;
     } else {
         /* in place where oneDNN's first-layer kernel applies, else transposed */
@@ -337,9 +354,9 @@ int onednn_forward(Onednn *d, const ConvShape *s, Layout lay, const float *x, co
     Prim *p = find(d, CONV_FWD, s, lay, relu != 0, residual != NULL);
     if (!p->usable) return -1;
     if (residual) {  /* the sum post-op adds what y holds */
-        const size_t per = (size_t)s->out_h * s->out_w * s->out_c;
+        const size_t per = (size_t)s->out_h * s->out_w * s->out_c * (d->bf16 ? 2 : sizeof(float));
 #pragma omp parallel for schedule(static) num_threads(d->threads)
-        for (int n = 0; n < s->n; n++) memcpy(y + n * per, residual + n * per, per * sizeof(float));
+        for (int n = 0; n < s->n; n++) memcpy((char *)y + n * per, (const char *)residual + n * per, per);
     }
     run(d, p, p->transpose ? transposed(d, s, x) : x, w, b, y);
     return 0;
@@ -350,8 +367,10 @@ int onednn_backward_data(Onednn *d, const ConvShape *s, const float *dy, const f
     Prim *p = find(d, CONV_BWD_DATA, s, LAYOUT_NHWC, 0, 0);
     if (!p->usable) return -1;
     run(d, p, dx, w, NULL, (void *)dy);
-    if (mask) {  /* zero where mask <= 0; a NaN in the mask lets the gradient through, as PyTorch */
-        const size_t total = (size_t)s->n * s->in_h * s->in_w * s->in_c;
+    const size_t total = (size_t)s->n * s->in_h * s->in_w * s->in_c;
+    if (mask && d->bf16) {
+        cpu_mask_bf16(d->threads, total, (const uint16_t *)mask, (uint16_t *)dx);
+    } else if (mask) {  /* zero where mask <= 0; a NaN in the mask lets the gradient through, as PyTorch */
 #pragma omp parallel for simd schedule(static) num_threads(d->threads)
         for (size_t i = 0; i < total; i++) dx[i] = mask[i] <= 0.0f ? 0.0f : dx[i];
     }

@@ -29,8 +29,9 @@ ConvEngine conv_engine_parse(const char *name) {
 
 int conv_plan_line(const ConvPlanEntry *e, int threads, char *buf, size_t len) {
     const ConvShape *s = &e->s;
-    return snprintf(buf, len, "t%d n%d %dx%dx%d %s o%d k%dx%d s%d p%d : fwd=%s bwd_data=%s bwd_filter=%s",
-                    threads, s->n, s->in_c, s->in_h, s->in_w, e->lay == LAYOUT_NCHW ? "nchw" : "nhwc",
+    return snprintf(buf, len, "t%d n%d %s%dx%dx%d %s o%d k%dx%d s%d p%d : fwd=%s bwd_data=%s bwd_filter=%s",
+                    threads, s->n, e->bf16 ? "bf16 " : "", s->in_c, s->in_h, s->in_w,
+                    e->lay == LAYOUT_NCHW ? "nchw" : "nhwc",
                     s->out_c, s->k_h, s->k_w, s->stride, s->pad, conv_engine_name(e->engine[0]),
                     conv_engine_name(e->engine[1]), conv_engine_name(e->engine[2]));
 }
@@ -43,11 +44,13 @@ static int out_size(int in, int k, int stride, int pad) {
 int conv_plan_parse(const char *line, ConvPlanEntry *e, int *threads) {
     char lay[8], eng[CONV_OPS][16];
     ConvShape s = {0};
-    int got = sscanf(line, " t%d n%d %dx%dx%d %7s o%d k%dx%d s%d p%d : fwd=%15s bwd_data=%15s "
-                           "bwd_filter=%15s",
-                     threads, &s.n, &s.in_c, &s.in_h, &s.in_w, lay, &s.out_c, &s.k_h, &s.k_w,
-                     &s.stride, &s.pad, eng[0], eng[1], eng[2]);
-    if (got != 14 || *threads <= 0 || s.n <= 0 || s.in_c <= 0 || s.out_c <= 0 || s.k_h <= 0 ||
+    int at = 0, bf16 = 0;
+    if (sscanf(line, " t%d n%d %n", threads, &s.n, &at) < 2 || at == 0) return -1;
+    if (strncmp(line + at, "bf16 ", 5) == 0) bf16 = 1, at += 5;
+    int got = sscanf(line + at, "%dx%dx%d %7s o%d k%dx%d s%d p%d : fwd=%15s bwd_data=%15s bwd_filter=%15s",
+                     &s.in_c, &s.in_h, &s.in_w, lay, &s.out_c, &s.k_h, &s.k_w, &s.stride, &s.pad,
+                     eng[0], eng[1], eng[2]);
+    if (got != 12 || *threads <= 0 || s.n <= 0 || s.in_c <= 0 || s.out_c <= 0 || s.k_h <= 0 ||
         s.k_w <= 0 || s.stride <= 0 || s.pad < 0)
         return -1;
     if (strcmp(lay, "nchw") != 0 && strcmp(lay, "nhwc") != 0) return -1;
@@ -56,6 +59,7 @@ int conv_plan_parse(const char *line, ConvPlanEntry *e, int *threads) {
     if (s.out_h <= 0 || s.out_w <= 0) return -1;
     memset(e, 0, sizeof *e);
     e->s = s;
+    e->bf16 = (unsigned char)bf16;
     e->lay = strcmp(lay, "nchw") == 0 ? LAYOUT_NCHW : LAYOUT_NHWC;
     for (int op = 0; op < CONV_OPS; op++) {
         ConvEngine k = conv_engine_parse(eng[op]);
@@ -75,7 +79,7 @@ static void record_line(const ConvPlanEntry *e, int threads, char *buf, size_t l
 }
 
 static int same_key(const ConvPlanEntry *a, const ConvPlanEntry *b) {
-    return a->lay == b->lay && memcmp(&a->s, &b->s, sizeof a->s) == 0;
+    return a->lay == b->lay && a->bf16 == b->bf16 && memcmp(&a->s, &b->s, sizeof a->s) == 0;
 }
 
 /* The whole file (NUL-terminated; "" when it does not exist), or NULL on error. */

@@ -11,8 +11,18 @@
 /* threads <= 0: OpenMP's default (OMP_NUM_THREADS or the cores). The environment
  * chooses the convolution engines: E2E_CPU_CONV=auto (default: per geometry and pass,
  * by timing at model build, kept in the plan record E2E_CPU_CONV_PLAN), direct, onednn
- * or gemm (the portable im2col + GEMM). NULL with e2e_error() on a bad value. */
+ * or gemm (the portable im2col + GEMM). NULL with e2e_error() on a bad value.
+ * net_cpu_create computes in fp32. */
 NetOps *net_cpu_create(int threads);
+/* The same in `precision`: "fp32" (or NULL), or "bf16" (net/README.md, "bf16": float32
+ * parameters, gradients, Adam and loss; bf16 activations and convolution operands;
+ * the NetOps declares OPS_BF16_ACTIVATIONS). bf16 is refused (NULL, e2e_error()) on a
+ * CPU without bf16 instructions, unless E2E_CPU_BF16=emulate (tests: our float engines
+ * on bf16 operands, slower than fp32). */
+NetOps *net_cpu_create_precision(int threads, const char *precision);
+/* 1 when this CPU has bf16 instructions (AVX512-BF16 or AMX-BF16) that oneDNN runs, as
+ * far as ONEDNN_MAX_CPU_ISA allows (e.g. AVX512_CORE makes it a CPU without them). */
+int net_cpu_has_bf16(void);
 
 /* One line naming the engines in use, for a run's start line: the mode, oneDNN's
  * version and ISA, the plan record, and per convolution geometry the engine of each

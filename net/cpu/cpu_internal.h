@@ -3,6 +3,7 @@
 #define E2E_NET_CPU_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../ops.h"
 
@@ -13,14 +14,25 @@ typedef enum { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_FILTER = 2, CONV_OPS = 
 
 struct ConvEngines;
 
+/* Buffers of the bf16 mode (cpu_buffer): the network's input as bf16 NHWC, and our float
+ * engines' widened operands (conv_own_bf16.c). */
+enum { BUF_INPUT_BF16, BUF_WIDE_X, BUF_WIDE_Y, BUF_WIDE_RESIDUAL, BUF_WIDE_W, CPU_BUFFERS };
+
 typedef struct {
     int threads;
     int direct;                          /* direct convolutions: 512 (AVX-512), 256 (AVX2), 0 none */
+    int bf16;                            /* bf16 mode: activations and gradients are bf16 */
+    int bf16_emulated;                   /* ... on a CPU without bf16 instructions (E2E_CPU_BF16) */
+    int bf16_dot;                        /* the CPU has AVX512-BF16: conv_direct_bf16.c runs */
     struct ConvEngines *engines;         /* the engine of each convolution (conv_engine.c) */
     float *scratch[CPU_MAX_THREADS];     /* per-thread work space */
     size_t scratch_floats[CPU_MAX_THREADS];
     float *shared;                       /* one buffer for repacked weights and partial sums */
     size_t shared_floats;
+    void *buf[CPU_BUFFERS];
+    size_t buf_bytes[CPU_BUFFERS];
+    const float *input_of;               /* the NCHW input that BUF_INPUT_BF16 holds, */
+    ConvShape input_shape;               /* and its convolution */
 } CpuCtx;
 
 /* Work space (workspace.c). Per-thread scratch of at least n floats (grown on demand;
@@ -33,6 +45,9 @@ float *cpu_shared(CpuCtx *c, size_t n);
  * split] instead (the bias). Results do not depend on the number of threads. */
 void cpu_sum_partials(const float *part, int samples, size_t per, size_t split, float *out,
                       float *tail);
+/* Buffer `slot` (BUF_*) of at least `bytes`, kept for the backend's life (called
+ * outside parallel regions). */
+void *cpu_buffer(CpuCtx *c, int slot, size_t bytes);
 /* Aborts with the file and line: host allocation failure inside an op. */
 void cpu_die(const char *file, int line, const char *what);
 
@@ -62,6 +77,27 @@ int conv_direct_backward_data(CpuCtx *c, const ConvShape *s, const float *dy, co
 int conv_direct_backward_filter(CpuCtx *c, const ConvShape *s, Layout lay, const float *x,
                                 const float *dy, float *dw, float *db);
 
+/* The bf16 direct forward and backward filter (conv_direct_bf16.c, AVX512-BF16): NHWC
+ * bf16 x, residual, y and dy, float weights, dw, db; 0, or -1 where c->bf16_dot is 0 or
+ * the shape is not one they run (_fits: an even input channel count, output channels a
+ * multiple of 16). */
+int conv_direct_bf16_fits(const ConvShape *s);
+int conv_direct_bf16_forward(CpuCtx *c, const ConvShape *s, const uint16_t *x, const float *w, const float *b,
+                             const uint16_t *residual, int relu, uint16_t *y);
+int conv_direct_bf16_backward_filter(CpuCtx *c, const ConvShape *s, const uint16_t *x, const uint16_t *dy,
+                                     float *dw, float *db);
+
+/* Our engines in the bf16 mode (conv_own_bf16.c): the direct kernels (direct = 1) or
+ * gemm (0) on widened bf16 operands and bf16-rounded weights, the output narrowed to
+ * bf16 (activations NHWC bf16; weights, bias, dw, db float); 0, or -1 where the direct
+ * kernels do not run the shape. */
+int conv_own_bf16_forward(CpuCtx *c, int direct, const ConvShape *s, const uint16_t *x, const float *w,
+                          const float *b, const uint16_t *residual, int relu, uint16_t *y);
+int conv_own_bf16_backward_data(CpuCtx *c, int direct, const ConvShape *s, const uint16_t *dy,
+                                const float *w, const uint16_t *mask, uint16_t *dx);
+int conv_own_bf16_backward_filter(CpuCtx *c, int direct, const ConvShape *s, const uint16_t *x,
+                                  const uint16_t *dy, float *dw, float *db);
+
 /* The other ops (eltwise.c), in NetOps' signatures. */
 void cpu_relu_backward(void *ctx, size_t n, const float *y, const float *dy, const float *addend,
                        float *dx);
@@ -79,12 +115,40 @@ void cpu_linear_backward(void *ctx, int n, int in, int out, const float *x, cons
                          const float *dy, float *dx, float *dw, float *db);
 void cpu_l1_loss(void *ctx, int n, const float *pred, const float *target, const float *weight,
                  float *loss, float *dpred);
+void cpu_bce_logits_loss(void *ctx, int n, const float *logit, const float *target, const float *weight,
+                         float *loss, float *dlogit);
 void cpu_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
                      const AdamFactors *k);
 void cpu_add_scale(void *ctx, size_t n, const float *x, float *y, float scale);
 void cpu_nonfinite_check(void *ctx, size_t n, const float *x, float *out);
 void cpu_copy2d(void *ctx, float *dst, size_t ld_dst, const float *src, size_t ld_src,
                 size_t rows, size_t cols);
+
+/* The bf16 mode's element-wise ops (eltwise_bf16.c), in NetOps' signatures: activations
+ * and their gradients hold bf16; the global max-pool's y and dy are float. */
+void cpu_relu_backward_bf16(void *ctx, size_t n, const float *y, const float *dy, const float *addend,
+                            float *dx);
+void cpu_maxpool2x2_forward_bf16(void *ctx, int n, int c, int h, int w, const float *x, float *y,
+                                 int32_t *idx);
+void cpu_maxpool2x2_backward_bf16(void *ctx, int n, int c, int h, int w, const float *dy,
+                                  const int32_t *idx, float *dx);
+void cpu_global_maxpool_forward_bf16(void *ctx, int n, int c, int h, int w, const float *x, float *y,
+                                     int ldy, int32_t *idx);
+void cpu_global_maxpool_backward_bf16(void *ctx, int n, int c, int h, int w, const float *dy, int ldy,
+                                      const int32_t *idx, float *dx);
+/* dst[i] = src[i] widened (exact), or narrowed (rounded, bf16.h); with a mask, narrowed
+ * to 0 where mask[i] <= 0 (a NaN mask lets the value through). cpu_round_bf16: each value
+ * rounded to bf16 and widened again (weights as the bf16 mode multiplies them; serial). */
+void cpu_widen_bf16(const CpuCtx *c, const uint16_t *src, float *dst, size_t n);
+void cpu_narrow_bf16(const CpuCtx *c, const float *src, uint16_t *dst, size_t n, const uint16_t *mask);
+void cpu_round_bf16(const float *src, float *dst, size_t n);
+/* dx[i] = 0 where mask[i] <= 0 (bf16 both; a NaN mask lets dx through), on threads */
+void cpu_mask_bf16(int threads, size_t n, const uint16_t *mask, uint16_t *dx);
+/* The network's NCHW float input of convolution s as bf16 NHWC (in BUF_INPUT_BF16). fresh:
+ * converted now (forward); else the conversion of the same pointer and shape is reused
+ * when there is one (backward filter after its forward: model.h keeps the input as it is
+ * until the backward pass). */
+const uint16_t *cpu_input_bf16(CpuCtx *c, const ConvShape *s, const float *x, int fresh);
 
 /* Reads x[n][ch][h][w] of either layout (one sample's base pointer). */
 static inline float conv_input_at(const float *x, Layout lay, int ch, int h, int w, int C, int H,

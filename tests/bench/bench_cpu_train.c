@@ -2,11 +2,15 @@
  * the convolution engines (E2E_CPU_CONV=auto, direct, onednn), measured in interleaved
  * rounds so a shared machine disturbs them alike; the engines the model chose for
  * each convolution; every convolution pass timed on each engine; the fraction of the
- * machine's measured FMA peak at its widest vector; and the per-op time breakdown.
+ * machine's measured peak (float32: FMAs at its widest vector; bf16: AVX512-BF16 dot
+ * products, or AMX tiles where it has them); and the per-op time breakdown.
  * Prints a readable report and, last, one JSON line for tests/bench/cpu_vs_torch.sh.
  *   bench_cpu_train [--batch 32] [--threads 2] [--steps 20] [--channels 8] [--size 125]
- *                   [--rounds 3] [--report 1]
- * --report 0 prints the throughput and the JSON line only (the repeats of cpu_vs_torch.sh). */
+ *                   [--rounds 3] [--report 1] [--precision fp32|bf16]
+ * --report 0 prints the throughput and the JSON line only (the repeats of cpu_vs_torch.sh).
+ * In bf16 "direct" is our AVX512-BF16 kernels (forward, backward filter) and our float
+ * kernels on widened operands (backward data: slower than fp32), so --precision bf16
+ * times auto and onednn as a whole, and direct pass by pass. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,9 +43,9 @@ static void step(Run *r, int n, const float *x, const float *sc, const float *t)
     adam_step(&r->adam, 1e-3f, model_params(r->m), model_grads(r->m));
 }
 
-static int start(Run *r, const char *mode, const ModelConfig *cfg, int threads) {
+static int start(Run *r, const char *mode, const ModelConfig *cfg, int threads, const char *precision) {
     setenv("E2E_CPU_CONV", mode, 1);
-    r->cpu = net_cpu_create(threads);
+    r->cpu = net_cpu_create_precision(threads, precision);
     unsetenv("E2E_CPU_CONV");
     if (!r->cpu) return -1;
     r->ops = ops_profile_wrap(r->cpu, &r->prof);
@@ -96,9 +100,12 @@ static void conv_names(Model *m, const ConvShape *s, char *buf, size_t len) {
 static void print_passes(Run *r, int rounds) {
     CpuCtx *c = r->cpu->ctx;
     static const char *pass[CONV_OPS] = {"forward", "backward data", "backward filter"};
-    const int wide = c->direct;
+    const int wide = c->bf16 ? 0 : c->direct;  /* bf16: our engine is the float one on bf16 operands */
     printf("\nconvolution passes, ms per batch (at least %d runs after a warm-up, best; direct-%d = our "
            "kernels, or gemm where they do not apply):\n", rounds, wide);
+    if (c->bf16)
+        printf("  (bf16: \"direct\" is our AVX512-BF16 kernels, or our float kernels on widened operands where they "
+               "do not apply (backward data); oneDNN is its bf16 kernels)\n");
     printf("  %-28s %-16s %10s %10s %9s %7s  %-8s %s\n", "geometry", "pass", wide == 512 ? "direct-512" : "direct",
            wide == 512 ? "direct-256" : "", "oneDNN", "ratio", "runs", "oneDNN kernel");
     for (int i = 0; i < conv_engines_count(c); i++) {
@@ -142,14 +149,16 @@ static void print_profile(const OpsProfile *prof, int steps) {
 
 typedef struct {
     int batch, threads, steps, channels, size, rounds, report;
+    const char *precision;
 } Options;
 
 static int parse(int argc, char **argv, Options *o) {
     *o = (Options){.batch = 32, .threads = 2, .steps = 20, .channels = 8, .size = 125, .rounds = 3,
-                   .report = 1};
+                   .report = 1, .precision = "fp32"};
     for (int i = 1; i + 1 < argc; i += 2) {
         int v = atoi(argv[i + 1]);
-        if (!strcmp(argv[i], "--batch")) o->batch = v;
+        if (!strcmp(argv[i], "--precision")) o->precision = argv[i + 1];
+        else if (!strcmp(argv[i], "--batch")) o->batch = v;
         else if (!strcmp(argv[i], "--threads")) o->threads = v;
         else if (!strcmp(argv[i], "--steps")) o->steps = v;
         else if (!strcmp(argv[i], "--channels")) o->channels = v;
@@ -188,9 +197,14 @@ int main(int argc, char **argv) {
            batch, threads);
     print_machine(isa, sizeof isa);
     Run runs[MODES] = {{0}};
-    int have[MODES] = {0};
+    int have[MODES] = {0}, bf16 = !strcmp(o.precision, "bf16");
     for (int k = 0; k < MODES; k++) {
-        have[k] = start(&runs[k], mode_names[k], &cfg, threads) == 0;
+        if (bf16 && k == 1) {
+            printf("engines direct: not timed as a whole in bf16 (its backward data is our float kernels on "
+                   "widened operands); its passes are below\n");
+            continue;
+        }
+        have[k] = start(&runs[k], mode_names[k], &cfg, threads, o.precision) == 0;
         if (!have[k]) printf("engines %s: not available (%s)\n", mode_names[k], e2e_error());
     }
     if (!have[0]) return 1;
@@ -201,6 +215,14 @@ int main(int argc, char **argv) {
     double peak = fma_peak_gflops_bits(threads, 1.0, bits), peak256 = fma_peak_gflops_bits(threads, 0.5, 256);
     printf("measured FMA peak: %.1f GFLOP/s at %d bits, the widest in use%s; %.1f GFLOP/s at 256 bits\n", peak,
            bits, capped, peak256);
+    const char *peak_kind = "fma";
+    char peak_name[64];
+    snprintf(peak_name, sizeof peak_name, "%d-bit FMA", bits);
+    if (bf16) {  /* the bf16 run is set against the bf16 peak */
+        peak = bf16_peak_gflops(threads, 1.0, &peak_kind);
+        snprintf(peak_name, sizeof peak_name, "bf16 (%s)", peak_kind);
+        printf("measured bf16 peak: %.1f GFLOP/s (%s)\n", peak, peak_kind);
+    }
     printf("%s\n", net_cpu_conv_report(runs[0].cpu));
 
     Rng rng;
@@ -224,16 +246,19 @@ int main(int argc, char **argv) {
            o.steps, flop / 1e9);
     for (int k = 0; k < MODES; k++)
         if (have[k])
-            printf("  engines %-7s %8.1f samples/s  %7.1f GFLOP/s  %5.1f%% of the %d-bit FMA peak\n", mode_names[k],
-                   runs[k].best_sps, runs[k].best_sps * flop / 1e9, 100 * runs[k].best_sps * flop / 1e9 / peak, bits);
+            printf("  engines %-7s %8.1f samples/s  %7.1f GFLOP/s  %5.1f%% of the %s peak\n", mode_names[k],
+                   runs[k].best_sps, runs[k].best_sps * flop / 1e9, 100 * runs[k].best_sps * flop / 1e9 / peak,
+                   peak_name);
     if (o.report) {
         print_passes(&runs[0], o.rounds);
         print_profile(&prof, prof_steps);
     }
-    printf("{\"impl\": \"e2e-ddp\", \"batch\": %d, \"threads\": %d, \"samples_per_s\": %.3f, "
+    printf("{\"impl\": \"e2e-ddp\", \"precision\": \"%s\", \"batch\": %d, \"threads\": %d, \"samples_per_s\": %.3f, "
            "\"samples_per_s_direct\": %.3f, \"samples_per_s_onednn\": %.3f, \"peak_gflops\": %.3f, "
-           "\"peak_bits\": %d, \"peak_gflops_256\": %.3f, \"flop_per_sample\": %.0f, \"isa\": \"%s\"}\n",
-           batch, threads, runs[0].best_sps, runs[1].best_sps, runs[2].best_sps, peak, bits, peak256, flop, isa);
+           "\"peak_kind\": \"%s\", \"peak_bits\": %d, \"peak_gflops_256\": %.3f, \"flop_per_sample\": %.0f, "
+           "\"isa\": \"%s\"}\n",
+           o.precision, batch, threads, runs[0].best_sps, runs[1].best_sps, runs[2].best_sps, peak, peak_kind, bits,
+           peak256, flop, isa);
     for (int k = 0; k < MODES; k++) {
         if (!have[k]) continue;
         adam_free(&runs[k].adam);

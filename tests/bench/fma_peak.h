@@ -10,4 +10,10 @@ double fma_peak_gflops_bits(int threads, double seconds, int bits);
 /* The widest of those the CPU has. */
 int fma_widest_bits(void);
 
+/* The machine's measured bf16 peak, GFLOP/s (a multiply-add of bf16 pairs into float
+ * counts 2): AMX tiles (TDPBF16PS) where the CPU has them and the kernel grants them,
+ * else AVX512-BF16 dot products (VDPBF16PS), else 0. *kind names which ("amx",
+ * "avx512_bf16" or "none"). */
+double bf16_peak_gflops(int threads, double seconds, const char **kind);
+
 #endif

@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         dataset_close(ds);
     }
     e2e_clear_error();
-    data_inspect(path, devnull, 5);
+    data_inspect(path, devnull, 5, NULL);
     e2e_clear_error();
     return 0;
 }
