@@ -48,7 +48,7 @@ cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j"$(nproc)"
 (cd "$build" && ctest --output-on-failure --timeout 900)
 # The sanitizer configuration (ASan + UBSan, clang) and the fuzz harnesses: the data,
-# checkpoint and bad-input tests, the fuzz corpora, 15 s of fuzzing each (tests/sanitize.sh)
+# checkpoint and bad-input tests, the fuzz corpora, 10 s of fuzzing each (tests/sanitize.sh)
 if [ "${E2E_SANITIZE_RUN:-1}" != 0 ]; then
   "$top/tests/sanitize.sh"
 fi

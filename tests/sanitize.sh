@@ -4,7 +4,7 @@
 # harnesses of tests/fuzz/ (-DE2E_FUZZ=ON) in build-sanitize/, then the tests labelled
 # "sanitize": the data tests (format, reader, bad input, sparse files, the tools), the
 # checkpoint tests, the trainer's bad-data and bad-checkpoint tests, the fuzz corpora and
-# a bounded fuzzing run of each harness (FUZZ_SECONDS each, default 15). Any sanitizer
+# a bounded fuzzing run of each harness (FUZZ_SECONDS each, default 10). Any sanitizer
 # report fails its test. tests/run.sh runs this after the main suite; CI installs clang
 # and libclang-rt-14-dev (launch/install-deps.sh). Longer fuzzing: tests/fuzz/run.sh.
 set -euo pipefail
@@ -18,7 +18,7 @@ if ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0
   exit 1
 fi
 CC=$cc cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DE2E_SANITIZE=address,undefined \
-      -DE2E_FUZZ=ON -DE2E_FUZZ_SECONDS="${FUZZ_SECONDS:-15}" >/dev/null
+      -DE2E_FUZZ=ON -DE2E_FUZZ_SECONDS="${FUZZ_SECONDS:-10}" >/dev/null
 cmake --build "$build" -j"$(nproc)" --target sanitize_targets
 # Leaks: Open MPI, HDF5 and the other libraries keep memory to the end (suppressed by
 # tests/sanitize/lsan.supp, which needs the slow unwinder to see their frames, and their

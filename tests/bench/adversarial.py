@@ -442,6 +442,8 @@ def partials(folder):
 
 def on_full_disk(r, left, words):
     """a writer's end on a full disk: an error, nothing left behind"""
+    if r.timed_out:
+        return "hang", "no end in %.0f s (left %s)" % (r.seconds, left)
     if r.code == 0:
         return "garbage accepted", "exit 0 on a full disk"
     if left and not crashed(r):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A longer fuzzing session than CI's (tests/sanitize.sh fuzzes each harness for 15 s):
+# A longer fuzzing session than CI's (tests/sanitize.sh fuzzes each harness for 10 s):
 #   tests/fuzz/run.sh [SECONDS] [HARNESS...]
 # fuzzes each harness (dense_reader sparse_reader file_list checkpoint; default all) for
 # SECONDS (default 600) in the sanitizer build (build-sanitize/, made here when missing),
