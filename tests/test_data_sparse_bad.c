@@ -10,6 +10,7 @@
  * rank at open. */
 #include <hdf5.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,12 @@ static void pos_repeated(hid_t f, long long r) {
 /* jet r's end before its start */
 static void offsets_decrease(hid_t f, long long r) {
     long long v = offsets[r] - 1;
+    put(f, "offsets", H5T_NATIVE_LLONG, r + 1, &v);
+}
+
+/* jet r's end at -2^63: the difference of two offsets overflowed (fuzz_sparse_reader) */
+static void offsets_minimum(hid_t f, long long r) {
+    long long v = INT64_MIN;
     put(f, "offsets", H5T_NATIVE_LLONG, r + 1, &v);
 }
 
@@ -246,6 +253,7 @@ int main(int argc, char **argv) {
     bad_at_open("out_of_range.h5", "position out of range", pos_out_of_range, train_row, "position out of range", 1);
     bad_at_open("repeated.h5", "position repeated", pos_repeated, train_row, "positions not increasing", 1);
     bad_at_open("decreasing.h5", "offsets decrease", offsets_decrease, train_row, "offsets decrease", 1);
+    bad_at_open("minimum.h5", "an offset of -2^63", offsets_minimum, train_row, "offsets decrease", 1);
     bad_at_open("counts.h5", "counts disagree with offsets", counts_disagree, train_row, "add up to", 1);
     bad_at_open("short.h5", "value shorter than offsets", value_short, offsets[N] - 5, "disagree with the arrays", 0);
     bad_at_open("unwritten.h5", "values never written", value_unwritten, 0, "never written", 0);
