@@ -156,6 +156,17 @@ static void no_layout(hid_t f, long long unused) {
     (void)unused;
 }
 
+/* the group's shape claiming 2^63 - 1 jets: N + 1 overflowed (fuzz_sparse_reader) */
+static void shape_huge(hid_t f, long long unused) {
+    hid_t g = H5Gopen2(f, "X_jet", H5P_DEFAULT), a = H5Aopen(g, "shape", H5P_DEFAULT);
+    long long shape[4];
+    H5Aread(a, H5T_NATIVE_LLONG, shape);
+    shape[0] = INT64_MAX;
+    H5Awrite(a, H5T_NATIVE_LLONG, shape);
+    H5Aclose(a), H5Gclose(g);
+    (void)unused;
+}
+
 static void bad_at_open(const char *name, const char *what, void (*edit)(hid_t, long long), long long arg,
                         const char *needle, int name_jet) {
     char p[512], jet[64];
@@ -259,6 +270,7 @@ int main(int argc, char **argv) {
     bad_at_open("unwritten.h5", "values never written", value_unwritten, 0, "never written", 0);
     bad_at_open("nan.h5", "NaN value", value_nan, train_row, "non-finite", 0);
     bad_at_open("no_layout.h5", "X_jet group without layout", no_layout, 0, "not a sparse X_jet", 0);
+    bad_at_open("huge_n.h5", "a shape of 2^63 - 1 jets", shape_huge, 0, "1 to 2^40 jets", 0);
     char p[512];
     path_in(p, "truncated.h5");
     bad_copy(p, no_layout, 0); /* any copy; then cut it */
