@@ -10,6 +10,7 @@
  * rank at open. */
 #include <hdf5.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,12 @@ static void offsets_decrease(hid_t f, long long r) {
     put(f, "offsets", H5T_NATIVE_LLONG, r + 1, &v);
 }
 
+/* jet r's end at -2^63: the difference of two offsets overflowed (fuzz_sparse_reader) */
+static void offsets_minimum(hid_t f, long long r) {
+    long long v = INT64_MIN;
+    put(f, "offsets", H5T_NATIVE_LLONG, r + 1, &v);
+}
+
 static void counts_disagree(hid_t f, long long r) {
     unsigned v = counts[r * C] + 1;
     hid_t d = H5Dopen2(f, "X_jet/counts", H5P_DEFAULT), fs = H5Dget_space(d);
@@ -146,6 +153,17 @@ static void no_layout(hid_t f, long long unused) {
     hid_t g = H5Gopen2(f, "X_jet", H5P_DEFAULT);
     H5Adelete(g, "layout");
     H5Gclose(g);
+    (void)unused;
+}
+
+/* the group's shape claiming 2^63 - 1 jets: N + 1 overflowed (fuzz_sparse_reader) */
+static void shape_huge(hid_t f, long long unused) {
+    hid_t g = H5Gopen2(f, "X_jet", H5P_DEFAULT), a = H5Aopen(g, "shape", H5P_DEFAULT);
+    long long shape[4];
+    H5Aread(a, H5T_NATIVE_LLONG, shape);
+    shape[0] = INT64_MAX;
+    H5Awrite(a, H5T_NATIVE_LLONG, shape);
+    H5Aclose(a), H5Gclose(g);
     (void)unused;
 }
 
@@ -246,11 +264,13 @@ int main(int argc, char **argv) {
     bad_at_open("out_of_range.h5", "position out of range", pos_out_of_range, train_row, "position out of range", 1);
     bad_at_open("repeated.h5", "position repeated", pos_repeated, train_row, "positions not increasing", 1);
     bad_at_open("decreasing.h5", "offsets decrease", offsets_decrease, train_row, "offsets decrease", 1);
+    bad_at_open("minimum.h5", "an offset of -2^63", offsets_minimum, train_row, "offsets decrease", 1);
     bad_at_open("counts.h5", "counts disagree with offsets", counts_disagree, train_row, "add up to", 1);
     bad_at_open("short.h5", "value shorter than offsets", value_short, offsets[N] - 5, "disagree with the arrays", 0);
     bad_at_open("unwritten.h5", "values never written", value_unwritten, 0, "never written", 0);
     bad_at_open("nan.h5", "NaN value", value_nan, train_row, "non-finite", 0);
     bad_at_open("no_layout.h5", "X_jet group without layout", no_layout, 0, "not a sparse X_jet", 0);
+    bad_at_open("huge_n.h5", "a shape of 2^63 - 1 jets", shape_huge, 0, "1 to 2^40 jets", 0);
     char p[512];
     path_in(p, "truncated.h5");
     bad_copy(p, no_layout, 0); /* any copy; then cut it */

@@ -210,6 +210,7 @@ static int check_x(const char *path, int nd, const hsize_t *d, int dtype_bytes, 
     if (!dtype_bytes)
         return e2e_fail("%s: X_jet has dtype %s; expected float32 or float16", path, h5_type_name(t, tn, sizeof tn));
     if (d[0] == 0) return e2e_fail("%s: X_jet holds no rows", path);
+    if (d[0] > (hsize_t)JET_MAX_ROWS) return e2e_fail("%s: X_jet claims %llu rows, more than 2^40", path, (unsigned long long)d[0]);
     if (d[1] == 0 || d[2] == 0 || d[3] == 0 || d[1] > JET_MAX_CHANNELS || d[2] > JET_MAX_SIDE || d[3] > JET_MAX_SIDE)
         return e2e_fail("%s: X_jet has shape %llu x %llu x %llu x %llu; expected 1 to %d channels and "
                          "non-empty images of at most %d pixels a side%s", path, (unsigned long long)d[0],

@@ -8,6 +8,7 @@
 
 #define JET_MAX_CHANNELS 64
 #define JET_MAX_SIDE 65535 /* pixels a side of an image: sizes stay in int */
+#define JET_MAX_ROWS (1LL << 40) /* jets in a file: N + 1 and row offsets stay in range */
 
 typedef struct {
     char *path;
