@@ -353,6 +353,15 @@ static void test_plan(void) {
     size_t n = train(a, &pa);
     train(f, &pf);
     CHECK(all_chosen(a, CHOSEN_TIMED) && all_chosen(f, CHOSEN_TIMED), "the first runs of each precision timed");
+    /* our widened float path never contends with a bf16 kernel of oneDNN's: backward data
+     * (ours has no bf16 kernel) is oneDNN's wherever oneDNN has one */
+    CpuCtx *ca = a->ctx;
+    for (int i = 0; i < conv_engines_count(ca); i++) {
+        const ConvPlanEntry *e = conv_engines_entry(ca, i);
+        if (e->engine[CONV_BWD_DATA] != ENGINE_NONE && conv_engines_onednn_kernel(ca, CONV_BWD_DATA, &e->s, e->lay))
+            CHECK(e->engine[CONV_BWD_DATA] == ENGINE_ONEDNN, "bf16 auto: backward data of geometry %d on %s", i,
+                  conv_engine_name(e->engine[CONV_BWD_DATA]));
+    }
     CHECK(count_lines(plan, " bf16 ") == 5 && count_lines(plan, "! bf16 ") == 10,
           "one record, 5 bf16 and 5 fp32 entries: %d and %d lines", count_lines(plan, " bf16 "),
           count_lines(plan, "! bf16 ") - count_lines(plan, " bf16 "));
