@@ -127,10 +127,10 @@ static void print_passes(Run *r, int rounds) {
             const char *k = conv_engines_onednn_kernel(c, op, &e.s, e.lay);
             char narrow[16] = "";
             if (wide == 512) snprintf(narrow, sizeof narrow, "%.3f", e256.ms[op][0]);
-            char own[16] = "-";  /* bf16: ours is not timed where it is the widened float path */
+            char own[16] = "-", ratio[16] = "-";  /* bf16: ours not timed where it is the widened float path */
             if (e.ms[op][0] > 0) snprintf(own, sizeof own, "%.3f", e.ms[op][0]);
-            printf("  %-28s %-16s %10s %10s %9.3f %6.2fx  %-8s %s\n", "", pass[op], own, narrow, e.ms[op][1],
-                   e.ms[op][1] > 0 ? e.ms[op][0] / e.ms[op][1] : 0.0,
+            if (e.ms[op][0] > 0 && e.ms[op][1] > 0) snprintf(ratio, sizeof ratio, "%.2fx", e.ms[op][0] / e.ms[op][1]);
+            printf("  %-28s %-16s %10s %10s %9.3f %7s  %-8s %s\n", "", pass[op], own, narrow, e.ms[op][1], ratio,
                    conv_engine_name(chosen->engine[op]), k ? k : "(reference only: not used)");
         }
     }
