@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "error.h"
-#include "watchdog.h"
+#include "metrics_report.h"
 
 
 void session_feed_for_device(DatasetOptions *o, const char *device) {
@@ -58,7 +58,7 @@ static int agree_kernels(Session *s) {
     return comm_fail_together(s->comm, failed);
 }
 
-int session_build_model(Session *s, int blocks, int batch) {
+int session_build_model(Session *s, int blocks, int batch, int loss) {
     const DatasetInfo *info = dataset_info(s->data);
     ModelConfig mc = model_default_config(batch);
     mc.in_channels = info->channels;
@@ -66,6 +66,7 @@ int session_build_model(Session *s, int blocks, int batch) {
     mc.width = info->width;
     mc.n_scalars = info->n_scalars;
     mc.blocks = blocks;
+    mc.loss = loss;
     int failed = 0;
     if (model_create(&s->model, &mc, s->ops)) failed = 1;
     size_t n = failed ? 0 : model_arena_size(s->model);
@@ -90,14 +91,14 @@ int session_open(Session *s, const SessionOptions *o) {
         if (o->from->zero_suppress >= 0) d.zero_suppress = o->from->zero_suppress;
         if (o->from->unbias >= 0) d.unbias = o->from->unbias;
     }
+    d.label = o->task.kind == TASK_CLASSIFICATION ? o->task.label : NULL;
     s->data_zero_suppress = d.zero_suppress;
     s->data_unbias = d.unbias;
-    d.progress = watchdog_progress;  /* the statistics pass is progress too */
     session_feed_for_device(&d, o->backend.device);
     if (session_open_backend(s, &o->backend) || session_open_data(s, &d)) return -1;
     /* another channel count was refused by dataset_open (n_scales) */
     if (o->from && session_check_inputs(o->from, o->from_path, s->data, d.path)) return -1;
-    return session_build_model(s, o->blocks, d.batch);
+    return session_build_model(s, o->blocks, d.batch, task_model_loss(&o->task));
 }
 
 int session_check_inputs(const CheckpointState *st, const char *ckpt_path, const Dataset *d, const char *data_path) {
@@ -107,6 +108,39 @@ int session_check_inputs(const CheckpointState *st, const char *ckpt_path, const
     return e2e_fail("%s: the checkpoint's model was trained on %s, but %s gives %s: use a dataset with the "
                     "same scalars and channel kinds", ckpt_path, jet_inputs_describe(&st->inputs, was, sizeof was),
                     data_path, jet_inputs_describe(have, is, sizeof is));
+}
+
+int session_check_data(Session *s, const CheckpointState *st, const char *ckpt_path, const char *data_path,
+                       DataFingerprint *fp) {
+    data_fingerprint(s->data, s->comm->world, fp);
+    char why[2048], was[2200], now[2200];
+    if (st && st->has_data && data_fingerprint_differs(&st->data, fp, why, sizeof why)) {
+        data_fingerprint_describe(&st->data, was, sizeof was);
+        data_fingerprint_describe(fp, now, sizeof now);
+        return e2e_fail("%s was trained on %s, but --data %s holds %s: %s. Resuming would continue mid-run on "
+                        "other jets with the old scales: give the run's data, or start a new run", ckpt_path,
+                        was, data_path, now, why);
+    }
+    if (st && !st->has_data && s->comm->rank == 0)
+        fprintf(stderr, "e2e-train: warning: %s has no dataset fingerprint (written before checkpoints stored "
+                "one): cannot check that --data %s is the data it was trained on\n", ckpt_path, data_path);
+    return 0;
+}
+
+void session_describe(const Session *s, long steps, int batch, int accum) {
+    const DatasetInfo *info = dataset_info(s->data);
+    int ranks = s->comm->size;
+    char micro[96] = "";
+    if (accum > 1) snprintf(micro, sizeof micro, " x %d micro-batches (global batch %d)", accum, ranks * batch * accum);
+    printf("e2e-train: %d rank%s on %s, model %zu parameters, %dx%dx%d images, train %lld / "
+           "val %lld / test %lld jets, %ld steps per epoch of %d x %d%s\n",
+           ranks, ranks > 1 ? "s" : "", s->ops->name, model_count_params(model_config(s->model)), info->channels,
+           info->height, info->width, dataset_split_total(s->data, SPLIT_TRAIN),
+           dataset_split_total(s->data, SPLIT_VAL), dataset_split_total(s->data, SPLIT_TEST), steps, ranks, batch,
+           micro);
+    report_classes(info);
+    const char *kernels = net_backend_report(s->ops);
+    if (kernels) printf("e2e-train: %s\n", kernels);
 }
 
 int session_peek(Session *s, const char *path, CheckpointState *st) {

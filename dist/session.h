@@ -26,6 +26,8 @@ typedef struct {
     DatasetOptions data;          /* the reader's options (path, batch, seed, ...); the
                                      feed for the device is set by session_open */
     BackendOptions backend;       /* device, threads, precision */
+    Task task;                    /* what the model is for: its loss, and a classifier's label
+                                     column for the reader */
     int blocks;                   /* residual blocks per layer of the model */
     const CheckpointState *from;  /* a checkpoint the run continues or evaluates (NULL:
                                      none): its seed and preprocessing (scales, zero
@@ -37,7 +39,8 @@ typedef struct {
 
 /* Opens, in order: the backend (its GPU = the node-local rank; before the data, so a
  * GPU backend's pinned allocator holds the reader's batch buffers), the reader with the
- * feed for the device, and the model for the dataset's shape with the host arenas. */
+ * feed for the device (and the task's label), and the model for the dataset's shape and
+ * the task's loss with the host arenas. */
 int session_open(Session *s, const SessionOptions *o);
 
 /* The backend (its GPU = the node-local rank). Open it before the data: a GPU backend's
@@ -53,12 +56,23 @@ int session_open_data(Session *s, const DatasetOptions *o);
  * zero-suppresses and clips them; on the CPU the reader's prefetch thread does it (and
  * densifies sparse rows on the way). Sets o->preprocess, o->keep_half, o->keep_sparse. */
 void session_feed_for_device(DatasetOptions *o, const char *device);
-/* The model for the open dataset's shape, on the open backend. */
-int session_build_model(Session *s, int blocks, int batch);
+/* The model for the open dataset's shape, on the open backend, with the loss `loss`
+ * (ModelLoss). */
+int session_build_model(Session *s, int blocks, int batch, int loss);
 /* 0 when the open dataset d gives the model the inputs the checkpoint recorded (the
  * scalars with their scales, the channel kinds); else -1 with a message naming both
  * files and both sets of inputs. Local (every rank holds the same numbers). */
 int session_check_inputs(const CheckpointState *st, const char *ckpt_path, const Dataset *d, const char *data_path);
+/* The open dataset's fingerprint into *fp (every rank), checked against the checkpoint
+ * st a run resumes from (NULL: a fresh run): other data is refused, naming both (every
+ * rank holds both, so every rank decides alike); a checkpoint without a fingerprint
+ * gets a warning from rank 0. Collective. */
+int session_check_data(Session *s, const CheckpointState *st, const char *ckpt_path, const char *data_path,
+                       DataFingerprint *fp);
+/* Rank 0's start line: ranks, backend, model, images, the splits, the optimizer steps
+ * of an epoch of ranks x batch (x accum micro-batches, and the global batch, when
+ * accum > 1); and the CPU's kernel choices. */
+void session_describe(const Session *s, long steps, int batch, int accum);
 /* Rank 0 validates path (checkpoint_peek); every rank gets the state. */
 int session_peek(Session *s, const char *path, CheckpointState *st);
 /* Rank 0 reads the tensors; every rank gets them in s->host and the parameters in the

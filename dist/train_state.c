@@ -9,6 +9,7 @@ void train_state_init(TrainState *s, uint64_t seed, const LrSchedule *lr) {
     s->seed = seed;
     s->lr = *lr;
     train_state_forget_best(s);
+    early_stop_init(&s->early);
 }
 
 void train_state_forget_best(TrainState *s) {

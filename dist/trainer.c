@@ -1,6 +1,8 @@
 /* The data-parallel training loop (trainer.h), in the order a run goes: load (the run
- * folder, data, model, a checkpoint), step (forward, backward, agreement, all-reduce,
- * update), evaluate (validation, rank 0's decisions), save (checkpoints), the loop. */
+ * folder, data, model, a checkpoint), step (forward and backward of its micro-batches,
+ * agreement, all-reduce, update), evaluate (validation, rank 0's decisions on the task's
+ * metric, early stopping), save (checkpoints), the loop. TensorBoard's events and the
+ * timeline are recorded at the step's and the epoch's boundaries (tensorboard.h, timeline.h). */
 #include "trainer.h"
 
 #include <math.h>
@@ -10,13 +12,18 @@
 #include <unistd.h>
 
 #include "adam.h"
+#include "early_stop.h"
 #include "error.h"
 #include "evaluate.h"
+#include "metrics_report.h"
+#include "progress_line.h"
 #include "resume_options.h"
 #include "run_files.h"
 #include "run_folder.h"
 #include "session.h"
 #include "stop_signal.h"
+#include "tensorboard.h"
+#include "timeline.h"
 #include "watchdog.h"
 
 typedef struct {
@@ -25,6 +32,8 @@ typedef struct {
     Session s;                   /* dataset, backend, model, host arenas */
     Dataset *data;               /* = s.data */
     Model *model;                /* = s.model */
+    float *params, *grads;       /* the model's arenas in backend memory, n_params floats */
+    size_t n_params;
     Adam adam;
     int adam_ready;
     TrainState state;            /* the live position, schedule and best (a checkpoint saves
@@ -37,12 +46,25 @@ typedef struct {
     RunFolder folder;            /* rank 0: the lock, the checkpoints' history */
     DataFingerprint data_fp;     /* the open dataset's */
     double t_start;
+    TensorBoard tb;              /* rank 0's event files (off elsewhere) */
+    Timeline tl;                 /* this rank's step phases (--trace; NVTX) */
+    Task task;                   /* what the model is trained for (a resumed run: the checkpoint's) */
+    EvalResult last_val;         /* the last epoch's validation (the progress line's note) */
 } Trainer;
 
 static double now(void) { return MPI_Wtime(); }
 
 /* Rank 0 owns the decisions, the files and the printing. */
 static int is_root(const Trainer *t) { return t->comm->rank == 0; }
+
+/* Early stopping ended the run before --epochs (its count is rank 0's, shared with every
+ * rank at each epoch's end). */
+static int stopped_early(const Trainer *t) {
+    return early_stop_reached(&t->state.early, &t->cfg->early_stop) && t->state.epoch < t->cfg->epochs;
+}
+
+/* the samples of one optimizer step, over every rank and micro-batch */
+static long global_batch(const Trainer *t) { return (long)t->cfg->batch * t->comm->size * t->cfg->accum; }
 
 /* the rate of the last optimizer step, as Adam took it (float) */
 static float last_lr(const Trainer *t) {
@@ -76,7 +98,7 @@ static int find_resume(Trainer *t, char *path, size_t size) {
 static SessionOptions session_options(const Trainer *t, const char *resume_path, int resumed) {
     const TrainConfig *cfg = t->cfg;
     SessionOptions o = {.backend = {.device = cfg->device, .threads = cfg->threads,
-                                    .precision = cfg->precision},
+                                    .precision = cfg->precision}, .task = t->task,
                         .blocks = resumed ? t->from.model.blocks : cfg->blocks, .from = resumed ? &t->from : NULL,
                         .from_path = resume_path};
     dataset_default_options(&o.data);
@@ -88,27 +110,8 @@ static SessionOptions session_options(const Trainer *t, const char *resume_path,
     o.data.prefetch = cfg->prefetch;
     o.data.cache = cfg->cache;
     o.data.cache_limit = cfg->cache_limit;
-    if (cfg->unbias >= 0) o.data.unbias = cfg->unbias;
+    o.data.unbias = cfg->unbias >= 0 ? cfg->unbias : task_default_unbias(&t->task);
     return o;
-}
-
-/* The open dataset against the checkpoint's: a resumed run refuses other data. Every
- * rank holds both fingerprints, so every rank decides alike. */
-static int check_data(Trainer *t, const char *resume_path, int resumed) {
-    data_fingerprint(t->data, t->comm->world, &t->data_fp);
-    const CheckpointState *st = &t->from;
-    char why[2048], was[2200], now[2200];
-    if (resumed && st->has_data && data_fingerprint_differs(&st->data, &t->data_fp, why, sizeof why)) {
-        data_fingerprint_describe(&st->data, was, sizeof was);
-        data_fingerprint_describe(&t->data_fp, now, sizeof now);
-        return e2e_fail("%s was trained on %s, but --data %s holds %s: %s. Resuming would continue mid-run on "
-                        "other jets with the old scales: give the run's data, or start a new run", resume_path,
-                        was, t->cfg->data, now, why);
-    }
-    if (resumed && !st->has_data && is_root(t))
-        fprintf(stderr, "e2e-train: warning: %s has no dataset fingerprint (written before checkpoints stored "
-                "one): cannot check that --data %s is the data it was trained on\n", resume_path, t->cfg->data);
-    return 0;
 }
 
 /* Adam over the model's arena with the configured weight decay (a resumed run then
@@ -154,13 +157,14 @@ static void start_fresh(Trainer *t, double scaled) {
 static void rescale_position(Trainer *t, long steps) {
     const CheckpointState *from = &t->from;
     TrainState *st = &t->state;
-    long per_now = (long)t->cfg->batch * t->comm->size, per_then = (long)from->batch * from->world_size;
+    long per_now = (long)t->cfg->batch * t->comm->size * t->cfg->accum;
+    long per_then = (long)from->batch * from->world_size * from->accum;
     if (per_then == per_now || st->step_in_epoch == 0) return;
     long at = (long)((double)st->step_in_epoch * per_then / per_now);
     if (is_root(t))
-        printf("e2e-train: checkpoint written by %d ranks x batch %d, now %d x %d: the epoch "
-               "continues at step %ld of %ld (same fraction of samples; the data order differs)\n",
-               from->world_size, from->batch, t->comm->size, t->cfg->batch, at, steps);
+        printf("e2e-train: checkpoint written by %d ranks x batch %d x %d micro-batches, now %d x %d x %d: the "
+               "epoch continues at step %ld of %ld (same fraction of samples; the data order differs)\n",
+               from->world_size, from->batch, from->accum, t->comm->size, t->cfg->batch, t->cfg->accum, at, steps);
     st->step_in_epoch = at < steps ? at : steps;
 }
 
@@ -169,19 +173,11 @@ static void rescale_position(Trainer *t, long steps) {
 static int start_run_files(Trainer *t, const char *resume_path, long steps) {
     const TrainConfig *cfg = t->cfg;
     char json[8192];
-    train_config_json(cfg, t->comm->size, json, sizeof json);
+    resume_config_json(cfg, resume_path ? &t->from : NULL, t->comm->size, json, sizeof json); /* what is in force */
     strcat(json, "\n");
     int rc = run_write_text(cfg->out, "config.json", json) ||
              (resume_path && run_truncate_metrics(cfg->out, t->state.epoch + 1)) ? -1 : 0;
-    const DatasetInfo *info = dataset_info(t->data);
-    printf("e2e-train: %d rank%s on %s, model %zu parameters, %dx%dx%d images, train %lld / "
-           "val %lld / test %lld jets, %ld steps per epoch of %d x %d\n",
-           t->comm->size, t->comm->size > 1 ? "s" : "", model_ops(t->model)->name,
-           model_count_params(model_config(t->model)), info->channels, info->height, info->width,
-           dataset_split_total(t->data, SPLIT_TRAIN), dataset_split_total(t->data, SPLIT_VAL),
-           dataset_split_total(t->data, SPLIT_TEST), steps, t->comm->size, cfg->batch);
-    const char *kernels = net_backend_report(model_ops(t->model));
-    if (kernels) printf("e2e-train: %s\n", kernels);
+    session_describe(&t->s, steps, cfg->batch, cfg->accum);
     if (resume_path) {
         printf("e2e-train: resumed from %s at epoch %ld, step %ld\n", resume_path,
                t->state.epoch + 1, t->state.step_in_epoch);
@@ -198,27 +194,38 @@ static int load(Trainer *t, long *steps) {
     const TrainConfig *cfg = t->cfg;
     char resume_path[4096];
     int resumed = find_resume(t, resume_path, sizeof resume_path);
-    if (resumed < 0) return -1;
+    if (resumed < 0 || (resumed && resume_check_task(cfg, &t->from, resume_path))) return -1;
+    t->task = resumed ? t->from.task : cfg->task;
     SessionOptions so = session_options(t, resume_path, resumed);
     if (session_open(&t->s, &so)) return -1;
     t->data = t->s.data;
     t->model = t->s.model;
-    if (check_data(t, resume_path, resumed) || create_optimizer(t)) return -1;
+    t->params = model_params(t->model);
+    t->grads = model_grads(t->model);
+    t->n_params = model_arena_size(t->model);
+    if (session_check_data(&t->s, resumed ? &t->from : NULL, resume_path, cfg->data, &t->data_fp) ||
+        create_optimizer(t))
+        return -1;
     double scaled = cfg->lr_scaling ? cfg->lr * t->comm->size : cfg->lr;
     if (!resumed) start_fresh(t, scaled);
     else if (resume_from(t, resume_path, scaled)) return -1;
-    *steps = dataset_steps_per_epoch(t->data, SPLIT_TRAIN);
+    *steps = dataset_steps_per_epoch(t->data, SPLIT_TRAIN) / cfg->accum;  /* optimizer steps */
     if (*steps <= 0)
-        return e2e_fail("%s: the training split gives each of the %d ranks %lld jets, fewer than --batch %d: give a "
-                        "smaller --batch (it is per rank)", cfg->data, t->comm->size,
-                        dataset_split_total(t->data, SPLIT_TRAIN) / t->comm->size, cfg->batch);
+        return e2e_fail("%s: the training split gives each of the %d ranks %lld jets, fewer than --batch %d x --accum "
+                        "%d: give a smaller --batch (it is per rank) or --accum", cfg->data, t->comm->size,
+                        dataset_split_total(t->data, SPLIT_TRAIN) / t->comm->size, cfg->batch, cfg->accum);
     if (resumed) rescale_position(t, *steps);
     watchdog_phase(WD_CHECKPOINT);
-    int failed = is_root(t) && start_run_files(t, resumed ? resume_path : NULL, *steps) != 0;
-    return comm_fail_together(t->comm, failed);
+    long tb_from = resumed ? t->state.global_step : -1;  /* events past a resumed step go */
+    int failed = is_root(t) && (start_run_files(t, resumed ? resume_path : NULL, *steps) ||
+                                tensorboard_open(&t->tb, cfg->out, cfg->tensorboard, tb_from));
+    if (comm_fail_together(t->comm, failed)) return -1;
+    model_set_phase_hook(t->model, timeline_model_hook, &t->tl);
+    return timeline_open(&t->tl, t->comm, cfg, *steps);
 }
 
-/* ---- step: forward, backward, the agreement point, all-reduce, update ---- */
+/* ---- step: forward and backward of each micro-batch, the agreement point, all-reduce,
+ * update. A step of --accum N micro-batches communicates once, after the last. ---- */
 
 typedef struct {
     double data, compute, comm;  /* seconds this epoch, this rank: reading, computing, the
@@ -226,14 +233,15 @@ typedef struct {
     double sync;                 /* the agreement point: latency, plus waiting for the
                                     slowest rank to get there */
     long steps, skipped;
+    long allreduces;             /* the communicator's count when the epoch began */
 } StepTimes;
 
-/* What one step did on this rank before the agreement. */
+/* What one step's micro-batches did on this rank before the agreement. */
 typedef struct {
     int flags;                   /* AGREE_ERROR (reason in e2e_error()), AGREE_NONFINITE */
-    float loss;                  /* the rank's batch mean */
-    double read_s, ahead_s;      /* reading this batch; reading and staging the next */
-    double pass_s;               /* the training pass and its checks */
+    double loss_sum;             /* sum of the micro-batches' means x batch (finite ones) */
+    double read_s, ahead_s;      /* reading the batches; reading and staging the next ones */
+    double pass_s;               /* the training passes and their checks */
 } LocalStep;
 
 /* The reader's next training batch: 0, or -1 (e2e_error()). */
@@ -243,41 +251,58 @@ static int read_batch(Trainer *t, Batch *b) {
     return rc == 0 ? e2e_fail("training split ended before the epoch's steps") : 0;
 }
 
-/* The next step's batch, read and staged while this step's pass runs: on a GPU its copy
+/* The next micro-batch, read and staged while this one's pass runs: on a GPU its copy
  * overlaps the pass (the loss read-back waits for the pass). 0, or -1 (e2e_error()). */
-static int stage_next(Trainer *t, long step) {
-    if (step + 1 >= dataset_steps_per_epoch(t->data, SPLIT_TRAIN)) return 0;
+static int stage_next(Trainer *t, long micro) {
+    long used = dataset_steps_per_epoch(t->data, SPLIT_TRAIN) / t->cfg->accum * t->cfg->accum;
+    if (micro + 1 >= used) return 0;
     Batch next;
     watchdog_phase(WD_READ);
-    if (read_batch(t, &next) || model_stage_batch(t->model, &next)) return -1;
+    timeline_phase(&t->tl, TL_DATA);
+    if (read_batch(t, &next)) return -1;
+    timeline_phase(&t->tl, TL_H2D);
+    if (model_stage_batch(t->model, &next)) return -1;
     t->next_batch_staged = 1;
     return 0;
 }
 
-/* This rank's part: forward, loss and backward on its batch (the staged one, or one read
- * now), the next batch staged meanwhile, and the checks of loss and gradients. */
-static void forward_backward(Trainer *t, long step, LocalStep *l) {
-    double t0 = now();
-    int staged = t->next_batch_staged, failed = 0, nonfinite = 0;
+/* This rank's part of micro-batch k (of the epoch's `micro`): forward, loss and backward
+ * on its batch (the staged one, or one read now), the next batch staged meanwhile, the
+ * gradients summed (--accum), the loss read and, after the last, the gradients checked. */
+static void forward_backward(Trainer *t, long micro, int k, LocalStep *l) {
+    double t0 = now(), ahead = 0;
+    int staged = t->next_batch_staged, failed = 0, nonfinite = 0, accum = t->cfg->accum;
+    float loss = NAN;
     t->next_batch_staged = 0;
     Batch b;
+    timeline_micro(&t->tl, k);
     watchdog_phase(WD_READ);
+    timeline_phase(&t->tl, TL_DATA);
     if (!staged) failed = read_batch(t, &b);
     double t1 = now();
     watchdog_phase(t->stepped ? WD_STEP : WD_FIRST_STEP);
+    timeline_phase(&t->tl, TL_FORWARD);
     if (!failed) failed = model_train_pass(t->model, staged ? NULL : &b);
     t->stepped = 1;
     if (!failed) {
         double a0 = now();
-        failed = stage_next(t, step);
-        l->ahead_s = now() - a0;
+        failed = stage_next(t, micro);
+        ahead = now() - a0;
     }
     watchdog_phase(WD_STEP);
-    if (!failed) failed = model_loss_value(t->model, &l->loss) || model_grads_nonfinite(t->model, &nonfinite);
+    if (accum > 1) {
+        timeline_phase(&t->tl, TL_ACCUMULATE);
+        if (!failed) failed = model_accumulate_grads(t->model, k, accum);
+    }
+    timeline_phase(&t->tl, TL_CHECK);
+    if (!failed)  /* the loss of every micro-batch; the gradients once they are summed */
+        failed = k == accum - 1 ? model_pass_result(t->model, &loss, &nonfinite) : model_loss_value(t->model, &loss);
     if (failed) l->flags |= AGREE_ERROR;
-    else if (!isfinite(l->loss) || nonfinite) l->flags |= AGREE_NONFINITE;
-    l->read_s = t1 - t0;
-    l->pass_s = now() - t1 - l->ahead_s;
+    else if (!isfinite(loss) || nonfinite) l->flags |= AGREE_NONFINITE;
+    l->loss_sum += isfinite(loss) ? (double)loss * t->cfg->batch : 0.0;
+    l->read_s += t1 - t0;
+    l->ahead_s += ahead;
+    l->pass_s += now() - t1 - ahead;
 }
 
 /* A non-finite step ends the run, or with --nan-policy skip is skipped. */
@@ -296,10 +321,13 @@ static int skip_step(Trainer *t, long epoch, long step, StepTimes *tm) {
  * schedule's rate. */
 static int allreduce_and_update(Trainer *t, const Agreement *a, StepTimes *tm) {
     double t0 = now();
-    if (comm_allreduce_mean(t->comm, model_grads(t->model), model_arena_size(t->model))) return -1;
+    timeline_phase(&t->tl, TL_ALLREDUCE);
+    if (comm_allreduce_mean(t->comm, t->grads, t->n_params)) return -1;
     double t1 = now();
     float lr = (float)lr_at(&t->state.lr, t->state.global_step);
-    if (adam_step(&t->adam, lr, model_params(t->model), model_grads(t->model))) return -1;
+    timeline_phase(&t->tl, TL_OPTIMIZER);
+    if (adam_step(&t->adam, lr, t->params, t->grads)) return -1;
+    timeline_phase(&t->tl, TL_NONE);
     t->state.epoch_loss_sum += a->sum[0];
     t->state.epoch_samples += a->sum[1];
     /* one rank has no all-reduce (comm_allreduce_mean returns at once): its share is 0
@@ -314,26 +342,28 @@ static int check_replicas(Trainer *t) {
     long every = t->cfg->check_replicas;
     if (!every || t->state.global_step % every != 0) return 0;
     int same = 0;
-    if (comm_replicas_identical(t->comm, model_params(t->model), model_arena_size(t->model), &same))
+    if (comm_replicas_identical(t->comm, t->params, t->n_params, &same))
         return -1;
     return same ? 0 : e2e_fail("replicas diverged: ranks hold different parameters after step %ld",
                                t->state.global_step);
 }
 
-/* One optimizer step: forward and backward on this rank's batch, the agreement point,
- * the gradient all-reduce and Adam's update. Returns 0 (go on), 1 (a stop was agreed:
- * the step was taken and the caller checkpoints), -1 (error on every rank). */
+/* One optimizer step: forward and backward on this rank's micro-batches, the agreement
+ * point, the gradient all-reduce and Adam's update. Returns 0 (go on), 1 (a stop was
+ * agreed: the step was taken and the caller checkpoints), -1 (error on every rank). */
 static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *process_steps) {
     const TrainConfig *cfg = t->cfg;
     LocalStep l = {0};
     watchdog_position(epoch, step);
-    forward_backward(t, step, &l);
+    timeline_step(&t->tl, t->comm, t->state.global_step);
+    for (int k = 0; k < cfg->accum && !(l.flags & AGREE_ERROR); k++) forward_backward(t, step * cfg->accum + k, k, &l);
     (*process_steps)++;
     if (stop_signal_received() || (cfg->stop_after_steps && *process_steps >= cfg->stop_after_steps))
         l.flags |= AGREE_STOP;
     double t0 = now();
-    double sums[2] = {isfinite(l.loss) ? (double)l.loss * cfg->batch : 0.0, (double)cfg->batch};
+    double sums[2] = {l.loss_sum, (double)cfg->batch * cfg->accum};
     Agreement a;
+    timeline_phase(&t->tl, TL_AGREE);
     int agreed = comm_agree(t->comm, l.flags, sums, 2, &a);
     tm->sync += now() - t0;
     if (agreed) return -1;
@@ -344,6 +374,8 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
     tm->steps++;
     t->state.global_step++;
     t->state.step_in_epoch = step + 1;
+    timeline_phase(&t->tl, TL_NONE);
+    tensorboard_step(&t->tb, t->state.global_step, (a.flags & AGREE_NONFINITE) ? NAN : a.sum[0] / a.sum[1], last_lr(t));
     if (check_replicas(t)) return -1;
     return (a.flags & AGREE_STOP) != 0;
 }
@@ -352,33 +384,36 @@ static int train_step(Trainer *t, long epoch, long step, StepTimes *tm, long *pr
 
 static EpochMetrics epoch_metrics(const Trainer *t, long epoch, double epoch_t0, const StepTimes *tm,
                                   const EvalResult *v) {
-    EpochMetrics e = {.epoch = epoch + 1, .lr = last_lr(t), .val_loss = v->loss,
-                      .val_mae = v->mae, .val_mre = v->mre, .epoch_s = now() - epoch_t0,
-                      .skipped_steps = tm->skipped};
+    EpochMetrics e = {.epoch = epoch + 1, .lr = last_lr(t), .epoch_s = now() - epoch_t0, .skipped_steps = tm->skipped,
+                      .allreduces = t->comm->allreduces - tm->allreduces};
+    report_epoch_fill(v, &e);
     e.train_loss = t->state.epoch_samples > 0 ? t->state.epoch_loss_sum / t->state.epoch_samples : NAN;
     double step_time = tm->data + tm->compute + tm->comm + tm->sync;
-    e.samples_per_s = step_time > 0 ? tm->steps * (double)t->cfg->batch * t->comm->size / step_time : 0;
+    e.samples_per_s = step_time > 0 ? tm->steps * (double)global_batch(t) / step_time : 0;
     e.data_wait_frac = step_time > 0 ? tm->data / step_time : 0;
     e.allreduce_frac = step_time > 0 ? tm->comm / step_time : 0;
     e.sync_wait_frac = step_time > 0 ? tm->sync / step_time : 0;
     return e;
 }
 
-/* Rank 0's part of an epoch's end: the schedule, the best metric, the report, the
- * metrics row and best.h5. */
+/* Rank 0's part of an epoch's end: the schedule, the best metric, early stopping (on the
+ * task's monitored metric: the validation MAE, lower is better; a classifier's AUC or
+ * loss), the report, the metrics row, TensorBoard's events and best.h5. */
 static int end_epoch_on_root(Trainer *t, long epoch, const EvalResult *v, const EpochMetrics *e) {
-    lr_schedule_epoch_end(&t->state.lr, v->mae);
-    int best = v->mae < t->state.best_metric;
+    Monitor mon = task_monitor(&t->task, v);
+    lr_schedule_epoch_end(&t->state.lr, mon.value);
+    int best = monitor_improves(&mon, t->state.best_metric, t->state.best_epoch);
     if (best) {
-        t->state.best_metric = v->mae;
+        t->state.best_metric = mon.value;
         t->state.best_epoch = epoch + 1;
     }
-    printf("epoch %ld/%d done: train loss %.5f  val loss %.5f  val MAE %.2f GeV  val MRE %.4f"
-           "%s  (%.1f s, %.1f samples/s, data wait %.1f%%, all-reduce %.1f%%, sync %.1f%%)\n",
-           epoch + 1, t->cfg->epochs, e->train_loss, v->loss, v->mae, v->mre, best ? "  (best)" : "",
-           e->epoch_s, e->samples_per_s, 100 * e->data_wait_frac, 100 * e->allreduce_frac,
-           100 * e->sync_wait_frac);
+    int stop = early_stop_update(&t->state.early, &t->cfg->early_stop, mon.value, mon.mode_max) &&
+               epoch + 1 < t->cfg->epochs;
+    report_epoch_line(t->cfg->epochs, v, e, best);
+    t->last_val = *v;
+    if (stop) early_stop_report(&t->state.early, &t->cfg->early_stop, epoch + 1, t->cfg->epochs, mon.words);
     fflush(stdout);
+    tensorboard_epoch(&t->tb, t->state.global_step, e);
     char path[4400];
     snprintf(path, sizeof path, "%s/best.h5", t->folder.ckpt_dir);
     return run_append_metrics(t->cfg->out, e) || (best && save(t, path)) ? -1 : 0;
@@ -389,6 +424,7 @@ static int end_epoch_on_root(Trainer *t, long epoch, const EvalResult *v, const 
 static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *tm) {
     EvalResult v;
     watchdog_phase(WD_EVAL);
+    timeline_phase(&t->tl, TL_VALIDATION);
     if (evaluate_split(t->comm, t->model, t->data, SPLIT_VAL, t->cfg->mre_min_mass, &v, NULL)) return -1;
     EpochMetrics e = epoch_metrics(t, epoch, epoch_t0, tm, &v);
     /* the epoch is done: the next position is the next epoch's first step */
@@ -396,6 +432,7 @@ static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *t
     t->state.step_in_epoch = 0;
     t->state.epoch_loss_sum = t->state.epoch_samples = 0;
     watchdog_phase(WD_CHECKPOINT);
+    timeline_phase(&t->tl, TL_CHECKPOINT);
     int failed = is_root(t) && end_epoch_on_root(t, epoch, &v, &e) != 0;
     if (comm_fail_together(t->comm, failed)) return -1;
     comm_bcast_bytes(t->comm, &t->state, sizeof t->state);  /* rank 0's schedule and best */
@@ -405,13 +442,12 @@ static int end_epoch(Trainer *t, long epoch, double epoch_t0, const StepTimes *t
 /* Rank 0: the test result r into results.json, and said. */
 static int write_results(Trainer *t, const EvalResult *r) {
     RunResults res = {.best_epoch = t->state.best_epoch, .best_val_mae = t->state.best_metric,
-                      .test_loss = r->loss, .test_mae = r->mae, .test_mre = r->mre,
-                      .test_jets = r->count, .mre_jets = r->mre_count, .epochs = t->state.epoch,
-                      .global_steps = t->state.global_step, .ranks = t->comm->size,
-                      .train_time_s = t->state.elapsed_s + now() - t->t_start};
+                      .epochs = t->state.epoch, .global_steps = t->state.global_step, .ranks = t->comm->size,
+                      .train_time_s = t->state.elapsed_s + now() - t->t_start, .stopped_early = stopped_early(t)};
+    report_results_fill(r, task_monitor(&t->task, r).name, t->state.best_metric, &res);
     int rc = run_write_results(t->cfg->out, &res);
-    printf("test (best checkpoint, epoch %ld): loss %.5f  MAE %.2f GeV  MRE %.4f  on %lld jets\n",
-           t->state.best_epoch, r->loss, r->mae, r->mre, r->count);
+    tensorboard_test(&t->tb, t->state.global_step, &res);
+    report_test_line(&res, r);
     return rc;
 }
 
@@ -436,9 +472,11 @@ static int final_test(Trainer *t) {
  * Adam, the preprocessing and the data, the configuration. */
 static void checkpoint_record(const Trainer *t, CheckpointState *ck) {
     ck->train = t->state;
+    ck->task = t->task;
     ck->model = *model_config(t->model);
     ck->world_size = t->comm->size;
     ck->batch = t->cfg->batch;
+    ck->accum = t->cfg->accum;
     ck->adam_step = t->adam.step;
     ck->adam = t->adam.hyper;
     const DatasetInfo *info = dataset_info(t->data);
@@ -449,7 +487,8 @@ static void checkpoint_record(const Trainer *t, CheckpointState *ck) {
     ck->unbias = t->s.data_unbias;
     ck->data = t->data_fp;
     ck->has_data = 1;
-    train_config_json(t->cfg, t->comm->size, ck->config_json, sizeof ck->config_json);
+    resume_config_json(t->cfg, t->from.version ? &t->from : NULL, t->comm->size, ck->config_json,
+                       sizeof ck->config_json);
 }
 
 /* Rank 0: the parameters, Adam's moments and the record into the checkpoint at path. */
@@ -469,53 +508,36 @@ static int save(Trainer *t, const char *path) {
 /* Rank 0 writes the position's checkpoint (and prunes); every rank learns the outcome. */
 static int save_position(Trainer *t) {
     watchdog_phase(WD_CHECKPOINT);
+    timeline_phase(&t->tl, TL_CHECKPOINT);
     int failed = 0;
     if (is_root(t)) {
         char path[4200];
         run_folder_checkpoint_path(&t->folder, t->state.global_step, path, sizeof path);
         failed = save(t, path) || run_folder_checkpointed(&t->folder, t->state.global_step, t->cfg->keep);
     }
-    return comm_fail_together(t->comm, failed);
+    failed = comm_fail_together(t->comm, failed);
+    timeline_phase(&t->tl, TL_NONE);
+    return failed;
 }
 
 /* ---- the loop: epochs of steps ---- */
 
-/* Where the run stands against the clock, for the progress line. */
-typedef struct {
-    double t0;           /* when the loop started */
-    long done_at_start;  /* global steps before it (a resumed run) */
-    long total;          /* global steps of the whole run */
-    int every;           /* progress line every this many steps */
-} Pace;
-
-/* Rank 0's progress line after `done` steps of the epoch's `steps`: every pace->every
- * steps, and at the epoch's end. */
-static void progress(const Trainer *t, long epoch, long done, long steps, const Pace *pace) {
-    if (!is_root(t) || (done % pace->every != 0 && done != steps)) return;
-    double el = now() - pace->t0;
-    long run_done = t->state.global_step - pace->done_at_start;
-    double rate = el > 0 ? run_done * (double)t->cfg->batch * t->comm->size / el : 0;
-    double eta = run_done > 0 ? el / run_done * (pace->total - t->state.global_step) : -1;
-    char e[32];
-    run_format_duration(eta, e, sizeof e);
-    double loss = t->state.epoch_loss_sum / fmax(t->state.epoch_samples, 1);
-    printf("epoch %ld/%d  step %ld/%ld  loss %.5f  lr %.3g  %.1f samples/s  ETA %s\n", epoch + 1,
-           t->cfg->epochs, done, steps, loss, last_lr(t), rate, e);
-    fflush(stdout);
-}
-
 /* One epoch's steps. 0 at its end, EXIT_REQUEUE after an agreed stop (checkpoint
  * written), -1 on error. */
 static int run_epoch(Trainer *t, long epoch, long steps, const Pace *pace, long *process_steps) {
-    StepTimes tm = {0};
+    StepTimes tm = {.allreduces = t->comm->allreduces};
     double epoch_t0 = now();
     long first = t->state.step_in_epoch;
-    int failed = dataset_begin_epoch(t->data, SPLIT_TRAIN, epoch, first) ? -1 : 0;
+    int failed = dataset_begin_epoch(t->data, SPLIT_TRAIN, epoch, first * t->cfg->accum) ? -1 : 0;
     if (comm_fail_together(t->comm, failed)) return -1;
     for (long step = first; step < steps; step++) {
         int rc = train_step(t, epoch, step, &tm, process_steps);
         if (rc < 0) return -1;
-        progress(t, epoch, step + 1, steps, pace);
+        char note[64];  /* a classifier's last validation AUC */
+        if (is_root(t))
+            progress_line(pace, epoch, step + 1, steps, t->state.global_step,
+                          t->state.epoch_loss_sum / fmax(t->state.epoch_samples, 1), last_lr(t),
+                          report_progress_note(&t->last_val, note, sizeof note));
         if (rc == 1) {
             if (save_position(t)) return -1;
             if (is_root(t))
@@ -531,29 +553,30 @@ static int run_epoch(Trainer *t, long epoch, long steps, const Pace *pace, long 
 static int stop_after_epoch(Trainer *t, long epoch) {
     Agreement a;
     comm_agree(t->comm, stop_signal_received() ? AGREE_STOP : 0, NULL, 0, &a);
-    if (!(a.flags & AGREE_STOP) || epoch + 1 >= t->cfg->epochs) return 0;
+    if (!(a.flags & AGREE_STOP) || epoch + 1 >= t->cfg->epochs || stopped_early(t)) return 0;
     if (is_root(t))
         printf("e2e-train: stop requested: checkpoint written after epoch %ld; exiting with %d "
                "(requeue)\n", epoch + 1, EXIT_REQUEUE);
     return 1;
 }
 
-/* Load, then every epoch's steps with validation and checkpoints at its end, then the
- * best checkpoint on the test split. */
+/* Load, then every epoch's steps with validation and checkpoints at its end (until
+ * --epochs, or early stopping), then the best checkpoint on the test split. */
 static int run(Trainer *t) {
     const TrainConfig *cfg = t->cfg;
     long steps;
     if (load(t, &steps)) return -1;
     t->t_start = now();
-    Pace pace = {.t0 = now(), .done_at_start = t->state.global_step, .total = steps * cfg->epochs,
-                 .every = cfg->log_every > 0 ? cfg->log_every : (int)(steps >= 10 ? steps / 10 : 1)};
+    Pace pace;
+    pace_start(&pace, t->state.global_step, steps, cfg->epochs, cfg->log_every, global_batch(t));
     long process_steps = 0;
-    for (long epoch = t->state.epoch; epoch < cfg->epochs; epoch++) {
-        int rc = run_epoch(t, epoch, steps, &pace, &process_steps);
-        if (rc) return rc;
-        if (stop_after_epoch(t, epoch)) return EXIT_REQUEUE;
+    int rc = 0;
+    for (long epoch = t->state.epoch; !rc && epoch < cfg->epochs && !stopped_early(t); epoch++) {
+        rc = run_epoch(t, epoch, steps, &pace, &process_steps);
+        if (!rc && stop_after_epoch(t, epoch)) rc = EXIT_REQUEUE;
     }
-    return final_test(t);
+    if (rc >= 0) timeline_finish(&t->tl, t->comm);
+    return rc ? rc : final_test(t);
 }
 
 int trainer_run(const TrainConfig *cfg, Comm *comm) {
@@ -568,6 +591,8 @@ int trainer_run(const TrainConfig *cfg, Comm *comm) {
     watchdog_stop();
     if (rc < 0 && comm->rank == 0) fprintf(stderr, "e2e-train: error: %s\n", e2e_error());
     if (t.adam_ready) adam_free(&t.adam);
+    tensorboard_close(&t.tb);
+    timeline_free(&t.tl);
     session_close(&t.s);
     run_folder_close(&t.folder);
     fflush(stdout);

@@ -1,5 +1,5 @@
 /* e2e-data: look at a jet dataset, or convert a jet file to another layout or dtype.
- *   e2e-data info FILE [--rows N]
+ *   e2e-data info FILE [--rows N] [--label COLUMN]
  *   [mpirun -np P] e2e-data convert [--layout L] [--dtype T] [--chunk N] [--rows A:B] IN OUT
  * FILE is an HDF5 jet file or a text file listing them (data/format/FORMAT.md). */
 #include <getopt.h>
@@ -14,17 +14,19 @@
 #include "inspect.h"
 
 static const char USAGE[] =
-    "usage: e2e-data info FILE [--rows N]\n"
+    "usage: e2e-data info FILE [--rows N] [--label COLUMN]\n"
     "       [mpirun -np P] e2e-data convert [--layout L] [--dtype T] [--chunk N] [--rows A:B] IN OUT\n"
     "\n"
     "info: a jet dataset's files, N, channels, layout (dense or sparse), dtype, chunking, bytes\n"
     "a jet, provenance attributes, the model's inputs (the scalars with their scales, each\n"
     "channel's kind: energy or signed), the per-jet columns (m, those of pt, ieta, iphi\n"
-    "present, the scalars), a mass histogram and per-channel pixel statistics (min, mean,\n"
-    "max, fraction non-zero, 99.9% quantile of the positive pixels, of |x| for a signed\n"
-    "channel: the reader's default scale statistic).\n"
+    "present, the scalars), a mass histogram, a classifier's class counts (the label y, or\n"
+    "--label) and per-channel pixel statistics (min, mean, max, fraction non-zero, 99.9%\n"
+    "quantile of the positive pixels, of |x| for a signed channel: the reader's default\n"
+    "scale statistic).\n"
     "  FILE        an HDF5 jet file, or a text file listing them, one a line\n"
     "  --rows N    pixel statistics over N evenly spaced jets (default: all)\n"
+    "  --label C   the class counts of the label column C (default: y, where it exists)\n"
     "\n"
     "convert: writes the jet file IN as OUT in another layout or dtype, every rank its own\n"
     "rows; every per-jet column and attribute comes along. dense <-> sparse is exact, bit for\n"
@@ -58,9 +60,10 @@ static int parse_range(char *s, long long *first, long long *count, int say) {
 }
 
 /* 0 parsed, 1 --help, 2 bad command line (said on rank 0) */
-static int parse(int argc, char **argv, ConvertOptions *o, long long *rows, int say) {
+static int parse(int argc, char **argv, ConvertOptions *o, long long *rows, const char **label, int say) {
     static const struct option opts[] = {{"rows", 1, 0, 'r'}, {"layout", 1, 0, 'l'}, {"dtype", 1, 0, 'd'},
-                                         {"chunk", 1, 0, 'k'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+                                         {"chunk", 1, 0, 'k'}, {"label", 1, 0, 'y'}, {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int c, convert = argc > 1 && !strcmp(argv[1], "convert");
     opterr = 0;
     o->sparse = 1;
@@ -72,6 +75,7 @@ static int parse(int argc, char **argv, ConvertOptions *o, long long *rows, int 
         else if (c == 'l' && (!strcmp(optarg, "dense") || !strcmp(optarg, "sparse"))) o->sparse = optarg[0] == 's';
         else if (c == 'd' && (!strcmp(optarg, "float32") || !strcmp(optarg, "float16"))) o->dtype_bytes = optarg[5] == '3' ? 4 : 2;
         else if (c == 'k') rc = cli_ll("e2e-data", "--chunk", optarg, 1, 1LL << 40, &o->chunk, say) ? 2 : 0;
+        else if (c == 'y' && !convert) *label = optarg;
         else {
             if (say) fprintf(stderr, "e2e-data: unknown option, missing or bad value: '%s' (try --help)\n", argv[optind - 1]);
             rc = 2;
@@ -95,11 +99,12 @@ int main(int argc, char **argv) {
     ConvertOptions o;
     convert_defaults(&o);
     long long rows = 0;
+    const char *label = NULL;
     char command[2048] = "e2e-data";
     for (int i = 1; i < argc; i++)
         snprintf(command + strlen(command), sizeof command - strlen(command), " %s", argv[i]);
     o.command = command;
-    int rc = parse(argc, argv, &o, &rows, rank == 0);
+    int rc = parse(argc, argv, &o, &rows, &label, rank == 0);
     if (rc == 1 && rank == 0) fputs(USAGE, stdout);
     if (rc == 1) rc = 0;
     else if (!rc && o.in) {
@@ -107,7 +112,7 @@ int main(int argc, char **argv) {
         rc = data_convert(&o, MPI_COMM_WORLD) ? 1 : 0;
         if (rank == 0 && rc) fprintf(stderr, "e2e-data: %s\n", e2e_error());
         if (rank == 0 && !rc) printf("e2e-data: wrote %s (%s) in %.2f s\n", o.out, o.sparse ? "sparse" : "dense", MPI_Wtime() - t0);
-    } else if (!rc && data_inspect(argv[optind + 1], stdout, rows)) {
+    } else if (!rc && data_inspect(argv[optind + 1], stdout, rows, label)) {
         fprintf(stderr, "e2e-data: %s\n", e2e_error());
         rc = 1;
     }

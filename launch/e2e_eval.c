@@ -1,7 +1,8 @@
 /* e2e-eval: runs a checkpoint over a split of a dataset, sharded over the MPI ranks,
- * and writes the predictions (HDF5: index, m_true, m_pred in GeV) and the metrics
- * (JSON: loss, MAE, MRE). The split and the preprocessing come from the checkpoint
- * (its seed and scales), so "test" is the same test split the run held out. */
+ * and writes the predictions (HDF5: index, m_true, m_pred in GeV; a classifier's index,
+ * label, score, logit, m) and the metrics (JSON: loss, MAE, MRE; a classifier's loss,
+ * accuracy, AUC, rejections). The task, the split and the preprocessing come from the
+ * checkpoint (its seed and scales), so "test" is the same test split the run held out. */
 #include <float.h>
 #include <getopt.h>
 #include <limits.h>
@@ -27,8 +28,13 @@ static const char *usage =
     "  --checkpoint CKPT      checkpoint (e.g. RUNDIR/checkpoints/best.h5)\n"
     "  --data FILE            dataset the run was trained on (HDF5 or a list of files)\n"
     "  --split train|val|test split to evaluate (test)\n"
-    "  --predictions OUT.h5   write index, m_true, m_pred (GeV) per jet\n"
-    "  --metrics OUT.json     write loss, MAE, MRE\n"
+    "  --predictions OUT.h5   write per jet index, m_true, m_pred (GeV); a classifier's\n"
+    "                         index, label, score (sigmoid), logit, m (GeV)\n"
+    "  --metrics OUT.json     write loss, MAE, MRE; a classifier's loss, accuracy, auc,\n"
+    "                         rejection_30, rejection_50 (1/eps_b at eps_s 0.3, 0.5)\n"
+    "  --task regression|classification\n"
+    "                         what the checkpoint must have been trained for (the task\n"
+    "                         is the checkpoint's: another is refused)\n"
     "  --batch B              samples per rank and step (256)\n"
     "  --device cpu|cuda      (cpu)   --precision fp32|tf32|bf16 (fp32)\n"
     "  --threads T            CPU threads per rank\n"
@@ -38,7 +44,8 @@ static const char *usage =
     "  --peer-timeout SECONDS end every rank (exit 76), naming the silent one, when no\n"
     "                         heartbeat comes from a rank for this long (30; 0: off)\n"
     "  --help\n"
-    "The split and the preprocessing (scales, zero suppression) are the checkpoint's. The\n"
+    "The task (a classifier's label column), the split and the preprocessing (scales, zero\n"
+    "suppression) are the checkpoint's. The\n"
     "outputs are written whole (temporary name, then renamed) and never over an input\n"
     "(the checkpoint, the data, the files it lists) or a file of another kind.\n"
     "Exit codes: 0 done, 1 error, 2 bad command line, 3 the watchdog ended a stuck run,\n"
@@ -46,6 +53,7 @@ static const char *usage =
 
 typedef struct {
     const char *checkpoint, *data, *predictions, *metrics, *device, *precision;
+    const char *task;  /* what the checkpoint must be (NULL: whatever it is) */
     Split split;
     int batch, threads;
     double mre_min_mass;
@@ -56,7 +64,7 @@ static const struct option options[] = {
     {"checkpoint", 1, 0, 'c'}, {"data", 1, 0, 'd'}, {"split", 1, 0, 's'},
     {"predictions", 1, 0, 'p'}, {"metrics", 1, 0, 'm'}, {"batch", 1, 0, 'b'},
     {"device", 1, 0, 'D'}, {"precision", 1, 0, 'P'}, {"threads", 1, 0, 't'},
-    {"mre-min-mass", 1, 0, 'M'}, {"watchdog", 1, 0, 'W'}, {"peer-timeout", 1, 0, 'T'},
+    {"mre-min-mass", 1, 0, 'M'}, {"watchdog", 1, 0, 'W'}, {"peer-timeout", 1, 0, 'T'}, {"task", 1, 0, 'k'},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 
 static int parse_split(const char *arg, Split *split, int quiet) {
@@ -82,6 +90,11 @@ static int parse_option(int o, const char *arg, EvalArgs *a, int quiet) {
     case 'D': a->device = arg; return 0;
     case 'P': a->precision = arg; return 0;
     case 's': return parse_split(arg, &a->split, quiet);
+    case 'k':
+        a->task = arg;
+        if (!strcmp(arg, "regression") || !strcmp(arg, "classification")) return 0;
+        if (!quiet) fprintf(stderr, "e2e-eval: --task expects regression or classification, got '%s'\n", arg);
+        return -1;
     case 'b':
     case 't':
         if (cli_ll("e2e-eval", o == 'b' ? "--batch" : "--threads", arg, o == 'b' ? 1 : 0, INT_MAX, &v, !quiet))
@@ -137,7 +150,7 @@ static int metrics_replaceable(const char *path) {
     size_t n = fread(head, 1, sizeof head - 1, f);
     head[n] = '\0';
     fclose(f);
-    if (strstr(head, "\"checkpoint\":") && strstr(head, "\"mae_gev\":")) return 1;
+    if (strstr(head, "\"checkpoint\":") && (strstr(head, "\"mae_gev\":") || strstr(head, "\"auc\":"))) return 1;
     e2e_fail("%s: exists and is not an e2e-eval metrics file; --metrics replaces only an earlier one: give "
              "another name", path);
     return 0;
@@ -161,8 +174,8 @@ static int check_outputs(const EvalArgs *a, const Dataset *data) {
         rc = e2e_fail("%s: given as both --predictions and --metrics", a->metrics);
     if (!rc && a->predictions && !predictions_replaceable(a->predictions)) rc = -1;
     if (!rc && a->metrics && !metrics_replaceable(a->metrics)) rc = -1;
-    /* 16 bytes a jet, plus HDF5's own */
-    unsigned long long bytes = 16ull * (unsigned long long)dataset_split_total(data, a->split) + 65536;
+    /* 16 bytes a jet (a classifier's 21), plus HDF5's own */
+    unsigned long long bytes = 24ull * (unsigned long long)dataset_split_total(data, a->split) + 65536;
     if (!rc && a->predictions && out_check_space(a->predictions, bytes, "the prediction file"))
         rc = e2e_fail("%s", e2e_error());
     return rc;
@@ -187,6 +200,40 @@ static int check_data(const EvalArgs *a, Comm *c, const CheckpointState *st, con
     return 0;
 }
 
+/* The checkpoint's task against --task: a regression checkpoint is not a classifier. Every
+ * rank holds both. */
+static int check_task(const EvalArgs *a, const CheckpointState *st) {
+    if (!a->task || !strcmp(a->task, task_name(&st->task))) return 0;
+    char was[128];
+    return e2e_fail("%s holds a model trained for %s, not for %s (--task %s): evaluate it as what it is, or give "
+                    "a checkpoint of a %s run", a->checkpoint, task_describe(&st->task, was, sizeof was), a->task,
+                    a->task, a->task);
+}
+
+/* The metrics as one JSON object (the names training uses, without its val_/test_) */
+static void metrics_json(const EvalArgs *a, const CheckpointState *st, const EvalResult *r, int same, char *json,
+                         size_t size) {
+    static const char *names[] = {"train", "val", "test"};
+    char ck[2048], label[160], r30[32], r50[32];
+    const char *data = same == 2 ? "null" : same ? "true" : "false";
+    run_json_string(a->checkpoint, ck, sizeof ck);
+    run_json_string(st->task.label, label, sizeof label);
+    if (r->classify)
+        snprintf(json, size,
+                 "{\"checkpoint\": %s, \"split\": \"%s\", \"task\": \"classification\", \"label\": %s, \"jets\": %lld, "
+                 "\"signal_jets\": %lld, \"loss\": %.6f, \"accuracy\": %.6f, \"auc\": %.10f, \"rejection_30\": %s, "
+                 "\"rejection_50\": %s, \"training_data\": %s}\n",
+                 ck, names[a->split], label, r->count, r->cls.n_signal, r->loss, r->cls.accuracy, r->cls.auc,
+                 run_json_number_text(r->cls.rejection30, "%.4f", r30),
+                 run_json_number_text(r->cls.rejection50, "%.4f", r50), data);
+    else
+        snprintf(json, size,
+                 "{\"checkpoint\": %s, \"split\": \"%s\", \"jets\": %lld, \"loss\": %.6f, "
+                 "\"mae_gev\": %.4f, \"mre\": %.6f, \"mre_jets\": %lld, \"mre_min_mass\": %g, "
+                 "\"training_data\": %s}\n",
+                 ck, names[a->split], r->count, r->loss, r->mae, r->mre, r->mre_count, a->mre_min_mass, data);
+}
+
 static int run(const EvalArgs *a, Comm *c) {
     Session s = {.comm = c};
     CheckpointState *st = calloc(1, sizeof *st);
@@ -197,10 +244,10 @@ static int run(const EvalArgs *a, Comm *c) {
         goto done;
     }
     if (watchdog_start(c, a->watchdog_s, a->peer_timeout_s)) goto done;
-    if (session_peek(&s, a->checkpoint, st)) goto done;
+    if (session_peek(&s, a->checkpoint, st) || check_task(a, st)) goto done;
     SessionOptions so = {.backend = {.device = a->device, .threads = a->threads,
                                      .precision = a->precision},
-                         .blocks = st->model.blocks, .from = st, .from_path = a->checkpoint};
+                         .blocks = st->model.blocks, .from = st, .from_path = a->checkpoint, .task = st->task};
     dataset_default_options(&so.data);
     so.data.path = a->data;
     so.data.comm = c->world;
@@ -217,15 +264,8 @@ static int run(const EvalArgs *a, Comm *c) {
         goto done;
     watchdog_phase(WD_CHECKPOINT);
     if (a->predictions && predictions_write(c, &preds, a->predictions)) goto done;
-    static const char *names[] = {"train", "val", "test"};
-    char ck[2048], json[4096];
-    run_json_string(a->checkpoint, ck, sizeof ck);
-    snprintf(json, sizeof json,
-             "{\"checkpoint\": %s, \"split\": \"%s\", \"jets\": %lld, \"loss\": %.6f, "
-             "\"mae_gev\": %.4f, \"mre\": %.6f, \"mre_jets\": %lld, \"mre_min_mass\": %g, "
-             "\"training_data\": %s}\n",
-             ck, names[a->split], r.count, r.loss, r.mae, r.mre, r.mre_count, a->mre_min_mass,
-             same == 2 ? "null" : same ? "true" : "false");
+    char json[4096];
+    metrics_json(a, st, &r, same, json, sizeof json);
     rc = comm_fail_together(c, c->rank == 0 && report_metrics(json, a->metrics) != 0);
 done:
     watchdog_stop();

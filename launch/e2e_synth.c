@@ -28,51 +28,69 @@ static const char USAGE[] =
     "                      pixels only, format version 2; bit-exact) (default dense)\n"
     "  --chunk N           dense: jets per HDF5 chunk (default: about 4 MiB, >= 64 chunks)\n"
     "  --pixel-size X      eta-phi size of a pixel (default 0.0174, one ECAL crystal)\n"
+    "  --task T            regression (the mass spectrum above) or classification: labelled\n"
+    "                      jets, top (y = 1, signal) against QCD (y = 0, background), the\n"
+    "                      label in the column y (default regression)\n"
+    "  --signal-fraction F classification: the share of top jets (default 0.5)\n"
+    "  --overlap F         classification: the share of QCD jets that fake a top (a hard\n"
+    "                      three-prong splitting at the top mass, drawn as a top jet is): no\n"
+    "                      classifier tells them apart, so the best AUC is 1 - F/2 (default 0.2)\n"
     "  --help              this text\n";
+
+static const struct option OPTS[] = {
+    {"out", 1, 0, 'o'},  {"samples", 1, 0, 'n'}, {"seed", 1, 0, 's'},
+    {"size", 1, 0, 'z'}, {"channels", 1, 0, 'c'}, {"dtype", 1, 0, 'd'},
+    {"chunk", 1, 0, 'k'}, {"pixel-size", 1, 0, 'p'}, {"layout", 1, 0, 'l'}, {"task", 1, 0, 't'},
+    {"signal-fraction", 1, 0, 'f'}, {"overlap", 1, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+
+/* --name: a or b (*out = 0 or 1); -1 (said when `say`) otherwise */
+static int one_of(const char *name, const char *arg, const char *a, const char *b, int *out, int say) {
+    if (strcmp(arg, a) && strcmp(arg, b)) {
+        if (say) fprintf(stderr, "e2e-synth: --%s expects %s or %s, got '%s'\n", name, a, b, arg);
+        return -1;
+    }
+    *out = strcmp(arg, a) != 0;
+    return 0;
+}
+
+/* One option (its code c, its value arg) into o: 0, or -1 (said when `say`). */
+static int parse_option(int c, const char *arg, SynthFileOptions *o, int say) {
+    const char *P = "e2e-synth";
+    long long v = 0;
+    int k = 0, rc = 0;
+    switch (c) {
+    case 'o': o->out = arg; break;
+    case 'n': rc = cli_ll(P, "--samples", arg, 1, 1LL << 40, &o->samples, say); break;
+    case 's': rc = cli_u64(P, "--seed", arg, &o->seed, say); break;
+    case 'z': rc = cli_ll(P, "--size", arg, 8, 4096, &v, say); o->size = (int)v; break;
+    case 'c': rc = cli_ll(P, "--channels", arg, 1, SYNTH_MAX_CHANNELS, &v, say); o->channels = (int)v; break;
+    case 'd': rc = one_of("dtype", arg, "float32", "float16", &k, say); o->dtype_bytes = k ? 2 : 4; break;
+    case 'l': rc = one_of("layout", arg, "dense", "sparse", &o->sparse, say); break;
+    case 't': rc = one_of("task", arg, "regression", "classification", &o->classify, say); break;
+    case 'k': rc = cli_ll(P, "--chunk", arg, 1, 1LL << 40, &o->chunk, say); break;
+    case 'p': rc = cli_double(P, "--pixel-size", arg, 1e-6, 1.0, &o->pixel_size, say); break;
+    case 'f': rc = cli_double(P, "--signal-fraction", arg, 1e-9, 1.0 - 1e-9, &o->signal_fraction, say); break;
+    case 'v': rc = cli_double(P, "--overlap", arg, 0.0, 1.0, &o->overlap, say); break;
+    default: return -1;
+    }
+    return rc ? -1 : 0;
+}
 
 /* 0: go on, 1: exit 0 (help), 2: exit with an error (already said on rank 0) */
 static int parse(int argc, char **argv, SynthFileOptions *o, int say) {
-    static const struct option opts[] = {
-        {"out", 1, 0, 'o'},  {"samples", 1, 0, 'n'}, {"seed", 1, 0, 's'},
-        {"size", 1, 0, 'z'}, {"channels", 1, 0, 'c'}, {"dtype", 1, 0, 'd'},
-        {"chunk", 1, 0, 'k'}, {"pixel-size", 1, 0, 'p'}, {"layout", 1, 0, 'l'}, {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
     const char *P = "e2e-synth";
-    long long v;
     int c;
     opterr = 0; /* our own messages, on rank 0 only */
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'o': o->out = optarg; break;
-        case 'n': if (cli_ll(P, "--samples", optarg, 1, 1LL << 40, &o->samples, say)) return 2; break;
-        case 's': if (cli_u64(P, "--seed", optarg, &o->seed, say)) return 2; break;
-        case 'z': if (cli_ll(P, "--size", optarg, 8, 4096, &v, say)) return 2; o->size = (int)v; break;
-        case 'c':
-            if (cli_ll(P, "--channels", optarg, 1, SYNTH_MAX_CHANNELS, &v, say)) return 2;
-            o->channels = (int)v;
-            break;
-        case 'd':
-            if (!strcmp(optarg, "float32")) o->dtype_bytes = 4;
-            else if (!strcmp(optarg, "float16")) o->dtype_bytes = 2;
-            else {
-                if (say) fprintf(stderr, "%s: --dtype expects float32 or float16, got '%s'\n", P, optarg);
-                return 2;
-            }
-            break;
-        case 'l':
-            if (!strcmp(optarg, "dense") || !strcmp(optarg, "sparse")) o->sparse = optarg[0] == 's';
-            else {
-                if (say) fprintf(stderr, "%s: --layout expects dense or sparse, got '%s'\n", P, optarg);
-                return 2;
-            }
-            break;
-        case 'k': if (cli_ll(P, "--chunk", optarg, 1, 1LL << 40, &o->chunk, say)) return 2; break;
-        case 'p': if (cli_double(P, "--pixel-size", optarg, 1e-6, 1.0, &o->pixel_size, say)) return 2; break;
-        case 'h': if (say) fputs(USAGE, stdout); return 1;
-        default:
+    while ((c = getopt_long(argc, argv, "", OPTS, NULL)) != -1) {
+        if (c == 'h') {
+            if (say) fputs(USAGE, stdout);
+            return 1;
+        }
+        if (c == '?' || c == ':') {
             if (say) fprintf(stderr, "%s: unknown option or missing value: '%s' (try --help)\n", P, argv[optind - 1]);
             return 2;
         }
+        if (parse_option(c, optarg, o, say)) return 2;
     }
     if (optind < argc) {
         if (say) fprintf(stderr, "%s: unexpected argument '%s' (try --help)\n", P, argv[optind]);
@@ -109,10 +127,10 @@ int main(int argc, char **argv) {
     if (rank == 0) {
         if (rc) fprintf(stderr, "e2e-synth: %s\n", e2e_error());
         else
-            printf("e2e-synth: wrote %lld jets (%d x %d x %d, %s, %s) to %s in %.2f s with %d rank%s "
+            printf("e2e-synth: wrote %lld %sjets (%d x %d x %d, %s, %s) to %s in %.2f s with %d rank%s "
                    "(%.0f jets/s)\n",
-                   o.samples, o.channels, o.size, o.size, o.dtype_bytes == 2 ? "float16" : "float32",
-                   o.sparse ? "sparse" : "dense",
+                   o.samples, o.classify ? "labelled " : "", o.channels, o.size, o.size,
+                   o.dtype_bytes == 2 ? "float16" : "float32", o.sparse ? "sparse" : "dense",
                    o.out, dt, nranks, nranks > 1 ? "s" : "", (double)o.samples / dt);
     }
     MPI_Finalize();

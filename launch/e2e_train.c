@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "comm.h"
 #include "dataset.h"
+#include "error.h"
 #include "stop_signal.h"
 #include "train_config.h"
 #include "trainer.h"
@@ -17,9 +18,20 @@
 static const char *usage =
     "usage: mpirun -np N e2e-train --data FILE --out RUNDIR [options]\n"
     "\n"
-    "Trains the E2E ResNet-15 (jet mass regression) data-parallel over the MPI ranks.\n"
+    "Trains the E2E ResNet-15 data-parallel over the MPI ranks: the jet mass regression, or\n"
+    "a binary classifier (top vs QCD, quark vs gluon, electron vs photon).\n"
     "\n"
     "  --data FILE              dataset (HDF5, or a text file listing HDF5 files)\n"
+    "  --task regression|classification\n"
+    "                           regression: the jet mass (L1 on m / 500 GeV; MAE, MRE);\n"
+    "                           classification: one logit, BCE with logits (ROC AUC,\n"
+    "                           accuracy, background rejection) (regression)\n"
+    "  --label COLUMN           classification: the column of 0/1 labels (y)\n"
+    "  --balance                classification: weigh each class n / (2 n_class) of the\n"
+    "                           training split, so both carry the same weight\n"
+    "  --monitor auc|loss       classification: the metric the plateau schedule, best.h5\n"
+    "                           and --early-stop follow (auc: higher is better, plateau\n"
+    "                           mode max; loss: min)\n"
     "  --out RUNDIR             run folder: config.json, metrics.csv/.jsonl, results.json,\n"
     "                           checkpoints/ (created if missing). It belongs to one run: a\n"
     "                           second job on it is refused, and so is a fresh run where\n"
@@ -27,11 +39,16 @@ static const char *usage =
     "  --overwrite              start over in RUNDIR: delete the run it holds (its metrics,\n"
     "                           results and checkpoints, nothing else) first\n"
     "  --epochs N               epochs (25)\n"
-    "  --batch B                samples per rank and step (32); global batch = ranks x B\n"
+    "  --batch B                samples per rank and micro-batch (32); global batch =\n"
+    "                           ranks x B x --accum\n"
+    "  --accum N                gradient accumulation: each optimizer step sums the gradients\n"
+    "                           of N micro-batches per rank and all-reduces once, after the\n"
+    "                           last (1); steps, the schedule and checkpoints count optimizer steps\n"
     "  --lr X                   Adam learning rate (1e-3)\n"
     "  --weight-decay X         Adam (L2) weight decay (0)\n"
     "  --seed S                 model initialisation, data split and order (1)\n"
     "  --device cpu|cuda        where each rank computes (cpu); cuda: GPU = local rank\n"
+    "                           modulo the GPUs the rank sees (all of its node's, or one)\n"
     "  --precision P            fp32 | bf16 (cuda; cpu with bf16 instructions) | tf32 (cuda) (fp32)\n"
     "  --threads T              CPU threads per rank (OpenMP default)\n"
     "  --resume auto|PATH|none  auto: newest valid checkpoint in RUNDIR/checkpoints, else a\n"
@@ -41,7 +58,8 @@ static const char *usage =
     "                           one it was trained on (its fingerprint)\n"
     "  --lr-scaling none|linear linear: lr x ranks, reached by a linear warm-up (none)\n"
     "  --warmup-steps N         optimizer steps of warm-up with --lr-scaling linear (0)\n"
-    "  --plateau-mode min|max   ReduceLROnPlateau on the validation MAE (min)\n"
+    "  --plateau-mode min|max   ReduceLROnPlateau on the validation MAE (min), or a\n"
+    "                           classifier's --monitor (its mode)\n"
     "  --plateau-factor F       (0.5)        --plateau-patience N   (2)\n"
     "  --plateau-threshold X    (1e-4)       --plateau-threshold-mode rel|abs (rel)\n"
     "  --plateau-cooldown N     (0)          --min-lr X             (0)\n"
@@ -49,7 +67,8 @@ static const char *usage =
     "  --mre-min-mass GEV       MRE over jets above this mass (85)\n"
     "  --zero-suppress X        preprocessing: scaled pixels below X become 0 (1e-5)\n"
     "  --unbias none|weights    flatten the mass distribution with per-sample loss\n"
-    "                           weights from the training split's histogram (weights)\n"
+    "                           weights from the training split's histogram (weights; a\n"
+    "                           classifier: none)\n"
     "  --prefetch N             batches the reader thread reads ahead (2)\n"
     "  --cache none|memory      memory: each rank reads its rows of a sparse dataset into\n"
     "                           memory once, at the start, and every epoch from there (none)\n"
@@ -61,6 +80,17 @@ static const char *usage =
     "  --log-every N            progress line every N steps (about 10 per epoch)\n"
     "  --stop-after-steps N     act as if SIGUSR1 arrived after N steps (drills, tests)\n"
     "  --blocks N               residual blocks in layer1 and layer3 (3)\n"
+    "  --early-stop PATIENCE    end the run (exit 0, results.json says so) when the validation\n"
+    "                           MAE (a classifier's --monitor) has not improved for\n"
+    "                           PATIENCE epochs in a row (0: off)\n"
+    "  --early-stop-min-delta X an improvement must exceed X (GeV; a classifier's AUC or\n"
+    "                           loss) (0)\n"
+    "  --tensorboard            TensorBoard event files in RUNDIR (default: on where RUNDIR is\n"
+    "                           on a local file system); --no-tensorboard: none\n"
+    "  --trace FILE             a Chrome trace (Perfetto, chrome://tracing) of every rank's step\n"
+    "                           phases, one row per rank, for the steps of --trace-steps\n"
+    "  --trace-steps A:B        global optimizer steps A to B-1 (default: 20 steps from the\n"
+    "                           second epoch's first)\n"
     "  --watchdog SECONDS       end every rank (exit 3), naming the stuck one, when a rank\n"
     "                           alive makes no progress for this long (600; 0: off); setup,\n"
     "                           checkpoint writes and the first step get 5 times as long\n"
@@ -79,7 +109,9 @@ enum {
     O_DATA = 256, O_OUT, O_EPOCHS, O_BATCH, O_LR, O_WD, O_SEED, O_DEVICE, O_PRECISION, O_THREADS,
     O_RESUME, O_LR_SCALING, O_WARMUP, O_PMODE, O_PFACTOR, O_PPATIENCE, O_PTHRESH, O_PTMODE,
     O_PCOOLDOWN, O_MINLR, O_NAN, O_MRE, O_ZERO, O_UNBIAS, O_PREFETCH, O_KEEP, O_CHECK, O_LOG,
-    O_STOP_AFTER, O_BLOCKS, O_OVERWRITE, O_WATCHDOG, O_PEER_TIMEOUT, O_CACHE, O_CACHE_LIMIT, O_HELP
+    O_STOP_AFTER, O_BLOCKS, O_OVERWRITE, O_WATCHDOG, O_PEER_TIMEOUT, O_CACHE, O_CACHE_LIMIT, O_ACCUM,
+    O_EARLY_STOP, O_EARLY_DELTA, O_TENSORBOARD, O_NO_TENSORBOARD, O_TRACE, O_TRACE_STEPS, O_TASK, O_LABEL,
+    O_BALANCE, O_MONITOR, O_HELP
 };
 
 static const struct option options[] = {
@@ -96,7 +128,11 @@ static const struct option options[] = {
     {"check-replicas", 1, 0, O_CHECK}, {"log-every", 1, 0, O_LOG},
     {"stop-after-steps", 1, 0, O_STOP_AFTER}, {"blocks", 1, 0, O_BLOCKS}, {"overwrite", 0, 0, O_OVERWRITE},
     {"watchdog", 1, 0, O_WATCHDOG}, {"peer-timeout", 1, 0, O_PEER_TIMEOUT}, {"cache", 1, 0, O_CACHE},
-    {"cache-limit", 1, 0, O_CACHE_LIMIT}, {"help", 0, 0, O_HELP},
+    {"cache-limit", 1, 0, O_CACHE_LIMIT}, {"accum", 1, 0, O_ACCUM}, {"early-stop", 1, 0, O_EARLY_STOP},
+    {"early-stop-min-delta", 1, 0, O_EARLY_DELTA}, {"tensorboard", 0, 0, O_TENSORBOARD},
+    {"no-tensorboard", 0, 0, O_NO_TENSORBOARD}, {"trace", 1, 0, O_TRACE}, {"trace-steps", 1, 0, O_TRACE_STEPS},
+    {"task", 1, 0, O_TASK}, {"label", 1, 0, O_LABEL}, {"balance", 0, 0, O_BALANCE}, {"monitor", 1, 0, O_MONITOR},
+    {"help", 0, 0, O_HELP},
     {0, 0, 0, 0}};
 
 static int quiet;  /* ranks other than 0 parse silently */
@@ -148,6 +184,9 @@ static unsigned given_flag(int code) {
     case O_ZERO: return GIVEN_ZERO_SUPPRESS;
     case O_UNBIAS: return GIVEN_UNBIAS;
     case O_BLOCKS: return GIVEN_BLOCKS;
+    case O_TASK: case O_LABEL: return GIVEN_TASK;
+    case O_BALANCE: return GIVEN_UNBIAS;
+    case O_MONITOR: return GIVEN_MONITOR;
     default: return 0;
     }
 }
@@ -160,6 +199,25 @@ static int num_gb(int code, const char *s, long long *bytes) {
     if (*bytes > 0) return 0;
     if (!quiet) fprintf(stderr, "e2e-train: --%s expects a positive number of GB, got '%s'\n", opt_name(code), s);
     return -1;
+}
+
+/* --trace-steps A:B, 0 <= A < B */
+static int steps_range(int code, const char *s, long *first, long *end) {
+    char extra;
+    if (sscanf(s, "%ld:%ld%c", first, end, &extra) == 2 && *first >= 0 && *first < *end && s[0] != '-' &&
+        strchr(s, ':')[1] != '-')
+        return 0;
+    if (!quiet) fprintf(stderr, "e2e-train: --%s expects A:B, global steps with A < B, got '%s'\n", opt_name(code), s);
+    return -1;
+}
+
+/* --task, --label, --monitor into c->task (each keeps the others' values) */
+static int parse_task(int o, const char *arg, TrainConfig *c) {
+    const Task was = c->task;
+    int rc = task_from_names(&c->task, o == O_TASK ? arg : task_name(&was), o == O_LABEL ? arg : was.label,
+                             o == O_MONITOR ? arg : was.monitor_loss ? "loss" : "auc");
+    if (rc && !quiet) fprintf(stderr, "e2e-train: --%s: %s\n", opt_name(o), e2e_error());
+    return rc;
 }
 
 /* One option (its code o, its value arg) into c: 0, or -1 (message printed). */
@@ -204,8 +262,17 @@ static int parse_option(int o, const char *arg, TrainConfig *c) {
     case O_STOP_AFTER: rc = num_long(o, arg, &c->stop_after_steps); break;
     case O_BLOCKS: rc = num_long(o, arg, &l); c->blocks = (int)l; break;
     case O_OVERWRITE: c->overwrite = 1; break;
+    case O_TASK: case O_LABEL: case O_MONITOR: rc = parse_task(o, arg, c); break;
+    case O_BALANCE: c->unbias = DATA_UNBIAS_CLASSES; break;
     case O_WATCHDOG: rc = num_double(o, arg, &c->watchdog_s); break;
     case O_PEER_TIMEOUT: rc = num_double(o, arg, &c->peer_timeout_s); break;
+    case O_ACCUM: rc = num_long(o, arg, &l); c->accum = (int)l; break;
+    case O_EARLY_STOP: rc = num_long(o, arg, &l); c->early_stop.patience = (int)l; break;
+    case O_EARLY_DELTA: rc = num_double(o, arg, &c->early_stop.min_delta); break;
+    case O_TENSORBOARD: c->tensorboard = 1; break;
+    case O_NO_TENSORBOARD: c->tensorboard = 0; break;
+    case O_TRACE: c->trace = arg; break;
+    case O_TRACE_STEPS: rc = steps_range(o, arg, &c->trace_first, &c->trace_end); break;
     default: return -1;  /* getopt printed the problem */
     }
     return rc;
@@ -214,12 +281,19 @@ static int parse_option(int o, const char *arg, TrainConfig *c) {
 /* 0 parsed, 1 --help, -1 bad command line (message printed) */
 static int parse(int argc, char **argv, TrainConfig *c) {
     opterr = !quiet;
-    int o;
+    int o, mode_given = 0, unbias_given = 0;
     while ((o = getopt_long(argc, argv, "", options, NULL)) != -1) {
         if (o == O_HELP) return 1;
+        if ((o == O_UNBIAS && unbias_given == O_BALANCE) || (o == O_BALANCE && unbias_given == O_UNBIAS)) {
+            if (!quiet) fprintf(stderr, "e2e-train: --balance and --unbias exclude each other (one kind of weights)\n");
+            return -1;
+        }
         if (parse_option(o, optarg, c)) return -1;
         c->given |= given_flag(o);
+        mode_given |= o == O_PMODE;
+        if (o == O_UNBIAS || o == O_BALANCE) unbias_given = o;
     }
+    if (!mode_given) c->plateau.mode_max = task_monitor_mode_max(&c->task);  /* a classifier's AUC: max */
     if (optind < argc) {
         if (!quiet) fprintf(stderr, "e2e-train: unexpected argument '%s'\n", argv[optind]);
         return -1;

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""What physicists look at after training, from `e2e-eval --predictions PRED.h5` (datasets
-index, m_true, m_pred in GeV): run by `launch/plot --predictions PRED.h5`.
+"""What physicists look at after training, from `e2e-eval --predictions PRED.h5`: run by
+`launch/plot --predictions PRED.h5`. A mass regression's file (datasets index, m_true,
+m_pred in GeV):
 
 Writes, beside PRED.h5 (or in --out DIR), named after it (PRED = the file name without .h5):
   PRED_mass_2d.png        predicted against true mass, a 2-D histogram, with the diagonal
@@ -13,6 +14,17 @@ Writes, beside PRED.h5 (or in --out DIR), named after it (PRED = the file name w
 Quantiles are numpy's (linear interpolation between order statistics). Jets with
 m_true <= 0 have no response; they are counted in the 2-D histogram only, and their
 number is printed. Empty bins have jets 0 and nan statistics.
+
+A classifier's file (datasets index, label, score, logit, m):
+  PRED_roc.png            the ROC curve as HEP draws it: background rejection 1/eps_b (log
+                          scale) against signal efficiency eps_s, the AUC in the legend,
+                          beside a random classifier's 1/eps_s
+  PRED_roc.csv            its points, one a distinct logit from the highest: logit, eps_s,
+                          eps_b, rejection (inf where eps_b is 0): the curve e2e-eval's AUC
+                          and rejections are computed on (dist/class_metrics.c)
+  PRED_scores.png         the score (sigmoid of the logit) of each class, normalised
+  PRED_scores.csv         its numbers: lo, hi, signal, background (jets), signal_frac,
+                          background_frac (of each class's jets)
 """
 import argparse
 import os
@@ -115,17 +127,131 @@ unset multiplot
 """
 
 
+def read_classifier(path):
+    """(label 0/1, logit) of a classifier's prediction file; the logit from its score where
+    the file has no logit column"""
+    import h5py
+    with h5py.File(path, "r") as f:
+        if "label" not in f or ("logit" not in f and "score" not in f):
+            raise Bad("%s: a classifier's predictions need the datasets label and logit (or score)" % path)
+        y = f["label"][()].astype(np.float64)
+        if "logit" in f:
+            x = f["logit"][()].astype(np.float64)
+        else:
+            s = f["score"][()].astype(np.float64)
+            with np.errstate(divide="ignore"):
+                x = np.log(s) - np.log1p(-s)
+    if len(x) != len(y) or len(x) == 0:
+        raise Bad("%s: label has %d rows, the scores %d" % (path, len(y), len(x)))
+    bad = np.flatnonzero(~((y == 0) | (y == 1)) | np.isnan(x))
+    if bad.size:
+        raise Bad("%s: row %d: label %g, logit %g: labels must be 0 or 1, logits not NaN" % (path, bad[0], y[bad[0]], x[bad[0]]))
+    if y.min() == y.max():
+        raise Bad("%s: every jet is of class %d: a ROC curve needs both" % (path, int(y[0])))
+    return y, x
+
+
+def roc_curve(y, x):
+    """(logit threshold, eps_s, eps_b) after each distinct logit, from the highest, the first
+    point (inf, 0, 0): tied logits are one step (a diagonal one across the classes)"""
+    order = np.argsort(-x, kind="mergesort")
+    xs, ys = x[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(xs) != 0), len(xs) - 1]
+    tp, fp = np.cumsum(ys)[last], np.cumsum(1 - ys)[last]
+    return np.r_[np.inf, xs[last]], np.r_[0.0, tp / tp[-1]], np.r_[0.0, fp / fp[-1]]
+
+
+def rejection_at(eps_s, eps_b, eff):
+    """1 / eps_b where the curve first reaches eps_s = eff, linear in the segment that crosses it"""
+    k = int(np.argmax(eps_s >= eff))
+    eb = eps_b[k - 1] + (eff - eps_s[k - 1]) * (eps_b[k] - eps_b[k - 1]) / (eps_s[k] - eps_s[k - 1])
+    return np.inf if eb == 0 else 1.0 / eb
+
+
+CLASS_GNUPLOT = """set datafile separator ","
+set terminal pngcairo size 900,700 enhanced font "sans,11"
+set output "{pngroc}"
+set title "ROC curve ({n} jets, {ns} signal)"
+set xlabel "signal efficiency {{/Symbol e}}_s"
+set ylabel "background rejection 1/{{/Symbol e}}_b"
+set logscale y
+set xrange [0:1]
+set grid
+set key top right
+plot "{csvroc}" skip 1 using 2:(($3 > 0) ? $4 : 1/0) with lines lw 2 title "AUC = {auc:.4f}", \\
+     (x > 0 ? 1/x : 1/0) with lines dt 2 lc "grey" title "random (1/{{/Symbol e}}_s)"
+
+set output "{pngs}"
+set title "Score per class"
+set xlabel "score (sigmoid of the logit)"
+set ylabel "fraction of the class's jets"
+set xrange [0:1]
+set key top center
+plot "{csvs}" skip 1 using (($1+$2)/2):($6 > 0 ? $6 : 1/0) with histeps lw 2 lc "blue" title "background (0)", \\
+     "{csvs}" skip 1 using (($1+$2)/2):($5 > 0 ? $5 : 1/0) with histeps lw 2 lc "red" title "signal (1)"
+"""
+
+
+def classifier_plots(a, stem):
+    """the ROC curve and the score distributions of a classifier's prediction file"""
+    y, x = read_classifier(a.predictions)
+    thr, es, eb = roc_curve(y, x)
+    auc = float(np.sum((eb[1:] - eb[:-1]) * (es[1:] + es[:-1]) / 2))  # the trapezoids, ties as diagonals
+    with np.errstate(divide="ignore"):
+        rej = np.where(eb > 0, 1.0 / np.where(eb > 0, eb, 1.0), np.inf)
+    write_csv(stem + "_roc.csv", "logit,eps_s,eps_b,rejection", list(zip(thr, es, eb, rej)),
+              ["%.9g", "%.9g", "%.9g", "%.9g"])
+    edges = np.linspace(0.0, 1.0, (a.bins or 50) + 1)
+    score = 1.0 / (1.0 + np.exp(-np.clip(x, -700, 700)))
+    hs, _ = np.histogram(score[y == 1], edges)
+    hb, _ = np.histogram(score[y == 0], edges)
+    write_csv(stem + "_scores.csv", "lo,hi,signal,background,signal_frac,background_frac",
+              [(edges[k], edges[k + 1], int(hs[k]), int(hb[k]), hs[k] / hs.sum(), hb[k] / hb.sum())
+               for k in range(len(hs))], ["%.6g", "%.6g", "%d", "%d", "%.9g", "%.9g"])
+    n, ns = len(y), int(y.sum())
+    print("%s: %d jets (%d signal): AUC %.6f, 1/eps_b %.4g at eps_s 0.3, %.4g at 0.5; wrote %s_roc.csv and %s_scores.csv"
+          % (PROG, n, ns, auc, rejection_at(es, eb, 0.3), rejection_at(es, eb, 0.5), stem, stem))
+    gnuplot(CLASS_GNUPLOT.format(pngroc=stem + "_roc.png", csvroc=stem + "_roc.csv", pngs=stem + "_scores.png",
+                                 csvs=stem + "_scores.csv", n=n, ns=ns, auc=auc))
+    print("%s: wrote %s_roc.png and %s_scores.png" % (PROG, stem, stem))
+
+
+def gnuplot(script):
+    if not shutil.which("gnuplot"):
+        raise Bad("gnuplot not found (apt-get install gnuplot-nox): the CSV files are written, no plots")
+    g = subprocess.run(["gnuplot"], input=script.encode(), capture_output=True)
+    if g.returncode != 0:
+        raise Bad("gnuplot failed: %s" % g.stderr.decode(errors="replace").strip())
+
+
+def is_classifier(path):
+    try:
+        import h5py
+        with h5py.File(path, "r") as f:
+            return "label" in f and "m_pred" not in f
+    except (OSError, ImportError):
+        return False
+
+
 def main(argv):
     ap = argparse.ArgumentParser(prog=PROG + " --predictions", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--predictions", required=True, metavar="PRED.h5")
     ap.add_argument("--out", metavar="DIR", help="where to write (default: PRED.h5's folder)")
-    ap.add_argument("--bins", type=int, default=20, help="bins of true mass for the response (default 20)")
+    ap.add_argument("--bins", type=int, help="bins of true mass for the response (default 20), or of a "
+                    "classifier's score (default 50)")
     ap.add_argument("--bins-2d", type=int, default=50, help="bins a side of the 2-D histogram (default 50)")
     ap.add_argument("--range", metavar="LO,HI", help="the true-mass range in GeV (default: the data's)")
     a = ap.parse_args(argv)
-    if a.bins < 1 or a.bins_2d < 1:
+    if (a.bins is not None and a.bins < 1) or a.bins_2d < 1:
         ap.error("--bins and --bins-2d must be at least 1")
+    out = a.out or os.path.dirname(os.path.abspath(a.predictions))
+    if not os.path.isdir(out):
+        raise Bad("%s: no such folder" % out)
+    stem = os.path.join(out, os.path.splitext(os.path.basename(a.predictions))[0])
+    if is_classifier(a.predictions):
+        return classifier_plots(a, stem)
+    a.bins = a.bins or 20
     t, p = read_predictions(a.predictions)
     if a.range:
         try:
@@ -138,10 +264,6 @@ def main(argv):
         lo, hi = float(t.min()), float(t.max())
         if hi <= lo:
             hi = lo + 1.0
-    out = a.out or os.path.dirname(os.path.abspath(a.predictions))
-    if not os.path.isdir(out):
-        raise Bad("%s: no such folder" % out)
-    stem = os.path.join(out, os.path.splitext(os.path.basename(a.predictions))[0])
     rows = response_table(t, p, np.linspace(lo, hi, a.bins + 1))
     write_csv(stem + "_response.csv", "lo,hi,jets,median,q25,q75,iqr", rows,
               ["%.6g", "%.6g", "%d", "%.6f", "%.6f", "%.6f", "%.6f"])
@@ -153,13 +275,8 @@ def main(argv):
     nonpos = int(np.count_nonzero(t <= 0))
     print("%s: %d jets%s; wrote %s_response.csv and %s_mass_2d.csv"
           % (PROG, len(t), " (%d with m_true <= 0 have no response)" % nonpos if nonpos else "", stem, stem))
-    if not shutil.which("gnuplot"):
-        raise Bad("gnuplot not found (apt-get install gnuplot-nox): the CSV files are written, no plots")
-    script = GNUPLOT.format(png2d=stem + "_mass_2d.png", csv2d=stem + "_mass_2d.csv", pngr=stem + "_response.png",
-                            csvr=stem + "_response.csv", lo=lo, hi=hi, n=len(t))
-    g = subprocess.run(["gnuplot"], input=script.encode(), capture_output=True)
-    if g.returncode != 0:
-        raise Bad("gnuplot failed: %s" % g.stderr.decode(errors="replace").strip())
+    gnuplot(GNUPLOT.format(png2d=stem + "_mass_2d.png", csv2d=stem + "_mass_2d.csv", pngr=stem + "_response.png",
+                           csvr=stem + "_response.csv", lo=lo, hi=hi, n=len(t)))
     print("%s: wrote %s_mass_2d.png and %s_response.png" % (PROG, stem, stem))
 
 

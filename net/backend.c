@@ -26,7 +26,11 @@ NetOps *net_backend_create(const BackendOptions *opt) {
     if (strcmp(o.device, "cpu") == 0) return net_cpu_create_precision(o.threads, o.precision);
     if (strcmp(o.device, "cuda") == 0) {
 #ifdef E2E_HAVE_CUDA
-        return net_cuda_create(o.gpu, o.precision);
+        /* each rank may see one GPU (srun --gpus-per-task, a CUDA_VISIBLE_DEVICES per rank)
+         * or all of its node's: the node-local rank modulo the GPUs it sees */
+        int visible = net_cuda_device_count();
+        if (visible < 0) return NULL;
+        return net_cuda_create(visible > 0 ? o.gpu % visible : o.gpu, o.precision);
 #else
         e2e_fail("device 'cuda': this build has no CUDA backend (configure with -DUSE_CUDA=ON)");
         return NULL;

@@ -10,7 +10,8 @@
 typedef struct {
     const char *device;     /* "cpu" (default) or "cuda" */
     int threads;            /* cpu: OpenMP threads, 0 = OpenMP's default */
-    int gpu;                /* cuda: device index on this node (the local rank's GPU) */
+    int gpu;                /* cuda: the node-local rank; the GPU taken is gpu modulo the GPUs
+                               this process sees (one each, or all of the node's) */
     const char *precision;  /* "fp32" (default), "bf16" (cpu: with bf16 instructions); cuda
                                also "tf32" */
 } BackendOptions;

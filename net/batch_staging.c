@@ -251,8 +251,16 @@ static int stage(Model *m, const Batch *b, int with_target, Batch *out) {
 }
 
 static int train_ops(Model *m, const Batch *d) {
+    if (m->phase_hook) m->phase_hook(m->phase_ctx, MODEL_PHASE_FORWARD);
     if (model_forward(m, d->n, d->x, d->scalars) || model_loss(m, d->target, d->weight)) return -1;
+    if (m->phase_hook) m->phase_hook(m->phase_ctx, MODEL_PHASE_BACKWARD);
     return model_backward(m);
+}
+
+void model_set_phase_hook(Model *m, ModelPhaseHook hook, void *ctx) {
+    if (!m) return;
+    m->phase_hook = hook;
+    m->phase_ctx = ctx;
 }
 
 /* Names a training pass for graph replay: the batch size and every buffer it reads.
@@ -289,13 +297,13 @@ int model_train_pass(Model *m, const Batch *b) {
         return 0;
     }
     int rc = train_ops(m, &d);
-    if (mode == OPS_GRAPH_RECORDING && o->graph_end(o->ctx)) {
-        /* The capture ran nothing and graph replay is now off: warn once, then run the
-         * pass directly (a backend without graphs is slower, not wrong). */
-        fprintf(stderr, "e2e-ddp: warning: %s\n", e2e_error());
-        return train_ops(m, &d);
-    }
-    return rc;
+    if (mode != OPS_GRAPH_RECORDING) return rc;
+    /* a pass that failed here was recorded in part: the backend drops that recording */
+    if (o->graph_end(o->ctx, rc != 0) == 0 || rc) return rc;
+    /* The capture ran nothing and graph replay is now off: warn once, then run the pass
+     * directly (a backend without graphs is slower, not wrong). */
+    fprintf(stderr, "e2e-ddp: warning: %s\n", e2e_error());
+    return train_ops(m, &d);
 }
 
 int model_predict(Model *m, const Batch *b, float *pred) {

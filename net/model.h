@@ -19,6 +19,12 @@
 #include "batch.h"
 #include "ops.h"
 
+/* What the model's one output is trained as (model_loss). */
+typedef enum {
+    MODEL_LOSS_L1 = 0,   /* a scaled target (the mass / 500 GeV): L1, the E2E regression */
+    MODEL_LOSS_BCE = 1,  /* a logit of a binary class (0/1): binary cross-entropy on logits */
+} ModelLoss;
+
 typedef struct {
     int in_channels;      /* C: 3 in the E2E code, 8 in the "Top Gun" open data */
     int height, width;    /* 125 x 125 */
@@ -27,9 +33,12 @@ typedef struct {
     int blocks;           /* residual blocks in layer1 and in layer3 (3) */
     int fmaps0, fmaps1;   /* feature maps of conv0/layer1 and of layer2/layer3 (16, 32) */
     int max_batch;        /* activation buffers hold this many samples */
+    int loss;             /* ModelLoss (MODEL_LOSS_L1); not part of the shape: a checkpoint's
+                             parameters load whatever it is */
 } ModelConfig;
 
 #define MODEL_MAX_TENSORS 64
+#define MODEL_MAX_SIZE 4096   /* the most channels, pixels a side, feature maps or scalars */
 #define MODEL_ARENA_ALIGN 64  /* floats */
 
 typedef struct {
@@ -45,8 +54,8 @@ typedef struct Model Model;
 
 /* The E2E configuration: 8 channels, 125 x 125, 2 scalars, 3 blocks, 16/32 maps. */
 ModelConfig model_default_config(int max_batch);
-/* Checks that every size is positive and that the image survives conv0, the
- * max-pool and the stride-2 block. */
+/* Checks that every size is positive and at most MODEL_MAX_SIZE, and that the image
+ * survives conv0, the max-pool and the stride-2 block. */
 int model_check_config(const ModelConfig *cfg);
 /* Parameter count of a configuration (without arena padding): 90163 by default. */
 size_t model_count_params(const ModelConfig *cfg);
@@ -79,9 +88,11 @@ int model_get_grads(Model *m, float *host);
 int model_forward(Model *m, int n, const float *x, const float *scalars);
 /* Predictions of the last forward pass: n floats in backend memory. */
 const float *model_predictions(const Model *m);
-/* L1 loss of the last forward pass against target (n floats; optional per-sample
- * weight, NULL for none), both in backend memory: mean_i w_i |pred_i - target_i|.
- * The loss stays in backend memory until model_loss_value is asked for it. */
+/* The loss of the last forward pass against target (n floats; optional per-sample
+ * weight, NULL for none), both in backend memory: with MODEL_LOSS_L1 mean_i w_i
+ * |pred_i - target_i|; with MODEL_LOSS_BCE mean_i w_i BCE(sigmoid(pred_i), target_i),
+ * target 0 or 1, the prediction a logit (PyTorch's BCEWithLogitsLoss). The loss stays
+ * in backend memory until model_loss_value is asked for it. */
 int model_loss(Model *m, const float *target, const float *weight);
 /* The batch type (Batch, SparseImages, InputPrep) is net/base/batch.h's: the reader
  * yields it, the model takes it as it is. */
@@ -104,6 +115,10 @@ int model_stage_batch(Model *m, const Batch *b);
 /* Forward only; writes n predictions to host memory. */
 int model_predict(Model *m, const Batch *b, float *pred);
 
+/* The training pass's result for the step's checks, in one call: the last loss read
+ * back to the host, and *nonfinite = 1 when any gradient is NaN or Inf (else 0). A
+ * synchronisation point on a GPU. */
+int model_pass_result(Model *m, float *loss, int *nonfinite);
 /* Reads the last loss back to the host (a synchronisation point on a GPU). */
 int model_loss_value(Model *m, float *loss);
 /* Gradients of the last loss into model_grads (overwritten, not accumulated). */
@@ -111,5 +126,21 @@ int model_backward(Model *m);
 /* *nonfinite = 1 when any gradient is NaN or Inf, else 0 (a synchronisation point on a
  * GPU). */
 int model_grads_nonfinite(Model *m, int *nonfinite);
+
+/* Gradient accumulation over the n micro-batches of one optimizer step (n >= 1): after
+ * the pass of micro-batch k (0 <= k < n), model_accumulate_grads(m, k, n) keeps the sum
+ * of their gradients in a buffer of its own (made on first use), and after the last (k =
+ * n - 1) model_grads holds their mean, (g_0 + ... + g_{n-1}) / n: with equal micro-
+ * batches, the gradient of their union as one batch, up to float rounding. n = 1 does
+ * nothing (model_grads is the step's gradient as it is). */
+int model_accumulate_grads(Model *m, int k, int n);
+
+/* What a training pass is doing, for a timeline or a profiler: model_train_pass calls
+ * hook(ctx, MODEL_PHASE_FORWARD) before its forward pass and loss and hook(ctx,
+ * MODEL_PHASE_BACKWARD) before its backward; a pass replayed from a CUDA graph runs no
+ * host code and calls neither. hook NULL: none (the default). */
+enum { MODEL_PHASE_FORWARD = 0, MODEL_PHASE_BACKWARD = 1 };
+typedef void (*ModelPhaseHook)(void *ctx, int phase);
+void model_set_phase_hook(Model *m, ModelPhaseHook hook, void *ctx);
 
 #endif

@@ -68,6 +68,10 @@ struct Model {
     float *pred, *loss, *dpred, *dfeat;
     float *nonfinite;             /* one float: model_grads_nonfinite's answer */
     float *g[3];                  /* gradient scratch, each the largest activation */
+    float *grad_sum;              /* the micro-batches' gradient sum (model_accumulate_grads;
+                                     made on first use) */
+    ModelPhaseHook phase_hook;    /* model_set_phase_hook's, or NULL */
+    void *phase_ctx;
 
     /* the last forward pass */
     int n;

@@ -131,11 +131,21 @@ struct NetOps {
      * float in backend memory. */
     void (*l1_loss)(void *ctx, int n, const float *pred, const float *target,
                     const float *weight, float *loss, float *dpred);
+    /* Binary cross-entropy on logits, PyTorch's BCEWithLogitsLoss (weight per sample, mean
+     * over the batch), stable for any logit x: *loss = sum_i w_i (max(x_i, 0) - x_i t_i +
+     * log(1 + exp(-|x_i|))) / n and dlogit_i = w_i (sigmoid(x_i) - t_i) / n (w_i = 1 when
+     * weight is NULL), each term in double. loss is one float in backend memory. */
+    void (*bce_logits_loss)(void *ctx, int n, const float *logit, const float *target,
+                            const float *weight, float *loss, float *dlogit);
 
     /* One Adam update of n parameters (PyTorch semantics, bias-corrected) with the
      * step's factors. */
     void (*adam_update)(void *ctx, size_t n, float *param, const float *grad, float *m,
                         float *v, const AdamFactors *k);
+
+    /* y = (y + x) * scale over n floats: gradient accumulation over micro-batches (the
+     * model's sum, then the mean; net/model.h model_accumulate_grads). */
+    void (*add_scale)(void *ctx, size_t n, const float *x, float *y, float scale);
 
     /* Fills out[0] with 1 when any of x[0..n) is NaN or Inf, else 0 (out in backend memory). */
     void (*nonfinite_check)(void *ctx, size_t n, const float *x, float *out);
@@ -191,9 +201,11 @@ struct NetOps {
      * which then enqueues the recording) or OPS_GRAPH_REPLAYED (the recording for key is
      * enqueued: do not run the ops). The same key must mean the same ops on the same
      * buffers. graph_end returns 0, or -1 with e2e_error() when recording failed (the
-     * ops did not run). */
+     * ops did not run). pass_failed != 0: the caller's side of the recorded pass failed,
+     * so the recording is incomplete: it is dropped (nothing runs, nothing is kept for
+     * the key) and graph_end returns 0. */
     int (*graph_begin)(void *ctx, uint64_t key);
-    int (*graph_end)(void *ctx);
+    int (*graph_end)(void *ctx, int pass_failed);
 };
 
 /* 1 when the backend declares every capability in cap. */

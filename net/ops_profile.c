@@ -80,9 +80,15 @@ static void p_lin_b(void *ctx, int n, int in, int out, const float *x, const flo
 static void p_l1(void *ctx, int n, const float *p, const float *t, const float *w, float *l, float *d) {
     TIMED(PROF_LOSS, l1_loss(IN(ctx), n, p, t, w, l, d));
 }
+static void p_bce(void *ctx, int n, const float *x, const float *t, const float *w, float *l, float *d) {
+    TIMED(PROF_LOSS, bce_logits_loss(IN(ctx), n, x, t, w, l, d));
+}
 static void p_adam(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
                    const AdamFactors *k) {
     TIMED(PROF_ADAM, adam_update(IN(ctx), n, p, g, m, v, k));
+}
+static void p_add_scale(void *ctx, size_t n, const float *x, float *y, float s) {
+    TIMED(PROF_OTHER, add_scale(IN(ctx), n, x, y, s));
 }
 static void p_nonfinite(void *ctx, size_t n, const float *x, float *out) {
     TIMED(PROF_OTHER, nonfinite_check(IN(ctx), n, x, out));
@@ -111,8 +117,8 @@ NetOps *ops_profile_wrap(NetOps *inner, OpsProfile *prof) {
                   .relu_backward = p_relu_bwd, .maxpool2x2_forward = p_mp_f,
                   .maxpool2x2_backward = p_mp_b, .global_maxpool_forward = p_gmp_f,
                   .global_maxpool_backward = p_gmp_b, .linear_forward = p_lin_f,
-                  .linear_backward = p_lin_b, .l1_loss = p_l1, .adam_update = p_adam,
-                  .nonfinite_check = p_nonfinite, .destroy = p_destroy};
+                  .linear_backward = p_lin_b, .l1_loss = p_l1, .bce_logits_loss = p_bce, .adam_update = p_adam,
+                  .add_scale = p_add_scale, .nonfinite_check = p_nonfinite, .destroy = p_destroy};
     if (ops_can(inner, OPS_CONV_PREPARE)) {
         o->caps |= OPS_CONV_PREPARE;
         o->conv2d_prepare = p_conv_prepare;

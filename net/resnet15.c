@@ -27,14 +27,21 @@ int model_check_config(const ModelConfig *c) {
     if (c->in_channels <= 0 || c->height <= 0 || c->width <= 0)
         return e2e_fail("model input must be positive, got C=%d H=%d W=%d", c->in_channels,
                         c->height, c->width);
+    /* upper bounds: no E2E model comes near them, and the sizes below stay in int (a
+       checkpoint claiming 1.9e9 channels overflowed them: fuzz_checkpoint) */
+    if (c->in_channels > MODEL_MAX_SIZE || c->height > MODEL_MAX_SIZE || c->width > MODEL_MAX_SIZE ||
+        c->fmaps0 > MODEL_MAX_SIZE || c->fmaps1 > MODEL_MAX_SIZE || c->n_scalars > MODEL_MAX_SIZE)
+        return e2e_fail("model sizes must be at most %d, got C=%d H=%d W=%d, feature maps %d and %d, %d scalars",
+                        MODEL_MAX_SIZE, c->in_channels, c->height, c->width, c->fmaps0, c->fmaps1, c->n_scalars);
     if (c->n_scalars < 0) return e2e_fail("n_scalars must be >= 0, got %d", c->n_scalars);
     /* tensors: conv0 2, per block 4 (+2 shortcut), fc 2 */
-    if (c->blocks < 0 || 8 * c->blocks + 10 > MODEL_MAX_TENSORS)
+    if (c->blocks < 0 || c->blocks > (MODEL_MAX_TENSORS - 10) / 8) /* no product to overflow */
         return e2e_fail("blocks per layer must be 0 to %d, got %d", (MODEL_MAX_TENSORS - 10) / 8,
                         c->blocks);
     if (c->fmaps0 <= 0 || c->fmaps1 <= 0)
         return e2e_fail("feature maps must be positive, got %d and %d", c->fmaps0, c->fmaps1);
     if (c->max_batch <= 0) return e2e_fail("max_batch must be positive, got %d", c->max_batch);
+    if (c->loss != MODEL_LOSS_L1 && c->loss != MODEL_LOSS_BCE) return e2e_fail("unknown model loss %d", c->loss);
     int h = conv_out(c->height, 7, 1, 1) / 2, w = conv_out(c->width, 7, 1, 1) / 2;
     if (h < 1 || w < 1)
         return e2e_fail("input %dx%d is too small: conv0 (7x7, pad 1) and the 2x2 max-pool "
@@ -217,7 +224,8 @@ void model_free_graph(Model *m) {
     if (!m) return;
     NetOps *o = m->ops;
     void *bufs[] = {m->params, m->grads, m->a0, m->p0, m->pool_idx, m->gpool_idx, m->feat,
-                    m->dfeat, m->pred, m->dpred, m->loss, m->nonfinite, m->g[0], m->g[1], m->g[2]};
+                    m->dfeat, m->pred, m->dpred, m->loss, m->nonfinite, m->g[0], m->g[1], m->g[2],
+                    m->grad_sum};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) o->release(o->ctx, bufs[i]);
     for (int i = 0; i < m->n_blocks; i++) {
@@ -334,7 +342,9 @@ int model_loss(Model *m, const float *target, const float *weight) {
     if (!m) return e2e_fail("model_loss: model is NULL");
     if (m->n <= 0) return e2e_fail("model_loss: no forward pass to take the loss of");
     if (!target) return e2e_fail("model_loss: target is NULL");
-    m->ops->l1_loss(m->ops->ctx, m->n, m->pred, target, weight, m->loss, m->dpred);
+    NetOps *o = m->ops;
+    if (m->cfg.loss == MODEL_LOSS_BCE) o->bce_logits_loss(o->ctx, m->n, m->pred, target, weight, m->loss, m->dpred);
+    else o->l1_loss(o->ctx, m->n, m->pred, target, weight, m->loss, m->dpred);
     return 0;
 }
 
@@ -350,6 +360,27 @@ int model_grads_nonfinite(Model *m, int *nonfinite) {
     m->ops->nonfinite_check(m->ops->ctx, m->arena, m->grads, m->nonfinite);
     m->ops->download(m->ops->ctx, &flag, m->nonfinite, sizeof(float));
     *nonfinite = flag != 0.0f;
+    return 0;
+}
+
+int model_pass_result(Model *m, float *loss, int *nonfinite) {
+    return model_grads_nonfinite(m, nonfinite) || model_loss_value(m, loss) ? -1 : 0;
+}
+
+int model_accumulate_grads(Model *m, int k, int n) {
+    if (!m) return e2e_fail("model_accumulate_grads: model is NULL");
+    if (n < 1 || k < 0 || k >= n)
+        return e2e_fail("model_accumulate_grads: micro-batch %d of %d (0 <= k < n)", k, n);
+    if (n == 1) return 0;
+    if (!m->grad_sum && !(m->grad_sum = model_alloc_floats(m, m->arena)))
+        return e2e_fail("the %s backend could not allocate the gradient sum (%zu floats)", m->ops->name, m->arena);
+    NetOps *o = m->ops;
+    if (k == 0)
+        o->copy2d(o->ctx, m->grad_sum, m->arena, m->grads, m->arena, 1, m->arena);
+    else if (k < n - 1)
+        o->add_scale(o->ctx, m->arena, m->grads, m->grad_sum, 1.0f);
+    else
+        o->add_scale(o->ctx, m->arena, m->grad_sum, m->grads, 1.0f / (float)n);
     return 0;
 }
 

@@ -2,11 +2,13 @@
  * scalars, scales, channel kinds, none included); the newest valid one is found;
  * truncated, foreign, non-HDF5, corrupt and other-shape files, and inputs that disagree
  * with the model, are refused with a message naming the file; version 1 and 2 files
- * written by the old writers are read (with the default inputs); a process killed
+ * written by the old writers are read (with the default inputs, no accumulation and a
+ * fresh early-stop count); the micro-batches and the early-stop count roundtrip; a process killed
  * (SIGKILL) while writing never leaves a half-written checkpoint under the final name;
  * pruning keeps the newest. */
 #include <errno.h>
 #include <hdf5.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "checkpoint.h"
 #include "cpu/cpu_backend.h"
 #include "error.h"
+#include "h5util.h"
 #include "model.h"
 
 static char dir[256];
@@ -45,6 +48,8 @@ static CheckpointState state_of(const Model *m, long step) {
     st.train.global_step = step;
     st.world_size = 2;
     st.batch = 8;
+    st.accum = 4;
+    st.train.early = (EarlyStopState){.best = 12.5, .bad_epochs = 2};
     st.train.seed = 0xfeedbeefcafe1234ull;
     st.train.epoch_loss_sum = 1.25;
     st.train.epoch_samples = 272;
@@ -111,6 +116,10 @@ static void test_version2(NetOps *ops);
 /* A model without scalars records none; inputs that disagree with the model, or are
  * missing from a version-3 file, are refused. */
 static void test_inputs(NetOps *ops);
+/* The task (version 4): a classifier's label and monitored metric read back; a
+ * regression's; versions 1 to 3 read as regressions; an unknown task or a classifier
+ * without its label refused. */
+static void test_task(NetOps *ops);
 
 #define EXPECT_REFUSED(call, needle)                                                             \
     do {                                                                                         \
@@ -154,6 +163,9 @@ int main(void) {
     CHECK(got.train.epoch_loss_sum == 1.25 && got.train.epoch_samples == 272 && got.train.best_metric == 61.5 &&
           got.train.elapsed_s == 99.5, "double state differs");
     CHECK(got.version == CHECKPOINT_VERSION, "version %d read back", got.version);
+    CHECK(got.accum == 4 && got.train.early.best == 12.5 && got.train.early.bad_epochs == 2,
+          "accumulation and the early-stop count read back: accum %d, best %g, %ld epochs", got.accum,
+          got.train.early.best, got.train.early.bad_epochs);
     CHECK(got.train.lr.base == 2.5e-4 && got.train.lr.scaled == 1e-3 && got.train.lr.warmup_steps == 40,
           "the schedule's rates differ");
     CHECK(got.train.lr.plateau.lr == 5e-4 && got.train.lr.plateau.best == 0.25 && got.train.lr.plateau.num_bad_epochs == 1 &&
@@ -172,6 +184,7 @@ int main(void) {
     test_version1(ops);
     test_version2(ops);
     test_inputs(ops);
+    test_task(ops);
 
     /* newest valid wins; a corrupt newest is skipped */
     checkpoint_name(path2, sizeof path2, dir, 240);
@@ -306,6 +319,8 @@ static void test_version1(NetOps *ops) {
     CheckpointState got;
     CHECK(checkpoint_peek(v1, &got) == 0, "version 1 refused: %s", e2e_error());
     CHECK(got.version == 1, "version %d", got.version);
+    CHECK(got.accum == 1 && isnan(got.train.early.best) && got.train.early.bad_epochs == 0,
+          "version 1: no accumulation, a fresh early-stop count");
     CHECK(got.train.epoch == 4 && got.train.step_in_epoch == 7 && got.train.global_step == 107 && got.world_size == 2 &&
           got.batch == 16 && got.train.seed == 3 && got.train.best_epoch == 3 && got.adam_step == 107,
           "version 1 position differs");
@@ -338,6 +353,20 @@ static void test_version1(NetOps *ops) {
     char needle[64];
     snprintf(needle, sizeof needle, "checkpoint version %d", CHECKPOINT_VERSION + 1);
     EXPECT_REFUSED(checkpoint_peek(future, &got), needle);
+    /* a model shape that does not fit the stored tensors, or that no model has (issue 28,
+       fuzz_checkpoint: 1.9e9 channels overflowed int, gigabytes of feature maps) */
+    struct { const char *attr; int value; const char *needle; } shapes[] = {
+        {"fmaps1", 4000, "parameters but it stores"}, {"in_channels", 1895825408, "at most 4096"},
+        {"blocks", 2, "parameters but it stores"}};
+    for (int i = 0; i < 3; i++) {
+        copy_file(v1, future, -1);
+        f = H5Fopen(future, H5F_ACC_RDWR, H5P_DEFAULT);
+        a = H5Aopen(f, shapes[i].attr, H5P_DEFAULT);
+        long long v = shapes[i].value;
+        H5Awrite(a, H5T_NATIVE_LLONG, &v);
+        H5Aclose(a), H5Fclose(f);
+        EXPECT_REFUSED(checkpoint_peek(future, &got), shapes[i].needle);
+    }
     model_free(m);
 }
 
@@ -346,6 +375,8 @@ static void test_version2(NetOps *ops) {
     CheckpointState got;
     CHECK(checkpoint_peek(v2, &got) == 0, "version 2 refused: %s", e2e_error());
     CHECK(got.version == 2, "version %d", got.version);
+    CHECK(got.accum == 1 && isnan(got.train.early.best) && got.train.early.bad_epochs == 0,
+          "version 2: no accumulation, a fresh early-stop count");
     CHECK(got.train.epoch == 2 && got.train.step_in_epoch == 5 && got.train.global_step == 61 && got.world_size == 2 &&
           got.batch == 8 && got.train.seed == 7 && got.train.best_epoch == 2 && got.adam_step == 61,
           "version 2 position differs");
@@ -403,6 +434,52 @@ static void test_inputs(NetOps *ops) {
     H5Adelete(g, ATTR_CHANNEL_KINDS);
     H5Gclose(g), H5Fclose(f);
     EXPECT_REFUSED(checkpoint_peek(path, &got), "lacks the model's inputs");
+    model_free(m);
+    free(p), free(mo), free(v);
+}
+
+/* the attribute `name` of path set to the string value (NULL: deleted); version too when > 0 */
+static void set_attr(const char *path, const char *name, const char *value, int version) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (H5Aexists(f, name) > 0) H5Adelete(f, name);
+    if (value) h5_attr_write_str(f, name, value, 0);
+    if (version > 0) {
+        hid_t a = H5Aopen(f, "version", H5P_DEFAULT);
+        H5Awrite(a, H5T_NATIVE_INT, &version);
+        H5Aclose(a);
+    }
+    H5Fclose(f);
+}
+
+static void test_task(NetOps *ops) {
+    Model *m = small_model(ops, 8);
+    size_t na = model_arena_size(m);
+    float *p = calloc(na, 4), *mo = calloc(na, 4), *v = calloc(na, 4);
+    CheckpointState st = state_of(m, 9), got;
+    char path[600];
+    snprintf(path, sizeof path, "%s/classifier.h5", dir);
+    CHECK(task_from_names(&st.task, "classification", "is_top", "loss") == 0, "task: %s", e2e_error());
+    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0, "write a classifier: %s", e2e_error());
+    CHECK(checkpoint_read(path, &got, m, p, mo, v) == 0 && got.task.kind == TASK_CLASSIFICATION &&
+              !strcmp(got.task.label, "is_top") && got.task.monitor_loss == 1 && task_same(&got.task, &st.task),
+          "a classifier's task read back: %s %s", task_name(&got.task), got.task.label);
+    st.task = task_regression();
+    snprintf(path, sizeof path, "%s/regression.h5", dir);
+    CHECK(checkpoint_write(path, &st, m, p, mo, v) == 0 && checkpoint_peek(path, &got) == 0 &&
+              got.task.kind == TASK_REGRESSION, "a regression's task read back");
+    set_attr(path, "task", NULL, 3); /* what the version-3 writer wrote */
+    CHECK(checkpoint_peek(path, &got) == 0 && got.version == 3 && got.task.kind == TASK_REGRESSION,
+          "version 3 (no task) reads as a regression: %s", e2e_error());
+    CHECK(checkpoint_peek(E2E_FIXTURE_DIR "/checkpoint_v1.h5", &got) == 0 && got.task.kind == TASK_REGRESSION,
+          "version 1 reads as a regression");
+    CHECK(checkpoint_peek(E2E_FIXTURE_DIR "/checkpoint_v2.h5", &got) == 0 && got.task.kind == TASK_REGRESSION,
+          "version 2 reads as a regression");
+    set_attr(path, "task", "ranking", 4);
+    EXPECT_REFUSED(checkpoint_peek(path, &got), "unknown task 'ranking'");
+    set_attr(path, "task", "classification", 0);
+    EXPECT_REFUSED(checkpoint_peek(path, &got), "lacks attribute 'task_label'");
+    set_attr(path, "task", NULL, 0);
+    EXPECT_REFUSED(checkpoint_peek(path, &got), "lacks attribute 'task'");
     model_free(m);
     free(p), free(mo), free(v);
 }

@@ -1,7 +1,10 @@
 /* The communicator under real mpirun (2 ranks): gradient mean, broadcast from rank 0,
  * the control plane (agreement: flags OR'ed, the lowest failing rank's message on every
  * rank, sums; rank 0's work with its outcome on every rank; typed broadcasts), the
- * replica check, node-local ranks. */
+ * replica check, node-local ranks; the measurements (a gather on rank 0, the clocks'
+ * offset, the all-reduce count). */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -9,6 +12,29 @@
 #include "cpu/cpu_backend.h"
 #include "error.h"
 #include "hash.h"
+
+static double shifted_clock(void) { return MPI_Wtime() + 1000.0; }
+
+/* The measurements' collectives: a gather of unequal parts on rank 0, the clocks'
+ * offset (0 on one node; estimated, rank 1's clock 1000 s ahead, within a millisecond),
+ * the all-reduce count. */
+static void test_measurements(Comm *c) {
+    char mine[3] = {'a', 'b', 'b'}, *all = NULL;
+    size_t *counts = NULL;
+    CHECK(comm_gather_bytes(c, c->rank ? mine + 1 : mine, (size_t)c->rank + 1, &all, &counts) == 0, "gather: %s",
+          e2e_error());
+    if (c->rank == 0)
+        CHECK(all && counts && counts[0] == 1 && counts[1] == 2 && memcmp(all, "abb", 3) == 0, "gathered parts");
+    else
+        CHECK(!all && !counts, "rank 1 gets nothing back");
+    free(all), free(counts);
+    CHECK(comm_clock_offset(c, MPI_Wtime) == 0.0, "one node, one clock: offset 0 exactly");
+    double off = comm_clock_offset_estimate(c, c->rank == 1 ? shifted_clock : MPI_Wtime);
+    CHECK(c->rank == 0 ? off == 0.0 : fabs(off + 1000.0) < 1e-3, "estimated offset on rank %d: %.6f", c->rank, off);
+    long before = c->allreduces;
+    float g[3] = {1, 2, 3};
+    CHECK(comm_allreduce_mean(c, g, 3) == 0 && c->allreduces == before + 1, "each all-reduce counted");
+}
 
 /* The agreement point: flags OR'ed, sums, and a failure's message (taken from the
  * failing rank's e2e_error(), named by rank) on every rank. */
@@ -113,6 +139,7 @@ int main(int argc, char **argv) {
 
     test_agreement(&c);
     test_root_and_broadcasts(&c);
+    test_measurements(&c);
 
     CHECK(fnv1a("abc", 3) == 0xe71fa2190541574bull, "FNV-1a of 'abc'");
     CHECK(fnv1a_more(fnv1a("ab", 2), "c", 1) == fnv1a("abc", 3), "FNV-1a continued over pieces");

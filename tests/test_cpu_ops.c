@@ -333,6 +333,41 @@ static void test_linear_loss(NetOps *ops) {
     free(x), free(w), free(b), free(y), free(dy), free(dx), free(dw), free(db);
 }
 
+/* BCE with logits: by hand for small logits, stable for huge ones (no overflow, the
+ * loss is |x| where the class disagrees, 0 where it agrees), weights, NaN, and the
+ * gradient against a central difference of the loss in double */
+static void test_bce(NetOps *ops) {
+    float x[6] = {0.0f, 2.0f, -3.0f, 100.0f, -1e4f, 1e4f}, t[6] = {1, 0, 0, 0, 1, 1};
+    float wt[6] = {1.0f, 2.0f, 0.5f, 1.0f, 1.0f, 3.0f}, loss = 0, d[6];
+    double want = 0.0, wantw = 0.0;
+    for (int i = 0; i < 6; i++) {
+        double xi = x[i], l = fabs(xi) > 50 ? (xi > 0) != (t[i] > 0) ? fabs(xi) : 0.0
+                                             : -(t[i] * log(1 / (1 + exp(-xi))) + (1 - t[i]) * log(1 - 1 / (1 + exp(-xi))));
+        want += l / 6;
+        wantw += wt[i] * l / 6;
+    }
+    ops->bce_logits_loss(ops->ctx, 6, x, t, NULL, &loss, d);
+    CHECK(fabs(loss - want) <= 1e-6 * want, "bce loss %.9g, want %.9g", loss, want);
+    CHECK(fabsf(d[0] - (0.5f - 1) / 6) < 1e-8f && fabsf(d[3] - 1.0f / 6) < 1e-8f && d[4] == -1.0f / 6 && d[5] == 0.0f,
+          "bce gradient (sigmoid - t) / n: %g %g %g %g", d[0], d[3], d[4], d[5]);
+    ops->bce_logits_loss(ops->ctx, 6, x, t, wt, &loss, d);
+    CHECK(fabs(loss - wantw) <= 1e-6 * wantw, "weighted bce loss %.9g, want %.9g", loss, wantw);
+    CHECK(fabsf(d[1] - 2.0f * (float)(1 / (1 + exp(-2.0))) / 6) < 1e-7f, "weighted bce gradient %g", d[1]);
+    ops->bce_logits_loss(ops->ctx, 3, x, t, wt, &loss, d); /* the small logits: the loss resolves a step */
+    for (int i = 0; i < 3; i++) { /* d loss / d x_i by central differences */
+        float xp[3], lp, lm, dd[3];
+        memcpy(xp, x, sizeof xp);
+        xp[i] = x[i] + 1e-2f;
+        ops->bce_logits_loss(ops->ctx, 3, xp, t, wt, &lp, dd);
+        xp[i] = x[i] - 1e-2f;
+        ops->bce_logits_loss(ops->ctx, 3, xp, t, wt, &lm, dd);
+        CHECK(fabs((lp - lm) / 2e-2 - d[i]) < 1e-4, "bce gradient %d: %g, finite difference %g", i, d[i], (lp - lm) / 2e-2);
+    }
+    x[2] = NAN;
+    ops->bce_logits_loss(ops->ctx, 6, x, t, NULL, &loss, d);
+    CHECK(isnan(loss) && isnan(d[2]), "bce loss of a NaN logit must be NaN, got %g", loss);
+}
+
 static void test_eltwise(NetOps *ops) {
     const size_t n = 70000;  /* above the parallel threshold */
     float *a = rnd(n, -1, 1), *b = rnd(n, -1, 1), *o = zeros(n);
@@ -361,6 +396,18 @@ static void test_eltwise(NetOps *ops) {
     a[n - 7] = NAN;
     ops->nonfinite_check(ops->ctx, n, a, &flag);
     CHECK(flag == 1.0f, "a NaN was not found");
+    /* add_scale: y = (y + x) * scale, rounded once for the sum and once for the scale */
+    a[n - 7] = 0.5f;
+    memcpy(o, b, n * sizeof(float));
+    ops->add_scale(ops->ctx, n, a, o, 1.0f);
+    bad = 0;
+    for (size_t i = 0; i < n; i++) bad += o[i] != b[i] + a[i];
+    CHECK(bad == 0, "add_scale by 1: %d wrong", bad);
+    memcpy(o, b, n * sizeof(float));
+    ops->add_scale(ops->ctx, n, a, o, 1.0f / 3);
+    bad = 0;
+    for (size_t i = 0; i < n; i++) bad += o[i] != (b[i] + a[i]) * (1.0f / 3);
+    CHECK(bad == 0, "add_scale by 1/3: %d wrong", bad);
     float src[6] = {1, 2, 3, 4, 5, 6}, dst[8] = {0};
     ops->copy2d(ops->ctx, dst + 1, 4, src, 3, 2, 2);
     CHECK(dst[1] == 1 && dst[2] == 2 && dst[5] == 4 && dst[6] == 5 && dst[3] == 0 && dst[0] == 0,
@@ -479,6 +526,7 @@ int main(void) {
     }
     test_pools(direct);
     test_linear_loss(direct);
+    test_bce(direct);
     test_eltwise(direct);
     test_adam(direct);
     test_sgemm();

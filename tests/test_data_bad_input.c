@@ -1,6 +1,8 @@
 /* Bad input under real mpirun -np 2: missing file, missing dataset, wrong rank, wrong
  * shape, wrong dtype, NaN/Inf in images or targets, an empty split, more ranks than
- * samples, truncated and incomplete files, foreign files, bad file lists. Each must
+ * samples, truncated and incomplete files, foreign files, bad file lists; files that
+ * claim what they are not (channel-last shapes, nothing but negative pixels, another
+ * format, an unknown format version). Each must
  * make dataset_open return -1 on EVERY rank with the SAME message, naming the file and
  * the problem, without a hang (alarm() turns a hang into a failure; ctest has a time
  * limit too). Rows with NaN that only the batches reach fail in dataset_next on the
@@ -232,6 +234,8 @@ static void test_visible_on_one_rank(void) {
     CHECK(chdir(here) == 0, "chdir back");
 }
 
+static void expect_open_works(const char *what, const char *path);
+
 static void test_splits(void) {
     char p[512];
     Spec s = good();
@@ -239,10 +243,23 @@ static void test_splits(void) {
     path_in(p, "five.h5");
     write_file(p, s);
     expect_open_fails("empty split", options(p, 1), p, "validation split is empty");
+    /* what to do instead: the fewest jets 0.9/0.05/0.05 needs on 2 ranks (36: 32/2/2), and
+       they do; 35 do not */
+    expect_open_fails("empty split: what to do", options(p, 1), "so 2 ranks need at least 36 jets",
+                      "use a larger file or a list of files");
+    s.rows = s.m_rows = 36;
+    path_in(p, "thirty_six.h5");
+    write_file(p, s);
+    expect_open_works("the jets the message asks for", p);
+    s.rows = s.m_rows = 35;
+    path_in(p, "thirty_five.h5");
+    write_file(p, s);
+    expect_open_fails("one jet fewer", options(p, 1), p, "at least 36 jets");
     s.rows = s.m_rows = 1;
     path_in(p, "one.h5");
     write_file(p, s);
     expect_open_fails("more ranks than samples", options(p, 1), p, "more ranks than samples");
+    expect_open_fails("more ranks than samples: what", options(p, 1), "at least 36 jets", "or run on fewer ranks");
     s.rows = s.m_rows = 40; /* validation: 2 rows for 2 ranks is fine, training 36: 18 a rank */
     path_in(p, "forty.h5");
     write_file(p, s);
@@ -371,6 +388,112 @@ static void test_api(void) {
     expect_open_fails("zero scale", o, p, "scales must be positive");
 }
 
+/* What a file claims, for test_claims: X_jet's shape, its pixels, its attributes. */
+typedef struct {
+    hsize_t d[4];             /* X_jet's shape */
+    float (*pixel)(long long i); /* pixel i (flat index) */
+    const char *format;       /* the format attribute, or NULL */
+    const char *version_str;  /* format_version as a string, or NULL */
+    int version;              /* format_version as an int32 (0: absent) */
+    int names;                /* channel names in the channels attribute (0: absent) */
+} Claims;
+
+static float pixel_plain(long long i) { return (float)((i * 7919) % 1000) * 0.01f; }
+static float pixel_negative(long long i) { return -0.01f - (float)(i % 997) * 0.01f; }
+static float pixel_negative_or_zero(long long i) { return i % 3 ? 0.0f : -2.5f; }
+
+static void put_str(hid_t f, const char *name, const char *v) { h5_attr_write_str(f, name, v, 1); }
+
+/* A jet file of c's shape, pixels and attributes, written by rank 0. */
+static void write_claims(const char *path, Claims c) {
+    if (rank == 0) {
+        hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        const long long n = (long long)c.d[0], all = n * (long long)(c.d[1] * c.d[2] * c.d[3]);
+        float *x = malloc((size_t)all * sizeof *x), *col = malloc((size_t)n * sizeof *col);
+        for (long long i = 0; i < all; i++) x[i] = c.pixel ? c.pixel(i) : pixel_plain(i);
+        h5_dataset_write(f, "X_jet", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, c.d, x);
+        const char *cols[4] = {"m", "pt", "ieta", "iphi"};
+        for (int k = 0; k < 4; k++) {
+            for (long long i = 0; i < n; i++) col[i] = k == 0 ? (float)(10 + (i * 37) % 400) : (float)(i % 170);
+            hsize_t len = (hsize_t)n;
+            h5_dataset_write(f, cols[k], H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &len, col);
+        }
+        if (c.format) put_str(f, "format", c.format);
+        if (c.version_str) put_str(f, "format_version", c.version_str);
+        if (c.version) h5_attr_write(f, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, &c.version);
+        if (c.names) {
+            const char *names[64];
+            for (int k = 0; k < c.names && k < 64; k++) names[k] = "ch";
+            h5_attr_write_strs(f, "channels", names, c.names);
+        }
+        H5Fclose(f);
+        free(x);
+        free(col);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
+/* opens, 0 on every rank */
+static void expect_open_works(const char *what, const char *path) {
+    Dataset *d = NULL;
+    DatasetOptions o = options(path, 4);
+    int rc = dataset_open(&d, &o);
+    CHECK(rc == 0, "%s: opens (%s)", what, e2e_error());
+    if (!rc) dataset_close(d);
+}
+
+/* Inputs that claim what they are not (issue 28): shapes plausible only read the other
+ * way round, values no detector gives, a format or version we do not know. */
+static void test_claims(void) {
+    char p[512];
+    struct { const char *name; hsize_t d[4]; } last[] = {
+        {"channel-last 32x32x8", {200, 32, 32, 8}}, {"channel-last 40x40x5", {200, 40, 40, 5}},
+        {"channel-last 16x16x1", {200, 16, 16, 1}}, {"channel-last 12x12x3", {200, 12, 12, 3}}};
+    for (size_t i = 0; i < sizeof last / sizeof *last; i++) {
+        path_in(p, "last.h5");
+        write_claims(p, (Claims){.d = {last[i].d[0], last[i].d[1], last[i].d[2], last[i].d[3]}});
+        expect_open_fails(last[i].name, options(p, 4), p, "looks stored channel-last");
+    }
+    path_in(p, "last_names.h5");
+    write_claims(p, (Claims){.d = {200, 32, 32, 8}, .names = 8});
+    expect_open_fails("channel-last, 8 names", options(p, 4), p, "looks stored channel-last");
+    path_in(p, "declared.h5");
+    write_claims(p, (Claims){.d = {200, 12, 12, 3}, .names = 12});
+    expect_open_works("12 channels of 12 x 3 images, named", p);
+    path_in(p, "first.h5");
+    write_claims(p, (Claims){.d = {200, 3, 12, 12}});
+    expect_open_works("channel-major 3 x 12 x 12", p);
+    path_in(p, "wide.h5");
+    write_claims(p, (Claims){.d = {20, 125, 125, 3}});
+    expect_open_fails("channel-last 125x125x3", options(p, 4), p, "stored channel-last");
+
+    path_in(p, "negative.h5");
+    write_claims(p, (Claims){.d = {200, 3, 8, 8}, .pixel = pixel_negative});
+    expect_open_fails("every pixel negative", options(p, 4), p, "hold no positive pixel");
+    path_in(p, "negative0.h5");
+    write_claims(p, (Claims){.d = {200, 2, 8, 8}, .pixel = pixel_negative_or_zero});
+    expect_open_fails("zeros and negatives only", options(p, 4), p, "no detector measures a negative");
+
+    const char *formats[] = {"e2e-ddp checkpoint", "e2e-ddp predictions", "hdf5-images 2"};
+    for (int i = 0; i < 3; i++) {
+        path_in(p, "format.h5");
+        write_claims(p, (Claims){.d = {200, 3, 8, 8}, .format = formats[i]});
+        expect_open_fails(formats[i], options(p, 4), p, "not e2e-jet-images");
+    }
+    int versions[] = {99, 3, -1};
+    for (int i = 0; i < 3; i++) {
+        path_in(p, "version.h5");
+        write_claims(p, (Claims){.d = {200, 3, 8, 8}, .format = "e2e-jet-images", .version = versions[i]});
+        expect_open_fails("an unknown format version", options(p, 4), p, "this reader knows versions 1");
+    }
+    path_in(p, "version_str.h5");
+    write_claims(p, (Claims){.d = {200, 3, 8, 8}, .format = "e2e-jet-images", .version_str = "1"});
+    expect_open_fails("a version that is a string", options(p, 4), p, "is not an integer");
+    path_in(p, "v1.h5");
+    write_claims(p, (Claims){.d = {200, 3, 8, 8}, .format = "e2e-jet-images", .version = 1});
+    expect_open_works("format version 1", p);
+}
+
 int main(int argc, char **argv) {
     int provided;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
@@ -388,5 +511,6 @@ int main(int argc, char **argv) {
     test_splits();
     test_nan();
     test_api();
+    test_claims();
     return check_mpi_finish("test_data_bad_input", dir);
 }

@@ -2,12 +2,13 @@
  * inputs: scaling, zero suppression, clipping, of energy-like and signed channels;
  * non-finite counting; empty images; float16 conversions against independent
  * definitions; the scale statistic's histogram quantile against an exact sort (of |x| for
- * a signed channel); unbiasing weights; the plausibility of masses and images. */
+ * a signed channel); unbiasing weights; the plausibility of masses and images; a sparse row's entry count (sparse.h). */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "error.h"
@@ -15,6 +16,7 @@
 #include "plausible.h"
 #include "preprocess.h"
 #include "keyed_rng.h"
+#include "sparse.h"
 
 static void test_preprocess_known(void) {
     /* 2 samples x 2 channels x 4 pixels; scales 4 and 0.5 */
@@ -84,13 +86,60 @@ static void test_plausible(void) {
     float half[4] = {6000.0f, 7000.0f, 100.0f, 120.0f}; /* median 3550: not above 5 TeV */
     CHECK(plausible_masses(half, 4, "c.h5", 0, &neg) == 0, "half the masses above 5 TeV pass");
     const char *paths[2] = {"one.h5", "two.h5"};
-    long long empty[2] = {3, 0}, checked[2] = {10, 5};
-    CHECK(plausible_images(paths, 2, empty, checked, 0) == 0, "some empty images pass");
-    empty[1] = 5;
-    CHECK(plausible_images(paths, 2, empty, checked, 0) == -1 && strstr(e2e_error(), "two.h5: every one of the 5 images"),
+    ImageCounts n[2] = {{.checked = 10, .empty = 3, .kept = 700, .negative = 9}, {.checked = 5, .kept = 40}};
+    CHECK(plausible_images(paths, 2, n, 0) == 0, "some empty images, some negative pixels pass");
+    n[1].empty = 5;
+    n[1].kept = 0;
+    CHECK(plausible_images(paths, 2, n, 0) == -1 && strstr(e2e_error(), "two.h5: every one of the 5 images"),
           "a file of empty images refused: %s", e2e_error());
-    empty[1] = checked[1] = 0;
-    CHECK(plausible_images(paths, 2, empty, checked, 0) == 0, "a file with no image read is not judged");
+    n[1].empty = 1;
+    n[1].negative = 1234;
+    CHECK(plausible_images(paths, 2, n, 0) == -1 && strstr(e2e_error(), "two.h5: the 5 images") &&
+              strstr(e2e_error(), "no positive pixel, only zeros and 1234 negative ones"),
+          "a file of nothing but zeros and negative pixels refused: %s", e2e_error());
+    n[1] = (ImageCounts){0};
+    CHECK(plausible_images(paths, 2, n, 0) == 0, "a file with no image read is not judged");
+}
+
+/* the histogram's counts the plausibility reads (pixel_hist_kept, negative,
+ * pixel_hist_above), and plausible_channels's warnings on them, read back from stderr */
+static void test_plausible_channels(void) {
+    enum { HW = 6 };
+    /* channel 0 energy-like, mostly negative; channel 1 signed with a huge value; channel
+       2 plausible */
+    float x[3 * HW] = {-1, -2, -3, 4, 0, -0.0f, -5, 6, 3e9f, 0, 0, 0, 1, 2, 3, 4, 5, 6};
+    unsigned char kinds[3] = {CHANNEL_ENERGY, CHANNEL_SIGNED, CHANNEL_ENERGY};
+    PixelHist h;
+    CHECK(pixel_hist_init(&h, 3) == 0, "a histogram");
+    h.kinds = kinds;
+    pixel_hist_add(&h, x, 1, HW);
+    float top = 0.0f;
+    CHECK(pixel_hist_kept(&h, 0) == 1 && h.negative[0] == 3 && h.nonpos[0] == 5, "channel 0: 1 kept, 3 negative "
+          "(-0.0 is not), 5 non-positive: %llu %llu %llu", (unsigned long long)pixel_hist_kept(&h, 0),
+          (unsigned long long)h.negative[0], (unsigned long long)h.nonpos[0]);
+    CHECK(pixel_hist_kept(&h, 1) == 3 && h.negative[1] == 0, "a signed channel keeps its non-zero values: %llu",
+          (unsigned long long)pixel_hist_kept(&h, 1));
+    CHECK(pixel_hist_above(&h, 1, 1e7f, &top) == 1 && top <= 3e9f && top > 2.98e9f, "one value above 1e7, the "
+          "highest bin's edge %g", top);
+    CHECK(pixel_hist_above(&h, 2, 1e7f, &top) == 0 && top <= 6.0f && top > 5.9f, "none in channel 2, top %g", top);
+    const char *names[3] = {"ecal", "", "hcal"};
+    fflush(stderr);
+    FILE *saved = fdopen(dup(fileno(stderr)), "w"), *log = tmpfile();
+    dup2(fileno(log), fileno(stderr));
+    plausible_channels(&h, names, "p.h5", 1);
+    fflush(stderr);
+    dup2(fileno(saved), fileno(stderr));
+    char text[4096] = "";
+    rewind(log);
+    size_t got = fread(text, 1, sizeof text - 1, log);
+    text[got] = '\0';
+    fclose(log);
+    fclose(saved);
+    CHECK(strstr(text, "p.h5: channel 0 ('ecal') has 3 negative pixels and 1 positive ones") &&
+              strstr(text, "declare it 'signed' in channel_kinds"), "mostly negative energies warned about: %s", text);
+    CHECK(strstr(text, "p.h5: channel 1 has 1 pixels above 1e+07 (up to about 2.99e+09)") && !strstr(text, "hcal"),
+          "a value no detector gives warned about, a plausible channel not: %s", text);
+    pixel_hist_free(&h);
 }
 
 /* the binary16 definition, written independently of half.c */
@@ -233,6 +282,10 @@ static void test_unbias(void) {
     /* 4 bins of 10 over [0, 40): counts 1, 2, 0, 5 (-3 and 45 land in the edge bins) */
     const float m[8] = {-3.0f, 12.0f, 15.0f, 31.0f, 33.0f, 35.0f, 39.0f, 45.0f};
     float w[4];
+    CHECK(unbias_bin(-5.0f, 4, 0.0f, 40.0f) == 0 && unbias_bin(39.9f, 4, 0.0f, 40.0f) == 3 &&
+              unbias_bin(4e28f, 4, 0.0f, 40.0f) == 3 && unbias_bin(-3e37f, 4, 0.0f, 40.0f) == 0 &&
+              unbias_bin(INFINITY, 4, 0.0f, 40.0f) == 3 && unbias_bin(NAN, 4, 0.0f, 40.0f) == 0,
+          "masses outside the range (1e28 GeV too: fuzz_dense_reader) go to the edge bins");
     CHECK(unbias_bin_weights(m, 8, 4, 0.0f, 40.0f, 0.0f, w) == 0, "no cap, no capped bins");
     const float want[4] = {8.0f / 3.0f, 8.0f / 6.0f, 0.0f, 8.0f / 15.0f};
     for (int k = 0; k < 4; k++) CHECK(fabsf(w[k] - want[k]) < 1e-6f, "w[%d] = %g, want %g", k, w[k], want[k]);
@@ -248,10 +301,39 @@ static void test_unbias(void) {
     CHECK(unbias_bin_weights(m, 8, 4, 40.0f, 0.0f, 0.0f, w) < 0, "max <= min is an error");
 }
 
+/* sparse_count_entries: what sparse_encode stores (every bit pattern but +0: -0.0, NaN,
+ * subnormals count), float32 and float16 rows, counted by hand */
+static void test_sparse_count(void) {
+    enum { C = 3, HW = 50 };
+    uint32_t bits[C * HW], counts[C];
+    uint16_t half[C * HW];
+    static uint32_t pos[C * HW], val[C * HW];
+    long long by_hand = 0, by_hand16 = 0;
+    uint64_t s = 7;
+    for (int i = 0; i < C * HW; i++) {
+        s = drng_mix(s + (uint64_t)i);
+        int kind = (int)(s % 6);
+        bits[i] = kind == 0 ? 0x80000000u : kind == 1 ? 0x7fc00000u : kind == 2 ? 1u : kind == 3 ? 0x3f800000u : 0u;
+        half[i] = (uint16_t)(kind == 0 ? 0x8000u : kind == 1 ? 0x7e00u : kind == 2 ? 1u : 0u);
+        by_hand += bits[i] != 0;
+        by_hand16 += half[i] != 0;
+    }
+    SparseGeom g = {C, HW, 2, 4}, g16 = {C, HW, 2, 2};
+    long long n = sparse_count_entries(&g, bits), n16 = sparse_count_entries(&g16, half);
+    CHECK(n == by_hand && n > 0 && n < C * HW, "float32: %lld entries counted, %lld by hand", n, by_hand);
+    CHECK(n == sparse_encode(&g, bits, counts, pos, val), "float32: as many as sparse_encode stores");
+    CHECK(n16 == by_hand16 && n16 == sparse_encode(&g16, half, counts, pos, val),
+          "float16: %lld entries counted, %lld by hand, as sparse_encode stores", n16, by_hand16);
+    memset(bits, 0, sizeof bits);
+    CHECK(sparse_count_entries(&g, bits) == 0, "an empty row has no entries");
+}
+
 int main(void) {
+    test_sparse_count();
     test_preprocess_known();
     test_preprocess_signed();
     test_plausible();
+    test_plausible_channels();
     test_half();
     test_quantile();
     test_unbias();

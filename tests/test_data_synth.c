@@ -1,12 +1,14 @@
 /* The synthetic jet generator's physics (data/tools/synth.h): determinism per (seed, jet),
  * the mass spectrum (0-500 GeV, W and top peaks over a falling background), the mass
  * recoverable from the calorimeter image, and channel character (narrow ECAL, wide
- * HCAL towers, sparse tracks, noise, displaced tracks in top jets). */
+ * HCAL towers, sparse tracks, noise, displaced tracks in top jets); labelled jets for a
+ * classifier (the signal's share, top jets against QCD, the QCD jets that fake a top). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "error.h"
 #include "synth.h"
 
 enum { TRACK_PT, DZ, D0, ECAL, HCAL }; /* the 8-channel (Top Gun) order */
@@ -20,7 +22,46 @@ static long long count_in(const float *m, int n, double lo, double hi) {
     return k;
 }
 
+/* classify: labels in the asked proportion; the signal is top jets (3 prongs at the top
+ * mass); the background QCD, of which the `overlap` share is drawn as a top jet */
+static void test_classes(void) {
+    SynthConfig c = {.size = 32, .channels = 3, .pixel_size = SYNTH_PIXEL_SIZE, .seed = 5, .classify = 1,
+                     .signal_fraction = 0.3, .overlap = 0.25};
+    CHECK(synth_check(&c) == 0, "a labelled configuration: %s", synth_check(&c) ? e2e_error() : "");
+    const int n = 4000;
+    float *img = malloc((size_t)3 * 32 * 32 * sizeof *img);
+    int sig = 0, sig_top3 = 0, bkg = 0, fakes = 0, sig_window = 0, qcd_window = 0;
+    for (int i = 0; i < n; i++) {
+        SynthJet j;
+        synth_jet(&c, (uint64_t)i, img, &j);
+        int window = j.m > 150 && j.m < 195; /* the top mass window */
+        if (j.label) {
+            sig++, sig_window += window;
+            sig_top3 += j.kind == SYNTH_TOP && j.prongs == 3;
+        } else {
+            bkg++;
+            if (j.kind == SYNTH_TOP) fakes++;
+            else qcd_window += window;
+        }
+    }
+    CHECK(fabs((double)sig / n - 0.3) < 0.03, "signal fraction %.3f, asked 0.3", (double)sig / n);
+    CHECK(sig_top3 == sig, "every signal jet is a 3-prong top jet (%d of %d)", sig_top3, sig);
+    CHECK(fabs((double)fakes / bkg - 0.25) < 0.04, "QCD jets faking a top: %.3f of the background, asked 0.25",
+          (double)fakes / bkg);
+    CHECK((double)sig_window / sig > 0.9 && (double)qcd_window / (bkg - fakes) < 0.1,
+          "in the top mass window 150-195 GeV: %.3f of the signal, %.3f of the QCD jets that do not fake a top",
+          (double)sig_window / sig, (double)qcd_window / (bkg - fakes));
+    SynthConfig bad = c;
+    bad.signal_fraction = 1.0;
+    CHECK(synth_check(&bad) < 0 && strstr(e2e_error(), "signal fraction"), "signal fraction 1 refused");
+    bad = c;
+    bad.overlap = 1.5;
+    CHECK(synth_check(&bad) < 0 && strstr(e2e_error(), "overlap"), "overlap 1.5 refused");
+    free(img);
+}
+
 int main(void) {
+    test_classes();
     const char *names[8];
     synth_channel_names(3, names);
     CHECK(!strcmp(names[0], "track_pt") && !strcmp(names[1], "ecal") && !strcmp(names[2], "hcal"),
@@ -30,11 +71,11 @@ int main(void) {
               !strcmp(names[7], "bpix3"), "8 channels: %s %s %s %s", names[0], names[1], names[3], names[7]);
     synth_channel_names(1, names);
     CHECK(!strcmp(names[0], "ecal"), "1 channel: %s", names[0]);
-    CHECK(synth_check(&(SynthConfig){S, 9, SYNTH_PIXEL_SIZE, 1}) < 0, "9 channels rejected");
-    CHECK(synth_check(&(SynthConfig){4, 3, SYNTH_PIXEL_SIZE, 1}) < 0, "4-pixel images rejected");
+    CHECK(synth_check(&(SynthConfig){.size = S, .channels = 9, .pixel_size = SYNTH_PIXEL_SIZE, .seed = 1}) < 0, "9 channels rejected");
+    CHECK(synth_check(&(SynthConfig){.size = 4, .channels = 3, .pixel_size = SYNTH_PIXEL_SIZE, .seed = 1}) < 0, "4-pixel images rejected");
 
     const size_t plane = (size_t)S * S, row = plane * C;
-    SynthConfig cfg = {S, C, SYNTH_PIXEL_SIZE, 2024};
+    SynthConfig cfg = {.size = S, .channels = C, .pixel_size = SYNTH_PIXEL_SIZE, .seed = 2024};
     float *img = malloc(row * sizeof *img), *again = malloc(row * sizeof *again);
     SynthJet j, j2;
     synth_jet(&cfg, 17, img, &j);

@@ -30,6 +30,11 @@ parquet). One test per subcommand (ctest runs each separately):
   train_scalars  a converted file without ieta/iphi (quark-gluon) and one with three
                  scalars train one epoch (2 ranks); the checkpoints record none and the three
                  scalars' names and scales
+  labels         --label-value stamps a class on every row (uint8 y: top files 1, QCD files
+                 0), --append stamps the rows it adds; a list of both trains a classifier (2
+                 ranks, --task classification) and e2e-data info counts its classes; the
+                 quark-gluon file keeps its own y (float32), which trains a classifier too;
+                 stamping over a source's y, or appending to a file without one: refused
 
 usage: test_e2e_convert.py TEST BUILD_DIR
 """
@@ -526,7 +531,61 @@ def t_train_scalars(e):
               "its checkpoint records the three scalars %s with their scales %s, and the kinds" % (names, scales))
 
 
-TESTS = {"layouts": t_layouts, "names": t_names, "scalars": t_scalars, "kinds": t_kinds, "plausible": t_plausible,
+def classify_one(e, data, name):
+    rd = e.path("run_" + name)
+    p = run(MPIRUN + ["-np", "2", e.exe("e2e-train"), "--data", data, "--out", rd, "--epochs", "1", "--batch", "8",
+                      "--seed", "3", "--task", "classification"], timeout=300)
+    ok = p.returncode == 0 and os.path.exists(os.path.join(rd, "results.json"))
+    return ok, (p.stdout + p.stderr)[-400:]
+
+
+def t_labels(e):
+    src.topgun_parquet(e.path("top.parquet"), 160, S=32, seed=1)
+    src.topgun_parquet(e.path("qcd.parquet"), 160, S=32, seed=7)
+    src.topgun_parquet(e.path("qcd_more.parquet"), 48, S=32, seed=8)
+    convert("-q", "--label-value", "1", "-o", e.path("top.h5"), e.path("top.parquet"))
+    p = convert("--label-value", "0", "-o", e.path("qcd.h5"), e.path("qcd.parquet"))
+    check("y = 0 (stamped)" in p.stderr, "the run's description names the stamped label")
+    for name, want in (("top.h5", 1), ("qcd.h5", 0)):
+        with h5py.File(e.path(name), "r") as f:
+            y = f["y"][()]
+            check(y.dtype == np.uint8 and len(y) == 160 and np.all(y == want), "%s: y uint8, every row %d" % (name, want))
+    convert("-q", "--append", "--label-value", "0", "-o", e.path("top.h5"), e.path("qcd_more.parquet"))
+    with h5py.File(e.path("top.h5"), "r") as f:
+        y = f["y"][()]
+        check(len(y) == 208 and np.all(y[:160] == 1) and np.all(y[160:] == 0), "--append stamps the rows it adds")
+    with open(e.path("both.txt"), "w") as f:
+        f.write("top.h5\nqcd.h5\n")
+    p = run([e.exe("e2e-data"), "info", e.path("both.txt"), "--rows", "4"], expect=0)
+    check("classes (label y): 160 signal (1), 208 background (0)" in p.stdout, "e2e-data info counts the classes: %s"
+          % [ln for ln in p.stdout.splitlines() if "classes" in ln])
+    # top and QCD files of 8 jets each, alternating in a list: the split takes runs of
+    # consecutive rows, and the validation and test splits of these 320 jets are 16 each
+    names = []
+    for k in range(20):
+        for name in ("top", "qcd"):
+            names.append("%s_%d.h5" % (name, k))
+            run([e.exe("e2e-data"), "convert", "--rows", "%d:%d" % (8 * k, 8 * k + 8), e.path(name + ".h5"),
+                 e.path(names[-1])], expect=0)
+    with open(e.path("mixed.txt"), "w") as f:
+        f.write("\n".join(names) + "\n")
+    ok, tail = classify_one(e, e.path("mixed.txt"), "mixed")
+    check(ok, "a list of stamped top files and stamped QCD files trains a classifier%s" % ("" if ok else ": " + tail))
+    src.qg_hdf5(e.path("qg.hdf5"), 160, S=32)
+    convert("-q", "-o", e.path("qg.h5"), e.path("qg.hdf5"))
+    with h5py.File(e.path("qg.h5"), "r") as f:
+        check(f["y"].dtype == np.float32, "the quark-gluon file keeps its own y (float32)")
+    ok, tail = classify_one(e, e.path("qg.h5"), "qg")
+    check(ok, "the quark-gluon file trains a classifier on its y%s" % ("" if ok else ": " + tail))
+    refused(e, ["--label-value", "1", "-o", e.path("qg1.h5"), e.path("qg.hdf5")], ["qg.hdf5", "has a column 'y' already"],
+            "stamping over a source's own labels")
+    convert("-q", "--extra", "none", "--label-value", "1", "-o", e.path("qg1.h5"), e.path("qg.hdf5"))
+    convert("-q", "-o", e.path("plain.h5"), e.path("qcd.parquet"))
+    refused(e, ["--append", "--label-value", "0", "-o", e.path("plain.h5"), e.path("qcd_more.parquet")],
+            ["plain.h5", "no label column 'y' for the appended rows"], "stamping appended rows of a file without labels")
+
+
+TESTS = {"labels": t_labels, "layouts": t_layouts, "names": t_names, "scalars": t_scalars, "kinds": t_kinds, "plausible": t_plausible,
          "hdf5_bad": t_hdf5_bad, "append": t_append, "footer": t_footer, "train": t_train,
          "train_scalars": t_train_scalars}
 

@@ -86,6 +86,18 @@ int main(void) {
     EXPECT_FAIL(model_check_config(&bad), "feature maps");
     EXPECT_FAIL(model_check_config(NULL), "NULL");
     CHECK(model_count_params(&bad) == 0, "a bad config has no parameter count");
+    ModelConfig big = good;
+    big.in_channels = 1895825408; /* a checkpoint's claim that overflowed int sizes (fuzz_checkpoint) */
+    EXPECT_FAIL(model_check_config(&big), "at most 4096");
+    big = good;
+    big.width = MODEL_MAX_SIZE + 1;
+    EXPECT_FAIL(model_check_config(&big), "at most 4096");
+    big = good;
+    big.blocks = 1895825407; /* 8 x blocks overflowed in the check itself (fuzz_checkpoint) */
+    EXPECT_FAIL(model_check_config(&big), "blocks");
+    big = good;
+    big.height = big.width = MODEL_MAX_SIZE;
+    CHECK(model_check_config(&big) == 0, "the largest size is taken: %s", e2e_error());
 
     /* the smallest image that survives conv0 and the pooling */
     ModelConfig tiny = good;
@@ -118,11 +130,19 @@ int main(void) {
     Batch hb = {.n = 4, .x = x, .scalars = sc, .target = t};
     float pred[4];
     CHECK(model_train_pass(m, &hb) == 0, "train pass: %s", e2e_error());
-    int nonfinite = -1;
+    int nonfinite = -1, nonfinite_too = -1;
+    float loss = NAN, loss_too = NAN;
     CHECK(model_grads_nonfinite(m, &nonfinite) == 0 && nonfinite == 0, "finite gradients: %d", nonfinite);
+    CHECK(model_pass_result(m, &loss, &nonfinite_too) == 0 && model_loss_value(m, &loss_too) == 0 &&
+              loss == loss_too && isfinite(loss) && nonfinite_too == 0,
+          "the pass's result: the loss (%g, %g) and no non-finite gradient (%d)", loss, loss_too, nonfinite_too);
     model_grads(m)[model_arena_size(m) / 2] = NAN;  /* the CPU's gradients are host memory */
     CHECK(model_grads_nonfinite(m, &nonfinite) == 0 && nonfinite == 1, "a NaN gradient not found");
+    CHECK(model_pass_result(m, &loss, &nonfinite_too) == 0 && nonfinite_too == 1,
+          "the pass's result finds the NaN gradient");
     EXPECT_FAIL(model_grads_nonfinite(m, NULL), "NULL");
+    EXPECT_FAIL(model_pass_result(m, &loss, NULL), "NULL");
+    EXPECT_FAIL(model_pass_result(m, NULL, &nonfinite), "NULL");
     CHECK(model_predict(m, &hb, pred) == 0, "predict: %s", e2e_error());
     hb.n = 9;
     EXPECT_FAIL(model_train_pass(m, &hb), "1 to 4");

@@ -1,8 +1,9 @@
 /* Finite-difference check of the whole model: for every parameter tensor, the
  * directional derivative of the loss along a random direction restricted to that
  * tensor, (L(p + e v) - L(p - e v)) / 2e with |v| = 1, against grad . v from
- * model_backward. Small
- * images keep it fast; every convolution engine is checked (E2E_CPU_CONV).
+ * model_backward. Small images keep it fast; every convolution engine is checked
+ * (E2E_CPU_CONV), with the L1 loss of the regression and the binary cross-entropy on
+ * logits of the classification.
  *
  * bf16 (net/README.md, "bf16 on the CPU"), on every engine: the bf16 backward against finite
  * differences of the model's loss. A bf16 forward pass is a staircase at the scale of
@@ -22,12 +23,12 @@
 #include "rng.h"
 
 
-static void run(const char *path, int channels, int size, int n_scalars) {
+static void run(const char *path, int channels, int size, int n_scalars, int loss) {
     Rng rng;
     rng_seed(&rng, 99);
     ModelConfig cfg = {.in_channels = channels, .height = size, .width = size + 2,
                        .n_scalars = n_scalars, .blocks = 1, .fmaps0 = 16, .fmaps1 = 32,
-                       .max_batch = 3};
+                       .max_batch = 3, .loss = loss};
     const int n = 3;
     setenv("E2E_CPU_CONV", path, 1);
     NetOps *ops = net_cpu_create(2);
@@ -47,6 +48,8 @@ static void run(const char *path, int channels, int size, int n_scalars) {
     model_forward(m, n, x, sc);
     const float *pred = model_predictions(m);
     for (int i = 0; i < n; i++) tgt[i] = pred[i] + (i % 2 ? 0.5f : -0.5f);
+    if (loss == MODEL_LOSS_BCE)  /* class labels: the loss is smooth everywhere */
+        for (int i = 0; i < n; i++) tgt[i] = (float)(i % 2);
 
     float *p = malloc(sizeof(float) * na), *g = malloc(sizeof(float) * na);
     float *v = calloc(na, sizeof(float));
@@ -83,8 +86,8 @@ static void run(const char *path, int channels, int size, int n_scalars) {
         model_set_params(m, p);
         double fd = ((double)lp - lm) / (2 * eps);
         double diff = fabs(fd - an);
-        CHECK(diff <= 1e-2 * fabs(an) + 1e-3, "[%s C=%d] %s: finite difference %.6g, backward %.6g",
-              path, channels, t->name, fd, an);
+        CHECK(diff <= 1e-2 * fabs(an) + 1e-3, "[%s C=%d %s] %s: finite difference %.6g, backward %.6g",
+              path, channels, loss == MODEL_LOSS_BCE ? "bce" : "l1", t->name, fd, an);
     }
     free(x), free(p), free(g), free(v);
     model_free(m);
@@ -214,12 +217,15 @@ static void run_bf16(const char *path, int channels, int size, int n_scalars) {
 }
 
 int main(void) {
-    run("direct", 3, 23, 2);
-    run("direct", 8, 20, 0);
-    run("gemm", 3, 23, 2);
+    run("direct", 3, 23, 2, MODEL_LOSS_L1);
+    run("direct", 8, 20, 0, MODEL_LOSS_L1);
+    run("direct", 3, 23, 2, MODEL_LOSS_BCE);
+    run("gemm", 3, 23, 2, MODEL_LOSS_L1);
+    run("gemm", 8, 20, 0, MODEL_LOSS_BCE);
 #ifdef E2E_HAVE_ONEDNN
-    run("onednn", 3, 23, 2);
-    run("onednn", 8, 20, 0);
+    run("onednn", 3, 23, 2, MODEL_LOSS_L1);
+    run("onednn", 8, 20, 0, MODEL_LOSS_L1);
+    run("onednn", 3, 23, 2, MODEL_LOSS_BCE);
 #endif
     if (net_cpu_has_bf16()) {
         const char *engines[] = {"direct", "gemm", "onednn", "auto"};

@@ -2,7 +2,11 @@
  * CPU backend behind a wrapper that says so, which makes the model copy each batch
  * into its own input buffers. Results must be bitwise those of the in-place path.
  * model_stage_batch (the trainer's look-ahead) on both: staging the next batch leaves
- * the pass under way alone, and model_train_pass(m, NULL) trains on the staged one. */
+ * the pass under way alone, and model_train_pass(m, NULL) trains on the staged one.
+ * model_accumulate_grads: the mean of two half-batches' gradients is the whole batch's
+ * (up to float rounding), on both; and the phase hook sees forward, then backward. */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -64,6 +68,65 @@ static void test_ahead(NetOps *ops, const char *label, const Batch *b1, const Ba
     model_free(ref);
 }
 
+/* the phases a pass reported, in order */
+typedef struct {
+    int seen[8], n;
+} Phases;
+
+static void note_phase(void *ctx, int phase) {
+    Phases *p = ctx;
+    if (p->n < 8) p->seen[p->n++] = phase;
+}
+
+/* Gradient accumulation: batch b (2n samples) in one pass, and as two micro-batches of n
+ * accumulated; also three micro-batches (n, n, n of a 3n batch) and the argument checks. */
+static void test_accumulate(NetOps *ops, const char *label, const Batch *b) {
+    ModelConfig cfg = model_default_config(b->n);
+    cfg.height = cfg.width = 20;
+    Model *m;
+    if (model_create(&m, &cfg, ops)) {
+        CHECK(0, "model_create: %s", e2e_error());
+        return;
+    }
+    model_init(m, 5);
+    size_t na = model_arena_size(m), pixels = (size_t)8 * 20 * 20;
+    float *whole = calloc(na, 4), *summed = calloc(na, 4), *last = calloc(na, 4);
+    Phases ph = {.n = 0};
+    model_set_phase_hook(m, note_phase, &ph);
+    CHECK(model_train_pass(m, b) == 0 && model_accumulate_grads(m, 0, 1) == 0, "[%s] one pass", label);
+    CHECK(ph.n == 2 && ph.seen[0] == MODEL_PHASE_FORWARD && ph.seen[1] == MODEL_PHASE_BACKWARD,
+          "[%s] the hook saw %d phases (forward, backward expected)", label, ph.n);
+    model_set_phase_hook(m, NULL, NULL);
+    model_get_grads(m, whole);
+    int h = b->n / 2;
+    Batch half[2] = {*b, *b};
+    for (int k = 0; k < 2; k++) {
+        half[k].n = h;
+        half[k].x = b->x + (size_t)k * h * pixels;
+        half[k].scalars = b->scalars + (size_t)k * h * 2;
+        half[k].target = b->target + k * h;
+        half[k].weight = b->weight + k * h;
+        CHECK(model_train_pass(m, &half[k]) == 0 && model_accumulate_grads(m, k, 2) == 0, "[%s] micro-batch %d: %s",
+              label, k, e2e_error());
+    }
+    model_get_grads(m, summed);
+    model_get_grads(m, last);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < na; i++) {
+        num += ((double)summed[i] - whole[i]) * ((double)summed[i] - whole[i]);
+        den += (double)whole[i] * whole[i];
+    }
+    CHECK(den > 0 && sqrt(num / den) < 1e-6, "[%s] two accumulated half-batches vs the whole batch: rel err %g", label,
+          sqrt(num / den));
+    CHECK(model_train_pass(m, &half[1]) == 0, "[%s] pass", label);
+    model_get_grads(m, last);
+    CHECK(memcmp(last, summed, na * 4) != 0, "[%s] the last micro-batch alone differs from the mean", label);
+    CHECK(model_accumulate_grads(m, 2, 2) == -1 && model_accumulate_grads(m, 0, 0) == -1 &&
+              model_accumulate_grads(NULL, 0, 2) == -1, "[%s] a micro-batch outside 0..n-1 is refused", label);
+    free(whole), free(summed), free(last);
+    model_free(m);
+}
+
 int main(void) {
     Rng r;
     rng_seed(&r, 11);
@@ -96,6 +159,15 @@ int main(void) {
     Batch b2 = {.n = N, .x = x2, .scalars = sc2, .target = t2, .weight = w};
     test_ahead(cpu, "in place", &b, &b2);
     test_ahead(staged, "staged", &b, &b2);
+    enum { N4 = 4 };
+    static float x4[N4 * 8 * 20 * 20];
+    float sc4[2 * N4], t4[N4], w4[N4] = {1, 2, 0.5f, 1.5f};
+    for (size_t i = 0; i < sizeof x4 / sizeof *x4; i++) x4[i] = rng_uniform(&r);
+    for (int i = 0; i < 2 * N4; i++) sc4[i] = rng_uniform(&r);
+    for (int i = 0; i < N4; i++) t4[i] = rng_uniform(&r);
+    Batch b4 = {.n = N4, .x = x4, .scalars = sc4, .target = t4, .weight = w4};
+    test_accumulate(cpu, "in place", &b4);
+    test_accumulate(staged, "staged", &b4);
     staged->destroy(staged);
     cpu->destroy(cpu);
     return check_main_result("test_model_staging");

@@ -41,7 +41,14 @@ int main(void) {
     CHECK(json && strcmp(json, "{\"best_epoch\": 7, \"best_val_mae_gev\": 41.2500, \"test_loss\": 0.082500, "
                                "\"test_mae_gev\": 41.5000, \"test_mre\": 0.250000, \"test_jets\": 300, "
                                "\"mre_jets\": 200, \"epochs\": 8, \"global_steps\": 224, \"ranks\": 2, "
-                               "\"train_time_s\": 12.50}\n") == 0, "results.json: %s", json);
+                               "\"train_time_s\": 12.50, \"best_checkpoint\": \"checkpoints/best.h5\", "
+                               "\"stopped_early\": false, \"stopped_epoch\": null}\n") == 0, "results.json: %s", json);
+    free(json);
+    r.stopped_early = 1;
+    CHECK(run_write_results(dir, &r) == 0, "run_write_results: %s", e2e_error());
+    json = slurp(dir, "results.json");
+    CHECK(json && strstr(json, "\"stopped_early\": true, \"stopped_epoch\": 8}"), "an early stop in results.json: %s",
+          json);
     free(json);
 
     for (long e = 1; e <= 3; e++) {

@@ -1,9 +1,10 @@
 /* A run folder belongs to one run (dist/run/run_folder.h): the lock refuses a second holder
  * and names it (host, pid), and is free again once released; dead writers' temporary
  * files go and nothing else does; a fresh start in a folder holding a run is refused
- * unless --overwrite, which deletes the run's files only; --resume auto without a
- * checkpoint refuses a folder with results; pruning follows the run's own history, so
- * the checkpoint just written stays whatever other, higher-numbered files lie there.
+ * unless --overwrite, which deletes the run's files only (TensorBoard's event files among
+ * them); --resume auto without a checkpoint refuses a folder with results; pruning
+ * follows the run's own history, so the checkpoint just written stays whatever other,
+ * higher-numbered files lie there.
  * (Resuming from real checkpoints, rewinds and two jobs under mpirun:
  * tests/test_no_loss.py run_folder.) */
 #include <stdio.h>
@@ -73,12 +74,15 @@ static void test_rule(void) {
     CHECK(run_folder_open(&rf, dir) == 0, "open: %s", e2e_error());
     char held[512];
     touch("config.json", "{}");
-    CHECK(run_folder_describe(&rf, held, sizeof held) == 0, "config.json alone is no run: %s", held);
-    CHECK(start(&rf, NULL, 0) == 0 && !exists("config.json"), "a fresh start replaces an unfinished start's config");
+    touch("events.out.tfevents.1790000000.node7.42", "x");
+    CHECK(run_folder_describe(&rf, held, sizeof held) == 0, "config.json and event files alone are no run: %s", held);
+    CHECK(start(&rf, NULL, 0) == 0 && !exists("config.json") && !exists("events.out.tfevents.1790000000.node7.42"),
+          "a fresh start replaces an unfinished start's config and TensorBoard events");
     touch("metrics.csv", "epoch,lr\n1,0.001\n2,0.001\n");
     touch("results.json", "{}");
     touch("checkpoints/ckpt-0000000016.h5", "x");
     touch("checkpoints/best.h5", "x");
+    touch("events.out.tfevents.1790000001.node7.43", "x");
     CHECK(run_folder_describe(&rf, held, sizeof held) == 1 && strstr(held, "metrics of 2 epochs") &&
           strstr(held, "results.json") && strstr(held, "1 checkpoint") && strstr(held, "best.h5"), "held: %s", held);
     CHECK(start(&rf, NULL, 0) == -1 && strstr(e2e_error(), "holds another run") && strstr(e2e_error(), "--overwrite"),
@@ -94,8 +98,9 @@ static void test_rule(void) {
     CHECK(start(&rf, "auto", 0) == -1 && strstr(e2e_error(), "none of its 1 checkpoints is valid"),
           "only invalid checkpoints: refused: %s", e2e_error());
     CHECK(start(&rf, NULL, 1) == 0, "--overwrite starts over: %s", e2e_error());
-    CHECK(!exists("metrics.csv") && !exists("results.json") && !exists("checkpoints/ckpt-0000000016.h5"),
-          "--overwrite deleted the run's files");
+    CHECK(!exists("metrics.csv") && !exists("results.json") && !exists("checkpoints/ckpt-0000000016.h5") &&
+              !exists("events.out.tfevents.1790000001.node7.43"),
+          "--overwrite deleted the run's files, TensorBoard's events too");
     CHECK(exists("notes.tmp") && exists("slurm-12.out"), "and only those");
     CHECK(start(&rf, "auto", 0) == 0, "--resume auto in an empty folder starts fresh: %s", e2e_error());
     run_folder_close(&rf);

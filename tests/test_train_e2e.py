@@ -201,12 +201,14 @@ def t_resume(e):
 
 
 def to_version1(path):
-    """rewrites a version-3 checkpoint's attributes as version 1 wrote them: the plateau's
+    """rewrites a version-4 checkpoint's attributes as version 1 wrote them: the plateau's
     rate as "lr", Adam's rate as "adam_lr", no base, scaled or warm-up rate, no record of the
-    model's inputs (which were then always iphi / 360, ieta / 170, energy-like channels)"""
+    model's inputs (which were then always iphi / 360, ieta / 170, energy-like channels), no
+    task (then always the regression)"""
     with h5py.File(path, "r+") as f:
         a = f.attrs
-        check(int(a["version"]) == 3, "the trainer writes version 3")
+        check(int(a["version"]) == 4 and a["task"] in (b"regression", "regression"), "the trainer writes version 4, a regression")
+        del a["task"]
         for k in ("scalars", "scalar_scale", "channel_kinds"):
             del f["data"].attrs[k]
         plateau = float(a["lr_plateau"])

@@ -39,6 +39,8 @@ examples:
   data/e2e-convert -o qg.h5 quark-gluon_data-set_n139306.hdf5
   data/e2e-convert --append -o topgun.h5 top_gun_opendata_2.parquet
   data/e2e-convert --scalars iphi,ieta,pt --scalar-scale pt=800 -o run2.h5 run2_*.parquet
+  data/e2e-convert --label-value 1 -o top.h5 top_*.parquet     # a classifier's files of one class,
+  data/e2e-convert --label-value 0 -o qcd.h5 qcd_*.parquet     # listed together for e2e-train --task classification
 """ % ("/".join(KNOWN["X_jet"]), "/".join(KNOWN["m"]), "/".join(KNOWN["pt"]))
 
 
@@ -77,6 +79,11 @@ def parse_args(argv):
                         "where the files have them, else none)")
     p.add_argument("--scalar-scale", action="append", default=[], metavar="NAME=X",
                    help="the model input is value / X (defaults: iphi 360, ieta 170, pt 1000)")
+    p.add_argument("--label-value", type=int, choices=(0, 1), metavar="0|1",
+                   help="stamp this class label on every row of the run, in the column --label (uint8): the E2E "
+                        "top-tagging data ships top (1) and QCD (0) jets in separate files")
+    p.add_argument("--label", default="y", metavar="NAME",
+                   help="the label column --label-value writes (default y, e2e-train's default --label)")
     p.add_argument("--mass-unit", choices=("GeV", "MeV"), default="GeV",
                    help="the unit of the mass and pt columns (MeV: divided by 1000; default GeV)")
     p.add_argument("--pixel-size", type=float, default=PIXEL_SIZE, metavar="X",
@@ -97,6 +104,8 @@ def parse_args(argv):
 def check_args(p, a):
     if a.append and a.force:
         p.error("--append and --force exclude each other")
+    if not a.label or a.label in ROLES:
+        p.error("--label: the label column needs a name other than %s (got '%s')" % (", ".join(ROLES), a.label))
     if a.batch < 1:
         p.error("--batch must be at least 1 (got %d)" % a.batch)
     if a.jobs < 0:

@@ -135,7 +135,8 @@ def describe_run(a, sources, p, dtype, n0, new_rows, old):
         PROG, new_rows, len(sources), "" if len(sources) == 1 else "s", p.image[0].words(), shape_str(p.chw),
         dtype, a.out, "after its %d rows" % n0 if old else "a new file"))
     for s, roles, spec, (extras, skipped) in zip(sources, p.roles, p.image, p.extras):
-        cols = ["%s->%s" % (v, k) if v != k else k for k, v in roles.items()] + extras
+        cols = ["%s->%s" % (v, k) if v != k else k for k, v in roles.items()] + extras + \
+            ["%s = %d (stamped)" % (o.name, o.constant) for o in p.outs if o.constant is not None]
         say("%s:   %s (%s): %s%s\n" % (PROG, s.path, s.kind, ", ".join(cols),
                                         "; not copied: " + ", ".join("%s (%s)" % c for c in skipped) if skipped else ""))
     say("%s:   channels %s; scalars %s\n" % (

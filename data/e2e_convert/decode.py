@@ -10,16 +10,18 @@ from .layout import ImageSpec
 class OutColumn:
     """A 1-D dataset of the output: its name, the role it plays (m, pt, ieta, iphi, or None
     for a column copied as it is), its dtype, whether it is a model input or the format's
-    (float32, finite), and a divisor (1000 for MeV -> GeV)."""
+    (float32, finite), a divisor (1000 for MeV -> GeV); or, with constant, one value for
+    every row, read from no source column (--label-value: a class label stamped on files
+    of one class)."""
 
-    def __init__(self, name, role, dtype, checked, divide=1.0, unit=None):
+    def __init__(self, name, role, dtype, checked, divide=1.0, unit=None, constant=None):
         self.name, self.role, self.dtype = name, role, np.dtype(dtype)
-        self.checked, self.divide, self.unit = checked, divide, unit
+        self.checked, self.divide, self.unit, self.constant = checked, divide, unit, constant
 
 
 class ReadSpec(ImageSpec):
     """What a decoding process needs for one file (picklable): the image column and its
-    shape and layout, the source column of each output column."""
+    shape and layout, the source column of each output column that is not a constant."""
 
     def __init__(self, image_spec, image, sources, outs):
         ImageSpec.__init__(self, image_spec.dims, image_spec.layout, image_spec.dtype)
@@ -45,8 +47,13 @@ def fill(reader, spec, row, img, cols, xbuf, cbufs):
     lo, hi = v.min(axis=2), v.max(axis=2)
     if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
         not_finite(reader, spec, row, img, xo)
-    for k, (src, out) in enumerate(zip(spec.sources, spec.outs)):
-        cbufs[k][:n] = column(reader, row, cols[k], src, out)
+    read = iter(zip(spec.sources, cols))
+    for k, out in enumerate(spec.outs):
+        if out.constant is not None:
+            cbufs[k][:n] = out.constant
+            continue
+        src, values = next(read)
+        cbufs[k][:n] = column(reader, row, values, src, out)
     zero = int(np.count_nonzero((lo == 0).all(axis=1) & (hi == 0).all(axis=1)))
     negative = [int(np.count_nonzero(v[:, c] < 0)) if lo[:, c].min() < 0 else 0 for c in range(v.shape[1])]
     return n, BatchStats(zero, negative)

@@ -45,8 +45,8 @@ def plan_run(a, sources, old, dtype):
     p.chw = p.image[0].chw
     channels_and_kinds(a, p, old)
     columns_and_scalars(a, p, sources, names, old)
-    p.specs = [ReadSpec(spec, roles["X_jet"], [roles.get(o.name, o.name) for o in p.outs], p.outs)
-               for spec, roles in zip(p.image, p.roles)]
+    p.specs = [ReadSpec(spec, roles["X_jet"], [roles.get(o.name, o.name) for o in p.outs if o.constant is None],
+                        p.outs) for spec, roles in zip(p.image, p.roles)]
     return p
 
 
@@ -108,8 +108,9 @@ def out_dtype(sources, roles, name):
 def columns_and_scalars(a, p, sources, names, old):
     """the output's 1-D columns (m, pt, ieta, iphi where given, then the copied ones) and
     the model's scalars with their scales"""
+    stamped = stamped_label(a, sources, names, old)
     if old:
-        if sorted(names) != sorted(old["columns"]):
+        if sorted(names + stamped) != sorted(old["columns"]):
             raise Bad("%s: holds the columns %s; the files give %s" % (a.out, ", ".join(sorted(old["columns"])),
                                                                      ", ".join(sorted(names))))
         p.scalars, p.scales = old["scalars"], old["scalar_scale"]
@@ -126,3 +127,19 @@ def columns_and_scalars(a, p, sources, names, old):
         dtype = np.float32 if checked else (old["columns"][n] if old else out_dtype(sources, p.roles, n))
         divide = 1000.0 if a.mass_unit == "MeV" and n in ("m", "pt") else 1.0
         p.outs.append(OutColumn(n, role, dtype, checked, divide, "GeV" if n in ("m", "pt") else None))
+    for n in stamped:
+        p.outs.append(OutColumn(n, None, old["columns"][n] if old else np.uint8, False, constant=a.label_value))
+
+
+def stamped_label(a, sources, names, old):
+    """[the label column --label-value stamps] or []: refused where a source gives a column
+    of that name (its own labels) or where an appended file has no such column"""
+    if a.label_value is None:
+        return []
+    if a.label in names:
+        src = [s.path for s in sources if a.label in s.columns][:1] or [sources[0].path]
+        raise Bad("%s: has a column '%s' already (its own labels?); --label-value %d would stamp over it: leave it "
+                  "out with --extra, or stamp another column (--label NAME)" % (src[0], a.label, a.label_value))
+    if old and a.label not in old["columns"]:
+        raise Bad("%s: has no label column '%s' for the appended rows' labels" % (a.out, a.label))
+    return [a.label]

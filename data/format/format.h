@@ -11,6 +11,8 @@
 #define DSET_PT "pt"   /* (N,) jet pT, GeV */
 #define DSET_IETA "ieta"
 #define DSET_IPHI "iphi"
+#define DSET_LABEL "y" /* (N,) a classifier's label, 0 or 1, any integer or float type: the
+                          default --label (the quark-gluon files' name) */
 
 /* The sparse layout: X_jet is a group of four datasets (data/format/sparse.h for one jet) */
 #define SPARSE_OFFSETS "offsets" /* (N+1,) int64: jet i's entries are [offsets[i], offsets[i+1]) */

@@ -145,8 +145,10 @@ int h5_attr_write_strs(hid_t obj, const char *name, const char *const *s, int n)
 
 int h5_attr_read(hid_t obj, const char *name, hid_t mem_type, void *value) {
     if (H5Aexists(obj, name) <= 0) return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Aread(a, mem_type, value);
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), sp = a < 0 ? -1 : H5Aget_space(a);
+    /* one value only: an array attribute would be read past the caller's variable */
+    herr_t rc = sp < 0 || H5Sget_simple_extent_npoints(sp) != 1 ? -1 : H5Aread(a, mem_type, value);
+    if (sp >= 0) H5Sclose(sp);
     if (a >= 0) H5Aclose(a);
     return rc < 0 ? -1 : 0;
 }

@@ -19,6 +19,8 @@
 #include "sparsefile.h"
 #include "storage.h"
 
+#define OPEN_PATH_MAX 8192
+
 void jetfile_close(JetFile *f) {
     sparsefile_close(f->sparse);
     if (f->half >= 0) H5Tclose(f->half);
@@ -43,17 +45,65 @@ static int is_checkpoint(hid_t file) {
     return yes;
 }
 
+/* What the file says it is: no `format` attribute (files from before it, or made by
+ * hand) is fine; another format's name, or a version of ours this reader does not know
+ * (a newer writer's: its layout may mean something else), is refused. */
+static int check_format(const JetFile *f) {
+    if (H5Aexists(f->file, ATTR_FORMAT) > 0) {
+        char *format = h5_attr_str(f->file, ATTR_FORMAT);
+        int ours = format && strcmp(format, FORMAT_NAME) == 0;
+        int rc = ours ? 0 : e2e_fail("%s: its '%s' attribute says %s%s%s, not %s: it is not a jet file of this "
+                                     "format (data/format/FORMAT.md)", f->path, ATTR_FORMAT, format ? "'" : "",
+                                     format ? format : "something that is not a string", format ? "'" : "",
+                                     FORMAT_NAME);
+        free(format);
+        if (rc) return rc;
+    }
+    if (H5Aexists(f->file, ATTR_FORMAT_VERSION) <= 0) return 0;
+    hid_t a = H5Aopen(f->file, ATTR_FORMAT_VERSION, H5P_DEFAULT), t = H5Aget_type(a), sp = H5Aget_space(a);
+    int v = 0, number = H5Tget_class(t) == H5T_INTEGER && H5Sget_simple_extent_npoints(sp) == 1 &&
+                        H5Aread(a, H5T_NATIVE_INT, &v) >= 0;
+    H5Sclose(sp), H5Tclose(t), H5Aclose(a);
+    if (!number) return e2e_fail("%s: its '%s' attribute is not an integer", f->path, ATTR_FORMAT_VERSION);
+    if (v < FORMAT_VERSION || v > FORMAT_VERSION_SPARSE)
+        return e2e_fail("%s: format version %d; this reader knows versions %d (dense) and %d (sparse)%s", f->path, v,
+                        FORMAT_VERSION, FORMAT_VERSION_SPARSE,
+                        v > FORMAT_VERSION_SPARSE ? ": a newer e2e-ddp wrote it; read it with that one" : "");
+    return 0;
+}
+
+/* X_jet (N, A, B, D) read as (N, C, H, W) when it was stored channel-last (N, H, W, C):
+ * A == B with D smaller is a square image of D channels, where the other reading is A
+ * channels of A x D images. Without a `channels` attribute naming A channels the file
+ * is refused (e2e-convert transposes channel-last files); with it, the order is
+ * declared. */
+static int check_channel_order(const JetFile *f, long long names) {
+    if (names == f->c || f->c != f->h || f->w >= f->h) return 0;
+    return e2e_fail("%s: X_jet has shape %lld x %d x %d x %d: read as (N, C, H, W) that is %d channels of %d x %d "
+                    "images, but it looks stored channel-last, (N, H, W, C) = %d x %d images of %d channels; "
+                    "convert it with e2e-convert (which transposes channel-last files), or, if it is channel-major, "
+                    "name its %d channels in the '%s' attribute", f->path, f->n, f->c, f->h, f->w, f->c, f->h, f->w,
+                    f->c, f->h, f->w, f->c, ATTR_CHANNELS);
+}
+
 static int read_names(JetFile *f) {
-    if (H5Aexists(f->file, ATTR_CHANNELS) <= 0) return 0; /* optional */
+    hssize_t n = -1;
+    if (H5Aexists(f->file, ATTR_CHANNELS) > 0) { /* optional */
+        hid_t a = H5Aopen(f->file, ATTR_CHANNELS, H5P_DEFAULT), s = H5Aget_space(a);
+        n = H5Sget_simple_extent_npoints(s);
+        H5Sclose(s), H5Aclose(a);
+    }
+    if (check_channel_order(f, n)) return -1;
+    if (n < 0) return 0;
     hid_t a = H5Aopen(f->file, ATTR_CHANNELS, H5P_DEFAULT), t = H5Aget_type(a), s = H5Aget_space(a);
     int rc = 0;
-    hssize_t n = H5Sget_simple_extent_npoints(s);
     char **names = NULL;
     if (H5Tget_class(t) != H5T_STRING || H5Sget_simple_extent_ndims(s) > 1)
         rc = e2e_fail("%s: attribute '%s' must be a list of strings", f->path, ATTR_CHANNELS);
     else if (n != f->c)
-        rc = e2e_fail("%s: attribute '%s' names %lld channels but X_jet has %d", f->path,
-                       ATTR_CHANNELS, (long long)n, f->c);
+        rc = e2e_fail("%s: attribute '%s' names %lld channels but X_jet has %d%s", f->path, ATTR_CHANNELS,
+                      (long long)n, f->c, n == f->w && f->c == f->h ? " (stored channel-last, (N, H, W, C)? "
+                                                                       "e2e-convert transposes such files)" : "");
     else if (h5_attr_strs(a, &names) != n)
         rc = h5_fail(f->path, "cannot read the channel names");
     for (hssize_t i = 0; !rc && i < n; i++) {
@@ -160,10 +210,13 @@ static int check_x(const char *path, int nd, const hsize_t *d, int dtype_bytes, 
     if (!dtype_bytes)
         return e2e_fail("%s: X_jet has dtype %s; expected float32 or float16", path, h5_type_name(t, tn, sizeof tn));
     if (d[0] == 0) return e2e_fail("%s: X_jet holds no rows", path);
-    if (d[1] == 0 || d[2] == 0 || d[3] == 0 || d[1] > JET_MAX_CHANNELS)
+    if (d[1] == 0 || d[2] == 0 || d[3] == 0 || d[1] > JET_MAX_CHANNELS || d[2] > JET_MAX_SIDE || d[3] > JET_MAX_SIDE)
         return e2e_fail("%s: X_jet has shape %llu x %llu x %llu x %llu; expected 1 to %d channels and "
-                         "non-empty images", path, (unsigned long long)d[0], (unsigned long long)d[1],
-                         (unsigned long long)d[2], (unsigned long long)d[3], JET_MAX_CHANNELS);
+                         "non-empty images of at most %d pixels a side%s", path, (unsigned long long)d[0],
+                         (unsigned long long)d[1], (unsigned long long)d[2], (unsigned long long)d[3],
+                         JET_MAX_CHANNELS, JET_MAX_SIDE,
+                         d[1] == d[2] && d[3] >= 1 && d[3] <= JET_MAX_CHANNELS
+                             ? " (stored channel-last, (N, H, W, C)? e2e-convert transposes such files)" : "");
     return 0;
 }
 
@@ -205,11 +258,43 @@ static int describe_x(JetFile *f) {
     return rc;
 }
 
+/* Open MPI 4.1's MPI-IO writes a file's path and a suffix into a 256-byte buffer when it
+ * opens it (the sharedfp "lockedfile" component's query): a longer path aborts the
+ * process ("buffer overflow detected", found by fuzz_file_list). */
+#define MPIIO_PATH_MAX 240
+
+/* path without its "." components and doubled slashes, into out ("." when nothing is
+ * left); ".." stays (a symbolic link before it makes it more than text) */
+static void path_tidy(const char *path, char *out, size_t size) {
+    size_t n = 0;
+    if (path[0] == '/' && size > 1) out[n++] = '/';
+    for (const char *p = path; *p && n + 1 < size;) {
+        while (*p == '/') p++;
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len && !(len == 1 && p[0] == '.') && n + len + 2 < size) {
+            if (n && out[n - 1] != '/') out[n++] = '/';
+            memcpy(out + n, p, len);
+            n += len;
+        }
+        p += len;
+    }
+    if (n == 0 && size > 1) out[n++] = '.';
+    out[n] = '\0';
+}
+
 /* The file and its X_jet open (*sparse = 1: X_jet is a group, the sparse layout), or
- * a message saying why not. */
+ * a message saying why not. Through MPI-IO the path is tidied first and refused when
+ * still longer than Open MPI takes. */
 static int open_x(JetFile *f, hid_t fapl, int *sparse) {
     const char *path = f->path;
-    f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    char tidy[OPEN_PATH_MAX];
+    path_tidy(path, tidy, sizeof tidy);
+    if (H5Pget_driver(fapl) == H5FD_MPIO && strlen(tidy) > MPIIO_PATH_MAX)
+        return e2e_fail("%s: the path is %zu characters long; Open MPI's MPI-IO cannot open a path longer than %d "
+                        "(it would abort): reach the file by a shorter path (a relative one, or a symbolic link to "
+                        "its folder)", path, strlen(tidy), MPIIO_PATH_MAX);
+    f->file = H5Fopen(tidy, H5F_ACC_RDONLY, fapl);
     if (f->file < 0) {
         char cause[256];
         h5_cause(cause, sizeof cause);
@@ -240,6 +325,7 @@ int jetfile_open(JetFile *f, const char *path, hid_t fapl) {
     else if (S_ISDIR(st.st_mode)) rc = e2e_fail("%s: is a folder, not an HDF5 jet file", path);
     else if (!S_ISREG(st.st_mode)) rc = e2e_fail("%s: is not a regular file (a device, a pipe?)", path);
     if (!rc) rc = open_x(f, fapl, &sparse);
+    if (!rc) rc = check_format(f);
     if (!rc) rc = sparse ? sparsefile_open(f) : describe_x(f);
     if (!rc) rc = read_names(f);
     if (!rc && h5_attr_read(f->file, ATTR_PIXEL_SIZE, H5T_NATIVE_DOUBLE, &f->pixel_size))
@@ -248,7 +334,9 @@ int jetfile_open(JetFile *f, const char *path, hid_t fapl) {
     return rc;
 }
 
-int jetfile_read_column(JetFile *f, const char *name, float *out, hid_t dxpl) {
+/* (N,) column name into out as mem_type: a float column, or with any_number an integer
+ * one too; the shape and the type checked */
+static int read_column_as(JetFile *f, const char *name, hid_t mem_type, int any_number, void *out, hid_t dxpl) {
     if (H5Lexists(f->file, name, H5P_DEFAULT) <= 0)
         return e2e_fail("%s: no dataset '%s' (a jet file holds X_jet, m, pt, ieta, iphi: data/format/FORMAT.md)",
                          f->path, name);
@@ -257,20 +345,30 @@ int jetfile_read_column(JetFile *f, const char *name, float *out, hid_t dxpl) {
     hid_t sp = H5Dget_space(d), t = H5Dget_type(d);
     hsize_t dims[H5S_MAX_RANK];
     int nd = H5Sget_simple_extent_dims(sp, dims, NULL), rc = 0;
+    H5T_class_t cls = H5Tget_class(t);
     char tn[64];
     if (nd != 1)
         rc = e2e_fail("%s: %s has %d dimensions; expected 1: (N,)", f->path, name, nd);
     else if ((long long)dims[0] != f->n)
         rc = e2e_fail("%s: %s has %llu rows but X_jet has %lld", f->path, name,
                        (unsigned long long)dims[0], f->n);
-    else if (H5Tget_class(t) != H5T_FLOAT)
-        rc = e2e_fail("%s: %s has dtype %s; expected float32", f->path, name, h5_type_name(t, tn, sizeof tn));
-    else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, dxpl, out) < 0)
+    else if (cls != H5T_FLOAT && !(any_number && cls == H5T_INTEGER))
+        rc = e2e_fail("%s: %s has dtype %s; expected %s", f->path, name, h5_type_name(t, tn, sizeof tn),
+                       any_number ? "numbers (an integer or float type)" : "float32");
+    else if (H5Dread(d, mem_type, H5S_ALL, H5S_ALL, dxpl, out) < 0)
         rc = h5_fail(f->path, "cannot read a column (truncated or damaged file?)");
     H5Tclose(t);
     H5Sclose(sp);
     H5Dclose(d);
     return rc;
+}
+
+int jetfile_read_column(JetFile *f, const char *name, float *out, hid_t dxpl) {
+    return read_column_as(f, name, H5T_NATIVE_FLOAT, 0, out, dxpl);
+}
+
+int jetfile_read_numbers(JetFile *f, const char *name, double *out, hid_t dxpl) {
+    return read_column_as(f, name, H5T_NATIVE_DOUBLE, 1, out, dxpl);
 }
 
 long long jetfile_row_addr(const JetFile *f, long long r) {  /* raw files only */

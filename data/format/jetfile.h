@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #define JET_MAX_CHANNELS 64
+#define JET_MAX_SIDE 65535 /* pixels a side of an image: sizes stay in int */
 
 typedef struct {
     char *path;
@@ -50,6 +51,9 @@ void jetfile_close(JetFile *f);
 /* Column name (DSET_M, ...) into out[n] as float32, with dxpl (independent or
  * collective); checks the shape and the type. */
 int jetfile_read_column(JetFile *f, const char *name, float *out, hid_t dxpl);
+/* Column name of any integer or float type (a class label: FORMAT.md) into out[n] as
+ * double, exactly; checks the shape. */
+int jetfile_read_numbers(JetFile *f, const char *name, double *out, hid_t dxpl);
 
 /* X_jet rows rows[0..n) (file-local, any order) into out as float32 [n][c][h][w].
  * Raw: pread, one per run of rows that lie back to back in the file; thread-safe, no

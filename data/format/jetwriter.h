@@ -1,10 +1,18 @@
 /* Writing one jet file (data/format/FORMAT.md) under MPI: every rank writes its own rows, in
- * collective rounds, dense (X_jet a dataset chunked along N, format version 1) or
- * sparse (X_jet a group, format version 2). e2e-synth (synthfile.c) and e2e-data
- * convert (convert.c) write through it. The file is written under a temporary name in
- * the output's folder and renamed over the output only when complete; after a failure
- * nothing is left. Every call is collective and ends in an agreement: 0 on every rank,
- * or -1 on every rank with the first failing rank's message (e2e_error()). */
+ * rounds, dense (X_jet a dataset chunked along N, format version 1) or sparse (X_jet a
+ * group, format version 2). e2e-synth (synthfile.c) and e2e-data convert (convert.c)
+ * write through it. The file is written under a temporary name in the output's folder
+ * and renamed over the output only when complete; after a failure nothing is left.
+ *
+ * No HDF5 call is collective: rank 0 alone makes the file's structure (HDF5's POSIX
+ * driver; every dataset's storage allocated when it is made) and every rank writes its
+ * rows' bytes with pwrite at the addresses rank 0 found. A collective HDF5 call cannot
+ * be left by one rank whose write fails (MPI-IO's two-phase writes and the metadata
+ * cache's synchronisation wait for every rank): a failure of one rank (a full disk, a
+ * quota, an I/O error, a refused permission) then hung the others inside it. Here the
+ * ranks meet only at agreements. Every call below is collective in that sense and ends
+ * in one: 0 on every rank, or -1 on every rank with the lowest failing rank's message
+ * (e2e_error()). */
 #ifndef E2E_DATA_JETWRITER_H
 #define E2E_DATA_JETWRITER_H
 
@@ -23,6 +31,8 @@ typedef struct {
     int dtype_bytes;         /* 4: float32, 2: float16 */
     int sparse;              /* 0: dense, 1: sparse */
     long long chunk;         /* dense: rows a chunk of X_jet (0: jet_default_chunk) */
+    long long sparse_entries; /* sparse: the entries the caller expects (an estimate from a
+                                 sample of jets), for the free-space check; 0: unknown */
     int n_columns;
     const JetColumn *columns;
 } JetWriterSpec;
@@ -42,13 +52,15 @@ void jetwriter_round(const JetWriter *w, long long r, long long *first, long lon
 /* Round r's rows: images as stored (n x C x H x W of dtype_bytes: float32, or binary16
  * bits) and cols[k] the n values of column k in its file type. */
 int jetwriter_write(JetWriter *w, long long first, long long n, const void *images, const void *const *cols);
-/* The open file (attributes), and column k's dataset (its attributes). */
+/* Rank 0: the open file (attributes), and column k's dataset (its attributes); -1 on
+ * the other ranks: rank 0 writes attributes alone, then the ranks agree. */
 hid_t jetwriter_file(const JetWriter *w);
 hid_t jetwriter_column(const JetWriter *w, int k);
 /* After the last round: the layout's own attributes (format, format_version; for the
  * sparse layout its last offset, shape and layout). The caller adds its attributes. */
 int jetwriter_finish(JetWriter *w);
-/* Closes; with rc == 0 on every rank renames the file over spec.path, else removes
+/* Closes (every rank syncs its writes; rank 0 closes the HDF5 file); with rc == 0 (an
+ * agreed result: the same on every rank) renames the file over spec.path, else removes
  * it. Returns the agreed result. */
 int jetwriter_close(JetWriter *w, int rc);
 

@@ -43,6 +43,15 @@ long long sparse_encode(const SparseGeom *g, const void *row, uint32_t *counts, 
     return n;
 }
 
+long long sparse_count_entries(const SparseGeom *g, const void *row) {
+    long long n = 0, values = g->channels * g->hw;
+    if (g->value_bytes == 4)
+        for (long long p = 0; p < values; p++) n += ((const uint32_t *)row)[p] != 0;
+    else
+        for (long long p = 0; p < values; p++) n += ((const uint16_t *)row)[p] != 0;
+    return n;
+}
+
 void sparse_decode(const SparseGeom *g, const uint32_t *counts, const void *pos, const void *value,
                    void *row) {
     memset(row, 0, (size_t)(g->channels * g->hw * g->value_bytes));

@@ -28,6 +28,10 @@ int sparse_pos_bytes(long long hw);
  * number of entries. */
 long long sparse_encode(const SparseGeom *g, const void *row, uint32_t *counts, void *pos, void *value);
 
+/* The entries sparse_encode would give the row (its pixels whose bits are not all
+ * zero), without writing them: for the writers' estimate of a file's size. */
+long long sparse_count_entries(const SparseGeom *g, const void *row);
+
 /* The inverse: the stored dense row (value_bytes per pixel) from the entries, bit for
  * bit, every other pixel +0.0. The entries must have passed sparse_check. */
 void sparse_decode(const SparseGeom *g, const uint32_t *counts, const void *pos, const void *value,

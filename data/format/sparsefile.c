@@ -80,12 +80,17 @@ static int read_index(JetFile *f, struct SparseFile *s) {
     long long shape[4] = {0, 0, 0, 0};
     hsize_t od[2] = {0, 0}, cd[2] = {0, 0};
     hid_t a = H5Aexists(s->group, ATTR_SHAPE) > 0 ? H5Aopen(s->group, ATTR_SHAPE, H5P_DEFAULT) : -1;
-    int ok = a >= 0 && H5Aread(a, H5T_NATIVE_LLONG, shape) >= 0;
+    hid_t sp = a >= 0 ? H5Aget_space(a) : -1;
+    /* four values, read only then: a longer array overflowed shape[] (fuzz_sparse_reader) */
+    int ok = sp >= 0 && H5Sget_simple_extent_npoints(sp) == 4 && H5Aread(a, H5T_NATIVE_LLONG, shape) >= 0;
+    if (sp >= 0) H5Sclose(sp);
     if (a >= 0) H5Aclose(a);
-    if (!ok || shape[0] < 1 || shape[1] < 1 || shape[1] > JET_MAX_CHANNELS || shape[2] < 1 || shape[3] < 1)
-        return e2e_fail("%s: sparse X_jet needs the attribute '%s' = (N, C, H, W) with N >= 1 and 1 to %d "
-                         "channels (got %lld %lld %lld %lld)", f->path, ATTR_SHAPE, JET_MAX_CHANNELS, shape[0],
-                         shape[1], shape[2], shape[3]);
+    if (!ok || shape[0] < 1 || shape[1] < 1 || shape[1] > JET_MAX_CHANNELS || shape[2] < 1 || shape[3] < 1 ||
+        shape[2] > JET_MAX_SIDE || shape[3] > JET_MAX_SIDE)
+        return e2e_fail("%s: sparse X_jet needs the attribute '%s' = (N, C, H, W) with N >= 1, 1 to %d channels and "
+                         "images of 1 to %d pixels a side (got %s%lld %lld %lld %lld)", f->path, ATTR_SHAPE,
+                         JET_MAX_CHANNELS, JET_MAX_SIDE, ok ? "" : "no readable 4 values: ", shape[0], shape[1],
+                         shape[2], shape[3]);
     f->n = shape[0], f->c = (int)shape[1], f->h = (int)shape[2], f->w = (int)shape[3];
     hid_t off = open_member(f, s->group, SPARSE_OFFSETS, 1, od), cnt = off < 0 ? -1 : open_member(f, s->group, SPARSE_COUNTS, 2, cd);
     int rc = off < 0 || cnt < 0 ? -1 : 0;

@@ -131,10 +131,11 @@ int batch_fill(const BatchFill *bf, Slot *s, const long long *rows, long long n)
     for (long long i = 0; i < n; i++) {
         long long g = rows[i];
         for (int k = 0; k < S; k++) s->scalars[i * S + k] = bf->cols->scalars[g * S + k];
+        const float label = bf->cols->label ? bf->cols->label[g] : 0.0f;
         s->mass[i] = m[g];
-        s->target[i] = m[g] / bf->mass_scale;
+        s->target[i] = bf->cols->label ? label : m[g] / bf->mass_scale;
         s->index[i] = g;
-        if (bf->weights->bin) s->weight[i] = weights_of(bf->weights, m[g]);
+        if (bf->weights->bin) s->weight[i] = weights_of(bf->weights, m[g], label);
     }
     return 0;
 }

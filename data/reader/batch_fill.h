@@ -2,8 +2,9 @@
  * at a time while in cache, float16 rows kept as stored with x_half, rows of sparse
  * files densified with the preprocessing fused or kept as entries with x_sparse), each
  * row checked for NaN and Inf (refused, naming the file and the row), and the jets'
- * scalars, targets, weights, masses and indices. Rank-local, no MPI; no HDF5 where the
- * files are read raw (the prefetch thread runs it). Internal to the reader. */
+ * scalars, targets (m / mass_scale, or the class label), weights, masses and indices.
+ * Rank-local, no MPI; no HDF5 where the files are read raw (the prefetch thread runs it).
+ * Internal to the reader. */
 #ifndef E2E_DATA_BATCH_FILL_H
 #define E2E_DATA_BATCH_FILL_H
 

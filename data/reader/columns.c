@@ -1,5 +1,6 @@
-/* The per-jet columns (columns.h): the mass and the declared scalars of every file,
- * read whole on every rank, checked finite and plausible, agreed. */
+/* The per-jet columns (columns.h): the mass, the declared scalars and the class labels of
+ * every file, read whole on every rank, checked finite and plausible (labels 0 or 1),
+ * agreed. */
 #include "columns.h"
 
 #include <math.h>
@@ -46,6 +47,22 @@ static int read_scalars(Columns *c, JetFile *f, long long row0, float *tmp, hid_
     return in->declared ? 0 : agree_fail_together(comm, read_finite(f, DSET_PT, tmp, dxpl));
 }
 
+/* file f's class labels (column `name`, any number type) into label (its rows), each 0 or
+ * 1; tmp holds f->n doubles */
+static int read_label(JetFile *f, const char *name, float *label, double *tmp, hid_t dxpl) {
+    if (H5Lexists(f->file, name, H5P_DEFAULT) <= 0)
+        return e2e_fail("%s: no label column '%s' (the class of each jet, 0 or 1): name it with --label, or give "
+                        "a file with one (e2e-convert --label-value stamps one on a file of one class)", f->path, name);
+    if (jetfile_read_numbers(f, name, tmp, dxpl)) return -1;
+    for (long long r = 0; r < f->n; r++) {
+        if (tmp[r] != 0.0 && tmp[r] != 1.0)
+            return e2e_fail("%s: label '%s' row %lld is %g: a class label must be 0 or 1 (background or signal)",
+                            f->path, name, r, tmp[r]);
+        label[r] = (float)tmp[r];
+    }
+    return 0;
+}
+
 /* file i's declarations, which must equal the first file's */
 static int read_inputs(Columns *c, JetFile *files, int i) {
     JetInputs in;
@@ -61,7 +78,8 @@ static int read_inputs(Columns *c, JetFile *files, int i) {
                      jet_inputs_describe(&c->inputs, first, sizeof first));
 }
 
-int columns_read(Columns *c, JetFile *files, int nfiles, const long long *start, hid_t dxpl, MPI_Comm comm) {
+int columns_read(Columns *c, JetFile *files, int nfiles, const long long *start, const char *label, hid_t dxpl,
+                 MPI_Comm comm) {
     memset(c, 0, sizeof *c);
     int rank;
     MPI_Comm_rank(comm, &rank);
@@ -72,12 +90,15 @@ int columns_read(Columns *c, JetFile *files, int nfiles, const long long *start,
     for (int i = 0; i < nfiles; i++) most = files[i].n > most ? files[i].n : most;
     c->m = malloc((size_t)N * sizeof *c->m);
     c->scalars = S ? malloc((size_t)(N * S) * sizeof *c->scalars) : NULL;
-    float *tmp = malloc((size_t)most * sizeof *tmp);
-    int rc = c->m && (c->scalars || !S) && tmp ? 0 : e2e_fail("%s: out of memory for %lld rows", files[0].path, N);
+    c->label = label ? malloc((size_t)N * sizeof *c->label) : NULL;
+    double *tmp = malloc((size_t)most * sizeof *tmp); /* a column as doubles, or as floats */
+    int rc = c->m && (c->scalars || !S) && (c->label || !label) && tmp
+                 ? 0 : e2e_fail("%s: out of memory for %lld rows", files[0].path, N);
     rc = agree_fail_together(comm, rc);
     for (int i = 0; !rc && i < nfiles; i++) {
         rc = read_mass(c, &files[i], c->m + start[i], dxpl, comm, rank);
-        if (!rc) rc = read_scalars(c, &files[i], start[i], tmp, dxpl, comm);
+        if (!rc) rc = read_scalars(c, &files[i], start[i], (float *)tmp, dxpl, comm);
+        if (!rc && label) rc = agree_fail_together(comm, read_label(&files[i], label, c->label + start[i], tmp, dxpl));
     }
     free(tmp);
     return rc;
@@ -86,5 +107,6 @@ int columns_read(Columns *c, JetFile *files, int nfiles, const long long *start,
 void columns_free(Columns *c) {
     free(c->m);
     free(c->scalars);
-    c->m = c->scalars = NULL;
+    free(c->label);
+    c->m = c->scalars = c->label = NULL;
 }

@@ -1,6 +1,6 @@
-/* The per-jet columns of a dataset, read whole on every rank: the mass (the target) and
- * the model's scalars as the files declare them (jet_inputs.h), each divided by its scale
- * once, here. Internal to the reader (dataset.c). Checks, each failure naming the file:
+/* The per-jet columns of a dataset, read whole on every rank: the mass (the regression's
+ * target), the model's scalars as the files declare them (jet_inputs.h), each divided by
+ * its scale once, here, and a classifier's labels. Internal to the reader (dataset.c). Checks, each failure naming the file:
  * every file declares the same inputs; the columns it needs exist (m and the declared
  * scalars; a file that declares none needs m, pt, ieta, iphi as before) and hold finite
  * values; the masses are plausible (data/README.md, "Plausibility"). */
@@ -18,13 +18,18 @@ typedef struct {
     float *m;                  /* [N] GeV */
     float *scalars;            /* [N][inputs.n_scalars]: value / scale; NULL when none */
     long long negative_mass;   /* jets with m < 0, all files */
+    float *label;              /* [N] the class labels, 0 or 1 (columns_read's label); NULL
+                                  when none was asked for */
 } Columns;
 
 /* Collective over comm (every step ends in agree_fail_together, so all ranks fail together):
  * files[0..nfiles) are open, start[i] is file i's first dataset row, start[nfiles] = N.
- * dxpl: the transfer property of the column reads. Rank 0 of comm prints a warning per
- * file with negative masses. 0 or -1 (e2e_error()). */
-int columns_read(Columns *c, JetFile *files, int nfiles, const long long *start, hid_t dxpl, MPI_Comm comm);
+ * dxpl: the transfer property of the column reads. label: the column of class labels
+ * (any integer or float type, every value 0 or 1; refused, naming the file and the row,
+ * when missing, NaN or another value), or NULL. Rank 0 of comm prints a warning per file
+ * with negative masses. 0 or -1 (e2e_error()). */
+int columns_read(Columns *c, JetFile *files, int nfiles, const long long *start, const char *label, hid_t dxpl,
+                 MPI_Comm comm);
 void columns_free(Columns *c);
 
 #endif

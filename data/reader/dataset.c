@@ -1,8 +1,9 @@
 /* The parallel per-rank reader (dataset.h; data/README.md explains the choices): open
  * and close, the public API, and the order of the pieces. dataset_open (collective):
- * the files (rows.c), the per-jet columns (columns.c), the split (split.c), the sparse
- * batch capacity and the memory cache (slots.c, memcache.c), the scales (scales.c), the
- * unbiasing weights (unbias.c), the batch buffers (prefetch.c); every step that can fail
+ * the files (rows.c), the per-jet columns (columns.c), the split (split.c) and its
+ * classes (labels.c), the sparse batch capacity and the memory cache (slots.c,
+ * memcache.c), the scales (scales.c), the unbiasing weights (unbias.c), the batch
+ * buffers (prefetch.c); every step that can fail
  * on one rank ends in agree_fail_together(), so all ranks fail together with one message.
  * dataset_begin_epoch and dataset_next (rank-local): the epoch's order (split.c), batches
  * filled (batch_fill.c) by the prefetch thread or in the caller (prefetch.c). */
@@ -18,6 +19,7 @@
 #include "error.h"
 #include "format.h"
 #include "h5util.h"
+#include "labels.h"
 #include "memcache.h"
 #include "prefetch.h"
 #include "rows.h"
@@ -35,8 +37,8 @@ typedef struct {
 struct Dataset {
     MPI_Comm comm;          /* the reader's own duplicate */
     int rank, nranks;
-    DatasetOptions opt;     /* as given, but path is the reader's copy and scales NULL */
-    char *path;
+    DatasetOptions opt;     /* as given, but path and label are the reader's copies and scales NULL */
+    char *path, *label;
     DatasetInfo info;
     InfoNames names;
     RowFiles rows;          /* the files as one sequence of rows */
@@ -87,9 +89,13 @@ static int check_options(const DatasetOptions *o) {
     if (!(o->mass_scale > 0.0f)) return e2e_fail("%s: mass_scale must be positive", p);
     if (!(o->scale_quantile > 0.0 && o->scale_quantile <= 1.0))
         return e2e_fail("%s: scale_quantile must be in (0, 1] (got %g)", p, o->scale_quantile);
-    if (o->unbias != DATA_UNBIAS_NONE && o->unbias != DATA_UNBIAS_WEIGHTS)
+    if (o->unbias != DATA_UNBIAS_NONE && o->unbias != DATA_UNBIAS_WEIGHTS && o->unbias != DATA_UNBIAS_CLASSES)
         return e2e_fail("%s: unknown unbias method %d", p, o->unbias);
-    if (o->unbias && (o->unbias_bins < 1 || !(o->unbias_max > o->unbias_min) || o->unbias_max_weight < 0))
+    if (o->unbias == DATA_UNBIAS_CLASSES && !o->label)
+        return e2e_fail("%s: class weights need a label column (the classes to balance)", p);
+    if (o->label && !o->label[0]) return e2e_fail("%s: the label column has an empty name", p);
+    if (o->unbias == DATA_UNBIAS_WEIGHTS &&
+        (o->unbias_bins < 1 || !(o->unbias_max > o->unbias_min) || o->unbias_max_weight < 0))
         return e2e_fail("%s: unbiasing needs bins >= 1, max > min and max_weight >= 0", p);
     if (o->prefetch < 0 || o->prefetch > 64) return e2e_fail("%s: prefetch must be 0 to 64 (got %d)", p, o->prefetch);
     if (o->io < DATA_IO_AUTO || o->io > DATA_IO_HDF5_COLLECTIVE) return e2e_fail("%s: unknown io mode %d", p, o->io);
@@ -105,7 +111,7 @@ static int check_options(const DatasetOptions *o) {
 static int read_columns(Dataset *d) {
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     H5Pset_dxpl_mpio(dxpl, d->opt.io == DATA_IO_HDF5_COLLECTIVE ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT);
-    int rc = columns_read(&d->cols, d->rows.file, d->rows.n, d->rows.start, dxpl, d->comm);
+    int rc = columns_read(&d->cols, d->rows.file, d->rows.n, d->rows.start, d->opt.label, dxpl, d->comm);
     H5Pclose(dxpl);
     return rc;
 }
@@ -136,6 +142,7 @@ static void fill_info(Dataset *d) {
     in->weight_min = in->weight_max = 1.0f;
     in->preprocessed = o->preprocess != 0;
     in->mass_scale = o->mass_scale;
+    in->label = o->label;
     in->x_half = !o->preprocess && o->keep_half;
     in->x_sparse = !o->preprocess && o->keep_sparse;
     for (int i = 0; i < rf->n; i++) {
@@ -162,7 +169,10 @@ static int open_data(Dataset *d, long long **train_rows) {
     for (int c = 0; !rc && c < f0->c; c++) d->names.channel[c] = f0->n_names ? f0->names[c] : "";
     d->info.channel_names = d->names.channel;
     if (!rc) rc = split_make(&d->split, &d->opt, d->info.n_total, d->rank, d->nranks, train_rows);
-    return agree_fail_together(d->comm, rc);
+    if (agree_fail_together(d->comm, rc)) return -1;
+    if (!d->opt.label) return 0;
+    labels_count(d->cols.label, &d->split, d->comm, d->info.class_count);
+    return agree_fail_together(d->comm, labels_check(d->info.class_count, d->path, d->opt.label));
 }
 
 /* Sparse files: the batch capacity; with the memory cache: the rank's rows in memory
@@ -195,6 +205,13 @@ static int set_scales(Dataset *d, const DatasetOptions *o) {
     return rc;
 }
 
+/* The weights (options.unbias): of the training split's masses or classes. Local result. */
+static int make_weights(Dataset *d, const long long *train_rows) {
+    if (d->opt.unbias == DATA_UNBIAS_CLASSES)
+        return weights_make_classes(&d->weights, d->info.class_count[SPLIT_TRAIN], d->path, &d->info);
+    return weights_make(&d->weights, d->cols.m, train_rows, d->split.total[SPLIT_TRAIN], &d->opt, &d->info);
+}
+
 /* The epoch's order and the batch buffers: prefetch + 1 slots (1 without prefetch).
  * Local result. */
 static int make_batches(Dataset *d) {
@@ -221,6 +238,7 @@ static void destroy(Dataset *d) {
     free(d->names.channel);
     MPI_Comm_free(&d->comm);
     free(d->path);
+    free(d->label);
     free(d);
 }
 
@@ -240,18 +258,18 @@ int dataset_open(Dataset **out, const DatasetOptions *o) {
     int rc = agree_fail_together(d->comm, check_options(o));
     if (!rc) {
         d->path = strdup(o->path);
+        d->label = o->label ? strdup(o->label) : NULL;
         d->opt.path = d->path;
+        d->opt.label = d->label;
         d->opt.scales = NULL;
-        rc = agree_fail_together(d->comm, d->path ? 0 : e2e_fail("out of memory"));
+        rc = agree_fail_together(d->comm, d->path && (d->label || !o->label) ? 0 : e2e_fail("out of memory"));
     }
     if (!rc) rc = open_data(d, &train_rows);
     if (!rc && scales_check_count(o, d->info.channels, d->path)) rc = agree_fail_together(d->comm, -1);
     if (!rc) rc = prepare_rows(d);
     if (!rc) rc = set_scales(d, o);
-    /* weights come from the training split's masses; without one there are none */
-    if (!rc && o->unbias && d->split.total[SPLIT_TRAIN])
-        rc = agree_fail_together(d->comm, weights_make(&d->weights, d->cols.m, train_rows, d->split.total[SPLIT_TRAIN],
-                                                       &d->opt, &d->info));
+    /* weights come from the training split's masses or classes; without one there are none */
+    if (!rc && o->unbias && d->split.total[SPLIT_TRAIN]) rc = agree_fail_together(d->comm, make_weights(d, train_rows));
     if (!rc) rc = agree_fail_together(d->comm, make_batches(d));
     free(train_rows);
     h5_quiet_end(&quiet);

@@ -18,6 +18,8 @@ typedef enum { SPLIT_TRAIN = 0, SPLIT_VAL = 1, SPLIT_TEST = 2 } Split;
 typedef enum {
     DATA_UNBIAS_NONE = 0,
     DATA_UNBIAS_WEIGHTS = 1, /* per-sample weights that flatten the mass histogram */
+    DATA_UNBIAS_CLASSES = 2, /* with a label: per-sample weights that give both classes the
+                                same total weight (n / (2 n_class) over the training split) */
 } DataUnbias;
 
 typedef enum {
@@ -50,6 +52,10 @@ typedef struct {
                               path preprocesses itself with dataset_prep_factors()) */
     float zero_suppress;   /* after scaling, values below it become 0 (default 1e-5) */
     float mass_scale;      /* target = m / mass_scale (MASS_SCALE_GEV of format.h: 500) */
+    const char *label;     /* the column of class labels (0 or 1, any number type: a
+                              classifier's target) or NULL: the target is m / mass_scale
+                              (columns.c reads and checks it; dataset_open refuses a split
+                              of one class) */
     int keep_half;         /* with preprocess = 0 and every file dense float16: batches carry
                               the stored binary16 values (x_half, half the bytes to move to a
                               GPU, no decoding on the CPU) instead of float32 x */
@@ -89,10 +95,6 @@ typedef struct {
     void *(*batch_alloc)(void *ctx, size_t bytes);
     void (*batch_free)(void *ctx, void *p);
     void *batch_alloc_ctx;
-    /* Called (from dataset_open's thread) after each piece of the statistics pass and
-       each file the memory cache loads, so a caller that watches for stuck ranks sees
-       progress in a long setup; NULL: none. */
-    void (*progress)(void);
 } DatasetOptions;
 
 void dataset_default_options(DatasetOptions *o);
@@ -123,6 +125,9 @@ typedef struct {
     long long cache_bytes;    /* this rank's cache */
     float mass_scale;         /* target = m / mass_scale (options.mass_scale): a prediction
                                  times it is a mass in GeV */
+    const char *label;        /* options.label: the target is this column's 0/1 class, or NULL */
+    long long class_count[DATA_SPLITS][2]; /* with a label: the jets of class 0 and 1 in
+                                 each split, all ranks */
     /* plausibility (data/README.md): each finding was a warning on rank 0 at open */
     long long negative_masses; /* jets with m < 0 */
     long long images_checked;  /* images the statistics pass read (0 when scales were given) */
@@ -133,9 +138,9 @@ typedef struct {
  * they are): x preprocessed (scaled, zero-suppressed, clipped to [0,1], or [-1,1] for a
  * signed channel), or, with preprocess = 0, x as stored, x_half (info.x_half) or sparse
  * (info.x_sparse) with prep pointing at the reader's preprocessing; scalars each
- * declared scalar / its scale (by default iphi/360, ieta/170); target m / mass_scale;
- * weight the unbiasing weights (mean 1 over the training split, NULL when unbias =
- * none); mass m in GeV; index each jet's dataset row (files concatenated in list
+ * declared scalar / its scale (by default iphi/360, ieta/170); target m / mass_scale, or
+ * with a label the jet's class (0 or 1); weight the unbiasing weights (mean 1 over the
+ * training split, NULL when unbias = none); mass m in GeV; index each jet's dataset row (files concatenated in list
  * order). Rows with NaN or Inf are rejected in every layout. */
 
 typedef struct Dataset Dataset;

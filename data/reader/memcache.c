@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "progress.h"
 #include "sparsefile.h"
 
 /* MemAvailable of /proc/meminfo in bytes, or -1 where it cannot be read */
@@ -87,7 +88,7 @@ int cache_load(RowFiles *rf, const SplitRows *sp, const DatasetOptions *o, MPI_C
     frows = rows;
     for (int i = 0; !rc && i < rf->n; frows += count[i], i++) {
         rc = sparsefile_cache_load(&rf->file[i], frows, count[i], rf->dxpl_ind);
-        if (o->progress) o->progress();
+        progress_mark();
     }
     free(count);
     free(rows);

@@ -14,7 +14,8 @@
 /* Collective over comm (the limit: o->cache_limit, or 90% of MemAvailable, read by each
  * node's first rank, over the ranks on the node); then the rank's rows of sp read into
  * memory, checked (a dense file, a slice over the limit or a bad row refused, naming
- * the file). *bytes: the cache's size. o->progress after each file. Local result. */
+ * the file). *bytes: the cache's size. A progress mark (progress.h) after each file.
+ * Local result. */
 int cache_load(RowFiles *rf, const SplitRows *sp, const DatasetOptions *o, MPI_Comm comm, long long *bytes);
 
 #endif

@@ -66,9 +66,10 @@ int pixel_hist_init(PixelHist *h, int channels) {
     h->channels = channels;
     h->count = calloc((size_t)channels * PIXEL_HIST_BINS, sizeof *h->count);
     h->nonpos = calloc((size_t)channels, sizeof *h->nonpos);
+    h->negative = calloc((size_t)channels, sizeof *h->negative);
     h->nonfinite = 0;
     h->kinds = NULL;
-    if (!h->count || !h->nonpos) {
+    if (!h->count || !h->nonpos || !h->negative) {
         pixel_hist_free(h);
         return e2e_fail("out of memory for the pixel histogram (%d channels)", channels);
     }
@@ -78,7 +79,8 @@ int pixel_hist_init(PixelHist *h, int channels) {
 void pixel_hist_free(PixelHist *h) {
     free(h->count);
     free(h->nonpos);
-    h->count = h->nonpos = NULL;
+    free(h->negative);
+    h->count = h->nonpos = h->negative = NULL;
 }
 
 /* a signed channel counts |x|: its sign bit is dropped */
@@ -92,8 +94,12 @@ static inline void hist_value(PixelHist *h, uint64_t *cnt, int c, uint32_t mask,
     memcpy(&u, &v, 4);
     u &= mask;
     if ((u & 0x7fffffff) >= 0x7f800000) h->nonfinite++;
-    else if (u == 0 || (u >> 31)) h->nonpos[c]++;
-    else cnt[u >> 16]++;
+    else if (u == 0 || (u >> 31)) {
+        h->nonpos[c]++;
+        h->negative[c] += (u & 0x7fffffff) != 0; /* not -0.0 */
+    } else {
+        cnt[u >> 16]++;
+    }
 }
 
 AVX2_CLONES
@@ -121,6 +127,26 @@ static float bits_to_float(uint32_t u) {
     return f;
 }
 
+uint64_t pixel_hist_above(const PixelHist *h, int c, float v, float *highest) {
+    const uint64_t *cnt = h->count + (size_t)c * PIXEL_HIST_BINS;
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    uint64_t n = 0;
+    *highest = 0.0f;
+    for (int b = PIXEL_HIST_BINS - 1; b >= 0; b--) {
+        if (cnt[b] && *highest == 0.0f) *highest = bits_to_float((uint32_t)b << 16);
+        if ((uint32_t)b >= (u >> 16)) n += cnt[b];
+    }
+    return n;
+}
+
+uint64_t pixel_hist_kept(const PixelHist *h, int c) {
+    const uint64_t *cnt = h->count + (size_t)c * PIXEL_HIST_BINS;
+    uint64_t n = 0;
+    for (int b = 0; b < PIXEL_HIST_BINS; b++) n += cnt[b];
+    return n;
+}
+
 float pixel_hist_quantile(const PixelHist *h, int c, double q) {
     const uint64_t *cnt = h->count + (size_t)c * PIXEL_HIST_BINS;
     uint64_t total = 0;
@@ -142,8 +168,8 @@ float pixel_hist_quantile(const PixelHist *h, int c, double q) {
 }
 
 int unbias_bin(float mass, int bins, float lo, float hi) {
-    int k = (int)floorf((mass - lo) / (hi - lo) * (float)bins);
-    return k < 0 ? 0 : (k >= bins ? bins - 1 : k);
+    float k = floorf((mass - lo) / (hi - lo) * (float)bins); /* compared before the cast: 1e28 GeV fits no int */
+    return !(k >= 0.0f) ? 0 : k >= (float)bins ? bins - 1 : (int)k;
 }
 
 int unbias_bin_weights(const float *mass, long long n, int bins, float lo, float hi,

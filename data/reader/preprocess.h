@@ -34,6 +34,7 @@ typedef struct {
     uint64_t *count;      /* [channels][PIXEL_HIST_BINS], positive finite values (|x| of a
                              signed channel) */
     uint64_t *nonpos;     /* [channels]: values <= 0 (signed channels: zeros) */
+    uint64_t *negative;   /* [channels]: of those, values < 0 (energy-like channels) */
     uint64_t nonfinite;   /* NaN / Inf seen */
     const unsigned char *kinds; /* [channels] ChannelKind, set by the caller after
                              pixel_hist_init; NULL: every
@@ -51,6 +52,11 @@ void pixel_hist_add_values(PixelHist *h, int c, const float *v, long long n, lon
 /* the q-quantile (0 < q <= 1) of channel c's positive values (of |x| for a signed
  * channel), interpolated inside the bin; 0 when the channel has no such value */
 float pixel_hist_quantile(const PixelHist *h, int c, double q);
+/* channel c's values in the bins at or above v (> 0), and the lower edge of its
+ * highest non-empty bin (0 when it has none) */
+uint64_t pixel_hist_above(const PixelHist *h, int c, float v, float *highest);
+/* the values in channel c's bins (positive, or non-zero for a signed channel) */
+uint64_t pixel_hist_kept(const PixelHist *h, int c);
 
 /* Unbiasing by per-sample weights (data/README.md says why weights, not resampling).
  * Masses are binned in [lo, hi) with `bins` equal bins (masses outside go to the edge

@@ -114,7 +114,7 @@ int rows_read(const RowFiles *rf, const long long *rows, long long n, float *x, 
         long long j = i;
         for (; j < n && rows[j] >= rf->start[fi] && rows[j] < rf->start[fi + 1]; j++) lrows[j - i] = rows[j] - rf->start[fi];
         float *dst = x ? x + i * rf->row_floats : NULL;
-        void *st = (char *)stage + (size_t)i * half_row;
+        void *st = stage ? (char *)stage + (size_t)i * half_row : NULL; /* no arithmetic on NULL */
         if (rows_raw(rf, f) ? jetfile_read_rows_raw(f, lrows, j - i, dst, st)
                             : jetfile_read_rows_hdf5(f, lrows, j - i, dst, st, dxpl))
             return -1;

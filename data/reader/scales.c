@@ -12,6 +12,7 @@
 #include "error.h"
 #include "plausible.h"
 #include "preprocess.h"
+#include "progress.h"
 #include "sparsefile.h"
 
 #define STATS_WINDOW_BYTES (16LL << 20)
@@ -46,7 +47,7 @@ typedef struct {
     void *stage;               /* float16 rows before decoding */
     char *pos;                 /* sparse files: the window's positions */
     float *scratch;            /* sparse files: one row's values as float32 */
-    long long *empty, *checked; /* per file: empty images, images read */
+    ImageCounts *counts;       /* per file: images read, empty ones, pixels kept, negative */
 } StatsPass;
 
 static int cmp_ll(const void *a, const void *b) {
@@ -68,11 +69,10 @@ static int stats_begin(StatsPass *p, PixelHist *h, const SplitRows *sp, const Da
     p->lrows = malloc((size_t)p->W * sizeof *p->lrows);
     p->x = malloc((size_t)(p->W * rf) * sizeof *p->x);
     p->stage = malloc((size_t)(p->W * rf * 2));
-    p->empty = calloc((size_t)nf * 2, sizeof *p->empty);
-    p->checked = p->empty ? p->empty + nf : NULL;
+    p->counts = calloc((size_t)nf, sizeof *p->counts);
     p->pos = sparse ? malloc((size_t)(p->W * rf) * sizeof(uint32_t)) : NULL;
     p->scratch = sparse ? malloc((size_t)rf * sizeof *p->scratch) : NULL;
-    int rc = p->rows && p->lrows && p->x && p->stage && p->empty && (!sparse || (p->pos && p->scratch))
+    int rc = p->rows && p->lrows && p->x && p->stage && p->counts && (!sparse || (p->pos && p->scratch))
                  ? pixel_hist_init(h, info->channels) : e2e_fail("%s: out of memory for statistics", o->path);
     h->kinds = info->channel_kinds; /* a signed channel's scale is of |x| */
     if (!rc) {
@@ -84,7 +84,7 @@ static int stats_begin(StatsPass *p, PixelHist *h, const SplitRows *sp, const Da
 
 static void stats_end(StatsPass *p, PixelHist *h) {
     pixel_hist_free(h);
-    free(p->empty);
+    free(p->counts);
     free(p->rows);
     free(p->lrows);
     free(p->x);
@@ -121,17 +121,28 @@ static int stats_dense(StatsPass *p, int fi, const long long *rows, long long n,
     for (long long i = 0; !rc && i < n; i++) {
         long long bad = count_nonfinite(p->x + i * rf->row_floats, rf->row_floats, NULL);
         if (bad) rc = rows_reject_nonfinite(rf, rows[i], bad);
-        p->empty[fi] += all_zero(p->x + i * rf->row_floats, rf->row_floats);
+        p->counts[fi].empty += all_zero(p->x + i * rf->row_floats, rf->row_floats);
     }
     if (!rc) pixel_hist_add(h, p->x, n, hw);
     return rc;
 }
 
+/* the histogram's pixels kept by the preprocessing and negative ones, all channels */
+static void hist_totals(const PixelHist *h, long long *kept, long long *negative) {
+    *kept = *negative = 0;
+    for (int c = 0; c < h->channels; c++) {
+        *kept += (long long)pixel_hist_kept(h, c);
+        *negative += (long long)h->negative[c];
+    }
+}
+
 /* File fi's rows p->rows[*at..) into the histogram, one run of at most W consecutive
- * rows a read, as many reads on every rank (the most any rank needs). Agreed. */
+ * rows a read, as many reads on every rank (the most any rank needs); its pixels
+ * counted (plausible.h). Agreed. */
 static int stats_file(StatsPass *p, int fi, long long *at, PixelHist *h, long long hw, hid_t dxpl,
                       const DatasetOptions *o, MPI_Comm comm) {
-    long long from = *at, pieces = 0, iters;
+    long long from = *at, pieces = 0, iters, kept0, neg0, kept1, neg1;
+    hist_totals(h, &kept0, &neg0);
     while (*at < p->n && p->rows[*at] < p->rf->start[fi + 1]) (*at)++;
     for (long long i = from; i < *at; pieces++) i += rows_run_length(p->rows + i, *at - i, p->W);
     MPI_Allreduce(&pieces, &iters, 1, MPI_LONG_LONG, MPI_MAX, comm);
@@ -139,33 +150,38 @@ static int stats_file(StatsPass *p, int fi, long long *at, PixelHist *h, long lo
     for (long long it = 0, lo = from; !rc && it < iters; it++) {
         long long n = lo < *at ? rows_run_length(p->rows + lo, *at - lo, p->W) : 0;
         if (p->rf->file[fi].sparse) { /* independent reads: no collective to join */
-            if (n > 0) rc = stats_sparse(p, p->rows + lo, n, h, &p->empty[fi]);
+            if (n > 0) rc = stats_sparse(p, p->rows + lo, n, h, &p->counts[fi].empty);
         } else {
             rc = stats_dense(p, fi, p->rows + lo, n, h, hw, dxpl);
         }
-        p->checked[fi] += n;
+        p->counts[fi].checked += n;
         rc = agree_fail_together(comm, rc);
-        if (o->progress) o->progress();
+        progress_mark();  /* a long pass is not a stuck rank (net/base/progress.h) */
         lo += n;
     }
+    hist_totals(h, &kept1, &neg1);
+    p->counts[fi].kept += kept1 - kept0;
+    p->counts[fi].negative += neg1 - neg0;
     return rc;
 }
 
-/* The empty images the pass found, summed over the ranks: a file of nothing but empty
- * images is refused, the others warned about (plausible.h). Agreed. */
+/* What the pass found, summed over the ranks: a file of nothing but empty images (or of
+ * no pixel the preprocessing keeps) is refused, empty images warned about
+ * (plausible.h). Agreed. */
 static int check_images(StatsPass *p, DatasetInfo *info, const char *path, MPI_Comm comm) {
     const int nf = p->rf->n;
     int rank;
     MPI_Comm_rank(comm, &rank);
-    MPI_Allreduce(MPI_IN_PLACE, p->empty, 2 * nf, MPI_LONG_LONG, MPI_SUM, comm);
+    _Static_assert(sizeof(ImageCounts) == 4 * sizeof(long long), "ImageCounts is 4 counts");
+    MPI_Allreduce(MPI_IN_PLACE, p->counts, 4 * nf, MPI_LONG_LONG, MPI_SUM, comm);
     const char **paths = malloc((size_t)nf * sizeof *paths);
     int rc = paths ? 0 : e2e_fail("%s: out of memory", path);
     for (int i = 0; !rc && i < nf; i++) {
         paths[i] = p->rf->file[i].path;
-        info->empty_images += p->empty[i];
-        info->images_checked += p->checked[i];
+        info->empty_images += p->counts[i].empty;
+        info->images_checked += p->counts[i].checked;
     }
-    if (!rc) rc = plausible_images(paths, nf, p->empty, p->checked, rank == 0);
+    if (!rc) rc = plausible_images(paths, nf, p->counts, rank == 0);
     free(paths);
     return agree_fail_together(comm, rc);
 }
@@ -186,6 +202,10 @@ int scales_compute(Scaling *sc, DatasetInfo *info, const RowFiles *rf, const Spl
     if (!rc) rc = check_images(&p, info, o->path, comm);
     if (!rc) {
         MPI_Allreduce(MPI_IN_PLACE, h.count, info->channels * PIXEL_HIST_BINS, MPI_UINT64_T, MPI_SUM, comm);
+        MPI_Allreduce(MPI_IN_PLACE, h.negative, info->channels, MPI_UINT64_T, MPI_SUM, comm);
+        int rank;
+        MPI_Comm_rank(comm, &rank);
+        plausible_channels(&h, info->channel_names, o->path, rank == 0);
         for (int c = 0; c < info->channels; c++) {
             float q = pixel_hist_quantile(&h, c, o->scale_quantile);
             sc->scale[c] = q > 0.0f ? q : 1.0f; /* a channel with no positive pixel keeps scale 1 */

@@ -6,6 +6,7 @@
 #include "split.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,16 +90,35 @@ static int take_shares(SplitRows *sp, const BlockOrder *b, const long long *cut,
     return 0;
 }
 
-/* a split asked for (fraction > 0) has rows, at least one a rank */
+/* the fewest rows with which every split asked for (fraction > 0) gets at least `each`
+ * rows (0 when no count up to 10^9 does) */
+static long long rows_needed(const double *fractions, long long each) {
+    long long cut[DATA_SPLITS + 1];
+    for (long long N = 1; N <= 1000000000LL; N += N < 100000 ? 1 : N / 1000) {
+        cut_points(fractions, N, cut);
+        int ok = 1;
+        for (int s = 0; s < DATA_SPLITS; s++) ok &= fractions[s] <= 0.0 || cut[s + 1] - cut[s] >= each;
+        if (ok) return N;
+    }
+    return 0;
+}
+
+/* a split asked for (fraction > 0) has rows, at least one a rank; the message says how
+ * many jets the fractions need (e2e-train and e2e-eval take the default 90/5/5) */
 static int check_sizes(const SplitRows *sp, const DatasetOptions *o, long long N, int nranks) {
     for (int s = 0; s < DATA_SPLITS; s++) {
-        if (o->fractions[s] <= 0.0) continue;
+        if (o->fractions[s] <= 0.0 || sp->total[s] >= nranks) continue;
+        char need[160];
+        long long min_rows = rows_needed(o->fractions, nranks);
+        snprintf(need, sizeof need, "the split takes %g/%g/%g of the jets, so %d rank%s need%s at least %lld jets: use a "
+                 "larger file or a list of files", o->fractions[0], o->fractions[1], o->fractions[2], nranks,
+                 nranks == 1 ? "" : "s", nranks == 1 ? "s" : "", min_rows);
         if (sp->total[s] == 0)
-            return e2e_fail("%s: the %s split is empty (%lld rows x %g rounds to 0 rows); use more rows or "
-                            "change the split fractions", o->path, SPLIT_NAME[s], N, o->fractions[s]);
-        if (sp->total[s] < nranks)
-            return e2e_fail("%s: more ranks than samples: the %s split has %lld row%s for %d ranks", o->path,
-                            SPLIT_NAME[s], sp->total[s], sp->total[s] == 1 ? "" : "s", nranks);
+            return e2e_fail("%s: the %s split is empty (%lld rows x %g rounds to 0 rows); %s", o->path, SPLIT_NAME[s],
+                            N, o->fractions[s], need);
+        return e2e_fail("%s: more ranks than samples: the %s split has %lld row%s for %d ranks; %s%s", o->path,
+                        SPLIT_NAME[s], sp->total[s], sp->total[s] == 1 ? "" : "s", nranks, need,
+                        ", or run on fewer ranks");
     }
     return 0;
 }
@@ -111,7 +131,7 @@ int split_make(SplitRows *sp, const DatasetOptions *o, long long N, int rank, in
     int rc = order_blocks(&b, N, o->split_block ? o->split_block : SPLIT_BLOCK, o->seed, o->path);
     cut_points(o->fractions, N, cut);
     if (!rc) rc = take_shares(sp, &b, cut, rank, nranks, o->path);
-    if (!rc && o->unbias) { /* every rank needs the whole training split's masses */
+    if (!rc && o->unbias == DATA_UNBIAS_WEIGHTS) { /* every rank needs the whole training split's masses */
         *train_rows = malloc((size_t)(sp->total[SPLIT_TRAIN] ? sp->total[SPLIT_TRAIN] : 1) * sizeof **train_rows);
         if (!*train_rows) rc = e2e_fail("%s: out of memory for the split", o->path);
         else collect_rows(&b, cut[0], cut[1], *train_rows);

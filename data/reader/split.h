@@ -16,7 +16,7 @@ typedef struct {
 } SplitRows;
 
 /* The split of N rows by o's seed, fractions and split_block, this rank's share of
- * each split and the steps of an epoch for o->batch. With o->unbias, *train_rows gets
+ * each split and the steps of an epoch for o->batch. With o->unbias weights, *train_rows gets
  * the whole training split's rows (every rank needs their masses; the caller frees
  * them), else NULL. Local result (the same on every rank but for memory). */
 int split_make(SplitRows *sp, const DatasetOptions *o, long long N, int rank, int nranks,

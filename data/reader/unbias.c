@@ -1,5 +1,6 @@
 /* The unbiasing weights (unbias.h): the training masses binned, each non-empty bin
- * weighted so that it carries the same total weight, capped, the mean kept at 1. */
+ * weighted so that it carries the same total weight, capped, the mean kept at 1; or the
+ * two classes weighted so that each carries half the weight. */
 #include "unbias.h"
 
 #include <math.h>
@@ -32,9 +33,21 @@ int weights_make(Weights *w, const float *m, const long long *train_rows, long l
     return 0;
 }
 
+int weights_make_classes(Weights *w, const long long count[2], const char *path, DatasetInfo *info) {
+    *w = (Weights){.bin = malloc(2 * sizeof *w->bin), .bins = 2, .by_class = 1};
+    if (!w->bin) return e2e_fail("%s: out of memory for the class weights", path);
+    const double n = (double)(count[0] + count[1]);
+    for (int c = 0; c < 2; c++) w->bin[c] = count[c] ? (float)(n / (2.0 * (double)count[c])) : 0.0f;
+    info->weight_min = fminf(w->bin[0], w->bin[1]);
+    info->weight_max = fmaxf(w->bin[0], w->bin[1]);
+    return 0;
+}
+
 void weights_free(Weights *w) {
     free(w->bin);
     w->bin = NULL;
 }
 
-float weights_of(const Weights *w, float mass) { return w->bin[unbias_bin(mass, w->bins, w->lo, w->hi)]; }
+float weights_of(const Weights *w, float mass, float label) {
+    return w->by_class ? w->bin[label != 0.0f] : w->bin[unbias_bin(mass, w->bins, w->lo, w->hi)];
+}

@@ -6,6 +6,7 @@
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "agree.h"
 #include "error.h"
@@ -18,6 +19,7 @@
 #include "sparsefile.h"
 
 #define MAX_COLUMNS 64
+#define ESTIMATE_ROWS 64 /* dense rows read to estimate a sparse output's size */
 
 void convert_defaults(ConvertOptions *o) {
     memset(o, 0, sizeof *o);
@@ -61,19 +63,23 @@ static herr_t find_column(hid_t root, const char *name, const H5L_info_t *info, 
     return 0;
 }
 
-/* OUT can be written and is not IN (by any name: device and inode) */
+/* OUT can be written and is not IN (by any name: device and inode), and this rank
+ * sees IN (a rank that does not must not leave the others inside MPI_File_open) */
 static int check_paths(const ConvertOptions *o) {
     if (!o->in || !o->out) return e2e_fail("e2e-data convert: needs IN and OUT");
     OutInput in = {o->in, "IN"};
+    struct stat st;
+    if (stat(o->in, &st) != 0) return e2e_fail("%s: %s", o->in, errno == ENOENT ? "no such file" : strerror(errno));
     return out_check_path(o->out, "OUT", &in, 1);
 }
 
 /* opens the input (collective), finds its columns, checks the rows asked for */
 static int open_input(Conv *cv) {
     const ConvertOptions *o = cv->o;
+    if (agree_fail_together(cv->comm, check_paths(o))) return -1;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_mpio(fapl, cv->comm, MPI_INFO_NULL);
-    int rc = agree_fail_together(cv->comm, check_paths(o) ? -1 : jetfile_open(&cv->in, o->in, fapl));
+    int rc = agree_fail_together(cv->comm, jetfile_open(&cv->in, o->in, fapl));
     H5Pclose(fapl);
     if (rc) return rc;
     H5Literate(cv->in.file, H5_INDEX_NAME, H5_ITER_INC, NULL, find_column, cv);
@@ -198,7 +204,26 @@ static int copy_attrs(Conv *cv, JetWriter *w) {
     if (!rc && (!both || h5_attr_write_str(jetwriter_file(w), ATTR_COMMAND, both, 1))) rc = -1;
     free(old);
     free(both);
-    return agree_fail_together(cv->comm, rc ? h5_fail(cv->o->out, "cannot copy the attributes") : 0);
+    return rc ? h5_fail(cv->o->out, "cannot copy the attributes") : 0;
+}
+
+/* The entries of a sparse output: the input's own count of the rows (a sparse input),
+ * or the non-zero pixels of ESTIMATE_ROWS rows spread over them (a dense input; -0.0
+ * counts, as the encoding stores it). Rank 0; 0 when it cannot tell. */
+static long long estimate_entries(Conv *cv) {
+    const JetFile *f = &cv->in;
+    const long long a = cv->o->first;
+    if (f->sparse) return f->sparse->offsets[a + cv->n] - f->sparse->offsets[a];
+    const long long rowv = (long long)f->c * f->h * f->w, k = cv->n < ESTIMATE_ROWS ? cv->n : ESTIMATE_ROWS;
+    void *row = malloc((size_t)(rowv * 4)), *stage = malloc((size_t)(rowv * 4));
+    SparseGeom g = {f->c, (long long)f->h * f->w, 4, cv->out_bytes};
+    long long nnz = 0;
+    for (long long i = 0; row && stage && i < k; i++)
+        if (read_images(cv, a + i * (cv->n / k), 1, row, stage, NULL, NULL) == 0) nnz += sparse_count_entries(&g, row);
+    free(row);
+    free(stage);
+    e2e_clear_error();
+    return k ? (long long)((double)nnz / (double)k * (double)cv->n) : 0;
 }
 
 static void close_input(Conv *cv) {
@@ -219,13 +244,16 @@ int data_convert(const ConvertOptions *o, MPI_Comm comm) {
     int rc = open_input(&cv);
     JetWriter *w = NULL;
     if (!rc) {
+        int rank;
+        MPI_Comm_rank(comm, &rank);
         JetWriterSpec spec = {.path = o->out, .n = cv.n, .c = cv.in.c, .h = cv.in.h, .w = cv.in.w,
                               .dtype_bytes = cv.out_bytes, .sparse = o->sparse, .chunk = o->chunk,
+                              .sparse_entries = o->sparse && rank == 0 ? estimate_entries(&cv) : 0,
                               .n_columns = cv.ncol, .columns = cv.cols};
         rc = jetwriter_open(&w, &spec, comm);
         if (!rc) rc = copy_rows(&cv, w);
         if (!rc) rc = jetwriter_finish(w);
-        if (!rc) rc = copy_attrs(&cv, w);
+        if (!rc) rc = agree_fail_together(comm, rank == 0 ? copy_attrs(&cv, w) : 0); /* rank 0 owns the structure */
         rc = jetwriter_close(w, rc);
     }
     close_input(&cv);

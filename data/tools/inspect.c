@@ -1,5 +1,5 @@
-/* e2e-data info (inspect.h): a dataset's files, shapes, storage, inputs, columns and
- * pixel statistics, printed. */
+/* e2e-data info (inspect.h): a dataset's files, shapes, storage, inputs, columns, class
+ * counts and pixel statistics, printed. */
 #include "inspect.h"
 
 #include <float.h>
@@ -71,8 +71,8 @@ static void print_mass_histogram(FILE *out, const float *m, long long n) {
     long long h[MASS_BINS + 1] = {0}, peak = 1;
     for (long long i = 0; i < n; i++) {
         if (!isfinite(m[i])) continue;
-        int k = m[i] < 0 ? 0 : (int)(m[i] / MASS_BIN_GEV);
-        h[k < MASS_BINS ? k : MASS_BINS]++;
+        double bin = m[i] / MASS_BIN_GEV; /* compared before the cast: a mass of 1e15 fits no int */
+        h[bin < 0 ? 0 : bin >= MASS_BINS ? MASS_BINS : (int)bin]++;
     }
     for (int k = 0; k <= MASS_BINS; k++) peak = h[k] > peak ? h[k] : peak;
     fprintf(out, "mass histogram (GeV, %g GeV bins; # = %.3g jets):\n", MASS_BIN_GEV, (double)peak / 50.0);
@@ -230,6 +230,31 @@ static void print_files(FILE *out, const char *path, const Opened *d) {
     print_mass_histogram(out, d->col[0], d->N);
 }
 
+/* The class counts of the label column (every file's; NULL: y where every file has it):
+ * jets of class 1 and 0, and of any other value (the reader refuses them). */
+static int print_labels(FILE *out, const Opened *d, const char *label) {
+    const char *name = label ? label : DSET_LABEL;
+    for (int i = 0; i < d->nf; i++)
+        if (H5Lexists(d->files[i].file, name, H5P_DEFAULT) <= 0) {
+            if (!label) return 0;
+            return e2e_fail("%s: no label column '%s'", d->files[i].path, name);
+        }
+    long long n[3] = {0, 0, 0}; /* class 0, class 1, other */
+    for (int i = 0; i < d->nf; i++) {
+        const JetFile *f = &d->files[i];
+        double *v = malloc((size_t)(f->n ? f->n : 1) * sizeof *v);
+        int rc = v ? jetfile_read_numbers((JetFile *)f, name, v, H5P_DEFAULT) : e2e_fail("out of memory");
+        for (long long r = 0; !rc && r < f->n; r++) n[v[r] == 0.0 ? 0 : v[r] == 1.0 ? 1 : 2]++;
+        free(v);
+        if (rc) return -1;
+    }
+    fprintf(out, "classes (label %s): %lld signal (1), %lld background (0), signal fraction %.4f", name, n[1], n[0],
+            (double)n[1] / (double)(n[0] + n[1] > 0 ? n[0] + n[1] : 1));
+    if (n[2]) fprintf(out, "; NOT 0 OR 1: %lld jets (the reader refuses them)", n[2]);
+    fputc('\n', out);
+    return 0;
+}
+
 /* One jet's pixels into the channel statistics; returns its non-finite pixels. */
 static long long add_pixels(ChanStat *cs, const float *x, int channels, long long hw) {
     long long bad = 0;
@@ -254,7 +279,8 @@ static int read_row(const JetFile *f, long long r, float *x, char *scratch) {
     if (!f->sparse)
         return f->raw ? jetfile_read_rows_raw(f, &r, 1, x, scratch) : jetfile_read_rows_hdf5(f, &r, 1, x, scratch, H5P_DEFAULT);
     const struct SparseFile *s = f->sparse;
-    char *value = scratch + sparsefile_row_entries(s, r) * s->g.pos_bytes;
+    /* the values after the positions, at a 4-byte boundary (a float32 load needs one) */
+    char *value = scratch + ((sparsefile_row_entries(s, r) * s->g.pos_bytes + 3) & ~3LL);
     if (sparsefile_read(f, &r, 1, scratch, value, H5P_DEFAULT)) return -1;
     memset(x, 0, (size_t)(f->c * s->g.hw) * sizeof *x);
     sparse_densify(&s->g, s->counts + r * f->c, scratch, value, NULL, NULL, 0.0f, x, NULL, 0);
@@ -268,7 +294,7 @@ static int pixel_stats(FILE *out, const Opened *d, long long used) {
     PixelHist hist = {0};
     ChanStat *cs = calloc((size_t)f0->c, sizeof *cs);
     float *x = malloc((size_t)rowf * sizeof *x);
-    void *stage = malloc((size_t)rowf * 8); /* a dense row as stored, or a sparse row's entries */
+    void *stage = malloc((size_t)rowf * 8 + 8); /* a dense row as stored, or a sparse row's entries */
     int rc = cs && x && stage ? pixel_hist_init(&hist, f0->c) : e2e_fail("out of memory");
     hist.kinds = d->inputs.kind; /* the reader's statistic: of |x| for a signed channel */
     for (int c = 0; !rc && c < f0->c; c++) cs[c] = (ChanStat){0, INFINITY, -INFINITY, 0};
@@ -301,7 +327,7 @@ static int pixel_stats(FILE *out, const Opened *d, long long used) {
     return rc;
 }
 
-int data_inspect(const char *path, FILE *out, long long max_rows) {
+int data_inspect(const char *path, FILE *out, long long max_rows, const char *label) {
     H5Quiet quiet;
     h5_quiet_begin(&quiet);
     Opened d = {0};
@@ -309,6 +335,7 @@ int data_inspect(const char *path, FILE *out, long long max_rows) {
     if (!rc) {
         rc = open_all(&d);
         if (!rc) print_files(out, path, &d);
+        if (!rc) rc = print_labels(out, &d, label);
         if (!rc) rc = pixel_stats(out, &d, max_rows > 0 && max_rows < d.N ? max_rows : d.N);
         close_all(&d);
     }

@@ -1,7 +1,8 @@
 /* The synthetic jet model (data/README.md has the physics in words).
  *
  * 1. A class and a target mass: falling QCD background, a broad QCD component, W-like
- *    and top-like resonances.
+ *    and top-like resonances; or, for a classifier, a label: top jets (signal) against
+ *    QCD jets (background), some of which fake a top.
  * 2. Prongs (1 to 3) with momentum fractions and directions in "unit geometry"
  *    (jet pT = 1, the widest separation about 1); each prong fragments into a few
  *    particles.
@@ -43,6 +44,10 @@ int synth_check(const SynthConfig *c) {
         return e2e_fail("image size must be 8 to 4096 pixels (got %d)", c->size);
     if (!(c->pixel_size > 0.0) || c->pixel_size > 1.0)
         return e2e_fail("pixel size must be in (0, 1] (got %g)", c->pixel_size);
+    if (c->classify && !(c->signal_fraction > 0.0 && c->signal_fraction < 1.0))
+        return e2e_fail("the signal fraction must be in (0, 1) (got %g)", c->signal_fraction);
+    if (c->classify && !(c->overlap >= 0.0 && c->overlap <= 1.0))
+        return e2e_fail("the overlap must be in [0, 1] (got %g)", c->overlap);
     return 0;
 }
 
@@ -72,6 +77,21 @@ static double sample_mass(DRng *r, int *kind) {
         else { *kind = SYNTH_TOP; m = 172.5 + 10.0 * drng_normal(r); }
         if (m > 0.5 && m < 499.5) return m;
     }
+}
+
+/* A labelled jet's class, kind and mass: a top jet (label 1) with probability
+ * signal_fraction, else a QCD jet (label 0) from the falling and the broad spectra in the
+ * proportions above, or with probability overlap a QCD jet that fakes a top, drawn as one */
+static double sample_class(DRng *r, const SynthConfig *c, int *kind, int *label) {
+    *label = drng_uniform(r) < c->signal_fraction;
+    int fake = !*label && drng_uniform(r) < c->overlap;
+    double m;
+    do {
+        if (*label || fake) { *kind = SYNTH_TOP; m = 172.5 + 10.0 * drng_normal(r); }
+        else if (drng_uniform(r) < 2.0 / 3.0) { *kind = SYNTH_QCD; m = 2.0 + drng_exp(r, 70.0); }
+        else { *kind = SYNTH_QCD; m = 10.0 + 490.0 * drng_uniform(r); }
+    } while (!(m > 0.5 && m < 499.5));
+    return m;
 }
 
 static void unit_dir(DRng *r, double *ux, double *uy) {
@@ -326,8 +346,8 @@ void synth_jet(const SynthConfig *c, uint64_t index, float *img, SynthJet *jet) 
 
     DRng r;
     drng_key(&r, (uint64_t[]){c->seed, index}, 2);
-    int kind, nprong = 0;
-    double m = sample_mass(&r, &kind);
+    int kind, nprong = 0, label = 0;
+    double m = c->classify ? sample_class(&r, c, &kind, &label) : sample_mass(&r, &kind);
     double pt = 400.0 * pow(1.0 - drng_uniform(&r), -1.0 / 3.0); /* dN/dpT ~ pT^-4 */
     double rfit = 0.8 * 0.5 * S * c->pixel_size;                    /* radians */
     Particle pa[MAX_PARTICLES];
@@ -352,4 +372,5 @@ void synth_jet(const SynthConfig *c, uint64_t index, float *img, SynthJet *jet) 
     jet->prongs = nprong;
     jet->kind = kind;
     jet->particles = np;
+    jet->label = label;
 }

@@ -16,6 +16,12 @@ typedef struct {
     int channels;      /* 1 .. SYNTH_MAX_CHANNELS */
     double pixel_size; /* eta-phi units per pixel */
     uint64_t seed;
+    /* labelled jets for a classifier (0: the regression's mass spectrum) */
+    int classify;      /* 1: top jets (label 1, signal) against QCD jets (label 0) */
+    double signal_fraction; /* the share of top jets, in (0, 1) */
+    double overlap;    /* the share of QCD jets that fake a top: a hard three-prong splitting
+                          at the top mass, drawn as a top jet is, so that no classifier tells
+                          them from the signal: the best possible AUC is 1 - overlap / 2 */
 } SynthConfig;
 
 typedef struct {
@@ -24,8 +30,9 @@ typedef struct {
     float pt;          /* jet pT in GeV */
     float ieta, iphi;  /* the jet's crystal indices in the barrel: [0, 170), [0, 360) */
     int prongs;        /* 1 .. 3 */
-    int kind;          /* SynthKind */
+    int kind;          /* SynthKind: how the jet was drawn (a QCD jet faking a top is SYNTH_TOP) */
     int particles;
+    int label;         /* classify: 1 a top jet (signal), 0 a QCD jet (background); else 0 */
 } SynthJet;
 
 /* -1 (with a message) if the configuration cannot be generated */

@@ -1,7 +1,7 @@
 /* e2e-synth's engine: writes a synthetic jet file in the format of data/format/FORMAT.md,
- * every rank generating and writing its own slice of ONE file with collective
- * parallel-HDF5 writes. Jet i depends only on (seed, i): the data is the same whatever
- * the number of ranks. */
+ * for the mass regression or, labelled, for a classifier (column y), every rank
+ * generating and writing its own slice of ONE file (data/format/jetwriter.h).
+ * Jet i depends only on (seed, i): the data is the same whatever the number of ranks. */
 #ifndef E2E_DATA_SYNTHFILE_H
 #define E2E_DATA_SYNTHFILE_H
 
@@ -18,6 +18,8 @@ typedef struct {
     long long chunk;    /* dense X_jet rows per chunk; 0: jet_default_chunk */
     double pixel_size;
     const char *command; /* the options, recorded in the file (may be NULL) */
+    int classify;        /* 1: labelled top (1) and QCD (0) jets, the label in column y (uint8) */
+    double signal_fraction, overlap; /* classify: synth.h's SynthConfig */
 } SynthFileOptions;
 
 void synth_file_defaults(SynthFileOptions *o);

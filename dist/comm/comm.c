@@ -4,6 +4,7 @@
 #include "comm.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,7 @@ int comm_allreduce_mean(Comm *c, float *buf, size_t n) {
     watchdog_wait("the gradient all-reduce");
     int rc = allreduce_mean(c, buf, n);
     watchdog_wait_end();
+    c->allreduces++;
     return rc;
 }
 
@@ -158,6 +160,96 @@ int comm_replicas_identical(Comm *c, const float *buf, size_t n, int *identical)
     return 0;
 }
 
+/* ---- measurements ---- */
+
+int comm_gather_bytes(Comm *c, const void *mine, size_t bytes, char **all, size_t **counts) {
+    long long n = (long long)bytes, *each = c->rank == 0 ? calloc((size_t)c->size, sizeof *each) : NULL;
+    *all = NULL;
+    *counts = NULL;
+    int failed = c->rank == 0 && !each;
+    watchdog_wait("a gather to rank 0");
+    MPI_Gather(&n, 1, MPI_LONG_LONG, each, 1, MPI_LONG_LONG, 0, c->world);
+    watchdog_wait_end();
+    int *cnt = NULL, *disp = NULL;
+    long long total = 0;
+    for (int r = 0; each && r < c->size; r++) total += each[r];
+    if (c->rank == 0 && !failed) {
+        cnt = malloc(sizeof(int) * c->size);
+        disp = malloc(sizeof(int) * c->size);
+        *counts = malloc(sizeof(size_t) * c->size);
+        *all = malloc(total ? (size_t)total : 1);
+        failed = !cnt || !disp || !*counts || !*all || total >= INT_MAX;
+        if (failed) e2e_fail("gathering %lld bytes on rank 0: out of memory or 2 GB or more", total);
+        for (int r = 0, at = 0; !failed && r < c->size; at += cnt[r], r++) {
+            cnt[r] = (int)each[r];
+            disp[r] = at;
+            (*counts)[r] = (size_t)each[r];
+        }
+    }
+    int rc = comm_fail_together(c, failed);
+    if (!rc) {
+        watchdog_wait("a gather to rank 0");
+        MPI_Gatherv(mine, (int)bytes, MPI_BYTE, *all, cnt, disp, MPI_BYTE, 0, c->world);
+        watchdog_wait_end();
+    }
+    if (rc && c->rank == 0) {
+        free(*all);
+        free(*counts);
+        *all = NULL;
+        *counts = NULL;
+    }
+    free(each);
+    free(cnt);
+    free(disp);
+    return rc;
+}
+
+/* 1 when this rank shares rank 0's node (MPI's shared-memory node) */
+static int on_node_of_root(Comm *c) {
+    MPI_Comm node;
+    MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node);
+    int lowest = c->rank;
+    MPI_Allreduce(MPI_IN_PLACE, &lowest, 1, MPI_INT, MPI_MIN, node);
+    MPI_Comm_free(&node);
+    return lowest == 0;
+}
+
+double comm_clock_offset(Comm *c, double (*clock)(void)) {
+    int same = on_node_of_root(c);
+    double offset = comm_clock_offset_estimate(c, clock);
+    return c->rank == 0 || same ? 0.0 : offset;
+}
+
+double comm_clock_offset_estimate(Comm *c, double (*clock)(void)) {
+    enum { ROUNDS = 8, TAG = 7262 };
+    double best_rtt = INFINITY, offset = 0;
+    watchdog_wait("the clocks' comparison");
+    for (int r = 1; r < c->size; r++) {
+        if (c->rank != 0 && c->rank != r) continue;
+        for (int k = 0; k < ROUNDS; k++) {
+            double t[3];  /* rank 0 sends, rank r answers, rank 0 receives */
+            if (c->rank == 0) {
+                t[0] = clock();
+                MPI_Send(t, 1, MPI_DOUBLE, r, TAG, c->world);
+                MPI_Recv(t + 1, 1, MPI_DOUBLE, r, TAG, c->world, MPI_STATUS_IGNORE);
+                t[2] = clock();
+                MPI_Send(t, 3, MPI_DOUBLE, r, TAG, c->world);
+            } else {
+                MPI_Recv(t, 1, MPI_DOUBLE, 0, TAG, c->world, MPI_STATUS_IGNORE);
+                double mine = clock();
+                MPI_Send(&mine, 1, MPI_DOUBLE, 0, TAG, c->world);
+                MPI_Recv(t, 3, MPI_DOUBLE, 0, TAG, c->world, MPI_STATUS_IGNORE);
+                if (t[2] - t[0] < best_rtt) {
+                    best_rtt = t[2] - t[0];
+                    offset = (t[0] + t[2]) / 2 - t[1];
+                }
+            }
+        }
+    }
+    watchdog_wait_end();
+    return offset;
+}
+
 /* ---- NCCL's set-up (comm_nccl.h), failing on every rank together ---- */
 
 /* Rank 0 makes the id (every rank learns whether it could) and broadcasts it. The
@@ -180,6 +272,7 @@ static int attach_nccl(Comm *c) {
 
 int comm_attach(Comm *c, NetOps *ops) {
     c->ops = ops;
-    if (ops_can(ops, OPS_STREAM) && comm_nccl_available()) return attach_nccl(c);
+    /* one rank has nothing to reduce: no NCCL communicator (one thing less to fail) */
+    if (c->size > 1 && ops_can(ops, OPS_STREAM) && comm_nccl_available()) return attach_nccl(c);
     return 0;
 }

@@ -21,6 +21,8 @@ typedef struct {
     void *nccl;              /* NCCL communicator when the backend has a stream */
     float *host;             /* staging for MPI reductions of device buffers */
     size_t host_n;
+    long allreduces;         /* gradient all-reduces done (comm_allreduce_mean on 2 or
+                                more ranks; 1 rank has none) */
 } Comm;
 
 /* MPI_Init_thread(MPI_THREAD_MULTIPLE) (the data reader's prefetch thread does I/O),
@@ -30,10 +32,11 @@ int comm_init(Comm *c, int *argc, char ***argv);
 void comm_finalize(Comm *c);
 
 /* Gradients are reduced in the backend's memory: with NCCL when the backend has a
- * stream (built with CUDA), else with MPI (staged through host memory when the
- * backend's memory is not the host's). Collective. */
+ * stream (built with CUDA) and there are several ranks, else with MPI (staged through
+ * host memory when the backend's memory is not the host's). Collective. */
 int comm_attach(Comm *c, NetOps *ops);
-/* buf (backend memory, n floats) = mean over ranks of buf. Collective. */
+/* buf (backend memory, n floats) = mean over ranks of buf, counted in c->allreduces.
+ * Collective. */
 int comm_allreduce_mean(Comm *c, float *buf, size_t n);
 /* buf (backend memory) = rank 0's buf. Collective. */
 int comm_broadcast(Comm *c, float *buf, size_t n);
@@ -72,5 +75,21 @@ void comm_bcast_floats(Comm *c, float *p, size_t n);
 /* 1 when every rank holds bitwise the same n floats of backend memory (their FNV-1a
  * hashes, net/base/hash.h, compared over ranks); collective. */
 int comm_replicas_identical(Comm *c, const float *buf, size_t n, int *identical);
+
+/* ---- measurements (dist/run/timeline.h) ---- */
+
+/* Every rank's `bytes` bytes of host memory, gathered on rank 0 in rank order: there
+ * *all (malloc'd) holds them one after another and (*counts)[r] (malloc'd) is rank r's
+ * byte count; elsewhere both are NULL. 0, or -1 on every rank (rank 0 out of memory,
+ * or 2 GB or more in all). Collective. */
+int comm_gather_bytes(Comm *c, const void *mine, size_t bytes, char **all, size_t **counts);
+/* What to add to this rank's clock() to read rank 0's: 0 on rank 0 and on the ranks of
+ * its node (one monotonic clock per node, exactly); on other nodes the estimate below.
+ * Collective. */
+double comm_clock_offset(Comm *c, double (*clock)(void));
+/* The estimate, whatever the node: from the shortest of 8 round trips to rank 0, the
+ * midpoint of rank 0's send and receive against this rank's reading (off by at most
+ * half that round trip: some microseconds over a cluster network). Collective. */
+double comm_clock_offset_estimate(Comm *c, double (*clock)(void));
 
 #endif

@@ -34,27 +34,38 @@ static int give_up(Comm *c, const char *what, ncclResult_t r) {
     comm_nccl_abort(c);
     if (r == ncclInProgress)
         return e2e_fail("%s on rank %d did not finish in %.0f s", what, c->rank, NCCL_TIMEOUT_S);
-    return e2e_fail("%s failed on rank %d: %s (%s; a peer may have died)", what, c->rank,
-                    ncclGetErrorString(r), ncclGetLastError(NULL));
+    const char *detail = ncclGetLastError(NULL);
+    if (!detail) detail = "";
+    return e2e_fail("%s failed on rank %d: %s (%s%sa peer may have died)", what, c->rank, ncclGetErrorString(r),
+                    detail, *detail ? "; " : "");
+}
+
+/* 1 when the stream has finished its work, 0 while it has not, -1 on a CUDA error. The
+ * runtime leaves cudaErrorNotReady as this thread's last error: cleared here, as the
+ * next launch check (cudaGetLastError) would take it for a failure. */
+static int stream_done(cudaStream_t stream, const char *what) {
+    cudaError_t q = cudaStreamQuery(stream);
+    if (q == cudaSuccess) return 1;
+    if (q != cudaErrorNotReady) return e2e_fail("%s: CUDA error %s", what, cudaGetErrorString(q));
+    (void)cudaGetLastError();
+    return 0;
 }
 
 /* Polls until the work is done: with a stream, until the stream is idle; without, until
  * the communicator has no call in progress (its set-up, or the enqueueing of a
- * collective). Any asynchronous error, or the time limit, aborts the communicator: 0,
- * or -1. */
+ * collective). The communicator's asynchronous error is checked after every look at the
+ * stream, the last one included (a collective that failed may still let its stream
+ * finish). Any asynchronous error, or the time limit, aborts the communicator: 0, or -1. */
 static int wait_for(Comm *c, const char *what, cudaStream_t stream) {
     double t0 = monotonic_seconds();
     for (;;) {
-        if (stream) {
-            cudaError_t q = cudaStreamQuery(stream);
-            if (q == cudaSuccess) return 0;
-            if (q != cudaErrorNotReady) return e2e_fail("%s: CUDA error %s", what, cudaGetErrorString(q));
-        }
+        int done = stream ? stream_done(stream, what) : 1;
+        if (done < 0) return -1;
         ncclResult_t state;
         ncclResult_t r = ncclCommGetAsyncError((ncclComm_t)c->nccl, &state);
         if (r != ncclSuccess) return give_up(c, what, r);
-        if (!stream && state == ncclSuccess) return 0;
         if (state != ncclSuccess && state != ncclInProgress) return give_up(c, what, state);
+        if (done && (stream || state == ncclSuccess)) return 0;
         if (monotonic_seconds() - t0 > NCCL_TIMEOUT_S) return give_up(c, what, ncclInProgress);
         pause_briefly();
     }

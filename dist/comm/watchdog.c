@@ -4,6 +4,7 @@
 #include "watchdog.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "progress.h"
 #include "agree.h"
 #include "clock.h"
 #include "error.h"
@@ -21,6 +23,7 @@
 #define RANK0_GRACE_S 10.0   /* ranks other than 1 wait this much longer for a silent rank 0 */
 #define TICK_MAX_S 1.0       /* a heartbeat at least every second */
 #define MAX_NAMED 8          /* silent ranks named in one message */
+#define LAUNCHER_POLL_S 0.05 /* how often a rank looks for its launcher */
 
 static const char *const PHASE_NAME[WD_PHASES] = {
     "setup (opening the data and the model)", "reading a batch", "a training step",
@@ -46,6 +49,8 @@ static struct {
     double limit, silence, tick, t0; /* progress and silence limits (0: off) */
     MPI_Comm comm;
     MPI_Comm world;               /* the main thread's (the end barrier) */
+    pid_t launcher;               /* the process that started this rank (mpirun, orted,
+                                     slurmstepd), or 0 when none did */
     int rank, size, mpi_ok;
     char (*hosts)[HOST_LEN];      /* every rank's host */
     pthread_t thread;
@@ -53,7 +58,6 @@ static struct {
     atomic_int phase;             /* the main thread's marks */
     _Atomic(const char *) wait;   /* NULL: not in a collective */
     atomic_long epoch, step;
-    _Atomic double last_progress;
     Peer *peers;                  /* rank 0: every rank's; the others: [0], rank 0's */
     MPI_Request *req;             /* one outstanding heartbeat a destination */
     Beat *out;
@@ -62,7 +66,7 @@ static struct {
 /* ---- the main thread's marks ---- */
 
 void watchdog_progress(void) {
-    if (W.on) atomic_store(&W.last_progress, monotonic_seconds());
+    if (W.on) progress_mark();
 }
 
 void watchdog_phase(WatchdogPhase p) {
@@ -117,7 +121,7 @@ static void fire(const char *what, int code) {
 
 static Beat my_beat(double t) {
     Beat b = {.phase = atomic_load(&W.phase), .epoch = atomic_load(&W.epoch), .step = atomic_load(&W.step),
-              .idle = t - atomic_load(&W.last_progress)};
+              .idle = t - progress_last()};
     const char *w = atomic_load(&W.wait);
     b.waiting = w != NULL;
     if (w) snprintf(b.wait, sizeof b.wait, "%s", w);
@@ -219,10 +223,31 @@ static void check(double t) {
     }
 }
 
+/* The launcher (mpirun, its daemon, slurmstepd) gone: the job was killed (SIGKILL to
+ * mpirun: no time for a checkpoint), and nothing will collect this rank's output or
+ * end it. Training on would write into a run folder that a requeued job may want (its
+ * lock held by a process of a dead job). The rank ends at once. */
+static void check_launcher(void) {
+    if (!W.launcher || getppid() == W.launcher) return;
+    signal(SIGPIPE, SIG_IGN); /* the launcher held our stderr: the line may go nowhere */
+    fprintf(stderr, "watchdog: rank %d (host %s): its launcher (pid %ld) is gone, the job was killed: ending this "
+            "rank now, writing nothing more (exit %d)\n", W.rank, W.hosts[W.rank], (long)W.launcher,
+            WATCHDOG_EXIT_LOST);
+    _exit(WATCHDOG_EXIT_LOST);
+}
+
+/* this rank's launcher, when one started it (Open MPI, PMIx or PMI say so in the
+ * environment; a program started by hand has a shell, whose end must not end it) */
+static pid_t launcher_of_this_rank(void) {
+    if (!getenv("OMPI_COMM_WORLD_RANK") && !getenv("PMIX_RANK") && !getenv("PMI_RANK")) return 0;
+    pid_t p = getppid();
+    return p > 1 ? p : 0;
+}
+
 /* This whole process was suspended (SIGSTOP and SIGCONT, as mpirun sends before it
  * kills; a paused machine): no one is judged across that gap, this rank included. */
 static void resumed(double t) {
-    atomic_store(&W.last_progress, t);
+    progress_mark_at(t);
     for (int r = 0; r < W.size; r++) W.peers[r].arrived = t;
 }
 
@@ -230,12 +255,21 @@ static double shortest_limit(void) {
     return W.limit && W.silence ? (W.limit < W.silence ? W.limit : W.silence) : W.limit ? W.limit : W.silence;
 }
 
+/* sleeps a tick, looking for the launcher every LAUNCHER_POLL_S */
+static void sleep_tick(void) {
+    for (double left = W.tick; left > 0 && !atomic_load(&W.stop); left -= LAUNCHER_POLL_S) {
+        double d = left < LAUNCHER_POLL_S ? left : LAUNCHER_POLL_S;
+        struct timespec ts = {(time_t)d, (long)((d - (time_t)d) * 1e9)};
+        nanosleep(&ts, NULL);
+        check_launcher();
+    }
+}
+
 static void *watch(void *arg) {
     (void)arg;
     double last = monotonic_seconds();
     while (!atomic_load(&W.stop)) {
-        struct timespec ts = {(time_t)W.tick, (long)((W.tick - (time_t)W.tick) * 1e9)};
-        nanosleep(&ts, NULL);
+        sleep_tick();
         double t = monotonic_seconds();
         if (t - last > W.tick + shortest_limit() / 2) resumed(t);
         last = t;
@@ -283,6 +317,7 @@ int watchdog_start(Comm *c, double progress_s, double peer_timeout_s) {
     double tick = shortest_limit() / 8;
     W.tick = tick < 0.02 ? 0.02 : tick > TICK_MAX_S ? TICK_MAX_S : tick;
     W.world = c->world;
+    W.launcher = launcher_of_this_rank();
     W.rank = c->rank;
     W.size = c->size;
     W.mpi_ok = c->thread_level >= MPI_THREAD_MULTIPLE;
@@ -302,7 +337,7 @@ int watchdog_start(Comm *c, double progress_s, double peer_timeout_s) {
         W.req[r] = MPI_REQUEST_NULL;
         W.peers[r].arrived = W.t0;
     }
-    atomic_store(&W.last_progress, W.t0);
+    progress_mark_at(W.t0);
     atomic_store(&W.epoch, -1L);
     atomic_store(&W.phase, (int)WD_SETUP);
     W.on = 1;

@@ -1,5 +1,5 @@
 /* Checkpoints (checkpoint.h): written whole in memory by rank 0 and renamed into place;
- * read back with every tensor, attribute and hash checked, versions 1 to 3. */
+ * read back with every tensor, attribute and hash checked, versions 1 to 4. */
 #include "checkpoint.h"
 
 #include <dirent.h>
@@ -68,6 +68,11 @@ static int write_floats(hid_t group, const char *name, int ndim, const int *shap
     X("lr_base", train.lr.base) X("lr_scaled", train.lr.scaled)                             \
     X("lr_plateau", train.lr.plateau.lr)
 
+/* added within version 3, optional on reading (read_optional_attrs): the micro-batches
+ * of an optimizer step, early stopping's count and best value */
+#define OPTIONAL_LONG_ATTRS(X) X("accum", accum) X("early_stop_bad_epochs", train.early.bad_epochs)
+#define OPTIONAL_DOUBLE_ATTRS(X) X("early_stop_best", train.early.best)
+
 /* version 1: the plateau's rate ("lr"; "adam_lr", Adam's last rate, is not needed) */
 #define V1_DOUBLE_ATTRS(X) X("lr", train.lr.plateau.lr)
 
@@ -103,14 +108,46 @@ static int write_attrs(hid_t f, const CheckpointState *st, uint64_t hash) {
     rc |= attr_write(f, "seed", H5T_NATIVE_ULLONG, &seed);
     rc |= attr_write(f, "tensors_fnv1a", H5T_NATIVE_ULLONG, &h);
     rc |= h5_attr_write_str(f, "config", st->config_json, 0);
+    OPTIONAL_LONG_ATTRS(W_LONG)
+    OPTIONAL_DOUBLE_ATTRS(W_DOUBLE)
+    rc |= h5_attr_write_str(f, "task", task_name(&st->task), 0);
+    if (st->task.kind == TASK_CLASSIFICATION) {
+        rc |= h5_attr_write_str(f, "task_label", st->task.label, 0);
+        rc |= h5_attr_write_str(f, "task_monitor", st->task.monitor_loss ? "loss" : "auc", 0);
+    }
     return rc;
+}
+
+/* The task (version 4; older checkpoints were regressions): 0, or -1 naming the file. */
+static int read_task(hid_t f, CheckpointState *st, const char *path) {
+    st->task = task_regression();
+    if (st->version < 4) return 0;
+    char *kind = h5_attr_str(f, "task"), *label = h5_attr_str(f, "task_label"), *monitor = h5_attr_str(f, "task_monitor");
+    int rc = !kind ? e2e_fail("%s: checkpoint lacks attribute 'task'", path)
+             : task_from_names(&st->task, kind, label, monitor) ? e2e_fail("%s: %s", path, e2e_error()) : 0;
+    if (!rc && st->task.kind == TASK_CLASSIFICATION && !label)
+        rc = e2e_fail("%s: a classifier's checkpoint lacks attribute 'task_label'", path);
+    free(kind), free(label), free(monitor);
+    return rc;
+}
+
+/* The attributes of OPTIONAL_*_ATTRS: absent from checkpoints written before them, which
+ * read as a run without accumulation and with a fresh early-stop count. */
+static void read_optional_attrs(hid_t f, CheckpointState *st) {
+    st->accum = 1;
+    early_stop_init(&st->train.early);
+#define R_OPT_LONG(name, field) { long long v_ = 0; if (!h5_attr_read(f, name, H5T_NATIVE_LLONG, &v_)) st->field = v_; }
+#define R_OPT_DOUBLE(name, field) h5_attr_read(f, name, H5T_NATIVE_DOUBLE, &st->field);
+    OPTIONAL_LONG_ATTRS(R_OPT_LONG)
+    OPTIONAL_DOUBLE_ATTRS(R_OPT_DOUBLE)
+    if (st->accum < 1) st->accum = 1;
 }
 
 static int read_attrs(hid_t f, CheckpointState *st, uint64_t *hash, const char *path) {
     int rc = 0;
-#define R_LONG(name, field) { long long v_ = 0; if (h5_attr_read(f, name, H5T_NATIVE_LLONG, &v_)) rc = e2e_fail("%s: checkpoint lacks attribute '%s'", path, name); st->field = v_; }
-#define R_DOUBLE(name, field) if (h5_attr_read(f, name, H5T_NATIVE_DOUBLE, &st->field)) rc = e2e_fail("%s: checkpoint lacks attribute '%s'", path, name);
-#define R_FLOAT(name, field) if (h5_attr_read(f, name, H5T_NATIVE_FLOAT, &st->field)) rc = e2e_fail("%s: checkpoint lacks attribute '%s'", path, name);
+#define R_LONG(name, field) { long long v_ = 0; if (h5_attr_read(f, name, H5T_NATIVE_LLONG, &v_)) rc = e2e_fail("%s: checkpoint lacks attribute '%s' (one number)", path, name); st->field = v_; }
+#define R_DOUBLE(name, field) if (h5_attr_read(f, name, H5T_NATIVE_DOUBLE, &st->field)) rc = e2e_fail("%s: checkpoint lacks attribute '%s' (one number)", path, name);
+#define R_FLOAT(name, field) if (h5_attr_read(f, name, H5T_NATIVE_FLOAT, &st->field)) rc = e2e_fail("%s: checkpoint lacks attribute '%s' (one number)", path, name);
     LONG_ATTRS(R_LONG)
     DOUBLE_ATTRS(R_DOUBLE)
     FLOAT_ATTRS(R_FLOAT)
@@ -365,12 +402,38 @@ static int check_shape(const CheckpointState *st, const Model *model, const char
                     c->n_scalars, c->blocks, c->fmaps0, c->fmaps1);
 }
 
-/* The three arenas' tensors in stored order (into arenas when a model is given),
- * hashed as they are read. */
-static int read_tensors(hid_t f, const Model *model, float *arenas[3], uint64_t *hash, const char *path) {
+/* The stored model shape is one a model can be made of, and the parameters stored under
+ * /model are as many as it has: a shape that claims more (a checkpoint claiming 1.9e9
+ * channels, or feature maps of gigabytes: fuzz_checkpoint) is refused before a model of
+ * it is made. */
+static int check_model(hid_t f, const CheckpointState *st, char **names, int count, const char *path) {
+    ModelConfig c = st->model;
+    c.max_batch = 1;
+    if (model_check_config(&c)) return e2e_fail("%s: the checkpoint's model shape is not one: %s", path, e2e_error());
+    long long stored = 0;
+    for (int i = 0; i < count; i++) {
+        char name[512];
+        snprintf(name, sizeof name, "model/%s", names[i]);
+        hid_t d = H5Lexists(f, "model", H5P_DEFAULT) > 0 && H5Lexists(f, name, H5P_DEFAULT) > 0
+                      ? H5Dopen2(f, name, H5P_DEFAULT) : -1, sp = d >= 0 ? H5Dget_space(d) : -1;
+        stored += sp >= 0 ? (long long)H5Sget_simple_extent_npoints(sp) : 0;
+        if (sp >= 0) H5Sclose(sp);
+        if (d >= 0) H5Dclose(d);
+    }
+    long long want = (long long)model_count_params(&c);
+    return stored == want ? 0 : e2e_fail("%s: the checkpoint's model shape (C=%d %dx%d, maps %d/%d, %d blocks) has %lld "
+                                         "parameters but it stores %lld", path, c.in_channels, c.height, c.width,
+                                         c.fmaps0, c.fmaps1, c.blocks, want, stored);
+}
+
+/* The three arenas' tensors in stored order (into arenas when a model is given; else
+ * their count checked against the stored shape's), hashed as they are read. */
+static int read_tensors(hid_t f, const CheckpointState *st, const Model *model, float *arenas[3], uint64_t *hash,
+                        const char *path) {
     char *buf = NULL, **names = NULL;
     int count = tensor_names(f, &buf, &names), rc = 0;
     if (count <= 0) rc = e2e_fail("%s: checkpoint lacks its tensor list", path);
+    if (!rc && !model) rc = check_model(f, st, names, count, path);
     if (!rc && model && count != model_num_tensors(model))
         rc = e2e_fail("%s: checkpoint holds %d tensors, this model has %d", path, count,
                       model_num_tensors(model));
@@ -448,8 +511,10 @@ static int load(const char *path, CheckpointState *st, const Model *model, float
                    : check_format(f, st, path);
     uint64_t stored = 0, hash = FNV1A_BASIS;
     if (!rc) rc = read_attrs(f, st, &stored, path);
+    if (!rc) read_optional_attrs(f, st);
+    if (!rc) rc = read_task(f, st, path);
     if (!rc && model) rc = check_shape(st, model, path);
-    if (!rc) rc = read_tensors(f, model, arenas, &hash, path);
+    if (!rc) rc = read_tensors(f, st, model, arenas, &hash, path);
     if (!rc) rc = read_scales(f, st, path);
     if (!rc) rc = read_inputs(f, st, path);
     if (!rc) {

@@ -18,10 +18,15 @@
  *                                  the preprocessing (zero_suppress, unbias); these
  *                                  last are optional: absent from checkpoints written
  *                                  before they were added
- *   attributes on /                format, version, model shape, position, the
+ *   attributes on /                format, version, the task (task; a classifier's
+ *                                  task_label, task_monitor), model shape, position, the
  *                                  learning-rate schedule (lr_base, lr_scaled,
  *                                  lr_warmup_steps, lr_plateau and the plateau's
  *                                  plateau_* state), Adam's step and hyper-parameters,
+ *                                  the micro-batches of a step (accum), early
+ *                                  stopping's count and best (early_stop_bad_epochs,
+ *                                  early_stop_best; these three are optional: absent
+ *                                  from checkpoints written before them),
  *                                  RNG seed, the run's configuration (JSON),
  *                                  the tensor names in arena order, and an FNV-1a hash
  *                                  of all tensors (parameters, then both moments) in
@@ -36,22 +41,27 @@
 #include "fingerprint.h"
 #include "jet_inputs.h"
 #include "model.h"
+#include "task.h"
 #include "train_state.h"
 
 #define CHECKPOINT_FORMAT "e2e-ddp checkpoint"
-/* Version 3 records the model's inputs on /data (the scalars' names and scales, the
+/* Version 4 records the task (attributes task, and for a classifier task_label and
+ * task_monitor, on /); versions 1 to 3 did not, and were all regressions (read so).
+ * Version 3 records the model's inputs on /data (the scalars' names and scales, the
  * channel kinds); versions 1 and 2 did not, and their models took what every dataset
  * gave then: iphi / 360, ieta / 170, every channel energy-like (read so). Version 2
  * stores the learning-rate schedule once (lr_base, lr_scaled, lr_warmup_steps,
  * lr_plateau); version 1 stored the plateau's rate as "lr" and Adam's last rate as
  * "adam_lr", and neither the base nor the scaled rate nor the warm-up. All three are
  * read; version 3 is written. */
-#define CHECKPOINT_VERSION 3
+#define CHECKPOINT_VERSION 4
 #define CHECKPOINT_OLDEST_VERSION 1
 #define CHECKPOINT_MAX_SCALES 64
 
 typedef struct {
     int version;                /* the file's format version (what was read) */
+    Task task;                  /* what the model was trained for (versions 1 to 3: the
+                                   regression) */
     TrainState train;           /* position, seed, the epoch's loss so far, best, elapsed
                                    time, schedule (version 1: only lr.plateau; base, scaled
                                    and warm-up were not stored: 0 here, the run's options
@@ -59,6 +69,8 @@ typedef struct {
     ModelConfig model;          /* max_batch is not compared */
     int world_size;             /* ranks when saved */
     int batch;                  /* per-rank batch when saved */
+    int accum;                  /* micro-batches per optimizer step when saved (1 where an
+                                   older checkpoint did not store it) */
     long adam_step;
     AdamHyper adam;
     int n_scales;

@@ -1,8 +1,9 @@
 /* The run folder's files, written by rank 0 through outfile.h (run_files.h): config.json,
- * metrics.csv/.jsonl, results.json. */
+ * metrics.csv/.jsonl, results.json (the regression's columns, or a classifier's). */
 #include "run_files.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,15 +74,42 @@ static int write_whole(const char *dir, const char *name, const char *text) {
 
 int run_write_text(const char *dir, const char *name, const char *text) { return write_whole(dir, name, text); }
 
+const char *run_json_number_text(double v, const char *fmt, char *out) {
+    if (isfinite(v)) snprintf(out, 32, fmt, v);
+    else snprintf(out, 32, "null");
+    return out;
+}
+
+/* results.json of a classifier */
+static int write_class_results(const char *dir, const RunResults *r) {
+    char json[2048], r30[32], r50[32], stopped[32] = "null";
+    if (r->stopped_early) snprintf(stopped, sizeof stopped, "%ld", r->epochs);
+    snprintf(json, sizeof json,
+             "{\"task\": \"classification\", \"best_epoch\": %ld, \"best_%s\": %.6f, \"test_loss\": %.6f, "
+             "\"test_accuracy\": %.6f, \"test_auc\": %.10f, \"test_rejection_30\": %s, \"test_rejection_50\": %s, "
+             "\"test_jets\": %lld, \"test_signal_jets\": %lld, \"epochs\": %ld, \"global_steps\": %ld, "
+             "\"ranks\": %d, \"train_time_s\": %.2f, \"best_checkpoint\": \"checkpoints/best.h5\", "
+             "\"stopped_early\": %s, \"stopped_epoch\": %s}\n",
+             r->best_epoch, r->monitor, r->best_val, r->test_loss, r->test_accuracy, r->test_auc,
+             run_json_number_text(r->test_rejection30, "%.4f", r30), run_json_number_text(r->test_rejection50, "%.4f", r50),
+             r->test_jets, r->test_signal_jets, r->epochs, r->global_steps, r->ranks, r->train_time_s,
+             r->stopped_early ? "true" : "false", stopped);
+    return run_write_text(dir, "results.json", json);
+}
+
 int run_write_results(const char *dir, const RunResults *r) {
-    char json[2048];
+    if (r->classify) return write_class_results(dir, r);
+    char json[2048], stopped[32] = "null";
+    if (r->stopped_early) snprintf(stopped, sizeof stopped, "%ld", r->epochs);
     snprintf(json, sizeof json,
              "{\"best_epoch\": %ld, \"best_val_mae_gev\": %.4f, \"test_loss\": %.6f, "
              "\"test_mae_gev\": %.4f, \"test_mre\": %.6f, \"test_jets\": %lld, "
              "\"mre_jets\": %lld, \"epochs\": %ld, \"global_steps\": %ld, \"ranks\": %d, "
-             "\"train_time_s\": %.2f}\n",
+             "\"train_time_s\": %.2f, \"best_checkpoint\": \"checkpoints/best.h5\", \"stopped_early\": %s, "
+             "\"stopped_epoch\": %s}\n",
              r->best_epoch, r->best_val_mae, r->test_loss, r->test_mae, r->test_mre, r->test_jets,
-             r->mre_jets, r->epochs, r->global_steps, r->ranks, r->train_time_s);
+             r->mre_jets, r->epochs, r->global_steps, r->ranks, r->train_time_s, r->stopped_early ? "true" : "false",
+             stopped);
     return run_write_text(dir, "results.json", json);
 }
 
@@ -110,7 +138,30 @@ static int append_line(const char *dir, const char *name, const char *first, con
     return rc;
 }
 
+#define CLASS_CSV_HEADER                                                                         \
+    "epoch,lr,train_loss,val_loss,val_auc,val_accuracy,val_rejection_30,val_rejection_50,epoch_s,samples_per_s," \
+    "data_wait_frac,allreduce_frac,skipped_steps,sync_wait_frac\n"
+
+/* a classifier's row (its AUC, accuracy and rejections where the regression has MAE, MRE) */
+static int append_class_metrics(const char *dir, const EpochMetrics *e) {
+    char row[1024], r30[32], r50[32];
+    snprintf(row, sizeof row, "%ld,%.6g,%.6f,%.6f,%.6f,%.6f,%.4f,%.4f,%.3f,%.2f,%.4f,%.4f,%ld,%.4f\n", e->epoch, e->lr,
+             e->train_loss, e->val_loss, e->val_auc, e->val_accuracy, e->val_rejection30, e->val_rejection50,
+             e->epoch_s, e->samples_per_s, e->data_wait_frac, e->allreduce_frac, e->skipped_steps, e->sync_wait_frac);
+    if (append_line(dir, "metrics.csv", CLASS_CSV_HEADER, row)) return -1;
+    snprintf(row, sizeof row,
+             "{\"epoch\": %ld, \"lr\": %.6g, \"train_loss\": %.6f, \"val_loss\": %.6f, \"val_auc\": %.10f, "
+             "\"val_accuracy\": %.6f, \"val_rejection_30\": %s, \"val_rejection_50\": %s, \"epoch_s\": %.3f, "
+             "\"samples_per_s\": %.2f, \"data_wait_frac\": %.4f, \"allreduce_frac\": %.4f, \"skipped_steps\": %ld, "
+             "\"sync_wait_frac\": %.4f}\n",
+             e->epoch, e->lr, e->train_loss, e->val_loss, e->val_auc, e->val_accuracy,
+             run_json_number_text(e->val_rejection30, "%.4f", r30), run_json_number_text(e->val_rejection50, "%.4f", r50),
+             e->epoch_s, e->samples_per_s, e->data_wait_frac, e->allreduce_frac, e->skipped_steps, e->sync_wait_frac);
+    return append_line(dir, "metrics.jsonl", "", row);
+}
+
 int run_append_metrics(const char *dir, const EpochMetrics *e) {
+    if (e->classify) return append_class_metrics(dir, e);
     char row[1024];
     snprintf(row, sizeof row, "%ld,%.6g,%.6f,%.6f,%.4f,%.6f,%.3f,%.2f,%.4f,%.4f,%ld,%.4f\n", e->epoch, e->lr,
              e->train_loss, e->val_loss, e->val_mae, e->val_mre, e->epoch_s, e->samples_per_s,

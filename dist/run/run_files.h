@@ -21,6 +21,12 @@ typedef struct {
     long skipped_steps;      /* steps skipped for a non-finite loss */
     double sync_wait_frac;   /* and the per-step agreement point (its latency plus waiting
                                 for the slowest rank: load imbalance shows here) */
+    long allreduces;         /* gradient all-reduces this epoch in this process (one per
+                                optimizer step on 2 or more ranks; not in the files) */
+    /* a classifier's (classify: train_loss and val_loss are then BCE; val_mae and val_mre
+       are not written): its validation metrics over the whole split (class_metrics.h) */
+    int classify;
+    double val_accuracy, val_auc, val_rejection30, val_rejection50;
 } EpochMetrics;
 
 /* The run's outcome: the best epoch and the best checkpoint's test metrics. */
@@ -32,6 +38,14 @@ typedef struct {
     long epochs, global_steps;
     int ranks;
     double train_time_s;
+    int stopped_early;       /* early stopping ended the run after `epochs` epochs */
+    /* a classifier's (classify): best_val is the best validation value of the metric named
+       monitor (val_auc or val_loss; best_val_mae is not written), and its test metrics */
+    int classify;
+    const char *monitor;
+    double best_val;
+    double test_accuracy, test_auc, test_rejection30, test_rejection50;
+    long long test_signal_jets;
 } RunResults;
 
 /* mkdir -p for dir and dir/checkpoints. */
@@ -45,6 +59,9 @@ int run_append_metrics(const char *dir, const EpochMetrics *e);
 int run_truncate_metrics(const char *dir, long first_epoch);
 /* "hh:mm:ss" */
 void run_format_duration(double seconds, char *out, size_t size);
+/* A JSON number with printf format fmt, or null where v is not finite (a rejection of
+ * infinity: no background jet passed); out holds at least 32 bytes. */
+const char *run_json_number_text(double v, const char *fmt, char *out);
 /* Quotes and escapes s as a JSON string into out. */
 void run_json_string(const char *s, char *out, size_t size);
 /* The number of the top-level "key": NUMBER of a flat JSON object written by

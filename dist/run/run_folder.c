@@ -16,6 +16,7 @@
 #include "error.h"
 #include "outfile.h"
 #include "run_files.h"
+#include "tensorboard.h"
 
 #define PATH_BUF (OUT_PATH_MAX + 512)
 
@@ -35,6 +36,9 @@ static int is_checkpoint(const char *name) {
 }
 
 static int is_superseded(const char *name) { return strstr(name, ".h5.superseded") != NULL; }
+
+/* TensorBoard's event files (tensorboard.h), any writer's: the run's curves */
+static int is_event_file(const char *name) { return strncmp(name, TB_EVENT_PREFIX, strlen(TB_EVENT_PREFIX)) == 0; }
 
 static int digits(const char *p) {
     if (!*p) return 0;
@@ -184,8 +188,8 @@ int run_folder_describe(const RunFolder *rf, char *out, size_t size) {
     return out[0] != '\0';
 }
 
-/* deletes the run's files (RUN_FILES, the checkpoints, best.h5, superseded ones) and
- * nothing else */
+/* deletes the run's files (RUN_FILES, TensorBoard's event files, the checkpoints,
+ * best.h5, superseded ones) and nothing else */
 static int clear_run(const RunFolder *rf) {
     char path[PATH_BUF];
     for (int i = 0; i < N_RUN_FILES; i++) {
@@ -194,7 +198,9 @@ static int clear_run(const RunFolder *rf) {
     }
     snprintf(path, sizeof path, "%s/best.h5", rf->ckpt_dir);
     if (unlink(path) && errno != ENOENT) return e2e_fail("%s: cannot delete (%s)", path, strerror(errno));
-    if (each_entry(rf->ckpt_dir, is_checkpoint, 1) < 0 || each_entry(rf->ckpt_dir, is_superseded, 1) < 0) return -1;
+    if (each_entry(rf->ckpt_dir, is_checkpoint, 1) < 0 || each_entry(rf->ckpt_dir, is_superseded, 1) < 0 ||
+        each_entry(rf->dir, is_event_file, 1) < 0)
+        return -1;
     return 0;
 }
 

@@ -115,8 +115,11 @@ void cpu_linear_backward(void *ctx, int n, int in, int out, const float *x, cons
                          const float *dy, float *dx, float *dw, float *db);
 void cpu_l1_loss(void *ctx, int n, const float *pred, const float *target, const float *weight,
                  float *loss, float *dpred);
+void cpu_bce_logits_loss(void *ctx, int n, const float *logit, const float *target, const float *weight,
+                         float *loss, float *dlogit);
 void cpu_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
                      const AdamFactors *k);
+void cpu_add_scale(void *ctx, size_t n, const float *x, float *y, float scale);
 void cpu_nonfinite_check(void *ctx, size_t n, const float *x, float *out);
 void cpu_copy2d(void *ctx, float *dst, size_t ld_dst, const float *src, size_t ld_src,
                 size_t rows, size_t cols);

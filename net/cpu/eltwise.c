@@ -146,6 +146,20 @@ void cpu_l1_loss(void *ctx, int n, const float *pred, const float *target, const
     *loss = (float)(acc / n);
 }
 
+/* PyTorch's BCEWithLogitsLoss: max(x, 0) - x t + log1p(exp(-|x|)) never overflows, and
+ * the sigmoid is taken on the side where exp does not overflow either. */
+void cpu_bce_logits_loss(void *ctx, int n, const float *logit, const float *target, const float *weight,
+                         float *loss, float *dlogit) {
+    double acc = 0.0;
+    for (int i = 0; i < n; i++) {
+        double x = logit[i], t = target[i], wi = weight ? weight[i] : 1.0;
+        double e = exp(-fabs(x)), sig = x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+        acc += wi * ((x > 0 ? x : 0.0) - x * t + log1p(e));  /* a NaN logit stays NaN */
+        dlogit[i] = (float)(wi * (sig - t) / n);
+    }
+    *loss = (float)(acc / n);
+}
+
 /* torch.optim.Adam's single-tensor update (the factors come from net/adam.c). */
 void cpu_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
                      const AdamFactors *k) {
@@ -162,6 +176,13 @@ void cpu_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, fl
         v[i] = vi;
         p[i] = p[i] - step_size * mi / (sqrtf(vi) / bc2_sqrt + eps);
     }
+}
+
+/* y = (y + x) * scale: one rounding for the sum, one for the scale (none when 1) */
+void cpu_add_scale(void *ctx, size_t n, const float *x, float *y, float scale) {
+    CpuCtx *c = ctx;
+#pragma omp parallel for simd schedule(static) num_threads(c->threads) if (n >= PAR_MIN)
+    for (size_t i = 0; i < n; i++) y[i] = (y[i] + x[i]) * scale;
 }
 
 void cpu_nonfinite_check(void *ctx, size_t n, const float *x, float *out) {

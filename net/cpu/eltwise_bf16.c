@@ -10,6 +10,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "simd.h"
 #include "bf16.h"
 #include "cpu_internal.h"
 
@@ -17,16 +18,8 @@
 #define PAR_MIN 32768
 
 /* The loops' bodies are compiled twice, for any x86-64 and for AVX-512 (x86-64-v4: 32
- * bf16 values a vector), one picked at load time from the CPU (ifunc): the bf16 mode runs
- * on CPUs with AVX512-BF16, and emulated on any other. */
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define AVX512_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
-#endif
-#endif
-#ifndef AVX512_CLONES
-#define AVX512_CLONES
-#endif
+ * bf16 values a vector), one picked at load time from the CPU (AVX512_CLONES, simd.h):
+ * the bf16 mode runs on CPUs with AVX512-BF16, and emulated on any other. */
 
 typedef uint16_t bf16;
 

@@ -188,7 +188,7 @@ static int cu_graph_begin(void *ctx, uint64_t key) {
     return OPS_GRAPH_RECORDING;
 }
 
-static int cu_graph_end(void *ctx) {
+static int cu_graph_end(void *ctx, int pass_failed) {
     CudaCtx *c = (CudaCtx *)ctx;
     GraphEntry *e = c->recording;
     if (!e) return 0;
@@ -196,6 +196,13 @@ static int cu_graph_end(void *ctx) {
     cuda_set_capturing(NULL);
     cudaGraph_t g = NULL;
     cudaError_t err = cudaStreamEndCapture(c->stream, &g);
+    if (pass_failed) {  /* an incomplete recording: dropped; the key records again next time */
+        if (g) cudaCheck(cudaGraphDestroy(g));
+        (void)cudaGetLastError();
+        e->exec = NULL;
+        e->seen = 0;
+        return 0;
+    }
     if (err == cudaSuccess && !c->capture_error)
         err = cudaGraphInstantiate(&e->exec, g, 0);
     if (g) cudaCheck(cudaGraphDestroy(g));
@@ -244,13 +251,25 @@ static void cu_destroy(NetOps *self) {
     free(self);
 }
 
+/* "13.0" from 13000 */
+static void cuda_version(int v, char *buf, size_t len) { snprintf(buf, len, "%d.%d", v / 1000, v % 1000 / 10); }
+
 int net_cuda_device_count(void) {
-    int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return 0;
-    }
-    return n;
+    int n = 0, driver = 0, runtime = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e == cudaSuccess) return n;
+    (void)cudaDriverGetVersion(&driver);
+    (void)cudaRuntimeGetVersion(&runtime);
+    (void)cudaGetLastError();
+    if (e == cudaErrorNoDevice || driver == 0) return 0;  /* no GPU, or no NVIDIA driver at all */
+    char d[16], r[16];
+    cuda_version(driver, d, sizeof d);
+    cuda_version(runtime, r, sizeof r);
+    if (e == cudaErrorInsufficientDriver)
+        return e2e_fail("device cuda: the NVIDIA driver supports CUDA %s, older than the CUDA %s runtime this build "
+                        "needs: update the driver (cudaGetDeviceCount: %s)", d, r, cudaGetErrorString(e));
+    return e2e_fail("device cuda: cudaGetDeviceCount failed: %s (driver CUDA %s, runtime CUDA %s)",
+                    cudaGetErrorString(e), d, r);
 }
 
 /* Reports a failed call during creation as e2e_fail (creation returns NULL, never exits). */
@@ -275,6 +294,7 @@ static int parse_precision(const char *precision, Precision *out) {
 /* GPU `gpu` exists and can run this build in prec: 0, or -1 (e2e_error()). */
 static int check_device(int gpu, Precision prec, const char *precision, cudaDeviceProp *prop) {
     int count = net_cuda_device_count();
+    if (count < 0) return -1;
     if (count == 0) return e2e_fail("device cuda: no GPU is visible to this process");
     if (gpu < 0 || gpu >= count)
         return e2e_fail("device cuda: GPU %d asked for, this node shows %d (0 to %d)", gpu, count,
@@ -343,7 +363,9 @@ static void fill_ops(NetOps *o, CudaCtx *c) {
     o->linear_forward = cuda_linear_forward;
     o->linear_backward = cuda_linear_backward;
     o->l1_loss = cuda_l1_loss;
+    o->bce_logits_loss = cuda_bce_logits_loss;
     o->adam_update = cuda_adam_update;
+    o->add_scale = cuda_add_scale;
     o->nonfinite_check = cuda_nonfinite_check;
     o->destroy = cu_destroy;
     o->stream = cu_stream;
@@ -394,6 +416,7 @@ extern "C" int net_cuda_stats(const NetOps *ops, CudaStats *out) {
     out->conv_plans = c->n_plans;
     out->nondeterministic = c->nondeterministic;
     out->fp32_fallbacks = c->fp32_fallbacks;
+    out->fp32_relaxed = c->fp32_relaxed;
     out->workspace_bytes = c->workspace.bytes;
     return 0;
 }

@@ -19,7 +19,9 @@ extern "C" {
  * convolution algorithms by cuDNN's heuristics instead of timing them. */
 NetOps *net_cuda_create(int gpu, const char *precision);
 
-/* GPUs visible to this process; 0 when there is none or no usable driver. */
+/* GPUs visible to this process; 0 when there is none (no device, or no NVIDIA driver at
+ * all); -1 with a message in e2e_error() when the driver cannot serve this build (older
+ * than its CUDA runtime: both versions named) or the query fails otherwise. */
 int net_cuda_device_count(void);
 
 /* Counters of a CUDA backend (ops made by net_cuda_create), for tests and benchmarks. */
@@ -29,6 +31,8 @@ typedef struct {
     long conv_plans;         /* convolution shapes whose algorithm was chosen */
     long nondeterministic;   /* of those, plans that had to take a non-deterministic algorithm */
     long fp32_fallbacks;     /* bf16 mode: plans run on float operands (no bf16 kernel) */
+    long fp32_relaxed;       /* fp32 mode: plans that took an FFT/Winograd or non-FMA algorithm (cuDNN offered
+                                no other; a warning lists its candidates) */
     size_t workspace_bytes;  /* cuDNN workspace now allocated */
 } CudaStats;
 

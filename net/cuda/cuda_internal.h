@@ -45,6 +45,7 @@ typedef struct {
     int algo;                          /* a cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t */
     size_t ws_bytes;
     int deterministic;
+    long last_use;                     /* CudaCtx.plan_uses at its last use (the table keeps the latest) */
 } ConvPlan;
 
 #define CUDA_MAX_PLANS 128
@@ -86,8 +87,10 @@ typedef struct {
 
     ConvPlan plans[CUDA_MAX_PLANS];
     int n_plans;
+    long plan_uses;             /* plan look-ups so far: the clock of ConvPlan.last_use */
     long nondeterministic;      /* plans that had to take a non-deterministic algorithm */
     long fp32_fallbacks;        /* bf16 mode: plans cuDNN had no bf16 kernel for */
+    long fp32_relaxed;          /* fp32 mode: plans that took a transform or non-FMA algorithm */
 
     Scratch workspace;   /* cuDNN */
     Scratch xs;          /* x as the convolution reads it: NHWC, and bf16 in bf16 mode */
@@ -123,6 +126,15 @@ void cuda_fail_capture(CudaCtx *c, const char *msg);
  * as failed (the caller then skips its op). */
 int cuda_grow(CudaCtx *c, Scratch *s, size_t bytes);
 
+/* conv_plan.cu: a plan's descriptors (cuda_plan_init: float operands in bf16 mode where
+ * cuDNN's heuristics have no bf16 kernel) and its algorithm, chosen once on the operands
+ * a, b and output out (forward: x, w, y; backward data: w, dy, dx; backward filter: x,
+ * dy, dw): 0, 1 when the plan moved to float operands (bf16 mode, no bf16 algorithm ran:
+ * make the operands again and ask again), -1 inside a capture. */
+void cuda_plan_init(CudaCtx *c, ConvPlan *p, int pass, const ConvShape *s);
+void cuda_plan_destroy(ConvPlan *p);
+int cuda_plan_choose(CudaCtx *c, ConvPlan *p, const void *a, const void *b, void *out);
+
 /* conv.cu */
 void cuda_conv_forward(void *ctx, const ConvShape *s, Layout lay, const float *x, const float *w,
                        const float *b, const float *residual, int relu, float *y);
@@ -149,8 +161,11 @@ void cuda_linear_backward(void *ctx, int n, int in, int out, const float *x, con
                           const float *dy, float *dx, float *dw, float *db);
 void cuda_l1_loss(void *ctx, int n, const float *pred, const float *target, const float *weight,
                   float *loss, float *dpred);
+void cuda_bce_logits_loss(void *ctx, int n, const float *logit, const float *target, const float *weight,
+                          float *loss, float *dlogit);
 void cuda_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, float *v,
                       const AdamFactors *k);
+void cuda_add_scale(void *ctx, size_t n, const float *x, float *y, float scale);
 void cuda_nonfinite_check(void *ctx, size_t n, const float *x, float *out);
 void cuda_prep_input(void *ctx, int n, int c, size_t hw, const void *raw, int raw_half,
                      const float *scale, const unsigned char *kind, float threshold, float *x);

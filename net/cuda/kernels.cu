@@ -257,6 +257,34 @@ void cuda_l1_loss(void *ctx, int n, const float *pred, const float *target, cons
     cudaCheckLaunch();
 }
 
+/* ---- BCE with logits: one block, each term in double as the CPU (net/cpu/eltwise.c) ---- */
+
+__global__ void k_bce_logits_loss(int n, const float *logit, const float *target, const float *weight,
+                                  float *loss, float *dlogit) {
+    __shared__ double sh[THREADS];
+    double acc = 0.0;
+    for (int i = threadIdx.x; i < n; i += THREADS) {
+        double x = logit[i], t = target[i], wi = weight ? weight[i] : 1.0;
+        double e = exp(-fabs(x)), sig = x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+        acc += wi * ((x > 0 ? x : 0.0) - x * t + log1p(e));
+        dlogit[i] = (float)(wi * (sig - t) / n);
+    }
+    sh[threadIdx.x] = acc;
+    __syncthreads();
+    for (int s = THREADS / 2; s > 0; s /= 2) {
+        if ((int)threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) *loss = (float)(sh[0] / n);
+}
+
+void cuda_bce_logits_loss(void *ctx, int n, const float *logit, const float *target, const float *weight,
+                          float *loss, float *dlogit) {
+    CudaCtx *c = (CudaCtx *)ctx;
+    k_bce_logits_loss<<<1, THREADS, 0, c->stream>>>(n, logit, target, weight, loss, dlogit);
+    cudaCheckLaunch();
+}
+
 /* ---- Adam: net/cpu/eltwise.c's update, operation for operation. The _rn intrinsics
  * keep nvcc from contracting into FMAs, so each rounding is the CPU's. ---- */
 
@@ -283,6 +311,19 @@ void cuda_adam_update(void *ctx, size_t n, float *p, const float *g, float *m, f
                                                      k->one_minus_beta1, k->one_minus_beta2,
                                                      k->eps, k->weight_decay, k->step_size,
                                                      k->bias2_sqrt);
+    cudaCheckLaunch();
+}
+
+/* ---- gradient accumulation: y = (y + x) * scale, rounded as the CPU's ---- */
+
+__global__ void k_add_scale(size_t n, const float *x, float *y, float scale) {
+    GRID_STRIDE(i, n) { y[i] = __fmul_rn(__fadd_rn(y[i], x[i]), scale); }
+}
+
+void cuda_add_scale(void *ctx, size_t n, const float *x, float *y, float scale) {
+    CudaCtx *c = (CudaCtx *)ctx;
+    if (!n) return;
+    k_add_scale<<<blocks_for(n), THREADS, 0, c->stream>>>(n, x, y, scale);
     cudaCheckLaunch();
 }
 

@@ -20,10 +20,15 @@ table before and after:
   tests/bench/adversarial.py --table before.json after.json
 
 Classes (issue 14): 1 run folders, 2 outputs and full disks, 3 resume on other data and
-options, 4 HDF5 storage layouts, 5 file lists and splits, 6 stuck ranks, 7 messages. The
+options, 4 HDF5 storage layouts, 5 file lists and splits, 6 stuck ranks, 7 messages;
+(issue 28) 8 ranks writing one file together when one rank's writes fail (faults from
+tests/fault_write.c, built here; nearly full disks), 9 inputs that claim what they are
+not and records of what did not happen, 10 messages (long paths, a 1-jet file, a killed
+mpirun), 11 malformed files the fuzzers found (memory safety). The
 full-disk cases need a tmpfs (root); without one they are reported as not run. Runs as
 root under mpirun (--oversubscribe, 2 ranks); a few minutes on 2 cores."""
 import argparse
+import errno
 import json
 import os
 import re
@@ -154,7 +159,9 @@ def judge(r, words, lost=False):
 
 
 def last_line(r):
-    keep = [l for l in (r.err + r.out).splitlines() if re.search(r"error|e2e-\w+:|watchdog:|Error", l)]
+    text = (r.err + r.out).splitlines()
+    keep = [l for l in text if re.search(r"error|watchdog:|Error", l)] or \
+        [l for l in text if re.search(r"e2e-\w+:", l) and not re.search(r"rank \d+ of \d+ on", l)]
     return (keep[-1] if keep else (r.err.strip().splitlines() or ["(no output)"])[-1])[:220]
 
 
@@ -435,6 +442,8 @@ def partials(folder):
 
 def on_full_disk(r, left, words):
     """a writer's end on a full disk: an error, nothing left behind"""
+    if r.timed_out:
+        return "hang", "no end in %.0f s (left %s)" % (r.seconds, left)
     if r.code == 0:
         return "garbage accepted", "exit 0 on a full disk"
     if left and not crashed(r):
@@ -821,6 +830,298 @@ def c_truncated(x):
     with open(x.data, "rb") as s, open(p, "wb") as d:
         d.write(s.read(os.path.getsize(x.data) // 2))
     return judge(x.train(x.path("c7n_run"), data=p), [r"c7n\.h5", r"truncated"])
+
+
+# ---- 8: ranks writing one file together, one rank's write failing (issue 28) ----
+
+def fault_lib(x):
+    """tests/fault_write.c built for this battery (the same library for either build)"""
+    lib = x.path("libfault_write.so")
+    if not os.path.exists(lib):
+        src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fault_write.c")
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", lib, src, "-ldl"], check=True)
+    return lib
+
+
+def mpirun_env(cmd, env, limit=60):
+    """2 ranks with env's variables given to the ranks only (mpirun -x NAME=VALUE)"""
+    return run(MPIRUN[:1] + [a for k in env for a in ("-x", "%s=%s" % (k, env[k]))] + MPIRUN[1:] + ["-np", "2"] + cmd,
+               limit=limit)
+
+
+def write_fault(x, name, cmd_of, rank, where="middle", err="EIO"):
+    """cmd_of(out) under 2 ranks: count the calls on the temporary file, then fail rank's
+    calls from the middle one (or its first, or its last) on, as a file system gone bad"""
+    folder = x.path(name)
+    os.makedirs(folder, exist_ok=True)
+    out = os.path.join(folder, "out.h5")
+    counts = x.path(name + ".counts")
+    r = mpirun_env(cmd_of(out), {"LD_PRELOAD": fault_lib(x), "E2E_FAULT_COUNT": counts})
+    if r.code != 0 or not os.path.exists(counts):
+        return failed_to_work(r)
+    calls = {int(a): int(b) for a, b in (l.split() for l in open(counts))}
+    n = {"first": 1, "middle": max(1, calls.get(rank, 1) // 2), "last": calls.get(rank, 1)}[where]
+    os.unlink(out)
+    r = mpirun_env(cmd_of(out), {"LD_PRELOAD": fault_lib(x), "E2E_FAULT_RANK": str(rank), "E2E_FAULT_CALL": str(n),
+                                 "E2E_FAULT_MODE": "from", "E2E_FAULT_ERRNO": err})
+    left = os.listdir(folder)
+    if left and not r.timed_out and not crashed(r):
+        return "garbage accepted", "left %s (exit %s)" % (left, r.code)
+    return judge(r, [r"out\.h5", re.escape(os.strerror(getattr(errno, err))) + "|write|HDF5"])
+
+
+def synth_cmd(x, layout, n=300):
+    return lambda out: [x.exe("e2e-synth"), "--out", out, "--samples", str(n), "--size", "16", "--channels", "3",
+                        "--layout", layout]
+
+
+def convert_cmd(x, layout):
+    src = x.path("c8_src.h5")
+    if not os.path.exists(src):
+        x.synth("c8_src.h5", 300)
+    return lambda out: [x.exe("e2e-data"), "convert", "--layout", layout, src, out]
+
+
+for _layout in ("sparse", "dense"):
+    for _rank in (0, 1):
+        case(8, "e2e-synth --layout %s: rank %d's writes fail from the middle on (EIO)" % (_layout, _rank))(
+            lambda x, l=_layout, r=_rank: write_fault(x, "c8_synth_%s_%d" % (l, r), synth_cmd(x, l), r))
+case(8, "e2e-synth --layout sparse: rank 1's last write fails (ENOSPC)")(
+    lambda x: write_fault(x, "c8_last", synth_cmd(x, "sparse"), 1, "last", "ENOSPC"))
+case(8, "e2e-synth --layout sparse: rank 1 cannot open the file (EACCES)")(
+    lambda x: write_fault(x, "c8_open", synth_cmd(x, "sparse"), 1, "first", "EACCES"))
+case(8, "e2e-data convert --layout sparse: rank 1's writes fail from the middle on (EDQUOT)")(
+    lambda x: write_fault(x, "c8_conv_s", convert_cmd(x, "sparse"), 1, "middle", "EDQUOT"))
+case(8, "e2e-data convert --layout dense: rank 0's writes fail from the middle on (EIO)")(
+    lambda x: write_fault(x, "c8_conv_d", convert_cmd(x, "dense"), 0))
+
+
+def nearly_full(x, name, cmd):
+    with full(x, name, "1000k") as mnt:
+        r = run(MPIRUN + ["-np", "2"] + cmd(os.path.join(mnt, "x.h5")), env={"E2E_SPACE_CHECK": "0"}, limit=60)
+        return on_full_disk(r, os.listdir(mnt), [r"x\.h5", r"space|full"])
+
+
+@case(8, "e2e-synth --layout sparse on a nearly full disk (6000 jets)")
+def c_full_sparse_synth(x):
+    return nearly_full(x, "full_c8a", lambda out: [x.exe("e2e-synth"), "--out", out, "--samples", "6000", "--size",
+                                                   "32", "--channels", "3", "--layout", "sparse"])
+
+
+@case(8, "e2e-data convert --layout sparse on a nearly full disk")
+def c_full_sparse_convert(x):
+    src = x.synth("c8b.h5", 6000)
+    return nearly_full(x, "full_c8b", lambda out: [x.exe("e2e-data"), "convert", "--layout", "sparse", src, out])
+
+
+@case(8, "e2e-synth --layout sparse: the size estimated up front")
+def c_sparse_estimate(x):
+    with full(x, "full_c8c", "1000k") as mnt:
+        r = run(MPIRUN + ["-np", "2", x.exe("e2e-synth"), "--out", os.path.join(mnt, "x.h5"), "--samples", "6000",
+                          "--size", "32", "--channels", "3", "--layout", "sparse"], limit=60)
+        return on_full_disk(r, os.listdir(mnt), [r"needs about"])
+
+
+# ---- 9: inputs that claim what they are not, records that say what did not happen ----
+
+def h5_copy(x, name, images=None, attrs=None, drop=()):
+    dst = x.path(name)
+    with h5py.File(x.data, "r") as f, h5py.File(dst, "w") as g:
+        xs = f["X_jet"][()]
+        g.create_dataset("X_jet", data=images(xs) if images else xs, chunks=True)
+        for k in ("m", "pt", "ieta", "iphi"):
+            g[k] = f[k][()]
+        for k, v in f.attrs.items():
+            if k not in drop:
+                g.attrs[k] = v
+        for k, v in (attrs or {}).items():
+            g.attrs[k] = v
+    return dst
+
+
+def channel_last(x, name, c, size):
+    src = x.synth(name + "_src.h5", 200, channels=max(c, 3))
+    with h5py.File(src, "r") as f:
+        xs = f["X_jet"][()][:, :c]
+    dst = x.path(name + ".h5")
+    with h5py.File(src, "r") as f, h5py.File(dst, "w") as g:
+        g["X_jet"] = np.ascontiguousarray(np.moveaxis(xs, 1, 3))
+        for k in ("m", "pt", "ieta", "iphi"):
+            g[k] = f[k][()]
+    return judge(x.train(x.path(name + "_run"), data=dst), [r"channel-last"])
+
+
+case(9, "channel-last (N, 32, 32, 8) without a channels attribute")(lambda x: channel_last(x, "c9a", 8, 32))
+case(9, "channel-last (N, 32, 32, 5) without a channels attribute")(lambda x: channel_last(x, "c9b", 5, 32))
+case(9, "channel-last (N, 32, 32, 1) without a channels attribute")(lambda x: channel_last(x, "c9c", 1, 32))
+
+
+@case(9, "every pixel negative")
+def c_all_negative(x):
+    return judge(x.train(x.path("c9d_run"), data=h5_copy(x, "c9d.h5", lambda a: -np.abs(a) - 0.01)),
+                 [r"c9d\.h5", r"negative"])
+
+
+@case(9, "only zeros and negative pixels")
+def c_zero_negative(x):
+    return judge(x.train(x.path("c9e_run"), data=h5_copy(x, "c9e.h5", lambda a: np.where(a > 0, -a, 0))),
+                 [r"c9e\.h5", r"negative"])
+
+
+@case(9, "one channel of negative energies: warned about")
+def c_negative_channel(x):
+    def flip(a):
+        b = a.copy()
+        b[:, 1] = -b[:, 1]
+        return b
+    r = x.train(x.path("c9f_run"), data=h5_copy(x, "c9f.h5", flip))
+    return ok_if(r.code == 0 and re.search(r"warning:.*channel 1.*negative", r.err) is not None,
+                 "trained, warned: %s" % bool(re.search(r"warning:.*negative", r.err)), r)
+
+
+@case(9, "pixels of 3e12: warned about")
+def c_huge_pixels(x):
+    def huge(a):
+        b = a.copy()
+        b[::7, 2, 3, 3] = 3e12
+        return b
+    r = x.train(x.path("c9g_run"), data=h5_copy(x, "c9g.h5", huge))
+    return ok_if(r.code == 0 and re.search(r"warning:.*above", r.err) is not None,
+                 "trained, warned: %s" % bool(re.search(r"warning:.*above", r.err)), r)
+
+
+case(9, "a format attribute naming a checkpoint")(
+    lambda x: judge(x.train(x.path("c9h_run"), data=h5_copy(x, "c9h.h5", attrs={"format": "e2e-ddp checkpoint"})),
+                    [r"c9h\.h5", r"format"]))
+case(9, "a format attribute naming another format")(
+    lambda x: judge(x.train(x.path("c9i_run"), data=h5_copy(x, "c9i.h5", attrs={"format": "hdf5-images"})),
+                    [r"c9i\.h5", r"format"]))
+case(9, "our format at version 99")(
+    lambda x: judge(x.train(x.path("c9j_run"), data=h5_copy(x, "c9j.h5", attrs={"format_version": np.int32(99)})),
+                    [r"c9j\.h5", r"version 99"]))
+case(9, "our format at version 0")(
+    lambda x: judge(x.train(x.path("c9k_run"), data=h5_copy(x, "c9k.h5", attrs={"format_version": np.int32(0)})),
+                    [r"c9k\.h5", r"version 0"]))
+
+
+@case(9, "config.json of a resumed run records what the checkpoint fixed")
+def c_resume_config(x):
+    d = stopped(x, "c9l")
+    before = json.load(open(os.path.join(d, "config.json")))
+    r = x.train(d, "--resume", "auto", "--lr", "0.5", "--seed", "9", "--blocks", "1", "--weight-decay", "0.1",
+                epochs=2)
+    now = json.load(open(os.path.join(d, "config.json")))
+    wrong = {k: now[k] for k in ("lr", "seed", "blocks", "weight_decay") if now[k] != before[k]}
+    return ok_if(r.code == 0 and not wrong, "config.json records %s" % (wrong or "the checkpoint's values"), r)
+
+
+# ---- 10: messages ----
+
+@case(10, "a file-list line of 519 characters (./././...)")
+def c_long_line(x):
+    os.makedirs(x.path("c10a"), exist_ok=True)
+    os.symlink(x.data, x.path("c10a", "jets.h5"))
+    lst = x.path("c10a", "l.txt")
+    open(lst, "w").write("./" * 256 + "jets.h5\n")
+    r = x.train(x.path("c10a_run"), data=lst)
+    return ("ok", "trained") if r.code == 0 else failed_to_work(r)
+
+
+@case(10, "a data path of 300 characters")
+def c_long_path(x):
+    deep = x.path("c10b")
+    while len(deep) < 300:
+        deep = os.path.join(deep, "a_long_folder_name_%d" % len(deep))
+    os.makedirs(deep)
+    os.symlink(x.data, os.path.join(deep, "jets.h5"))
+    return judge(x.train(x.path("c10b_run"), data=os.path.join(deep, "jets.h5")), [r"path", r"long|characters"])
+
+
+@case(10, "a 1-jet file: what to do about the split")
+def c_one_jet(x):
+    return judge(x.train(x.path("c10c_run"), data=x.synth("c10c.h5", 1)), [r"split", r"at least \d+ jets"])
+
+
+@case(10, "mpirun SIGKILLed: its ranks end at once, writing nothing more")
+def c_launcher_killed(x):
+    out, errf = x.path("c10d"), x.path("c10d.err")
+    train = "exec %s --data %s --out %s --epochs 300 --batch 16 --log-every 100000 2>>%s" % (
+        x.exe("e2e-train"), x.data, out, errf)
+    p = subprocess.Popen(MPIRUN + ["-np", "2", "sh", "-c", train], env=ENV, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    ck = os.path.join(out, "checkpoints")
+    t0 = time.time()
+    while time.time() - t0 < 90 and not (os.path.isdir(ck) and any(n.startswith("ckpt-") for n in os.listdir(ck))):
+        time.sleep(0.1)
+    ranks = [int(v) for v in subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()]
+    os.kill(p.pid, signal.SIGKILL)
+    killed = time.time()
+    p.wait()
+
+    def running(pid):
+        try:
+            return open("/proc/%d/stat" % pid).read().split(")")[-1].split()[0] != "Z"
+        except OSError:
+            return False
+    while time.time() - killed < 30 and any(running(q) for q in ranks):
+        time.sleep(0.02)
+    took = time.time() - killed
+    for q in ranks:
+        if running(q):
+            os.kill(q, signal.SIGKILL)
+    late = [n for n in os.listdir(ck) if os.path.getmtime(os.path.join(ck, n)) > killed + 0.2]
+    said = "launcher" in open(errf).read() if os.path.exists(errf) else False
+    if late:
+        return "data lost", "orphans wrote %s after the kill (ended %.1f s later)" % (late, took)
+    if took > 2 or not said:
+        return "unclear message", "orphans ended %.1f s after the kill, %s" % (took, "saying why" if said else "silently")
+    return "clear error", "orphans ended %.2f s after the kill, saying why" % took
+
+
+# ---- 11: memory safety on malformed files (issue 28's fuzzing findings) ----
+
+@case(11, "a checkpoint whose scalar attribute is an array")
+def c_ckpt_array_attr(x):
+    ck = x.path("c11a.h5")
+    shutil.copy(x.best(), ck)
+    with h5py.File(ck, "r+") as f:
+        del f.attrs["epoch"]
+        f.attrs["epoch"] = np.arange(64, dtype=np.int64)
+    return judge(x.eval(ck), [r"c11a\.h5"])
+
+
+@case(11, "a checkpoint claiming a model of 1.9e9 channels")
+def c_ckpt_channels(x):
+    ck = x.path("c11b.h5")
+    shutil.copy(x.best(), ck)
+    with h5py.File(ck, "r+") as f:
+        f.attrs["in_channels"] = np.int64(1895825408)
+    return judge(x.eval(ck), [r"c11b\.h5"])
+
+
+@case(11, "a sparse file whose shape attribute holds 8 values")
+def c_sparse_shape(x):
+    sp = x.path("c11c.h5")
+    r = run(MPIRUN + ["-np", "2", x.exe("e2e-data"), "convert", "--layout", "sparse", x.data, sp])
+    if r.code != 0:
+        return "not run", "no sparse copy: %s" % last_line(r)
+    with h5py.File(sp, "r+") as f:
+        shape = f["X_jet"].attrs["shape"]
+        del f["X_jet"].attrs["shape"]
+        f["X_jet"].attrs["shape"] = np.concatenate([shape, shape]).astype(np.int64)
+    return judge(x.train(x.path("c11c_run"), data=sp), [r"c11c\.h5", r"shape"])
+
+
+@case(11, "a jet mass of 1e28 GeV among plausible ones")
+def c_huge_mass(x):
+    src = x.path("c11d.h5")
+    shutil.copy(x.data, src)
+    with h5py.File(src, "r+") as f:
+        m = f["m"][()]
+        m[5] = 4e28
+        f["m"][...] = m
+    r = x.train(x.path("c11d_run"), data=src)
+    return ok_if(r.code == 0, "trained (the mass in the last unbiasing bin)", r) if r.code == 0 else judge(r, [r"c11d"])
 
 
 def run_all(ctx, only=None):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # launch/scaling-study on 1 and 2 ranks: weak and strong scaling through mpirun, then
 # weak scaling through sbatch on a one-node Slurm. Each writes scaling.csv (time split,
-# samples/s, efficiency, the model's prediction beside) and the PNG plots, and prints
+# samples/s, efficiency, the model's prediction beside), the PNG plots and a timeline
+# per run (trace.json, one row per rank), and prints
 # the performance model's 2-rank prediction beside the 2-rank measurement. Speed itself
 # is not asserted (the numbers are printed; a loaded machine must not fail the test).
 # Usage: scaling_study.sh E2E_TRAIN E2E_SYNTH E2E_ALLREDUCE_BENCH
@@ -23,6 +24,16 @@ check_study() {  # check_study DIR MODES...: the CSV, plots and model lines of o
   check "$dir: scaling.csv has one row per mode and count" \
     test "$(tail -n +2 "$dir/scaling.csv" | wc -l)" -eq $((2 * $#))
   for f in throughput efficiency breakdown; do check "$dir/$f.png is a PNG" png "$dir/$f.png"; done
+  for t in "$dir"/*-p*/; do
+    check "$t: the run's timeline, one row per rank" $PY - "$t" <<'PY'
+import json, os, sys
+ranks = int(os.path.basename(sys.argv[1].rstrip("/")).split("-p")[1].split("-")[0])
+doc = json.load(open(os.path.join(sys.argv[1], "trace.json")))
+rows = {e["pid"] for e in doc["traceEvents"] if e["ph"] == "M" and e["name"] == "process_name"}
+spans = [e for e in doc["traceEvents"] if e["ph"] == "X"]
+sys.exit(0 if rows == set(range(ranks)) and {e["pid"] for e in spans} == rows and len(spans) > 20 else 1)
+PY
+  done
   for m in "$@"; do
     check "$m: the model's 2-rank prediction printed beside the measurement" \
       grep -q "^perf-model: 2 ranks: predicted step .* measured .*efficiency" "$dir/model-$m.txt"
