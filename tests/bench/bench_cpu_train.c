@@ -101,8 +101,8 @@ static void print_passes(Run *r, int rounds) {
     CpuCtx *c = r->cpu->ctx;
     static const char *pass[CONV_OPS] = {"forward", "backward data", "backward filter"};
     const int wide = c->bf16 ? 0 : c->direct;  /* bf16: our engine is the float one on bf16 operands */
-    printf("\nconvolution passes, ms per batch (at least %d runs after a warm-up, best; direct-%d = our "
-           "kernels, or gemm where they do not apply):\n", rounds, wide);
+    printf("\nconvolution passes, ms per batch (at least %d runs after a warm-up, best; direct%s = our "
+           "kernels, or gemm where they do not apply):\n", rounds, wide == 512 ? "-512" : wide == 256 ? "-256" : "");
     if (c->bf16)
         printf("  (bf16: \"direct\" is our AVX512-BF16 kernels, or our float kernels on widened operands where they "
                "do not apply (backward data); oneDNN is its bf16 kernels)\n");
