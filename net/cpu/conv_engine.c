@@ -147,10 +147,20 @@ static int settled(const double (*times)[2], int runs, int n_cand, const double 
 }
 
 /* Best time of own and oneDNN over interleaved rounds (ms; 0: cannot run). */
+/* The bf16 mode's own engine is a contender where it runs on bf16 instructions (the
+ * direct forward and backward filter on AVX512-BF16); elsewhere it is float kernels on
+ * widened operands, which cannot beat a bf16 kernel of oneDNN's (the same float
+ * arithmetic, conversions on top), and a timing disturbed by other work must not pick it. */
+static int own_contends(const CpuCtx *c, ConvOp op, const ConvShape *s) {
+    return !c->bf16 || (c->bf16_dot && op != CONV_BWD_DATA && conv_direct_bf16_fits(s) &&
+                        own_engine(c, op, s) == ENGINE_DIRECT);
+}
+
 static void time_pass(CpuCtx *c, ConvPlanEntry *e, ConvOp op, const ConvCall *a, int rounds) {
     ConvEngine cand[2] = {own_engine(c, op, a->s),
                           conv_engine_effective(c, ENGINE_ONEDNN, op, a->s, a->lay)};
-    int n_cand = cand[1] == ENGINE_ONEDNN ? 2 : 1;
+    int n_cand = cand[1] == ENGINE_ONEDNN ? 2 : 1, own = 1;
+    if (n_cand == 2 && !own_contends(c, op, a->s)) cand[0] = ENGINE_ONEDNN, n_cand = 1, own = 0;
     double best[2] = {0, 0}, times[TIME_MAX_ROUNDS][2], spent = 0;
     for (int k = 0; k < n_cand; k++) run_once(c, cand[k], op, a);  /* warm-up */
     for (int r = 0; r < TIME_MAX_ROUNDS; r++) {
@@ -162,8 +172,8 @@ static void time_pass(CpuCtx *c, ConvPlanEntry *e, ConvOp op, const ConvCall *a,
         }
         if (r + 1 >= rounds && (settled(times, r + 1, n_cand, best) || spent > TIME_MAX_SECONDS)) break;
     }
-    e->ms[op][0] = (float)(best[0] * 1e3);
-    e->ms[op][1] = (float)(best[1] * 1e3);
+    e->ms[op][0] = own ? (float)(best[0] * 1e3) : 0;  /* 0: not timed */
+    e->ms[op][1] = (float)((own ? best[1] : best[0]) * 1e3);
     e->engine[op] = n_cand == 2 && best[1] > 0 && best[1] < (1.0 - ONEDNN_MARGIN) * best[0]
                         ? ENGINE_ONEDNN : cand[0];
 }

@@ -101,8 +101,8 @@ static void print_passes(Run *r, int rounds) {
     CpuCtx *c = r->cpu->ctx;
     static const char *pass[CONV_OPS] = {"forward", "backward data", "backward filter"};
     const int wide = c->bf16 ? 0 : c->direct;  /* bf16: our engine is the float one on bf16 operands */
-    printf("\nconvolution passes, ms per batch (at least %d runs after a warm-up, best; direct-%d = our "
-           "kernels, or gemm where they do not apply):\n", rounds, wide);
+    printf("\nconvolution passes, ms per batch (at least %d runs after a warm-up, best; direct%s = our "
+           "kernels, or gemm where they do not apply):\n", rounds, wide == 512 ? "-512" : wide == 256 ? "-256" : "");
     if (c->bf16)
         printf("  (bf16: \"direct\" is our AVX512-BF16 kernels, or our float kernels on widened operands where they "
                "do not apply (backward data); oneDNN is its bf16 kernels)\n");
@@ -127,8 +127,10 @@ static void print_passes(Run *r, int rounds) {
             const char *k = conv_engines_onednn_kernel(c, op, &e.s, e.lay);
             char narrow[16] = "";
             if (wide == 512) snprintf(narrow, sizeof narrow, "%.3f", e256.ms[op][0]);
-            printf("  %-28s %-16s %10.3f %10s %9.3f %6.2fx  %-8s %s\n", "", pass[op], e.ms[op][0], narrow, e.ms[op][1],
-                   e.ms[op][1] > 0 ? e.ms[op][0] / e.ms[op][1] : 0.0,
+            char own[16] = "-", ratio[16] = "-";  /* bf16: ours not timed where it is the widened float path */
+            if (e.ms[op][0] > 0) snprintf(own, sizeof own, "%.3f", e.ms[op][0]);
+            if (e.ms[op][0] > 0 && e.ms[op][1] > 0) snprintf(ratio, sizeof ratio, "%.2fx", e.ms[op][0] / e.ms[op][1]);
+            printf("  %-28s %-16s %10s %10s %9.3f %7s  %-8s %s\n", "", pass[op], own, narrow, e.ms[op][1], ratio,
                    conv_engine_name(chosen->engine[op]), k ? k : "(reference only: not used)");
         }
     }

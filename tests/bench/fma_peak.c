@@ -58,14 +58,17 @@ __attribute__((target("avx512f,avx512bf16"))) static float bf16_dot_loop(long it
  * bf16 pairs]: 16 x 16 x 32 x 2 flops, four independent accumulators. The kernel must
  * grant the tile state first (arch_prctl ARCH_REQ_XCOMP_PERM, Linux 5.16+). Untested on
  * AMX hardware when written (the development machine had AVX512-BF16 only). */
+#include <cpuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 
+/* CPUID leaf 7: AMX-BF16 is EDX bit 22, AMX-TILE bit 24 (Clang 14 has no
+ * __builtin_cpu_supports names for them) */
 static int amx_granted(void) {
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("amx-bf16") || !__builtin_cpu_supports("amx-tile")) return 0;
+    unsigned a, b, c, d = 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 22) & 1) || !((d >> 24) & 1)) return 0;
     return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 }
 
@@ -108,9 +111,11 @@ static int has_bits(int bits) {
     if (bits == 256) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     return bits == 128;
 }
+/* AVX512-BF16: CPUID leaf 7 subleaf 1, EAX bit 5, with AVX-512 enabled */
 static int has_bf16_dot(void) {
+    unsigned a = 0, b, c, d;
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bf16");
+    return __builtin_cpu_supports("avx512f") && __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1);
 }
 #else
 static float fma_loop_512(long iters) { return 0; }
