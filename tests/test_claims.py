@@ -25,16 +25,14 @@ usage: test_claims.py TEST BUILD_DIR
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 
 import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_no_loss import Env, ours, refused, run_env  # noqa: E402
+from launcher_kill import kill_launcher_midrun, written_after  # noqa: E402
 from test_train_e2e import ENV, MPIRUN, check, run_test  # noqa: E402
 
 
@@ -180,35 +178,14 @@ def t_launcher(e):
     errf = e.path("orphans.err")
     train = "exec %s --data %s --out %s --epochs 300 --batch 16 --log-every 100000 2>>%s" % (
         e.exe("e2e-train"), e.data, out, errf)
-    mp = subprocess.Popen(MPIRUN + ["-np", "2", "sh", "-c", train], env=ENV, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, start_new_session=True)
     ck = os.path.join(out, "checkpoints")
-    t0 = time.time()
-    while time.time() - t0 < 120 and not (os.path.isdir(ck) and any(n.startswith("ckpt-") for n in os.listdir(ck))):
-        time.sleep(0.1)
-    ranks = [int(x) for x in subprocess.run(["pgrep", "-P", str(mp.pid)], capture_output=True,
-                                            text=True).stdout.split()]
+    ranks, killed, took = kill_launcher_midrun(MPIRUN, ENV, train, ck)
     check(len(ranks) == 2, "2 ranks training (%s)" % ranks)
-    os.kill(mp.pid, signal.SIGKILL)
-    killed = time.time()
-    mp.wait()
-
-    def running(pid):
-        try:
-            return open("/proc/%d/stat" % pid).read().split(")")[-1].split()[0] != "Z"
-        except OSError:
-            return False
-    while time.time() - killed < 30 and any(running(r) for r in ranks):
-        time.sleep(0.02)
-    took = time.time() - killed
-    for r in ranks:
-        if running(r):
-            os.kill(r, signal.SIGKILL)
     check(took < 2.0, "both ranks ended %.2f s after mpirun was killed" % took)
     lines = [l for l in open(errf).read().splitlines() if "launcher" in l]
     check(len(lines) == 2 and all("is gone, the job was killed" in l and "writing nothing more" in l for l in lines),
           "each says why: %s" % lines[:1])
-    late = [n for n in os.listdir(ck) if os.path.getmtime(os.path.join(ck, n)) > killed + 0.2]
+    late = written_after(ck, killed)
     check(not late, "no checkpoint written after the kill: %s" % late)
 
 

@@ -26,6 +26,7 @@
 #include "error.h"
 #include "model.h"
 #include "rng.h"
+#include "small_train.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -295,41 +296,6 @@ static void test_eltwise(void) {
 
 /* ---- the plan and determinism, on a small model ---- */
 
-enum { STEPS = 3, BATCH = 4, C = 8, SIZE = 20 };
-
-static size_t train(NetOps *ops, float **params) {
-    ModelConfig cfg = model_default_config(BATCH);
-    cfg.in_channels = C;
-    cfg.height = cfg.width = SIZE;
-    Model *m = NULL;
-    *params = NULL;
-    if (!ops || model_create(&m, &cfg, ops)) {
-        CHECK(0, "model_create: %s", e2e_error());
-        return 0;
-    }
-    model_init(m, 3);
-    Adam adam;
-    adam_create(&adam, ops, model_arena_size(m), adam_default_hyper());
-    Rng r;
-    rng_seed(&r, 11);
-    static float x[BATCH * C * SIZE * SIZE];
-    float sc[2 * BATCH], t[BATCH];
-    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = rng_uniform(&r) < 0.3f ? rng_uniform(&r) : 0;
-    for (int i = 0; i < 2 * BATCH; i++) sc[i] = rng_uniform(&r);
-    for (int i = 0; i < BATCH; i++) t[i] = rng_uniform(&r);
-    Batch b = {.n = BATCH, .x = x, .scalars = sc, .target = t};
-    for (int s = 0; s < STEPS; s++) {
-        model_train_pass(m, &b);
-        adam_step(&adam, 1e-3f, model_params(m), model_grads(m));
-    }
-    size_t n = model_arena_size(m);
-    *params = malloc(sizeof(float) * n);
-    model_get_params(m, *params);
-    adam_free(&adam);
-    model_free(m);
-    return n;
-}
-
 static int all_chosen(NetOps *ops, ConvChosen how) {
     CpuCtx *c = ops->ctx;
     for (int i = 0; i < conv_engines_count(c); i++)
@@ -352,8 +318,8 @@ static void test_plan(void) {
     unlink(plan);
     NetOps *a = backend("bf16", "auto", plan, 2), *f = backend("fp32", "auto", plan, 2);
     float *pa, *pb, *pf;
-    size_t n = train(a, &pa);
-    train(f, &pf);
+    size_t n = small_train(a, &pa);
+    small_train(f, &pf);
     CHECK(all_chosen(a, CHOSEN_TIMED) && all_chosen(f, CHOSEN_TIMED), "the first runs of each precision timed");
     /* our widened float path never contends with a bf16 kernel of oneDNN's: backward data
      * (ours has no bf16 kernel) is oneDNN's wherever oneDNN has one */
@@ -368,7 +334,7 @@ static void test_plan(void) {
           "one record, 5 bf16 and 5 fp32 entries: %d and %d lines", count_lines(plan, " bf16 "),
           count_lines(plan, "! bf16 ") - count_lines(plan, " bf16 "));
     NetOps *b = backend("bf16", "auto", plan, 2);
-    train(b, &pb);
+    small_train(b, &pb);
     CHECK(all_chosen(b, CHOSEN_RECORDED), "the second bf16 run did not read the record: %s", net_cpu_conv_report(b));
     CHECK(n && !memcmp(pa, pb, n * sizeof(float)), "two bf16 runs with one record differ");
     printf("%s\n", net_cpu_conv_report(b));
@@ -390,8 +356,8 @@ static void test_repeats(void) {
     for (int k = 0; k < 3; k++) {
         float *pa, *pb;
         NetOps *a = backend("bf16", engines[k], "none", 2), *b = backend("bf16", engines[k], "none", k ? 2 : 1);
-        n = train(a, &pa);
-        train(b, &pb);
+        n = small_train(a, &pa);
+        small_train(b, &pb);
         CHECK(n && !memcmp(pa, pb, n * sizeof(float)), "bf16 %s: two runs%s differ", engines[k],
               k ? "" : " (at 2 and 1 threads)");
         first[k] = pa;
@@ -400,7 +366,7 @@ static void test_repeats(void) {
     }
     for (int k = 1; k < 3; k++) {
         double e = rel_err(first[k], first[0], n, 1e-12);
-        printf("bf16 %s vs direct after %d Adam steps: parameters' max rel diff %.3g\n", engines[k], STEPS, e);
+        printf("bf16 %s vs direct after %d Adam steps: parameters' max rel diff %.3g\n", engines[k], SMALL_STEPS, e);
         CHECK(e < 5e-2, "bf16 %s vs direct: %g", engines[k], e);
     }
     for (int k = 0; k < 3; k++) free(first[k]);
@@ -429,7 +395,7 @@ static void test_refusal(int has_bf16) {
     CHECK(o && ops_can(o, OPS_BF16_ACTIVATIONS), "E2E_CPU_BF16=emulate: %s", o ? "" : e2e_error());
     if (o) {
         float *p;
-        size_t n = train(o, &p);
+        size_t n = small_train(o, &p);
         int finite = n > 0;
         for (size_t i = 0; i < n; i++) finite &= isfinite(p[i]);
         CHECK(finite && strstr(net_cpu_conv_report(o), "emulated"), "emulated bf16 trains and says so: %s",

@@ -20,8 +20,7 @@
 #include "error.h"
 #include "model.h"
 #include "rng.h"
-
-enum { STEPS = 3, BATCH = 4, C = 8, SIZE = 20 };
+#include "small_train.h"
 
 static NetOps *backend(const char *engines, const char *plan, int threads) {
     setenv("E2E_CPU_CONV", engines, 1);
@@ -30,41 +29,6 @@ static NetOps *backend(const char *engines, const char *plan, int threads) {
     unsetenv("E2E_CPU_CONV");
     unsetenv("E2E_CPU_CONV_PLAN");
     return ops;
-}
-
-/* STEPS Adam steps of a small ResNet-15 from seed 3 on fixed data; the parameters into
- * params (host, model_arena_size floats, allocated here). Returns the arena size. */
-static size_t train(NetOps *ops, float **params) {
-    ModelConfig cfg = model_default_config(BATCH);
-    cfg.in_channels = C;
-    cfg.height = cfg.width = SIZE;
-    Model *m = NULL;
-    *params = NULL;
-    if (model_create(&m, &cfg, ops)) {
-        CHECK(0, "model_create: %s", e2e_error());
-        return 0;
-    }
-    model_init(m, 3);
-    Adam adam;
-    adam_create(&adam, ops, model_arena_size(m), adam_default_hyper());
-    Rng r;
-    rng_seed(&r, 11);
-    static float x[BATCH * C * SIZE * SIZE];
-    float sc[2 * BATCH], t[BATCH];
-    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = rng_uniform(&r) < 0.3f ? rng_uniform(&r) : 0;
-    for (int i = 0; i < 2 * BATCH; i++) sc[i] = rng_uniform(&r);
-    for (int i = 0; i < BATCH; i++) t[i] = rng_uniform(&r);
-    Batch b = {.n = BATCH, .x = x, .scalars = sc, .target = t};
-    for (int s = 0; s < STEPS; s++) {
-        model_train_pass(m, &b);
-        adam_step(&adam, 1e-3f, model_params(m), model_grads(m));
-    }
-    size_t n = model_arena_size(m);
-    *params = malloc(sizeof(float) * n);
-    model_get_params(m, *params);
-    adam_free(&adam);
-    model_free(m);
-    return n;
 }
 
 static int plan_equal(NetOps *a, NetOps *b) {
@@ -105,8 +69,8 @@ static void test_forced(void) {
             continue;
         }
         float *pa, *pb;
-        n = train(a, &pa);
-        train(b, &pb);
+        n = small_train(a, &pa);
+        small_train(b, &pb);
         CHECK(n && memcmp(pa, pb, n * sizeof(float)) == 0, "E2E_CPU_CONV=%s: two runs differ", names[k]);
         CHECK(all_chosen(a, CHOSEN_FORCED), "E2E_CPU_CONV=%s: not every choice forced", names[k]);
         first[k] = pa;
@@ -116,8 +80,8 @@ static void test_forced(void) {
     for (int k = 1; k < 3; k++)
         if (first[k]) {
             double e = rel_err(first[k], first[0], n, 1e-12);
-            CHECK(e < 1e-3, "%s vs direct after %d steps: rel err %g", names[k], STEPS, e);
-            printf("%s vs direct after %d Adam steps: parameters' max rel diff %.3g\n", names[k], STEPS, e);
+            CHECK(e < 1e-3, "%s vs direct after %d steps: rel err %g", names[k], SMALL_STEPS, e);
+            printf("%s vs direct after %d Adam steps: parameters' max rel diff %.3g\n", names[k], SMALL_STEPS, e);
         }
     for (int k = 0; k < 3; k++) free(first[k]);
 }
@@ -127,9 +91,9 @@ static void test_recorded(const char *plan) {
     unlink(plan);
     NetOps *a = backend("auto", plan, 2), *b = backend("auto", plan, 2);
     float *pa, *pb;
-    size_t n = train(a, &pa);
+    size_t n = small_train(a, &pa);
     CHECK(all_chosen(a, CHOSEN_TIMED), "the first auto run did not time: %s", net_cpu_conv_report(a));
-    train(b, &pb);
+    small_train(b, &pb);
     CHECK(all_chosen(b, CHOSEN_RECORDED), "the second auto run did not read the record: %s",
           net_cpu_conv_report(b));
     CHECK(plan_equal(a, b), "the two auto runs chose different engines");
@@ -153,7 +117,7 @@ static void test_recorded(const char *plan) {
     if (f) fputs(out, f), fclose(f);
     NetOps *edited = backend("auto", plan, 2);
     float *pe;
-    train(edited, &pe);
+    small_train(edited, &pe);
     CpuCtx *ca = a->ctx, *ce = edited->ctx;
     int followed = conv_engines_count(ce) == conv_engines_count(ca);
     for (int i = 0; followed && i < conv_engines_count(ca); i++)
@@ -177,13 +141,13 @@ static void test_recorded(const char *plan) {
 static void test_given(void) {
     NetOps *a = backend("auto", "none", 2), *c = backend("auto", "none", 2);
     float *pa, *pc;
-    size_t n = train(a, &pa);
+    size_t n = small_train(a, &pa);
     char text[4096], small[40];
     CHECK(net_cpu_conv_plan(a, text, sizeof text) == 0, "plan text: %s", e2e_error());
     CHECK(net_cpu_conv_plan(a, small, sizeof small) == -1, "a plan longer than its buffer was cut silently");
     CHECK(net_cpu_conv_use_plan(c, text) == 0, "use_plan: %s", e2e_error());
     CHECK(all_chosen(c, CHOSEN_GIVEN), "a given plan was not taken: %s", net_cpu_conv_report(c));
-    train(c, &pc);
+    small_train(c, &pc);
     CHECK(all_chosen(c, CHOSEN_GIVEN) && plan_equal(a, c), "the given plan did not stay");
     CHECK(n && memcmp(pa, pc, n * sizeof(float)) == 0, "a run on a given plan differs from its giver");
     free(pa), free(pc);
@@ -193,7 +157,7 @@ static void test_given(void) {
 static void test_unwritable(void) {
     NetOps *ops = backend("auto", "/proc/e2e-ddp-no-such-dir/plan.txt", 2);
     float *p;
-    train(ops, &p);
+    small_train(ops, &p);
     CHECK(all_chosen(ops, CHOSEN_TIMED), "an unwritable record must leave timed choices");
     free(p);
     ops->destroy(ops);

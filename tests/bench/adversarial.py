@@ -179,6 +179,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from test_no_loss import (Tmpfs, compact_file, digest, fill, layout_files, pixel_stats,  # noqa: E402
                           qg_source, shuffled_copy, tree)
 from test_train_e2e import Skip  # noqa: E402
+from launcher_kill import kill_launcher_midrun, written_after  # noqa: E402
 
 NEVER = r"(?!x)x"  # matches nothing: an error where succeeding is right
 
@@ -1047,29 +1048,9 @@ def c_launcher_killed(x):
     out, errf = x.path("c10d"), x.path("c10d.err")
     train = "exec %s --data %s --out %s --epochs 300 --batch 16 --log-every 100000 2>>%s" % (
         x.exe("e2e-train"), x.data, out, errf)
-    p = subprocess.Popen(MPIRUN + ["-np", "2", "sh", "-c", train], env=ENV, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
     ck = os.path.join(out, "checkpoints")
-    t0 = time.time()
-    while time.time() - t0 < 90 and not (os.path.isdir(ck) and any(n.startswith("ckpt-") for n in os.listdir(ck))):
-        time.sleep(0.1)
-    ranks = [int(v) for v in subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()]
-    os.kill(p.pid, signal.SIGKILL)
-    killed = time.time()
-    p.wait()
-
-    def running(pid):
-        try:
-            return open("/proc/%d/stat" % pid).read().split(")")[-1].split()[0] != "Z"
-        except OSError:
-            return False
-    while time.time() - killed < 30 and any(running(q) for q in ranks):
-        time.sleep(0.02)
-    took = time.time() - killed
-    for q in ranks:
-        if running(q):
-            os.kill(q, signal.SIGKILL)
-    late = [n for n in os.listdir(ck) if os.path.getmtime(os.path.join(ck, n)) > killed + 0.2]
+    ranks, killed, took = kill_launcher_midrun(MPIRUN, ENV, train, ck, wait_s=90)
+    late = written_after(ck, killed)
     said = "launcher" in open(errf).read() if os.path.exists(errf) else False
     if late:
         return "data lost", "orphans wrote %s after the kill (ended %.1f s later)" % (late, took)
