@@ -143,13 +143,13 @@ static int resume_from(Trainer *t, const char *path, double scaled) {
 }
 
 /* A fresh run: position 0, the configured schedule, rank 0's initial parameters. */
-static void start_fresh(Trainer *t, double scaled) {
+static int start_fresh(Trainer *t, double scaled) {
     const TrainConfig *cfg = t->cfg;
     LrSchedule lr;
     lr_schedule_init(&lr, cfg->lr, scaled, cfg->warmup_steps, &cfg->plateau);
     train_state_init(&t->state, cfg->seed, &lr);
     model_init(t->model, cfg->seed);
-    comm_broadcast(t->comm, model_params(t->model), model_arena_size(t->model));
+    return comm_broadcast(t->comm, model_params(t->model), model_arena_size(t->model));
 }
 
 /* Where a run checkpointed with other ranks or batch continues: at the same fraction
@@ -207,8 +207,7 @@ static int load(Trainer *t, long *steps) {
         create_optimizer(t))
         return -1;
     double scaled = cfg->lr_scaling ? cfg->lr * t->comm->size : cfg->lr;
-    if (!resumed) start_fresh(t, scaled);
-    else if (resume_from(t, resume_path, scaled)) return -1;
+    if (resumed ? resume_from(t, resume_path, scaled) : start_fresh(t, scaled)) return -1;
     *steps = dataset_steps_per_epoch(t->data, SPLIT_TRAIN) / cfg->accum;  /* optimizer steps */
     if (*steps <= 0)
         return e2e_fail("%s: the training split gives each of the %d ranks %lld jets, fewer than --batch %d x --accum "

@@ -229,18 +229,10 @@ void cuda_linear_backward(void *ctx, int n, int in, int out, const float *x, con
     cudaCheckLaunch();
 }
 
-/* ---- L1 loss: one block, double accumulation as the CPU ---- */
-
-__global__ void k_l1_loss(int n, const float *pred, const float *target, const float *weight,
-                          float *loss, float *dpred) {
+/* The one-block loss kernels' end: the sum of every thread's acc over n into *loss, in
+ * double, in a fixed order (the same value every run). Every thread of the block calls it. */
+static __device__ void block_mean_to(float *loss, double acc, int n) {
     __shared__ double sh[THREADS];
-    double acc = 0.0;
-    for (int i = threadIdx.x; i < n; i += THREADS) {
-        float d = pred[i] - target[i], wi = weight ? weight[i] : 1.0f;
-        acc += (double)wi * fabsf(d);
-        float sign = d > 0.0f ? 1.0f : d < 0.0f ? -1.0f : d;  /* NaN stays NaN, sign(0) = 0 */
-        dpred[i] = wi * sign / (float)n;
-    }
     sh[threadIdx.x] = acc;
     __syncthreads();
     for (int s = THREADS / 2; s > 0; s /= 2) {
@@ -248,6 +240,20 @@ __global__ void k_l1_loss(int n, const float *pred, const float *target, const f
         __syncthreads();
     }
     if (threadIdx.x == 0) *loss = (float)(sh[0] / n);
+}
+
+/* ---- L1 loss: one block, double accumulation as the CPU ---- */
+
+__global__ void k_l1_loss(int n, const float *pred, const float *target, const float *weight,
+                          float *loss, float *dpred) {
+    double acc = 0.0;
+    for (int i = threadIdx.x; i < n; i += THREADS) {
+        float d = pred[i] - target[i], wi = weight ? weight[i] : 1.0f;
+        acc += (double)wi * fabsf(d);
+        float sign = d > 0.0f ? 1.0f : d < 0.0f ? -1.0f : d;  /* NaN stays NaN, sign(0) = 0 */
+        dpred[i] = wi * sign / (float)n;
+    }
+    block_mean_to(loss, acc, n);
 }
 
 void cuda_l1_loss(void *ctx, int n, const float *pred, const float *target, const float *weight,
@@ -261,7 +267,6 @@ void cuda_l1_loss(void *ctx, int n, const float *pred, const float *target, cons
 
 __global__ void k_bce_logits_loss(int n, const float *logit, const float *target, const float *weight,
                                   float *loss, float *dlogit) {
-    __shared__ double sh[THREADS];
     double acc = 0.0;
     for (int i = threadIdx.x; i < n; i += THREADS) {
         double x = logit[i], t = target[i], wi = weight ? weight[i] : 1.0;
@@ -269,13 +274,7 @@ __global__ void k_bce_logits_loss(int n, const float *logit, const float *target
         acc += wi * ((x > 0 ? x : 0.0) - x * t + log1p(e));
         dlogit[i] = (float)(wi * (sig - t) / n);
     }
-    sh[threadIdx.x] = acc;
-    __syncthreads();
-    for (int s = THREADS / 2; s > 0; s /= 2) {
-        if ((int)threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) *loss = (float)(sh[0] / n);
+    block_mean_to(loss, acc, n);
 }
 
 void cuda_bce_logits_loss(void *ctx, int n, const float *logit, const float *target, const float *weight,
