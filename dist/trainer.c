@@ -485,6 +485,7 @@ static void checkpoint_record(const Trainer *t, CheckpointState *ck) {
     ck->inputs = *dataset_inputs(t->data);
     ck->zero_suppress = t->s.data_zero_suppress;
     ck->unbias = t->s.data_unbias;
+    ck->mass_scale = info->mass_scale;
     ck->data = t->data_fp;
     ck->has_data = 1;
     resume_config_json(t->cfg, t->from.version ? &t->from : NULL, t->comm->size, ck->config_json,
