@@ -97,9 +97,7 @@ def zero_suppress_of(f, path, data):
     config = json.loads(text(f.attrs.get("config", "{}")) or "{}")
     if isinstance(config.get("zero_suppress"), (int, float)):
         return np.float32(config["zero_suppress"])
-    raise ExportError("%s: the checkpoint records no zero-suppression threshold (attribute zero_suppress on /data, "
-                      "or zero_suppress in its config): the preprocessing cannot be rebuilt; export it with "
-                      "--no-preprocess" % path)
+    return None  # refused by build_model unless --no-preprocess
 
 
 def read_inputs(f, path, version, channels):
@@ -255,6 +253,10 @@ def build_model(ck, nhwc, preprocess, opset):
     shape = ["batch", H, W, C] if nhwc else ["batch", C, H, W]
     inputs = [helper.make_tensor_value_info("X_jet", TensorProto.FLOAT, shape)]
     x = g.op("Transpose", ["X_jet"], perm=[0, 3, 1, 2]) if nhwc else "X_jet"
+    if preprocess and ck["zero_suppress"] is None:
+        raise ExportError("%s: the checkpoint records no zero-suppression threshold (attribute zero_suppress on "
+                          "/data, or zero_suppress in its config): the preprocessing cannot be rebuilt; export it "
+                          "with --no-preprocess" % ck["path"])
     if preprocess:
         x = preprocess_pixels(g, x, ck)
     scalars = None
@@ -311,7 +313,7 @@ def metadata(ck, nhwc, preprocess, out_name):
         "channels": json.dumps(names.split(",") if names else []),
         "channel_kinds": json.dumps(ck["kinds"]),
         "scales": json.dumps([float(s) for s in ck["scales"]]),
-        "zero_suppress": json.dumps(float(ck["zero_suppress"])),
+        "zero_suppress": json.dumps(None if ck["zero_suppress"] is None else float(ck["zero_suppress"])),
         "clip": "energy channels [0, 1], signed channels [-1, 1] (sign kept)",
         "scalars": json.dumps(ck["scalars"]), "scalar_scale": json.dumps(ck["scalar_scale"]),
         "image_height": str(ck["height"]), "image_width": str(ck["width"]),
