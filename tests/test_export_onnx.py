@@ -202,12 +202,21 @@ def check_preprocessing(e, ckpt, x, s, want, meta):
     m = onnx.load(e.path("regression-nchw.onnx"))
     m.graph.output.append(onnx.helper.make_tensor_value_info("X_jet_preprocessed", onnx.TensorProto.FLOAT, None))
     onnx.save(m, e.path("with-prep.onnx"))
+    scales = json.loads(meta["scales"])
+    edge = x[:2].copy()  # the edges: beyond the scale either way, NaN, infinities, tiny values
+    vals = np.array([-5, 5, np.nan, np.inf, -np.inf, -1e-9, 1e-9, -0.5, 0.5], np.float32)
+    for c in range(edge.shape[1]):
+        edge[0, c, 0, :len(vals)] = vals * np.float32(scales[c])
+        edge[1, c, 1, :len(vals)] = vals * np.float32(scales[c]) * np.float32(0.03)  # about zero_suppress
+    xe = np.concatenate([x, edge])
     got = ort.InferenceSession(e.path("with-prep.onnx"), providers=["CPUExecutionProvider"]).run(
-        ["X_jet_preprocessed"], {"X_jet": x, "scalars": s})[0]
-    ref = prep_pixels(x, json.loads(meta["scales"]), REG_KINDS, json.loads(meta["zero_suppress"]))
+        ["X_jet_preprocessed"], {"X_jet": xe, "scalars": np.concatenate([s, s[:2]])})[0]
+    ref = prep_pixels(xe, scales, REG_KINDS, json.loads(meta["zero_suppress"]))
     check(np.array_equal(got.view(np.uint32), ref.view(np.uint32)) and (ref[:, 1:3] < 0).any()
-          and (ref == -1).any() and (ref == 1).any() and ((x != 0) & (ref == 0)).any(),
-          "preprocessing bit for bit: signed pixels kept negative, clipped at -1 and 1, zero-suppressed ones 0")
+          and (ref[:, 1:3] == -1).any() and (ref[:, 0] == 1).any() and ((xe != 0) & (ref == 0)).any()
+          and np.isfinite(got).all(), "preprocessing bit for bit with numpy prep_pixel (%d pixels): signed pixels kept "
+          "negative, clipped at -1 and 1, zero-suppressed ones 0, NaN and infinities handled" % got.size)
+    ref = ref[:len(x)]
     e.export(ckpt, e.path("noprep.onnx"), "--no-preprocess")
     scaled = (s / np.array(REG_SCALES, np.float64).astype(np.float32)).astype(np.float32)
     r = relative(predict(e.path("noprep.onnx"), ref, scaled, 64, False), want)
