@@ -233,7 +233,7 @@ def resnet15(g, x, scalars, ck):
     return g.op("Gemm", [x, g.const("fc.weight", p["fc.weight"]), g.const("fc.bias", p["fc.bias"])], transB=1)
 
 
-def output(g, y, ck, preprocess):
+def output(g, y, ck):
     """(batch,) mass_gev = y x mass_scale, or score = sigmoid(y); in float64 as e2e-eval"""
     y = g.op("Cast", [g.op("Flatten", [y], axis=0)], to=11)  # (1, batch) float64
     y = g.op("Squeeze", [y, g.const("axes0", np.array([0], dtype=np.int64))])
@@ -265,7 +265,7 @@ def build_model(ck, nhwc, preprocess, opset):
         scale = np.array(ck["scalar_scale"], dtype=np.float64).astype(np.float32).reshape(1, S)
         scalars = g.op("Div", ["scalars", g.const("scalar_scale", scale)]) if preprocess else "scalars"
     y = resnet15(g, x, scalars, ck)
-    _, out_name = output(g, y, ck, preprocess)
+    _, out_name = output(g, y, ck)
     outputs = [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["batch"])]
     graph = helper.make_graph(g.nodes, "e2e_resnet15_" + ck["task"], inputs, outputs, g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="e2e-ddp",

@@ -28,7 +28,6 @@ import glob
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -44,7 +43,7 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
-from test_train_e2e import ENV, MPIRUN, Failure, check, run, run_test  # noqa: E402
+from test_train_e2e import MPIRUN, check, run, run_test  # noqa: E402
 
 EXPORT = os.path.join(TOP, "launch", "e2e-export")
 REG_KINDS = ["energy", "signed", "signed", "energy", "energy", "energy", "energy", "energy"]

@@ -18,6 +18,7 @@ project's .venv (launch/install-deps.sh).
 usage: tests/bench/onnx_throughput.py [--build DIR] [--jets N] [--threads T] [--rounds R]
 """
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -77,7 +78,6 @@ def eval_rate(exe, ckpt, data, batch, threads, rounds, env, tmp):
                  str(threads), "--metrics", out], env)
             dt = time.perf_counter() - t0
             best = dt if best is None else min(best, dt)
-        import json
         with open(out) as f:
             times[split] = (json.load(f)["jets"], best)
     (n1, t1), (n2, t2) = times["test"], times["train"]
