@@ -151,6 +151,13 @@ def read_checkpoint(path):
 def check_shapes(ck):
     """the tensors are the ResNet-15 the attributes describe"""
     C, f0, f1, S = ck["in_channels"], ck["fmaps0"], ck["fmaps1"], ck["n_scalars"]
+    blocks = ["layer1.%d" % i for i in range(ck["blocks"])] + ["layer2.0"] + ["layer3.%d" % i
+                                                                             for i in range(ck["blocks"])]
+    convs = ["conv0", "fc", "layer2.0.shortcut"] + [b + c for b in blocks for c in (".conv1", ".conv2")]
+    missing = [c + t for c in convs for t in (".weight", ".bias") if c + t not in ck["params"]]
+    if missing:
+        raise ExportError("%s: the model of %d blocks lacks tensors %s" % (ck["path"], ck["blocks"],
+                                                                          ", ".join(missing[:4])))
     want = {"conv0.weight": (f0, C, 7, 7), "fc.weight": (1, f1 + S), "layer2.0.shortcut.weight": (f1, f0, 1, 1)}
     for name, shape in want.items():
         got = ck["params"].get(name)
