@@ -71,6 +71,15 @@ def open_checkpoint(path):
         raise ExportError("%s: not an HDF5 file, or truncated: not a usable checkpoint" % path)
 
 
+def read_checkpoint(path):
+    """everything the graph and its metadata need, as a dict; ExportError on a bad file
+    (an attribute of the wrong type or shape too, as one message)"""
+    try:
+        return read_checkpoint_fields(path)
+    except (KeyError, ValueError, TypeError, IndexError, OSError) as e:
+        raise ExportError("%s: a malformed checkpoint (%s: %s)" % (path, type(e).__name__, e))
+
+
 def read_tensors(f, path, order):
     """the parameters by name, checked against the checkpoint's tensors_fnv1a"""
     h, model = FNV_BASIS, {}
@@ -116,8 +125,7 @@ def read_inputs(f, path, version, channels):
     return scalars, scale, kinds
 
 
-def read_checkpoint(path):
-    """everything the graph and its metadata need, as a dict; ExportError on a bad file"""
+def read_checkpoint_fields(path):
     with open_checkpoint(path) as f:
         if text(f.attrs.get("format", b"")) != CHECKPOINT_FORMAT:
             raise ExportError("%s: not an e2e-ddp checkpoint (no '%s' format attribute)" % (path, CHECKPOINT_FORMAT))

@@ -14,7 +14,7 @@
               the graph's preprocessed images equal tests' numpy prep_pixel bit for bit;
               --no-preprocess on preprocessed inputs gives the same predictions
   bad_input   not a checkpoint (text, a jet file), a truncated checkpoint, a tensor's bytes
-              changed, a model shape its tensors do not fit, an output that is the checkpoint (path or symbolic link, with
+              changed, a model shape its tensors do not fit, an attribute of the wrong type, an output that is the checkpoint (path or symbolic link, with
               --force too), an existing output without --force, --force over an HDF5
               file, a folder that does not exist, bad options: exit 1 (2 for the command
               line), one message naming the file and the problem, nothing written, no
@@ -281,6 +281,12 @@ def t_bad_input(e):
     with h5py.File(bad, "r+") as f:
         f.attrs["blocks"] = int(f.attrs["blocks"]) + 1
     refused(e.export(bad, out, expect=1), [bad, "lacks tensors layer1.3"], "a model shape that fits no tensors")
+    nothing_written(e, out)
+    shutil.copy(ckpt, bad)
+    with h5py.File(bad, "r+") as f:
+        del f.attrs["epoch"]
+        f.attrs["epoch"] = "seven"
+    refused(e.export(bad, out, expect=1), [bad, "a malformed checkpoint"], "an attribute of the wrong type")
     nothing_written(e, out)
     refused(e.export(e.path("missing.h5"), out, expect=1), ["missing.h5", "cannot read the checkpoint"], "no file")
     nothing_written(e, out)
