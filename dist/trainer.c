@@ -467,8 +467,7 @@ static int final_test(Trainer *t) {
 
 /* ---- save: checkpoints ---- */
 
-/* What a checkpoint records besides the training state: the model, the ranks and batch,
- * Adam, the preprocessing and the data, the configuration. */
+/* What a checkpoint records besides the training state: model, ranks, batch, Adam, data, preprocessing, config. */
 static void checkpoint_record(const Trainer *t, CheckpointState *ck) {
     ck->train = t->state;
     ck->task = t->task;
@@ -484,6 +483,7 @@ static void checkpoint_record(const Trainer *t, CheckpointState *ck) {
     ck->inputs = *dataset_inputs(t->data);
     ck->zero_suppress = t->s.data_zero_suppress;
     ck->unbias = t->s.data_unbias;
+    ck->mass_scale = info->mass_scale;
     ck->data = t->data_fp;
     ck->has_data = 1;
     resume_config_json(t->cfg, t->from.version ? &t->from : NULL, t->comm->size, ck->config_json,

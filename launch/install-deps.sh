@@ -14,7 +14,8 @@
 # E2E parquet and HDF5 files (pyarrow, h5py, numpy from PyPI, pinned in
 # data/requirements.txt; its tests, ctest convert_* and e2e_convert_*, and benchmarks run
 # in it too), with TensorBoard, whose event reader ctest train_tensorboard uses (pinned
-# in tests/requirements.txt), in .venv, or the folder E2E_VENV names. The CUDA toolkit is not installed
+# in tests/requirements.txt), and onnx and onnxruntime for launch/e2e-export (pinned in
+# launch/requirements.txt), in .venv, or the folder E2E_VENV names. The CUDA toolkit is not installed
 # here: the CUDA backend is built when /usr/local/cuda is present.
 set -euo pipefail
 SUDO=""
@@ -45,13 +46,17 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 venv=${E2E_VENV:-$top/.venv}
 req=$top/data/requirements.txt
 treq=$top/tests/requirements.txt
+lreq=$top/launch/requirements.txt
 if ! cmp -s "$req" "$venv/e2e-requirements.txt" 2>/dev/null ||
    ! cmp -s "$treq" "$venv/e2e-test-requirements.txt" 2>/dev/null ||
-   ! "$venv/bin/python" -c "import numpy, pyarrow, h5py, tensorboard" 2>/dev/null; then
-  echo "install-deps: Python environment $venv: $(grep -hv '^#' "$req" "$treq" | tr '\n' ' ')"
-  rm -f "$venv/e2e-requirements.txt" "$venv/e2e-test-requirements.txt"
+   ! cmp -s "$lreq" "$venv/e2e-launch-requirements.txt" 2>/dev/null ||
+   ! "$venv/bin/python" -c "import numpy, pyarrow, h5py, tensorboard, onnx, onnxruntime" 2>/dev/null; then
+  echo "install-deps: Python environment $venv: $(grep -hv '^#' "$req" "$treq" "$lreq" | tr '\n' ' ')"
+  rm -f "$venv/e2e-requirements.txt" "$venv/e2e-test-requirements.txt" "$venv/e2e-launch-requirements.txt"
   /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: -r "$req" -r "$treq"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: -r "$req" -r "$treq" \
+    -r "$lreq"
   cp "$req" "$venv/e2e-requirements.txt"
   cp "$treq" "$venv/e2e-test-requirements.txt"
+  cp "$lreq" "$venv/e2e-launch-requirements.txt"
 fi

@@ -72,6 +72,7 @@ static CheckpointState state_of(const Model *m, long step) {
     st.inputs.scale[0] = 800.0;
     st.inputs.scale[1] = 0.25;
     st.inputs.kind[1] = st.inputs.kind[2] = CHANNEL_SIGNED;
+    st.mass_scale = 250.0f;
     snprintf(st.config_json, sizeof st.config_json, "{\"epochs\": 25}");
     return st;
 }
@@ -174,6 +175,7 @@ int main(void) {
           "the read schedule gives other rates");
     CHECK(got.adam.beta2 == 0.999f && got.adam.eps == 1e-8f, "optimizer hyper-parameters differ");
     CHECK(got.n_scales == 8 && got.scales[7] == 7.5f, "scales differ");
+    CHECK(got.mass_scale == 250.0f, "the target scale read back as %g", got.mass_scale);
     CHECK(jet_inputs_equal(&got.inputs, &st.inputs) && !strcmp(got.inputs.scalar[0], "pt") &&
               got.inputs.scale[1] == 0.25 && got.inputs.kind[2] == CHANNEL_SIGNED && got.inputs.kind[3] == CHANNEL_ENERGY,
           "the model's inputs differ after the roundtrip");
@@ -332,6 +334,7 @@ static void test_version1(NetOps *ops) {
           "version 1 stores no base, scaled or warm-up rate");
     CHECK(got.adam.beta1 == 0.9f && got.adam.beta2 == 0.999f && got.adam.eps == 1e-8f, "adam differs");
     CHECK(got.n_scales == 1 && got.scales[0] == 0.75f, "scales differ");
+    CHECK(got.mass_scale == 0.0f, "version 1 records no target scale (0 read)");
     JetInputs def;
     jet_inputs_default(&def, 1);
     CHECK(jet_inputs_equal(&got.inputs, &def) && !strcmp(got.inputs.scalar[0], "iphi") && got.inputs.scale[1] == 170.0,

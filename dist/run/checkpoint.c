@@ -179,6 +179,7 @@ static int write_data_attrs(hid_t g, const CheckpointState *st) {
     int rc = attr_write(g, "zero_suppress", H5T_NATIVE_FLOAT, &st->zero_suppress);
     long long unbias = st->unbias;
     rc |= attr_write(g, "unbias", H5T_NATIVE_LLONG, &unbias);
+    if (st->mass_scale > 0.0f) rc |= attr_write(g, "mass_scale", H5T_NATIVE_FLOAT, &st->mass_scale);
     if (!st->has_data) return rc;
     FINGERPRINT_LONGS(W_LONG_G)
     unsigned long long mass = st->data.mass_hash, split = st->data.split_hash;
@@ -195,6 +196,7 @@ static void read_data_attrs(hid_t g, CheckpointState *st) {
     long long unbias = -1;
     if (h5_attr_read(g, "zero_suppress", H5T_NATIVE_FLOAT, &st->zero_suppress)) st->zero_suppress = -1.0f;
     if (!h5_attr_read(g, "unbias", H5T_NATIVE_LLONG, &unbias)) st->unbias = (int)unbias;
+    if (h5_attr_read(g, "mass_scale", H5T_NATIVE_FLOAT, &st->mass_scale)) st->mass_scale = 0.0f;
     unsigned long long mass = 0, split = 0;
     int rc = h5_attr_read(g, "data_mass_hash", H5T_NATIVE_ULLONG, &mass) ||
              h5_attr_read(g, "data_split_hash", H5T_NATIVE_ULLONG, &split);

@@ -15,7 +15,8 @@
  *                                  data_channels, data_height, data_width,
  *                                  data_mass_hash, data_split_hash,
  *                                  data_channel_names, data_files) and the rest of
- *                                  the preprocessing (zero_suppress, unbias); these
+ *                                  the preprocessing (zero_suppress, unbias) and the
+ *                                  regression target's scale (mass_scale); these
  *                                  last are optional: absent from checkpoints written
  *                                  before they were added
  *   attributes on /                format, version, the task (task; a classifier's
@@ -82,6 +83,10 @@ typedef struct {
     int unbias;                 /* the unbiasing mode (data/reader/dataset.h); -1 where an older
                                    checkpoint did not store them (checkpoint_peek then
                                    takes them from its configuration when it can) */
+    float mass_scale;           /* the regression target's scale: target = m / mass_scale
+                                   (GeV; attribute mass_scale on /data); 0 where an older
+                                   checkpoint did not store it (it was then always
+                                   MASS_SCALE_GEV, 500) */
     int has_data;               /* 1: data holds the dataset's fingerprint; 0: an older
                                    checkpoint that did not store it */
     DataFingerprint data;
