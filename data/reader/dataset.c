@@ -306,6 +306,7 @@ long long dataset_split_local(const Dataset *d, Split s) { return s >= 0 && s < 
 long dataset_steps_per_epoch(const Dataset *d, Split s) { return s >= 0 && s < DATA_SPLITS ? d->split.steps[s] : 0; }
 const float *dataset_scales(const Dataset *d) { return d->scaling.scale; }
 const float *dataset_masses(const Dataset *d) { return d->cols.m; }
+const float *dataset_labels(const Dataset *d) { return d->cols.label; }
 const char *dataset_file_path(const Dataset *d, int i) { return i >= 0 && i < d->rows.n ? d->rows.file[i].path : ""; }
 const struct JetInputs *dataset_inputs(const Dataset *d) { return &d->cols.inputs; }
 

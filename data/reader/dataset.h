@@ -165,6 +165,9 @@ const long long *dataset_split_rows(const Dataset *d, Split s, long long *n);
 long dataset_steps_per_epoch(const Dataset *d, Split s);
 const float *dataset_scales(const Dataset *d);             /* the C scales in use */
 const float *dataset_masses(const Dataset *d);             /* m of every row, dataset order */
+const float *dataset_labels(const Dataset *d);             /* with options.label: every row's
+                                                              class (0 or 1), dataset order;
+                                                              NULL without */
 const char *dataset_file_path(const Dataset *d, int i);    /* file i of info.n_files */
 /* The preprocessing as numbers, for a path that does it itself (preprocess = 0): per
  * pixel of channel c, prep_pixel (prep_pixel.h) with factor[c] (= 1 / scale, the very
