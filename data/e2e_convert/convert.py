@@ -143,6 +143,8 @@ def describe_run(a, sources, p, dtype, n0, new_rows, old):
         PROG, ", ".join("%s (%s)" % (c, k) for c, k in zip(p.channels, p.kinds or ["energy"] * len(p.channels))),
         "iphi/360, ieta/170 (the file's, no attribute)" if p.scalars is None else
         ", ".join("%s/%g" % (n, v) for n, v in zip(p.scalars, p.scales)) or "none"))
+    if "m" not in p.roles[0]:
+        say("%s:   no mass (m): a classifier's file (label column %s); a regression refuses it\n" % (PROG, a.label))
 
 
 def convert(a, argv):
