@@ -75,16 +75,16 @@ int class_metrics(const float *logit, const float *label, long long n, ClassMetr
         loss += class_bce(logit[i], label[i]);
         right += (logit[i] > 0.0f) == (label[i] != 0.0f);
     }
-    if (out->n_signal == 0 || out->n_signal == n)
-        return e2e_fail("%lld jets of one class only (%lld signal): no ROC curve", n, out->n_signal);
+    out->loss = n ? loss / (double)n : NAN;
+    out->accuracy = n ? right / (double)n : NAN;
+    out->auc = out->rejection30 = out->rejection50 = NAN;
+    if (out->n_signal == 0 || out->n_signal == n) return 0;  /* one class: no ROC curve */
     double *fpr, *tpr = NULL;
     long long points;
     if (!(tpr = class_roc(logit, label, n, &fpr, &points))) return e2e_fail("out of memory for %lld jets' ROC curve", n);
     double auc = 0.0;
     for (long long k = 1; k < points; k++) auc += (fpr[k] - fpr[k - 1]) * (tpr[k] + tpr[k - 1]) / 2.0;
     double b30 = eps_b_at(tpr, fpr, points, 0.3), b50 = eps_b_at(tpr, fpr, points, 0.5);
-    out->loss = loss / (double)n;
-    out->accuracy = right / (double)n;
     out->auc = auc;
     out->rejection30 = b30 > 0 ? 1.0 / b30 : INFINITY;
     out->rejection50 = b50 > 0 ? 1.0 / b50 : INFINITY;

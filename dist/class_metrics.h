@@ -19,8 +19,9 @@ typedef struct {
 
 /* The metrics of n jets (logit[i] the model's output, label[i] 0 or 1). Jets are ranked by
  * their logit, which orders them as the score does (without the ties float rounding of
- * the score makes above logit 17). 0, or -1 with a message when a class is missing or
- * memory runs out. */
+ * the score makes above logit 17). Jets of one class only (or none) have no ROC curve:
+ * their auc and rejections are NaN (the loss and accuracy are computed). 0, or -1 with a
+ * message on a NaN logit or when memory runs out. */
 int class_metrics(const float *logit, const float *label, long long n, ClassMetrics *out);
 /* The signal efficiency eps_s and the background efficiency eps_b of the ROC curve after
  * each distinct logit, from the highest (point 0 is (0, 0)); *points gets their count.

@@ -67,7 +67,7 @@ int evaluate_split(Comm *c, Model *m, Dataset *d, Split s, double mre_min_mass, 
     memset(out, 0, sizeof *out);
     out->classify = model_config(m)->loss == MODEL_LOSS_BCE;
     Predictions own = {.classify = 1};
-    if (preds) preds->classify = out->classify;
+    if (preds) preds->classify = out->classify, preds->no_mass = !dataset_info(d)->has_mass;
     if (out->classify && !preds) preds = &own;  /* a classifier's metrics need every jet's output */
     double sums[5] = {0};
     int failed = local_sums(m, d, s, mre_min_mass, sums, preds) != 0;

@@ -62,6 +62,7 @@ int predictions_add(Predictions *p, const Batch *b, const float *pred, double ma
 int predictions_gather(Comm *c, const Predictions *p, Predictions *all) {
     memset(all, 0, sizeof *all);
     all->classify = p->classify;
+    all->no_mass = p->no_mass;
     int n = (int)p->n, *counts = c->rank == 0 ? calloc((size_t)c->size, sizeof(int)) : NULL;
     int *displs = c->rank == 0 ? calloc((size_t)c->size, sizeof(int)) : NULL;
     MPI_Gather(&n, 1, MPI_INT, counts, 1, MPI_INT, 0, c->world);
@@ -94,7 +95,7 @@ static int by_index(const void *a, const void *b) {
 static int sort_by_index(Predictions *g) {
     size_t rows = (size_t)(g->n ? g->n : 1);
     long long *order = malloc(sizeof(long long) * 2 * rows);
-    Predictions s = {.classify = g->classify};
+    Predictions s = {.classify = g->classify, .no_mass = g->no_mass};
     if (!order || reserve(&s, g->n)) {
         free(order);
         predictions_free(&s);
@@ -150,7 +151,7 @@ static int write_columns(hid_t f, const Predictions *g, const char *path) {
     float *score = NULL;
     int n = 3, rc = 0;
     if (g->classify) {
-        n = 5;
+        n = g->no_mass ? 4 : 5;  /* m last */
         rc = classifier_columns(g, col, &label, &score);
         if (!rc && h5_attr_write_str(f, "task", "classification", 0)) rc = e2e_fail("%s: cannot write the task", path);
     }

@@ -2,7 +2,7 @@
  * gathered to rank 0 (a classifier's exact metrics; e2e-eval's prediction file) and
  * written there sorted by dataset index. The regression's file holds index, m_true,
  * m_pred (GeV); a classifier's index, label, score (the sigmoid of the logit), logit and
- * m (the jet's mass, GeV). */
+ * m (the jet's mass, GeV; left out where the data has none). */
 #ifndef E2E_DIST_PREDICTIONS_H
 #define E2E_DIST_PREDICTIONS_H
 
@@ -16,6 +16,8 @@ typedef struct {
     long long n, cap;
     int classify;         /* 0: the regression's columns; 1: a classifier's (set before the
                              first predictions_add) */
+    int no_mass;          /* classify: the data has no masses (DatasetInfo.has_mass 0): the
+                             file leaves out m */
     long long *index;     /* each jet's dataset row */
     float *m_true;        /* the jet's mass, GeV */
     float *m_pred;        /* regression: the predicted mass, GeV */

@@ -6,6 +6,7 @@
 #include <float.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,16 +215,17 @@ static int check_task(const EvalArgs *a, const CheckpointState *st) {
 static void metrics_json(const EvalArgs *a, const CheckpointState *st, const EvalResult *r, int same, char *json,
                          size_t size) {
     static const char *names[] = {"train", "val", "test"};
-    char ck[2048], label[160], r30[32], r50[32];
+    char ck[2048], label[160], auc[32], r30[32], r50[32];
     const char *data = same == 2 ? "null" : same ? "true" : "false";
     run_json_string(a->checkpoint, ck, sizeof ck);
     run_json_string(st->task.label, label, sizeof label);
     if (r->classify)
         snprintf(json, size,
                  "{\"checkpoint\": %s, \"split\": \"%s\", \"task\": \"classification\", \"label\": %s, \"jets\": %lld, "
-                 "\"signal_jets\": %lld, \"loss\": %.6f, \"accuracy\": %.6f, \"auc\": %.10f, \"rejection_30\": %s, "
+                 "\"signal_jets\": %lld, \"loss\": %.6f, \"accuracy\": %.6f, \"auc\": %s, \"rejection_30\": %s, "
                  "\"rejection_50\": %s, \"training_data\": %s}\n",
-                 ck, names[a->split], label, r->count, r->cls.n_signal, r->loss, r->cls.accuracy, r->cls.auc,
+                 ck, names[a->split], label, r->count, r->cls.n_signal, r->loss, r->cls.accuracy,
+                 run_json_number_text(r->cls.auc, "%.10f", auc),
                  run_json_number_text(r->cls.rejection30, "%.4f", r30),
                  run_json_number_text(r->cls.rejection50, "%.4f", r50), data);
     else
@@ -232,6 +234,15 @@ static void metrics_json(const EvalArgs *a, const CheckpointState *st, const Eva
                  "\"mae_gev\": %.4f, \"mre\": %.6f, \"mre_jets\": %lld, \"mre_min_mass\": %g, "
                  "\"training_data\": %s}\n",
                  ck, names[a->split], r->count, r->loss, r->mae, r->mre, r->mre_count, a->mre_min_mass, data);
+}
+
+/* A file of one class (a training split must hold both, an evaluated one need not): its
+ * AUC and rejections are not defined, and are null in the metrics. */
+static void warn_one_class(const EvalArgs *a, const EvalResult *r) {
+    static const char *names[] = {"training", "validation", "test"};
+    e2e_warn("%s: the %s split holds jets of one class only (%lld jets, %lld of label 1): no ROC curve, so the AUC "
+             "and the background rejections are not defined (null in the metrics); its loss and accuracy are reported",
+             a->data, names[a->split], r->count, r->cls.n_signal);
 }
 
 static int run(const EvalArgs *a, Comm *c) {
@@ -252,6 +263,7 @@ static int run(const EvalArgs *a, Comm *c) {
     so.data.path = a->data;
     so.data.comm = c->world;
     so.data.batch = a->batch;
+    so.data.one_class_ok = 1;  /* a file of one class is evaluated (its AUC is null) */
     if (session_open(&s, &so)) goto done;
     int same = check_data(a, c, st, s.data);
     if (same < 0) goto done;
@@ -262,6 +274,7 @@ static int run(const EvalArgs *a, Comm *c) {
     if (evaluate_split(c, s.model, s.data, a->split, a->mre_min_mass, &r,
                        a->predictions ? &preds : NULL))
         goto done;
+    if (r.classify && isnan(r.cls.auc) && c->rank == 0) warn_one_class(a, &r);
     watchdog_phase(WD_CHECKPOINT);
     if (a->predictions && predictions_write(c, &preds, a->predictions)) goto done;
     char json[4096];

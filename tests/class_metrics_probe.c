@@ -1,6 +1,7 @@
 /* The classifier's metrics (dist/class_metrics.h) of arrays a test writes: reads FILE (an
  * int64 count n, then n float32 logits and n float32 labels), prints "loss accuracy auc
- * rejection30 rejection50" with 17 digits, or the refusal on stderr with exit 1; with
+ * rejection30 rejection50" with 17 digits (nan where undefined: jets of one class), or the
+ * refusal on stderr with exit 1; with
  * --roc, the ROC curve's points "eps_s eps_b", one a line. tests/test_class_metrics.py
  * compares them with scikit-learn. */
 #include <stdio.h>

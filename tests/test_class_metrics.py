@@ -12,7 +12,8 @@ classes included), without ties, all tied, perfectly separated, with huge logits
                (drop_intermediate=False): the first point at or above eps_s, linear in the
                segment before it; to 1e-9 (inf where eps_b is 0)
   ROC curve    --roc's points equal roc_curve's (fpr, tpr) with its (0, 0) start
-  refusals     one class only, a NaN logit: exit 1 with the message
+  one class    all signal or all background: loss and accuracy as above, AUC and rejections NaN
+  refusal      a NaN logit: exit 1 with the message
 
 usage: test_class_metrics.py PROBE
 """
@@ -88,6 +89,17 @@ def compare(exe, name, x, y):
           "%s: the ROC curve's %d points are roc_curve's" % (name, len(fpr)))
 
 
+def one_class(exe, x, y):
+    """jets of one class: no ROC curve (AUC and rejections NaN), loss and accuracy computed"""
+    p = probe(exe, np.asarray(x, np.float32), y)
+    got = [float(v) for v in p.stdout.split()] if p.returncode == 0 else []
+    xd = np.asarray(x, np.float32).astype(np.float64)
+    want_loss = float(np.mean(np.maximum(xd, 0) - xd * y + np.log1p(np.exp(-np.abs(xd)))))
+    check(len(got) == 5 and all(math.isnan(v) for v in got[2:]) and close(got[0], want_loss)
+          and close(got[1], metrics.accuracy_score(y, xd > 0)),
+          "one class (%d): loss and accuracy, AUC and rejections NaN: %s" % (y[0], p.stdout.strip() or p.stderr.strip()))
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -108,10 +120,10 @@ def main():
     big = 200000
     yb = (rng.random(big) < 0.5).astype(np.float32)
     compare(exe, "200 000 jets, rounded", np.round(rng.normal(yb, 1.0) * 20) / 20, yb)
-    for name, xx, yy, needle in (("one class", x, np.ones(n), "one class only"),
-                                 ("a NaN logit", np.r_[np.nan, x[1:]], y, "NaN logit")):
-        p = probe(exe, xx, yy)
-        check(p.returncode == 1 and needle in p.stderr, "%s refused: %s" % (name, p.stderr.strip()))
+    for cls in (0.0, 1.0):
+        one_class(exe, x, np.full(n, cls, np.float32))
+    p = probe(exe, np.r_[np.nan, x[1:]], y)
+    check(p.returncode == 1 and "NaN logit" in p.stderr, "a NaN logit refused: %s" % p.stderr.strip())
     print("FAILED: %d checks" % len(FAILED) if FAILED else "test_class_metrics: passed")
     return 1 if FAILED else 0
 

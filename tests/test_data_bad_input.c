@@ -118,7 +118,7 @@ static void test_files(void) {
     s.skip = "m";
     path_in(p, "no_m.h5");
     write_file(p, s);
-    expect_open_fails("missing dataset m", options(p, 4), p, "no dataset 'm'");
+    expect_open_fails("missing dataset m", options(p, 4), p, "no mass column 'm': the regression's target");
 
     s = good();
     s.x_rank = 3;

@@ -5,7 +5,9 @@
  * the training split; a list may mix files whose labels are stamped constants of other
  * dtypes. Refused on every rank with one message naming the file: a missing label column,
  * a label that is not 0 or 1 (2, -1, NaN), a label of another shape, a split of one
- * class, class weights without a label. */
+ * class, class weights without a label. A classifier's file needs no mass column (a
+ * regression's does); e2e-eval's one_class_ok opens a file of one class; the dataset
+ * fingerprint holds a classifier's label column and labels, and a regression's is unchanged. */
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include "dataset.h"
 #include "error.h"
 #include "expect_open.h"
+#include "fingerprint.h"
 #include "h5util.h"
 
 static int rank;
@@ -36,6 +39,7 @@ typedef struct {
     double bad;
     int label_2d;
     double mass_shift;  /* added to every mass (two files of other jets) */
+    int no_mass;        /* no column m (a classifier's file, like the E2E electron/photon ones) */
 } Spec;
 
 static void write_floats(hid_t f, const char *name, hid_t ftype, int nd, const hsize_t *dims, const double *v) {
@@ -50,7 +54,7 @@ static void write_file(const char *path, Spec s) {
         hsize_t dx[4] = {N, 2, SIZE, SIZE}, n = N;
         write_floats(f, "X_jet", H5T_IEEE_F32LE, 4, dx, x);
         const char *cols[4] = {"m", "pt", "ieta", "iphi"};
-        for (int c = 0; c < 4; c++) {
+        for (int c = s.no_mass; c < 4; c++) {
             for (long long i = 0; i < N; i++) v[i] = 20.0 + (double)((i * (c + 3)) % 150) + s.mass_shift;
             write_floats(f, cols[c], H5T_IEEE_F32LE, 1, &n, v);
         }
@@ -65,7 +69,7 @@ static void write_file(const char *path, Spec s) {
     MPI_Barrier(MPI_COMM_WORLD);
 }
 
-static Spec labelled(hid_t type) { return (Spec){"y", type, -1.0, -1, 0.0, 0, 0.0}; }
+static Spec labelled(hid_t type) { return (Spec){"y", type, -1.0, -1, 0.0, 0, 0.0, 0}; }
 
 static void path_in(char *p, const char *name) { snprintf(p, 512, "%s/%s", dir, name); }
 
@@ -192,7 +196,7 @@ static void bad(const char *what, const char *name, Spec s, const char *label, c
 }
 
 static void test_bad(void) {
-    bad("no label column", "nolabel.h5", (Spec){NULL, 0, 0, -1, 0, 0, 0}, "y", "no label column 'y'");
+    bad("no label column", "nolabel.h5", (Spec){NULL, 0, 0, -1, 0, 0, 0, 0}, "y", "no label column 'y'");
     bad("another label name", "other.h5", labelled(H5T_STD_U8LE), "is_top", "no label column 'is_top'");
     Spec s = labelled(H5T_STD_I32LE);
     s.bad_row = 7, s.bad = 2;
@@ -214,6 +218,108 @@ static void test_bad(void) {
                       "class weights need a label column");
 }
 
+/* A classifier's file without masses: opened with its label (masses NaN, info.has_mass 0,
+ * targets its labels, dataset_labels its column); refused as a regression and with the
+ * mass unbiasing; two such files of the same size are not taken for copies. */
+static void test_no_mass(void) {
+    char p[512], q[512], list[512];
+    path_in(p, "nomass.h5"), path_in(q, "nomass2.h5"), path_in(list, "nomass.txt");
+    Spec s = labelled(H5T_IEEE_F32LE);
+    s.no_mass = 1;
+    write_file(p, s);
+    write_file(q, s);
+    Dataset *d = NULL;
+    DatasetOptions o = options(p, "y", DATA_UNBIAS_NONE);
+    CHECK(dataset_open(&d, &o) == 0, "a labelled file without masses: %s", e2e_error());
+    if (d) {
+        const float *m = dataset_masses(d), *y = dataset_labels(d);
+        long long nan_mass = 0, right = 0;
+        for (long long i = 0; i < N; i++) nan_mass += isnan(m[i]) != 0, right += y && y[i] == (float)label_of(i);
+        CHECK(!dataset_info(d)->has_mass && nan_mass == N, "no masses: has_mass 0, %lld of %d masses NaN", nan_mass, N);
+        CHECK(right == N, "dataset_labels: %lld of %d rows are their label", right, N);
+        check_batches(d, SPLIT_TRAIN, label_of, NULL, "no masses");
+        dataset_close(d);
+    }
+    expect_open_fails("a regression without masses", options(p, NULL, DATA_UNBIAS_NONE), "nomass.h5",
+                      "no mass column 'm': the regression's target is the jet mass");
+    expect_open_fails("mass unbiasing without masses", options(p, "y", DATA_UNBIAS_WEIGHTS), "nomass.h5",
+                      "no mass column 'm' to flatten the mass histogram with");
+    if (rank == 0) {
+        FILE *f = fopen(list, "w");
+        fprintf(f, "nomass.h5\nnomass2.h5\n");
+        fclose(f);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    o = options(list, "y", DATA_UNBIAS_NONE);
+    CHECK(dataset_open(&d, &o) == 0, "two files without masses, same size: not copies: %s", e2e_error());
+    if (d) CHECK(dataset_labels(d)[N + 3] == (float)label_of(3), "the second file's labels follow the first's");
+    dataset_close(d);
+    path_in(p, "plain.h5");
+    write_file(p, labelled(H5T_STD_U8LE));
+    o = options(p, "y", DATA_UNBIAS_NONE);
+    CHECK(dataset_open(&d, &o) == 0 && dataset_info(d)->has_mass, "a file with masses: has_mass 1");
+    dataset_close(d);
+}
+
+/* one_class_ok (e2e-eval): a file of one class opens, its classes counted */
+static void test_one_class_ok(void) {
+    char p[512];
+    path_in(p, "top_only.h5");
+    Spec s = labelled(H5T_STD_U8LE);
+    s.value = 1.0;
+    write_file(p, s);
+    Dataset *d = NULL;
+    DatasetOptions o = options(p, "y", DATA_UNBIAS_NONE);
+    o.one_class_ok = 1;
+    CHECK(dataset_open(&d, &o) == 0, "one_class_ok: a file of one class opens: %s", e2e_error());
+    if (!d) return;
+    long long n0 = 0, n1 = 0;
+    for (int k = 0; k < DATA_SPLITS; k++) n0 += dataset_info(d)->class_count[k][0], n1 += dataset_info(d)->class_count[k][1];
+    CHECK(n0 == 0 && n1 == N, "its classes counted: %lld of class 0, %lld of class 1", n0, n1);
+    dataset_close(d);
+}
+
+/* the fingerprint of file p read with label (NULL: a regression) */
+static void fingerprint_of(const char *p, const char *label, DataFingerprint *fp) {
+    Dataset *d = NULL;
+    DatasetOptions o = options(p, label, DATA_UNBIAS_NONE);
+    memset(fp, 0, sizeof *fp);
+    CHECK(dataset_open(&d, &o) == 0, "%s: %s", p, e2e_error());
+    if (d) data_fingerprint(d, MPI_COMM_WORLD, fp);
+    dataset_close(d);
+}
+
+/* A classifier's fingerprint holds its label column and a hash of the labels; a
+ * regression's is what it was (no label: the same masses' and split's hashes). */
+static void test_fingerprint(void) {
+    char p[512], q[512], z[512], why[1024];
+    path_in(p, "fp.h5"), path_in(q, "fp_relabelled.h5"), path_in(z, "fp_z.h5");
+    write_file(p, labelled(H5T_STD_U8LE));
+    Spec s = labelled(H5T_STD_U8LE);
+    s.bad_row = 5, s.bad = 1.0 - label_of(5);
+    write_file(q, s);
+    s = labelled(H5T_STD_U8LE);
+    s.label = "z";
+    write_file(z, s);
+    DataFingerprint reg, cls, rel, other;
+    fingerprint_of(p, NULL, &reg);
+    fingerprint_of(p, "y", &cls);
+    fingerprint_of(q, "y", &rel);
+    fingerprint_of(z, "z", &other);
+    CHECK(!reg.label[0] && reg.label_hash == 0, "a regression's fingerprint has no label");
+    CHECK(cls.mass_hash == reg.mass_hash && cls.split_hash == reg.split_hash && !strcmp(cls.label, "y") &&
+          cls.label_hash != 0, "a classifier's: the same masses and split, the label 'y' and its hash");
+    CHECK(!data_fingerprint_differs(&reg, &cls, why, sizeof why), "one side without labels: not compared (%s)", why);
+    CHECK(data_fingerprint_differs(&cls, &rel, why, sizeof why) && strstr(why, "other labels"),
+          "one label changed: %s", why);
+    CHECK(data_fingerprint_differs(&cls, &other, why, sizeof why) && strstr(why, "labels from column 'z', not 'y'"),
+          "another label column: %s", why);
+    DataFingerprint again;
+    fingerprint_of(p, "y", &again);
+    CHECK(!data_fingerprint_differs(&cls, &again, why, sizeof why) && again.label_hash == cls.label_hash,
+          "the same file twice: the same fingerprint (%s)", why);
+}
+
 int main(int argc, char **argv) {
     int provided;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
@@ -224,5 +330,8 @@ int main(int argc, char **argv) {
     test_balance();
     test_list();
     test_bad();
+    test_no_mass();
+    test_one_class_ok();
+    test_fingerprint();
     return check_mpi_finish("test_data_labels", dir);
 }

@@ -218,7 +218,7 @@ def t_names(e):
     cols["image"] = cols.pop("X_jet")
     src.write_parquet(e.path("no_image.parquet"), cols, 5)
     refused(e, ["-o", e.path("x.h5"), e.path("no_image.parquet")],
-            ["no column for the jet images (X_jet: one of X_jet, X_jets)", "it has: m (double), pt (double), "
+            ["no column for the jet images (X_jet: one of X_jet, X_jets, X)", "it has: m (double), pt (double), "
              "image (3-level list of double)", "--column X_jet=NAME"], "no image column")
     convert("-q", "--column", "X_jet=image", "-o", e.path("renamed.h5"), e.path("no_image.parquet"))
     check_output(e.path("renamed.h5"), src.Truth(x, cols["m"], cols["pt"]))

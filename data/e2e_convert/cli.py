@@ -83,7 +83,9 @@ def parse_args(argv):
                    help="stamp this class label on every row of the run, in the column --label (uint8): the E2E "
                         "top-tagging data ships top (1) and QCD (0) jets in separate files")
     p.add_argument("--label", default="y", metavar="NAME",
-                   help="the label column --label-value writes (default y, e2e-train's default --label)")
+                   help="the label column --label-value writes (default y, e2e-train's default --label); a source "
+                        "with a column of that name (the electron/photon files' y) is a classifier's, which needs "
+                        "no mass nor pT")
     p.add_argument("--mass-unit", choices=("GeV", "MeV"), default="GeV",
                    help="the unit of the mass and pt columns (MeV: divided by 1000; default GeV)")
     p.add_argument("--pixel-size", type=float, default=PIXEL_SIZE, metavar="X",

@@ -4,13 +4,14 @@ from .errors import Bad
 
 ROLES = ("X_jet", "m", "pt", "ieta", "iphi")  # also the output's dataset names
 KNOWN = {
-    "X_jet": ("X_jet", "X_jets"),
+    "X_jet": ("X_jet", "X_jets", "X"),  # X: the electron/photon files (N, 32, 32, 2) channel-last
     "m": ("m", "m0", "am", "jetM", "genM"),
     "pt": ("pt", "apt", "jetPt"),
     "ieta": ("ieta",),
     "iphi": ("iphi",),
 }
 REQUIRED = ("X_jet", "m", "pt")
+CLASSIFIER_REQUIRED = ("X_jet",)  # a classifier's file (it has labels) needs no mass nor pT
 WORDS = {"X_jet": "the jet images", "m": "the jet mass", "pt": "the jet pT", "ieta": "the jet's eta index",
          "iphi": "the jet's phi index"}
 
@@ -28,11 +29,14 @@ def listing(source):
     return ", ".join("%s (%s)" % (c.name, c.desc) for c in source.columns.values()) or "no columns"
 
 
-def map_roles(source, overrides):
+def map_roles(source, overrides, labelled=False):
     """{role: source column} for the roles the source has; refuses a missing required
     role, an ambiguous one (two known names present) and a column of the wrong kind,
-    each with the columns the source has"""
+    each with the columns the source has. labelled: the rows have class labels (a
+    classifier's file), which need only the image (the E2E electron/photon files hold X
+    and y, no mass, no pT)"""
     roles, cols = {}, source.columns
+    required = CLASSIFIER_REQUIRED if labelled else REQUIRED
     for role in ROLES:
         if role in overrides:
             col = overrides[role]
@@ -46,9 +50,11 @@ def map_roles(source, overrides):
                           % (source.path, " and ".join(cands), WORDS[role], role, listing(source), role))
             col = cands[0] if cands else None
         if col is None:
-            if role in REQUIRED:
-                raise Bad("%s: no column for %s (%s: one of %s); it has: %s; pass --column %s=NAME"
-                          % (source.path, WORDS[role], role, ", ".join(KNOWN[role]), listing(source), role))
+            if role in required:
+                raise Bad("%s: no column for %s (%s: one of %s); it has: %s; pass --column %s=NAME%s"
+                          % (source.path, WORDS[role], role, ", ".join(KNOWN[role]), listing(source), role,
+                             "" if role == "X_jet" else ", or give a classifier's labels (a column --label "
+                             "names, default y, or --label-value 0|1): a classifier needs no %s" % role))
             continue
         if col in roles.values():
             raise Bad("%s: column '%s' is given for two roles" % (source.path, col))

@@ -143,6 +143,8 @@ def describe_run(a, sources, p, dtype, n0, new_rows, old):
         PROG, ", ".join("%s (%s)" % (c, k) for c, k in zip(p.channels, p.kinds or ["energy"] * len(p.channels))),
         "iphi/360, ieta/170 (the file's, no attribute)" if p.scalars is None else
         ", ".join("%s/%g" % (n, v) for n, v in zip(p.scalars, p.scales)) or "none"))
+    if "m" not in p.roles[0]:
+        say("%s:   no mass (m): a classifier's file (label column %s); a regression refuses it\n" % (PROG, a.label))
 
 
 def convert(a, argv):
@@ -253,7 +255,8 @@ def stream(a, sources, p, decoders, writer, syncer, prog, tm, n0, row_bytes):
     for s in sources:
         base.append(base[-1] + s.rows)
     checks = [FileChecks(s.path, s.rows, p.channels, p.check_kinds, a.mass_unit) for s in sources]
-    im = [o.name for o in p.outs].index("m")
+    names = [o.name for o in p.outs]
+    im = names.index("m") if "m" in names else None  # a classifier's file may have no mass
     at = n0
     it = decoders.batches()
     while True:
@@ -267,7 +270,7 @@ def stream(a, sources, p, decoders, writer, syncer, prog, tm, n0, row_bytes):
         pos = base[fi] + row
         if pos != at:
             raise Bad("%s: rows arrived out of order (internal error)" % sources[fi].path)
-        checks[fi].add(cols[im], stats)
+        checks[fi].add(cols[im] if im is not None else None, stats, len(x))
         writer.write(pos, x, cols)
         at += len(x)
         syncer.wrote(len(x) * row_bytes)

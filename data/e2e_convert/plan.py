@@ -26,7 +26,7 @@ def plan_run(a, sources, old, dtype):
     p = Plan()
     p.roles, p.extras = [], []
     for i, s in enumerate(sources):
-        roles = map_roles(s, a.colmap)
+        roles = map_roles(s, a.colmap, a.label_value is not None or a.label in s.columns)
         if i and a.extra == "all":
             extras, skipped = same_extras(s, roles, p.extras[0][0], sources[0])
         else:

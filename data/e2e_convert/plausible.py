@@ -20,15 +20,18 @@ class FileChecks:
         self.negative = np.zeros(len(channels), np.int64)
         self.checked_early = False
 
-    def add(self, m, stats):
-        """a batch: its masses (GeV, float32) and its BatchStats"""
-        self.masses.append(np.array(m, np.float32))
-        self.seen += len(m)
+    def add(self, m, stats, rows):
+        """a batch of rows jets: its masses (GeV, float32; None for a classifier's file without
+        them) and its BatchStats"""
+        if m is not None:
+            self.masses.append(np.array(m, np.float32))
+        self.seen += rows
         self.zero += stats.zero
         self.negative += np.asarray(stats.negative, np.int64)
         if not self.checked_early and (self.seen >= EARLY_ROWS or self.seen == self.rows):
             self.checked_early = True
-            self._mev(np.concatenate(self.masses), "its first %d jets" % self.seen)
+            if self.masses:
+                self._mev(np.concatenate(self.masses), "its first %d jets" % self.seen)
         if self.seen == self.rows:
             self.finish()
 
@@ -42,8 +45,8 @@ class FileChecks:
 
     def finish(self):
         m = np.concatenate(self.masses) if self.masses else np.zeros(0, np.float32)
-        n = len(m)
-        if n:
+        n = self.seen
+        if len(m):
             self._mev(m, "all its %d jets" % n)
         neg = int(np.count_nonzero(m < 0))
         if neg:

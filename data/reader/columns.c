@@ -1,6 +1,6 @@
-/* The per-jet columns (columns.h): the mass, the declared scalars and the class labels of
- * every file, read whole on every rank, checked finite and plausible (labels 0 or 1),
- * agreed. */
+/* The per-jet columns (columns.h): the mass (a classifier's file may lack it), the declared
+ * scalars and the class labels of every file, read whole on every rank, checked finite and
+ * plausible (labels 0 or 1), agreed. */
 #include "columns.h"
 
 #include <math.h>
@@ -23,8 +23,19 @@ static int read_finite(JetFile *f, const char *name, float *v, hid_t dxpl) {
     return rc;
 }
 
-/* the mass of file f into m (its rows), checked finite and plausible; negatives counted */
-static int read_mass(Columns *c, JetFile *f, float *m, hid_t dxpl, MPI_Comm comm, int rank) {
+/* the mass of file f into m (its rows), checked finite and plausible; negatives counted.
+ * A classifier's file (label: its label column) may have none: its rows' masses are NaN
+ * and c->has_mass drops to 0; a regression's is refused. */
+static int read_mass(Columns *c, JetFile *f, float *m, const char *label, hid_t dxpl, MPI_Comm comm, int rank) {
+    if (H5Lexists(f->file, DSET_M, H5P_DEFAULT) <= 0) {
+        if (!label)
+            return agree_fail_together(comm, e2e_fail(
+                "%s: no mass column '%s': the regression's target is the jet mass; a file without one can train "
+                "a classifier only (e2e-train --task classification --label COLUMN)", f->path, DSET_M));
+        for (long long r = 0; r < f->n; r++) m[r] = NAN;
+        c->has_mass = 0;
+        return 0;
+    }
     if (agree_fail_together(comm, read_finite(f, DSET_M, m, dxpl))) return -1;
     return agree_fail_together(comm, plausible_masses(m, f->n, f->path, rank == 0, &c->negative_mass));
 }
@@ -81,6 +92,7 @@ static int read_inputs(Columns *c, JetFile *files, int i) {
 int columns_read(Columns *c, JetFile *files, int nfiles, const long long *start, const char *label, hid_t dxpl,
                  MPI_Comm comm) {
     memset(c, 0, sizeof *c);
+    c->has_mass = 1;
     int rank;
     MPI_Comm_rank(comm, &rank);
     for (int i = 0; i < nfiles; i++)
@@ -96,7 +108,7 @@ int columns_read(Columns *c, JetFile *files, int nfiles, const long long *start,
                  ? 0 : e2e_fail("%s: out of memory for %lld rows", files[0].path, N);
     rc = agree_fail_together(comm, rc);
     for (int i = 0; !rc && i < nfiles; i++) {
-        rc = read_mass(c, &files[i], c->m + start[i], dxpl, comm, rank);
+        rc = read_mass(c, &files[i], c->m + start[i], label, dxpl, comm, rank);
         if (!rc) rc = read_scalars(c, &files[i], start[i], (float *)tmp, dxpl, comm);
         if (!rc && label) rc = agree_fail_together(comm, read_label(&files[i], label, c->label + start[i], tmp, dxpl));
     }

@@ -133,6 +133,7 @@ static void fill_info(Dataset *d) {
     in->scalar_scales = ji->scale;
     in->channel_kinds = ji->kind;
     in->negative_masses = d->cols.negative_mass;
+    in->has_mass = d->cols.has_mass;
     in->dtype_bytes = f0->dtype_bytes;
     in->n_files = rf->n;
     in->pixel_size = f0->pixel_size;
@@ -158,7 +159,9 @@ static void fill_info(Dataset *d) {
 static int open_data(Dataset *d, long long **train_rows) {
     int rc = rows_open(&d->rows, d->path, d->opt.io, d->comm);
     if (!rc) rc = read_columns(d);
-    if (!rc) rc = agree_fail_together(d->comm, jet_list_check_copies(d->rows.file, d->rows.n, d->cols.m));
+    /* a copy is told by its masses; files without them are not checked */
+    if (!rc && d->cols.has_mass)
+        rc = agree_fail_together(d->comm, jet_list_check_copies(d->rows.file, d->rows.n, d->cols.m));
     if (rc) return rc;
     const JetFile *f0 = &d->rows.file[0];
     fill_info(d);
@@ -172,6 +175,7 @@ static int open_data(Dataset *d, long long **train_rows) {
     if (agree_fail_together(d->comm, rc)) return -1;
     if (!d->opt.label) return 0;
     labels_count(d->cols.label, &d->split, d->comm, d->info.class_count);
+    if (d->opt.one_class_ok) return 0;
     return agree_fail_together(d->comm, labels_check(d->info.class_count, d->path, d->opt.label));
 }
 
@@ -209,6 +213,9 @@ static int set_scales(Dataset *d, const DatasetOptions *o) {
 static int make_weights(Dataset *d, const long long *train_rows) {
     if (d->opt.unbias == DATA_UNBIAS_CLASSES)
         return weights_make_classes(&d->weights, d->info.class_count[SPLIT_TRAIN], d->path, &d->info);
+    if (!d->cols.has_mass)
+        return e2e_fail("%s: no mass column 'm' to flatten the mass histogram with (the mass unbiasing "
+                        "weights, --unbias weights): train without them (--unbias none) or weigh the classes (--balance)", d->path);
     return weights_make(&d->weights, d->cols.m, train_rows, d->split.total[SPLIT_TRAIN], &d->opt, &d->info);
 }
 
@@ -299,6 +306,7 @@ long long dataset_split_local(const Dataset *d, Split s) { return s >= 0 && s < 
 long dataset_steps_per_epoch(const Dataset *d, Split s) { return s >= 0 && s < DATA_SPLITS ? d->split.steps[s] : 0; }
 const float *dataset_scales(const Dataset *d) { return d->scaling.scale; }
 const float *dataset_masses(const Dataset *d) { return d->cols.m; }
+const float *dataset_labels(const Dataset *d) { return d->cols.label; }
 const char *dataset_file_path(const Dataset *d, int i) { return i >= 0 && i < d->rows.n ? d->rows.file[i].path : ""; }
 const struct JetInputs *dataset_inputs(const Dataset *d) { return &d->cols.inputs; }
 

@@ -55,7 +55,10 @@ typedef struct {
     const char *label;     /* the column of class labels (0 or 1, any number type: a
                               classifier's target) or NULL: the target is m / mass_scale
                               (columns.c reads and checks it; dataset_open refuses a split
-                              of one class) */
+                              of one class unless one_class_ok). With a label the files
+                              need no mass column m (info.has_mass); without one they do */
+    int one_class_ok;      /* with a label: a split of one class is counted (info.class_count)
+                              but not refused (evaluation of a file of one class) */
     int keep_half;         /* with preprocess = 0 and every file dense float16: batches carry
                               the stored binary16 values (x_half, half the bytes to move to a
                               GPU, no decoding on the CPU) instead of float32 x */
@@ -128,6 +131,9 @@ typedef struct {
     const char *label;        /* options.label: the target is this column's 0/1 class, or NULL */
     long long class_count[DATA_SPLITS][2]; /* with a label: the jets of class 0 and 1 in
                                  each split, all ranks */
+    int has_mass;             /* 1: every file holds the mass m; 0: not all do (a classifier's
+                                 files, options.label given): their rows' masses are NaN and
+                                 batch.mass too; the mass unbiasing is refused */
     /* plausibility (data/README.md): each finding was a warning on rank 0 at open */
     long long negative_masses; /* jets with m < 0 */
     long long images_checked;  /* images the statistics pass read (0 when scales were given) */
@@ -159,6 +165,9 @@ const long long *dataset_split_rows(const Dataset *d, Split s, long long *n);
 long dataset_steps_per_epoch(const Dataset *d, Split s);
 const float *dataset_scales(const Dataset *d);             /* the C scales in use */
 const float *dataset_masses(const Dataset *d);             /* m of every row, dataset order */
+const float *dataset_labels(const Dataset *d);             /* with options.label: every row's
+                                                              class (0 or 1), dataset order;
+                                                              NULL without */
 const char *dataset_file_path(const Dataset *d, int i);    /* file i of info.n_files */
 /* The preprocessing as numbers, for a path that does it itself (preprocess = 0): per
  * pixel of channel c, prep_pixel (prep_pixel.h) with factor[c] (= 1 / scale, the very

@@ -9,7 +9,8 @@
 
 #define TAG_FINGERPRINT 0x46505249ULL /* "FPRI" */
 
-static uint64_t mass_hash(const float *m, long long n) {
+/* the n floats' bits, in order (the masses, or a classifier's labels) */
+static uint64_t floats_hash(const float *m, long long n) {
     uint64_t h = drng_mix(TAG_FINGERPRINT ^ (uint64_t)n);
     for (long long i = 0; i < n; i++) {
         uint32_t bits;
@@ -43,7 +44,11 @@ void data_fingerprint(const Dataset *d, MPI_Comm comm, DataFingerprint *fp) {
     fp->channels = in->channels;
     fp->height = in->height;
     fp->width = in->width;
-    fp->mass_hash = mass_hash(dataset_masses(d), in->n_total);
+    fp->mass_hash = floats_hash(dataset_masses(d), in->n_total);
+    if (in->label) {
+        snprintf(fp->label, sizeof fp->label, "%s", in->label);
+        fp->label_hash = floats_hash(dataset_labels(d), in->n_total);
+    }
     uint64_t mine = local_split_hash(d);
     MPI_Allreduce(&mine, &fp->split_hash, 1, MPI_UINT64_T, MPI_SUM, comm);
     for (int c = 0; c < in->channels; c++) {
@@ -73,6 +78,11 @@ int data_fingerprint_differs(const DataFingerprint *a, const DataFingerprint *b,
         join(why, size, "; ", item);
     }
     if (a->n == b->n && a->mass_hash != b->mass_hash) join(why, size, "; ", "other masses (other jets, or another order)");
+    if (a->label[0] && b->label[0] && strcmp(a->label, b->label)) {
+        snprintf(item, sizeof item, "labels from column '%s', not '%s'", b->label, a->label);
+        join(why, size, "; ", item);
+    } else if (a->label[0] && b->label[0] && a->n == b->n && a->label_hash != b->label_hash)
+        join(why, size, "; ", "other labels (relabelled jets, or another order)");
     if (!why[0] && a->split_hash != b->split_hash)
         join(why, size, "; ", "the same jets, but the reader splits them into other training, validation and test "
                               "rows (another chunking or file boundaries?)");
@@ -80,6 +90,7 @@ int data_fingerprint_differs(const DataFingerprint *a, const DataFingerprint *b,
 }
 
 void data_fingerprint_describe(const DataFingerprint *f, char *out, size_t size) {
-    snprintf(out, size, "%lld jets of %d x %d x %d (%s) from %s", f->n, f->channels, f->height, f->width,
-             f->channel_names, f->files[0] ? f->files : "?");
+    snprintf(out, size, "%lld jets of %d x %d x %d (%s)%s%s%s from %s", f->n, f->channels, f->height, f->width,
+             f->channel_names, f->label[0] ? ", labels '" : "", f->label, f->label[0] ? "'" : "",
+             f->files[0] ? f->files : "?");
 }

@@ -5,7 +5,10 @@
  *
  * Compared: N, the image shape, the channel names, a hash of the masses in dataset
  * order, and a hash of which rows are validation and test (so a copy of the same jets
- * that the reader splits differently is told apart too). The files' names are kept
+ * that the reader splits differently is told apart too); for a classifier also the label
+ * column's name and a hash of its values in dataset order (relabelled jets are other
+ * data), compared where both fingerprints have them (a classifier's checkpoint from
+ * before them has none). The files' names are kept
  * for messages only: a moved or renamed file with the same jets is the same data. */
 #ifndef E2E_DATA_FINGERPRINT_H
 #define E2E_DATA_FINGERPRINT_H
@@ -24,6 +27,9 @@ typedef struct {
     uint64_t mass_hash;                 /* the masses, in dataset order */
     uint64_t split_hash;                /* the validation and test rows (order-free sum) */
     char channel_names[FINGERPRINT_TEXT]; /* "a,b,c" (empty names where the file has none) */
+    char label[FINGERPRINT_TEXT];       /* a classifier's label column; "" without one (a
+                                           regression's fingerprint is what it always was) */
+    uint64_t label_hash;                /* with a label: its values, in dataset order */
     char files[FINGERPRINT_TEXT];       /* the files' names, ", "-joined (messages only) */
 } DataFingerprint;
 

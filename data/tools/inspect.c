@@ -108,14 +108,15 @@ typedef struct {
     float *col[MAX_COLUMNS];
 } Opened;
 
-/* the columns shown: m, then pt, ieta, iphi where every file has them, then the declared
- * scalars not among them */
+/* the columns shown: m, pt, ieta, iphi where every file has them (a classifier's files may
+ * have no mass: the E2E electron/photon ones hold X and y), then the declared scalars not
+ * among them */
 static void choose_columns(Opened *d) {
     static const char *const usual[4] = {DSET_M, DSET_PT, DSET_IETA, DSET_IPHI};
     d->ncol = 0;
     for (int k = 0; k < 4; k++) {
         int everywhere = 1;
-        for (int i = 0; k && i < d->nf; i++) everywhere &= H5Lexists(d->files[i].file, usual[k], H5P_DEFAULT) > 0;
+        for (int i = 0; i < d->nf; i++) everywhere &= H5Lexists(d->files[i].file, usual[k], H5P_DEFAULT) > 0;
         if (everywhere) d->name[d->ncol++] = usual[k];
     }
     for (int s = 0; s < d->inputs.n_scalars; s++) {
@@ -227,7 +228,8 @@ static void print_files(FILE *out, const char *path, const Opened *d) {
     print_inputs(out, d);
     fprintf(out, "per-jet columns:\n");
     for (int k = 0; k < d->ncol; k++) print_column(out, d->name[k], d->col[k], d->N);
-    print_mass_histogram(out, d->col[0], d->N);
+    if (d->ncol && !strcmp(d->name[0], DSET_M)) print_mass_histogram(out, d->col[0], d->N);
+    else fprintf(out, "no mass column '%s' (a classifier's files need none; a regression does)\n", DSET_M);
 }
 
 /* The class counts of the label column (every file's; NULL: y where every file has it):

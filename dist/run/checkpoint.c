@@ -187,6 +187,9 @@ static int write_data_attrs(hid_t g, const CheckpointState *st) {
     rc |= attr_write(g, "data_split_hash", H5T_NATIVE_ULLONG, &split);
     rc |= h5_attr_write_str(g, "data_channel_names", st->data.channel_names, 0);
     rc |= h5_attr_write_str(g, "data_files", st->data.files, 0);
+    unsigned long long label = st->data.label_hash;  /* a classifier's labels; a regression has none */
+    if (st->data.label[0])
+        rc |= attr_write(g, "data_label_hash", H5T_NATIVE_ULLONG, &label) | h5_attr_write_str(g, "data_label", st->data.label, 0);
     return rc;
 }
 
@@ -209,8 +212,10 @@ static void read_data_attrs(hid_t g, CheckpointState *st) {
         snprintf(st->data.channel_names, sizeof st->data.channel_names, "%s", names);
         snprintf(st->data.files, sizeof st->data.files, "%s", files);
     }
-    free(names);
-    free(files);
+    char *label = h5_attr_str(g, "data_label");  /* a classifier's; absent from older ones */
+    if (st->has_data && label && !h5_attr_read(g, "data_label_hash", H5T_NATIVE_ULLONG, &mass))
+        snprintf(st->data.label, sizeof st->data.label, "%s", label), st->data.label_hash = mass;
+    free(names), free(files), free(label);
 }
 
 /* ---- writing ---- */

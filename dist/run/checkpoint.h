@@ -14,7 +14,8 @@
  *                                  fingerprint (data/reader/fingerprint.h: data_n,
  *                                  data_channels, data_height, data_width,
  *                                  data_mass_hash, data_split_hash,
- *                                  data_channel_names, data_files) and the rest of
+ *                                  data_channel_names, data_files; a classifier's
+ *                                  data_label, data_label_hash) and the rest of
  *                                  the preprocessing (zero_suppress, unbias) and the
  *                                  regression target's scale (mass_scale); these
  *                                  last are optional: absent from checkpoints written

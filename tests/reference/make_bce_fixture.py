@@ -8,7 +8,12 @@ classification parity test (tests/test_parity_torch.c, "bce"):
            our float results are compared with) and float32
   model/*  the E2E ResNet-15 (PyTorch's own initialisation) with one logit, a batch of 4 jets
            with labels 1, 0, 0, 1 and weights as --balance gives them: the logits, the loss,
-           every gradient, and the parameters and losses of 3 Adam steps
+           every gradient, and the parameters and losses of 3 Adam steps, in float32; and the
+           first step again in float64 from the same weights and inputs (model.double()):
+           model/logit_f64, model/loss_f64, model/grad_f64/* (the exact answer, which
+           PyTorch's float32 and ours are both measured against)
+
+The shared steps: fixture.py.
 
     python3 tests/reference/make_bce_fixture.py   (needs Debian's python3-torch)
 """
@@ -19,10 +24,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bundle  # noqa: E402
-from resnet15 import ResNet15, carried_names  # noqa: E402
+import fixture  # noqa: E402
 
-N, C, H, W, STEPS, LR = 4, 3, 32, 32, 3, 1e-3
+N, C, H, W = 4, 3, 32, 32
 
 
 def op_part(out):
@@ -40,52 +44,25 @@ def op_part(out):
 
 
 def model_part(out):
-    torch.manual_seed(20261205)
-    torch.set_num_threads(1)
-    model = ResNet15(in_channels=C)
-    names = carried_names(model)
+    model, names = fixture.seeded_model(20261205, C)
     x = torch.rand(N, C, H, W)  # dense: no exact max-pool ties
     scalars = torch.stack([torch.rand(N) * 0.5, torch.rand(N) * 0.4 - 0.2], 1)
     target = torch.tensor([1.0, 0.0, 0.0, 1.0])
     weight = torch.tensor([0.8, 1.25, 1.25, 0.8])
     out.update({"model/x": x.numpy(), "model/scalars": scalars.numpy(), "model/target": target.numpy(),
                 "model/weight": weight.numpy()})
-    state = model.state_dict()
-    for k in names:
-        out["model/param/" + k] = state[k].numpy().copy()
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
-    loss_fn = torch.nn.BCEWithLogitsLoss(weight=weight)
-    losses = []
-    for step in range(STEPS):
-        opt.zero_grad()
-        logit = model(x, scalars)[:, 0]
-        loss = loss_fn(logit, target)
-        loss.backward()
-        if step == 0:
-            out["model/logit"] = logit.detach().numpy()
-            params = dict(model.named_parameters())
-            for k in names:
-                out["model/grad/" + k] = params[k].grad.numpy().copy()
-        losses.append(loss.item())
-        opt.step()
-    out["model/losses"] = np.array(losses, dtype=np.float32)
-    state = model.state_dict()
-    for k in names:
-        out["model/adam3/" + k] = state[k].numpy().copy()
-    return losses
+    fixture.put_state(out, model, names, "model/param/")
+    bce64 = torch.nn.BCEWithLogitsLoss(weight=weight.double())
+    fixture.exact_step(out, model, names, x, scalars, lambda y: bce64(y, target.double()), "model/", "logit")
+    bce = torch.nn.BCEWithLogitsLoss(weight=weight)
+    return fixture.adam_steps(out, model, names, x, scalars, lambda y: bce(y, target), "model/", "logit")
 
 
 def main():
     out = {}
     op_part(out)
     losses = model_part(out)
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "resnet15_bce_fixture.bin")
-    # the bundle holds float32: the float64 values go in as (hi, lo) pairs, hi + lo = value
-    for k in [k for k in out if k.endswith("_f64")]:
-        v = np.asarray(out.pop(k), dtype=np.float64)
-        hi = v.astype(np.float32)
-        out[k + "_hi"], out[k + "_lo"] = hi, (v - hi.astype(np.float64)).astype(np.float32)
-    bundle.write(path, out)
+    path = fixture.write("resnet15_bce_fixture.bin", out)
     print("wrote %s: %d tensors, losses %s" % (path, len(out), losses))
 
 
