@@ -146,8 +146,6 @@ def read_classifier(path):
     bad = np.flatnonzero(~((y == 0) | (y == 1)) | np.isnan(x))
     if bad.size:
         raise Bad("%s: row %d: label %g, logit %g: labels must be 0 or 1, logits not NaN" % (path, bad[0], y[bad[0]], x[bad[0]]))
-    if y.min() == y.max():
-        raise Bad("%s: every jet is of class %d: a ROC curve needs both" % (path, int(y[0])))
     return y, x
 
 
@@ -168,7 +166,7 @@ def rejection_at(eps_s, eps_b, eff):
     return np.inf if eb == 0 else 1.0 / eb
 
 
-CLASS_GNUPLOT = """set datafile separator ","
+ROC_GNUPLOT = """set datafile separator ","
 set terminal pngcairo size 900,700 enhanced font "sans,11"
 set output "{pngroc}"
 set title "ROC curve ({n} jets, {ns} signal)"
@@ -180,39 +178,59 @@ set grid
 set key top right
 plot "{csvroc}" skip 1 using 2:(($3 > 0) ? $4 : 1/0) with lines lw 2 title "AUC = {auc:.4f}", \\
      (x > 0 ? 1/x : 1/0) with lines dt 2 lc "grey" title "random (1/{{/Symbol e}}_s)"
+"""
 
+SCORES_GNUPLOT = """set datafile separator ","
+set terminal pngcairo size 900,700 enhanced font "sans,11"
+set grid
 set output "{pngs}"
 set title "Score per class"
 set xlabel "score (sigmoid of the logit)"
 set ylabel "fraction of the class's jets"
+set logscale y
 set xrange [0:1]
 set key top center
-plot "{csvs}" skip 1 using (($1+$2)/2):($6 > 0 ? $6 : 1/0) with histeps lw 2 lc "blue" title "background (0)", \\
-     "{csvs}" skip 1 using (($1+$2)/2):($5 > 0 ? $5 : 1/0) with histeps lw 2 lc "red" title "signal (1)"
+plot {curves}
 """
+SCORE_CURVE = '"{csvs}" skip 1 using (($1+$2)/2):(${col} > 0 ? ${col} : 1/0) with histeps lw 2 lc "{color}" title "{title}"'
+
+
+
+def score_plot(a, stem, y, x):
+    """the score's distribution per class: PRED_scores.csv and .png (a class with no jet
+    is left out)"""
+    edges = np.linspace(0.0, 1.0, (a.bins or 50) + 1)
+    score = 1.0 / (1.0 + np.exp(-np.clip(x, -700, 700)))
+    hs, _ = np.histogram(score[y == 1], edges)
+    hb, _ = np.histogram(score[y == 0], edges)
+    fs, fb = hs / max(hs.sum(), 1), hb / max(hb.sum(), 1)
+    write_csv(stem + "_scores.csv", "lo,hi,signal,background,signal_frac,background_frac",
+              [(edges[k], edges[k + 1], int(hs[k]), int(hb[k]), fs[k], fb[k]) for k in range(len(hs))],
+              ["%.6g", "%.6g", "%d", "%d", "%.9g", "%.9g"])
+    curves = [SCORE_CURVE.format(csvs=stem + "_scores.csv", col=col, color=color, title=title)
+              for col, color, title, h in ((6, "blue", "background (0)", hb), (5, "red", "signal (1)", hs)) if h.sum()]
+    gnuplot(SCORES_GNUPLOT.format(pngs=stem + "_scores.png", curves=", \\\n     ".join(curves)))
 
 
 def classifier_plots(a, stem):
-    """the ROC curve and the score distributions of a classifier's prediction file"""
+    """the ROC curve and the score distributions of a classifier's prediction file; a file
+    of one class (a single-class sample evaluated alone) gets the score plot only"""
     y, x = read_classifier(a.predictions)
+    score_plot(a, stem, y, x)
+    n, ns = len(y), int(y.sum())
+    if y.min() == y.max():
+        print("%s: warning: %s: every jet is of class %d: no ROC curve (it needs both classes); wrote "
+              "%s_scores.csv and %s_scores.png" % (PROG, a.predictions, int(y[0]), stem, stem), file=sys.stderr)
+        return
     thr, es, eb = roc_curve(y, x)
     auc = float(np.sum((eb[1:] - eb[:-1]) * (es[1:] + es[:-1]) / 2))  # the trapezoids, ties as diagonals
     with np.errstate(divide="ignore"):
         rej = np.where(eb > 0, 1.0 / np.where(eb > 0, eb, 1.0), np.inf)
     write_csv(stem + "_roc.csv", "logit,eps_s,eps_b,rejection", list(zip(thr, es, eb, rej)),
               ["%.9g", "%.9g", "%.9g", "%.9g"])
-    edges = np.linspace(0.0, 1.0, (a.bins or 50) + 1)
-    score = 1.0 / (1.0 + np.exp(-np.clip(x, -700, 700)))
-    hs, _ = np.histogram(score[y == 1], edges)
-    hb, _ = np.histogram(score[y == 0], edges)
-    write_csv(stem + "_scores.csv", "lo,hi,signal,background,signal_frac,background_frac",
-              [(edges[k], edges[k + 1], int(hs[k]), int(hb[k]), hs[k] / hs.sum(), hb[k] / hb.sum())
-               for k in range(len(hs))], ["%.6g", "%.6g", "%d", "%d", "%.9g", "%.9g"])
-    n, ns = len(y), int(y.sum())
     print("%s: %d jets (%d signal): AUC %.6f, 1/eps_b %.4g at eps_s 0.3, %.4g at 0.5; wrote %s_roc.csv and %s_scores.csv"
           % (PROG, n, ns, auc, rejection_at(es, eb, 0.3), rejection_at(es, eb, 0.5), stem, stem))
-    gnuplot(CLASS_GNUPLOT.format(pngroc=stem + "_roc.png", csvroc=stem + "_roc.csv", pngs=stem + "_scores.png",
-                                 csvs=stem + "_scores.csv", n=n, ns=ns, auc=auc))
+    gnuplot(ROC_GNUPLOT.format(pngroc=stem + "_roc.png", csvroc=stem + "_roc.csv", n=n, ns=ns, auc=auc))
     print("%s: wrote %s_roc.png and %s_scores.png" % (PROG, stem, stem))
 
 

@@ -24,6 +24,7 @@ real mpirun (2 ranks, CPU). One test per subcommand (ctest runs each as egamma_<
 
 usage: test_classify_egamma.py TEST BUILD_DIR
 """
+import csv
 import json
 import os
 import shutil
@@ -198,6 +199,15 @@ def t_one_class(e):
     warns = [ln for ln in p.stderr.splitlines() if "warning:" in ln]
     check(len(warns) == 1 and "photons.h5" in warns[0] and "one class only" in warns[0] and "null" in warns[0],
           "one warning naming the file: %s" % (warns[0] if warns else "(none)"))
+    p = run([os.path.join(TOP, "launch", "plot"), "--predictions", pred], expect=0)
+    stem = pred[:-3]
+    check(os.path.getsize(stem + "_scores.png") > 0 and not os.path.exists(stem + "_roc.png"),
+          "launch/plot --predictions on one class: the score plot, no ROC curve")
+    with open(stem + "_scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    check(sum(int(r["background"]) for r in rows) == len(y) and not any(int(r["signal"]) for r in rows),
+          "the score histogram holds the %d photons" % len(y))
+    check("no ROC curve" in p.stderr and pred in p.stderr, "the plot says why there is no ROC curve")
     p = e.train(e.path("photons_only"), data=e.photons, expect=1, epochs=1)
     refused(p, ["photons.h5", "the training split holds one class only"], "training on photons alone")
 
