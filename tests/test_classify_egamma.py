@@ -41,6 +41,7 @@ use_project_venv(__file__)
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
+from test_export_onnx import predict, relative  # noqa: E402
 from test_train_e2e import MPIRUN, check, err_line, run, run_test  # noqa: E402
 
 CONVERT = os.path.join(TOP, "data", "e2e-convert")
@@ -165,6 +166,18 @@ def t_train(e):
     check(all(png(e.path("test_pred_%s.png" % k)) for k in ("roc", "scores")),
           "launch/plot --predictions: test_pred_roc.png and test_pred_scores.png")
     check("AUC %.6f" % m["auc"] in p.stdout, "the plot's AUC is e2e-eval's")
+    # exported for ONNX Runtime (a classifier without masses, --nhwc): its scores on the
+    # source file's own channel-last X are e2e-eval's
+    epred, onnx_path = e.path("electron_pred.h5"), e.path("egamma.onnx")
+    e.eval(ck, "--split", "test", "--predictions", epred, data=e.electrons)
+    with h5py.File(epred, "r") as f:
+        idx, want = f["index"][()], f["score"][()].astype(np.float64)
+    run([os.path.join(TOP, "launch", "e2e-export"), ck, "-o", onnx_path, "--nhwc"], expect=0)
+    with h5py.File(e.path("SingleElectronPt50_IMGCROPS_test.hdf5"), "r") as f:
+        x = f["X"][()][idx]  # (n, 32, 32, 2) as the E2E file holds it; electrons.h5 keeps its order
+    r = relative(predict(onnx_path, x.transpose(0, 3, 1, 2), None, 256, True), want)
+    check(r <= 1e-5, "e2e-export --nhwc: ONNX Runtime's scores of %d electrons from the source file's X = "
+          "e2e-eval's within %.1e relative" % (len(idx), r))
     for extra, task, needles, what in (
             ([], False, ["photons.h5", "no mass column 'm'", "classifier only"], "a regression without masses"),
             (["--unbias", "weights"], True, ["no mass column 'm'", "--unbias none", "--balance"],
