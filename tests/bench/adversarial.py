@@ -180,6 +180,7 @@ from test_no_loss import (Tmpfs, compact_file, digest, fill, layout_files, pixel
                           qg_source, shuffled_copy, tree)
 from test_train_e2e import Skip  # noqa: E402
 from launcher_kill import kill_launcher_midrun, written_after  # noqa: E402
+from test_claims import copy_with  # noqa: E402
 
 NEVER = r"(?!x)x"  # matches nothing: an error where succeeding is right
 
@@ -926,18 +927,8 @@ def c_sparse_estimate(x):
 # ---- 9: inputs that claim what they are not, records that say what did not happen ----
 
 def h5_copy(x, name, images=None, attrs=None, drop=()):
-    dst = x.path(name)
-    with h5py.File(x.data, "r") as f, h5py.File(dst, "w") as g:
-        xs = f["X_jet"][()]
-        g.create_dataset("X_jet", data=images(xs) if images else xs, chunks=True)
-        for k in ("m", "pt", "ieta", "iphi"):
-            g[k] = f[k][()]
-        for k, v in f.attrs.items():
-            if k not in drop:
-                g.attrs[k] = v
-        for k, v in (attrs or {}).items():
-            g.attrs[k] = v
-    return dst
+    """a copy of the case's jet file as name: test_claims.copy_with"""
+    return copy_with(x.data, x.path(name), images, attrs, drop)
 
 
 def channel_last(x, name, c, size):
