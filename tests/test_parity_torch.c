@@ -73,13 +73,19 @@ static double compare_arena(const Model *m, const float *ours, const float *ref,
     return worst;
 }
 
-static void run(const Bundle *b, const char *path) {
-    const BundleTensor *x = need(b, "x"), *sc = need(b, "scalars"), *tg = need(b, "target");
-    int n = x->dims[0];
-    ModelConfig cfg = model_default_config(n);
+/* the default model for the fixture's input x (n, C, H, W) */
+static ModelConfig fixture_config(const BundleTensor *x) {
+    ModelConfig cfg = model_default_config(x->dims[0]);
     cfg.in_channels = x->dims[1];
     cfg.height = x->dims[2];
     cfg.width = x->dims[3];
+    return cfg;
+}
+
+static void run(const Bundle *b, const char *path) {
+    const BundleTensor *x = need(b, "x"), *sc = need(b, "scalars"), *tg = need(b, "target");
+    int n = x->dims[0];
+    ModelConfig cfg = fixture_config(x);
     setenv("E2E_CPU_CONV", path, 1);
     NetOps *ops = net_cpu_create(2);
     unsetenv("E2E_CPU_CONV");
@@ -208,10 +214,7 @@ static void first_step_bf16(Model *m, const Bundle *b, int n, float *arena, cons
 static void run_bf16(const Bundle *b, const char *path) {
     const BundleTensor *x = need(b, "x"), *sc = need(b, "scalars"), *tg = need(b, "target");
     int n = x->dims[0];
-    ModelConfig cfg = model_default_config(n);
-    cfg.in_channels = x->dims[1];
-    cfg.height = x->dims[2];
-    cfg.width = x->dims[3];
+    ModelConfig cfg = fixture_config(x);
     setenv("E2E_CPU_CONV", path, 1);
     NetOps *ops = net_cpu_create_precision(2, "bf16");
     unsetenv("E2E_CPU_CONV");

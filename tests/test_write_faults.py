@@ -18,7 +18,6 @@ or EACCES in turn; a few runs fail every call from one on (a file system gone ba
 usage: test_write_faults.py TEST BUILD_DIR
 """
 import errno
-import hashlib
 import os
 import re
 import signal
@@ -28,6 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_no_loss import digest  # noqa: E402
 from test_train_e2e import ENV, MPIRUN, Failure, Skip, check, run_test  # noqa: E402
 
 ERRNOS = ["ENOSPC", "EIO", "EDQUOT", "EACCES"]
@@ -46,14 +46,6 @@ class Env:
 
     def path(self, *names):
         return os.path.join(self.tmp, *names)
-
-
-def digest(path):
-    try:
-        with open(path, "rb") as f:
-            return hashlib.md5(f.read()).hexdigest()
-    except OSError:
-        return None
 
 
 class Result:
