@@ -1,7 +1,8 @@
 /* The fuzz harnesses' shared setup (fuzz_common.h). */
+#define _XOPEN_SOURCE 700
 #include "fuzz_common.h"
 
-#include <dirent.h>
+#include <ftw.h>
 #include <hdf5.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -11,17 +12,15 @@
 
 static char scratch[256];
 
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st, (void)type, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* the scratch tree, depth first (fuzz_file_list makes folders in it) */
 static void remove_scratch(void) {
-    DIR *d = opendir(scratch);
-    struct dirent *e;
-    char p[512];
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", scratch, e->d_name);
-            unlink(p);
-        }
-    if (d) closedir(d);
-    rmdir(scratch);
+    nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     int done = 0;
     MPI_Finalized(&done);
     if (!done) MPI_Finalize();
