@@ -208,6 +208,8 @@ static void test_bad(void) {
     bad("a NaN label", "nan.h5", s, "y", "row 311 is nan");
     s.bad = 0.5;
     bad("a label 0.5", "half.h5", s, "y", "row 311 is 0.5");
+    s.bad = 1.0 + 0x1p-23;  /* the float after 1: named with its digits, not as "1" */
+    bad("a label just above 1", "above1.h5", s, "y", "row 311 is 1.00000012");
     s = labelled(H5T_STD_U8LE);
     s.label_2d = 1;
     bad("a label of 2 columns", "twod.h5", s, "y", "y has 2 dimensions");
@@ -320,6 +322,46 @@ static void test_fingerprint(void) {
           "the same file twice: the same fingerprint (%s)", why);
 }
 
+/* An enum label column as h5py writes numpy bool (members FALSE 0 and TRUE 1 over int8),
+ * with_two: a third member 2 on row 7 */
+static void write_enum_labels(const char *path, int with_two) {
+    write_file(path, (Spec){NULL, 0, 0, -1, 0, 0, 0, 0});
+    if (rank == 0) {
+        hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), t = H5Tenum_create(H5T_STD_I8LE);
+        signed char v[N], m = 0;
+        H5Tenum_insert(t, "FALSE", &m), m = 1, H5Tenum_insert(t, "TRUE", &m), m = 2;
+        if (with_two) H5Tenum_insert(t, "MAYBE", &m);
+        for (long long i = 0; i < N; i++) v[i] = (signed char)label_of(i);
+        if (with_two) v[7] = 2;
+        hsize_t n = N;
+        hid_t sp = H5Screate_simple(1, &n, NULL), d = H5Dcreate2(f, "y", t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t mem = H5Tget_native_type(t, H5T_DIR_ASCEND);
+        H5Dwrite(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+        H5Tclose(mem), H5Dclose(d), H5Sclose(sp), H5Tclose(t), H5Fclose(f);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
+/* labels of a boolean type (an HDF5 enum of integers) are numbers: read as 0 and 1; a
+ * member worth 2 is refused like any label 2 */
+static void test_boolean(void) {
+    char p[512];
+    path_in(p, "bool.h5");
+    write_enum_labels(p, 0);
+    Dataset *d = NULL;
+    DatasetOptions o = options(p, "y", DATA_UNBIAS_NONE);
+    CHECK(dataset_open(&d, &o) == 0, "boolean (enum) labels: %s", e2e_error());
+    if (d) {
+        check_batches(d, SPLIT_TRAIN, label_of, NULL, "boolean labels");
+        check_counts(d, label_of, "boolean labels");
+        dataset_close(d);
+    }
+    path_in(p, "enum2.h5");
+    write_enum_labels(p, 1);
+    expect_open_fails("an enum label worth 2", options(p, "y", DATA_UNBIAS_NONE), "enum2.h5",
+                      "label 'y' row 7 is 2: a class label must be 0 or 1");
+}
+
 int main(int argc, char **argv) {
     int provided;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
@@ -330,6 +372,7 @@ int main(int argc, char **argv) {
     test_balance();
     test_list();
     test_bad();
+    test_boolean();
     test_no_mass();
     test_one_class_ok();
     test_fingerprint();

@@ -2,6 +2,7 @@
  * attributes, whole datasets, row reads and writes, files built in memory. */
 #include "h5util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,13 @@ const char *h5_type_name(hid_t t, char *buf, size_t len) {
         snprintf(buf, len, "float%zu%s", bits, H5Tget_order(t) == H5T_ORDER_BE ? " (big-endian)" : "");
         break;
     case H5T_STRING: snprintf(buf, len, "string"); break;
+    case H5T_ENUM: {
+        hid_t base = H5Tget_super(t);
+        char bn[32];
+        snprintf(buf, len, "enum of %s", h5_type_name(base, bn, sizeof bn));
+        H5Tclose(base);
+        break;
+    }
     case H5T_COMPOUND: snprintf(buf, len, "compound"); break;
     default: snprintf(buf, len, "a non-numeric type"); break;
     }
@@ -275,4 +283,28 @@ int h5_file_format(const char *path, char *format, size_t size) {
     H5Eclear2(H5E_DEFAULT);
     h5_quiet_end(&q);
     return kind;
+}
+
+/* An enum of integers (h5py's numpy bool is one: FALSE 0, TRUE 1) read as its members'
+ * values: HDF5 converts no enum to a number, so the native enum is read and its integers
+ * widened here. n values into out; -1 with no message when the read fails. */
+int h5_read_enum_numbers(hid_t d, hid_t enum_type, long long n, double *out, hid_t dxpl) {
+    hid_t mem = H5Tget_native_type(enum_type, H5T_DIR_ASCEND), base = H5Tget_super(enum_type);
+    size_t size = H5Tget_size(mem);
+    int is_signed = H5Tget_sign(base) != H5T_SGN_NONE;
+    unsigned char *raw = malloc((size_t)n * size + 1);
+    int rc = raw && H5Dread(d, mem, H5S_ALL, H5S_ALL, dxpl, raw) >= 0 ? 0 : -1;
+    for (long long i = 0; !rc && i < n; i++) {
+        const unsigned char *v = raw + i * size;
+        switch (size) {
+        case 1: out[i] = is_signed ? (double)*(const int8_t *)v : (double)*v; break;
+        case 2: out[i] = is_signed ? (double)*(const int16_t *)v : (double)*(const uint16_t *)v; break;
+        case 4: out[i] = is_signed ? (double)*(const int32_t *)v : (double)*(const uint32_t *)v; break;
+        default: out[i] = is_signed ? (double)*(const int64_t *)v : (double)*(const uint64_t *)v; break;
+        }
+    }
+    free(raw);
+    H5Tclose(base);
+    H5Tclose(mem);
+    return rc;
 }

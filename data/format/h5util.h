@@ -27,6 +27,9 @@ int h5_float_kind(hid_t type, int *little);
 
 /* "float32", "int64", "string", ... for messages */
 const char *h5_type_name(hid_t t, char *buf, size_t len);
+/* The n values of dataset d, an enum of integers (enum_type, its type), as the numbers the
+ * members stand for (h5py writes numpy bool as such an enum); -1 when the read fails. */
+int h5_read_enum_numbers(hid_t d, hid_t enum_type, long long n, double *out, hid_t dxpl);
 
 /* ---- attributes ---- */
 

@@ -335,8 +335,17 @@ int jetfile_open(JetFile *f, const char *path, hid_t fapl) {
     return rc;
 }
 
-/* (N,) column name into out as mem_type: a float column, or with any_number an integer
- * one too; the shape and the type checked */
+static int enum_of_integers(hid_t t) {
+    if (H5Tget_class(t) != H5T_ENUM) return 0;
+    hid_t base = H5Tget_super(t);
+    int yes = H5Tget_class(base) == H5T_INTEGER;
+    H5Tclose(base);
+    return yes;
+}
+
+/* (N,) column name into out as mem_type: a float column, or with any_number (mem_type
+ * double) an integer one or an enum of integers (numpy bool through h5py) too; the shape
+ * and the type checked */
 static int read_column_as(JetFile *f, const char *name, hid_t mem_type, int any_number, void *out, hid_t dxpl) {
     if (H5Lexists(f->file, name, H5P_DEFAULT) <= 0)
         return e2e_fail("%s: no dataset '%s' (a jet file holds X_jet, m, pt, ieta, iphi: data/format/FORMAT.md)",
@@ -353,10 +362,11 @@ static int read_column_as(JetFile *f, const char *name, hid_t mem_type, int any_
     else if ((long long)dims[0] != f->n)
         rc = e2e_fail("%s: %s has %llu rows but X_jet has %lld", f->path, name,
                        (unsigned long long)dims[0], f->n);
-    else if (cls != H5T_FLOAT && !(any_number && cls == H5T_INTEGER))
+    else if (cls != H5T_FLOAT && !(any_number && (cls == H5T_INTEGER || enum_of_integers(t))))
         rc = e2e_fail("%s: %s has dtype %s; expected %s", f->path, name, h5_type_name(t, tn, sizeof tn),
-                       any_number ? "numbers (an integer or float type)" : "float32");
-    else if (H5Dread(d, mem_type, H5S_ALL, H5S_ALL, dxpl, out) < 0)
+                       any_number ? "numbers (an integer, float or boolean type)" : "float32");
+    else if (cls == H5T_ENUM ? h5_read_enum_numbers(d, t, f->n, out, dxpl) < 0
+                             : H5Dread(d, mem_type, H5S_ALL, H5S_ALL, dxpl, out) < 0)
         rc = h5_fail(f->path, "cannot read a column (truncated or damaged file?)");
     H5Tclose(t);
     H5Sclose(sp);

@@ -67,7 +67,7 @@ static int read_label(JetFile *f, const char *name, float *label, double *tmp, h
     if (jetfile_read_numbers(f, name, tmp, dxpl)) return -1;
     for (long long r = 0; r < f->n; r++) {
         if (tmp[r] != 0.0 && tmp[r] != 1.0)
-            return e2e_fail("%s: label '%s' row %lld is %g: a class label must be 0 or 1 (background or signal)",
+            return e2e_fail("%s: label '%s' row %lld is %.9g: a class label must be 0 or 1 (background or signal)",
                             f->path, name, r, tmp[r]);
         label[r] = (float)tmp[r];
     }
