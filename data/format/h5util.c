@@ -292,7 +292,8 @@ int h5_read_enum_numbers(hid_t d, hid_t enum_type, long long n, double *out, hid
     hid_t mem = H5Tget_native_type(enum_type, H5T_DIR_ASCEND), base = H5Tget_super(enum_type);
     size_t size = H5Tget_size(mem);
     int is_signed = H5Tget_sign(base) != H5T_SGN_NONE;
-    unsigned char *raw = malloc((size_t)n * size + 1);
+    int known = size == 1 || size == 2 || size == 4 || size == 8;  /* what the switch reads */
+    unsigned char *raw = known ? malloc((size_t)n * size + 1) : NULL;
     int rc = raw && H5Dread(d, mem, H5S_ALL, H5S_ALL, dxpl, raw) >= 0 ? 0 : -1;
     for (long long i = 0; !rc && i < n; i++) {
         const unsigned char *v = raw + i * size;
@@ -300,7 +301,7 @@ int h5_read_enum_numbers(hid_t d, hid_t enum_type, long long n, double *out, hid
         case 1: out[i] = is_signed ? (double)*(const int8_t *)v : (double)*v; break;
         case 2: out[i] = is_signed ? (double)*(const int16_t *)v : (double)*(const uint16_t *)v; break;
         case 4: out[i] = is_signed ? (double)*(const int32_t *)v : (double)*(const uint32_t *)v; break;
-        default: out[i] = is_signed ? (double)*(const int64_t *)v : (double)*(const uint64_t *)v; break;
+        default: out[i] = is_signed ? (double)*(const int64_t *)v : (double)*(const uint64_t *)v; break; /* 8 */
         }
     }
     free(raw);
