@@ -14,8 +14,8 @@
 #    checkpoint, and finishes (exit 0);
 #  - against the same job never interrupted (4 ranks throughout): the same epochs, each
 #    once, each seeing all the training jets (steps x ranks x batch equal), the epochs
-#    before the loss identical, and the final metrics close (validation MAE over the last
-#    3 epochs within 20 %, test MAE at most 30 % above).
+#    before the loss identical, and the final metrics no worse (validation MAE over the
+#    last 3 epochs at most 20 % above, test MAE at most 30 % above).
 # After the link scenario the link comes back: node2 returns to service and nothing of
 # the job is left on it. Times (loss -> every rank out, loss -> training resumed) are
 # printed. Skipped (77) where the machine cannot host namespaces.
@@ -78,7 +78,7 @@ loss() {
   check "$name: 2 ranks resumed from a checkpoint" \
     bash -c "sed -n '/start 2 (SLURM/,\$p' '$work/$name.out' | grep -q '^e2e-train: 2 ranks on cpu'"
   check "$name: the job finished (exit 0)" test "$(job_exit "$jid")" = 0
-  check "$name: the same data as the uninterrupted run, metrics close" $PY - "$work/ref" "$work/$name" \
+  check "$name: the same data as the uninterrupted run, metrics no worse" $PY - "$work/ref" "$work/$name" \
     "$work/ref.out" "$work/$name.out" <<'PY'
 import csv, json, re, sys
 ref, run, ref_out, run_out = sys.argv[1:5]
@@ -97,15 +97,15 @@ ok &= len(seen(ref_out)) == 1 and seen(run_out) == seen(ref_out)
 ja, jb = json.load(open(f"{ref}/results.json")), json.load(open(f"{run}/results.json"))
 steps = {int(p): int(s) for s, p in re.findall(r"(\d+) steps per epoch of (\d+) x", open(run_out).read())}
 ok &= jb["global_steps"] == (first - 1) * steps.get(4, 0) + (len(b) - first + 1) * steps.get(2, 0)
-# metrics close: the validation MAE averaged over the last 3 epochs (one epoch's value on
-# 50 jets swings by a third) within 20 %, and the test MAE of the kept model no worse than
-# 30 % above. With half the ranks the global batch halves, so an epoch takes twice the
-# optimizer steps: the resumed run tends to do better (test MAE 0 to 46 % lower over 3
-# datasets and 2 convolution engines, the last-3 validation MAE within 9 %), and per-epoch
-# training losses are not compared; a resume that lost state would do worse
-close = lambda x, y, tol: abs(x - y) <= tol * abs(y)
+# metrics no worse: the validation MAE averaged over the last 3 epochs (one epoch's value
+# on 50 jets swings by a third) at most 20 % above, and the test MAE of the kept model at
+# most 30 % above. With half the ranks the global batch halves, so an epoch takes twice
+# the optimizer steps: the resumed run tends to do better (test MAE 0 to 46 % lower over 3
+# datasets and 2 convolution engines; the last-3 validation MAE 26 % lower when a loaded
+# machine let the loss come after epoch 4 instead of 2), so only worse is a failure: a
+# resume that lost state would do worse. Per-epoch training losses are not compared
 last3 = lambda rows: sum(float(r["val_mae_gev"]) for r in rows[-3:]) / 3
-ok &= close(last3(b), last3(a), 0.20)
+ok &= last3(b) <= 1.20 * last3(a)
 ok &= jb["test_mae_gev"] <= 1.30 * ja["test_mae_gev"]
 print(f"resumed at epoch {first}; jets per epoch {sorted(seen(run_out))}; val MAE of the last 3 epochs "
       f"{last3(b):.2f} GeV against {last3(a):.2f} uninterrupted, test MAE "
