@@ -44,17 +44,13 @@ static int local_sums(Model *m, Dataset *d, Split s, double mre_min_mass, double
     return rc;
 }
 
-static const char *split_name(Split s) {
-    return s == SPLIT_VAL ? "validation" : s == SPLIT_TEST ? "test" : "training";
-}
-
 /* A classifier's metrics: every rank's logits and labels on rank 0, its exact metrics
  * over the whole split to every rank. */
 static int classifier_metrics(Comm *c, const Predictions *mine, Split s, EvalResult *out) {
     Predictions all;
     if (predictions_gather(c, mine, &all)) return -1;
     int failed = c->rank == 0 && class_metrics(all.logit, all.label, all.n, &out->cls) != 0;
-    if (failed) e2e_fail("the %s split: %s", split_name(s), e2e_error());
+    if (failed) e2e_fail("the %s split: %s", dataset_split_name(s), e2e_error());
     predictions_free(&all);
     if (comm_fail_together(c, failed)) return -1;
     comm_bcast_bytes(c, &out->cls, sizeof out->cls);
@@ -74,16 +70,16 @@ int evaluate_split(Comm *c, Model *m, Dataset *d, Split s, double mre_min_mass, 
     Agreement a;
     int rc = comm_agree(c, failed ? AGREE_ERROR : 0, sums, 5, &a);
     out->count = (long long)a.sum[3];
-    if (!rc && out->count == 0) rc = e2e_fail("the %s split is empty", split_name(s));
+    if (!rc && out->count == 0) rc = e2e_fail("the %s split is empty", dataset_split_name(s));
     if (!rc && out->classify) rc = classifier_metrics(c, preds, s, out);
     predictions_free(&own);
     if (rc) return -1;
     if (out->classify)
-        return isfinite(out->loss) ? 0 : e2e_fail("non-finite predictions on the %s split", split_name(s));
+        return isfinite(out->loss) ? 0 : e2e_fail("non-finite predictions on the %s split", dataset_split_name(s));
     out->mre_count = (long long)a.sum[4];
     out->loss = a.sum[0] / a.sum[3];
     out->mae = a.sum[1] / a.sum[3];
     out->mre = a.sum[4] > 0 ? a.sum[2] / a.sum[4] : NAN;
-    if (!isfinite(out->loss)) return e2e_fail("non-finite predictions on the %s split", split_name(s));
+    if (!isfinite(out->loss)) return e2e_fail("non-finite predictions on the %s split", dataset_split_name(s));
     return 0;
 }

@@ -467,7 +467,8 @@ static int final_test(Trainer *t) {
 
 /* ---- save: checkpoints ---- */
 
-/* What a checkpoint records besides the training state: model, ranks, batch, Adam, data, preprocessing, config. */
+/* What a checkpoint records besides the training state: the model, the ranks and batch,
+ * Adam, the preprocessing and the data, the configuration. */
 static void checkpoint_record(const Trainer *t, CheckpointState *ck) {
     ck->train = t->state;
     ck->task = t->task;

@@ -197,7 +197,7 @@ static int check_data(const EvalArgs *a, Comm *c, const CheckpointState *st, con
     if (!data_fingerprint_differs(&st->data, &fp, why, sizeof why)) return 1;
     if (c->rank == 0)
         printf("e2e-eval: note: %s is not the data %s was trained on (%s): its %s split is not the run's "
-               "held-out one\n", a->data, a->checkpoint, why, a->split == SPLIT_TRAIN ? "training" : a->split == SPLIT_VAL ? "validation" : "test");
+               "held-out one\n", a->data, a->checkpoint, why, dataset_split_name(a->split));
     return 0;
 }
 
@@ -239,10 +239,9 @@ static void metrics_json(const EvalArgs *a, const CheckpointState *st, const Eva
 /* A file of one class (a training split must hold both, an evaluated one need not): its
  * AUC and rejections are not defined, and are null in the metrics. */
 static void warn_one_class(const EvalArgs *a, const EvalResult *r) {
-    static const char *names[] = {"training", "validation", "test"};
     e2e_warn("%s: the %s split holds jets of one class only (%lld jets, %lld of label 1): no ROC curve, so the AUC "
              "and the background rejections are not defined (null in the metrics); its loss and accuracy are reported",
-             a->data, names[a->split], r->count, r->cls.n_signal);
+             a->data, dataset_split_name(a->split), r->count, r->cls.n_signal);
 }
 
 static int run(const EvalArgs *a, Comm *c) {

@@ -601,6 +601,9 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     check_mpi_tmpdir(dir, sizeof dir, "e2e_data_reader");
+    CHECK(!strcmp(dataset_split_name(SPLIT_TRAIN), "training") && !strcmp(dataset_split_name(SPLIT_VAL), "validation") &&
+              !strcmp(dataset_split_name(SPLIT_TEST), "test"),
+          "the splits' names in messages: training, validation, test");
     char p32[512], p16[512], pother[512], pbig[512];
     const long long N = 1200, CHUNK = 10;
     make_file("f32.h5", N, 16, 3, 4, CHUNK, 5, p32);

@@ -82,7 +82,7 @@ static int check_options(const DatasetOptions *o) {
     double sum = 0.0;
     for (int s = 0; s < DATA_SPLITS; s++) {
         if (!(o->fractions[s] >= 0.0 && o->fractions[s] <= 1.0))
-            return e2e_fail("%s: the %s fraction must be in [0, 1] (got %g)", p, split_name(s), o->fractions[s]);
+            return e2e_fail("%s: the %s fraction must be in [0, 1] (got %g)", p, dataset_split_name(s), o->fractions[s]);
         sum += o->fractions[s];
     }
     if (sum > 1.0 + 1e-9) return e2e_fail("%s: the split fractions add up to %g > 1", p, sum);
@@ -325,11 +325,11 @@ const long long *dataset_split_rows(const Dataset *d, Split s, long long *n) {
 int dataset_begin_epoch(Dataset *d, Split s, long epoch, long first_step) {
     if (s < 0 || s >= DATA_SPLITS) return e2e_fail("%s: unknown split %d", d->path, (int)s);
     if (d->split.total[s] == 0)
-        return e2e_fail("%s: the %s split is empty (its fraction is 0)", d->path, split_name(s));
+        return e2e_fail("%s: the %s split is empty (its fraction is 0)", d->path, dataset_split_name(s));
     if (epoch < 0) return e2e_fail("%s: epoch must be >= 0 (got %ld)", d->path, epoch);
     if (first_step < 0 || first_step > d->split.steps[s])
         return e2e_fail("%s: first_step %ld is outside the %ld steps of a %s epoch", d->path, first_step,
-                        d->split.steps[s], split_name(s));
+                        d->split.steps[s], dataset_split_name(s));
     prefetch_stop(&d->prefetch);
     epoch_begin(&d->epoch, &d->split, s, d->opt.seed, epoch, d->rank, d->nranks, first_step);
     if (d->info.prefetch > 0 && first_step < d->epoch.steps) prefetch_start(&d->prefetch, first_step);

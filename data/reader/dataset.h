@@ -155,6 +155,7 @@ typedef struct Dataset Dataset;
  * message (naming the file and the problem); never a hang. */
 int dataset_open(Dataset **out, const DatasetOptions *o);
 const DatasetInfo *dataset_info(const Dataset *d);
+const char *dataset_split_name(Split s);                   /* "training", "validation", "test" */
 long long dataset_split_total(const Dataset *d, Split s);  /* global size of the split */
 long long dataset_split_local(const Dataset *d, Split s);  /* this rank's share */
 /* this rank's rows of the split (dataset rows, in split order; the epoch order is a

@@ -16,7 +16,7 @@ int labels_check(const long long count[DATA_SPLITS][2], const char *path, const 
         if (n0 + n1 > 0 && (n0 == 0 || n1 == 0))
             return e2e_fail("%s: the %s split holds one class only (%lld jets of label '%s' = %d, none of %d): a "
                             "classifier needs both; give files of both classes (a list may mix them) or more jets",
-                            path, split_name(s), n0 + n1, label, n1 > 0, n1 == 0);
+                            path, dataset_split_name(s), n0 + n1, label, n1 > 0, n1 == 0);
     }
     return 0;
 }

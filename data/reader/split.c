@@ -18,7 +18,7 @@
 
 static const char *const SPLIT_NAME[DATA_SPLITS] = {"training", "validation", "test"};
 
-const char *split_name(int s) { return SPLIT_NAME[s]; }
+const char *dataset_split_name(Split s) { return SPLIT_NAME[s]; }
 
 typedef struct { long long start, len; } Block;
 

@@ -22,8 +22,6 @@ typedef struct {
 int split_make(SplitRows *sp, const DatasetOptions *o, long long N, int rank, int nranks,
                long long **train_rows);
 void split_free(SplitRows *sp);
-/* "training", "validation", "test" */
-const char *split_name(int s);
 /* this rank's rows of every split, increasing (*n of them); NULL when out of memory */
 long long *split_rank_rows(const SplitRows *sp, long long *n);
 

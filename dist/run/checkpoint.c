@@ -213,8 +213,9 @@ static void read_data_attrs(hid_t g, CheckpointState *st) {
         snprintf(st->data.files, sizeof st->data.files, "%s", files);
     }
     char *label = h5_attr_str(g, "data_label");  /* a classifier's; absent from older ones */
-    if (st->has_data && label && !h5_attr_read(g, "data_label_hash", H5T_NATIVE_ULLONG, &mass))
-        snprintf(st->data.label, sizeof st->data.label, "%s", label), st->data.label_hash = mass;
+    unsigned long long label_hash = 0;
+    if (st->has_data && label && !h5_attr_read(g, "data_label_hash", H5T_NATIVE_ULLONG, &label_hash))
+        snprintf(st->data.label, sizeof st->data.label, "%s", label), st->data.label_hash = label_hash;
     free(names), free(files), free(label);
 }
 
