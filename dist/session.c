@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "metrics_report.h"
+#include "node_memory.h"
 
 
 void session_feed_for_device(DatasetOptions *o, const char *device) {
@@ -58,6 +59,23 @@ static int agree_kernels(Session *s) {
     return comm_fail_together(s->comm, failed);
 }
 
+/* On a backend in host memory, a model larger than this rank's share of the node's
+ * memory is refused before it is allocated: the kernel's OOM killer would end the rank
+ * without a word part way through. Collective. */
+static int check_host_memory(Session *s, const ModelConfig *mc) {
+    if (!ops_can(s->ops, OPS_HOST_MEMORY)) return 0;
+    long long share;
+    char how[1024];
+    node_memory_share(s->comm->world, &share, how, sizeof how);
+    double need = (double)model_memory_bytes(mc, s->ops);
+    int failed = share >= 0 && need > (double)share &&
+                 e2e_fail("batch %d of %d x %d x %d images needs at least %.3g GB a rank for the model's activations "
+                          "and gradients in host memory, more than this rank's share of the memory available (%s): "
+                          "give a smaller --batch (it is per rank), or fewer ranks per node",
+                          mc->max_batch, mc->in_channels, mc->height, mc->width, need / 1e9, how) != 0;
+    return comm_fail_together(s->comm, failed);
+}
+
 int session_build_model(Session *s, int blocks, int batch, int loss) {
     const DatasetInfo *info = dataset_info(s->data);
     ModelConfig mc = model_default_config(batch);
@@ -67,6 +85,7 @@ int session_build_model(Session *s, int blocks, int batch, int loss) {
     mc.n_scalars = info->n_scalars;
     mc.blocks = blocks;
     mc.loss = loss;
+    if (check_host_memory(s, &mc)) return -1;
     int failed = 0;
     if (model_create(&s->model, &mc, s->ops)) failed = 1;
     size_t n = failed ? 0 : model_arena_size(s->model);
@@ -98,6 +117,10 @@ int session_open(Session *s, const SessionOptions *o) {
     if (session_open_backend(s, &o->backend) || session_open_data(s, &d)) return -1;
     /* another channel count was refused by dataset_open (n_scales) */
     if (o->from && session_check_inputs(o->from, o->from_path, s->data, d.path)) return -1;
+    if (o->train_batches > 0 && dataset_steps_per_epoch(s->data, SPLIT_TRAIN) < o->train_batches)
+        return e2e_fail("%s: the training split gives each of the %d ranks %lld jets, fewer than --batch %d x --accum "
+                        "%d: give a smaller --batch (it is per rank) or --accum", d.path, s->comm->size,
+                        dataset_split_total(s->data, SPLIT_TRAIN) / s->comm->size, d.batch, o->train_batches);
     return session_build_model(s, o->blocks, d.batch, task_model_loss(&o->task));
 }
 

@@ -35,6 +35,10 @@ typedef struct {
                                      another channel count, other scalars or other
                                      channel kinds is refused */
     const char *from_path;        /* that checkpoint's path, for the message */
+    int train_batches;            /* training: the micro-batches of an optimizer step
+                                     (--accum); a training split that gives a rank fewer
+                                     batches is refused before the model is built (0:
+                                     evaluation, no check) */
 } SessionOptions;
 
 /* Opens, in order: the backend (its GPU = the node-local rank; before the data, so a
@@ -57,7 +61,9 @@ int session_open_data(Session *s, const DatasetOptions *o);
  * densifies sparse rows on the way). Sets o->preprocess, o->keep_half, o->keep_sparse. */
 void session_feed_for_device(DatasetOptions *o, const char *device);
 /* The model for the open dataset's shape, on the open backend, with the loss `loss`
- * (ModelLoss). */
+ * (ModelLoss). On a backend in host memory, a model that needs more than the rank's
+ * share of its node's available memory (node_memory.h) is refused, naming the batch,
+ * before anything is allocated. */
 int session_build_model(Session *s, int blocks, int batch, int loss);
 /* 0 when the open dataset d gives the model the inputs the checkpoint recorded (the
  * scalars with their scales, the channel kinds); else -1 with a message naming both

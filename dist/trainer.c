@@ -100,7 +100,7 @@ static SessionOptions session_options(const Trainer *t, const char *resume_path,
     SessionOptions o = {.backend = {.device = cfg->device, .threads = cfg->threads,
                                     .precision = cfg->precision}, .task = t->task,
                         .blocks = resumed ? t->from.model.blocks : cfg->blocks, .from = resumed ? &t->from : NULL,
-                        .from_path = resume_path};
+                        .from_path = resume_path, .train_batches = cfg->accum};
     dataset_default_options(&o.data);
     o.data.path = cfg->data;
     o.data.comm = t->comm->world;
@@ -209,10 +209,6 @@ static int load(Trainer *t, long *steps) {
     double scaled = cfg->lr_scaling ? cfg->lr * t->comm->size : cfg->lr;
     if (resumed ? resume_from(t, resume_path, scaled) : start_fresh(t, scaled)) return -1;
     *steps = dataset_steps_per_epoch(t->data, SPLIT_TRAIN) / cfg->accum;  /* optimizer steps */
-    if (*steps <= 0)
-        return e2e_fail("%s: the training split gives each of the %d ranks %lld jets, fewer than --batch %d x --accum "
-                        "%d: give a smaller --batch (it is per rank) or --accum", cfg->data, t->comm->size,
-                        dataset_split_total(t->data, SPLIT_TRAIN) / t->comm->size, cfg->batch, cfg->accum);
     if (resumed) rescale_position(t, *steps);
     watchdog_phase(WD_CHECKPOINT);
     long tb_from = resumed ? t->state.global_step : -1;  /* events past a resumed step go */

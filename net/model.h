@@ -59,6 +59,13 @@ ModelConfig model_default_config(int max_batch);
 int model_check_config(const ModelConfig *cfg);
 /* Parameter count of a configuration (without arena padding): 90163 by default. */
 size_t model_count_params(const ModelConfig *cfg);
+/* Bytes of backend memory a model of this configuration allocates on ops: its
+ * parameters and gradients, the activations and their gradients at cfg->max_batch, and
+ * where ops is not in host memory (or NULL) the input buffers batches are copied into (a
+ * host backend reads the reader's batches where they are). A backend's own workspaces,
+ * an OPS_ASYNC_UPLOAD backend's staging copy and the optimizer's moments come on top.
+ * 0 for a configuration model_check_config refuses. */
+size_t model_memory_bytes(const ModelConfig *cfg, const NetOps *ops);
 
 /* Builds the graph on a backend (the model does not own ops). Parameters start at 0. */
 int model_create(Model **out, const ModelConfig *cfg, NetOps *ops);

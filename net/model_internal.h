@@ -87,5 +87,8 @@ float *model_alloc_floats(Model *m, size_t n);
 /* The graph's buffers back to the backend, and the model itself: model_free (in
  * batch_staging.c, after the input buffers) and a failed model_create call it. */
 void model_free_graph(Model *m);
+/* Floats of the input buffers batch_staging.c allocates at cfg's largest batch: the
+ * images, the scalars (one a jet without scalars), the targets and the weights. */
+size_t model_input_floats(const ModelConfig *cfg);
 
 #endif

@@ -156,27 +156,20 @@ static void prepare_convs(Model *m) {
     }
 }
 
+size_t model_input_floats(const ModelConfig *c) {
+    size_t mb = (size_t)c->max_batch;
+    return mb * c->in_channels * c->height * c->width + mb * (c->n_scalars ? c->n_scalars : 1) + 2 * mb;
+}
+
 float *model_alloc_floats(Model *m, size_t n) {
     return m->ops->alloc(m->ops->ctx, n * sizeof(float));
 }
 
-int model_create(Model **out, const ModelConfig *cfg, NetOps *ops) {
-    if (!out) return e2e_fail("model_create: output pointer is NULL");
-    *out = NULL;
-    if (!ops) return e2e_fail("model_create: no backend (ops is NULL)");
-    if (ops_check(ops)) return -1;
-    if (model_check_config(cfg)) return -1;
-    Model *m = calloc(1, sizeof *m);
-    if (!m) return e2e_fail("model_create: out of host memory");
-    m->cfg = *cfg;
-    m->ops = ops;
-    m->blocks = calloc((size_t)(2 * cfg->blocks + 1), sizeof *m->blocks);
-    if (!m->blocks) {
-        free(m);
-        return e2e_fail("model_create: out of host memory");
-    }
-    build_table(m);
-
+/* The graph's buffers: parameters, gradients, activations and their gradients, at
+ * cfg.max_batch. Allocated from the backend, or only counted where m->ops is NULL; their
+ * bytes into *bytes. 1 when every one was allocated (or counted). */
+static int alloc_graph(Model *m, size_t *bytes) {
+    const ModelConfig *cfg = &m->cfg;
     size_t nb = (size_t)cfg->max_batch;
     size_t s0 = nb * m->h0 * m->w0 * cfg->fmaps0;
     size_t s1 = nb * m->h1 * m->w1 * cfg->fmaps0;
@@ -185,7 +178,9 @@ int model_create(Model **out, const ModelConfig *cfg, NetOps *ops) {
     if (s2 > gmax) gmax = s2;
     size_t k = (size_t)cfg->fmaps1 + cfg->n_scalars;
     int ok = 1;
-#define ALLOC(ptr, count) ok = ok && ((ptr) = (void *)model_alloc_floats(m, (count))) != NULL
+#define ALLOC(ptr, count)                                                                         \
+    (*bytes += (count) * sizeof(float),                                                            \
+     ok = ok && (!m->ops || ((ptr) = (void *)model_alloc_floats(m, (count))) != NULL))
     ALLOC(m->params, m->arena);
     ALLOC(m->grads, m->arena);
     ALLOC(m->a0, s0);
@@ -210,14 +205,50 @@ int model_create(Model **out, const ModelConfig *cfg, NetOps *ops) {
         prev = b->out;
     }
 #undef ALLOC
-    if (!ok) {
+    return ok;
+}
+
+int model_create(Model **out, const ModelConfig *cfg, NetOps *ops) {
+    if (!out) return e2e_fail("model_create: output pointer is NULL");
+    *out = NULL;
+    if (!ops) return e2e_fail("model_create: no backend (ops is NULL)");
+    if (ops_check(ops)) return -1;
+    if (model_check_config(cfg)) return -1;
+    Model *m = calloc(1, sizeof *m);
+    if (!m) return e2e_fail("model_create: out of host memory");
+    m->cfg = *cfg;
+    m->ops = ops;
+    m->blocks = calloc((size_t)(2 * cfg->blocks + 1), sizeof *m->blocks);
+    if (!m->blocks) {
+        free(m);
+        return e2e_fail("model_create: out of host memory");
+    }
+    build_table(m);
+
+    size_t bytes = 0;
+    if (!alloc_graph(m, &bytes)) {
         model_free_graph(m);  /* no input buffers yet: batch_staging.c makes them on first use */
-        return e2e_fail("model_create: the %s backend could not allocate memory for batch %d",
-                        ops->name, cfg->max_batch);
+        return e2e_fail("model_create: the %s backend could not allocate memory for batch %d (the model needs "
+                        "%.3g GB at that batch)", ops->name, cfg->max_batch, model_memory_bytes(cfg, ops) / 1e9);
     }
     prepare_convs(m);
     *out = m;
     return 0;
+}
+
+size_t model_memory_bytes(const ModelConfig *cfg, const NetOps *ops) {
+    if (model_check_config(cfg)) return 0;
+    Model m;
+    memset(&m, 0, sizeof m);
+    m.cfg = *cfg;
+    Block blocks[2 * cfg->blocks + 1];
+    memset(blocks, 0, sizeof blocks);
+    m.blocks = blocks;
+    build_table(&m);
+    size_t bytes = 0;
+    alloc_graph(&m, &bytes);  /* m.ops is NULL: counts */
+    int copies = !ops || !ops_can(ops, OPS_HOST_MEMORY);  /* batch_staging.c's input buffers */
+    return bytes + (copies ? model_input_floats(cfg) * sizeof(float) : 0);
 }
 
 void model_free_graph(Model *m) {

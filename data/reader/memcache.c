@@ -8,43 +8,26 @@
 #include <string.h>
 
 #include "error.h"
+#include "node_memory.h"
 #include "progress.h"
 #include "sparsefile.h"
 
-/* MemAvailable of /proc/meminfo in bytes, or -1 where it cannot be read */
-static long long mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return -1;
-    char line[256];
-    long long kb = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
-    fclose(f);
-    return kb < 0 ? -1 : kb * 1024;
-}
-
-/* Collective over comm. given > 0: that; else 90% of MemAvailable (read by each node's
- * first rank) over the ranks on the node (MPI_COMM_TYPE_SHARED). *limit in bytes (-1:
- * no limit known) and how it came about, for messages. */
+/* given > 0: that; else 90% of this rank's share of its node's available memory
+ * (node_memory_share; collective over comm). *limit in bytes (-1: no limit known) and
+ * how it came about, for messages. */
 static void cache_limit(MPI_Comm comm, long long given, long long *limit, char *how, size_t len) {
-    MPI_Comm node;
-    int local, on_node;
-    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-    MPI_Comm_rank(node, &local);
-    MPI_Comm_size(node, &on_node);
-    long long avail = local == 0 ? mem_available() : 0; /* one reading a node: the same share for all */
-    MPI_Bcast(&avail, 1, MPI_LONG_LONG, 0, node);
-    MPI_Comm_free(&node);
+    long long share;
+    char what[640];
+    node_memory_share(comm, &share, what, sizeof what);
     if (given > 0) {
         *limit = given;
         snprintf(how, len, "the limit given (--cache-limit %.3g GB)", given / 1e9);
-    } else if (avail < 0) {
+    } else if (share < 0) {
         *limit = -1;
         snprintf(how, len, "no limit (/proc/meminfo unreadable)");
     } else {
-        *limit = (long long)(0.9 * (double)avail / on_node);
-        snprintf(how, len, "its share of the node's memory (90%% of MemAvailable %.3g GB over %d rank%s on the "
-                 "node: %.3g GB; --cache-limit sets it)", avail / 1e9, on_node, on_node == 1 ? "" : "s", *limit / 1e9);
+        *limit = (long long)(0.9 * (double)share);
+        snprintf(how, len, "90%% of its share of the node's memory (%s; --cache-limit sets it)", what);
     }
 }
 
@@ -67,7 +50,7 @@ static int refuse_dense(const RowFiles *rf) {
 
 int cache_load(RowFiles *rf, const SplitRows *sp, const DatasetOptions *o, MPI_Comm comm, long long *bytes) {
     long long limit, n;
-    char how[256];
+    char how[1024];
     int rank;
     MPI_Comm_rank(comm, &rank);
     cache_limit(comm, o->cache_limit, &limit, how, sizeof how);
