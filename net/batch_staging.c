@@ -16,8 +16,8 @@ static int alloc_inputs(Model *m) {
     NetOps *o = m->ops;
     InputStaging *f = &m->input;
     if (f->x) return 0;
-    size_t mb = (size_t)c->max_batch, nx = mb * c->in_channels * c->height * c->width;
-    size_t ns = mb * (c->n_scalars ? c->n_scalars : 1);
+    size_t mb = (size_t)c->max_batch, nx, ns;
+    model_input_sizes(c, &nx, &ns);
     f->x = model_alloc_floats(m, nx);
     f->scalars = model_alloc_floats(m, ns);
     f->target = model_alloc_floats(m, mb);

@@ -87,8 +87,8 @@ float *model_alloc_floats(Model *m, size_t n);
 /* The graph's buffers back to the backend, and the model itself: model_free (in
  * batch_staging.c, after the input buffers) and a failed model_create call it. */
 void model_free_graph(Model *m);
-/* Floats of the input buffers batch_staging.c allocates at cfg's largest batch: the
- * images, the scalars (one a jet without scalars), the targets and the weights. */
-size_t model_input_floats(const ModelConfig *cfg);
+/* Floats of the image and scalar input buffers at cfg's largest batch (one scalar a
+ * jet without scalars), for batch_staging.c and model_memory_bytes. */
+void model_input_sizes(const ModelConfig *cfg, size_t *nx, size_t *ns);
 
 #endif

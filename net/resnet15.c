@@ -156,9 +156,10 @@ static void prepare_convs(Model *m) {
     }
 }
 
-size_t model_input_floats(const ModelConfig *c) {
+void model_input_sizes(const ModelConfig *c, size_t *nx, size_t *ns) {
     size_t mb = (size_t)c->max_batch;
-    return mb * c->in_channels * c->height * c->width + mb * (c->n_scalars ? c->n_scalars : 1) + 2 * mb;
+    *nx = mb * c->in_channels * c->height * c->width;
+    *ns = mb * (c->n_scalars ? c->n_scalars : 1);
 }
 
 float *model_alloc_floats(Model *m, size_t n) {
@@ -247,8 +248,10 @@ size_t model_memory_bytes(const ModelConfig *cfg, const NetOps *ops) {
     build_table(&m);
     size_t bytes = 0;
     alloc_graph(&m, &bytes);  /* m.ops is NULL: counts */
-    int copies = !ops || !ops_can(ops, OPS_HOST_MEMORY);  /* batch_staging.c's input buffers */
-    return bytes + (copies ? model_input_floats(cfg) * sizeof(float) : 0);
+    if (ops && ops_can(ops, OPS_HOST_MEMORY)) return bytes;  /* batches are read where they are */
+    size_t nx, ns;  /* batch_staging.c's input buffers: images, scalars, targets, weights */
+    model_input_sizes(cfg, &nx, &ns);
+    return bytes + (nx + ns + 2 * (size_t)cfg->max_batch) * sizeof(float);
 }
 
 void model_free_graph(Model *m) {

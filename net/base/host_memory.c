@@ -78,12 +78,8 @@ static void group_room(const Hierarchy *h, char *group, long long *best, char *h
             }
         }
         char *slash = strrchr(group, '/');
-        if (!slash || slash == group) {
-            if (strcmp(group, "/") == 0 || !slash) return;
-            group[1] = '\0';  /* the root: once more */
-        } else {
-            *slash = '\0';
-        }
+        if (strcmp(group, "/") == 0 || !slash) return;
+        slash[slash == group ? 1 : 0] = '\0';  /* "/a/b" -> "/a", "/a" -> "/" */
     }
 }
 
